@@ -1,0 +1,1 @@
+"""OpenTelemetry tracing and metrics for exegraph runs (in progress)."""

@@ -1,0 +1,85 @@
+"""exegraph: run named async steps with explicit dependencies, on Trio.
+
+```python
+import trio
+import exegraph_trio as exegraph
+
+async def fetch() -> None: ...
+async def build() -> None: ...
+
+graph = exegraph.Graph([
+    exegraph.Step("fetch", fetch),
+    exegraph.Step("build", build, depends_on=["fetch"]),
+])
+trio.run(exegraph.run, graph)
+```
+
+This module is the only public location of every name; the implementation lives in
+private modules.
+"""
+
+from __future__ import annotations
+
+from ._errors import CycleError as CycleError
+from ._errors import DuplicateStepError as DuplicateStepError
+from ._errors import GraphError as GraphError
+from ._errors import MissingDependencyError as MissingDependencyError
+from ._errors import RunError as RunError
+from ._errors import StepCancelledError as StepCancelledError
+from ._errors import StepSkippedError as StepSkippedError
+from ._errors import StepTimeoutError as StepTimeoutError
+from ._errors import is_step_skipped as is_step_skipped
+from ._graph import Graph as Graph
+from ._graph import GraphBuilder as GraphBuilder
+from ._instrument import Instrument as Instrument
+from ._instrument import RunInfo as RunInfo
+from ._options import ErrorPolicy as ErrorPolicy
+from ._options import RunOptions as RunOptions
+from ._result import RunResult as RunResult
+from ._result import StepStatus as StepStatus
+from ._result import StepTiming as StepTiming
+from ._scheduler import run as run
+from ._scheduler import run_with_result as run_with_result
+from ._step import Action as Action
+from ._step import Step as Step
+from ._version import __version__ as __version__
+
+__all__ = [
+    "Action",
+    "CycleError",
+    "DuplicateStepError",
+    "ErrorPolicy",
+    "Graph",
+    "GraphBuilder",
+    "GraphError",
+    "Instrument",
+    "MissingDependencyError",
+    "RunError",
+    "RunInfo",
+    "RunOptions",
+    "RunResult",
+    "Step",
+    "StepCancelledError",
+    "StepSkippedError",
+    "StepStatus",
+    "StepTimeoutError",
+    "StepTiming",
+    "is_step_skipped",
+    "run",
+    "run_with_result",
+]
+
+
+def _rewrite_module_names() -> None:
+    """Say `exegraph_trio.X` in reprs, tracebacks and docs, as trio does for its names."""
+    for name in __all__:
+        obj = globals()[name]
+        if getattr(obj, "__module__", "").startswith(f"{__name__}._"):
+            try:
+                obj.__module__ = __name__
+            except (AttributeError, TypeError):  # pragma: no cover - e.g. a type alias
+                pass
+
+
+_rewrite_module_names()
+del _rewrite_module_names

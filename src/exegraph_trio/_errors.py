@@ -1,0 +1,249 @@
+"""The exceptions exegraph raises, and the one it reports.
+
+```text
+Exception
+├── ValueError
+│   └── GraphError                  the graph cannot exist
+│       ├── DuplicateStepError      two steps share a name
+│       ├── MissingDependencyError  a step depends on a name that is not in the graph
+│       └── CycleError              the dependencies loop
+├── TimeoutError
+│   └── StepTimeoutError            a step ran past its deadline
+├── StepSkippedError                a step never ran (a dependency failed, or fail-fast stopped)
+├── StepCancelledError              fail-fast (or an outer scope) cancelled a running step
+└── ExceptionGroup
+    └── RunError                    what `run` raises: every failure and every skip of one run
+```
+
+Each exception keeps its constructor arguments in `args` (so it pickles and copies as
+itself) and builds its message from them in `__str__`.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Sequence
+from typing import final
+
+if sys.version_info < (3, 11):  # pragma: no cover - exercised on 3.10 only
+    from exceptiongroup import BaseExceptionGroup, ExceptionGroup
+
+__all__ = [
+    "CycleError",
+    "DuplicateStepError",
+    "GraphError",
+    "MissingDependencyError",
+    "RunError",
+    "StepCancelledError",
+    "StepSkippedError",
+    "StepTimeoutError",
+    "is_step_skipped",
+]
+
+
+def _quoted(names: Iterable[str]) -> str:
+    return ", ".join(repr(name) for name in names)
+
+
+class GraphError(ValueError):
+    """A graph that cannot exist: the base of every validation error of [`Graph`][exegraph_trio.Graph].
+
+    Catch this to handle any invalid graph; catch a subclass to handle one kind of mistake.
+    """
+
+
+@final
+class DuplicateStepError(GraphError):
+    """Two or more steps share a name.
+
+    Attributes:
+        names: every name that occurs more than once, in first-seen order.
+    """
+
+    def __init__(self, names: Sequence[str]) -> None:
+        super().__init__(tuple(names))
+        self.names: tuple[str, ...] = tuple(names)
+
+    def __str__(self) -> str:
+        return (
+            f"duplicate step name{'s' if len(self.names) > 1 else ''}: {_quoted(self.names)}; "
+            "every step of a graph needs its own name"
+        )
+
+
+@final
+class MissingDependencyError(GraphError):
+    """Steps depend on names that are not in the graph.
+
+    Attributes:
+        edges: every `(step, missing_dependency)` pair, in graph order.
+    """
+
+    def __init__(self, edges: Sequence[tuple[str, str]]) -> None:
+        super().__init__(tuple(edges))
+        self.edges: tuple[tuple[str, str], ...] = tuple(edges)
+
+    @property
+    def missing(self) -> tuple[str, ...]:
+        """The missing names, each once, in first-seen order."""
+        return tuple(dict.fromkeys(dep for _, dep in self.edges))
+
+    def __str__(self) -> str:
+        edges = "; ".join(f"{step!r} depends on {dep!r}" for step, dep in self.edges)
+        return (
+            f"missing dependenc{'ies' if len(self.missing) > 1 else 'y'}: {edges}; "
+            "add the missing steps or remove these names from depends_on"
+        )
+
+
+@final
+class CycleError(GraphError):
+    """The dependencies loop, so no step of the loop could ever start.
+
+    Attributes:
+        cycle: one cycle as a path that starts and ends with the same name, each step
+            depending on the next: `("a", "b", "a")` means `a` depends on `b` and `b` on `a`.
+    """
+
+    def __init__(self, cycle: Sequence[str]) -> None:
+        super().__init__(tuple(cycle))
+        self.cycle: tuple[str, ...] = tuple(cycle)
+
+    def __str__(self) -> str:
+        return (
+            f"dependency cycle: {' → '.join(self.cycle)} "
+            "(each step depends on the next); remove one of these dependencies"
+        )
+
+
+@final
+class StepSkippedError(Exception):
+    """A step that never ran.
+
+    Under `ErrorPolicy.CONTINUE_ON_ERROR` a step is skipped when a step it depends on,
+    directly or through other skipped steps, failed; `failed_dependency` names that failed
+    step. Under `ErrorPolicy.FAIL_FAST` every step that had not started when the first
+    failure stopped the run is skipped; `failed_dependency` is set only when the failed
+    step is upstream of it.
+
+    Attributes:
+        step_name: the step that did not run.
+        failed_dependency: the failed step upstream of it, or `None`.
+    """
+
+    def __init__(self, step_name: str, failed_dependency: str | None = None) -> None:
+        super().__init__(step_name, failed_dependency)
+        self.step_name = step_name
+        self.failed_dependency = failed_dependency
+
+    def __str__(self) -> str:
+        if self.failed_dependency is None:
+            return f"step {self.step_name!r} was skipped: the run stopped before it could start"
+        return (
+            f"step {self.step_name!r} was skipped: "
+            f"its dependency {self.failed_dependency!r} failed"
+        )
+
+
+@final
+class StepTimeoutError(TimeoutError):
+    """A step ran past its deadline and was cancelled.
+
+    The deadline is the step's own `Step.timeout`, or else `RunOptions.step_timeout`.
+    The error policy treats it like any other failure.
+
+    Attributes:
+        step_name: the step that timed out.
+        timeout: the deadline it had, in seconds.
+    """
+
+    def __init__(self, step_name: str, timeout: float) -> None:
+        super().__init__(step_name, timeout)
+        self.step_name = step_name
+        self.timeout = timeout
+
+    def __str__(self) -> str:
+        return f"step {self.step_name!r} timed out after {self.timeout:g} s"
+
+
+@final
+class StepCancelledError(Exception):
+    """A step that was cancelled while it ran, through no failure of its own.
+
+    `ErrorPolicy.FAIL_FAST` cancels the steps in flight when another step fails; an
+    enclosing cancel scope cancels them all. Such a step is reported to
+    `RunOptions.on_step_done` and to instruments with this error, and its
+    [`StepTiming`][exegraph_trio.StepTiming] has status `CANCELLED`. It is never a member of a
+    [`RunError`][exegraph_trio.RunError].
+
+    Attributes:
+        step_name: the step that was cancelled.
+    """
+
+    def __init__(self, step_name: str) -> None:
+        super().__init__(step_name)
+        self.step_name = step_name
+
+    def __str__(self) -> str:
+        return f"step {self.step_name!r} was cancelled while it ran"
+
+
+@final
+class RunError(ExceptionGroup[Exception]):
+    """What [`run`][exegraph_trio.run] raises when any step failed.
+
+    An `ExceptionGroup` whose direct members are each failed step's own exception (the
+    original object, with a note naming the step) and one
+    [`StepSkippedError`][exegraph_trio.StepSkippedError] for each step that never ran, in
+    the order their outcomes were known. Handle them with `except*`:
+
+    ```python
+    try:
+        await exegraph.run(graph)
+    except* ConnectionError as group:
+        ...  # the steps that failed with ConnectionError
+    except* exegraph.StepSkippedError:
+        ...  # the steps that never ran
+    ```
+    """
+
+    def derive(self, excs: Sequence[Exception]) -> RunError:  # type: ignore[override]
+        """Keep the `RunError` type when `except*` or `split` take the group apart."""
+        return RunError(self.message, excs)
+
+    @property
+    def failures(self) -> tuple[Exception, ...]:
+        """The failed steps' own exceptions, without the skips."""
+        return tuple(exc for exc in self.exceptions if not isinstance(exc, StepSkippedError))
+
+    @property
+    def skipped(self) -> tuple[StepSkippedError, ...]:
+        """One `StepSkippedError` for each step that never ran."""
+        return tuple(exc for exc in self.exceptions if isinstance(exc, StepSkippedError))
+
+
+def is_step_skipped(exc: BaseException | None) -> bool:
+    """Tell whether an error is, wraps or contains a [`StepSkippedError`][exegraph_trio.StepSkippedError].
+
+    True when `exc` is one, when one is anywhere in its `__cause__`/`__context__` chain, or
+    when it is an exception group with one anywhere inside (at any depth). Cycles in the
+    chain are followed once.
+
+    Args:
+        exc: the error to look into; `None` gives `False`.
+    """
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc] if exc is not None else []
+    while todo:
+        current = todo.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, StepSkippedError):
+            return True
+        if isinstance(current, BaseExceptionGroup):
+            todo.extend(current.exceptions)
+        for linked in (current.__cause__, current.__context__):
+            if linked is not None:
+                todo.append(linked)
+    return False

@@ -1,0 +1,387 @@
+"""`Graph`, a validated set of steps, and `GraphBuilder`, the mutable way to make one.
+
+A graph keeps its steps twice: as `Step` values for its readers, and as integer indices
+(`_deps`, `_dependents`, a topological order) for the scheduler, so that running never
+looks a name up. Everything is computed without recursion, in O(V+E), when the graph is
+made; priorities are computed the first time one is asked for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import TypeVar, final, overload
+
+import attrs
+
+from ._errors import CycleError, DuplicateStepError, MissingDependencyError
+from ._step import Action, Step
+
+__all__ = ["Graph", "GraphBuilder"]
+
+A = TypeVar("A", bound=Action)
+
+
+def _as_steps(value: Iterable[Step]) -> tuple[Step, ...]:
+    if isinstance(value, Step):
+        raise TypeError("Graph takes an iterable of steps; write Graph([step])")
+    try:
+        steps = tuple(value)
+    except TypeError:
+        raise TypeError(
+            f"Graph takes an iterable of Step, not {type(value).__name__}: {value!r}"
+        ) from None
+    bad = [f"#{i}: {item!r}" for i, item in enumerate(steps) if not isinstance(item, Step)]
+    if bad:
+        raise TypeError(f"Graph takes only Step items, got {', '.join(bad)}")
+    return steps
+
+
+@final
+class _Lazy:
+    """What a graph computes on first use: its priorities and the order they induce."""
+
+    __slots__ = ("by_rank", "priorities", "rank")
+
+    def __init__(self) -> None:
+        self.priorities: list[int] | None = None
+        self.rank: list[int] | None = None
+        self.by_rank: list[int] | None = None
+
+
+@final
+@attrs.frozen(repr=False)
+class Graph:
+    """A valid set of [`Step`][exegraph_trio.Step]s: the only kind of graph that can exist.
+
+    ```python
+    graph = Graph([
+        Step("fetch", fetch),
+        Step("build", build, depends_on=["fetch"]),
+        Step("test", test, depends_on=["build"]),
+    ])
+    ```
+
+    The steps may come in any order; all of them are checked at once, and every offending
+    name is reported. A graph is immutable: `add_step` returns a new one. It reads like a
+    mapping from names to steps: `len(graph)`, `"build" in graph`, `graph["build"]`, and
+    iterating gives the steps in the order they were added.
+
+    Args:
+        steps: the steps, any iterable of `Step`.
+
+    Raises:
+        TypeError: an item is not a `Step`.
+        DuplicateStepError: two steps share a name.
+        MissingDependencyError: a step depends on a name no step has (all such edges are
+            named).
+        CycleError: the dependencies loop (one cycle is given as a path).
+    """
+
+    steps: tuple[Step, ...] = attrs.field(default=(), converter=_as_steps)
+    _index: dict[str, int] = attrs.field(init=False, eq=False, hash=False)
+    _deps: tuple[tuple[int, ...], ...] = attrs.field(init=False, eq=False, hash=False)
+    _dependents: tuple[tuple[int, ...], ...] = attrs.field(init=False, eq=False, hash=False)
+    _order: tuple[int, ...] = attrs.field(init=False, eq=False, hash=False)
+    _lazy: _Lazy = attrs.field(init=False, eq=False, hash=False)
+
+    def __attrs_post_init__(self) -> None:
+        steps = self.steps
+        index: dict[str, int] = {}
+        duplicates: dict[str, None] = {}
+        for i, step in enumerate(steps):
+            if step.name in index:
+                duplicates[step.name] = None
+            else:
+                index[step.name] = i
+        if duplicates:
+            raise DuplicateStepError(list(duplicates))
+
+        missing = [
+            (step.name, dep) for step in steps for dep in step.depends_on if dep not in index
+        ]
+        if missing:
+            raise MissingDependencyError(missing)
+
+        deps = tuple(tuple(index[dep] for dep in step.depends_on) for step in steps)
+        dependents: list[list[int]] = [[] for _ in steps]
+        for i, step_deps in enumerate(deps):
+            for dep in step_deps:
+                dependents[dep].append(i)
+        order = _topological_order(deps, dependents)
+        if len(order) < len(steps):
+            raise CycleError([steps[i].name for i in _find_cycle(deps, order)])
+
+        set_ = object.__setattr__
+        set_(self, "_index", index)
+        set_(self, "_deps", deps)
+        set_(self, "_dependents", tuple(map(tuple, dependents)))
+        set_(self, "_order", order)
+        set_(self, "_lazy", _Lazy())
+
+    # -- reading -------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._index
+
+    def __getitem__(self, name: str) -> Step:
+        """The step called `name`; `KeyError` if there is none."""
+        return self.steps[self._position(name)]
+
+    def __iter__(self) -> Iterator[Step]:
+        return iter(self.steps)
+
+    def __repr__(self) -> str:
+        shown = ", ".join(repr(step.name) for step in self.steps[:8])
+        more = ", …" if len(self.steps) > 8 else ""
+        return f"<Graph of {len(self.steps)} steps: {shown}{more}>"
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The step names, in the order the steps were added."""
+        return tuple(self._index)
+
+    def dependents(self, name: str) -> tuple[Step, ...]:
+        """The steps that depend directly on the step called `name`, in graph order."""
+        return tuple(self.steps[i] for i in self._dependents[self._position(name)])
+
+    def with_tag(self, tag: str) -> tuple[Step, ...]:
+        """The steps carrying `tag`, in graph order."""
+        return tuple(step for step in self.steps if tag in step.tags)
+
+    def priority(self, name: str) -> int:
+        """How many steps depend on `name`, directly or through other steps.
+
+        When more steps are ready than there are free slots, the one with the higher
+        priority starts first (ties go to the step added first), so that long tails of
+        work are not left for last. All priorities are computed together the first time one
+        is needed, in O(V·E/64) with bitsets freed as soon as they are consumed, and
+        cached.
+        """
+        return self._priorities()[self._position(name)]
+
+    def add_step(self, step: Step) -> Graph:
+        """A new graph with `step` added; this one is unchanged.
+
+        Raises:
+            TypeError: `step` is not a `Step`.
+            DuplicateStepError: the graph already has a step of that name.
+            MissingDependencyError: `step` depends on a name that is not in the graph.
+        """
+        if not isinstance(step, Step):
+            raise TypeError(f"add_step takes a Step, not {type(step).__name__}: {step!r}")
+        return Graph((*self.steps, step))
+
+    # -- for the scheduler ---------------------------------------------------------------
+
+    def _position(self, name: str) -> int:
+        try:
+            return self._index[name]
+        except KeyError:
+            raise KeyError(f"no step named {name!r} in this graph") from None
+
+    def _priorities(self) -> list[int]:
+        lazy = self._lazy
+        if lazy.priorities is None:
+            lazy.priorities = _count_dependents(self._deps, self._dependents, self._order)
+        return lazy.priorities
+
+    def _ranking(self) -> tuple[list[int], list[int]]:
+        """Start order: each step's rank, and the step of each rank.
+
+        Higher priority first, then graph order (the sort is stable).
+        """
+        lazy = self._lazy
+        if lazy.rank is None or lazy.by_rank is None:
+            priorities = self._priorities()
+            by_rank = sorted(range(len(priorities)), key=lambda i: -priorities[i])
+            rank = [0] * len(by_rank)
+            for place, i in enumerate(by_rank):
+                rank[i] = place
+            lazy.rank, lazy.by_rank = rank, by_rank
+        return lazy.rank, lazy.by_rank
+
+
+def _topological_order(
+    deps: tuple[tuple[int, ...], ...], dependents: list[list[int]]
+) -> tuple[int, ...]:
+    """Kahn's algorithm, dependencies first; shorter than the graph when there is a cycle."""
+    waiting = [len(step_deps) for step_deps in deps]
+    order = [i for i, count in enumerate(waiting) if count == 0]
+    for i in order:  # `order` grows while we walk it
+        for j in dependents[i]:
+            waiting[j] -= 1
+            if waiting[j] == 0:
+                order.append(j)
+    return tuple(order)
+
+
+def _find_cycle(deps: tuple[tuple[int, ...], ...], order: tuple[int, ...]) -> list[int]:
+    """One cycle among the steps Kahn's algorithm could not order, as a closed path.
+
+    Each unordered step has a dependency that is unordered too, so walking from one to such
+    a dependency must come back to a step already on the path.
+    """
+    stuck = set(range(len(deps))).difference(order)
+    node = min(stuck)
+    path: list[int] = []
+    seen: dict[int, int] = {}
+    while node not in seen:
+        seen[node] = len(path)
+        path.append(node)
+        node = next(dep for dep in deps[node] if dep in stuck)
+    cycle = path[seen[node] :]
+    cycle.append(node)
+    return cycle
+
+
+def _count_dependents(
+    deps: tuple[tuple[int, ...], ...],
+    dependents: tuple[tuple[int, ...], ...],
+    order: tuple[int, ...],
+) -> list[int]:
+    """The number of transitive dependents of every step.
+
+    Walks the topological order backwards. When every step has at most one dependency, or
+    at most one dependent (trees, fans, chains), the dependents' sets are disjoint and the
+    counts simply add up. Otherwise each step gets the bitset of its transitive dependents,
+    the union of its dependents' sets; a set is freed as soon as the last step that needs
+    it has read it. Bit `k` stands for the step at topological position `n - 1 - k`, so
+    the sets of late steps are small.
+    """
+    n = len(deps)
+    counts = [0] * n
+    if all(len(d) <= 1 for d in deps) or all(len(d) <= 1 for d in dependents):
+        for i in reversed(order):
+            counts[i] = sum(counts[j] + 1 for j in dependents[i])
+        return counts
+    bit = [0] * n
+    for place, i in enumerate(order):
+        bit[i] = 1 << (n - 1 - place)
+    readers = [len(d) for d in deps]
+    sets: dict[int, int] = {}
+    for i in reversed(order):
+        below = 0
+        for j in dependents[i]:
+            below |= sets[j] | bit[j]
+            readers[j] -= 1
+            if not readers[j]:
+                del sets[j]
+        counts[i] = below.bit_count()
+        if readers[i]:
+            sets[i] = below
+    return counts
+
+
+@final
+class GraphBuilder:
+    """Build a [`Graph`][exegraph_trio.Graph] a step at a time, or with decorators.
+
+    ```python
+    builder = GraphBuilder()
+
+    @builder.step()
+    async def fetch() -> None: ...
+
+    @builder.step(depends_on=["fetch"], tags=["ci"])
+    async def build() -> None: ...
+
+    graph = builder.build()
+    ```
+
+    `add_step` refuses a non-step or a repeated name at once; dependencies are checked by
+    `build`, so steps may be added in any order.
+    """
+
+    def __init__(self) -> None:
+        self._steps: dict[str, Step] = {}
+
+    def __len__(self) -> int:
+        return len(self._steps)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._steps
+
+    def add_step(self, step: Step) -> Step:
+        """Add `step` and return it.
+
+        Raises:
+            TypeError: `step` is not a `Step` (for example `None`).
+            DuplicateStepError: a step of that name was already added.
+        """
+        if not isinstance(step, Step):
+            raise TypeError(f"add_step takes a Step, not {type(step).__name__}: {step!r}")
+        if step.name in self._steps:
+            raise DuplicateStepError([step.name])
+        self._steps[step.name] = step
+        return step
+
+    @overload
+    def step(self, action: A, /) -> A: ...
+
+    @overload
+    def step(
+        self,
+        *,
+        name: str | None = None,
+        depends_on: Iterable[str] = (),
+        tags: Iterable[str] = (),
+        timeout: float | None = None,
+    ) -> Callable[[A], A]: ...
+
+    def step(
+        self,
+        action: A | None = None,
+        /,
+        *,
+        name: str | None = None,
+        depends_on: Iterable[str] = (),
+        tags: Iterable[str] = (),
+        timeout: float | None = None,
+    ) -> A | Callable[[A], A]:
+        """Decorate an async function to add it as a step, named after the function.
+
+        Use it bare (`@builder.step`) or called (`@builder.step(depends_on=[...])`); the
+        function is returned unchanged, so it can still be called directly.
+
+        Args:
+            action: the function, when used bare.
+            name: the step's name (default: the function's `__name__`).
+            depends_on: as for [`Step`][exegraph_trio.Step].
+            tags: as for `Step`.
+            timeout: as for `Step`.
+
+        Raises:
+            TypeError: as for `Step`, or the decorated object has no `__name__` and no
+                `name=` was given.
+            DuplicateStepError: a step of that name was already added.
+        """
+
+        def decorate(action: A) -> A:
+            self.add_step(
+                Step(
+                    _callable_name(action) if name is None else name,
+                    action,
+                    depends_on=depends_on,
+                    tags=tags,
+                    timeout=timeout,
+                )
+            )
+            return action
+
+        if action is not None:
+            return decorate(action)
+        return decorate
+
+    def build(self) -> Graph:
+        """Validate every step added so far and return the graph (see `Graph` for errors)."""
+        return Graph(self._steps.values())
+
+
+def _callable_name(action: object) -> str:
+    name = getattr(action, "__name__", None)
+    if not isinstance(name, str):
+        raise TypeError(f"cannot name a step after {action!r}; pass name= to step()")
+    return name

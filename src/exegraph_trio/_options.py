@@ -1,0 +1,142 @@
+"""`RunOptions` and `ErrorPolicy`: how one run behaves."""
+
+from __future__ import annotations
+
+import enum
+import math
+import os
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, final
+
+import attrs
+
+if TYPE_CHECKING:
+    from ._instrument import Instrument
+
+__all__ = ["ErrorPolicy", "RunOptions"]
+
+
+@final
+class ErrorPolicy(enum.Enum):
+    """What a run does when a step fails.
+
+    `str()` gives the name used by the Go original and in traces: `"FailFast"`,
+    `"ContinueOnError"`.
+    """
+
+    FAIL_FAST = "FailFast"
+    """At the first failure, cancel the steps in flight and start no more."""
+
+    CONTINUE_ON_ERROR = "ContinueOnError"
+    """Keep going: every step not downstream of a failure runs to completion; the
+    transitive dependents of failed steps are skipped."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def _convert_concurrency(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(
+            f"max_concurrency must be an int (0 for the default), not {type(value).__name__}: "
+            f"{value!r}"
+        )
+    return max(value, 0)
+
+
+def _convert_step_timeout(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(
+            f"step_timeout must be a number of seconds or None, not {type(value).__name__}: "
+            f"{value!r}"
+        )
+    if math.isnan(value) or value < 0:
+        raise ValueError(f"step_timeout must be >= 0 seconds (0 means none), got {value!r}")
+    return float(value) if value else None
+
+
+def _check_policy(options: RunOptions, attribute: attrs.Attribute[ErrorPolicy], value: Any) -> None:
+    if not isinstance(value, ErrorPolicy):
+        raise TypeError(
+            f"error_policy must be an ErrorPolicy (ErrorPolicy.FAIL_FAST or "
+            f"ErrorPolicy.CONTINUE_ON_ERROR), not {type(value).__name__}: {value!r}"
+        )
+
+
+def _check_hook(options: RunOptions, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and not callable(value):
+        raise TypeError(f"{attribute.name} must be a callable or None, not {value!r}")
+
+
+def _convert_instruments(value: Any) -> tuple[Instrument, ...]:
+    from ._instrument import Instrument
+
+    if value is None:
+        return ()
+    if isinstance(value, Instrument):
+        return (value,)
+    if not isinstance(value, Iterable):
+        raise TypeError(f"instruments must be a sequence of Instrument, not {value!r}")
+    items = tuple(value)
+    bad = [item for item in items if not isinstance(item, Instrument)]
+    if bad:
+        raise TypeError(
+            "instruments must be exegraph_trio.Instrument instances (subclass it and override "
+            f"the methods you need), got {', '.join(repr(item) for item in bad)}"
+        )
+    return items
+
+
+@final
+@attrs.frozen
+class RunOptions:
+    """How [`run`][exegraph_trio.run] executes a graph. Every field is optional.
+
+    ```python
+    options = RunOptions(
+        max_concurrency=8,
+        error_policy=ErrorPolicy.CONTINUE_ON_ERROR,
+        step_timeout=60,
+        on_step_done=lambda name, error: print(name, error or "ok"),
+    )
+    await exegraph.run(graph, options)
+    ```
+
+    Make a changed copy with `attrs.evolve(options, max_concurrency=2)`.
+
+    Args:
+        max_concurrency: most step actions running at once. `0` (the default) means twice
+            the number of CPUs; a negative value is treated as `0`.
+        error_policy: what a failure does to the rest of the run.
+        step_timeout: seconds each step may run; `None` or `0` means no deadline.
+            `Step.timeout` overrides it per step.
+        on_step_start: called with the step's name just before its action, in the step's
+            own task and context.
+        on_step_done: called with the step's name and `None` on success, its exception on
+            failure, a [`StepTimeoutError`][exegraph_trio.StepTimeoutError] on timeout or a
+            [`StepCancelledError`][exegraph_trio.StepCancelledError] when cancelled mid-flight;
+            exactly once for every step that started, in the same task and context as
+            `on_step_start`. The step's dependents start only after it returns.
+        instruments: richer observers; see [`Instrument`][exegraph_trio.Instrument].
+
+    Hooks and instruments observe, they never change an outcome: one that raises is logged
+    (logger `exegraph_trio`) with its traceback and not called again during that run.
+    """
+
+    max_concurrency: int = attrs.field(default=0, converter=_convert_concurrency)
+    error_policy: ErrorPolicy = attrs.field(default=ErrorPolicy.FAIL_FAST, validator=_check_policy)
+    step_timeout: float | None = attrs.field(default=None, converter=_convert_step_timeout)
+    on_step_start: Callable[[str], object] | None = attrs.field(default=None, validator=_check_hook)
+    on_step_done: Callable[[str, BaseException | None], object] | None = attrs.field(
+        default=None, validator=_check_hook
+    )
+    instruments: Sequence[Instrument] = attrs.field(default=(), converter=_convert_instruments)
+
+    @property
+    def concurrency_limit(self) -> int:
+        """The bound this run applies: `max_concurrency`, or twice the CPU count when it is 0."""
+        if self.max_concurrency:
+            return self.max_concurrency
+        return 2 * (os.cpu_count() or 1)

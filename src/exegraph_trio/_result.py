@@ -1,0 +1,143 @@
+"""What a run reports: `StepStatus`, `StepTiming` and `RunResult`."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator
+from typing import final
+
+import attrs
+
+from ._errors import RunError
+
+__all__ = ["RunResult", "StepStatus", "StepTiming"]
+
+
+@final
+class StepStatus(enum.Enum):
+    """Where a step is in its life. `str()` gives the capitalised word (`"Done"`)."""
+
+    PENDING = "Pending"
+    """Not started yet."""
+    RUNNING = "Running"
+    """Its action is running."""
+    DONE = "Done"
+    """Its action returned."""
+    FAILED = "Failed"
+    """Its action raised, or ran past its deadline."""
+    SKIPPED = "Skipped"
+    """It never ran: a dependency failed, or fail-fast stopped the run first."""
+    CANCELLED = "Cancelled"
+    """It was cancelled mid-flight by fail-fast (or by an enclosing cancel scope)."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@final
+@attrs.frozen
+class StepTiming:
+    """How one step of a run went.
+
+    Times are Trio clock seconds (`trio.current_time()`), so under a mock clock they are
+    exact.
+
+    Attributes:
+        name: the step's name.
+        status: `DONE`, `FAILED`, `CANCELLED` or `SKIPPED`.
+        start: when the step started, or `None` if it never did (skipped).
+        end: when its action finished, or `None` if it never started.
+        error: its exception when failed (a
+            [`StepTimeoutError`][exegraph_trio.StepTimeoutError] on timeout), a
+            [`StepCancelledError`][exegraph_trio.StepCancelledError] when cancelled, a
+            [`StepSkippedError`][exegraph_trio.StepSkippedError] when skipped, else `None`.
+    """
+
+    name: str
+    status: StepStatus
+    start: float | None = None
+    end: float | None = None
+    error: BaseException | None = attrs.field(default=None, eq=False)
+
+    @property
+    def duration(self) -> float:
+        """Seconds from start to end; `0.0` for a step that never started."""
+        if self.start is None or self.end is None:
+            return 0.0
+        return self.end - self.start
+
+
+@final
+@attrs.frozen
+class RunResult:
+    """Everything one run did, from [`run_with_result`][exegraph_trio.run_with_result].
+
+    ```python
+    result = await exegraph.run_with_result(graph)
+    for timing in result.steps:
+        print(f"{timing.name:<12} {timing.status!s:<9} {timing.duration:6.2f}s")
+    if not result.ok:
+        raise result.error
+    ```
+
+    Attributes:
+        steps: a [`StepTiming`][exegraph_trio.StepTiming] for every step of the graph, in
+            completion order; a skipped step sits where its skip was decided.
+        total_duration: seconds from the first step's start to the last one's end
+            (`0.0` when no step started).
+        error: the [`RunError`][exegraph_trio.RunError] that [`run`][exegraph_trio.run]
+            would have raised, or `None` when every step succeeded.
+    """
+
+    steps: tuple[StepTiming, ...]
+    total_duration: float
+    error: RunError | None = attrs.field(default=None, eq=False)
+    _by_name: dict[str, StepTiming] = attrs.field(
+        init=False, repr=False, eq=False, hash=False, alias="_by_name"
+    )
+
+    @_by_name.default
+    def _index(self) -> dict[str, StepTiming]:
+        return {timing.name: timing for timing in self.steps}
+
+    @property
+    def ok(self) -> bool:
+        """True when every step succeeded."""
+        return self.error is None
+
+    def __getitem__(self, name: str) -> StepTiming:
+        """The timing of the step called `name` (`KeyError` if the graph has none)."""
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise KeyError(f"no step named {name!r} in this run") from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._by_name
+
+    def __iter__(self) -> Iterator[StepTiming]:
+        return iter(self.steps)
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def with_status(self, status: StepStatus) -> tuple[StepTiming, ...]:
+        """The timings of the steps that ended with `status`, in completion order."""
+        return tuple(timing for timing in self.steps if timing.status is status)
+
+    def table(self) -> str:
+        """A plain-text table of the steps: name, status, start (seconds after the first
+        step started), duration and error, in completion order."""
+        origin = min((t.start for t in self.steps if t.start is not None), default=0.0)
+        width = max((len(timing.name) for timing in self.steps), default=4)
+        width = max(width, 4)
+        lines = [f"{'step':<{width}}  {'status':<9}  {'start':>8}  {'duration':>8}  error"]
+        for timing in self.steps:
+            start = "-" if timing.start is None else f"{timing.start - origin:8.3f}"
+            error = "" if timing.error is None else f"{type(timing.error).__name__}: {timing.error}"
+            lines.append(
+                f"{timing.name:<{width}}  {timing.status!s:<9}  {start:>8}  "
+                f"{timing.duration:8.3f}  {error}".rstrip()
+            )
+        lines.append(f"total {self.total_duration:.3f} s, {'ok' if self.ok else 'failed'}")
+        return "\n".join(lines)
