@@ -20,6 +20,8 @@ private modules.
 
 from __future__ import annotations
 
+import contextlib
+
 from ._errors import CycleError as CycleError
 from ._errors import DuplicateStepError as DuplicateStepError
 from ._errors import GraphError as GraphError
@@ -75,10 +77,8 @@ def _rewrite_module_names() -> None:
     for name in __all__:
         obj = globals()[name]
         if getattr(obj, "__module__", "").startswith(f"{__name__}._"):
-            try:
+            with contextlib.suppress(AttributeError, TypeError):  # e.g. a type alias
                 obj.__module__ = __name__
-            except (AttributeError, TypeError):  # pragma: no cover - e.g. a type alias
-                pass
 
 
 _rewrite_module_names()

@@ -46,7 +46,7 @@ def _quoted(names: Iterable[str]) -> str:
 
 
 class GraphError(ValueError):
-    """A graph that cannot exist: the base of every validation error of [`Graph`][exegraph_trio.Graph].
+    """A graph that cannot exist: the base of every validation error of a graph.
 
     Catch this to handle any invalid graph; catch a subclass to handle one kind of mistake.
     """
@@ -140,8 +140,7 @@ class StepSkippedError(Exception):
         if self.failed_dependency is None:
             return f"step {self.step_name!r} was skipped: the run stopped before it could start"
         return (
-            f"step {self.step_name!r} was skipped: "
-            f"its dependency {self.failed_dependency!r} failed"
+            f"step {self.step_name!r} was skipped: its dependency {self.failed_dependency!r} failed"
         )
 
 
@@ -223,7 +222,7 @@ class RunError(ExceptionGroup[Exception]):
 
 
 def is_step_skipped(exc: BaseException | None) -> bool:
-    """Tell whether an error is, wraps or contains a [`StepSkippedError`][exegraph_trio.StepSkippedError].
+    """Tell whether an error is, wraps or contains a `StepSkippedError`.
 
     True when `exc` is one, when one is anywhere in its `__cause__`/`__context__` chain, or
     when it is an exception group with one anywhere inside (at any depth). Cycles in the
@@ -243,7 +242,5 @@ def is_step_skipped(exc: BaseException | None) -> bool:
             return True
         if isinstance(current, BaseExceptionGroup):
             todo.extend(current.exceptions)
-        for linked in (current.__cause__, current.__context__):
-            if linked is not None:
-                todo.append(linked)
+        todo.extend(x for x in (current.__cause__, current.__context__) if x is not None)
     return False

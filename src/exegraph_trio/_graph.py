@@ -9,7 +9,7 @@ made; priorities are computed the first time one is asked for.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import TypeVar, final, overload
+from typing import Any, TypeVar, cast, final, overload
 
 import attrs
 
@@ -22,10 +22,10 @@ A = TypeVar("A", bound=Action)
 
 
 def _as_steps(value: Iterable[Step]) -> tuple[Step, ...]:
-    if isinstance(value, Step):
+    if isinstance(cast("object", value), Step):
         raise TypeError("Graph takes an iterable of steps; write Graph([step])")
     try:
-        steps = tuple(value)
+        steps: tuple[object, ...] = tuple(value)
     except TypeError:
         raise TypeError(
             f"Graph takes an iterable of Step, not {type(value).__name__}: {value!r}"
@@ -33,7 +33,7 @@ def _as_steps(value: Iterable[Step]) -> tuple[Step, ...]:
     bad = [f"#{i}: {item!r}" for i, item in enumerate(steps) if not isinstance(item, Step)]
     if bad:
         raise TypeError(f"Graph takes only Step items, got {', '.join(bad)}")
-    return steps
+    return cast("tuple[Step, ...]", steps)
 
 
 @final
@@ -324,6 +324,8 @@ class GraphBuilder:
     @overload
     def step(
         self,
+        action: None = None,
+        /,
         *,
         name: str | None = None,
         depends_on: Iterable[str] = (),
@@ -333,14 +335,14 @@ class GraphBuilder:
 
     def step(
         self,
-        action: A | None = None,
+        action: Any = None,
         /,
         *,
         name: str | None = None,
         depends_on: Iterable[str] = (),
         tags: Iterable[str] = (),
         timeout: float | None = None,
-    ) -> A | Callable[[A], A]:
+    ) -> Any:
         """Decorate an async function to add it as a step, named after the function.
 
         Use it bare (`@builder.step`) or called (`@builder.step(depends_on=[...])`); the
@@ -359,7 +361,7 @@ class GraphBuilder:
             DuplicateStepError: a step of that name was already added.
         """
 
-        def decorate(action: A) -> A:
+        def decorate(action: Action) -> Action:
             self.add_step(
                 Step(
                     _callable_name(action) if name is None else name,

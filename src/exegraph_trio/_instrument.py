@@ -82,12 +82,18 @@ class Instrument:
         """`step` is about to run its action (in its own task and context)."""
 
     def step_done(self, run: RunInfo, step: Step, timing: StepTiming) -> None:
-        """`step`'s action finished: `timing.status` is `DONE`, `FAILED` or `CANCELLED`,
-        `timing.error` the exception if any (in the step's own task and context)."""
+        """`step`'s action finished (called in the step's own task and context).
+
+        `timing.status` is `DONE`, `FAILED` or `CANCELLED`; `timing.error` is the
+        exception, if any.
+        """
 
     def step_skipped(self, run: RunInfo, step: Step, timing: StepTiming) -> None:
-        """`step` will never run; `timing.error` is the
-        [`StepSkippedError`][exegraph_trio.StepSkippedError] saying why."""
+        """`step` will never run.
+
+        `timing.error` is the [`StepSkippedError`][exegraph_trio.StepSkippedError] saying
+        why.
+        """
 
     def run_done(self, run: RunInfo, result: RunResult) -> None:
         """The run is over; `result` tells how every step went."""

@@ -6,12 +6,11 @@ import enum
 import math
 import os
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, final
+from typing import Any, final
 
 import attrs
 
-if TYPE_CHECKING:
-    from ._instrument import Instrument
+from ._instrument import Instrument
 
 __all__ = ["ErrorPolicy", "RunOptions"]
 
@@ -71,8 +70,6 @@ def _check_hook(options: RunOptions, attribute: attrs.Attribute[Any], value: Any
 
 
 def _convert_instruments(value: Any) -> tuple[Instrument, ...]:
-    from ._instrument import Instrument
-
     if value is None:
         return ()
     if isinstance(value, Instrument):

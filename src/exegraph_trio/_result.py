@@ -126,8 +126,11 @@ class RunResult:
         return tuple(timing for timing in self.steps if timing.status is status)
 
     def table(self) -> str:
-        """A plain-text table of the steps: name, status, start (seconds after the first
-        step started), duration and error, in completion order."""
+        """A plain-text table of the steps, in completion order.
+
+        Columns: name, status, start (seconds after the first step started), duration and
+        error.
+        """
         origin = min((t.start for t in self.steps if t.start is not None), default=0.0)
         width = max((len(timing.name) for timing in self.steps), default=4)
         width = max(width, 4)

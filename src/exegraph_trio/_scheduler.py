@@ -122,7 +122,7 @@ def _in_context(
         while True:
             try:
                 reply = yield message
-            except GeneratorExit:
+            except GeneratorExit:  # noqa: PERF203 - one resumption per iteration
                 enter(inner.close)
                 raise
             except BaseException as exc:  # noqa: BLE001 - thrown in by Trio, passed on
@@ -137,7 +137,7 @@ def _add_note(exc: BaseException, note: str) -> None:
     if sys.version_info >= (3, 11):
         exc.add_note(note)
     else:  # pragma: no cover - exercised on 3.10 only
-        exc.__notes__ = [*getattr(exc, "__notes__", ()), note]
+        setattr(exc, "__notes__", [*getattr(exc, "__notes__", ()), note])  # noqa: B010
 
 
 def _only_cancelled(exc: BaseException) -> bool:
@@ -233,7 +233,9 @@ class _Run:
         if self.members:
             failed = len(self.members) - sum(isinstance(m, StepSkippedError) for m in self.members)
             skipped = len(self.members) - failed
-            message = f"{failed} of {len(self.steps)} step{'s' if len(self.steps) != 1 else ''} failed"
+            message = (
+                f"{failed} of {len(self.steps)} step{'s' if len(self.steps) != 1 else ''} failed"
+            )
             if skipped:
                 message += f", {skipped} skipped"
             error = RunError(message, self.members)
@@ -241,7 +243,7 @@ class _Run:
 
     # -- handing out steps ---------------------------------------------------------------
 
-    def _dispatch(self, keep_one: bool) -> int | None:
+    def _dispatch(self, *, keep_one: bool) -> int | None:
         """Start ready steps on idle or new workers; return one for the caller if asked."""
         ready = self.ready
         if not ready:
@@ -339,7 +341,7 @@ class _Run:
                     error, state = StepTimeoutError(step.name, timeout), _FAILED
             else:
                 await _in_context(awaitable, context)
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - every outcome is classified below
             if _only_cancelled(exc):
                 error, state, cancelled = StepCancelledError(step.name), _CANCELLED, exc
             else:
@@ -478,4 +480,3 @@ class _Run:
     def _notify_run(self, method: Callable[..., None], *args: object) -> None:
         for instrument in self.instruments:
             self._call_instrument(self.context, instrument, method, *args)
-

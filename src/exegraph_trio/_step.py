@@ -49,29 +49,33 @@ def _check_action(step: Step, attribute: attrs.Attribute[Action], value: object)
         )
 
 
-def _names(field: str) -> Callable[[Any], tuple[str, ...]]:
-    """A converter from any iterable of names to a tuple without repeats, refusing a bare str."""
+def _names(value: Any, field: str) -> tuple[str, ...]:
+    """Any iterable of names as a tuple without repeats; a bare `str` is refused."""
+    if isinstance(value, str):
+        raise TypeError(
+            f"{field} must be an iterable of names, not the str {value!r} "
+            f"(it would be read as its characters); write {field}=[{value!r}]"
+        )
+    if value is None:
+        return ()
+    try:
+        items = tuple(value)
+    except TypeError:
+        raise TypeError(
+            f"{field} must be an iterable of str, not {type(value).__name__}: {value!r}"
+        ) from None
+    bad = [item for item in items if not isinstance(item, str) or not item]
+    if bad:
+        raise TypeError(f"{field} must hold non-empty str names only, got {_repr_list(bad)}")
+    return tuple(dict.fromkeys(items))
 
-    def convert(value: Any) -> tuple[str, ...]:
-        if isinstance(value, str):
-            raise TypeError(
-                f"{field} must be an iterable of names, not the str {value!r} "
-                f"(it would be read as its characters); write {field}=[{value!r}]"
-            )
-        if value is None:
-            return ()
-        try:
-            items = tuple(value)
-        except TypeError:
-            raise TypeError(
-                f"{field} must be an iterable of str, not {type(value).__name__}: {value!r}"
-            ) from None
-        bad = [item for item in items if not isinstance(item, str) or not item]
-        if bad:
-            raise TypeError(f"{field} must hold non-empty str names only, got {_repr_list(bad)}")
-        return tuple(dict.fromkeys(items))
 
-    return convert
+def _convert_depends_on(value: Iterable[str]) -> tuple[str, ...]:
+    return _names(value, "depends_on")
+
+
+def _convert_tags(value: Iterable[str]) -> tuple[str, ...]:
+    return _names(value, "tags")
 
 
 def _repr_list(items: Iterable[object]) -> str:
@@ -128,9 +132,9 @@ class Step:
     name: str = attrs.field(validator=_check_name)
     action: Action = attrs.field(validator=_check_action)
     depends_on: tuple[str, ...] = attrs.field(
-        default=(), converter=_names("depends_on"), kw_only=True
+        default=(), converter=_convert_depends_on, kw_only=True
     )
-    tags: tuple[str, ...] = attrs.field(default=(), converter=_names("tags"), kw_only=True)
+    tags: tuple[str, ...] = attrs.field(default=(), converter=_convert_tags, kw_only=True)
     timeout: float | None = attrs.field(default=None, converter=_convert_timeout, kw_only=True)
 
     def __attrs_post_init__(self) -> None:
