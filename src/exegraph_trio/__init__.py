@@ -18,10 +18,6 @@ This module is the only public location of every name; the implementation lives 
 private modules.
 """
 
-from __future__ import annotations
-
-import contextlib
-
 from ._errors import CycleError as CycleError
 from ._errors import DuplicateStepError as DuplicateStepError
 from ._errors import GraphError as GraphError
@@ -77,8 +73,10 @@ def _rewrite_module_names() -> None:
     for name in __all__:
         obj = globals()[name]
         if getattr(obj, "__module__", "").startswith(f"{__name__}._"):
-            with contextlib.suppress(AttributeError, TypeError):  # e.g. a type alias
+            try:  # noqa: SIM105 - contextlib would be one more name in the namespace
                 obj.__module__ = __name__
+            except (AttributeError, TypeError):  # a type alias keeps its own
+                pass
 
 
 _rewrite_module_names()

@@ -21,12 +21,8 @@ itself) and builds its message from them in `__str__`.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterable, Sequence
 from typing import final
-
-if sys.version_info < (3, 11):  # pragma: no cover - exercised on 3.10 only
-    from exceptiongroup import BaseExceptionGroup, ExceptionGroup
 
 __all__ = [
     "CycleError",

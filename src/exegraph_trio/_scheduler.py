@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextvars
 import logging
 import math
-import sys
 import types
 from collections.abc import Awaitable, Callable, Generator, Iterator
 from heapq import heapify, heappop, heappush
@@ -39,9 +38,6 @@ from ._graph import Graph
 from ._instrument import Instrument, RunInfo
 from ._options import ErrorPolicy, RunOptions
 from ._result import RunResult, StepStatus, StepTiming
-
-if sys.version_info < (3, 11):  # pragma: no cover - exercised on 3.10 only
-    from exceptiongroup import BaseExceptionGroup
 
 __all__ = ["run", "run_with_result"]
 
@@ -122,7 +118,7 @@ def _in_context(
         while True:
             try:
                 reply = yield message
-            except GeneratorExit:  # noqa: PERF203 - one resumption per iteration
+            except GeneratorExit:
                 enter(inner.close)
                 raise
             except BaseException as exc:  # noqa: BLE001 - thrown in by Trio, passed on
@@ -131,13 +127,6 @@ def _in_context(
                 message = enter(inner.send, reply)
     except StopIteration as stop:
         return stop.value
-
-
-def _add_note(exc: BaseException, note: str) -> None:
-    if sys.version_info >= (3, 11):
-        exc.add_note(note)
-    else:  # pragma: no cover - exercised on 3.10 only
-        setattr(exc, "__notes__", [*getattr(exc, "__notes__", ()), note])  # noqa: B010
 
 
 def _only_cancelled(exc: BaseException) -> bool:
@@ -376,7 +365,7 @@ class _Run:
         elif state == _FAILED:
             error = timing.error
             assert error is not None
-            _add_note(error, f"exegraph: raised by step {timing.name!r}")
+            error.add_note(f"exegraph: raised by step {timing.name!r}")
             if isinstance(error, Exception):
                 self.members.append(error)
             if self.error_policy is ErrorPolicy.FAIL_FAST or self.interrupt is not None:

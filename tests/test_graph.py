@@ -1,0 +1,264 @@
+"""`Graph` and `GraphBuilder`: validation, reads, priorities, and building incrementally."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import attrs
+import pytest
+
+import exegraph_trio as exegraph
+from exegraph_trio import Graph, GraphBuilder, Step
+
+
+async def noop() -> None:
+    pass
+
+
+def s(name: str, *deps: str, tags: tuple[str, ...] = ()) -> Step:
+    return Step(name, noop, depends_on=deps, tags=tags)
+
+
+def test_steps_may_come_in_any_order() -> None:
+    graph = Graph([s("c", "b"), s("b", "a"), s("a")])
+    assert graph.names == ("c", "b", "a")
+
+
+def test_an_empty_graph_is_valid() -> None:
+    assert len(Graph()) == 0
+    assert len(Graph([])) == 0
+
+
+def test_a_graph_reads_like_a_mapping_of_names_to_steps() -> None:
+    a, b = s("a"), s("b", "a")
+    graph = Graph([a, b])
+    assert len(graph) == 2
+    assert "a" in graph
+    assert "z" not in graph
+    assert graph["b"] is b
+    assert list(graph) == [a, b]
+    assert graph.steps == (a, b)
+    with pytest.raises(KeyError, match="'z'"):
+        graph["z"]
+
+
+def test_a_graph_is_frozen_and_compares_by_its_steps() -> None:
+    graph = Graph([s("a")])
+    assert graph == Graph([s("a")])
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        graph.steps = ()  # type: ignore[misc]
+
+
+def test_repr_is_short_even_for_big_graphs() -> None:
+    graph = Graph(s(f"n{i}") for i in range(100))
+    assert repr(graph).startswith("<Graph of 100 steps: 'n0', 'n1'")
+    assert len(repr(graph)) < 120
+
+
+def test_non_step_items_are_a_type_error_naming_each() -> None:
+    with pytest.raises(TypeError, match=r"#1: None, #2: 'b'"):
+        Graph([s("a"), None, "b"])  # type: ignore[list-item]
+
+
+def test_a_single_step_instead_of_an_iterable_is_a_type_error() -> None:
+    with pytest.raises(TypeError, match=r"Graph\(\[step\]\)"):
+        Graph(s("a"))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="iterable"):
+        Graph(3)  # type: ignore[arg-type]
+
+
+def test_duplicate_names_are_all_reported() -> None:
+    with pytest.raises(exegraph.DuplicateStepError) as info:
+        Graph([s("a"), s("b"), s("a"), s("b"), s("c")])
+    assert info.value.names == ("a", "b")
+    assert "'a', 'b'" in str(info.value)
+
+
+def test_every_missing_dependency_edge_is_reported() -> None:
+    with pytest.raises(exegraph.MissingDependencyError) as info:
+        Graph([s("a", "x"), s("b", "a", "y", "x")])
+    assert info.value.edges == (("a", "x"), ("b", "y"), ("b", "x"))
+    assert info.value.missing == ("x", "y")
+    message = str(info.value)
+    assert "'a' depends on 'x'" in message
+    assert "'b' depends on 'y'" in message
+
+
+def test_a_cycle_is_reported_as_a_path_in_the_message_and_attribute() -> None:
+    with pytest.raises(exegraph.CycleError) as info:
+        Graph([s("start"), s("a", "c", "start"), s("b", "a"), s("c", "b"), s("end", "a")])
+    assert info.value.cycle == ("a", "c", "b", "a")
+    assert "a → c → b → a" in str(info.value)
+
+
+def test_a_two_step_cycle() -> None:
+    with pytest.raises(exegraph.CycleError) as info:
+        Graph([s("a", "b"), s("b", "a")])
+    assert info.value.cycle == ("a", "b", "a")
+
+
+@pytest.mark.parametrize(
+    "error",
+    [exegraph.DuplicateStepError, exegraph.MissingDependencyError, exegraph.CycleError],
+)
+def test_graph_errors_are_value_errors(error: type[Exception]) -> None:
+    assert issubclass(error, exegraph.GraphError)
+    assert issubclass(error, ValueError)
+
+
+def test_add_step_returns_a_new_graph_and_leaves_the_old_one() -> None:
+    graph = Graph([s("a")])
+    bigger = graph.add_step(s("b", "a"))
+    assert bigger.names == ("a", "b")
+    assert graph.names == ("a",)
+
+
+@pytest.mark.parametrize(
+    ("step", "error"),
+    [
+        (None, TypeError),
+        (s("a"), exegraph.DuplicateStepError),
+        (s("b", "zzz"), exegraph.MissingDependencyError),
+    ],
+)
+def test_add_step_validates_like_the_constructor(step: Any, error: type[Exception]) -> None:
+    graph = Graph([s("a")])
+    with pytest.raises(error):
+        graph.add_step(step)
+    assert graph.names == ("a",)
+
+
+def test_dependents_and_with_tag() -> None:
+    graph = Graph([s("a", tags=("x",)), s("b", "a"), s("c", "a", tags=("x", "y")), s("d", "b")])
+    assert [step.name for step in graph.dependents("a")] == ["b", "c"]
+    assert graph.dependents("d") == ()
+    assert [step.name for step in graph.with_tag("x")] == ["a", "c"]
+    assert graph.with_tag("nope") == ()
+    with pytest.raises(KeyError):
+        graph.dependents("zzz")
+
+
+def test_priority_counts_transitive_dependents_once_each() -> None:
+    # a → b → d, a → c → d, d → e; x alone
+    graph = Graph([s("a"), s("b", "a"), s("c", "a"), s("d", "b", "c"), s("e", "d"), s("x")])
+    assert {n: graph.priority(n) for n in graph.names} == {
+        "a": 4,
+        "b": 2,
+        "c": 2,
+        "d": 1,
+        "e": 0,
+        "x": 0,
+    }
+    with pytest.raises(KeyError):
+        graph.priority("zzz")
+
+
+def test_priority_of_trees_fans_and_chains() -> None:
+    fan_out = Graph([s("root"), *(s(f"leaf{i}", "root") for i in range(5))])
+    assert fan_out.priority("root") == 5
+    fan_in = Graph([*(s(f"src{i}") for i in range(5)), s("sink", *(f"src{i}" for i in range(5)))])
+    assert [fan_in.priority(f"src{i}") for i in range(5)] == [1] * 5
+    chain = Graph([s("n0"), *(s(f"n{i}", f"n{i - 1}") for i in range(1, 10))])
+    assert [chain.priority(f"n{i}") for i in range(10)] == list(range(9, -1, -1))
+
+
+def brute_force_priorities(graph: Graph) -> dict[str, int]:
+    dependents: dict[str, list[str]] = {n: [] for n in graph.names}
+    for step in graph:
+        for dep in step.depends_on:
+            dependents[dep].append(step.name)
+    result = {}
+    for name in graph.names:
+        seen: set[str] = set()
+        todo = list(dependents[name])
+        while todo:
+            current = todo.pop()
+            if current not in seen:
+                seen.add(current)
+                todo.extend(dependents[current])
+        result[name] = len(seen)
+    return result
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_priority_matches_a_brute_force_count_on_random_dags(seed: int) -> None:
+    rng = random.Random(seed)
+    n = rng.randint(1, 40)
+    steps = [s(f"n{i}", *(f"n{j}" for j in range(i) if rng.random() < 0.15)) for i in range(n)]
+    rng.shuffle(steps)
+    graph = Graph(steps)
+    assert {name: graph.priority(name) for name in graph.names} == brute_force_priorities(graph)
+
+
+def test_a_100_000_step_chain_validates_and_prioritises_without_recursion() -> None:
+    n = 100_000
+    graph = Graph([s("n0"), *(s(f"n{i}", f"n{i - 1}") for i in range(1, n))])
+    assert graph.priority("n0") == n - 1
+    assert graph.priority(f"n{n - 1}") == 0
+
+
+def test_a_100_000_step_cycle_is_found_without_recursion() -> None:
+    n = 100_000
+    with pytest.raises(exegraph.CycleError) as info:
+        Graph([s("n0", f"n{n - 1}"), *(s(f"n{i}", f"n{i - 1}") for i in range(1, n))])
+    assert len(info.value.cycle) == n + 1
+
+
+def test_the_builder_refuses_bad_steps_at_once() -> None:
+    builder = GraphBuilder()
+    builder.add_step(s("a"))
+    with pytest.raises(TypeError, match="None"):
+        builder.add_step(None)  # type: ignore[arg-type]
+    with pytest.raises(exegraph.DuplicateStepError):
+        builder.add_step(s("a"))
+    assert len(builder) == 1
+    assert "a" in builder
+
+
+def test_the_builder_checks_dependencies_when_building() -> None:
+    builder = GraphBuilder()
+    builder.add_step(s("b", "a"))  # "a" may come later
+    with pytest.raises(exegraph.MissingDependencyError):
+        builder.build()
+    builder.add_step(s("a"))
+    assert builder.build().names == ("b", "a")
+
+
+def test_the_step_decorator_names_steps_after_functions_and_returns_them() -> None:
+    builder = GraphBuilder()
+
+    @builder.step
+    async def fetch() -> None:
+        pass
+
+    @builder.step(depends_on=["fetch"], tags=["ci"], timeout=5)
+    async def build() -> None:
+        pass
+
+    @builder.step(name="test-all", depends_on=["build"])
+    async def test() -> None:
+        pass
+
+    graph = builder.build()
+    assert graph.names == ("fetch", "build", "test-all")
+    assert graph["fetch"].action is fetch
+    assert graph["build"].tags == ("ci",)
+    assert graph["build"].timeout == 5
+    assert graph["test-all"].action is test
+
+
+def test_the_step_decorator_refuses_sync_functions_and_duplicates() -> None:
+    builder = GraphBuilder()
+    with pytest.raises(TypeError, match="async"):
+
+        @builder.step  # type: ignore[type-var]
+        def sync() -> None:
+            pass
+
+    @builder.step
+    async def once() -> None:
+        pass
+
+    with pytest.raises(exegraph.DuplicateStepError):
+        builder.step(name="once")(noop)

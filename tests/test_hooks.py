@@ -1,0 +1,265 @@
+"""Hooks and instruments: when they are called, where, and that they never change outcomes.
+
+Charter: virtual time (`autojump_clock`); log records are checked with `caplog`.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+
+import pytest
+import trio
+
+import exegraph_trio as exegraph
+from exegraph_trio import ErrorPolicy, Graph, RunInfo, RunOptions, RunResult, Step, StepTiming
+from support import Recorder
+
+var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
+
+
+class Log(exegraph.Instrument):
+    """Records every call as a tuple, with the run id and the current value of `var`."""
+
+    def __init__(self, label: str = "") -> None:
+        self.label = label
+        self.calls: list[tuple[object, ...]] = []
+        self.results: list[RunResult] = []
+
+    def run_started(self, run: RunInfo) -> None:
+        self.calls.append((self.label, "run_started", run.run_id))
+
+    def step_started(self, run: RunInfo, step: Step) -> None:
+        self.calls.append((self.label, "step_started", run.run_id, step.name, var.get()))
+
+    def step_done(self, run: RunInfo, step: Step, timing: StepTiming) -> None:
+        self.calls.append((self.label, "step_done", run.run_id, step.name, str(timing.status)))
+
+    def step_skipped(self, run: RunInfo, step: Step, timing: StepTiming) -> None:
+        assert isinstance(timing.error, exegraph.StepSkippedError)
+        self.calls.append((self.label, "step_skipped", run.run_id, step.name))
+
+    def run_done(self, run: RunInfo, result: RunResult) -> None:
+        self.results.append(result)
+        self.calls.append((self.label, "run_done", run.run_id, result.ok))
+
+
+async def test_an_instrument_sees_the_whole_run_in_order(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    rec = Recorder()
+    log = Log()
+    graph = Graph(
+        [
+            rec.step("a", 1),
+            rec.step("b", 2, depends_on=["a"], error=ValueError()),
+            rec.step("c", depends_on=["b"]),
+        ]
+    )
+    result = await exegraph.run_with_result(graph, RunOptions(instruments=[log]))
+    run_id = log.calls[0][2]
+    assert [call[1:] for call in log.calls] == [
+        ("run_started", run_id),
+        ("step_started", run_id, "a", "unset"),
+        ("step_done", run_id, "a", "Done"),
+        ("step_started", run_id, "b", "unset"),
+        ("step_done", run_id, "b", "Failed"),
+        ("step_skipped", run_id, "c"),
+        ("run_done", run_id, False),
+    ]
+    assert log.results == [result]
+
+
+async def test_instruments_wrap_the_hooks_like_nested_context_managers(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    order: list[str] = []
+
+    class Mark(exegraph.Instrument):
+        def __init__(self, label: str) -> None:
+            self.label = label
+
+        def step_started(self, run: RunInfo, step: Step) -> None:
+            order.append(f"{self.label} start")
+
+        def step_done(self, run: RunInfo, step: Step, timing: StepTiming) -> None:
+            order.append(f"{self.label} done")
+
+    options = RunOptions(
+        instruments=[Mark("outer"), Mark("inner")],
+        on_step_start=lambda name: order.append("hook start"),
+        on_step_done=lambda name, error: order.append("hook done"),
+    )
+    await exegraph.run(Graph([Recorder().step("a", 1)]), options)
+    assert order == [
+        "outer start",
+        "inner start",
+        "hook start",
+        "hook done",
+        "inner done",
+        "outer done",
+    ]
+
+
+async def test_a_context_variable_set_in_run_started_is_seen_by_every_step_only(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    class SetsVar(Log):
+        def run_started(self, run: RunInfo) -> None:
+            self.token = var.set(f"run {run.run_id}")
+
+        def run_done(self, run: RunInfo, result: RunResult) -> None:
+            var.reset(self.token)
+
+    seen: list[str] = []
+
+    async def action() -> None:
+        seen.append(var.get())
+
+    instrument = SetsVar()
+    await exegraph.run(
+        Graph([Step("a", action), Step("b", action, depends_on=["a"])]),
+        RunOptions(instruments=[instrument]),
+    )
+    assert len(set(seen)) == 1
+    assert seen[0].startswith("run ")
+    assert var.get() == "unset"
+
+
+async def test_one_instrument_keeps_concurrent_runs_apart(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    log = Log()
+    options = RunOptions(instruments=[log])
+    rec = Recorder()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(exegraph.run, Graph([rec.step("a", 1)]), options)
+        nursery.start_soon(exegraph.run, Graph([rec.step("a", 2)]), options)
+    runs = {call[2] for call in log.calls}
+    assert len(runs) == 2
+    for run_id in runs:
+        assert [c[1] for c in log.calls if c[2] == run_id] == [
+            "run_started",
+            "step_started",
+            "step_done",
+            "run_done",
+        ]
+
+
+async def test_instruments_get_the_step_itself_with_its_tags(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    seen: list[Step] = []
+
+    class Keep(exegraph.Instrument):
+        def step_started(self, run: RunInfo, step: Step) -> None:
+            seen.append(step)
+
+    step = Recorder().step("a", tags=["deploy"])
+    await exegraph.run(Graph([step]), RunOptions(instruments=[Keep()]))
+    assert seen == [step]
+    assert seen[0].tags == ("deploy",)
+
+
+async def test_run_done_is_called_when_the_run_is_cancelled_from_outside(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    log = Log()
+    with trio.move_on_after(1):
+        await exegraph.run(
+            Graph([Recorder().step("a", 5), Recorder().step("b", 1, depends_on=["a"])]),
+            RunOptions(instruments=[log]),
+        )
+    assert log.calls[-1][1] == "run_done"
+    (result,) = log.results
+    assert [(t.name, str(t.status)) for t in result.steps] == [
+        ("a", "Cancelled"),
+        ("b", "Skipped"),
+    ]
+
+
+# -- a hook that raises is logged and disabled; the outcome stands -----------------------
+
+
+async def test_a_raising_on_step_start_is_logged_once_and_disabled(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    calls: list[str] = []
+
+    def bad_hook(name: str) -> None:
+        calls.append(name)
+        raise RuntimeError("hook bug")
+
+    rec = Recorder()
+    graph = Graph([rec.step("a", 1), rec.step("b", 1, depends_on=["a"])])
+    result = await exegraph.run_with_result(graph, RunOptions(on_step_start=bad_hook))
+    assert result.ok
+    assert calls == ["a"]
+    assert rec.order("end") == ["a", "b"]
+    (record,) = caplog.records
+    assert record.name == "exegraph_trio"
+    assert record.levelno == logging.ERROR
+    assert record.exc_info is not None
+    assert "on_step_start" in record.getMessage()
+    assert "'a'" in record.getMessage()
+
+
+async def test_a_raising_on_step_done_does_not_change_the_steps_result(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    def bad_hook(name: str, error: BaseException | None) -> None:
+        raise RuntimeError("hook bug")
+
+    rec = Recorder()
+    graph = Graph([rec.step("a", 1, error=ValueError("real")), rec.step("b", 2)])
+    result = await exegraph.run_with_result(
+        graph, RunOptions(on_step_done=bad_hook, error_policy=ErrorPolicy.CONTINUE_ON_ERROR)
+    )
+    assert isinstance(result["a"].error, ValueError)
+    assert result["b"].status is exegraph.StepStatus.DONE
+    assert len(caplog.records) == 1
+
+
+@pytest.mark.parametrize(
+    "method", ["run_started", "step_started", "step_done", "step_skipped", "run_done"]
+)
+async def test_a_raising_instrument_is_disabled_and_the_others_go_on(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture, method: str
+) -> None:
+    class Broken(Log):
+        pass
+
+    broken = Broken("broken")
+
+    def fail(*args: object) -> None:
+        broken.calls.append(("broken", method))
+        raise RuntimeError(f"{method} bug")
+
+    setattr(broken, method, fail)
+    healthy = Log("healthy")
+    rec = Recorder()
+    graph = Graph(
+        [rec.step("a", 1, error=ValueError()), rec.step("b", depends_on=["a"]), rec.step("c", 2)]
+    )
+    result = await exegraph.run_with_result(
+        graph,
+        RunOptions(instruments=[broken, healthy], error_policy=ErrorPolicy.CONTINUE_ON_ERROR),
+    )
+    assert [t.name for t in result.with_status(exegraph.StepStatus.DONE)] == ["c"]
+    assert broken.calls[-1] == ("broken", method)
+    assert sum(1 for call in broken.calls if call[1] == method) == 1
+    assert [c[1] for c in healthy.calls].count("step_done") == 2
+    assert len(caplog.records) == 1
+    assert method in caplog.records[0].getMessage()
+
+
+def test_the_instrument_base_class_does_nothing() -> None:
+    instrument = exegraph.Instrument()
+    info = RunInfo(1, Graph(), RunOptions())
+    step = Recorder().step("a")
+    timing = StepTiming("a", exegraph.StepStatus.DONE, 0, 1)
+    instrument.run_started(info)
+    instrument.step_started(info, step)
+    instrument.step_done(info, step, timing)
+    instrument.step_skipped(info, step, timing)
+    instrument.run_done(info, RunResult((timing,), 1))

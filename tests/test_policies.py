@@ -1,0 +1,275 @@
+"""Error policies, the `RunError` group, interrupts and cancellation from outside.
+
+Charter: virtual time (`autojump_clock`) everywhere, exact times, distinct durations
+wherever order matters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+import trio
+
+import exegraph_trio as exegraph
+from exegraph_trio import ErrorPolicy, Graph, RunOptions, StepStatus
+from support import Recorder
+
+CONTINUE = RunOptions(error_policy=ErrorPolicy.CONTINUE_ON_ERROR)
+
+
+def pipeline(rec: Recorder, error: Exception) -> Graph:
+    """fails at t=2; `slow` is in flight then; `after` and `late` never start."""
+    return Graph(
+        [
+            rec.step("ok", 1),
+            rec.step("bad", 2, error=error),
+            rec.step("slow", 10),
+            rec.step("after", 1, depends_on=["bad"]),
+            rec.step("late", 1, depends_on=["ok", "slow"]),
+        ]
+    )
+
+
+def skip_of(step: str, failed: str | None) -> Callable[[BaseException], bool]:
+    def check(error: BaseException) -> bool:
+        assert isinstance(error, exegraph.StepSkippedError)
+        return (error.step_name, error.failed_dependency) == (step, failed)
+
+    return check
+
+
+# -- fail-fast -------------------------------------------------------------------------
+
+
+async def test_fail_fast_cancels_steps_in_flight_and_starts_no_more(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    rec = Recorder()
+    boom = ValueError("boom")
+    result = await exegraph.run_with_result(pipeline(rec, boom))
+    assert [(t.name, t.status) for t in result.steps] == [
+        ("ok", StepStatus.DONE),
+        ("bad", StepStatus.FAILED),
+        ("after", StepStatus.SKIPPED),
+        ("late", StepStatus.SKIPPED),
+        ("slow", StepStatus.CANCELLED),
+    ]
+    assert rec.times("start") == {"ok": 0, "bad": 0, "slow": 0}
+    assert result["slow"].end == 2
+    assert isinstance(result["slow"].error, exegraph.StepCancelledError)
+    assert trio.current_time() == 2
+
+
+async def test_fail_fast_raises_a_run_error_of_the_failure_and_the_skips(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    boom = ValueError("boom")
+    with pytest.RaisesGroup(
+        pytest.RaisesExc(ValueError, check=lambda e: e is boom),
+        pytest.RaisesExc(exegraph.StepSkippedError, check=skip_of("after", "bad")),
+        pytest.RaisesExc(exegraph.StepSkippedError, check=skip_of("late", None)),
+    ) as info:
+        await exegraph.run(pipeline(Recorder(), boom))
+    assert isinstance(info.value, exegraph.RunError)
+    assert str(info.value).startswith("1 of 5 steps failed, 2 skipped")
+
+
+async def test_the_cancelled_steps_hook_sees_a_step_cancelled_error(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    done: dict[str, BaseException | None] = {}
+    options = RunOptions(on_step_done=done.__setitem__)
+    await exegraph.run_with_result(pipeline(Recorder(), ValueError()), options)
+    assert isinstance(done["slow"], exegraph.StepCancelledError)
+    assert done["slow"].step_name == "slow"
+    assert done["ok"] is None
+    assert isinstance(done["bad"], ValueError)
+    assert set(done) == {"ok", "bad", "slow"}
+
+
+async def test_a_step_that_fails_while_being_cancelled_is_a_failure(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    cleanup_error = OSError("cleanup failed")
+
+    async def fragile() -> None:
+        try:
+            await trio.sleep(10)
+        finally:
+            raise cleanup_error
+
+    graph = Graph([Recorder().step("bad", 1, error=ValueError()), exegraph.Step("x", fragile)])
+    result = await exegraph.run_with_result(graph)
+    assert result["x"].status is StepStatus.FAILED
+    assert result.error is not None
+    assert cleanup_error in result.error.failures
+
+
+# -- continue-on-error -----------------------------------------------------------------
+
+
+async def test_continue_on_error_runs_everything_not_downstream_of_a_failure(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    rec = Recorder()
+    result = await exegraph.run_with_result(pipeline(rec, ValueError("boom")), CONTINUE)
+    assert [(t.name, t.status) for t in result.steps] == [
+        ("ok", StepStatus.DONE),
+        ("bad", StepStatus.FAILED),
+        ("after", StepStatus.SKIPPED),
+        ("slow", StepStatus.DONE),
+        ("late", StepStatus.DONE),
+    ]
+    assert rec.times("start") == {"ok": 0, "bad": 0, "slow": 0, "late": 10}
+    assert result.total_duration == 11
+
+
+async def test_continue_on_error_skips_exactly_the_transitive_dependents(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    rec = Recorder()
+    graph = Graph(
+        [
+            rec.step("a", 1),
+            rec.step("b", 1, depends_on=["a"], error=RuntimeError("b")),
+            rec.step("c", 1, depends_on=["b"]),
+            rec.step("d", 1, depends_on=["c", "a"]),
+            rec.step("e", 1, depends_on=["a"]),
+            rec.step("f", 3, error=KeyError("f")),
+            rec.step("g", 1, depends_on=["f", "e"]),
+        ]
+    )
+    result = await exegraph.run_with_result(graph, CONTINUE)
+    assert {t.name for t in result.with_status(StepStatus.SKIPPED)} == {"c", "d", "g"}
+    assert {t.name for t in result.with_status(StepStatus.DONE)} == {"a", "e"}
+    assert result.error is not None
+    skipped = {e.step_name: e.failed_dependency for e in result.error.skipped}
+    assert skipped == {"c": "b", "d": "b", "g": "f"}
+    assert [type(e) for e in result.error.failures] == [RuntimeError, KeyError]
+
+
+# -- the RunError group ------------------------------------------------------------------
+
+
+async def test_run_error_members_are_the_original_exceptions_with_a_note(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    boom = ValueError("boom")
+    with pytest.raises(exegraph.RunError) as info:
+        await exegraph.run(Graph([Recorder().step("deploy", 1, error=boom)]))
+    assert info.value.exceptions == (boom,)
+    assert boom.__notes__ == ["exegraph: raised by step 'deploy'"]
+
+
+async def test_except_star_picks_failures_by_type(autojump_clock: trio.testing.MockClock) -> None:
+    rec = Recorder()
+    graph = Graph(
+        [
+            rec.step("net", 1, error=ConnectionError("down")),
+            rec.step("val", 2, error=ValueError("bad")),
+            rec.step("then", 1, depends_on=["net"]),
+        ]
+    )
+    caught: list[str] = []
+    groups: list[BaseException] = []
+    try:
+        await exegraph.run(graph, CONTINUE)
+    except* ConnectionError as group:
+        groups.append(group)
+        caught += [str(e) for e in group.exceptions]
+    except* exegraph.StepSkippedError as group:
+        groups.append(group)
+        caught += [str(e) for e in group.exceptions]
+    except* ValueError as group:
+        groups.append(group)
+        caught += [str(e) for e in group.exceptions]
+    assert caught == ["down", "step 'then' was skipped: its dependency 'net' failed", "bad"]
+    assert all(isinstance(group, exegraph.RunError) for group in groups)
+
+
+async def test_skips_and_failures_are_direct_members_not_nested(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    rec = Recorder()
+    graph = Graph([rec.step("a", 1, error=ValueError()), rec.step("b", depends_on=["a"])])
+    with pytest.raises(exegraph.RunError) as info:
+        await exegraph.run(graph)
+    assert [type(e) for e in info.value.exceptions] == [ValueError, exegraph.StepSkippedError]
+    assert exegraph.is_step_skipped(info.value)
+
+
+async def test_an_action_returning_a_non_awaitable_fails_with_a_type_error() -> None:
+    async def fine() -> None:
+        pass
+
+    step = exegraph.Step("odd", fine)
+    object.__setattr__(step, "action", lambda: 42)  # what an untyped decorator could do
+    result = await exegraph.run_with_result(Graph([step]))
+    assert isinstance(result["odd"].error, TypeError)
+    assert "returned int, not an awaitable" in str(result["odd"].error)
+
+
+async def test_an_exception_group_raised_by_an_action_is_that_steps_failure(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async def spawner() -> None:
+        async def fail(n: int) -> None:
+            raise ValueError(n)  # at once, so neither is cancelled by the other
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(fail, 1)
+            nursery.start_soon(fail, 1)
+
+    result = await exegraph.run_with_result(Graph([exegraph.Step("fan", spawner)]))
+    error = result["fan"].error
+    assert isinstance(error, ExceptionGroup)
+    assert len(error.exceptions) == 2
+    assert result.error is not None
+    assert result.error.exceptions == (error,)
+
+
+# -- interrupts and outside cancellation -----------------------------------------------
+
+
+@pytest.mark.parametrize("interrupt", [KeyboardInterrupt(), SystemExit(3)])
+async def test_a_base_exception_cancels_the_rest_and_propagates_unwrapped(
+    autojump_clock: trio.testing.MockClock, interrupt: BaseException
+) -> None:
+    rec = Recorder()
+    done: dict[str, BaseException | None] = {}
+    graph = Graph([rec.step("stop", 1, error=interrupt), rec.step("long", 9)])
+    with pytest.raises(type(interrupt)) as info:
+        await exegraph.run(graph, RunOptions(on_step_done=done.__setitem__))
+    assert info.value is interrupt
+    assert isinstance(done["long"], exegraph.StepCancelledError)
+    assert trio.current_time() == 1
+
+
+async def test_cancellation_from_outside_cancels_every_step_and_propagates(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    rec = Recorder()
+    done: dict[str, BaseException | None] = {}
+    graph = Graph([rec.step("a", 1), rec.step("b", 5), rec.step("c", 5, depends_on=["a"])])
+    caught = None
+    with trio.move_on_after(3) as scope:
+        try:
+            await exegraph.run(graph, RunOptions(on_step_done=done.__setitem__))
+        except trio.Cancelled as exc:
+            caught = exc
+            raise
+    assert scope.cancelled_caught
+    assert isinstance(caught, trio.Cancelled)
+    assert done["a"] is None
+    assert isinstance(done["b"], exegraph.StepCancelledError)
+    assert isinstance(done["c"], exegraph.StepCancelledError)
+    assert rec.order("start") == ["a", "b", "c"]
+
+
+async def test_a_run_in_a_cancelled_scope_starts_nothing() -> None:
+    rec = Recorder()
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        await exegraph.run(Graph([rec.step("a", 1), rec.step("b", 1)]))
+    assert rec.events == []

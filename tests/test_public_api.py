@@ -1,0 +1,84 @@
+"""The public surface: `__all__` is sorted, complete, documented and says `exegraph_trio.X`."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import types
+
+import pytest
+
+import exegraph_trio
+
+PACKAGES = ["exegraph_trio", "exegraph_otel"]
+
+SPEC_NAMES = {
+    "CycleError",
+    "DuplicateStepError",
+    "ErrorPolicy",
+    "Graph",
+    "GraphBuilder",
+    "GraphError",
+    "Instrument",
+    "MissingDependencyError",
+    "RunError",
+    "RunOptions",
+    "RunResult",
+    "Step",
+    "StepCancelledError",
+    "StepSkippedError",
+    "StepStatus",
+    "StepTimeoutError",
+    "StepTiming",
+    "is_step_skipped",
+    "run",
+    "run_with_result",
+}
+
+
+def public_names(module: types.ModuleType) -> list[str]:
+    return [name for name in dir(module) if not name.startswith("_")]
+
+
+def test_every_name_of_the_spec_is_exported() -> None:
+    assert set(exegraph_trio.__all__) >= SPEC_NAMES
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_all_is_sorted_and_matches_the_public_names(package: str) -> None:
+    module = importlib.import_module(package)
+    assert module.__all__ == sorted(module.__all__)
+    exported = set(module.__all__)
+    assert exported == {
+        name
+        for name in public_names(module)
+        if not isinstance(getattr(module, name), types.ModuleType)
+    }
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_public_names_live_in_the_package_and_have_docstrings(package: str) -> None:
+    module = importlib.import_module(package)
+    for name in module.__all__:
+        obj = getattr(module, name)
+        if inspect.isclass(obj) or inspect.isfunction(obj):
+            assert obj.__module__ == package, name
+            assert inspect.getdoc(obj), f"{package}.{name} has no docstring"
+
+
+def test_the_package_ships_py_typed() -> None:
+    for package in PACKAGES:
+        module = importlib.import_module(package)
+        assert module.__file__ is not None
+        assert (importlib.resources.files(package) / "py.typed").is_file()
+
+
+def test_public_methods_have_docstrings() -> None:
+    for name in exegraph_trio.__all__:
+        obj = getattr(exegraph_trio, name)
+        if not inspect.isclass(obj):
+            continue
+        for attr, member in vars(obj).items():
+            if attr.startswith("_") or (not callable(member) and not isinstance(member, property)):
+                continue
+            assert inspect.getdoc(member), f"{name}.{attr} has no docstring"

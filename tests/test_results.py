@@ -1,0 +1,91 @@
+"""`RunResult` and `StepTiming`: what a run reports, in completion order and exact times."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+import exegraph_trio as exegraph
+from exegraph_trio import ErrorPolicy, Graph, RunOptions, StepStatus, StepTiming
+from support import Recorder
+
+
+async def test_timings_come_in_completion_order_with_exact_times(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    rec = Recorder()
+    start = trio.current_time()
+    graph = Graph(
+        [rec.step("slow", 3), rec.step("fast", 1), rec.step("next", 1, depends_on=["fast"])]
+    )
+    result = await exegraph.run_with_result(graph)
+    assert [(t.name, t.start, t.end, t.duration) for t in result.steps] == [
+        ("fast", start, start + 1, 1),
+        ("next", start + 1, start + 2, 1),
+        ("slow", start, start + 3, 3),
+    ]
+    assert result.total_duration == 3
+    assert result.ok
+    assert result.error is None
+
+
+async def test_a_result_reads_like_a_mapping_of_names_to_timings(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    rec = Recorder()
+    graph = Graph([rec.step("a", 1, error=ValueError("x")), rec.step("b", depends_on=["a"])])
+    result = await exegraph.run_with_result(graph)
+    assert len(result) == 2
+    assert "a" in result
+    assert "zzz" not in result
+    assert result["a"].status is StepStatus.FAILED
+    assert [t.name for t in result] == ["a", "b"]
+    assert [t.name for t in result.with_status(StepStatus.SKIPPED)] == ["b"]
+    with pytest.raises(KeyError, match="zzz"):
+        result["zzz"]
+
+
+async def test_a_skipped_step_has_no_times_and_zero_duration(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    rec = Recorder()
+    graph = Graph([rec.step("a", 1, error=ValueError()), rec.step("b", depends_on=["a"])])
+    timing = (await exegraph.run_with_result(graph))["b"]
+    assert (timing.start, timing.end, timing.duration) == (None, None, 0.0)
+    assert isinstance(timing.error, exegraph.StepSkippedError)
+
+
+async def test_the_table_lists_every_step(autojump_clock: trio.testing.MockClock) -> None:
+    rec = Recorder()
+    graph = Graph(
+        [rec.step("build", 2), rec.step("test", 1, depends_on=["build"], error=ValueError("red"))]
+    )
+    table = (
+        await exegraph.run_with_result(
+            graph, RunOptions(error_policy=ErrorPolicy.CONTINUE_ON_ERROR)
+        )
+    ).table()
+    lines = table.splitlines()
+    assert lines[0].split() == ["step", "status", "start", "duration", "error"]
+    assert lines[1].split() == ["build", "Done", "0.000", "2.000"]
+    assert lines[2].split() == ["test", "Failed", "2.000", "1.000", "ValueError:", "red"]
+    assert lines[3] == "total 3.000 s, failed"
+
+
+def test_statuses_and_policies_print_as_words() -> None:
+    assert [str(s) for s in StepStatus] == [
+        "Pending",
+        "Running",
+        "Done",
+        "Failed",
+        "Skipped",
+        "Cancelled",
+    ]
+    assert str(ErrorPolicy.FAIL_FAST) == "FailFast"
+    assert str(ErrorPolicy.CONTINUE_ON_ERROR) == "ContinueOnError"
+
+
+def test_timings_are_frozen_values() -> None:
+    timing = StepTiming("a", StepStatus.DONE, 1.0, 3.5)
+    assert timing.duration == 2.5
+    assert timing == StepTiming("a", StepStatus.DONE, 1.0, 3.5)

@@ -1,0 +1,133 @@
+"""`Step`: what a valid step is, and the errors for everything else."""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any
+
+import attrs
+import pytest
+
+import exegraph_trio as exegraph
+
+
+async def noop() -> None:
+    pass
+
+
+async def greet(who: str) -> str:
+    return who
+
+
+class AsyncCallable:
+    async def __call__(self) -> None:
+        pass
+
+
+def test_a_step_keeps_its_fields_as_immutable_values() -> None:
+    step = exegraph.Step("b", noop, depends_on=["a"], tags={"x"}, timeout=3)
+    assert step.name == "b"
+    assert step.action is noop
+    assert step.depends_on == ("a",)
+    assert step.tags == ("x",)
+    assert step.timeout == 3.0
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        step.name = "c"  # type: ignore[misc]
+
+
+def test_defaults_are_no_dependencies_no_tags_and_the_runs_timeout() -> None:
+    step = exegraph.Step("a", noop)
+    assert (step.depends_on, step.tags, step.timeout) == ((), (), None)
+
+
+@pytest.mark.parametrize(
+    "action",
+    [noop, functools.partial(greet, "world"), AsyncCallable()],
+    ids=["async-def", "partial", "async-call-object"],
+)
+def test_async_callables_are_accepted(action: Any) -> None:
+    assert exegraph.Step("a", action).action is action
+
+
+def test_any_iterable_of_names_is_stored_as_a_tuple_without_repeats() -> None:
+    step = exegraph.Step("c", noop, depends_on=(n for n in ["a", "b", "a"]), tags=["t", "t"])
+    assert step.depends_on == ("a", "b")
+    assert step.tags == ("t",)
+
+
+@pytest.mark.parametrize("name", ["", None, 3])
+def test_a_name_must_be_a_non_empty_str(name: Any) -> None:
+    with pytest.raises((TypeError, ValueError), match="name"):
+        exegraph.Step(name, noop)
+
+
+def test_an_empty_name_is_a_value_error_and_a_non_str_a_type_error() -> None:
+    with pytest.raises(ValueError, match="non-empty"):
+        exegraph.Step("", noop)
+    with pytest.raises(TypeError, match="must be a str"):
+        exegraph.Step(None, noop)  # type: ignore[arg-type]
+
+
+def test_a_sync_function_is_refused_with_advice_on_blocking_code() -> None:
+    def blocking() -> None:
+        pass
+
+    with pytest.raises(TypeError, match=r"trio\.to_thread\.run_sync") as info:
+        exegraph.Step("a", blocking)  # type: ignore[arg-type]
+    assert "'a'" in str(info.value)
+
+
+def test_a_lambda_returning_a_coroutine_is_refused_with_advice_on_partial() -> None:
+    with pytest.raises(TypeError, match=r"functools\.partial"):
+        exegraph.Step("a", lambda: greet("x"))
+
+
+@pytest.mark.parametrize("action", [None, 42, "noop"])
+def test_a_non_callable_action_is_refused(action: Any) -> None:
+    with pytest.raises(TypeError, match="async callable"):
+        exegraph.Step("a", action)
+
+
+def test_a_bare_str_for_depends_on_is_refused_because_it_would_be_read_as_characters() -> None:
+    with pytest.raises(TypeError, match=r"depends_on=\['db'\]"):
+        exegraph.Step("a", noop, depends_on="db")
+
+
+def test_a_bare_str_for_tags_is_refused() -> None:
+    with pytest.raises(TypeError, match="tags"):
+        exegraph.Step("a", noop, tags="infra")
+
+
+def test_dependency_names_must_be_non_empty_strs() -> None:
+    with pytest.raises(TypeError, match="non-empty str"):
+        exegraph.Step("a", noop, depends_on=["b", 3])  # type: ignore[list-item]
+    with pytest.raises(TypeError, match="iterable"):
+        exegraph.Step("a", noop, depends_on=5)  # type: ignore[arg-type]
+
+
+def test_a_step_may_not_depend_on_itself() -> None:
+    with pytest.raises(ValueError, match="depends on itself"):
+        exegraph.Step("a", noop, depends_on=["a"])
+
+
+@pytest.mark.parametrize("timeout", [-1, math.nan])
+def test_a_negative_or_nan_timeout_is_refused(timeout: float) -> None:
+    with pytest.raises(ValueError, match="timeout"):
+        exegraph.Step("a", noop, timeout=timeout)
+
+
+@pytest.mark.parametrize("timeout", ["5", True])
+def test_a_non_numeric_timeout_is_refused(timeout: Any) -> None:
+    with pytest.raises(TypeError, match="timeout"):
+        exegraph.Step("a", noop, timeout=timeout)
+
+
+def test_steps_are_values_that_compare_and_evolve() -> None:
+    a = exegraph.Step("a", noop, tags=["x"])
+    assert a == exegraph.Step("a", noop, tags=["x"])
+    assert hash(a) == hash(exegraph.Step("a", noop, tags=["x"]))
+    b = attrs.evolve(a, name="b", depends_on=["a"])
+    assert (b.name, b.depends_on, b.action) == ("b", ("a",), noop)
+    with pytest.raises(ValueError, match="itself"):
+        attrs.evolve(a, depends_on=["a"])
