@@ -17,7 +17,7 @@ is ready. So a step starts the moment its last dependency is done and a slot is 
 with no polling and no level-by-level waves, and a chain runs on one task.
 
 Each step runs in a fresh copy of the run's context (rule 6): its action's coroutine is
-driven inside that copy by `_in_context`, so reusing the worker task leaks nothing from
+driven inside that copy by `_resume`, so reusing the worker task leaks nothing from
 one step to the next.
 """
 
@@ -38,12 +38,16 @@ from ._graph import Graph
 from ._instrument import Instrument, RunInfo
 from ._options import ErrorPolicy, RunOptions
 from ._result import RunResult, StepStatus, StepTiming
+from ._step import Step
 
 __all__ = ["run", "run_with_result"]
 
 logger: Final = logging.getLogger("exegraph_trio")
 
 _PENDING, _CLAIMED, _RUNNING, _DONE, _FAILED, _SKIPPED, _CANCELLED = range(7)
+_STEPS_PER_YIELD: Final = 64
+"""A worker going from step to step yields to other tasks after this many steps in a row
+that finished without suspending."""
 _STATUS: Final = {
     _DONE: StepStatus.DONE,
     _FAILED: StepStatus.FAILED,
@@ -104,17 +108,17 @@ async def run_with_result(graph: Graph, options: RunOptions | None = None) -> Ru
 
 
 @types.coroutine
-def _in_context(
-    awaitable: Awaitable[object], context: contextvars.Context
+def _resume(
+    inner: Any, context: contextvars.Context, message: object
 ) -> Generator[Any, Any, object]:
-    """Await `awaitable` with every one of its steps running inside `context`."""
-    if isinstance(awaitable, types.CoroutineType):
-        inner: Any = awaitable
-    else:
-        inner = awaitable.__await__()
+    """Go on awaiting `inner`, suspended at `message`, resuming it inside `context` each time.
+
+    Trio talks to a task by sending values into (or throwing into) the coroutine at the
+    bottom of the await chain; this passes each one through `context.run`, so the action
+    runs in its step's context although the task's own context is the worker's.
+    """
     enter = context.run
     try:
-        message = enter(inner.send, None)
         while True:
             try:
                 reply = yield message
@@ -189,6 +193,8 @@ class _Run:
         self.timings: list[StepTiming] = []
         self.members: list[Exception] = []
         self.interrupt: BaseException | None = None
+        self.unyielded = 0  # steps in a row that finished without suspending
+        self.clock = trio.lowlevel.current_clock()
 
     # -- the run as a whole --------------------------------------------------------------
 
@@ -289,7 +295,14 @@ class _Run:
                 if step is not None and self.state[step] == _CLAIMED:
                     step = await self._run_step(step)
                     if step is not None:
-                        await trio.lowlevel.checkpoint()
+                        # Straight on to the next step: yield to other tasks now and then
+                        # (each action that suspends has yielded already), but notice
+                        # cancellation at once.
+                        if self.unyielded >= _STEPS_PER_YIELD:
+                            self.unyielded = 0
+                            await trio.lowlevel.checkpoint()
+                        else:
+                            await trio.lowlevel.checkpoint_if_cancelled()
                         continue
                 if self.stopping or not self.unsettled:
                     return
@@ -306,7 +319,7 @@ class _Run:
         step = self.steps[i]
         self.state[i] = _RUNNING
         context = self.context.copy()
-        start = trio.current_time()
+        start = self.clock.current_time()
         for instrument in self.instruments:
             self._call_instrument(context, instrument, Instrument.step_started, step)
         if self.on_start is not None:
@@ -317,19 +330,13 @@ class _Run:
         state = _DONE
         cancelled: BaseException | None = None
         try:
-            awaitable = context.run(step.action)
-            if not isinstance(awaitable, Awaitable):
-                raise TypeError(
-                    f"the action of step {step.name!r} returned {type(awaitable).__name__}, "
-                    "not an awaitable; make it an async function"
-                )
             if timeout and timeout != math.inf:
                 with trio.move_on_after(timeout) as scope:
-                    await _in_context(awaitable, context)
+                    await self._drive(step, context)
                 if scope.cancelled_caught:
                     error, state = StepTimeoutError(step.name, timeout), _FAILED
             else:
-                await _in_context(awaitable, context)
+                await self._drive(step, context)
         except BaseException as exc:  # noqa: BLE001 - every outcome is classified below
             if _only_cancelled(exc):
                 error, state, cancelled = StepCancelledError(step.name), _CANCELLED, exc
@@ -339,7 +346,7 @@ class _Run:
                 error, state = exc, _FAILED
                 if not isinstance(exc, Exception) and self.interrupt is None:
                     self.interrupt = exc
-        end = trio.current_time()
+        end = self.clock.current_time()
 
         timing = StepTiming(step.name, _STATUS[state], start, end, error)
         if self.on_done is not None:
@@ -350,6 +357,30 @@ class _Run:
         if cancelled is not None:
             raise cancelled
         return nxt
+
+    async def _drive(self, step: Step, context: contextvars.Context) -> None:
+        """Call `step`'s action and await what it returns, all inside `context`.
+
+        The first resumption happens here: an action that finishes without suspending (a
+        no-op, a cache hit) costs no generator and no trip through Trio's run loop.
+        """
+        awaitable = context.run(step.action)
+        if type(awaitable) is types.CoroutineType:
+            inner: Any = awaitable
+        elif isinstance(awaitable, Awaitable):
+            inner = awaitable.__await__()
+        else:
+            raise TypeError(
+                f"the action of step {step.name!r} returned {type(awaitable).__name__}, "
+                "not an awaitable; make it an async function"
+            )
+        try:
+            message = context.run(inner.send, None)
+        except StopIteration:
+            self.unyielded += 1
+            return
+        self.unyielded = 0
+        await _resume(inner, context, message)
 
     def _settle(self, i: int, state: int, timing: StepTiming) -> int | None:
         """Record a finished step and release its dependents; return a step to run next."""
@@ -372,7 +403,7 @@ class _Run:
                 self._stop(i)
             else:
                 self._skip(self._downstream(i), timing.name)
-        if self.stopping:
+        if self.stopping or state == _CANCELLED:
             return None
         if not self.unsettled:
             self._wake_idle()
