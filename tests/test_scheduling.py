@@ -321,3 +321,48 @@ async def test_a_100_000_step_chain_runs(autojump_clock: trio.testing.MockClock)
     result = await exegraph.run_with_result(graph)
     assert count == n
     assert [t.name for t in result.steps[:3]] == ["n0", "n1", "n2"]
+
+
+async def test_a_long_run_of_steps_that_never_suspend_still_lets_other_tasks_run() -> None:
+    finished = False
+    ticks = 0
+
+    async def other_task() -> None:
+        nonlocal ticks
+        while not finished:
+            ticks += 1
+            await trio.lowlevel.checkpoint()
+
+    async def noop() -> None:
+        pass
+
+    graph = Graph(
+        exegraph.Step(f"n{i}", noop, depends_on=[f"n{i - 1}"] if i else []) for i in range(6400)
+    )
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(other_task)
+        await exegraph.run(graph)
+        finished = True
+    assert ticks >= 6400 // 64
+
+
+async def test_cancellation_stops_a_run_of_steps_that_never_suspend_promptly() -> None:
+    count = 0
+
+    async def count_step() -> None:
+        nonlocal count
+        count += 1
+
+    graph = Graph(
+        exegraph.Step(f"n{i}", count_step, depends_on=[f"n{i - 1}"] if i else [])
+        for i in range(10_000)
+    )
+    async with trio.open_nursery() as nursery:
+
+        async def cancel_soon() -> None:
+            await trio.lowlevel.checkpoint()
+            nursery.cancel_scope.cancel()
+
+        nursery.start_soon(cancel_soon)
+        await exegraph.run(graph)
+    assert 0 < count <= 2 * 64
