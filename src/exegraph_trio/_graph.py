@@ -246,10 +246,10 @@ def _count_dependents(
 
     Walks the topological order backwards. When every step has at most one dependency, or
     at most one dependent (trees, fans, chains), the dependents' sets are disjoint and the
-    counts simply add up. Otherwise each step gets the bitset of its transitive dependents,
-    the union of its dependents' sets; a set is freed as soon as the last step that needs
-    it has read it. Bit `k` stands for the step at topological position `n - 1 - k`, so
-    the sets of late steps are small.
+    counts simply add up. Otherwise each step gets the bitset of itself and its transitive
+    dependents, the union of its dependents' sets plus its own bit; a set is freed as soon
+    as the last step that needs it has read it. The step at topological position `p` has
+    bit `n - 1 - p`, so the sets of late steps, which tend to live longest, are small.
     """
     n = len(deps)
     counts = [0] * n
@@ -257,21 +257,19 @@ def _count_dependents(
         for i in reversed(order):
             counts[i] = sum(counts[j] + 1 for j in dependents[i])
         return counts
-    bit = [0] * n
-    for place, i in enumerate(order):
-        bit[i] = 1 << (n - 1 - place)
     readers = [len(d) for d in deps]
     sets: dict[int, int] = {}
-    for i in reversed(order):
+    for place in range(n - 1, -1, -1):
+        i = order[place]
         below = 0
         for j in dependents[i]:
-            below |= sets[j] | bit[j]
+            below |= sets[j]
             readers[j] -= 1
             if not readers[j]:
                 del sets[j]
         counts[i] = below.bit_count()
         if readers[i]:
-            sets[i] = below
+            sets[i] = below | 1 << (n - 1 - place)
     return counts
 
 
