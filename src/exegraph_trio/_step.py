@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import types
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeAlias, final
 
@@ -21,6 +22,8 @@ def is_async_callable(action: object) -> bool:
     True for `async def` functions and methods, `functools.partial` objects wrapping one,
     and objects whose class defines `async def __call__`.
     """
+    if type(action) is types.FunctionType and action.__code__.co_flags & inspect.CO_COROUTINE:
+        return True  # the common case, without inspect's unwrapping
     if inspect.iscoroutinefunction(action):
         return True
     call = getattr(type(action), "__call__", None)  # noqa: B004 - we want the class attribute
@@ -51,6 +54,8 @@ def _check_action(step: Step, attribute: attrs.Attribute[Action], value: object)
 
 def _names(value: Any, field: str) -> tuple[str, ...]:
     """Any iterable of names as a tuple without repeats; a bare `str` is refused."""
+    if type(value) is tuple and not value:
+        return ()
     if isinstance(value, str):
         raise TypeError(
             f"{field} must be an iterable of names, not the str {value!r} "
