@@ -264,7 +264,7 @@ async def test_cancellation_from_outside_cancels_every_step_and_propagates(
     assert done["a"] is None
     assert isinstance(done["b"], exegraph.StepCancelledError)
     assert isinstance(done["c"], exegraph.StepCancelledError)
-    assert rec.order("start") == ["a", "b", "c"]
+    assert sorted(rec.order("start")) == ["a", "b", "c"]  # a and b start together
 
 
 async def test_a_run_in_a_cancelled_scope_starts_nothing() -> None:
