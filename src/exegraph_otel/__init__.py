@@ -1,1 +1,47 @@
-"""OpenTelemetry tracing and metrics for exegraph runs (in progress)."""
+"""exegraph_otel: every exegraph run as an OpenTelemetry trace, plus metrics.
+
+```python
+import trio
+import exegraph_trio as exegraph
+import exegraph_otel
+
+# once, at start-up: an SDK TracerProvider / MeterProvider set as the global providers
+trio.run(exegraph.run, graph, exegraph_otel.traced())
+```
+
+Each run becomes one trace: a `RUN exegraph` span (child of whatever span is current
+where `run` is called) with one child span per step, from its start to its end. Spans made
+inside a step's action nest under that step's span; each step span links to its
+dependencies' spans; skipped and cancelled steps are visible. Attributes follow the
+OpenTelemetry CI/CD semantic conventions (`cicd.pipeline.task.run.result`, ...). See
+[`OtelInstrument`][exegraph_otel.OtelInstrument] for the details and the metrics.
+
+The package needs `opentelemetry-api` only (`pip install exegraph-trio[otel]`); the SDK and
+an exporter are yours to choose (`exegraph-trio[otlp]` brings the SDK and the OTLP/HTTP
+exporter that Jaeger ingests). Without an SDK every call is a cheap no-op.
+
+This module is the only public location of every name; the implementation lives in
+private modules.
+"""
+
+from exegraph_trio import __version__ as __version__
+
+from ._instrument import OtelInstrument as OtelInstrument
+from ._instrument import traced as traced
+
+__all__ = ["OtelInstrument", "traced"]
+
+
+def _rewrite_module_names() -> None:
+    """Say `exegraph_otel.X` in reprs, tracebacks and docs, as trio does for its names."""
+    for name in __all__:
+        obj = globals()[name]
+        if getattr(obj, "__module__", "").startswith(f"{__name__}._"):
+            try:  # noqa: SIM105 - contextlib would be one more name in the namespace
+                obj.__module__ = __name__
+            except (AttributeError, TypeError):  # pragma: no cover - a type alias keeps its own
+                pass
+
+
+_rewrite_module_names()
+del _rewrite_module_names

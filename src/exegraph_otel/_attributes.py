@@ -1,0 +1,124 @@
+"""The names and values this package puts on spans and metrics, in one place.
+
+The keys follow the OpenTelemetry semantic conventions for CI/CD (a run is a *pipeline
+run*, a step a *task run*) where they fit, and the `exegraph.*` namespace for what they
+lack. They are defined here rather than imported from `opentelemetry-semantic-conventions`
+so that the package needs `opentelemetry-api` only; the values are those of the
+conventions at `SCHEMA_URL`.
+
+Spans carry everything; metrics carry the low-cardinality keys only (never a run id).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from exegraph_trio import (
+    RunResult,
+    StepCancelledError,
+    StepStatus,
+    StepTimeoutError,
+    StepTiming,
+)
+
+SCOPE_NAME: Final = "exegraph_otel"
+"""The instrumentation scope of every span and metric this package makes."""
+SCHEMA_URL: Final = "https://opentelemetry.io/schemas/1.44.0"
+"""The semantic conventions version the names below follow."""
+
+# -- OpenTelemetry semantic conventions (CI/CD, error) ---------------------------------------
+
+CICD_PIPELINE_NAME: Final = "cicd.pipeline.name"
+"""The pipeline's name: `OtelInstrument(pipeline_name=...)`, `"exegraph"` by default."""
+CICD_PIPELINE_ACTION_NAME: Final = "cicd.pipeline.action.name"
+"""What a pipeline run does; always `RUN` here."""
+CICD_PIPELINE_RUN_ID: Final = "cicd.pipeline.run.id"
+"""The run's id (`RunInfo.run_id`, as a string), on the run span."""
+CICD_PIPELINE_RESULT: Final = "cicd.pipeline.result"
+"""How the run ended: one of `RESULT_*` (not `skip`)."""
+CICD_PIPELINE_TASK_NAME: Final = "cicd.pipeline.task.name"
+"""The step's name."""
+CICD_PIPELINE_TASK_RUN_ID: Final = "cicd.pipeline.task.run.id"
+"""`"{run id}/{step name}"`: unique within the process."""
+CICD_PIPELINE_TASK_RUN_RESULT: Final = "cicd.pipeline.task.run.result"
+"""How the step ended: one of `RESULT_*`."""
+ERROR_TYPE: Final = "error.type"
+"""The class of the exception a failed step (or run) ended with; see `error_type`."""
+
+ACTION_RUN: Final = "RUN"
+
+RESULT_SUCCESS: Final = "success"
+RESULT_FAILURE: Final = "failure"
+RESULT_TIMEOUT: Final = "timeout"
+RESULT_CANCELLATION: Final = "cancellation"
+RESULT_SKIP: Final = "skip"
+
+# -- exegraph's own ----------------------------------------------------------------------------
+
+EXEGRAPH_RUN_ID: Final = "exegraph.run.id"
+"""`RunInfo.run_id` (an int), on every span of the run. Never on metrics."""
+EXEGRAPH_RUN_ERROR_POLICY: Final = "exegraph.run.error_policy"
+"""`"FailFast"` or `"ContinueOnError"`, on the run span."""
+EXEGRAPH_RUN_MAX_CONCURRENCY: Final = "exegraph.run.max_concurrency"
+"""The concurrency bound the run applies (`RunOptions.concurrency_limit`), on the run span."""
+EXEGRAPH_GRAPH_STEPS: Final = "exegraph.graph.steps"
+"""How many steps the graph has, on the run span."""
+EXEGRAPH_STEP_TAGS: Final = "exegraph.step.tags"
+"""The step's tags (a string array; absent when it has none)."""
+EXEGRAPH_STEP_DEPENDS_ON: Final = "exegraph.step.depends_on"
+"""The names of the step's direct dependencies (a string array; absent when none)."""
+EXEGRAPH_STEP_PRIORITY: Final = "exegraph.step.priority"
+"""`Graph.priority(step)`: how many steps depend on it. Set only on recorded spans."""
+EXEGRAPH_STEP_TIMEOUT: Final = "exegraph.step.timeout"
+"""The step's deadline in seconds, when it has one."""
+EXEGRAPH_STEP_FAILED_DEPENDENCY: Final = "exegraph.step.failed_dependency"
+"""On a skipped step: the failed upstream step that caused the skip, when there is one."""
+EXEGRAPH_LINK_TYPE: Final = "exegraph.link.type"
+"""On a link: `depends_on` (to a dependency's span) or `failed_dependency` (skip cause)."""
+
+LINK_DEPENDS_ON: Final = "depends_on"
+LINK_FAILED_DEPENDENCY: Final = "failed_dependency"
+
+# -- deriving values ---------------------------------------------------------------------------
+
+
+def error_type(error: BaseException) -> str:
+    """The `error.type` of `error`: its class name, qualified by module unless a builtin.
+
+    `ValueError`, `exegraph_trio.StepTimeoutError`, `myapp.errors.DeployError`.
+    """
+    cls = type(error)
+    if cls.__module__ == "builtins":
+        return cls.__qualname__
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def step_result(timing: StepTiming) -> str:
+    """The `cicd.pipeline.task.run.result` of a finished or skipped step."""
+    status = timing.status
+    if status is StepStatus.DONE:
+        return RESULT_SUCCESS
+    if status is StepStatus.SKIPPED:
+        return RESULT_SKIP
+    if status is StepStatus.CANCELLED or isinstance(timing.error, StepCancelledError):
+        return RESULT_CANCELLATION
+    if isinstance(timing.error, StepTimeoutError):
+        return RESULT_TIMEOUT
+    return RESULT_FAILURE
+
+
+def run_result(result: RunResult) -> tuple[str, BaseException | None]:
+    """The `cicd.pipeline.result` of a run, and the error to report for it (if failed).
+
+    A run with a failed (or timed-out) step is a `failure`, reported with the
+    `RunError` (or, when a `KeyboardInterrupt`-like exception stopped it, that exception);
+    a run with no failure but steps cancelled or skipped was cancelled from outside; else
+    it is a `success`.
+    """
+    failed = [t.error for t in result.steps if t.status is StepStatus.FAILED]
+    if failed:
+        interrupt = next((e for e in failed if not isinstance(e, Exception)), None)
+        return RESULT_FAILURE, interrupt or result.error or failed[0]
+    if any(t.status in (StepStatus.CANCELLED, StepStatus.SKIPPED) for t in result.steps):
+        return RESULT_CANCELLATION, None
+    return RESULT_SUCCESS, None

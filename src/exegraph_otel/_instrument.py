@@ -1,0 +1,232 @@
+"""`OtelInstrument`, the instrument that does it all, and `traced`, the one-line turn-on."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import TYPE_CHECKING, Final, final
+
+import attrs
+
+import exegraph_trio
+
+from ._metrics import Metrics
+from ._tracing import Tracing
+
+if TYPE_CHECKING:
+    from opentelemetry.metrics import MeterProvider
+    from opentelemetry.trace import TracerProvider
+
+    from exegraph_trio import RunInfo, RunOptions, RunResult, Step, StepTiming
+
+__all__ = ["OtelInstrument", "traced"]
+
+logger: Final = logging.getLogger("exegraph_otel")
+
+_Part = Tracing | Metrics
+
+
+@final
+class OtelInstrument(exegraph_trio.Instrument):
+    """Trace and measure exegraph runs with OpenTelemetry.
+
+    Attach it to a run (or use [`traced`][exegraph_otel.traced]) and every run becomes
+    one trace, and feeds four metrics:
+
+    ```python
+    import exegraph_trio as exegraph
+    import exegraph_otel
+
+    otel = exegraph_otel.OtelInstrument(pipeline_name="release")
+    await exegraph.run(graph, exegraph.RunOptions(instruments=[otel]))
+    ```
+
+    **Spans.** The run gets a span named `RUN {pipeline_name}`, a child of the span that
+    is current where `run` is called. Each step that starts gets a span named after the
+    step, a child of the run span, from the moment its action starts to the moment it
+    ends; it is the current span inside the action, so spans the action makes (also in
+    tasks it spawns in its own nurseries, and nested exegraph runs) are its children. Each
+    step span links to the spans of the steps it depends on. A skipped step gets a
+    zero-length span, linked to the failed step that caused the skip.
+
+    Attributes follow the OpenTelemetry CI/CD conventions:
+    `cicd.pipeline.task.run.result` is `success`, `failure`, `timeout`, `cancellation`
+    (cancelled mid-flight by fail-fast) or `skip`; a failed or timed-out step has
+    `error.type` (the exception's class) and status `ERROR` with the exception's message,
+    and its exception is recorded as a span event when `record_exceptions` is true. A
+    successful step leaves the status unset. `exegraph.step.tags`,
+    `exegraph.step.depends_on`, `exegraph.step.priority` and `exegraph.run.id` add what
+    the conventions lack.
+
+    **Metrics.** `exegraph.step.duration` and `exegraph.run.duration` (histograms, in
+    seconds), `exegraph.step.active` (steps running now) and `exegraph.step.outcomes`
+    (steps by result), with low-cardinality attributes only: pipeline name, step name,
+    result and `error.type`.
+
+    One instance serves any number of runs, also concurrent ones: create it once and
+    reuse it. It never changes a run's outcome: if the tracer or meter raises, the
+    instrument logs the error (logger `exegraph_otel`) and stops that signal for the rest
+    of that run; the run goes on as if it were not there.
+
+    Times are the Trio clock (`trio.current_time()`, which `StepTiming` uses) placed on the
+    wall clock at the start of each run, so spans and metrics agree exactly with the
+    [`RunResult`][exegraph_trio.RunResult] (and show virtual time under a mock clock).
+
+    Args:
+        tracer_provider: where spans go; the global tracer provider when `None` (set it
+            with `opentelemetry.trace.set_tracer_provider`, even after this instrument is
+            made). Pass `opentelemetry.trace.NoOpTracerProvider()` for metrics only.
+        meter_provider: where measurements go; the global meter provider when `None`.
+            Pass `opentelemetry.metrics.NoOpMeterProvider()` for traces only.
+        pipeline_name: the `cicd.pipeline.name` of every run this instrument sees, and
+            the second word of the run span's name. Keep it low-cardinality: it is a
+            metric attribute.
+        record_exceptions: also record the exception of each failed step as an
+            `exception` event on its span (with its traceback). Off by default: the status
+            and `error.type` already say what failed, and tracebacks can be large or hold
+            secrets.
+
+    Raises:
+        TypeError: `pipeline_name` is not a `str`.
+        ValueError: `pipeline_name` is empty.
+    """
+
+    def __init__(
+        self,
+        *,
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
+        pipeline_name: str = "exegraph",
+        record_exceptions: bool = False,
+    ) -> None:
+        if not isinstance(pipeline_name, str):
+            raise TypeError(
+                f"pipeline_name must be a str, not {type(pipeline_name).__name__}: "
+                f"{pipeline_name!r}"
+            )
+        if not pipeline_name:
+            raise ValueError("pipeline_name must be a non-empty string, such as 'release'")
+        self._pipeline_name = pipeline_name
+        self._record_exceptions = bool(record_exceptions)
+        parts: list[_Part] = []
+        try:
+            parts.append(
+                Tracing(tracer_provider, pipeline_name, record_exceptions=self._record_exceptions)
+            )
+        except Exception:
+            logger.exception("exegraph_otel: could not get a tracer; runs will not be traced")
+        try:
+            parts.append(Metrics(meter_provider, pipeline_name))
+        except Exception:
+            logger.exception(
+                "exegraph_otel: could not create its metrics; runs will not be measured"
+            )
+        self._parts: tuple[_Part, ...] = tuple(parts)
+
+    @property
+    def pipeline_name(self) -> str:
+        """The `cicd.pipeline.name` this instrument gives every run."""
+        return self._pipeline_name
+
+    @property
+    def record_exceptions(self) -> bool:
+        """Whether failed steps' exceptions are recorded as span events."""
+        return self._record_exceptions
+
+    def __repr__(self) -> str:
+        return (
+            f"OtelInstrument(pipeline_name={self._pipeline_name!r}, "
+            f"record_exceptions={self._record_exceptions!r})"
+        )
+
+    def run_started(self, run: RunInfo) -> None:
+        """Start the run span and make it current for the run; note the start time."""
+        for part in self._parts:
+            try:
+                part.run_started(run)
+            except Exception:  # noqa: BLE001 - a broken provider must not reach the engine
+                self._failed(part, run, "run_started")
+
+    def step_started(self, run: RunInfo, step: Step) -> None:
+        """Start the step's span and make it current for the step; count it as active."""
+        for part in self._parts:
+            try:
+                part.step_started(run, step)
+            except Exception:  # noqa: BLE001 - a broken provider must not reach the engine
+                self._failed(part, run, "step_started")
+
+    def step_done(self, run: RunInfo, step: Step, timing: StepTiming) -> None:
+        """End the step's span with its result and restore the context; measure the step."""
+        for part in self._parts:
+            try:
+                part.step_done(run, step, timing)
+            except Exception:  # noqa: BLE001 - a broken provider must not reach the engine
+                self._failed(part, run, "step_done")
+
+    def step_skipped(self, run: RunInfo, step: Step, timing: StepTiming) -> None:
+        """Record the skipped step as a zero-length span, linked to the failed dependency."""
+        for part in self._parts:
+            try:
+                part.step_skipped(run, step, timing)
+            except Exception:  # noqa: BLE001 - a broken provider must not reach the engine
+                self._failed(part, run, "step_skipped")
+
+    def run_done(self, run: RunInfo, result: RunResult) -> None:
+        """End the run span with the run's result and restore the context; measure the run."""
+        for part in self._parts:
+            try:
+                part.run_done(run, result)
+            except Exception:  # noqa: BLE001 - a broken provider must not reach the engine
+                self._failed(part, run, "run_done")
+
+    @staticmethod
+    def _failed(part: _Part, run: RunInfo, method: str) -> None:
+        signal = "tracing" if isinstance(part, Tracing) else "metrics"
+        logger.exception(
+            "exegraph_otel: %s raised in %s; no more %s for run %d (the run goes on)",
+            signal,
+            method,
+            signal,
+            run.run_id,
+        )
+        part.forget(run)
+
+
+@functools.cache
+def _shared_instrument() -> OtelInstrument:
+    return OtelInstrument()
+
+
+def traced(
+    options: RunOptions | None = None, *, instrument: OtelInstrument | None = None
+) -> RunOptions:
+    """Run options that trace and measure the run: `options` plus an `OtelInstrument`.
+
+    The one-line way to turn OpenTelemetry on, once your application has set up the
+    global tracer and meter providers (or with the instrument you pass):
+
+    ```python
+    await exegraph.run(graph, exegraph_otel.traced())
+    await exegraph.run(graph, exegraph_otel.traced(RunOptions(max_concurrency=4)))
+    ```
+
+    Args:
+        options: the options to extend (they are not changed: this returns a copy made
+            with `attrs.evolve`); the defaults when `None`.
+        instrument: the instrument to add; when `None`, one shared
+            [`OtelInstrument`][exegraph_otel.OtelInstrument] that uses the global
+            providers (created on first use, and reused so that calling `traced` for every
+            run costs nothing). Pass your own for a pipeline name, explicit providers or
+            exception events.
+
+    Returns:
+        A copy of `options` whose `instruments` end with `instrument`, or `options` itself
+        if it already holds that instrument.
+    """
+    if options is None:
+        options = exegraph_trio.RunOptions()
+    if instrument is None:
+        instrument = _shared_instrument()
+    if any(existing is instrument for existing in options.instruments):
+        return options
+    return attrs.evolve(options, instruments=(*options.instruments, instrument))

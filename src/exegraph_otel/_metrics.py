@@ -1,0 +1,141 @@
+"""Metrics: how long steps and runs take, how many steps run at once, how steps end.
+
+| instrument | kind | unit | attributes |
+|---|---|---|---|
+| `exegraph.step.duration` | histogram | `s` | pipeline, task, result, `error.type` on failure |
+| `exegraph.step.active` | up-down counter | `{step}` | pipeline, task |
+| `exegraph.step.outcomes` | counter | `{step}` | pipeline, task, result, `error.type` on failure |
+| `exegraph.run.duration` | histogram | `s` | pipeline, result, `error.type` on failure |
+
+Durations are Trio clock seconds, like `StepTiming.duration`. Attributes are
+low-cardinality only: a step's name is part of the code that builds the graph (like an HTTP
+route), while run ids, tags and error messages stay on spans.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Final
+
+import trio
+from opentelemetry import metrics
+
+import exegraph_trio
+
+from . import _attributes as attr
+
+if TYPE_CHECKING:
+    from opentelemetry.metrics import MeterProvider
+
+    from exegraph_trio import RunInfo, RunResult, Step, StepTiming
+
+__all__ = [
+    "DURATION_BUCKETS",
+    "RUN_DURATION",
+    "STEP_ACTIVE",
+    "STEP_DURATION",
+    "STEP_OUTCOMES",
+    "Metrics",
+]
+
+STEP_DURATION: Final = "exegraph.step.duration"
+STEP_ACTIVE: Final = "exegraph.step.active"
+STEP_OUTCOMES: Final = "exegraph.step.outcomes"
+RUN_DURATION: Final = "exegraph.run.duration"
+
+DURATION_BUCKETS: Final = (
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
+)  # fmt: skip
+"""Histogram bucket boundaries, in seconds: from 5 ms steps to hour-long runs."""
+
+
+class Metrics:
+    """Turns one instrument's calls into measurements; per-run state is keyed by `RunInfo`.
+
+    Every method may raise if the meter does: the caller
+    ([`OtelInstrument`][exegraph_otel.OtelInstrument]) catches it and calls `forget`.
+    """
+
+    def __init__(self, meter_provider: MeterProvider | None, pipeline_name: str) -> None:
+        meter = metrics.get_meter(
+            attr.SCOPE_NAME,
+            exegraph_trio.__version__,
+            meter_provider,
+            schema_url=attr.SCHEMA_URL,
+        )
+        self._step_duration = meter.create_histogram(
+            STEP_DURATION,
+            unit="s",
+            description="How long step actions ran, by step and result.",
+            explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
+        )
+        self._step_active = meter.create_up_down_counter(
+            STEP_ACTIVE,
+            unit="{step}",
+            description="How many step actions are running.",
+        )
+        self._step_outcomes = meter.create_counter(
+            STEP_OUTCOMES,
+            unit="{step}",
+            description="How many steps ended (or were skipped), by step and result.",
+        )
+        self._run_duration = meter.create_histogram(
+            RUN_DURATION,
+            unit="s",
+            description="How long runs took, from start to end, by result.",
+            explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
+        )
+        self._pipeline_name = pipeline_name
+        self._run_starts: dict[RunInfo, float] = {}
+
+    def forget(self, run: RunInfo) -> None:
+        """Stop measuring `run` (after an error)."""
+        self._run_starts.pop(run, None)
+
+    def run_started(self, run: RunInfo) -> None:
+        self._run_starts[run] = trio.current_time()
+
+    def run_done(self, run: RunInfo, result: RunResult) -> None:
+        start = self._run_starts.pop(run, None)
+        if start is None:
+            return
+        outcome, error = attr.run_result(result)
+        attributes = {
+            attr.CICD_PIPELINE_NAME: self._pipeline_name,
+            attr.CICD_PIPELINE_RESULT: outcome,
+        }
+        if error is not None:
+            attributes[attr.ERROR_TYPE] = attr.error_type(error)
+        self._run_duration.record(trio.current_time() - start, attributes)
+
+    def step_started(self, run: RunInfo, step: Step) -> None:
+        if run in self._run_starts:
+            self._step_active.add(1, self._step_attributes(step))
+
+    def step_done(self, run: RunInfo, step: Step, timing: StepTiming) -> None:
+        if run not in self._run_starts:
+            return
+        attributes = self._step_attributes(step)
+        self._step_active.add(-1, attributes)
+        attributes = self._with_outcome(attributes, timing)
+        self._step_duration.record(timing.duration, attributes)
+        self._step_outcomes.add(1, attributes)
+
+    def step_skipped(self, run: RunInfo, step: Step, timing: StepTiming) -> None:
+        if run in self._run_starts:
+            attributes = self._with_outcome(self._step_attributes(step), timing)
+            self._step_outcomes.add(1, attributes)
+
+    def _step_attributes(self, step: Step) -> dict[str, str]:
+        return {
+            attr.CICD_PIPELINE_NAME: self._pipeline_name,
+            attr.CICD_PIPELINE_TASK_NAME: step.name,
+        }
+
+    @staticmethod
+    def _with_outcome(attributes: dict[str, str], timing: StepTiming) -> dict[str, str]:
+        outcome = attr.step_result(timing)
+        attributes = {**attributes, attr.CICD_PIPELINE_TASK_RUN_RESULT: outcome}
+        if timing.error is not None and outcome in (attr.RESULT_FAILURE, attr.RESULT_TIMEOUT):
+            attributes[attr.ERROR_TYPE] = attr.error_type(timing.error)
+        return attributes

@@ -1,0 +1,90 @@
+"""The OpenTelemetry examples run as documented: `python examples/NAME.py`.
+
+Charter: each example runs in a fresh interpreter (`-W error`, so a warning fails it; the
+Jaeger example sets the global tracer provider, which must not leak into other tests), with
+a bounded timeout. The Jaeger example is pointed at a receiver on 127.0.0.1 started by the
+test, through `OTEL_EXPORTER_OTLP_ENDPOINT`, exactly as a user points it at Jaeger; proxy
+variables are removed from its environment.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from .helpers import otlp_receiver, proxyless_env, wire_links, wire_outline
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def run_example(name: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-W", "error", str(EXAMPLES / name)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_the_console_example_prints_the_trace_and_the_metrics() -> None:
+    done = run_example("otel_console.py", proxyless_env(os.environ))
+
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    out = done.stdout
+    trace = out.split("== the trace ==\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    # Indented name and result (siblings that start together may come in either order).
+    assert sorted(line[:33].rstrip() for line in trace) == sorted(
+        [
+            "RUN ci               failure",
+            "  checkout           success",
+            "  lint               success",
+            "  docs               failure",
+            "  test               success",
+            "    shard 1",
+            "    shard 2",
+            "  publish-docs       skip",
+            "  build              success",
+            "  package            success",
+        ]
+    )
+    assert trace[0].startswith("RUN ci")
+    assert "publish-docs       skip            0.0 ms  links: docs" in out
+    assert "exegraph.run.duration" in out
+    assert "result=failure, error.type=exegraph_trio.RunError" in out
+
+
+def test_the_jaeger_example_exports_its_trace_over_otlp_http() -> None:
+    with otlp_receiver() as (url, received):
+        env = proxyless_env(os.environ)
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = url
+        env["OTEL_SERVICE_NAME"] = "examples-under-test"
+        for name in ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_TRACES_EXPORTER"):
+            env.pop(name, None)
+        done = run_example("otel_jaeger.py", env)
+
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert f"to {url} ..." in done.stdout
+    spans = received.spans()
+    assert sorted(wire_outline(spans)) == [
+        "RUN release <- release: success",
+        "compile <- RUN release: success",
+        "compile cli <- compile: ?",
+        "compile core <- compile: ?",
+        "deploy <- RUN release: success",
+        "fetch <- RUN release: success",
+        "pytest <- test: ?",
+        "release <- -: ?",
+        "test <- RUN release: success",
+    ]
+    assert wire_links(spans) == {
+        "compile": [("fetch", "depends_on")],
+        "test": [("compile", "depends_on")],
+        "deploy": [("test", "depends_on")],
+    }
+    assert {span.resource.get("service.name") for span in spans} == {"examples-under-test"}

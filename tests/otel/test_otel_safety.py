@@ -1,0 +1,291 @@
+"""Safety: telemetry never changes a run, whatever the provider, tracer, meter or exporter does.
+
+Charter: each test runs the same graph with and without a broken OpenTelemetry piece and
+asserts the run's outcome is identical (statuses, virtual times, error types); the instrument
+logs the breakage once (logger `exegraph_otel`) and is never disabled by the engine (which
+would log under `exegraph_trio`). Broken pieces are small fakes built on the API classes; no
+global provider is touched. Virtual time only.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+import trio
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import NonRecordingSpan, Span, SpanContext, TraceFlags
+
+import exegraph_otel
+import exegraph_trio as exegraph
+from exegraph_trio import ErrorPolicy, Graph, RunOptions, RunResult
+
+from .helpers import key, metric_points, outline, step
+
+Outcome = list[tuple[str, str, float | None, float | None, str | None]]
+
+
+def graph() -> Graph:
+    return Graph(
+        [
+            step("a", 1),
+            step("b", 1, depends_on=["a"], error=ValueError("boom")),
+            step("c", 3, depends_on=["a"]),
+            step("d", 1, depends_on=["b"]),
+            step("e", 5, timeout=2.5),
+        ]
+    )
+
+
+def outcome(result: RunResult) -> Outcome:
+    return sorted(
+        (t.name, str(t.status), t.start, t.end, None if t.error is None else type(t.error).__name__)
+        for t in result
+    )
+
+
+async def run_both(instrument: exegraph_otel.OtelInstrument) -> tuple[Outcome, Outcome]:
+    """The outcome of the graph without and with `instrument`, both from time 0."""
+    policy = ErrorPolicy.CONTINUE_ON_ERROR
+    start = trio.current_time()
+    plain = await exegraph.run_with_result(graph(), RunOptions(error_policy=policy))
+    shift = trio.current_time() - start
+    traced = await exegraph.run_with_result(
+        graph(), exegraph_otel.traced(RunOptions(error_policy=policy), instrument=instrument)
+    )
+    shifted = [
+        (n, s, None if a is None else a - shift, None if b is None else b - shift, e)
+        for n, s, a, b, e in outcome(traced)
+    ]
+    return outcome(plain), shifted
+
+
+def complaints(caplog: pytest.LogCaptureFixture, logger: str) -> list[str]:
+    return [
+        record.getMessage()
+        for record in caplog.get_records("call")
+        if record.name == logger and record.levelno >= logging.WARNING
+    ]
+
+
+# -- broken fakes -----------------------------------------------------------------------------
+
+
+class RaisingTracer(trace.Tracer):
+    def start_span(self, *args: Any, **kwargs: Any) -> Span:
+        raise RuntimeError("tracer down")
+
+    def start_as_current_span(self, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("tracer down")
+
+
+class SpanThatCannotEnd(NonRecordingSpan):
+    def end(self, end_time: int | None = None) -> None:
+        raise RuntimeError("cannot end")
+
+
+class TracerOfUnendingSpans(trace.Tracer):
+    def start_span(self, *args: Any, **kwargs: Any) -> Span:
+        return SpanThatCannotEnd(SpanContext(1, 2, is_remote=False, trace_flags=TraceFlags(1)))
+
+    def start_as_current_span(self, *args: Any, **kwargs: Any) -> Any:  # pragma: no cover
+        raise NotImplementedError
+
+
+class FakeTracerProvider(trace.TracerProvider):
+    def __init__(self, tracer: trace.Tracer | None) -> None:
+        self.tracer = tracer
+
+    def get_tracer(self, *args: Any, **kwargs: Any) -> trace.Tracer:
+        if self.tracer is None:
+            raise RuntimeError("no tracers today")
+        return self.tracer
+
+
+class RaisingMeterProvider(metrics.MeterProvider):
+    def get_meter(self, *args: Any, **kwargs: Any) -> metrics.Meter:
+        raise RuntimeError("no meters today")
+
+
+class RaisingCounter(metrics.NoOpUpDownCounter):
+    def add(self, *args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("counter down")
+
+
+class MeterOfRaisingCounters(metrics.NoOpMeter):
+    def create_up_down_counter(self, *args: Any, **kwargs: Any) -> metrics.UpDownCounter:
+        return RaisingCounter("broken")
+
+
+class MeterProviderOfRaisingCounters(metrics.MeterProvider):
+    def get_meter(self, *args: Any, **kwargs: Any) -> metrics.Meter:
+        return MeterOfRaisingCounters("broken")
+
+
+class RaisingExporter(SpanExporter):
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        raise ConnectionError("collector down")
+
+
+@pytest.fixture
+def no_meter() -> metrics.MeterProvider:
+    return metrics.NoOpMeterProvider()
+
+
+# -- tests ------------------------------------------------------------------------------------
+
+
+async def test_a_tracer_that_raises_changes_nothing_and_is_reported_once_per_run(
+    autojump_clock: trio.testing.MockClock,
+    caplog: pytest.LogCaptureFixture,
+    no_meter: metrics.MeterProvider,
+) -> None:
+    instrument = exegraph_otel.OtelInstrument(
+        tracer_provider=FakeTracerProvider(RaisingTracer()), meter_provider=no_meter
+    )
+    plain, traced = await run_both(instrument)
+    assert traced == plain
+
+    (message,) = complaints(caplog, "exegraph_otel")
+    assert message.startswith("exegraph_otel: tracing raised in run_started; no more tracing")
+    assert complaints(caplog, "exegraph_trio") == []  # the engine never had to disable it
+    caplog.clear()
+
+
+async def test_a_span_that_cannot_end_still_restores_every_context(
+    autojump_clock: trio.testing.MockClock,
+    caplog: pytest.LogCaptureFixture,
+    tracer_provider: TracerProvider,
+    no_meter: metrics.MeterProvider,
+) -> None:
+    instrument = exegraph_otel.OtelInstrument(
+        tracer_provider=FakeTracerProvider(TracerOfUnendingSpans()), meter_provider=no_meter
+    )
+    with tracer_provider.get_tracer("app").start_as_current_span("caller") as caller:
+        plain, traced = await run_both(instrument)
+        assert trace.get_current_span() is caller
+    assert traced == plain
+
+    (message,) = complaints(caplog, "exegraph_otel")
+    assert message.startswith("exegraph_otel: tracing raised in step_done")
+    assert complaints(caplog, "opentelemetry.context") == []  # no "Failed to detach context"
+    caplog.clear()
+
+
+async def test_a_provider_that_cannot_give_a_tracer_leaves_metrics_working(
+    autojump_clock: trio.testing.MockClock,
+    caplog: pytest.LogCaptureFixture,
+    meter_provider: MeterProvider,
+    metric_reader: InMemoryMetricReader,
+) -> None:
+    instrument = exegraph_otel.OtelInstrument(
+        tracer_provider=FakeTracerProvider(None), meter_provider=meter_provider
+    )
+    (message,) = complaints(caplog, "exegraph_otel")
+    assert message == "exegraph_otel: could not get a tracer; runs will not be traced"
+    caplog.clear()
+
+    plain, traced = await run_both(instrument)
+    assert traced == plain
+    runs = metric_points(metric_reader, "exegraph.run.duration")
+    assert list(runs) == [
+        key(cicd_pipeline_name="exegraph", cicd_pipeline_result="failure")
+        | {("error.type", "exegraph_trio.RunError")}
+    ]
+
+
+async def test_a_provider_that_cannot_give_a_meter_leaves_tracing_working(
+    autojump_clock: trio.testing.MockClock,
+    caplog: pytest.LogCaptureFixture,
+    tracer_provider: TracerProvider,
+    span_exporter: InMemorySpanExporter,
+) -> None:
+    instrument = exegraph_otel.OtelInstrument(
+        tracer_provider=tracer_provider, meter_provider=RaisingMeterProvider()
+    )
+    (message,) = complaints(caplog, "exegraph_otel")
+    assert message == "exegraph_otel: could not create its metrics; runs will not be measured"
+    caplog.clear()
+
+    plain, traced = await run_both(instrument)
+    assert traced == plain
+    assert len(outline(span_exporter.get_finished_spans())) == 6
+
+
+async def test_a_meter_that_raises_stops_metrics_for_the_run_but_not_tracing(
+    autojump_clock: trio.testing.MockClock,
+    caplog: pytest.LogCaptureFixture,
+    tracer_provider: TracerProvider,
+    span_exporter: InMemorySpanExporter,
+) -> None:
+    instrument = exegraph_otel.OtelInstrument(
+        tracer_provider=tracer_provider, meter_provider=MeterProviderOfRaisingCounters()
+    )
+    plain, traced = await run_both(instrument)
+    assert traced == plain
+
+    (message,) = complaints(caplog, "exegraph_otel")
+    assert message.startswith("exegraph_otel: metrics raised in step_started; no more metrics")
+    caplog.clear()
+    assert len(outline(span_exporter.get_finished_spans())) == 6
+
+
+async def test_an_exporter_that_raises_changes_nothing(
+    autojump_clock: trio.testing.MockClock,
+    caplog: pytest.LogCaptureFixture,
+    no_meter: metrics.MeterProvider,
+) -> None:
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(SimpleSpanProcessor(RaisingExporter()))
+    instrument = exegraph_otel.OtelInstrument(tracer_provider=provider, meter_provider=no_meter)
+    plain, traced = await run_both(instrument)
+    assert traced == plain
+
+    assert complaints(caplog, "exegraph_otel") == []  # the SDK swallows and logs it
+    assert complaints(caplog, "exegraph_trio") == []
+    assert complaints(caplog, "opentelemetry.sdk.trace.export")
+    caplog.clear()
+    provider.shutdown()
+
+
+async def test_without_an_sdk_every_call_is_a_no_op(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    instrument = exegraph_otel.OtelInstrument(
+        tracer_provider=trace.NoOpTracerProvider(), meter_provider=metrics.NoOpMeterProvider()
+    )
+    plain, traced = await run_both(instrument)
+    assert traced == plain
+
+
+async def test_with_the_global_providers_unset_the_instrument_is_harmless(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    plain, traced = await run_both(exegraph_otel.OtelInstrument())
+    assert traced == plain
+
+
+async def test_a_keyboard_interrupt_in_a_step_still_ends_every_span(
+    autojump_clock: trio.testing.MockClock,
+    instrument: exegraph_otel.OtelInstrument,
+    span_exporter: InMemorySpanExporter,
+) -> None:
+    g = Graph(
+        [step("a", 1), step("stop", 0.5, error=KeyboardInterrupt()), step("b", 1, depends_on=["a"])]
+    )
+    with pytest.raises(KeyboardInterrupt):
+        await exegraph.run(g, exegraph_otel.traced(instrument=instrument))
+
+    assert outline(span_exporter.get_finished_spans()) == [
+        "RUN exegraph <- -: failure ERROR(KeyboardInterrupt)",
+        "a <- RUN exegraph: cancellation",
+        "stop <- RUN exegraph: failure ERROR(KeyboardInterrupt)",
+        "b <- RUN exegraph: skip",
+    ]
