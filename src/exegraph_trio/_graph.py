@@ -51,7 +51,7 @@ class _Lazy:
 @final
 @attrs.frozen(repr=False)
 class Graph:
-    """A valid set of [`Step`][exegraph_trio.Step]s: the only kind of graph that can exist.
+    """A valid set of steps ([`Step`][exegraph_trio.Step]): the only kind of graph that can exist.
 
     ```python
     graph = Graph([
