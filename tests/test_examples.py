@@ -1,0 +1,146 @@
+"""Every example runs as documented: `python examples/NAME.py` exits 0 and prints its story.
+
+Testing charter: each script runs in its own subprocess with this interpreter, from the
+repository root, with `-W error` (an example must not warn) and a timeout, so a hanging
+example fails instead of hanging the suite. The examples touch no network. The parameters
+come from a glob, so a new example is covered the moment it exists; the OpenTelemetry
+examples, which need a receiver, are run by `tests/otel/test_otel_examples.py`.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
+
+RUN_ELSEWHERE = {
+    "otel_console.py": "run by tests/otel/test_otel_examples.py, which checks the spans it prints",
+    "otel_jaeger.py": (
+        "run by tests/otel/test_otel_examples.py against an OTLP receiver on 127.0.0.1"
+    ),
+}
+
+# What each example must print, in this order; the others need only exit 0.
+EXPECTED: dict[str, list[str]] = {
+    "quickstart.py": ["downloaded orders", "downloaded users", "merged users and orders"],
+    "demo_pipeline.py": [
+        "ran 13 steps, at most 4 at once",
+        "test-billing    Failed",
+        "deploy-billing  Skipped",
+        "smoke-test      Skipped",
+        "failed",
+        "exegraph: raised by step 'test-billing': RuntimeError: 3 tests failed",
+    ],
+    "fail_fast_vs_continue.py": [
+        "--- FailFast ---",
+        "fetch-users   Cancelled",
+        "--- ContinueOnError ---",
+        "audit-users   Done",
+        "run failed: 1 of 5 steps failed, 3 skipped",
+        "never ran: audit-users, report, email-report",
+    ],
+    "except_star.py": [
+        "too slow: mirror-us (limit 0.05 s)",
+        "network: connection reset (exegraph: raised by step 'mirror-eu')",
+        "never ran: publish",
+        "left for the caller: RunError(",
+        "ValueError(\"bad port: 'eighty'\")",
+    ],
+    "timeouts.py": [
+        "upload: cancelled, partial upload removed",
+        "StepTimeoutError: step 'upload' timed out after 0.05 s",
+        "notify  Skipped",
+        "index   Done",
+        "run cancelled: True; steps cancelled mid-flight: ['b']",
+    ],
+    "hooks_metrics.py": [
+        "[resize:old.bmp] resizing old.bmp",
+        "[-] run failed",
+        "outcomes: {",
+        "resize:owl.png",
+    ],
+    "bounded_crawler.py": [
+        "fetched 8 of 9 pages, at most 3 requests at once",
+        "indexed sections: docs, shop",
+        "skipped: step 'index blog' was skipped: its dependency 'GET /blog/old-post' failed",
+        "failed:  404 Not Found: /blog/old-post",
+    ],
+    "instrument_progress.py": ["started: 4 steps", "compress Failed", "upload skipped", "ok after"],
+    "builder_decorators.py": [
+        "4 steps: checkout, lint, unit_tests, package",
+        "checkout   priority 3",
+        "packaged",
+        "typo: MissingDependencyError: missing dependencies: 'build' depends on 'chekout'",
+        "cycle: CycleError: dependency cycle: a → c → b → a",
+        "duplicate: DuplicateStepError: duplicate step name: 'a'",
+    ],
+    "testing_with_pytest.py": ["4 passed"],
+    "metrics_in_memory.py": [
+        "exegraph.step.duration (s)",
+        "test-billing   failure  count=3",
+        "deploy-billing skip     3",
+        "exegraph.run.duration (s)",
+    ],
+}
+
+
+def _params() -> list[object]:
+    return [
+        pytest.param(
+            path,
+            id=path.name,
+            marks=[pytest.mark.skip(reason=RUN_ELSEWHERE[path.name])]
+            if path.name in RUN_ELSEWHERE
+            else [],
+        )
+        for path in EXAMPLES
+    ]
+
+
+def test_there_are_at_least_six_examples_besides_the_otel_ones() -> None:
+    assert len([p for p in EXAMPLES if p.name not in RUN_ELSEWHERE]) >= 6
+
+
+def test_every_expectation_names_an_existing_example() -> None:
+    assert set(EXPECTED) <= {path.name for path in EXAMPLES}
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: path.name)
+def test_example_has_a_docstring_a_main_and_a_main_guard(path: Path) -> None:
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    assert ast.get_docstring(tree), f"{path.name} needs a module docstring (the docs show it)"
+    functions = {
+        node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+    }
+    assert "main" in functions, f"{path.name} needs a main()"
+    guards = [
+        node
+        for node in tree.body
+        if isinstance(node, ast.If) and "__name__" in ast.unparse(node.test)
+    ]
+    assert guards, f"{path.name} needs an `if __name__ == '__main__':` guard"
+
+
+@pytest.mark.parametrize("path", _params())
+def test_example_runs_and_prints_what_it_should(path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-W", "error", str(path.relative_to(ROOT))],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, f"exit {done.returncode}\n{done.stdout}\n{done.stderr}"
+    assert done.stderr == "", done.stderr
+    position = 0
+    for expected in EXPECTED.get(path.name, []):
+        found = done.stdout.find(expected, position)
+        assert found >= 0, f"{expected!r} not printed (in order) by {path.name}:\n{done.stdout}"
+        position = found + len(expected)
