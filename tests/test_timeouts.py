@@ -119,3 +119,56 @@ async def test_an_actions_own_inner_deadline_is_not_a_step_timeout(
     result = await exegraph.run_with_result(Graph([exegraph.Step("patient", patient, timeout=5)]))
     assert result["patient"].status is StepStatus.DONE
     assert result["patient"].end == 2
+
+
+async def test_steps_after_a_timeout_on_the_same_worker_keep_their_own_deadlines(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    rec = Recorder()
+    graph = Graph(
+        [
+            rec.step("first", 10, timeout=2),
+            rec.step("second", 3, timeout=5),
+            rec.step("third", 9, timeout=4),
+            rec.step("fourth", 1),
+        ]
+    )
+    result = await exegraph.run_with_result(
+        graph, RunOptions(max_concurrency=1, error_policy=ErrorPolicy.CONTINUE_ON_ERROR)
+    )
+    assert [(t.name, str(t.status), t.start, t.end) for t in result.steps] == [
+        ("first", "Failed", 0, 2),
+        ("second", "Done", 2, 5),
+        ("third", "Failed", 5, 9),
+        ("fourth", "Done", 9, 10),
+    ]
+
+
+async def test_an_action_that_swallows_its_deadline_does_not_spoil_the_next_step(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async def stubborn() -> None:
+        try:
+            await trio.sleep(10)
+        except trio.Cancelled:  # bad manners, but it happens
+            return
+
+    rec = Recorder()
+    graph = Graph([exegraph.Step("stubborn", stubborn, timeout=1), rec.step("next", 3)])
+    result = await exegraph.run_with_result(graph, RunOptions(max_concurrency=1))
+    assert result["stubborn"].status is StepStatus.DONE
+    assert result["stubborn"].end == 1
+    assert result["next"].status is StepStatus.DONE
+    assert (result["next"].start, result["next"].end) == (1, 4)
+
+
+async def test_a_deadline_is_visible_to_the_action_from_its_first_line(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    seen: list[float] = []
+
+    async def look() -> None:
+        seen.append(trio.current_effective_deadline() - trio.current_time())
+
+    await exegraph.run(Graph([exegraph.Step("look", look, timeout=7)]))
+    assert seen == [7]

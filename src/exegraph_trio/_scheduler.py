@@ -151,6 +151,14 @@ def _leaves(exc: BaseException) -> Iterator[BaseException]:
             yield current
 
 
+class _Expired(Exception):
+    """A worker's deadline scope expired; the worker goes on with `next_step` in a new one."""
+
+    def __init__(self, next_step: int | None) -> None:
+        super().__init__(next_step)
+        self.next_step = next_step
+
+
 class _Idle:
     """A parked worker, and the step handed to it when it is woken."""
 
@@ -186,7 +194,8 @@ class _Run:
         self.step_of: range | list[int] = range(n)  # step position of a heap key
         self.idle: list[_Idle] = []
         self.workers = 0
-        self.unsettled = n
+        self.unsettled = n  # steps not yet done, failed, cancelled or skipped
+        self.unreleased = n  # steps still waiting for a dependency
         self.stopping = False
         self.nursery: trio.Nursery | None = None
 
@@ -205,7 +214,10 @@ class _Run:
                 async with trio.open_nursery() as nursery:
                     self.nursery = nursery
                     self.ready = [i for i, count in enumerate(self.waiting) if not count]
-                    self._dispatch(keep_one=False)
+                    self.unreleased -= len(self.ready)
+                    if self.ready:
+                        self._order_ready(self.limit)
+                        self._spawn()
             except BaseExceptionGroup as group:
                 if not _only_cancelled(group):
                     raise
@@ -238,23 +250,36 @@ class _Run:
 
     # -- handing out steps ---------------------------------------------------------------
 
-    def _dispatch(self, *, keep_one: bool) -> int | None:
-        """Start ready steps on idle or new workers; return one for the caller if asked."""
-        ready = self.ready
-        if not ready:
+    def _take(self) -> int | None:
+        """Claim the best ready step for the calling worker, which is free; `None` if none."""
+        if not self.ready:
             return None
-        free = len(self.idle) + self.limit - self.workers + keep_one
-        if len(ready) > free and isinstance(self.step_of, range):
-            self._rank_ready()
-        mine = self._claim() if keep_one else None
-        idle = self.idle
+        self._order_ready(len(self.idle) + self.limit - self.workers + 1)
+        return self._claim()
+
+    def _hand_out(self) -> None:
+        """Start every ready step that has a free slot, on idle workers or new ones.
+
+        Called when the calling worker is about to block in an action: until then it runs
+        the ready steps itself, one after another, which starts each of them exactly as
+        early (Trio runs one task at a time) without a task switch.
+        """
+        ready, idle = self.ready, self.idle
+        self._order_ready(len(idle) + self.limit - self.workers)
         while ready and idle:
             self._hand(idle.pop(), self._claim())
-        assert self.nursery is not None
         while ready and self.workers < self.limit:
-            self.workers += 1
-            self.nursery.start_soon(self._worker, self._claim(), name="exegraph-worker")
-        return mine
+            self._spawn()
+
+    def _spawn(self) -> None:
+        assert self.nursery is not None
+        self.workers += 1
+        self.nursery.start_soon(self._worker, self._claim(), name="exegraph-worker")
+
+    def _order_ready(self, slots: int) -> None:
+        """Rank the ready steps by priority once more of them are ready than `slots`."""
+        if len(self.ready) > slots and isinstance(self.step_of, range):
+            self._rank_ready()
 
     def _rank_ready(self) -> None:
         rank, self.step_of = self.graph._ranking()
@@ -289,33 +314,50 @@ class _Run:
             self._hand(self.idle.pop(), None)
 
     async def _worker(self, step: int | None) -> None:
+        """Run steps until none is left for this worker.
+
+        A worker runs inside one cancel scope of its own, whose deadline is set for each
+        step that has a timeout: much cheaper than a scope per step. When a step's deadline
+        expires the scope is spent, so the step leaves it with `_Expired`, and the worker
+        goes on in a new one.
+        """
         try:
             await trio.lowlevel.checkpoint_if_cancelled()
             while True:
-                if step is not None and self.state[step] == _CLAIMED:
-                    step = await self._run_step(step)
-                    if step is not None:
-                        # Straight on to the next step: yield to other tasks now and then
-                        # (each action that suspends has yielded already), but notice
-                        # cancellation at once.
-                        if self.unyielded >= _STEPS_PER_YIELD:
-                            self.unyielded = 0
-                            await trio.lowlevel.checkpoint()
-                        else:
-                            await trio.lowlevel.checkpoint_if_cancelled()
-                        continue
-                if self.stopping or not self.unsettled:
+                try:
+                    with trio.CancelScope() as deadline:
+                        await self._work(step, deadline)
+                except _Expired as expired:
+                    step = expired.next_step
+                else:
                     return
-                step = await self._park()
-                if step is None:
-                    return
-                await trio.lowlevel.checkpoint_if_cancelled()
         finally:
             self.workers -= 1
 
+    async def _work(self, step: int | None, deadline: trio.CancelScope) -> None:
+        while True:
+            if step is not None and self.state[step] == _CLAIMED:
+                step = await self._run_step(step, deadline)
+                if step is not None:
+                    # Straight on to the next step: yield to other tasks now and then (each
+                    # action that suspends has yielded already), but notice cancellation
+                    # at once.
+                    if self.unyielded >= _STEPS_PER_YIELD:
+                        self.unyielded = 0
+                        await trio.lowlevel.checkpoint()
+                    else:
+                        await trio.lowlevel.checkpoint_if_cancelled()
+                    continue
+            if self.stopping or self.unreleased <= len(self.idle):
+                return  # no step left that could need this worker
+            step = await self._park()
+            if step is None:
+                return
+            await trio.lowlevel.checkpoint_if_cancelled()
+
     # -- one step ------------------------------------------------------------------------
 
-    async def _run_step(self, i: int) -> int | None:
+    async def _run_step(self, i: int, deadline: trio.CancelScope) -> int | None:
         step = self.steps[i]
         self.state[i] = _RUNNING
         context = self.context.copy()
@@ -325,21 +367,25 @@ class _Run:
         if self.on_start is not None:
             self._call_start_hook(context, step.name)
 
-        timeout = self.step_timeout if step.timeout is None else step.timeout
+        timeout = (self.step_timeout if step.timeout is None else step.timeout) or 0.0
         error: BaseException | None = None
         state = _DONE
         cancelled: BaseException | None = None
         try:
             if timeout and timeout != math.inf:
-                with trio.move_on_after(timeout) as scope:
+                deadline.deadline = start + timeout
+                try:
                     await self._drive(step, context)
-                if scope.cancelled_caught:
-                    error, state = StepTimeoutError(step.name, timeout), _FAILED
+                finally:
+                    deadline.deadline = math.inf
             else:
                 await self._drive(step, context)
         except BaseException as exc:  # noqa: BLE001 - every outcome is classified below
             if _only_cancelled(exc):
-                error, state, cancelled = StepCancelledError(step.name), _CANCELLED, exc
+                if deadline.cancel_called:  # the step's own deadline expired
+                    error, state = StepTimeoutError(step.name, timeout), _FAILED
+                else:
+                    error, state, cancelled = StepCancelledError(step.name), _CANCELLED, exc
             else:
                 if isinstance(exc, BaseExceptionGroup) and not isinstance(exc, Exception):
                     exc = exc.split(trio.Cancelled)[1] or exc  # drop the cancellation part
@@ -356,6 +402,8 @@ class _Run:
         nxt = self._settle(i, state, timing)
         if cancelled is not None:
             raise cancelled
+        if deadline.cancel_called:
+            raise _Expired(nxt)  # leave the spent scope (also if the action ignored it)
         return nxt
 
     async def _drive(self, step: Step, context: contextvars.Context) -> None:
@@ -380,6 +428,8 @@ class _Run:
             self.unyielded += 1
             return
         self.unyielded = 0
+        if self.ready:
+            self._hand_out()
         await _resume(inner, context, message)
 
     def _settle(self, i: int, state: int, timing: StepTiming) -> int | None:
@@ -393,6 +443,7 @@ class _Run:
                 waiting[j] -= 1
                 if not waiting[j] and states[j] == _PENDING:
                     heappush(ready, key_of[j])
+                    self.unreleased -= 1
         elif state == _FAILED:
             error = timing.error
             assert error is not None
@@ -408,7 +459,7 @@ class _Run:
         if not self.unsettled:
             self._wake_idle()
             return None
-        return self._dispatch(keep_one=True)
+        return self._take()
 
     # -- failures ------------------------------------------------------------------------
 
@@ -443,6 +494,8 @@ class _Run:
     def _skip(self, positions: Any, failed_dependency: str | None) -> None:
         for i in list(positions):
             step = self.steps[i]
+            if self.waiting[i]:
+                self.unreleased -= 1
             self.state[i] = _SKIPPED
             self.unsettled -= 1
             error = StepSkippedError(step.name, failed_dependency)
