@@ -141,43 +141,31 @@ class OtelInstrument(exegraph_trio.Instrument):
 
     def run_started(self, run: RunInfo) -> None:
         """Start the run span and make it current for the run; note the start time."""
-        for part in self._parts:
-            try:
-                part.run_started(run)
-            except Exception:  # noqa: BLE001 - a broken provider must not reach the engine
-                self._failed(part, run, "run_started")
+        self._each("run_started", run)
 
     def step_started(self, run: RunInfo, step: Step) -> None:
         """Start the step's span and make it current for the step; count it as active."""
-        for part in self._parts:
-            try:
-                part.step_started(run, step)
-            except Exception:  # noqa: BLE001 - a broken provider must not reach the engine
-                self._failed(part, run, "step_started")
+        self._each("step_started", run, step)
 
     def step_done(self, run: RunInfo, step: Step, timing: StepTiming) -> None:
         """End the step's span with its result and restore the context; measure the step."""
-        for part in self._parts:
-            try:
-                part.step_done(run, step, timing)
-            except Exception:  # noqa: BLE001 - a broken provider must not reach the engine
-                self._failed(part, run, "step_done")
+        self._each("step_done", run, step, timing)
 
     def step_skipped(self, run: RunInfo, step: Step, timing: StepTiming) -> None:
         """Record the skipped step as a zero-length span, linked to the failed dependency."""
-        for part in self._parts:
-            try:
-                part.step_skipped(run, step, timing)
-            except Exception:  # noqa: BLE001 - a broken provider must not reach the engine
-                self._failed(part, run, "step_skipped")
+        self._each("step_skipped", run, step, timing)
 
     def run_done(self, run: RunInfo, result: RunResult) -> None:
         """End the run span with the run's result and restore the context; measure the run."""
+        self._each("run_done", run, result)
+
+    def _each(self, method: str, run: RunInfo, *args: object) -> None:
+        """Call `method` on tracing and on metrics, each guarded on its own."""
         for part in self._parts:
             try:
-                part.run_done(run, result)
+                getattr(part, method)(run, *args)
             except Exception:  # noqa: BLE001 - a broken provider must not reach the engine
-                self._failed(part, run, "run_done")
+                self._failed(part, run, method)
 
     @staticmethod
     def _failed(part: _Part, run: RunInfo, method: str) -> None:
