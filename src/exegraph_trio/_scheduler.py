@@ -238,8 +238,9 @@ class _Run:
         total = max(ends) - min(starts) if starts else 0.0
         error = None
         if self.members:
-            failed = len(self.members) - sum(isinstance(m, StepSkippedError) for m in self.members)
-            skipped = len(self.members) - failed
+            # A step that raised KeyboardInterrupt failed too, though it is not a member.
+            failed = sum(t.status is StepStatus.FAILED for t in self.timings)
+            skipped = sum(isinstance(m, StepSkippedError) for m in self.members)
             message = (
                 f"{failed} of {len(self.steps)} step{'s' if len(self.steps) != 1 else ''} failed"
             )
