@@ -181,12 +181,14 @@ def brute_force_priorities(graph: Graph) -> dict[str, int]:
     return result
 
 
+@pytest.mark.parametrize("shuffled", [False, True], ids=["added-in-order", "shuffled"])
 @pytest.mark.parametrize("seed", range(20))
-def test_priority_matches_a_brute_force_count_on_random_dags(seed: int) -> None:
+def test_priority_matches_a_brute_force_count_on_random_dags(seed: int, shuffled: bool) -> None:
     rng = random.Random(seed)
     n = rng.randint(1, 40)
     steps = [s(f"n{i}", *(f"n{j}" for j in range(i) if rng.random() < 0.15)) for i in range(n)]
-    rng.shuffle(steps)
+    if shuffled:
+        rng.shuffle(steps)
     graph = Graph(steps)
     assert {name: graph.priority(name) for name in graph.names} == brute_force_priorities(graph)
 

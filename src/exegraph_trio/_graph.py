@@ -8,7 +8,7 @@ made; priorities are computed the first time one is asked for.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar, cast, final, overload
 
 import attrs
@@ -185,7 +185,11 @@ class Graph:
     def _priorities(self) -> list[int]:
         lazy = self._lazy
         if lazy.priorities is None:
-            lazy.priorities = _count_dependents(self._deps, self._dependents, self._order)
+            deps = self._deps
+            # Steps are usually added dependencies first; that order keeps bitsets compact.
+            in_order = all(dep < i for i, step_deps in enumerate(deps) for dep in step_deps)
+            order = range(len(deps)) if in_order else self._order
+            lazy.priorities = _count_dependents(deps, self._dependents, order)
         return lazy.priorities
 
     def _ranking(self) -> tuple[list[int], list[int]]:
@@ -240,16 +244,19 @@ def _find_cycle(deps: tuple[tuple[int, ...], ...], order: tuple[int, ...]) -> li
 def _count_dependents(
     deps: tuple[tuple[int, ...], ...],
     dependents: tuple[tuple[int, ...], ...],
-    order: tuple[int, ...],
+    order: Sequence[int],
 ) -> list[int]:
     """The number of transitive dependents of every step.
 
     Walks the topological order backwards. When every step has at most one dependency, or
     at most one dependent (trees, fans, chains), the dependents' sets are disjoint and the
     counts simply add up. Otherwise each step gets the bitset of itself and its transitive
-    dependents, the union of its dependents' sets plus its own bit; a set is freed as soon
-    as the last step that needs it has read it. The step at topological position `p` has
-    bit `n - 1 - p`, so the sets of late steps, which tend to live longest, are small.
+    dependents: the union of its dependents' sets, plus its own bit. The step at
+    topological position `p` has bit `n - 1 - p`, so the sets of late steps are small.
+
+    Memory stays low because no set outlives its use: a step with one dependency pushes
+    its set into that dependency's union at once (a fan of 10⁵ steps holds one set, not
+    10⁵); a step with several keeps it until the last of them has read it.
     """
     n = len(deps)
     counts = [0] * n
@@ -257,19 +264,15 @@ def _count_dependents(
         for i in reversed(order):
             counts[i] = sum(counts[j] + 1 for j in dependents[i])
         return counts
-    readers = [len(d) for d in deps]
-    sets: dict[int, int] = {}
+    unions: dict[int, int] = {}  # what the dependents processed so far pushed to a step
     for place in range(n - 1, -1, -1):
         i = order[place]
-        below = 0
-        for j in dependents[i]:
-            below |= sets[j]
-            readers[j] -= 1
-            if not readers[j]:
-                del sets[j]
+        below = unions.pop(i, 0)
         counts[i] = below.bit_count()
-        if readers[i]:
-            sets[i] = below | 1 << (n - 1 - place)
+        if deps[i]:
+            own = below | 1 << (n - 1 - place)
+            for d in deps[i]:
+                unions[d] = unions.get(d, 0) | own
     return counts
 
 
