@@ -250,13 +250,12 @@ def _count_dependents(
 
     Walks the topological order backwards. When every step has at most one dependency, or
     at most one dependent (trees, fans, chains), the dependents' sets are disjoint and the
-    counts simply add up. Otherwise each step gets the bitset of itself and its transitive
-    dependents: the union of its dependents' sets, plus its own bit. The step at
-    topological position `p` has bit `n - 1 - p`, so the sets of late steps are small.
-
-    Memory stays low because no set outlives its use: a step with one dependency pushes
-    its set into that dependency's union at once (a fan of 10⁵ steps holds one set, not
-    10⁵); a step with several keeps it until the last of them has read it.
+    counts simply add up. Otherwise each step's transitive dependents form a bitset: the
+    union of what its dependents pushed to it. Once counted, a step pushes that union plus
+    its own bit into the union of each of its dependencies, and keeps nothing; so only the
+    unions of steps with a dependent counted and themselves not yet counted are alive. The
+    step at position `p` of `order` has bit `n - 1 - p`, so the sets of late steps are
+    small: an `order` close to the order steps were added keeps them compact.
     """
     n = len(deps)
     counts = [0] * n
