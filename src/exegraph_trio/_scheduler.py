@@ -11,10 +11,14 @@ One run is a small state machine over plain lists indexed by step position:
   matter.
 
 Steps run on at most `limit` worker tasks in one nursery. A worker that finishes a step
-releases its dependents, keeps the best ready step for itself, hands the others to idle
-workers (parked with `wait_task_rescheduled`) or to new workers, and parks when nothing
-is ready. So a step starts the moment its last dependency is done and a slot is free,
-with no polling and no level-by-level waves, and a chain runs on one task.
+releases its dependents and takes the best ready step itself. It hands the other ready
+steps to idle workers (parked with `wait_task_rescheduled`) or to new ones only when its
+own action suspends: until then nothing else could run anyway (Trio runs one task at a
+time), so each step still starts the moment its last dependency is done and a slot is
+free, with no polling and no level-by-level waves, while steps that never suspend cost no
+task and no task switch. A worker with nothing to do parks while some step still waits for
+a dependency, and ends otherwise. Step deadlines are set on one cancel scope per worker,
+not a scope per step.
 
 Each step runs in a fresh copy of the run's context (rule 6): its action's coroutine is
 driven inside that copy by `_resume`, so reusing the worker task leaks nothing from
