@@ -387,7 +387,7 @@ class _Run:
                 await self._drive(step, context)
         except BaseException as exc:  # noqa: BLE001 - every outcome is classified below
             if _only_cancelled(exc):
-                if deadline.cancel_called:  # the step's own deadline expired
+                if timeout and deadline.cancel_called:  # the step's own deadline expired
                     error, state = StepTimeoutError(step.name, timeout), _FAILED
                 else:
                     error, state, cancelled = StepCancelledError(step.name), _CANCELLED, exc
@@ -407,7 +407,7 @@ class _Run:
         nxt = self._settle(i, state, timing)
         if cancelled is not None:
             raise cancelled
-        if deadline.cancel_called:
+        if timeout and deadline.cancel_called:
             raise _Expired(nxt)  # leave the spent scope (also if the action ignored it)
         return nxt
 
