@@ -321,28 +321,35 @@ class _Run:
     async def _worker(self, step: int | None) -> None:
         """Run steps until none is left for this worker.
 
-        A worker runs inside one cancel scope of its own, whose deadline is set for each
-        step that has a timeout: much cheaper than a scope per step. When a step's deadline
-        expires the scope is spent, so the step leaves it with `_Expired`, and the worker
-        goes on in a new one.
+        From its first step with a timeout on, a worker runs inside one cancel scope of its
+        own, whose deadline is set for each step that has a timeout: much cheaper than a
+        scope per step. When a step's deadline expires the scope is spent, so the step
+        leaves it with `_Expired`, and the worker goes on in a new one.
         """
         try:
             await trio.lowlevel.checkpoint_if_cancelled()
-            while True:
+            step = await self._work(step, None)
+            while step is not None:  # a step with a deadline: go on in a deadline scope
                 try:
                     with trio.CancelScope() as deadline:
-                        await self._work(step, deadline)
+                        step = await self._work(step, deadline)
                 except _Expired as expired:
                     step = expired.next_step
-                else:
-                    return
         finally:
             self.workers -= 1
 
-    async def _work(self, step: int | None, deadline: trio.CancelScope) -> None:
+    async def _work(self, step: int | None, deadline: trio.CancelScope | None) -> int | None:
+        """Run steps until none is left for this worker.
+
+        Without a `deadline` scope, return the first step that has a timeout instead of
+        running it.
+        """
         while True:
             if step is not None and self.state[step] == _CLAIMED:
-                step = await self._run_step(step, deadline)
+                timeout = self._timeout(self.steps[step])
+                if timeout and deadline is None:
+                    return step
+                step = await self._run_step(step, deadline, timeout)
                 if step is not None:
                     # Straight on to the next step: yield to other tasks now and then (each
                     # action that suspends has yielded already), but notice cancellation
@@ -354,15 +361,29 @@ class _Run:
                         await trio.lowlevel.checkpoint_if_cancelled()
                     continue
             if self.stopping or self.unreleased <= len(self.idle):
-                return  # no step left that could need this worker
+                return None  # no step left that could need this worker
             step = await self._park()
             if step is None:
-                return
+                return None
             await trio.lowlevel.checkpoint_if_cancelled()
+
+    def _timeout(self, step: Step) -> float:
+        """The seconds `step` may run, or `0.0` for no deadline."""
+        timeout = self.step_timeout if step.timeout is None else step.timeout
+        return timeout if timeout and timeout != math.inf else 0.0
 
     # -- one step ------------------------------------------------------------------------
 
-    async def _run_step(self, i: int, deadline: trio.CancelScope) -> int | None:
+    async def _run_step(
+        self,
+        i: int,
+        deadline: trio.CancelScope | None,
+        timeout: float,  # noqa: ASYNC109 - set on the worker's scope, not awaited here
+    ) -> int | None:
+        """Run step `i` with its hooks and settle it; return the step to run next, if any.
+
+        `deadline` is the worker's deadline scope, present whenever `timeout` is set.
+        """
         step = self.steps[i]
         self.state[i] = _RUNNING
         context = self.context.copy()
@@ -372,12 +393,12 @@ class _Run:
         if self.on_start is not None:
             self._call_start_hook(context, step.name)
 
-        timeout = (self.step_timeout if step.timeout is None else step.timeout) or 0.0
         error: BaseException | None = None
         state = _DONE
         cancelled: BaseException | None = None
         try:
-            if timeout and timeout != math.inf:
+            if timeout:
+                assert deadline is not None
                 deadline.deadline = start + timeout
                 try:
                     await self._drive(step, context)
@@ -387,7 +408,7 @@ class _Run:
                 await self._drive(step, context)
         except BaseException as exc:  # noqa: BLE001 - every outcome is classified below
             if _only_cancelled(exc):
-                if timeout and deadline.cancel_called:  # the step's own deadline expired
+                if timeout and deadline and deadline.cancel_called:  # its own deadline expired
                     error, state = StepTimeoutError(step.name, timeout), _FAILED
                 else:
                     error, state, cancelled = StepCancelledError(step.name), _CANCELLED, exc
@@ -407,7 +428,7 @@ class _Run:
         nxt = self._settle(i, state, timing)
         if cancelled is not None:
             raise cancelled
-        if timeout and deadline.cancel_called:
+        if timeout and deadline and deadline.cancel_called:
             raise _Expired(nxt)  # leave the spent scope (also if the action ignored it)
         return nxt
 
