@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test lint format docs serve-docs check clean
+.PHONY: demo test lint format docs serve-docs bench bench-check check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,19 @@ docs: $(STAMP)
 ## serve-docs: serve the documentation at http://127.0.0.1:8000, rebuilt on change
 serve-docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
+
+BENCH_STAMP := $(VENV)/.installed-bench
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet --group bench
+	touch $(BENCH_STAMP)
+
+## bench: the whole benchmark (~10 min); writes bench/results/ and the table in bench/README.md
+bench: $(BENCH_STAMP)
+	$(BIN)/python bench/run.py --update-readme
+
+## bench-check: check every benchmarked runner is correct on every shape (seconds, no timing)
+bench-check: $(BENCH_STAMP)
+	$(BIN)/python bench/run.py --check-only
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .

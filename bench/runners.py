@@ -1,0 +1,287 @@
+"""Every runner of the benchmark behind one interface: prepare once, then time runs.
+
+A `Runner` prepares a shape (untimed: building exegraph's `Graph`, dask's task dict) and
+returns a `Go`: a function that runs the whole graph once under a concurrency bound, in a
+fresh event loop, and returns the seconds spent inside it. The clock starts inside the
+loop, so `trio.run` / `asyncio.run` start-up is not counted for anyone.
+
+Exegraph's `Graph` is built, validated and its priorities computed during preparation
+(they are timed on their own by `building.py`); the peers' own per-run set-up
+(`TopologicalSorter(...).prepare()`, the events) is inside their timed run, as it would be
+in a user's program.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Final, TypeVar
+
+import peers
+import trio
+from probe import Probe
+from shapes import Shape
+
+import exegraph_trio as exegraph
+
+T = TypeVar("T")
+Go = Callable[[int], float]
+"""Run the prepared graph once with the given bound; return the seconds it took."""
+
+STEP_TIMEOUT: Final = 3600.0
+"""The deadline given to every step in the `run+timeout` variant (never reached)."""
+
+
+async def _timed(fn: Callable[[], Awaitable[T]]) -> tuple[float, T]:
+    start = time.perf_counter()
+    value = await fn()
+    return time.perf_counter() - start, value
+
+
+def time_trio(fn: Callable[[], Awaitable[T]]) -> tuple[float, T]:
+    """Seconds `fn()` takes inside a fresh `trio.run`, and what it returned."""
+    return trio.run(_timed, fn)
+
+
+def time_asyncio(fn: Callable[[], Awaitable[T]]) -> tuple[float, T]:
+    """Seconds `fn()` takes inside a fresh `asyncio.run`, and what it returned."""
+    return asyncio.run(_timed(fn))
+
+
+@dataclass(frozen=True)
+class Runner:
+    """One way of running a graph.
+
+    Attributes:
+        key: short name used in tables (`run`, `graphlib-trio`, …).
+        description: what it is, for the README.
+        prepare: untimed set-up for a shape, with the probe's actions when verifying or the
+            `Timing` actions otherwise; returns the `Go` that times one run.
+        kind: `floor`, `exegraph` (the subject) or `peer`.
+        trio_peer: a hand-written Trio runner (the "best hand-written Trio runner" target).
+        bounded: whether it honours the concurrency bound (the floor has none).
+        every_bound: whether it depends on the bound at all; dask's synchronous scheduler
+            runs one function at a time whatever the bound, so it is timed once per shape.
+        primary: timed at every repeat even at 10⁵ steps, where the others (the peers and
+            `run_with_result`, which shares `run`'s code) are timed fewer times.
+    """
+
+    key: str
+    description: str
+    prepare: Callable[[Shape, Work], Go]
+    kind: str = "peer"
+    trio_peer: bool = False
+    bounded: bool = True
+    every_bound: bool = True
+    primary: bool = False
+
+    def probe(self, shape: Shape, limit: int) -> Probe:
+        """The probe that checks one run of this runner on `shape` under `limit`."""
+        if not self.bounded:
+            return Probe(shape.deps, len(shape), check_deps=False)
+        return Probe(shape.deps, limit)
+
+
+@dataclass(frozen=True)
+class Timing:
+    """The actions of timed runs: the same function for every step.
+
+    Attributes:
+        name: `noop` or `yield`.
+        trio: the action of Trio runners.
+        asyncio: the action of the asyncio runner.
+        sync: the function given to dask (`None`: dask is not timed with these actions).
+    """
+
+    name: str
+    trio: peers.AsyncAction
+    asyncio: peers.AsyncAction
+    sync: peers.SyncAction | None
+
+
+NOOP: Final = Timing("noop", peers.noop, peers.noop, peers.noop_sync)
+"""Actions that return at once: the issue's benchmark, and the floor's."""
+YIELD: Final = Timing("yield", peers.trio_yield, peers.asyncio_yield, None)
+"""Actions that yield to the event loop once, as any action that really waits does."""
+
+Work = Probe | Timing
+"""What a prepared run executes: probe actions (to verify it) or timing actions."""
+
+
+def _trio_actions(shape: Shape, work: Work) -> list[peers.AsyncAction]:
+    if isinstance(work, Probe):
+        return work.trio_actions()
+    return [work.trio] * len(shape)
+
+
+# -- the floor and the peers ---------------------------------------------------------------
+
+
+def _prepare_floor(shape: Shape, work: Work) -> Go:
+    actions = _trio_actions(shape, work)
+
+    def go(limit: int) -> float:
+        return time_trio(lambda: peers.floor(actions))[0]
+
+    return go
+
+
+def _prepare_graphlib_trio(shape: Shape, work: Work) -> Go:
+    actions = _trio_actions(shape, work)
+
+    def go(limit: int) -> float:
+        return time_trio(lambda: peers.graphlib_trio(shape.deps, actions, limit))[0]
+
+    return go
+
+
+def _prepare_events_trio(shape: Shape, work: Work) -> Go:
+    actions = _trio_actions(shape, work)
+
+    def go(limit: int) -> float:
+        return time_trio(lambda: peers.events_trio(shape.deps, actions, limit))[0]
+
+    return go
+
+
+def _prepare_graphlib_asyncio(shape: Shape, work: Work) -> Go:
+    actions = work.asyncio_actions() if isinstance(work, Probe) else [work.asyncio] * len(shape)
+
+    def go(limit: int) -> float:
+        return time_asyncio(lambda: peers.graphlib_asyncio(shape.deps, actions, limit))[0]
+
+    return go
+
+
+def _prepare_dask(shape: Shape, work: Work) -> Go:
+    if isinstance(work, Probe):
+        functions = work.sync_actions()
+    elif work.sync is None:
+        raise ValueError(f"dask cannot be timed with {work.name} actions")
+    else:
+        functions = [work.sync] * len(shape)
+    graph = peers.dask_graph(shape.names, shape.deps, functions)
+    keys = list(shape.names)
+
+    def go(limit: int) -> float:
+        start = time.perf_counter()
+        peers.dask_get(graph, keys)
+        return time.perf_counter() - start
+
+    return go
+
+
+# -- exegraph ------------------------------------------------------------------------------
+
+
+def build_graph(shape: Shape, actions: list[peers.AsyncAction]) -> exegraph.Graph:
+    """Exegraph's graph for `shape`: steps `s0`, `s1`, … with the given actions."""
+    names = shape.names
+    return exegraph.Graph(
+        exegraph.Step(names[i], actions[i], depends_on=[names[d] for d in deps])
+        for i, deps in enumerate(shape.deps)
+    )
+
+
+_last_graph: list[tuple[Shape, Timing, exegraph.Graph]] = []
+
+
+def _timing_graph(shape: Shape, timing: Timing) -> exegraph.Graph:
+    """The graph of `shape` with `timing` actions, built once for all exegraph variants."""
+    if not _last_graph or _last_graph[0][0] is not shape or _last_graph[0][1] is not timing:
+        graph = build_graph(shape, [timing.trio] * len(shape))
+        graph.priority(shape.names[0])  # timed on its own in building.py
+        _last_graph[:] = [(shape, timing, graph)]
+    return _last_graph[0][2]
+
+
+def _exegraph(*, with_result: bool, step_timeout: float | None) -> Callable[[Shape, Work], Go]:
+    def prepare(shape: Shape, work: Work) -> Go:
+        if isinstance(work, Timing):
+            graph = _timing_graph(shape, work)
+        else:
+            graph = build_graph(shape, work.trio_actions())
+            graph.priority(shape.names[0])
+
+        def go(limit: int) -> float:
+            options = exegraph.RunOptions(max_concurrency=limit, step_timeout=step_timeout)
+            if not with_result:
+                return time_trio(lambda: exegraph.run(graph, options))[0]
+            seconds, result = time_trio(lambda: exegraph.run_with_result(graph, options))
+            if not result.ok or len(result.steps) != len(graph):
+                raise AssertionError(f"run_with_result did not succeed: {result.error!r}")
+            return seconds
+
+        return go
+
+    return prepare
+
+
+FLOOR: Final = Runner(
+    "floor",
+    "n bare no-op tasks started in one Trio nursery (no dependencies, no bound)",
+    _prepare_floor,
+    kind="floor",
+    bounded=False,
+    primary=True,
+)
+EXEGRAPH: Final = (
+    Runner(
+        "run",
+        "`exegraph.run` (graph built and priorities computed beforehand)",
+        _exegraph(with_result=False, step_timeout=None),
+        kind="exegraph",
+        primary=True,
+    ),
+    Runner(
+        "run_with_result",
+        "`exegraph.run_with_result`, the `RunResult` checked after the clock stops",
+        _exegraph(with_result=True, step_timeout=None),
+        kind="exegraph",
+    ),
+    Runner(
+        "run+timeout",
+        f"`exegraph.run` with `RunOptions(step_timeout={STEP_TIMEOUT:g})`: "
+        "a deadline on every step",
+        _exegraph(with_result=False, step_timeout=STEP_TIMEOUT),
+        kind="exegraph",
+        primary=True,
+    ),
+)
+PEERS: Final = (
+    Runner(
+        "graphlib-trio",
+        "`graphlib.TopologicalSorter` driver over a Trio nursery, FIFO, ≤ bound in flight",
+        _prepare_graphlib_trio,
+        trio_peer=True,
+    ),
+    Runner(
+        "events-trio",
+        "one Trio task per step awaiting its dependencies' `trio.Event`s, then a `trio.Semaphore`",
+        _prepare_events_trio,
+        trio_peer=True,
+    ),
+    *(
+        ()
+        if sys.version_info < (3, 11)
+        else (
+            Runner(
+                "graphlib-asyncio",
+                "the same `TopologicalSorter` driver over `asyncio.TaskGroup` "
+                "+ `asyncio.Semaphore`",
+                _prepare_graphlib_asyncio,
+            ),
+        )
+    ),
+    Runner(
+        "dask",
+        "`dask.get` (synchronous local scheduler) on the equivalent task dict, sync no-ops",
+        _prepare_dask,
+        every_bound=False,
+    ),
+)
+ALL: Final = (FLOOR, *EXEGRAPH, *PEERS)
+BY_KEY: Final = {runner.key: runner for runner in ALL}
