@@ -34,17 +34,12 @@ docs: $(STAMP)
 serve-docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
 
-BENCH_STAMP := $(VENV)/.installed-bench
-$(BENCH_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet --group bench
-	touch $(BENCH_STAMP)
-
 ## bench: the whole benchmark (~10 min); writes bench/results/ and the table in bench/README.md
-bench: $(BENCH_STAMP)
+bench: $(STAMP)
 	$(BIN)/python bench/run.py --update-readme
 
 ## bench-check: check every benchmarked runner is correct on every shape (seconds, no timing)
-bench-check: $(BENCH_STAMP)
+bench-check: $(STAMP)
 	$(BIN)/python bench/run.py --check-only
 
 format: $(STAMP)
