@@ -32,16 +32,7 @@ from ._instrument import traced as traced
 __all__ = ["OtelInstrument", "traced"]
 
 
-def _rewrite_module_names() -> None:
-    """Say `exegraph_otel.X` in reprs, tracebacks and docs, as trio does for its names."""
-    for name in __all__:
-        obj = globals()[name]
-        if getattr(obj, "__module__", "").startswith(f"{__name__}._"):
-            try:  # noqa: SIM105 - contextlib would be one more name in the namespace
-                obj.__module__ = __name__
-            except (AttributeError, TypeError):  # pragma: no cover - a type alias keeps its own
-                pass
+from exegraph_trio._public import rewrite_module_names as _rewrite_module_names
 
-
-_rewrite_module_names()
+_rewrite_module_names(__name__, globals(), __all__)
 del _rewrite_module_names

@@ -68,16 +68,7 @@ __all__ = [
 ]
 
 
-def _rewrite_module_names() -> None:
-    """Say `exegraph_trio.X` in reprs, tracebacks and docs, as trio does for its names."""
-    for name in __all__:
-        obj = globals()[name]
-        if getattr(obj, "__module__", "").startswith(f"{__name__}._"):
-            try:  # noqa: SIM105 - contextlib would be one more name in the namespace
-                obj.__module__ = __name__
-            except (AttributeError, TypeError):  # a type alias keeps its own
-                pass
+from ._public import rewrite_module_names as _rewrite_module_names
 
-
-_rewrite_module_names()
+_rewrite_module_names(__name__, globals(), __all__)
 del _rewrite_module_names
