@@ -181,7 +181,6 @@ class _Run:
         self.graph = graph
         self.steps = graph.steps
         self.dependents = graph._dependents
-        self.options = options
         self.info = RunInfo._new(graph, options)
         self.context = contextvars.copy_context()
         self.error_policy = options.error_policy
