@@ -40,6 +40,18 @@ def mixed_graph() -> Graph:
     )
 
 
+def histogram_summary(
+    reader: InMemoryMetricReader, name: str
+) -> dict[frozenset[tuple[str, object]], tuple[int, float]]:
+    """(count, sum) of each point of the histogram `name`, checking its bucket bounds."""
+    summary: dict[frozenset[tuple[str, object]], tuple[int, float]] = {}
+    for attributes, point in metric_points(reader, name).items():
+        assert isinstance(point, HistogramDataPoint)
+        assert tuple(point.explicit_bounds) == BUCKETS
+        summary[attributes] = (point.count, point.sum)
+    return summary
+
+
 async def run_mixed(instrument: exegraph_otel.OtelInstrument) -> None:
     options = RunOptions(error_policy=ErrorPolicy.CONTINUE_ON_ERROR)
     await exegraph.run_with_result(
@@ -65,12 +77,7 @@ async def test_step_durations_are_a_histogram_in_seconds_by_step_and_result(
 ) -> None:
     await run_mixed(instrument)
 
-    points = metric_points(metric_reader, "exegraph.step.duration")
-    summary = {}
-    for attributes, point in points.items():
-        assert isinstance(point, HistogramDataPoint)
-        assert tuple(point.explicit_bounds) == BUCKETS
-        summary[attributes] = (point.count, point.sum)
+    summary = histogram_summary(metric_reader, "exegraph.step.duration")
     assert summary == {
         step_key("ok", "success"): (1, 1.0),
         step_key("bad", "failure", "ValueError"): (1, 2.0),
@@ -152,12 +159,7 @@ async def test_run_durations_are_a_histogram_by_result(
     await run_mixed(instrument)
     await exegraph.run(Graph([step("quick", 0.5)]), exegraph_otel.traced(instrument=instrument))
 
-    points = metric_points(metric_reader, "exegraph.run.duration")
-    summary = {}
-    for attributes, point in points.items():
-        assert isinstance(point, HistogramDataPoint)
-        assert tuple(point.explicit_bounds) == BUCKETS
-        summary[attributes] = (point.count, point.sum)
+    summary = histogram_summary(metric_reader, "exegraph.run.duration")
     assert summary == {
         key(cicd_pipeline_name="exegraph", cicd_pipeline_result="failure")
         | {("error.type", "exegraph_trio.RunError")}: (1, 3.0),
