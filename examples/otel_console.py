@@ -88,6 +88,23 @@ def one_line(span: ReadableSpan) -> str:
     return f"span {span_id:016x} parent {parent}  {name:<14} {result:<12} {millis:6.1f} ms\n"
 
 
+def link_summary(span: ReadableSpan, names: dict[int, str]) -> str:
+    """The spans `span` links to, each once, with any link type but `depends_on`.
+
+    A skipped step links to each dependency (`depends_on`) and to the failed step that
+    caused the skip (`failed_dependency`), often the same span: `docs (failed_dependency)`.
+    """
+    types: dict[str, list[str]] = {}
+    for link in span.links:
+        kind = str((link.attributes or {}).get("exegraph.link.type", ""))
+        found = types.setdefault(names.get(link.context.span_id, "?"), [])
+        if kind != "depends_on":
+            found.append(kind)
+    return ", ".join(
+        f"{name} ({', '.join(kinds)})" if kinds else name for name, kinds in types.items()
+    )
+
+
 def tree(spans: tuple[ReadableSpan, ...]) -> str:
     """The spans as an indented tree, children in start order."""
     names = {span.context.span_id: span.name for span in spans if span.context}
@@ -103,9 +120,9 @@ def tree(spans: tuple[ReadableSpan, ...]) -> str:
                 "cicd.pipeline.task.run.result", attributes.get("cicd.pipeline.result", "")
             )
             millis = ((span.end_time or 0) - (span.start_time or 0)) / 1e6
-            linked = [names.get(link.context.span_id, "?") for link in span.links]
             label = f"{'  ' * depth}{span.name}"
-            extra = f"  links: {', '.join(linked)}" if linked else ""
+            linked = link_summary(span, names)
+            extra = f"  links: {linked}" if linked else ""
             lines.append(f"{label:<20} {result!s:<12} {millis:6.1f} ms{extra}")
             if span.context:
                 show(span.context.span_id, depth + 1)

@@ -73,11 +73,30 @@ EXEGRAPH_STEP_TIMEOUT: Final = "exegraph.step.timeout"
 """The step's deadline in seconds, when it has one."""
 EXEGRAPH_STEP_FAILED_DEPENDENCY: Final = "exegraph.step.failed_dependency"
 """On a skipped step: the failed upstream step that caused the skip, when there is one."""
+EXEGRAPH_STEP_SKIP_REASON: Final = "exegraph.step.skip_reason"
+"""On a skipped step: why it never ran, one of `SKIP_REASON_*`."""
+EXEGRAPH_STEP_STOPPED_BY: Final = "exegraph.step.stopped_by"
+"""On a step skipped by fail-fast (or by an interrupt) that is not downstream of the
+failure: the failed step that stopped the run."""
 EXEGRAPH_LINK_TYPE: Final = "exegraph.link.type"
-"""On a link: `depends_on` (to a dependency's span) or `failed_dependency` (skip cause)."""
+"""On a link: one of `LINK_*`."""
 
 LINK_DEPENDS_ON: Final = "depends_on"
+"""A link to the span of one of the step's direct dependencies (also from skipped steps)."""
 LINK_FAILED_DEPENDENCY: Final = "failed_dependency"
+"""From a skipped step to the failed upstream step that caused the skip."""
+LINK_STOPPED_BY: Final = "stopped_by"
+"""From a step skipped by fail-fast (or an interrupt) to the failed step that stopped the run."""
+
+SKIP_REASON_FAILED_DEPENDENCY: Final = "failed_dependency"
+"""A step it depends on, directly or through other skipped steps, failed."""
+SKIP_REASON_FAIL_FAST: Final = "fail_fast"
+"""Under `ErrorPolicy.FAIL_FAST`, a step that is not downstream of it failed: the run stopped."""
+SKIP_REASON_INTERRUPTED: Final = "interrupted"
+"""A step raised `KeyboardInterrupt`, `SystemExit` or the like, which stops every run."""
+SKIP_REASON_CANCELLED: Final = "cancelled"
+"""The run was cancelled from outside (an enclosing cancel scope, or Ctrl-C while it waited)
+before the step could start."""
 
 # -- deriving values ---------------------------------------------------------------------------
 

@@ -47,7 +47,14 @@ class OtelInstrument(exegraph_trio.Instrument):
     ends; it is the current span inside the action, so spans the action makes (also in
     tasks it spawns in its own nurseries, and nested exegraph runs) are its children. Each
     step span links to the spans of the steps it depends on. A skipped step gets a
-    zero-length span, linked to the failed step that caused the skip.
+    zero-length span at the moment the skip is decided, also linked to the spans of its
+    dependencies, and says why it never ran in `exegraph.step.skip_reason`:
+    `failed_dependency` (a step upstream failed: named in
+    `exegraph.step.failed_dependency` and linked with link type `failed_dependency`),
+    `fail_fast` or `interrupted` (a step that is not upstream failed, or raised
+    `KeyboardInterrupt`, and stopped the run: named in `exegraph.step.stopped_by` and
+    linked with link type `stopped_by`), or `cancelled` (the run was cancelled from
+    outside). Every link carries its kind in `exegraph.link.type`.
 
     Attributes follow the OpenTelemetry CI/CD conventions:
     `cicd.pipeline.task.run.result` is `success`, `failure`, `timeout`, `cancellation`
@@ -66,7 +73,8 @@ class OtelInstrument(exegraph_trio.Instrument):
     One instance serves any number of runs, also concurrent ones: create it once and
     reuse it. It never changes a run's outcome: if the tracer or meter raises, the
     instrument logs the error (logger `exegraph_otel`) and stops that signal for the rest
-    of that run; the run goes on as if it were not there.
+    of that run, ending the spans it had started (the run's and the running steps') at
+    that moment; the run goes on as if it were not there.
 
     Times are the Trio clock (`trio.current_time()`, which `StepTiming` uses) placed on the
     wall clock at the start of each run, so spans and metrics agree exactly with the
@@ -82,7 +90,8 @@ class OtelInstrument(exegraph_trio.Instrument):
             the second word of the run span's name. Keep it low-cardinality: it is a
             metric attribute.
         record_exceptions: also record the exception of each failed step as an
-            `exception` event on its span (with its traceback). Off by default: the status
+            `exception` event on its span (with its traceback), stamped at the span's
+            end. Off by default: the status
             and `error.type` already say what failed, and tracebacks can be large or hold
             secrets.
 
@@ -152,7 +161,7 @@ class OtelInstrument(exegraph_trio.Instrument):
         self._each("step_done", run, step, timing)
 
     def step_skipped(self, run: RunInfo, step: Step, timing: StepTiming) -> None:
-        """Record the skipped step as a zero-length span, linked to the failed dependency."""
+        """Record the skipped step as a zero-length span: why, and links to what caused it."""
         self._each("step_skipped", run, step, timing)
 
     def run_done(self, run: RunInfo, result: RunResult) -> None:

@@ -53,7 +53,9 @@ def test_the_console_example_prints_the_trace_and_the_metrics() -> None:
         ]
     )
     assert trace[0].startswith("RUN ci")
-    assert "publish-docs       skip            0.0 ms  links: docs" in out
+    assert "publish-docs       skip            0.0 ms  links: docs (failed_dependency)\n" in out
+    (build,) = [line for line in trace if line.startswith("  build ")]
+    assert build.endswith("  links: lint, test")
     assert "exegraph.run.duration" in out
     assert "result=failure, error.type=exegraph_trio.RunError" in out
 

@@ -27,7 +27,7 @@ import exegraph_otel
 import exegraph_trio as exegraph
 from exegraph_trio import ErrorPolicy, Graph, RunOptions, RunResult
 
-from .helpers import key, metric_points, outline, step
+from .helpers import key, metric_points, outline, seconds, step
 
 Outcome = list[tuple[str, str, float | None, float | None, str | None]]
 
@@ -132,6 +132,95 @@ class MeterProviderOfRaisingCounters(metrics.MeterProvider):
 class RaisingExporter(SpanExporter):
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         raise ConnectionError("collector down")
+
+
+class Budget:
+    """How many more calls of each method succeed; the next one raises (absent: unlimited)."""
+
+    def __init__(self, **calls: int) -> None:
+        self.calls = calls
+
+    def spend(self, method: str) -> None:
+        left = self.calls.get(method)
+        if left is None:
+            return
+        if left == 0:
+            raise RuntimeError(f"{method} down")
+        self.calls[method] = left - 1
+
+
+class FlakySpan(trace.Span):
+    """An SDK span whose methods fail once their budget is spent; `end` always works."""
+
+    def __init__(self, span: trace.Span, budget: Budget) -> None:
+        self.span = span
+        self.budget = budget
+
+    def end(self, end_time: int | None = None) -> None:
+        self.span.end(end_time)
+
+    def get_span_context(self) -> SpanContext:
+        self.budget.spend("get_span_context")
+        return self.span.get_span_context()
+
+    def set_attributes(self, attributes: Any) -> None:
+        self.budget.spend("set_attributes")
+        self.span.set_attributes(attributes)
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        self.budget.spend("set_attribute")
+        self.span.set_attribute(key, value)
+
+    def add_event(self, name: str, attributes: Any = None, timestamp: int | None = None) -> None:
+        self.budget.spend("add_event")  # pragma: no cover - not called
+        self.span.add_event(name, attributes, timestamp)  # pragma: no cover
+
+    def update_name(self, name: str) -> None:
+        self.budget.spend("update_name")  # pragma: no cover - not called
+        self.span.update_name(name)  # pragma: no cover
+
+    def is_recording(self) -> bool:
+        self.budget.spend("is_recording")
+        return self.span.is_recording()
+
+    def set_status(self, status: Any, description: str | None = None) -> None:
+        self.budget.spend("set_status")
+        self.span.set_status(status, description)
+
+    def record_exception(
+        self,
+        exception: BaseException,
+        attributes: Any = None,
+        timestamp: int | None = None,
+        escaped: bool = False,  # noqa: FBT002 - the API method's signature
+    ) -> None:
+        self.budget.spend("record_exception")  # pragma: no cover - not called
+        self.span.record_exception(exception, attributes, timestamp, escaped)  # pragma: no cover
+
+
+class FlakyTracer(trace.Tracer):
+    """Starts SDK spans wrapped in `FlakySpan`, until `start_span`'s own budget is spent."""
+
+    def __init__(self, tracer: trace.Tracer, budget: Budget) -> None:
+        self.tracer = tracer
+        self.budget = budget
+
+    def start_span(self, *args: Any, **kwargs: Any) -> Span:
+        self.budget.spend("start_span")
+        return FlakySpan(self.tracer.start_span(*args, **kwargs), self.budget)
+
+    def start_as_current_span(self, *args: Any, **kwargs: Any) -> Any:  # pragma: no cover
+        raise NotImplementedError
+
+
+def flaky_instrument(
+    provider: TracerProvider, meter_provider: metrics.MeterProvider, **calls: int
+) -> exegraph_otel.OtelInstrument:
+    """An instrument whose tracer (over `provider`) fails once `calls` are spent."""
+    tracer = FlakyTracer(provider.get_tracer("flaky"), Budget(**calls))
+    return exegraph_otel.OtelInstrument(
+        tracer_provider=FakeTracerProvider(tracer), meter_provider=meter_provider
+    )
 
 
 @pytest.fixture
@@ -289,3 +378,82 @@ async def test_a_keyboard_interrupt_in_a_step_still_ends_every_span(
         "stop <- RUN exegraph: failure ERROR(KeyboardInterrupt)",
         "b <- RUN exegraph: skip",
     ]
+
+
+async def test_a_tracer_that_stops_starting_spans_mid_run_still_ends_the_open_ones(
+    autojump_clock: trio.testing.MockClock,
+    caplog: pytest.LogCaptureFixture,
+    tracer_provider: TracerProvider,
+    span_exporter: InMemorySpanExporter,
+    no_meter: metrics.MeterProvider,
+) -> None:
+    # Spans for the run, a and b start; c's, at 1 s, does not.
+    instrument = flaky_instrument(tracer_provider, no_meter, start_span=3)
+    g = Graph([step("a", 1), step("b", 3), step("c", 1, depends_on=["a"])])
+    result = await exegraph.run_with_result(g, exegraph_otel.traced(instrument=instrument))
+
+    assert outcome(result) == [
+        ("a", "Done", 0, 1, None),
+        ("b", "Done", 0, 3, None),
+        ("c", "Done", 1, 2, None),
+    ]
+    spans = span_exporter.get_finished_spans()
+    assert outline(spans) == [
+        "RUN exegraph <- -: ?",
+        "a <- RUN exegraph: success",
+        "b <- RUN exegraph: ?",
+    ]
+    assert seconds(spans) == {"RUN exegraph": (0, 1), "a": (0, 1), "b": (0, 1)}
+    (message,) = complaints(caplog, "exegraph_otel")
+    assert message.startswith("exegraph_otel: tracing raised in step_started; no more tracing")
+    caplog.clear()
+
+
+async def test_a_span_method_that_fails_mid_run_still_ends_every_open_span(
+    autojump_clock: trio.testing.MockClock,
+    caplog: pytest.LogCaptureFixture,
+    tracer_provider: TracerProvider,
+    span_exporter: InMemorySpanExporter,
+    no_meter: metrics.MeterProvider,
+) -> None:
+    # a's step_done fails on set_status, before it ends a's span.
+    instrument = flaky_instrument(tracer_provider, no_meter, set_status=0)
+    g = Graph([step("a", 1, error=ValueError("boom")), step("b", 3)])
+    options = RunOptions(error_policy=ErrorPolicy.CONTINUE_ON_ERROR)
+    result = await exegraph.run_with_result(g, exegraph_otel.traced(options, instrument=instrument))
+
+    assert outcome(result) == [("a", "Failed", 0, 1, "ValueError"), ("b", "Done", 0, 3, None)]
+    spans = span_exporter.get_finished_spans()
+    assert outline(spans) == [
+        "RUN exegraph <- -: ?",
+        "a <- RUN exegraph: failure",
+        "b <- RUN exegraph: ?",
+    ]
+    assert seconds(spans) == {"RUN exegraph": (0, 1), "a": (0, 1), "b": (0, 1)}
+    (message,) = complaints(caplog, "exegraph_otel")
+    assert message.startswith("exegraph_otel: tracing raised in step_done; no more tracing")
+    caplog.clear()
+
+
+async def test_a_run_span_whose_result_cannot_be_set_is_still_ended(
+    autojump_clock: trio.testing.MockClock,
+    caplog: pytest.LogCaptureFixture,
+    tracer_provider: TracerProvider,
+    span_exporter: InMemorySpanExporter,
+    no_meter: metrics.MeterProvider,
+) -> None:
+    # Each step sets its result; the run span's own `set_attribute` is the third call.
+    instrument = flaky_instrument(tracer_provider, no_meter, set_attribute=2)
+    g = Graph([step("a", 1), step("b", 2, depends_on=["a"])])
+    await exegraph.run(g, exegraph_otel.traced(instrument=instrument))
+
+    spans = span_exporter.get_finished_spans()
+    assert outline(spans) == [
+        "RUN exegraph <- -: ?",
+        "a <- RUN exegraph: success",
+        "b <- RUN exegraph: success",
+    ]
+    assert seconds(spans) == {"RUN exegraph": (0, 3), "a": (0, 1), "b": (1, 3)}
+    (message,) = complaints(caplog, "exegraph_otel")
+    assert message.startswith("exegraph_otel: tracing raised in run_done; no more tracing")
+    caplog.clear()

@@ -27,6 +27,8 @@ from .helpers import RUN, by_name, links, outline, seconds, step
 
 DEPENDS = "depends_on"
 FAILED = "failed_dependency"
+STOPPED = "stopped_by"
+SKIP_REASON = "exegraph.step.skip_reason"
 
 
 def options(instrument: exegraph_otel.OtelInstrument, **kwargs: Any) -> RunOptions:
@@ -227,7 +229,8 @@ async def test_fail_fast_failure_cancellation_and_skips_are_all_visible(
     assert links(spans) == {
         "b": [("a", DEPENDS)],
         "c": [("a", DEPENDS)],
-        "d": [("b", FAILED)],  # e is not downstream of b: it was stopped, not caused
+        "d": [("b", DEPENDS), ("b", FAILED)],
+        "e": [("c", DEPENDS), ("b", STOPPED)],  # not downstream of b: stopped, not caused
     }
     assert seconds(spans) == {
         RUN: (0, 2),
@@ -273,11 +276,122 @@ async def test_continue_on_error_skips_link_to_the_failed_step_that_caused_them(
         "b <- RUN exegraph: skip",
         "c <- RUN exegraph: skip",
     ]
-    assert links(spans) == {"b": [("a", FAILED)], "c": [("a", FAILED)]}
+    assert links(spans) == {
+        "b": [("a", DEPENDS), ("a", FAILED)],
+        "c": [("b", DEPENDS), ("a", FAILED)],
+    }
     assert seconds(spans) == {RUN: (0, 2), "a": (0, 1), "d": (0, 2), "b": (1, 1), "c": (1, 1)}
     named = by_name(spans)
     assert (named["a"].attributes or {})["error.type"] == "KeyError"
     assert (named["c"].attributes or {})["exegraph.step.failed_dependency"] == "a"
+
+
+async def test_a_step_skipped_by_fail_fast_says_so_and_names_the_step_that_stopped_the_run(
+    autojump_clock: trio.testing.MockClock,
+    instrument: exegraph_otel.OtelInstrument,
+    span_exporter: InMemorySpanExporter,
+) -> None:
+    graph = Graph(
+        [
+            step("bad", 1, error=ValueError("boom")),
+            step("slow", 3),
+            step("late", 1, depends_on=["slow"]),
+        ]
+    )
+    with pytest.RaisesGroup(ValueError, exegraph.StepSkippedError):
+        await exegraph.run(graph, options(instrument))
+
+    spans = span_exporter.get_finished_spans()
+    late = by_name(spans)["late"].attributes or {}
+    assert (late[SKIP_REASON], late["exegraph.step.stopped_by"]) == ("fail_fast", "bad")
+    assert "exegraph.step.failed_dependency" not in late
+    assert links(spans)["late"] == [("slow", DEPENDS), ("bad", STOPPED)]
+
+
+async def test_a_step_skipped_downstream_of_a_failure_gives_failed_dependency_as_its_reason(
+    autojump_clock: trio.testing.MockClock,
+    instrument: exegraph_otel.OtelInstrument,
+    span_exporter: InMemorySpanExporter,
+) -> None:
+    graph = Graph([step("bad", 1, error=ValueError("boom")), step("next", 1, depends_on=["bad"])])
+    with pytest.RaisesGroup(ValueError, exegraph.StepSkippedError):
+        await exegraph.run(graph, options(instrument))
+
+    after = by_name(span_exporter.get_finished_spans())["next"].attributes or {}
+    assert (after[SKIP_REASON], after["exegraph.step.failed_dependency"]) == (
+        "failed_dependency",
+        "bad",
+    )
+    assert "exegraph.step.stopped_by" not in after
+
+
+async def test_steps_skipped_because_the_run_was_cancelled_from_outside_say_cancelled(
+    autojump_clock: trio.testing.MockClock,
+    instrument: exegraph_otel.OtelInstrument,
+    span_exporter: InMemorySpanExporter,
+) -> None:
+    graph = Graph(
+        [
+            step("bad", 1, error=ValueError("boom")),
+            step("slow", 3),
+            step("late", 1, depends_on=["slow"]),
+        ]
+    )
+    with trio.move_on_after(2):  # after bad failed: under ContinueOnError that stops nothing
+        await exegraph.run(graph, options(instrument, error_policy=ErrorPolicy.CONTINUE_ON_ERROR))
+
+    spans = span_exporter.get_finished_spans()
+    late = by_name(spans)["late"].attributes or {}
+    assert late[SKIP_REASON] == "cancelled"
+    assert "exegraph.step.stopped_by" not in late
+    assert links(spans)["late"] == [("slow", DEPENDS)]
+
+
+async def test_steps_skipped_after_a_step_raised_keyboard_interrupt_say_interrupted(
+    autojump_clock: trio.testing.MockClock,
+    instrument: exegraph_otel.OtelInstrument,
+    span_exporter: InMemorySpanExporter,
+) -> None:
+    graph = Graph(
+        [
+            step("stop", 1, error=KeyboardInterrupt()),
+            step("slow", 3),
+            step("late", 1, depends_on=["slow"]),
+        ]
+    )
+    with pytest.raises(KeyboardInterrupt):
+        await exegraph.run(graph, options(instrument, error_policy=ErrorPolicy.CONTINUE_ON_ERROR))
+
+    spans = span_exporter.get_finished_spans()
+    late = by_name(spans)["late"].attributes or {}
+    assert (late[SKIP_REASON], late["exegraph.step.stopped_by"]) == ("interrupted", "stop")
+    assert links(spans)["late"] == [("slow", DEPENDS), ("stop", STOPPED)]
+
+
+async def test_a_skipped_step_links_to_every_dependency_that_has_a_span(
+    autojump_clock: trio.testing.MockClock,
+    instrument: exegraph_otel.OtelInstrument,
+    span_exporter: InMemorySpanExporter,
+) -> None:
+    graph = Graph(
+        [
+            step("done", 1),
+            step("bad", 2, error=ValueError("boom")),
+            step("skipped", 1, depends_on=["bad"]),
+            step("cancelled", 5),
+            step("never", 1, depends_on=["done", "skipped", "cancelled", "bad"]),
+        ]
+    )
+    with pytest.RaisesGroup(ValueError, exegraph.StepSkippedError, exegraph.StepSkippedError):
+        await exegraph.run(graph, options(instrument))
+
+    assert links(span_exporter.get_finished_spans())["never"] == [
+        ("done", DEPENDS),
+        ("skipped", DEPENDS),
+        ("cancelled", DEPENDS),  # still running when the skip was decided
+        ("bad", DEPENDS),
+        ("bad", FAILED),
+    ]
 
 
 async def test_a_timed_out_step_ends_with_result_timeout_at_its_deadline(
@@ -324,7 +438,7 @@ async def test_a_run_cancelled_from_outside_ends_its_spans_with_result_cancellat
         "c <- RUN exegraph: skip",
     ]
     assert seconds(spans)["b"] == (1, 2.5)
-    assert links(spans) == {"b": [("a", DEPENDS)]}
+    assert links(spans) == {"b": [("a", DEPENDS)], "c": [("b", DEPENDS)]}
 
 
 async def test_exception_events_are_recorded_only_when_asked(
@@ -352,6 +466,22 @@ async def test_exception_events_are_recorded_only_when_asked(
     assert attributes["exception.type"] == "ValueError"
     assert attributes["exception.message"] == "boom"
     assert "raise error" in str(attributes["exception.stacktrace"])
+
+
+async def test_an_exception_event_is_stamped_at_the_end_of_its_span(
+    autojump_clock: trio.testing.MockClock,
+    tracer_provider: TracerProvider,
+    span_exporter: InMemorySpanExporter,
+) -> None:
+    loud = exegraph_otel.OtelInstrument(tracer_provider=tracer_provider, record_exceptions=True)
+    graph = Graph([step("bad", 1.5, error=ValueError("boom"))])
+    await exegraph.run_with_result(graph, options(loud))
+
+    bad = by_name(span_exporter.get_finished_spans())["bad"]
+    (event,) = bad.events
+    assert event.timestamp == bad.end_time
+    assert bad.end_time is not None
+    assert bad.start_time == bad.end_time - 1_500_000_000
 
 
 # -- spans made by the steps themselves ---------------------------------------------------------

@@ -93,7 +93,11 @@ async def test_a_run_exported_over_otlp_http_arrives_as_the_same_tree(
     assert wire_links(spans) == {
         "build": [("fetch", "depends_on")],
         "test": [("fetch", "depends_on")],
-        "publish": [("test", "failed_dependency")],
+        "publish": [
+            ("build", "depends_on"),
+            ("test", "depends_on"),
+            ("test", "failed_dependency"),
+        ],
     }
     assert len({span.trace_id for span in spans}) == 1
     assert {span.resource.get("service.name") for span in spans} == {"wire-test"}
@@ -117,3 +121,4 @@ async def test_a_run_exported_over_otlp_http_arrives_as_the_same_tree(
     assert named["fetch"].kind == 1  # SPAN_KIND_INTERNAL
     assert named["fetch"].end - named["fetch"].start == 1_000_000_000
     assert named["publish"].end == named["publish"].start
+    assert named["publish"].attributes["exegraph.step.skip_reason"] == "failed_dependency"
