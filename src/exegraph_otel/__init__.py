@@ -24,6 +24,20 @@ This module is the only public location of every name; the implementation lives 
 private modules.
 """
 
+try:
+    import opentelemetry.metrics
+    import opentelemetry.trace  # noqa: F401 - fail here, with advice, not deep inside
+except ModuleNotFoundError as _missing:
+    if (_missing.name or "").partition(".")[0] != "opentelemetry":
+        raise
+    raise ModuleNotFoundError(
+        "exegraph_otel needs the OpenTelemetry API (the package opentelemetry-api), which is "
+        f"not installed ({_missing}). Install exegraph with its otel extra: "
+        'pip install "exegraph-trio[otel]" (or, in a clone of the repository: '
+        'pip install -e ".[otel]").',
+        name=_missing.name,
+    ) from _missing
+
 from exegraph_trio import __version__ as __version__
 
 from ._instrument import OtelInstrument as OtelInstrument
