@@ -17,11 +17,16 @@ Exception
 
 Each exception keeps its constructor arguments in `args` (so it pickles and copies as
 itself) and builds its message from them in `__str__`.
+
+A name that is not in a graph or a run (a misspelt dependency, `graph["fecth"]`,
+`result["fecth"]`) is reported with the closest names there are, found with
+`difflib.get_close_matches`: "did you mean 'fetch'?".
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import difflib
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import final
 
 __all__ = [
@@ -39,6 +44,69 @@ __all__ = [
 
 def _quoted(names: Iterable[str]) -> str:
     return ", ".join(repr(name) for name in names)
+
+
+MAX_SUGGESTED = 5
+"""For how many missing names a `MissingDependencyError` looks for close ones.
+
+Each look compares the name with every step of the graph (about a second for 10⁵ steps),
+and a typo is usually one or two names, not hundreds.
+"""
+
+
+def close_names(name: object, names: Collection[str]) -> tuple[str, ...]:
+    """The (at most three) names of `names` most like `name`, best first.
+
+    Args:
+        name: the name that was not found; only a `str` has close names.
+        names: the names there are.
+    """
+    if not isinstance(name, str) or not names:
+        return ()
+    return tuple(difflib.get_close_matches(name, list(names), n=3))
+
+
+def did_you_mean(suggestions: Sequence[str]) -> str:
+    """`" (did you mean 'fetch'?)"`, or `""` when there is nothing to suggest."""
+    if not suggestions:
+        return ""
+    *first, last = (repr(name) for name in suggestions)
+    return f" (did you mean {', '.join(first) + ' or ' if first else ''}{last}?)"
+
+
+@final
+class UnknownStep:
+    """The message of the `KeyError` raised for a step name that is not there.
+
+    `KeyError` shows `repr(args[0])`, so the close names are looked for only when the
+    error is shown: a lookup that misses inside `try`/`except KeyError` costs no more
+    than a dictionary miss, however large the graph.
+
+    Args:
+        name: the name that was asked for.
+        names: the names there are (not copied).
+        where: what was searched, as in "no step named 'x' in this graph".
+    """
+
+    __slots__ = ("_name", "_names", "_where")
+
+    def __init__(self, name: object, names: Collection[str], where: str) -> None:
+        self._name = name
+        self._names = names
+        self._where = where
+
+    def __repr__(self) -> str:
+        hint = did_you_mean(close_names(self._name, self._names))
+        return f"no step named {self._name!r} in this {self._where}{hint}"
+
+    def __reduce__(self) -> tuple[type[UnknownStep], tuple[object, tuple[str, ...], str]]:
+        # A copy holds only the close names, not every name of the graph.
+        return UnknownStep, (self._name, close_names(self._name, self._names), self._where)
+
+
+def unknown_step(name: object, names: Collection[str], where: str) -> KeyError:
+    """The `KeyError` for a name that is not among `names`, with close names in its message."""
+    return KeyError(UnknownStep(name, names, where))
 
 
 class GraphError(ValueError):
@@ -71,13 +139,46 @@ class DuplicateStepError(GraphError):
 class MissingDependencyError(GraphError):
     """Steps depend on names that are not in the graph.
 
+    The message suggests the graph's closest names for each misspelt one:
+    `'deploy' depends on 'fecth' (did you mean 'fetch'?)`.
+
+    Args:
+        edges: every `(step, missing_dependency)` pair, in graph order.
+        suggestions: close names of the graph for some missing names (see
+            [`among`][exegraph_trio.MissingDependencyError.among]), best first.
+
     Attributes:
         edges: every `(step, missing_dependency)` pair, in graph order.
+        suggestions: for each missing name that has close names in the graph, those
+            names, best first.
     """
 
-    def __init__(self, edges: Sequence[tuple[str, str]]) -> None:
-        super().__init__(tuple(edges))
+    def __init__(
+        self,
+        edges: Sequence[tuple[str, str]],
+        suggestions: Mapping[str, Sequence[str]] | Iterable[tuple[str, Sequence[str]]] = (),
+    ) -> None:
         self.edges: tuple[tuple[str, str], ...] = tuple(edges)
+        self.suggestions: dict[str, tuple[str, ...]] = {
+            name: tuple(close) for name, close in dict(suggestions).items() if close
+        }
+        super().__init__(self.edges, tuple(self.suggestions.items()))
+
+    @classmethod
+    def among(
+        cls, edges: Sequence[tuple[str, str]], names: Collection[str]
+    ) -> MissingDependencyError:
+        """The error for `edges` in a graph of `names`, with close names suggested.
+
+        Close names are looked for for the first few missing names only (`MAX_SUGGESTED`),
+        as each look compares the name with every step of the graph.
+
+        Args:
+            edges: every `(step, missing_dependency)` pair, in graph order.
+            names: the names of the graph's steps.
+        """
+        missing = list(dict.fromkeys(dep for _, dep in edges))[:MAX_SUGGESTED]
+        return cls(edges, {name: close_names(name, names) for name in missing})
 
     @property
     def missing(self) -> tuple[str, ...]:
@@ -85,7 +186,10 @@ class MissingDependencyError(GraphError):
         return tuple(dict.fromkeys(dep for _, dep in self.edges))
 
     def __str__(self) -> str:
-        edges = "; ".join(f"{step!r} depends on {dep!r}" for step, dep in self.edges)
+        edges = "; ".join(
+            f"{step!r} depends on {dep!r}{did_you_mean(self.suggestions.get(dep, ()))}"
+            for step, dep in self.edges
+        )
         return (
             f"missing dependenc{'ies' if len(self.missing) > 1 else 'y'}: {edges}; "
             "add the missing steps or remove these names from depends_on"

@@ -13,7 +13,7 @@ from typing import Any, TypeVar, cast, final, overload
 
 import attrs
 
-from ._errors import CycleError, DuplicateStepError, MissingDependencyError
+from ._errors import CycleError, DuplicateStepError, MissingDependencyError, unknown_step
 from ._step import Action, Step
 
 __all__ = ["Graph", "GraphBuilder"]
@@ -100,7 +100,7 @@ class Graph:
             (step.name, dep) for step in steps for dep in step.depends_on if dep not in index
         ]
         if missing:
-            raise MissingDependencyError(missing)
+            raise MissingDependencyError.among(missing, index)
 
         deps = tuple(tuple(index[dep] for dep in step.depends_on) for step in steps)
         dependents: list[list[int]] = [[] for _ in steps]
@@ -180,7 +180,7 @@ class Graph:
         try:
             return self._index[name]
         except KeyError:
-            raise KeyError(f"no step named {name!r} in this graph") from None
+            raise unknown_step(name, self._index, "graph") from None
 
     def _priorities(self) -> list[int]:
         lazy = self._lazy

@@ -8,7 +8,7 @@ from typing import final
 
 import attrs
 
-from ._errors import RunError
+from ._errors import RunError, unknown_step
 
 __all__ = ["RunResult", "StepStatus", "StepTiming"]
 
@@ -110,7 +110,7 @@ class RunResult:
         try:
             return self._by_name[name]
         except KeyError:
-            raise KeyError(f"no step named {name!r} in this run") from None
+            raise unknown_step(name, self._by_name, "run") from None
 
     def __contains__(self, name: object) -> bool:
         return name in self._by_name
