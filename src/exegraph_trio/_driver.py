@@ -1,0 +1,546 @@
+"""The Trio driver: `run` and `run_with_result`, each step its own Trio task.
+
+The driver does the I/O of a run and nothing else; every decision is the scheduling
+core's (`_core.py`). One run is:
+
+- a nursery, whose body is the *dispatcher*: it starts the steps the core says to start
+  and sleeps until completions need a decision;
+- one task per step, started in that nursery, named after the step, in a fresh copy of
+  the run's context. It calls the hooks and instruments around the action, runs the
+  action (inside a cancel scope of its own when the step has a deadline, started when the
+  action starts), classifies the outcome and reports it to the core.
+
+Completions are decided together: a step task reports its outcome and wakes the
+dispatcher, which asks the core what to start only on its next turn, after every task
+that Trio runs in the same batch (every completion of that clock instant) has reported.
+When no other step is running, nothing else can complete at this instant, so the step
+task asks the core itself and saves the dispatcher a turn (a chain never waits for it).
+
+Fail-fast cancels the nursery's scope. A step's cancellation counts as its own timeout
+only if its deadline came no later than the first cancellation of the run (fail-fast, or
+an enclosing scope: the dispatcher's abort callback notes when that reached the run).
+Every piece of bookkeeping that must not be torn by a `KeyboardInterrupt` runs with Trio's
+KI protection; the actions, hooks and instruments run without it, as Trio users expect.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import math
+import types
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, Final
+
+import trio
+from trio.lowlevel import disable_ki_protection, enable_ki_protection
+
+from . import _core
+from ._errors import RunError, StepCancelledError, StepSkippedError, StepTimeoutError
+from ._graph import Graph
+from ._instrument import Instrument, RunInfo
+from ._options import ErrorPolicy, RunOptions
+from ._result import RunResult, StepStatus, StepTiming
+from ._step import Step
+
+__all__ = ["run", "run_with_result"]
+
+logger: Final = logging.getLogger("exegraph_trio")
+
+_STATUS: Final = {
+    _core.DONE: StepStatus.DONE,
+    _core.FAILED: StepStatus.FAILED,
+    _core.CANCELLED: StepStatus.CANCELLED,
+}
+
+
+async def run(graph: Graph, options: RunOptions | None = None) -> None:
+    """Run every step of `graph`, each as soon as its dependencies succeeded and a slot is free.
+
+    ```python
+    trio.run(exegraph.run, graph)
+    ```
+
+    Returns when every step succeeded. Under `ErrorPolicy.FAIL_FAST` (the default) the first
+    failure cancels the steps in flight and starts no more; under
+    `ErrorPolicy.CONTINUE_ON_ERROR` every step not downstream of a failure still runs.
+    Each step runs as its own Trio task, named after the step, in the run's nursery.
+
+    Args:
+        graph: the steps to run.
+        options: concurrency, error policy, deadline, hooks and instruments; the defaults
+            when `None`.
+
+    Raises:
+        RunError: one or more steps failed. It holds each failed step's own exception (with
+            a note naming the step) and a `StepSkippedError` for each step that never ran;
+            steps cancelled by fail-fast are not in it. Also raised, as a nursery would,
+            when the run was cancelled from outside and a step raised a real error while
+            being cancelled.
+        BaseException: a `KeyboardInterrupt` or `SystemExit` from a step, a hook, an
+            instrument or Ctrl-C, itself (not in a group), after the other steps were
+            cancelled.
+        trio.Cancelled: an enclosing cancel scope cancelled the run.
+    """
+    result = await run_with_result(graph, options)
+    if result.error is not None:
+        raise result.error
+
+
+async def run_with_result(graph: Graph, options: RunOptions | None = None) -> RunResult:
+    """Run `graph` like [`run`][exegraph_trio.run], and report how every step went.
+
+    It never raises [`RunError`][exegraph_trio.RunError] for step failures: that error is
+    in `RunResult.error` instead. An interrupt and cancellation from outside propagate as
+    they do from `run`.
+
+    Args:
+        graph: the steps to run.
+        options: as for `run`.
+
+    Returns:
+        A [`RunResult`][exegraph_trio.RunResult] with a timing for every step.
+    """
+    if not isinstance(graph, Graph):
+        raise TypeError(_not_a_graph(graph))
+    if options is None:
+        options = RunOptions()
+    elif not isinstance(options, RunOptions):
+        raise TypeError(
+            f"options must be exegraph.RunOptions or None, not {type(options).__name__}"
+        )
+    _check_trio()
+    return await _Run(graph, options).execute()
+
+
+def _not_a_graph(value: object) -> str:
+    if isinstance(value, (list, tuple, set, frozenset)) or (
+        hasattr(value, "__iter__") and not isinstance(value, (str, bytes, dict))
+    ):
+        return (
+            f"run takes a Graph, not a {type(value).__name__}; "
+            "wrap the steps in one: exegraph.run(exegraph.Graph(steps))"
+        )
+    return f"run takes an exegraph.Graph, not {type(value).__name__}"
+
+
+def _check_trio() -> None:
+    """Refuse, with advice, to run outside Trio (under asyncio, say)."""
+    try:
+        trio.lowlevel.current_task()
+    except RuntimeError:
+        raise RuntimeError(
+            "exegraph runs on Trio, not on this event loop: call it from Trio, "
+            "as trio.run(exegraph.run, graph) or `await exegraph.run(graph)` inside "
+            "trio.run(...)"
+        ) from None
+
+
+def _is_cancellation(exc: BaseException) -> bool:
+    """`Cancelled`, or a group of nothing but `Cancelled`."""
+    if isinstance(exc, trio.Cancelled):
+        return True
+    if isinstance(exc, BaseExceptionGroup):
+        return exc.split(trio.Cancelled)[1] is None
+    return False
+
+
+def _leaves(exc: BaseException) -> Iterator[BaseException]:
+    todo = [exc]
+    while todo:
+        current = todo.pop()
+        if isinstance(current, BaseExceptionGroup):
+            todo.extend(reversed(current.exceptions))
+        else:
+            yield current
+
+
+def _interrupt_in(exc: BaseException) -> BaseException | None:
+    """The `KeyboardInterrupt`-like exception `exc` is or holds (first one), if any."""
+    if isinstance(exc, Exception):
+        return None
+    for leaf in _leaves(exc):
+        if not isinstance(leaf, (Exception, trio.Cancelled)):
+            return leaf
+    return None
+
+
+def _note(exc: BaseException, note: str) -> None:
+    """Add `note` to `exc` once; an exception that cannot take notes keeps none."""
+    notes = getattr(exc, "__notes__", None)
+    if isinstance(notes, list) and note in notes:
+        return  # raised again (a cached error): one note per step, not one per run
+    try:
+        exc.add_note(note)
+    except Exception:  # noqa: BLE001 - frozen, or __notes__ is not a list: leave it be
+        return
+
+
+class _Run:
+    """The state of one run of one graph: the core, plus what Trio needs."""
+
+    def __init__(self, graph: Graph, options: RunOptions) -> None:
+        self.steps = graph.steps
+        self.info = RunInfo._new(graph, options)
+        self.context = contextvars.copy_context()
+        self.core = _core.Core(
+            graph._deps,
+            graph._dependents,
+            graph._ranking,
+            limit=options.concurrency_limit,
+            fail_fast=options.error_policy is ErrorPolicy.FAIL_FAST,
+        )
+        self.step_timeout = options.step_timeout
+        self.on_start = options.on_step_start
+        self.on_done = options.on_step_done
+        self.instruments: tuple[Instrument, ...] = tuple(options.instruments)
+        self.clock = trio.lowlevel.current_clock()
+
+        self.timings: list[StepTiming] = []
+        self.members: list[Exception] = []
+        self.failures: list[Exception] = []  # every real error of a step, for a nursery-like end
+        self.errors_while_cancelled = False
+        self.interrupt: BaseException | None = None
+        self.cancelled_at = math.inf  # when fail-fast or an enclosing scope first cancelled
+        self.failing_fast = False
+
+        self.nursery: trio.Nursery | None = None
+        self.dispatcher: trio.lowlevel.Task | None = None
+        self.parked = False
+
+    # -- the run as a whole ----------------------------------------------------------------
+
+    @enable_ki_protection
+    async def execute(self) -> RunResult:
+        outside = False
+        try:
+            self._notify_run(Instrument.run_started)
+            try:
+                async with trio.open_nursery() as nursery:
+                    self.nursery = nursery
+                    self.dispatcher = trio.lowlevel.current_task()
+                    await self._dispatch_loop()
+            except (BaseExceptionGroup, trio.Cancelled) as exc:
+                outside = self._absorb(exc)
+            outside = outside or trio.current_effective_deadline() == -math.inf
+            if outside:
+                self._stop()  # nothing may start after an outside cancellation
+        finally:
+            result = self._result()
+            self._notify_run(Instrument.run_done, result)
+        if self.interrupt is not None:
+            raise self.interrupt
+        if outside:
+            if self.errors_while_cancelled:
+                raise RunError(self._message(), self.failures)
+            await trio.lowlevel.checkpoint()  # raises the enclosing scope's Cancelled
+        return result
+
+    def _absorb(self, exc: BaseException) -> bool:
+        """Take what the nursery raised; whether it was a cancellation from outside."""
+        interrupt = _interrupt_in(exc)
+        if interrupt is not None:
+            self._interrupted(interrupt)
+            return False
+        if _is_cancellation(exc):
+            return True
+        raise exc  # a bug of ours: nothing else may come out of the nursery
+
+    async def _dispatch_loop(self) -> None:
+        """Start what the core says, then sleep until a completion needs a decision."""
+        core = self.core
+        try:
+            await trio.lowlevel.checkpoint_if_cancelled()  # cancelled already: start nothing
+            core.start()
+            self._start_ready()
+            while core.unsettled:
+                self.parked = True
+                await trio.lowlevel.wait_task_rescheduled(self._abort)
+                self._start_ready()
+        except trio.Cancelled:
+            if not self.failing_fast:
+                self._stop()  # cancelled from outside: start nothing more
+            raise
+        except BaseException as exc:  # noqa: BLE001 - Ctrl-C delivered to this task
+            self._interrupted(exc)
+
+    def _abort(self, raise_cancel: object) -> trio.lowlevel.Abort:
+        """The dispatcher is cancelled (or interrupted) while it waits: note when."""
+        self.parked = False
+        self._cancelled_now()
+        return trio.lowlevel.Abort.SUCCEEDED
+
+    def _cancelled_now(self) -> None:
+        if self.cancelled_at == math.inf:
+            self.cancelled_at = self.clock.current_time()
+
+    def _wake(self) -> None:
+        if self.parked:
+            self.parked = False
+            assert self.dispatcher is not None
+            trio.lowlevel.reschedule(self.dispatcher)
+
+    def _start_ready(self) -> None:
+        """Start every step the core says may start now, each in a new task."""
+        taken = self.core.take()
+        if taken:
+            nursery, steps, spawn = self.nursery, self.steps, self._step
+            assert nursery is not None
+            start_soon: Callable[..., None] = nursery.start_soon
+            enter = self.context.run
+            for i in taken:
+                # Spawned inside the run's context: Trio gives the task a copy of it.
+                enter(start_soon, spawn, i, name=steps[i].name)
+
+    def _stop(self) -> None:
+        """Start no more steps; skip every step that has not started."""
+        self._skipped(self.core.stop())
+
+    def _interrupted(self, exc: BaseException) -> None:
+        """A `KeyboardInterrupt`-like exception reached the run: cancel the rest."""
+        if self.interrupt is None:
+            self.interrupt = exc
+        self._cancelled_now()
+        self._skipped(self.core.stop())
+        self._cancel()
+
+    def _cancel(self) -> None:
+        """Cancel the steps in flight (fail-fast, or after an interrupt)."""
+        self._cancelled_now()
+        if self.nursery is not None:
+            self.failing_fast = True
+            self.nursery.cancel_scope.cancel()
+
+    def _message(self) -> str:
+        n = len(self.steps)
+        failed = sum(t.status is StepStatus.FAILED for t in self.timings)
+        skipped = sum(isinstance(m, StepSkippedError) for m in self.members)
+        message = f"{failed} of {n} step{'s' if n != 1 else ''} failed"
+        if skipped:
+            message += f", {skipped} skipped"
+        return message
+
+    def _result(self) -> RunResult:
+        starts = [t.start for t in self.timings if t.start is not None]
+        ends = [t.end for t in self.timings if t.end is not None]
+        total = max(ends) - min(starts) if starts else 0.0
+        error = RunError(self._message(), self.members) if self.members else None
+        return RunResult(tuple(self.timings), total, error)
+
+    # -- one step --------------------------------------------------------------------------
+
+    @enable_ki_protection
+    async def _step(self, i: int) -> None:
+        """The task of step `i`: hooks, the action, and its outcome reported to the core.
+
+        KI-protected, so that a `KeyboardInterrupt` never tears its bookkeeping; the
+        action, hooks and instruments run unprotected (`_call`, `_observe`).
+        """
+        step = self.steps[i]
+        if self.core.stopped:
+            self._withdraw(i)  # the run stopped between this task's spawn and its start
+            return
+        if self.instruments or self.on_start is not None:
+            self._begin(step)
+        timeout = self.step_timeout if step.timeout is None else step.timeout
+        start = self.clock.current_time()
+        if timeout and timeout != math.inf:
+            error: BaseException | None = None
+            with trio.CancelScope(deadline=start + timeout) as scope:
+                try:
+                    await _call(step)
+                except BaseException as exc:  # noqa: BLE001 - classified by _ended
+                    error = exc
+            # Its own deadline is the cause only if it came no later than any other
+            # cancellation of the run (fail-fast, an enclosing scope).
+            expired = scope.cancel_called and start + timeout <= self.cancelled_at
+            self._ended(i, step, start, error, timeout if expired else None)
+            return
+        try:
+            await _call(step)
+        except BaseException as exc:  # noqa: BLE001 - classified by _ended
+            self._ended(i, step, start, exc, None)
+        else:
+            self._ended(i, step, start, None, None)
+
+    def _ended(
+        self,
+        i: int,
+        step: Step,
+        start: float,
+        exc: BaseException | None,
+        expired: float | None,
+    ) -> None:
+        """Classify how step `i`'s action ended, tell the observers, then the core.
+
+        `expired` is the step's timeout when its own deadline cancelled it.
+        """
+        end = self.clock.current_time()
+        error: BaseException | None
+        if exc is None:
+            state, error = _core.DONE, None
+        elif _is_cancellation(exc):
+            if expired is not None:
+                state, error = _core.FAILED, StepTimeoutError(step.name, expired)
+                error.__context__ = exc  # the traceback shows where it was stuck
+            else:
+                state, error = _core.CANCELLED, StepCancelledError(step.name)
+        else:
+            state, error = _core.FAILED, exc
+            if isinstance(exc, BaseExceptionGroup) and not isinstance(exc, Exception):
+                error = exc.split(trio.Cancelled)[1] or exc  # drop the cancellation part
+        timing = StepTiming(step.name, _STATUS[state], start, end, error)
+        if self.on_done is not None or self.instruments:
+            self._end_observers(step, timing)
+        self._settle(i, state, timing)
+
+    def _settle(self, i: int, state: int, timing: StepTiming) -> None:
+        """Record step `i`'s outcome in the core, then start what may start now.
+
+        When other steps are running, they may complete at this same instant: the
+        dispatcher decides for all of them together on its next turn. When none is,
+        nothing else can complete now, so this task decides at once.
+        """
+        self.timings.append(timing)
+        core = self.core
+        if state == _core.DONE:
+            core.done(i)
+        elif state == _core.CANCELLED:
+            core.cancelled(i)
+        else:
+            self._failed(i, timing)
+        if not core.running:
+            self._start_ready()
+        if not core.unsettled or (core.ready and core.running < core.limit):
+            self._wake()
+
+    def _failed(self, i: int, timing: StepTiming) -> None:
+        error = timing.error
+        assert error is not None
+        _note(error, f"exegraph: raised by step {timing.name!r}")
+        if isinstance(error, Exception):
+            self.members.append(error)
+            self.failures.append(error)
+            if self.cancelled_at != math.inf and not isinstance(error, StepTimeoutError):
+                self.errors_while_cancelled = True
+        skips = self.core.failed(i)
+        interrupt = _interrupt_in(error)
+        if interrupt is not None:
+            self._interrupted(interrupt)
+        elif self.core.fail_fast:
+            self._cancel()
+        self._skipped(skips)
+
+    def _withdraw(self, i: int) -> None:
+        self.core.withdraw(i)
+        self._skipped([(i, None)])
+        self._wake()
+
+    def _skipped(self, skips: list[_core.Skip]) -> None:
+        """Record a timing for each step the core just skipped, then tell the instruments.
+
+        The timings come first, so that an interrupt from an instrument cannot leave a
+        step without one.
+        """
+        steps, timings, members = self.steps, self.timings, self.members
+        recorded = []
+        for j, failed in skips:
+            name = steps[j].name
+            error = StepSkippedError(name, None if failed is None else steps[failed].name)
+            timing = StepTiming(name, StepStatus.SKIPPED, None, None, error)
+            timings.append(timing)
+            members.append(error)
+            recorded.append(timing)
+        if self.instruments:
+            for (j, _), timing in zip(skips, recorded, strict=True):
+                self._notify(self.context, Instrument.step_skipped, steps[j], timing)
+
+    # -- hooks and instruments -------------------------------------------------------------
+
+    def _begin(self, step: Step) -> None:
+        """`step_started` for each instrument, then `on_step_start` (in the step's task)."""
+        if self.instruments:
+            self._notify(None, Instrument.step_started, step)
+        if self.on_start is not None:
+            try:
+                _observe(self.on_start, step.name)
+            except Exception:  # noqa: BLE001 - logged with its traceback by _hook_failed
+                self._hook_failed("on_step_start", step.name)
+                self.on_start = None
+            except BaseException as exc:  # noqa: BLE001 - an interrupt: the run stops
+                self._interrupted(exc)
+
+    def _end_observers(self, step: Step, timing: StepTiming) -> None:
+        """`on_step_done`, then `step_done` for each instrument in reverse order."""
+        if self.on_done is not None:
+            try:
+                _observe(self.on_done, step.name, timing.error)
+            except Exception:  # noqa: BLE001 - logged with its traceback by _hook_failed
+                self._hook_failed("on_step_done", step.name)
+                self.on_done = None
+            except BaseException as exc:  # noqa: BLE001 - an interrupt: the run stops
+                self._interrupted(exc)
+        if self.instruments:
+            self._notify(None, Instrument.step_done, step, timing, reverse=True)
+
+    def _hook_failed(self, hook: str, name: str) -> None:
+        logger.exception(
+            "%s hook raised for step %r; it is disabled for the rest of run %d",
+            hook,
+            name,
+            self.info.run_id,
+        )
+
+    def _notify(
+        self,
+        context: contextvars.Context | None,
+        method: Callable[..., None],
+        *args: object,
+        reverse: bool = False,
+    ) -> None:
+        """Call `method` of every instrument (in `context`, else in the current one)."""
+        instruments = self.instruments[::-1] if reverse else self.instruments
+        for instrument in instruments:
+            if instrument not in self.instruments:
+                continue  # disabled by an earlier call
+            bound = getattr(instrument, method.__name__)
+            try:
+                if context is None:
+                    _observe(bound, self.info, *args)
+                else:
+                    context.run(_observe, bound, self.info, *args)
+            except Exception:
+                logger.exception(
+                    "instrument %r raised in %s; it is disabled for the rest of run %d",
+                    instrument,
+                    method.__name__,
+                    self.info.run_id,
+                )
+                self._disable(instrument)
+            except BaseException as exc:  # noqa: BLE001 - an interrupt: the run stops
+                self._disable(instrument)
+                self._interrupted(exc)
+
+    def _disable(self, instrument: Instrument) -> None:
+        self.instruments = tuple(x for x in self.instruments if x is not instrument)
+
+    def _notify_run(self, method: Callable[..., None], *args: object) -> None:
+        self._notify(self.context, method, *args)
+
+
+@disable_ki_protection
+def _observe(callback: Callable[..., object], *args: object) -> None:
+    """Call a hook or an instrument method, without KI protection (it is user code)."""
+    callback(*args)
+
+
+@disable_ki_protection
+async def _call(step: Step) -> object:
+    """Call `step`'s action and await what it returns, without KI protection."""
+    awaitable: Any = step.action()
+    if type(awaitable) is not types.CoroutineType and not isinstance(awaitable, Awaitable):
+        raise TypeError(
+            f"the action of step {step.name!r} returned {type(awaitable).__name__}, "
+            "not an awaitable; make it an async function"
+        )
+    return await awaitable
