@@ -30,12 +30,16 @@ RUN_ELSEWHERE = {
 EXPECTED: dict[str, list[str]] = {
     "quickstart.py": ["downloaded orders", "downloaded users", "merged users and orders"],
     "demo_pipeline.py": [
-        "ran 13 steps, at most 4 at once",
+        "Running 13 steps, at most 4 at once, under ContinueOnError.",
+        "test-billing is set up to fail",
         "test-billing    Failed",
         "deploy-billing  Skipped",
         "smoke-test      Skipped",
-        "failed",
-        "exegraph: raised by step 'test-billing': RuntimeError: 3 tests failed",
+        "13 steps in ",
+        " s: 10 done, 1 failed, 2 skipped",
+        "10 of 13 steps succeeded.",
+        "test-billing failed as staged (RuntimeError: 3 tests failed in test_invoices.py).",
+        "Skipped because they need a failed step: deploy-billing, smoke-test.",
     ],
     "fail_fast_vs_continue.py": [
         "--- FailFast ---",

@@ -69,7 +69,34 @@ async def test_the_table_lists_every_step(autojump_clock: trio.testing.MockClock
     assert lines[0].split() == ["step", "status", "start", "duration", "error"]
     assert lines[1].split() == ["build", "Done", "0.000", "2.000"]
     assert lines[2].split() == ["test", "Failed", "2.000", "1.000", "ValueError:", "red"]
-    assert lines[3] == "total 3.000 s, failed"
+    assert lines[3] == "2 steps in 3.000 s: 1 done, 1 failed"
+
+
+async def test_the_table_ends_with_the_steps_counted_by_status(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    rec = Recorder()
+    graph = Graph(
+        [
+            rec.step("slow", 5),
+            rec.step("fails", 1, error=ValueError("red")),
+            rec.step("after", 1, depends_on=["fails"]),
+        ]
+    )
+    result = await exegraph.run_with_result(graph)
+    assert result.table().splitlines()[-1] == "3 steps in 1.000 s: 1 failed, 1 skipped, 1 cancelled"
+
+
+async def test_the_table_of_a_run_where_everything_succeeded_says_all_done(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    rec = Recorder()
+    one = await exegraph.run_with_result(Graph([rec.step("only", 2)]))
+    assert one.table().splitlines()[-1] == "1 step in 2.000 s: all done"
+    two = await exegraph.run_with_result(Graph([rec.step("a", 1), rec.step("b", 1)]))
+    assert two.table().splitlines()[-1] == "2 steps in 1.000 s: all done"
+    empty = await exegraph.run_with_result(Graph())
+    assert empty.table().splitlines()[-1] == "0 steps in 0.000 s: none ran"
 
 
 def test_statuses_and_policies_print_as_words() -> None:
