@@ -28,9 +28,9 @@ from __future__ import annotations
 import contextvars
 import logging
 import math
-import types
-from collections.abc import Awaitable, Callable, Iterator
-from typing import Any, Final
+import re
+from collections.abc import Callable, Iterator
+from typing import Final
 
 import trio
 from trio.lowlevel import disable_ki_protection, enable_ki_protection
@@ -165,6 +165,19 @@ def _interrupt_in(exc: BaseException) -> BaseException | None:
     return None
 
 
+def _not_awaitable(exc: TypeError) -> str:
+    """What the action returned, if `exc` is the step task's own `await` refusing it.
+
+    `exc` reads `object int can't be used in 'await' expression`; the result is then
+    `"int"`, else `""` (a `TypeError` raised inside the action).
+    """
+    tb = exc.__traceback__
+    if tb is None or tb.tb_next is not None:
+        return ""  # raised inside the action, not by our await
+    found = re.fullmatch(r"object (\S+) can't be used in 'await' expression", str(exc))
+    return found[1] if found else ""
+
+
 def _note(exc: BaseException, note: str) -> None:
     """Add `note` to `exc` once; an exception that cannot take notes keeps none."""
     notes = getattr(exc, "__notes__", None)
@@ -226,6 +239,8 @@ class _Run:
             if outside:
                 self._stop()  # nothing may start after an outside cancellation
         finally:
+            if self.core.running:
+                self._sweep()
             result = self._result()
             self._notify_run(Instrument.run_done, result)
         if self.interrupt is not None:
@@ -259,7 +274,11 @@ class _Run:
                 self._start_ready()
         except trio.Cancelled:
             if not self.failing_fast:
-                self._stop()  # cancelled from outside: start nothing more
+                # Cancelled from outside: start nothing more. The steps in flight were
+                # woken together with this task; let those that end at once report
+                # first, so that the order of the timings does not depend on Trio's.
+                await trio.lowlevel.cancel_shielded_checkpoint()
+                self._stop()
             raise
         except BaseException as exc:  # noqa: BLE001 - Ctrl-C delivered to this task
             self._interrupted(exc)
@@ -311,6 +330,20 @@ class _Run:
             self.failing_fast = True
             self.nursery.cancel_scope.cancel()
 
+    def _sweep(self) -> None:
+        """Settle, as cancelled, the steps whose task ended without reporting.
+
+        Only an interrupt landing in the few unprotected lines of a step task between its
+        action and its report can do that; the step still gets its timing.
+        """
+        core = self.core
+        for i, state in enumerate(core.state):
+            if state == _core.RUNNING:
+                core.cancelled(i)
+                name = self.steps[i].name
+                error = StepCancelledError(name)
+                self.timings.append(StepTiming(name, StepStatus.CANCELLED, None, None, error))
+
     def _message(self) -> str:
         n = len(self.steps)
         failed = sum(t.status is StepStatus.FAILED for t in self.timings)
@@ -329,12 +362,12 @@ class _Run:
 
     # -- one step --------------------------------------------------------------------------
 
-    @enable_ki_protection
     async def _step(self, i: int) -> None:
         """The task of step `i`: hooks, the action, and its outcome reported to the core.
 
-        KI-protected, so that a `KeyboardInterrupt` never tears its bookkeeping; the
-        action, hooks and instruments run unprotected (`_call`, `_observe`).
+        The bookkeeping (`_ended`, `_withdraw`) is KI-protected, so that a
+        `KeyboardInterrupt` never tears it; the action, hooks and instruments run
+        unprotected, as Trio users expect.
         """
         step = self.steps[i]
         if self.core.stopped:
@@ -344,25 +377,26 @@ class _Run:
             self._begin(step)
         timeout = self.step_timeout if step.timeout is None else step.timeout
         start = self.clock.current_time()
+        error: BaseException | None = None
         if timeout and timeout != math.inf:
-            error: BaseException | None = None
             with trio.CancelScope(deadline=start + timeout) as scope:
                 try:
-                    await _call(step)
+                    await step.action()
                 except BaseException as exc:  # noqa: BLE001 - classified by _ended
                     error = exc
             # Its own deadline is the cause only if it came no later than any other
             # cancellation of the run (fail-fast, an enclosing scope).
-            expired = scope.cancel_called and start + timeout <= self.cancelled_at
-            self._ended(i, step, start, error, timeout if expired else None)
-            return
-        try:
-            await _call(step)
-        except BaseException as exc:  # noqa: BLE001 - classified by _ended
-            self._ended(i, step, start, exc, None)
+            if scope.cancel_called and start + timeout <= self.cancelled_at:
+                self._ended(i, step, start, error, timeout)
+                return
         else:
-            self._ended(i, step, start, None, None)
+            try:
+                await step.action()
+            except BaseException as exc:  # noqa: BLE001 - classified by _ended
+                error = exc
+        self._ended(i, step, start, error, None)
 
+    @enable_ki_protection
     def _ended(
         self,
         i: int,
@@ -379,6 +413,13 @@ class _Run:
         error: BaseException | None
         if exc is None:
             state, error = _core.DONE, None
+        elif isinstance(exc, TypeError) and (returned := _not_awaitable(exc)):
+            state = _core.FAILED
+            error = TypeError(
+                f"the action of step {step.name!r} returned {returned}, not an awaitable; "
+                "make it an async function"
+            )
+            error.__cause__ = exc
         elif _is_cancellation(exc):
             if expired is not None:
                 state, error = _core.FAILED, StepTimeoutError(step.name, expired)
@@ -431,6 +472,7 @@ class _Run:
             self._cancel()
         self._skipped(skips)
 
+    @enable_ki_protection
     def _withdraw(self, i: int) -> None:
         self.core.withdraw(i)
         self._skipped([(i, None)])
@@ -532,15 +574,3 @@ class _Run:
 def _observe(callback: Callable[..., object], *args: object) -> None:
     """Call a hook or an instrument method, without KI protection (it is user code)."""
     callback(*args)
-
-
-@disable_ki_protection
-async def _call(step: Step) -> object:
-    """Call `step`'s action and await what it returns, without KI protection."""
-    awaitable: Any = step.action()
-    if type(awaitable) is not types.CoroutineType and not isinstance(awaitable, Awaitable):
-        raise TypeError(
-            f"the action of step {step.name!r} returned {type(awaitable).__name__}, "
-            "not an awaitable; make it an async function"
-        )
-    return await awaitable
