@@ -1,0 +1,552 @@
+"""What Trio promises holds inside a run: one task per step, nothing lost, interrupts unwrapped.
+
+Each test is one case of the spec's "Clarifications of part 1" (and of the scheduler
+rebuild's list of inputs that broke the old, worker-reusing scheduler). Virtual time
+throughout (`autojump_clock`, or `MockClock` in a fresh `trio.run`); real `SIGINT`s are
+raised with `signal.raise_signal`, so Trio's own handler delivers them; the one test
+that must see a process exit runs a child interpreter.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import dataclasses
+import signal
+import subprocess
+import sys
+import textwrap
+from collections.abc import AsyncIterator
+
+import pytest
+import trio
+import trio.lowlevel
+import trio.testing
+
+import exegraph_trio as exegraph
+from exegraph_trio import Graph, RunOptions, Step, StepStatus
+from support import Recorder
+
+FAIL_FAST = exegraph.ErrorPolicy.FAIL_FAST
+CONTINUE = exegraph.ErrorPolicy.CONTINUE_ON_ERROR
+
+
+class Results(exegraph.Instrument):
+    """Keeps the `RunResult` every run reports to `run_done`."""
+
+    def __init__(self) -> None:
+        self.results: list[exegraph.RunResult] = []
+
+    def run_done(self, run: exegraph.RunInfo, result: exegraph.RunResult) -> None:
+        self.results.append(result)
+
+
+async def sleeper(seconds: float = 1.0) -> None:
+    await trio.sleep(seconds)
+
+
+def _sleep(seconds: float) -> exegraph.Action:
+    async def act() -> None:
+        await trio.sleep(seconds)
+
+    return act
+
+
+# -- each step is its own Trio task ------------------------------------------------------
+
+
+async def test_each_step_runs_in_its_own_task_named_after_it(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    seen: dict[str, trio.lowlevel.Task] = {}
+
+    def record(name: str) -> exegraph.Action:
+        async def act() -> None:
+            seen[name] = trio.lowlevel.current_task()
+            await trio.lowlevel.checkpoint()
+
+        return act
+
+    await exegraph.run(
+        Graph([Step("a", record("a")), Step("b", record("b"), depends_on=["a"])]),
+        RunOptions(max_concurrency=1),
+    )
+    assert seen["a"] is not seen["b"]
+    assert seen["a"].name == "a"
+    assert seen["b"].name == "b"
+    assert seen["a"] is not trio.lowlevel.current_task()
+
+
+async def test_a_steps_task_context_is_the_context_its_hooks_and_action_see() -> None:
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
+    seen: list[tuple[str, bool]] = []
+
+    def start(name: str) -> None:
+        var.set(f"hook of {name}")
+
+    async def act() -> None:
+        task_context = trio.lowlevel.current_task().context
+        seen.append((var.get(), task_context.get(var) == var.get()))
+
+    await exegraph.run(
+        Graph([Step("a", act), Step("b", act, depends_on=["a"])]),
+        RunOptions(on_step_start=start),
+    )
+    assert seen == [("hook of a", True), ("hook of b", True)]
+    assert var.get() == "unset"
+
+
+async def test_a_lock_a_step_leaves_held_belongs_to_that_step_not_the_next() -> None:
+    lock = trio.Lock()
+    outcome: list[str] = []
+
+    async def grab() -> None:
+        await lock.acquire()  # and never release it: a bug of this step
+
+    async def try_it() -> None:
+        try:
+            lock.acquire_nowait()
+        except trio.WouldBlock:
+            outcome.append("held by another task")
+        else:
+            outcome.append("acquired")
+
+    await exegraph.run(
+        Graph([Step("a", grab), Step("b", try_it, depends_on=["a"])]),
+        RunOptions(max_concurrency=1),
+    )
+    assert outcome == ["held by another task"]
+
+
+@pytest.mark.filterwarnings("ignore::ResourceWarning")  # the generator is abandoned on purpose
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+async def test_an_abandoned_generator_holding_a_cancel_scope_damages_only_its_step(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async def agen() -> AsyncIterator[int]:
+        with trio.move_on_after(0.1):
+            yield 1
+
+    async def a() -> None:
+        async for _ in agen():
+            break  # leaves the generator suspended inside its cancel scope
+
+    rec = Recorder()
+    graph = Graph(
+        [
+            Step("a", a),
+            rec.step("b", 0.3, depends_on=["a"]),
+            rec.step("c", 0, depends_on=["b"]),
+        ]
+    )
+    result = await exegraph.run_with_result(
+        graph, RunOptions(max_concurrency=1, error_policy=CONTINUE)
+    )
+    assert result["b"].status is StepStatus.DONE
+    assert result["b"].duration == 0.3
+    assert result["c"].status is StepStatus.DONE
+
+
+async def test_from_thread_run_in_a_step_sees_the_threads_context_not_the_steps() -> None:
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
+    seen: list[str] = []
+
+    async def in_trio() -> None:
+        seen.append(var.get())
+        var.set("set by from_thread")
+
+    def in_thread() -> None:
+        var.set("thread")
+        trio.from_thread.run(in_trio)
+        seen.append(var.get())
+
+    async def step() -> None:
+        var.set("step")
+        await trio.to_thread.run_sync(in_thread)
+        seen.append(var.get())
+
+    await exegraph.run(Graph([Step("s", step)]))
+    # afn sees the thread's context; what it sets does not leak into the step.
+    assert seen[0] == "thread"
+    assert seen[-1] == "step"
+
+
+async def test_a_deadline_starts_when_the_action_starts_not_before_the_hooks(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    def slow_hook(name: str) -> None:
+        autojump_clock.jump(0.2)  # a hook that takes 0.2 s of (virtual) time
+
+    result = await exegraph.run_with_result(
+        Graph([Step("a", _sleep(0.05), timeout=0.1)]), RunOptions(on_step_start=slow_hook)
+    )
+    assert result["a"].status is StepStatus.DONE
+    assert result["a"].duration == pytest.approx(0.05)
+
+
+# -- nothing is lost -----------------------------------------------------------------------
+
+
+async def test_ctrl_c_during_cleanup_under_an_outer_cancellation_reaches_the_caller(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async def interrupted_cleanup() -> None:
+        try:
+            await trio.sleep(1)
+        finally:
+            signal.raise_signal(signal.SIGINT)  # Ctrl-C lands during sync cleanup
+
+    results = Results()
+    graph = Graph([Step("a", interrupted_cleanup), Step("b", sleeper)])
+    with pytest.raises(KeyboardInterrupt), trio.move_on_after(0.1):
+        await exegraph.run(graph, RunOptions(instruments=[results]))
+    (result,) = results.results
+    assert {t.name for t in result} == {"a", "b"}
+
+
+@pytest.mark.parametrize("entry", [exegraph.run, exegraph.run_with_result])
+async def test_a_real_error_during_an_outer_cancellation_is_raised_as_a_run_error(
+    autojump_clock: trio.testing.MockClock, entry: object
+) -> None:
+    async def failing_cleanup() -> None:
+        try:
+            await trio.sleep(1)
+        finally:
+            raise OSError("cleanup failed")
+
+    graph = Graph([Step("a", failing_cleanup), Step("b", sleeper)])
+    with pytest.RaisesGroup(pytest.RaisesExc(OSError, match="cleanup failed")) as caught:
+        with trio.move_on_after(0.1) as scope:
+            await entry(graph)  # type: ignore[operator]
+    assert isinstance(caught.value, exegraph.RunError)
+    assert not scope.cancelled_caught
+
+
+async def test_an_outer_cancellation_with_only_cancelled_steps_propagates_cancelled(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    results = Results()
+    graph = Graph([Step("a", sleeper), Step("b", sleeper)])
+    with trio.move_on_after(0.1) as scope:
+        await exegraph.run(graph, RunOptions(instruments=[results]))
+    assert scope.cancelled_caught
+    (result,) = results.results
+    assert [str(t.status) for t in result] == ["Cancelled", "Cancelled"]
+
+
+async def test_earlier_failures_do_not_turn_an_outer_cancellation_into_a_run_error(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async def boom() -> None:
+        raise ValueError("early")
+
+    results = Results()
+    graph = Graph([Step("early", boom), Step("long", sleeper)])
+    with trio.move_on_after(0.1) as scope:
+        await exegraph.run(graph, RunOptions(error_policy=CONTINUE, instruments=[results]))
+    assert scope.cancelled_caught
+    (result,) = results.results
+    assert result["early"].status is StepStatus.FAILED
+    assert result["long"].status is StepStatus.CANCELLED
+
+
+@dataclasses.dataclass(frozen=True)
+class FrozenError(Exception):
+    """An exception that cannot take a note."""
+
+    code: int
+
+
+async def test_an_exception_that_cannot_take_a_note_still_fails_its_step() -> None:
+    async def frozen() -> None:
+        raise FrozenError(7)
+
+    result = await exegraph.run_with_result(Graph([Step("f", frozen)]))
+    assert result["f"].status is StepStatus.FAILED
+    assert isinstance(result["f"].error, FrozenError)
+    assert result.error is not None
+    assert result.error.exceptions == (result["f"].error,)
+
+
+async def test_an_exception_whose_notes_are_not_a_list_still_fails_its_step() -> None:
+    error = ValueError("odd notes")
+    error.__notes__ = ("a tuple",)  # type: ignore[assignment]
+
+    async def odd() -> None:
+        raise error
+
+    result = await exegraph.run_with_result(Graph([Step("o", odd)]))
+    assert result["o"].error is error
+    assert result["o"].status is StepStatus.FAILED
+
+
+async def test_the_same_exception_raised_in_many_runs_carries_one_note() -> None:
+    cached = ConnectionError("breaker open")
+
+    async def breaker() -> None:
+        raise cached
+
+    for _ in range(1000):
+        await exegraph.run_with_result(Graph([Step("call", breaker)]))
+    assert cached.__notes__ == ["exegraph: raised by step 'call'"]
+
+
+async def test_a_timeout_keeps_the_cancellation_as_its_context(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async def stuck_here() -> None:
+        await trio.sleep_forever()
+
+    result = await exegraph.run_with_result(Graph([Step("s", stuck_here, timeout=1)]))
+    error = result["s"].error
+    assert isinstance(error, exegraph.StepTimeoutError)
+    assert isinstance(error.__context__, trio.Cancelled)
+    frames = []
+    tb = error.__context__.__traceback__
+    while tb is not None:
+        frames.append(tb.tb_frame.f_code.co_name)
+        tb = tb.tb_next
+    assert "stuck_here" in frames
+
+
+# -- interrupts from anywhere ------------------------------------------------------------
+
+
+class Raising(exegraph.Instrument):
+    """Raises `error` from one method, for one step (or the k-th skip)."""
+
+    def __init__(self, method: str, error: BaseException, *, at: int = 1) -> None:
+        self.method, self.error, self.at, self.calls = method, error, at, 0
+        self.results: list[exegraph.RunResult] = []
+
+    def _maybe(self, method: str) -> None:
+        if method == self.method:
+            self.calls += 1
+            if self.calls == self.at:
+                raise self.error
+
+    def step_started(self, run: exegraph.RunInfo, step: Step) -> None:
+        self._maybe("step_started")
+
+    def step_done(self, run: exegraph.RunInfo, step: Step, timing: exegraph.StepTiming) -> None:
+        self._maybe("step_done")
+
+    def step_skipped(self, run: exegraph.RunInfo, step: Step, timing: exegraph.StepTiming) -> None:
+        self._maybe("step_skipped")
+
+
+@pytest.mark.parametrize("where", ["on_step_start", "on_step_done"])
+@pytest.mark.parametrize("error", [KeyboardInterrupt(), SystemExit(2)])
+async def test_an_interrupt_from_a_hook_propagates_unwrapped_with_every_timing(
+    autojump_clock: trio.testing.MockClock, where: str, error: BaseException
+) -> None:
+    def hook(*args: object) -> None:
+        raise error
+
+    results = Results()
+    rec = Recorder()
+    graph = Graph([rec.step("a", 1), rec.step("b", 1), rec.step("c", 1, depends_on=["a"])])
+    options = RunOptions(instruments=[results], **{where: hook})  # type: ignore[arg-type]
+    with pytest.raises(type(error)) as caught:
+        await exegraph.run(graph, options)
+    assert caught.value is error
+    (result,) = results.results
+    assert sorted(t.name for t in result) == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize("method", ["step_started", "step_done"])
+async def test_an_interrupt_from_an_instrument_propagates_unwrapped(
+    autojump_clock: trio.testing.MockClock, method: str
+) -> None:
+    error = KeyboardInterrupt()
+    results = Results()
+    graph = Graph([Step("a", sleeper), Step("b", sleeper, depends_on=["a"])])
+    with pytest.raises(KeyboardInterrupt) as caught:
+        await exegraph.run(graph, RunOptions(instruments=[Raising(method, error), results]))
+    assert caught.value is error
+    (result,) = results.results
+    assert sorted(t.name for t in result) == ["a", "b"]
+
+
+async def test_an_interrupt_while_fail_fast_skips_many_steps_leaves_every_timing(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async def boom() -> None:
+        raise ValueError("first failure")
+
+    n = 10_000
+    error = KeyboardInterrupt()
+    results = Results()
+    steps = [Step("boom", boom), *(Step(f"s{i}", sleeper, depends_on=["boom"]) for i in range(n))]
+    with pytest.raises(KeyboardInterrupt) as caught:
+        await exegraph.run(
+            Graph(steps), RunOptions(instruments=[Raising("step_skipped", error, at=500), results])
+        )
+    assert caught.value is error
+    (result,) = results.results
+    assert len(result) == n + 1
+    assert len(result.with_status(StepStatus.SKIPPED)) == n
+
+
+async def test_a_real_sigint_while_fail_fast_skips_many_steps_leaves_every_timing(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    class CtrlC(exegraph.Instrument):
+        calls = 0
+
+        def step_skipped(
+            self, run: exegraph.RunInfo, step: Step, timing: exegraph.StepTiming
+        ) -> None:
+            self.calls += 1
+            if self.calls == 500:
+                signal.raise_signal(signal.SIGINT)
+
+    async def boom() -> None:
+        raise ValueError("first failure")
+
+    n = 10_000
+    results = Results()
+    steps = [Step("boom", boom), *(Step(f"s{i}", sleeper, depends_on=["boom"]) for i in range(n))]
+    with pytest.raises(KeyboardInterrupt):
+        await exegraph.run(Graph(steps), RunOptions(instruments=[CtrlC(), results]))
+    (result,) = results.results
+    assert len(result) == n + 1
+
+
+def test_ctrl_c_while_the_run_waits_propagates_from_run_with_every_timing() -> None:
+    results = Results()
+
+    async def press_ctrl_c() -> None:
+        # Raised from the run loop itself (KI-protected): Trio delivers it to the main
+        # task, which is waiting inside the run, as when Ctrl-C arrives during a sleep.
+        token = trio.lowlevel.current_trio_token()
+        token.run_sync_soon(signal.raise_signal, signal.SIGINT)
+        await trio.sleep(10)
+
+    graph = Graph([Step("ctrl-c", press_ctrl_c), Step("other", sleeper)])
+    with pytest.raises(KeyboardInterrupt):
+        trio.run(
+            exegraph.run,
+            graph,
+            RunOptions(instruments=[results]),
+            clock=trio.testing.MockClock(autojump_threshold=0),
+        )
+    (result,) = results.results
+    assert sorted(str(t.status) for t in result) == ["Cancelled", "Cancelled"]
+
+
+def test_sys_exit_in_a_hook_ends_the_process_with_its_status(tmp_path: object) -> None:
+    script = textwrap.dedent(
+        """
+        import sys, trio
+        import exegraph_trio as exegraph
+
+        async def act():
+            await trio.sleep(0)
+
+        def hook(name, error):
+            sys.exit(2)
+
+        graph = exegraph.Graph([exegraph.Step("a", act)])
+        trio.run(exegraph.run, graph, exegraph.RunOptions(on_step_done=hook))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+
+
+# -- timed out means its own deadline was the cause -------------------------------------
+
+
+def _shielded_rollback(seconds: float) -> exegraph.Action:
+    async def act() -> None:
+        try:
+            await trio.sleep(10)
+        except trio.Cancelled:
+            with trio.CancelScope(shield=True):
+                await trio.sleep(seconds)  # rollback
+            raise
+
+    return act
+
+
+async def test_a_step_cancelled_by_fail_fast_is_cancelled_even_past_its_deadline(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async def fail_at_2() -> None:
+        await trio.sleep(2)
+        raise ValueError("boom")
+
+    graph = Graph([Step("slow", _shielded_rollback(4), timeout=5), Step("failing", fail_at_2)])
+    result = await exegraph.run_with_result(graph)
+    assert result["slow"].status is StepStatus.CANCELLED
+    assert isinstance(result["slow"].error, exegraph.StepCancelledError)
+    assert result["slow"].end == result["slow"].start + 6  # type: ignore[operator]
+    assert result.error is not None
+    assert [type(e) for e in result.error.exceptions] == [ValueError]
+
+
+async def test_a_step_cancelled_from_outside_is_cancelled_even_past_its_deadline(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    results = Results()
+    graph = Graph([Step("slow", _shielded_rollback(4), timeout=5)])
+    with trio.move_on_after(2) as scope:
+        await exegraph.run(graph, RunOptions(instruments=[results]))
+    assert scope.cancelled_caught
+    (result,) = results.results
+    assert result["slow"].status is StepStatus.CANCELLED
+
+
+async def test_a_deadline_expiring_with_the_outer_cancellation_counts_as_a_timeout(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    results = Results()
+    graph = Graph([Step("slow", _sleep(10), timeout=2)])
+    with trio.move_on_after(2) as scope:
+        await exegraph.run(graph, RunOptions(instruments=[results]))
+    assert scope.cancelled_caught
+    (result,) = results.results
+    assert result["slow"].status is StepStatus.FAILED
+    assert isinstance(result["slow"].error, exegraph.StepTimeoutError)
+
+
+# -- same-instant completions are decided together ---------------------------------------
+
+
+def test_priority_does_not_depend_on_the_order_trio_wakes_tasks() -> None:
+    # X and Y finish together at t=1 while R (priority 0) waits; Y's finish makes Q1, Q2
+    # (priority 1) ready. With two slots, Q1 and Q2 must win, in every one of 200 runs.
+    rec = Recorder()
+    graph = Graph(
+        [
+            rec.step("R", 1),
+            rec.step("X", 1),
+            rec.step("Z", 1, depends_on=["X"]),
+            rec.step("Y", 1),
+            rec.step("Q1", 1, depends_on=["Y"]),
+            rec.step("Q2", 1, depends_on=["Y"]),
+            rec.step("S1", 1, depends_on=["Q1"]),
+            rec.step("S2", 1, depends_on=["Q2"]),
+        ]
+    )
+    assert graph.priority("R") == 0 < graph.priority("Q1") == graph.priority("Q2") == 1
+    starts = set()
+    for _ in range(200):
+        result = trio.run(
+            exegraph.run_with_result,
+            graph,
+            RunOptions(max_concurrency=2),
+            clock=trio.testing.MockClock(autojump_threshold=0),
+        )
+        origin = result["X"].start
+        assert origin is not None
+        starts.add(
+            tuple(
+                (name, result[name].start - origin)  # type: ignore[operator]
+                for name in ("Q1", "Q2", "R", "Z")
+            )
+        )
+    assert starts == {(("Q1", 1.0), ("Q2", 1.0), ("R", 2.0), ("Z", 2.0))}
