@@ -1,9 +1,10 @@
 """Per-step overhead: every runner on one shape and bound, verified first, then timed.
 
-A *cell* is one shape at one size under one concurrency bound. In a cell, every runner is
-first run once with `Probe` actions and checked (each step once, after its dependencies,
-within the bound); then all runners are timed with no-op actions, `repeats` times, one
-after the other, the order rotated at each repeat. Ratios are taken pair by pair within a
+A *cell* is one shape at one size under one concurrency bound, with one kind of action
+(no-op, or yielding once). In a cell, every runner is first run once with `Probe` actions
+and checked (each step once, after its dependencies, within the bound); then all runners
+are timed with the cell's actions, `repeats` times, one after the other, the order rotated
+at each repeat. Ratios are taken pair by pair within a
 repeat (so both sides of a ratio saw the same machine weather) and their median is
 reported.
 """
@@ -106,6 +107,7 @@ def measure(
         log: where to report the cell's medians.
     """
     cell = Cell(len(shape), shape.kind, limit, shape.width, timing.name)
+    runners = [runner for runner in runners if runner.times(timing)]
     for runner in runners:
         if runner.key in verify_keys:
             verify(runner, shape, limit)

@@ -5,6 +5,12 @@ positions (the cheapest node type) rather than names:
 
 - `floor`: `n` bare tasks in one Trio nursery, no dependencies at all: the least a Trio
   program can spend to run `n` async functions as tasks.
+- `floor_scoped`: the same, each task running its action inside its own
+  `trio.CancelScope` with a deadline: the floor of a run with a deadline on every step.
+- `floor_alive`: the same actions run by only `k` bare tasks, each awaiting its share one
+  after the other: what Trio needs when never more than `k` tasks are alive (memory).
+- `graphlib_build`: what the graphlib runners build before running: their actions and a
+  `TopologicalSorter` with every node added and `prepare()` called.
 - `graphlib_trio`: a driver loop over `graphlib.TopologicalSorter` that starts ready steps
   in a Trio nursery, in the order they became ready (FIFO), never more than `limit` at once,
   and learns of completions from a memory channel.
@@ -59,6 +65,50 @@ async def floor(actions: Sequence[AsyncAction]) -> None:
     async with trio.open_nursery() as nursery:
         for action in actions:
             nursery.start_soon(action)
+
+
+async def floor_scoped(actions: Sequence[AsyncAction], seconds: float) -> None:
+    """The floor, each action inside its own cancel scope with a deadline `seconds` away.
+
+    The deadline is read from the clock when the task starts, as a step's deadline starts
+    when its action starts.
+    """
+
+    async def one(action: AsyncAction) -> None:
+        with trio.CancelScope(deadline=trio.current_time() + seconds):
+            await action()
+
+    async with trio.open_nursery() as nursery:
+        for action in actions:
+            nursery.start_soon(one, action)
+
+
+async def floor_alive(actions: Sequence[AsyncAction], alive: int) -> None:
+    """Every action, awaited by `alive` bare tasks in turn: never more than `alive` tasks."""
+
+    async def share(start: int) -> None:
+        for i in range(start, len(actions), alive):
+            await actions[i]()
+
+    async with trio.open_nursery() as nursery:
+        for start in range(min(alive, len(actions))):
+            nursery.start_soon(share, start)
+
+
+def graphlib_build(
+    deps: Deps, action: AsyncAction
+) -> tuple[list[AsyncAction], graphlib.TopologicalSorter[int]]:
+    """What a graphlib runner builds: an action per step, a prepared `TopologicalSorter`.
+
+    Every node is added with its dependencies (`sorter.add(i, *deps[i])`) and `prepare()`
+    is called, which checks for cycles: the counterpart of making `Step`s and a `Graph`.
+    """
+    actions = [action] * len(deps)
+    sorter: graphlib.TopologicalSorter[int] = graphlib.TopologicalSorter()
+    for i, ds in enumerate(deps):
+        sorter.add(i, *ds)
+    sorter.prepare()
+    return actions, sorter
 
 
 async def graphlib_trio(deps: Deps, actions: Sequence[AsyncAction], limit: int) -> None:

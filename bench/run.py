@@ -1,19 +1,23 @@
-"""Run the exegraph benchmark suite of issue 5 and write its report.
+"""Run the exegraph benchmark suite (targets of issue 8) and write its report.
 
 ```
-python bench/run.py                      # the full suite (~10 min on 2 cores)
+python bench/run.py                      # the full suite (~15 min on 2 cores)
 python bench/run.py --update-readme      # … and put the tables into bench/README.md
-python bench/run.py --quick              # every section, small sizes (< 1 min)
-python bench/run.py --check-only         # verification only, no timing (< 20 s; for CI)
+python bench/run.py --quick              # every section, small sizes (< 2 min)
+python bench/run.py --check-only         # verification only, no timing (< 30 s; for CI)
 python bench/run.py --sizes 10000 --shapes chain,layered --sections overhead --repeats 7
+python bench/run.py --sections build --actions noop
 ```
 
 Sections:
 
-- `overhead`: per-step cost of the floor, exegraph and the peers on every shape, size and
-  bound, each runner verified with probe actions first (`overhead.py`, `runners.py`);
-- `build`: `Step`s, `Graph(...)` and the first `priority()` timed apart (`building.py`);
-- `memory`: bytes per step, in fresh processes (`memory.py`);
+- `overhead`: per-step cost of the floors, exegraph (a prebuilt graph, and the whole job:
+  build + run) and the peers on every shape, size and bound, with no-op actions and with
+  actions that yield once, each runner verified with probe actions first (`overhead.py`,
+  `runners.py`);
+- `build`: `Step`s, `Graph(...)` and the first `priority()` timed apart, paired with the
+  graphlib peer's build (`building.py`);
+- `memory`: bytes per step beyond the floor's, in fresh processes (`memory.py`);
 - `makespan`: schedule quality under the mock clock (`makespan.py`).
 
 The report starts with every target of the issue, met or not, judged on the worst case
@@ -48,7 +52,7 @@ HERE: Final = Path(__file__).resolve().parent
 README: Final = HERE / "README.md"
 README_START: Final = "<!-- results:start -->"
 README_END: Final = "<!-- results:end -->"
-SECTIONS: Final = ("overhead", "yield", "build", "memory", "makespan")
+SECTIONS: Final = ("overhead", "build", "memory", "makespan")
 LARGE_FROM: Final = 100_000
 
 
@@ -74,7 +78,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--quick", action="store_true", help="small sizes, few repeats (< 1 min)")
+    parser.add_argument("--quick", action="store_true", help="small sizes, few repeats (< 2 min)")
     parser.add_argument(
         "--check-only",
         action="store_true",
@@ -84,12 +88,28 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument(
         "--shapes", type=_names(shapes.SHAPE_NAMES), default=list(shapes.SHAPE_NAMES)
     )
+    parser.add_argument(
+        "--large-shapes",
+        type=_names(shapes.SHAPE_NAMES),
+        default=["chain", "wide", "layered", "random"],
+        help=f"shapes the overhead section times at ≥ {LARGE_FROM} steps (default "
+        "chain,wide,layered,random: those of the targets; fan, like wide with two more "
+        "steps, only below)",
+    )
     parser.add_argument("--sections", type=_names(SECTIONS), default=list(SECTIONS))
-    parser.add_argument("--repeats", type=int, help="timed repeats per cell (default 5)")
+    parser.add_argument(
+        "--actions",
+        type=_names(tuple(runners.TIMINGS)),
+        default=list(runners.TIMINGS),
+        help="the actions timed: noop (return at once), yield (one checkpoint); default both",
+    )
+    parser.add_argument(
+        "--repeats", type=int, help="timed repeats per cell (default 4; 3 with --quick)"
+    )
     parser.add_argument(
         "--large-repeats",
         type=int,
-        help=f"timed repeats of the floor and exegraph at ≥ {LARGE_FROM} steps (default 3)",
+        help=f"timed repeats of the primary runners at ≥ {LARGE_FROM} steps (default 2)",
     )
     parser.add_argument(
         "--large-secondary-repeats",
@@ -113,12 +133,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         "(run_with_result, run+timeout) only (default 10000)",
     )
     parser.add_argument(
-        "--yield-sizes",
-        type=_ints,
-        help=f"sizes of the yield section (default: those of --sizes below {LARGE_FROM})",
-    )
-    parser.add_argument(
-        "--yield-repeats", type=int, default=3, help="timed repeats of the yield section"
+        "--build-repeats",
+        type=int,
+        help="paired repeats of the build section (default 3)",
     )
     parser.add_argument(
         "--makespan-seeds", type=int, help="instances per family and P (default 20)"
@@ -133,12 +150,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     small = args.quick or args.check_only
     if args.sizes is None:
         args.sizes = [2_000] if small else [10_000, 100_000]
-    if args.yield_sizes is None:
-        args.yield_sizes = [n for n in args.sizes if n < LARGE_FROM]
     if args.repeats is None:
-        args.repeats = 3 if args.quick else 5
+        args.repeats = 3 if args.quick else 4
     if args.large_repeats is None:
-        args.large_repeats = 3
+        args.large_repeats = 2
+    if args.build_repeats is None:
+        args.build_repeats = 3
     if args.makespan_seeds is None:
         args.makespan_seeds = 3 if args.check_only else 5 if args.quick else 20
     if args.out is None:
@@ -196,12 +213,19 @@ def limits(shape: shapes.Shape) -> list[int]:
 
 
 def run_overhead(args: argparse.Namespace, results: report.Results, *, timed: bool) -> None:
-    """Verify, then (if `timed`) time every runner on every shape, size and bound."""
+    """Verify, then (if `timed`) time every runner on every shape, size, bound and action.
+
+    Each cell is verified once (the probe's actions are the same whatever is timed), before
+    its first action kind is timed.
+    """
     subjects = ("run_with_result", "run+timeout")
+    timings = [runners.TIMINGS[name] for name in args.actions] if timed else [runners.NOOP]
     for n in args.sizes:
         large = n >= LARGE_FROM
         repeats = (args.large_repeats if large else args.repeats) if timed else 0
         for kind in args.shapes:
+            if timed and large and kind not in args.large_shapes:
+                continue
             shape = shapes.make(kind, n)
             for i, limit in enumerate(limits(shape)):
                 chosen = [
@@ -211,63 +235,51 @@ def run_overhead(args: argparse.Namespace, results: report.Results, *, timed: bo
                     and (r.key != "dask" or not large or kind in args.dask_large_shapes)
                 ]
                 verify = [r.key for r in chosen if n <= args.verify_all_up_to or r.key in subjects]
-                cell = overhead.measure(
-                    shape,
-                    limit,
-                    chosen,
-                    repeats,
-                    secondary_repeats=args.large_secondary_repeats if large else None,
-                    verify_keys=verify,
-                )
-                results.verified += [f"{key} {kind}[{n}] {limit}" for key in cell.verified]
-                if timed:
-                    results.cells.append(cell)
-                else:
-                    print(f"  verified {kind}[{n}] bound {limit}: {', '.join(cell.verified)}")
-
-
-def run_yield(args: argparse.Namespace, results: report.Results) -> None:
-    """Verify, then time the floor, exegraph and the async peers with actions that yield."""
-    chosen = [r for r in runners.ALL if r.key != "dask"]
-    for n in args.yield_sizes:
-        for kind in args.shapes:
-            shape = shapes.make(kind, n)
-            for limit in limits(shape):
-                verify = [r.key for r in chosen if n <= args.verify_all_up_to]
-                cell = overhead.measure(
-                    shape,
-                    limit,
-                    chosen,
-                    args.yield_repeats,
-                    timing=runners.YIELD,
-                    verify_keys=verify,
-                )
-                results.verified += [f"{key} {kind}[{n}] {limit}" for key in cell.verified]
-                results.cells.append(cell)
+                for timing in timings:
+                    cell = overhead.measure(
+                        shape,
+                        limit,
+                        chosen,
+                        repeats,
+                        secondary_repeats=args.large_secondary_repeats if large else None,
+                        timing=timing,
+                        verify_keys=verify,
+                    )
+                    verify = []
+                    results.verified += [f"{key} {kind}[{n}] {limit}" for key in cell.verified]
+                    if timed:
+                        results.cells.append(cell)
+                    else:
+                        print(f"  verified {kind}[{n}] bound {limit}: {', '.join(cell.verified)}")
 
 
 def run_build(args: argparse.Namespace, results: report.Results) -> None:
-    """Time building every shape at every size."""
+    """Time building every shape at every size, paired with the graphlib peer's build."""
     for n in args.sizes:
         for kind in args.shapes:
-            built = building.measure_build(shapes.make(kind, n), 3)
-            results.builds.append(built)
-            print(
-                f"  build {kind:>8} n={n:<7} Graph {built.graph * 1e3:.0f} ms, "
-                f"priorities {built.priority * 1e3:.0f} ms"
-            )
+            shape = shapes.make(kind, n)
+            for name in args.actions:
+                built = building.measure_build(shape, runners.TIMINGS[name], args.build_repeats)
+                results.builds.append(built)
+                print(
+                    f"  build {kind:>8} n={n:<7} {name:>5}: Steps+Graph+priorities "
+                    f"{built.total * 1e3:.0f} ms, graphlib {built.peer * 1e3:.0f} ms, "
+                    f"ratio {built.ratio:.2f}"
+                )
 
 
 def run_memory(args: argparse.Namespace, results: report.Results) -> None:
     """Measure bytes per step of every shape at every size, in fresh processes."""
+    floors = memory.Floors()
     for n in args.sizes:
-        floor = memory.measure_floor(n)
         for kind in args.shapes:
-            found = memory.measure_memory(kind, n, floor)
+            found = memory.measure_memory(kind, n, floors)
             results.memory.append(found)
+            worst = found.worst
             print(
-                f"  memory {kind:>8} n={n:<7} graph+run (worst) {found.worst_run:.0f} B/step, "
-                f"floor {floor:.0f} B/task"
+                f"  memory {kind:>8} n={n:<7} worst beyond the floor: {worst.excess:.0f} B/step "
+                f"({worst.mode}: {worst.growth:.0f} − floor {worst.floor:.0f} with "
+                f"{worst.alive} tasks alive)"
             )
 
 
@@ -308,7 +320,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             steps: dict[str, Callable[[], None]] = {
                 "overhead": lambda: run_overhead(args, results, timed=True),
-                "yield": lambda: run_yield(args, results),
                 "build": lambda: run_build(args, results),
                 "memory": lambda: run_memory(args, results),
                 "makespan": lambda: run_makespan(args, results),
@@ -333,8 +344,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("WARNING: src/ changed during the run; the report mixes two versions")
     results.meta |= {
         "sizes": ",".join(map(str, args.sizes)),
+        "actions": ",".join(args.actions),
         "repeats": f"{args.repeats} (at ≥ 10⁵: {args.large_repeats}; peers and "
-        f"run_with_result {args.large_secondary_repeats})",
+        f"run_with_result {args.large_secondary_repeats}; build {args.build_repeats})",
         "suite time": f"{total:.0f} s ("
         + ", ".join(f"{name} {seconds:.0f} s" for name, seconds in timings.items())
         + ")",

@@ -5,10 +5,15 @@ returns a `Go`: a function that runs the whole graph once under a concurrency bo
 fresh event loop, and returns the seconds spent inside it. The clock starts inside the
 loop, so `trio.run` / `asyncio.run` start-up is not counted for anyone.
 
-Exegraph's `Graph` is built, validated and its priorities computed during preparation
-(they are timed on their own by `building.py`); the peers' own per-run set-up
-(`TopologicalSorter(...).prepare()`, the events) is inside their timed run, as it would be
-in a user's program.
+Two kinds of timed run:
+
+- *run* (`run`, `run_with_result`, `run+timeout`): exegraph's `Graph` is built, validated
+  and its priorities computed during preparation (building is timed on its own by
+  `building.py`); only running it is timed.
+- *whole job* (`job`, and every peer): making the actions and everything the runner needs
+  (exegraph's `Step`s and `Graph`; the peers' `TopologicalSorter(...).prepare()`, their
+  events) is inside the timed run, as it is in a user's program. The input (the positions
+  of each step's dependencies for the peers, the names for exegraph) is made beforehand.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Final, TypeVar
 
@@ -32,7 +37,7 @@ Go = Callable[[int], float]
 """Run the prepared graph once with the given bound; return the seconds it took."""
 
 STEP_TIMEOUT: Final = 3600.0
-"""The deadline given to every step in the `run+timeout` variant (never reached)."""
+"""The deadline given to every step in `run+timeout` and `floor+scope` (never reached)."""
 
 
 async def _timed(fn: Callable[[], Awaitable[T]]) -> tuple[float, T]:
@@ -49,40 +54,6 @@ def time_trio(fn: Callable[[], Awaitable[T]]) -> tuple[float, T]:
 def time_asyncio(fn: Callable[[], Awaitable[T]]) -> tuple[float, T]:
     """Seconds `fn()` takes inside a fresh `asyncio.run`, and what it returned."""
     return asyncio.run(_timed(fn))
-
-
-@dataclass(frozen=True)
-class Runner:
-    """One way of running a graph.
-
-    Attributes:
-        key: short name used in tables (`run`, `graphlib-trio`, …).
-        description: what it is, for the README.
-        prepare: untimed set-up for a shape, with the probe's actions when verifying or the
-            `Timing` actions otherwise; returns the `Go` that times one run.
-        kind: `floor`, `exegraph` (the subject) or `peer`.
-        trio_peer: a hand-written Trio runner (the "best hand-written Trio runner" target).
-        bounded: whether it honours the concurrency bound (the floor has none).
-        every_bound: whether it depends on the bound at all; dask's synchronous scheduler
-            runs one function at a time whatever the bound, so it is timed once per shape.
-        primary: timed at every repeat even at 10⁵ steps, where the others (the peers and
-            `run_with_result`, which shares `run`'s code) are timed fewer times.
-    """
-
-    key: str
-    description: str
-    prepare: Callable[[Shape, Work], Go]
-    kind: str = "peer"
-    trio_peer: bool = False
-    bounded: bool = True
-    every_bound: bool = True
-    primary: bool = False
-
-    def probe(self, shape: Shape, limit: int) -> Probe:
-        """The probe that checks one run of this runner on `shape` under `limit`."""
-        if not self.bounded:
-            return Probe(shape.deps, len(shape), check_deps=False)
-        return Probe(shape.deps, limit)
 
 
 @dataclass(frozen=True)
@@ -103,25 +74,75 @@ class Timing:
 
 
 NOOP: Final = Timing("noop", peers.noop, peers.noop, peers.noop_sync)
-"""Actions that return at once: the issue's benchmark, and the floor's."""
+"""Actions that return at once."""
 YIELD: Final = Timing("yield", peers.trio_yield, peers.asyncio_yield, None)
 """Actions that yield to the event loop once, as any action that really waits does."""
+TIMINGS: Final = {timing.name: timing for timing in (NOOP, YIELD)}
 
 Work = Probe | Timing
 """What a prepared run executes: probe actions (to verify it) or timing actions."""
 
 
-def _trio_actions(shape: Shape, work: Work) -> list[peers.AsyncAction]:
+@dataclass(frozen=True)
+class Runner:
+    """One way of running a graph.
+
+    Attributes:
+        key: short name used in tables (`run`, `graphlib-trio`, …).
+        description: what it is, for the README.
+        prepare: untimed set-up for a shape, with the probe's actions when verifying or the
+            `Timing` actions otherwise; returns the `Go` that times one run.
+        kind: `floor`, `exegraph` (the subject) or `peer`.
+        trio_peer: a hand-written Trio runner (the "best hand-written Trio runner" target).
+        bounded: whether it honours the concurrency bound (the floors have none).
+        every_bound: whether it depends on the bound at all; dask's synchronous scheduler
+            runs one function at a time whatever the bound, so it is timed once per shape.
+        primary: timed at every repeat even at 10⁵ steps, where the others (the peers and
+            `run_with_result`, which shares `run`'s code) are timed fewer times.
+        whole_job: its timed run includes building what it runs (see the module docstring).
+        sync: runs sync functions (dask), so it is timed with no-op actions only.
+    """
+
+    key: str
+    description: str
+    prepare: Callable[[Shape, Work], Go]
+    kind: str = "peer"
+    trio_peer: bool = False
+    bounded: bool = True
+    every_bound: bool = True
+    primary: bool = False
+    whole_job: bool = False
+    sync: bool = False
+
+    def probe(self, shape: Shape, limit: int) -> Probe:
+        """The probe that checks one run of this runner on `shape` under `limit`."""
+        if not self.bounded:
+            return Probe(shape.deps, len(shape), check_deps=False)
+        return Probe(shape.deps, limit)
+
+    def times(self, timing: Timing) -> bool:
+        """Whether this runner can be timed with `timing`'s actions."""
+        return not self.sync or timing.sync is not None
+
+
+def _trio_actions(shape: Shape, work: Work) -> Callable[[], Sequence[peers.AsyncAction]]:
+    """What makes a run's Trio actions.
+
+    A list of the timing action (made inside the timed run, as a program makes its
+    actions), or the probe's (made once: they are only verified).
+    """
     if isinstance(work, Probe):
-        return work.trio_actions()
-    return [work.trio] * len(shape)
+        probed = work.trio_actions()
+        return lambda: probed
+    action, n = work.trio, len(shape)
+    return lambda: [action] * n
 
 
-# -- the floor and the peers ---------------------------------------------------------------
+# -- the floors and the peers --------------------------------------------------------------
 
 
 def _prepare_floor(shape: Shape, work: Work) -> Go:
-    actions = _trio_actions(shape, work)
+    actions = _trio_actions(shape, work)()  # the floor's list is made before the clock
 
     def go(limit: int) -> float:
         return time_trio(lambda: peers.floor(actions))[0]
@@ -129,29 +150,48 @@ def _prepare_floor(shape: Shape, work: Work) -> Go:
     return go
 
 
-def _prepare_graphlib_trio(shape: Shape, work: Work) -> Go:
-    actions = _trio_actions(shape, work)
+def _prepare_floor_scoped(shape: Shape, work: Work) -> Go:
+    actions = _trio_actions(shape, work)()
 
     def go(limit: int) -> float:
-        return time_trio(lambda: peers.graphlib_trio(shape.deps, actions, limit))[0]
+        return time_trio(lambda: peers.floor_scoped(actions, STEP_TIMEOUT))[0]
+
+    return go
+
+
+def _prepare_graphlib_trio(shape: Shape, work: Work) -> Go:
+    make = _trio_actions(shape, work)
+
+    def go(limit: int) -> float:
+        return time_trio(lambda: peers.graphlib_trio(shape.deps, make(), limit))[0]
 
     return go
 
 
 def _prepare_events_trio(shape: Shape, work: Work) -> Go:
-    actions = _trio_actions(shape, work)
+    make = _trio_actions(shape, work)
 
     def go(limit: int) -> float:
-        return time_trio(lambda: peers.events_trio(shape.deps, actions, limit))[0]
+        return time_trio(lambda: peers.events_trio(shape.deps, make(), limit))[0]
 
     return go
 
 
 def _prepare_graphlib_asyncio(shape: Shape, work: Work) -> Go:
-    actions = work.asyncio_actions() if isinstance(work, Probe) else [work.asyncio] * len(shape)
+    if isinstance(work, Probe):
+        probed = work.asyncio_actions()
+
+        def make() -> Sequence[peers.AsyncAction]:
+            return probed
+
+    else:
+        action, n = work.asyncio, len(shape)
+
+        def make() -> Sequence[peers.AsyncAction]:
+            return [action] * n
 
     def go(limit: int) -> float:
-        return time_asyncio(lambda: peers.graphlib_asyncio(shape.deps, actions, limit))[0]
+        return time_asyncio(lambda: peers.graphlib_asyncio(shape.deps, make(), limit))[0]
 
     return go
 
@@ -177,13 +217,18 @@ def _prepare_dask(shape: Shape, work: Work) -> Go:
 # -- exegraph ------------------------------------------------------------------------------
 
 
-def build_graph(shape: Shape, actions: list[peers.AsyncAction]) -> exegraph.Graph:
-    """Exegraph's graph for `shape`: steps `s0`, `s1`, … with the given actions."""
-    names = shape.names
-    return exegraph.Graph(
-        exegraph.Step(names[i], actions[i], depends_on=[names[d] for d in deps])
-        for i, deps in enumerate(shape.deps)
-    )
+def build_steps(shape: Shape, actions: Sequence[peers.AsyncAction]) -> list[exegraph.Step]:
+    """Exegraph's steps for `shape`: `s0`, `s1`, … with the given actions."""
+    step = exegraph.Step
+    return [
+        step(name, action, depends_on=ds)
+        for name, action, ds in zip(shape.names, actions, shape.dep_names, strict=True)
+    ]
+
+
+def build_graph(shape: Shape, actions: Sequence[peers.AsyncAction]) -> exegraph.Graph:
+    """Exegraph's graph for `shape` (priorities not computed: `graph.priority` forces them)."""
+    return exegraph.Graph(build_steps(shape, actions))
 
 
 _last_graph: list[tuple[Shape, Timing, exegraph.Graph]] = []
@@ -192,6 +237,7 @@ _last_graph: list[tuple[Shape, Timing, exegraph.Graph]] = []
 def _timing_graph(shape: Shape, timing: Timing) -> exegraph.Graph:
     """The graph of `shape` with `timing` actions, built once for all exegraph variants."""
     if not _last_graph or _last_graph[0][0] is not shape or _last_graph[0][1] is not timing:
+        _last_graph.clear()  # the previous graph goes before the next one is built
         graph = build_graph(shape, [timing.trio] * len(shape))
         graph.priority(shape.names[0])  # timed on its own in building.py
         _last_graph[:] = [(shape, timing, graph)]
@@ -220,10 +266,32 @@ def _exegraph(*, with_result: bool, step_timeout: float | None) -> Callable[[Sha
     return prepare
 
 
+def _prepare_job(shape: Shape, work: Work) -> Go:
+    make = _trio_actions(shape, work)
+
+    async def job(limit: int) -> None:
+        graph = exegraph.Graph(build_steps(shape, make()))
+        await exegraph.run(graph, exegraph.RunOptions(max_concurrency=limit))
+
+    def go(limit: int) -> float:
+        return time_trio(lambda: job(limit))[0]
+
+    return go
+
+
 FLOOR: Final = Runner(
     "floor",
-    "n bare no-op tasks started in one Trio nursery (no dependencies, no bound)",
+    "n bare tasks started in one Trio nursery, each running the action (no dependencies, no bound)",
     _prepare_floor,
+    kind="floor",
+    bounded=False,
+    primary=True,
+)
+FLOOR_SCOPE: Final = Runner(
+    "floor+scope",
+    "the floor, each task running its action inside its own "
+    f"`trio.CancelScope(deadline=current_time() + {STEP_TIMEOUT:g})`",
+    _prepare_floor_scoped,
     kind="floor",
     bounded=False,
     primary=True,
@@ -231,24 +299,34 @@ FLOOR: Final = Runner(
 EXEGRAPH: Final = (
     Runner(
         "run",
-        "`exegraph.run` (graph built and priorities computed beforehand)",
+        "`exegraph.run` of a prebuilt graph (steps, graph and priorities made beforehand)",
         _exegraph(with_result=False, step_timeout=None),
         kind="exegraph",
         primary=True,
     ),
     Runner(
         "run_with_result",
-        "`exegraph.run_with_result`, the `RunResult` checked after the clock stops",
+        "`exegraph.run_with_result` of the prebuilt graph, the `RunResult` checked after the "
+        "clock stops",
         _exegraph(with_result=True, step_timeout=None),
         kind="exegraph",
     ),
     Runner(
         "run+timeout",
-        f"`exegraph.run` with `RunOptions(step_timeout={STEP_TIMEOUT:g})`: "
-        "a deadline on every step",
+        f"`exegraph.run` of the prebuilt graph with `RunOptions(step_timeout={STEP_TIMEOUT:g})`:"
+        " a deadline on every step",
         _exegraph(with_result=False, step_timeout=STEP_TIMEOUT),
         kind="exegraph",
         primary=True,
+    ),
+    Runner(
+        "job",
+        "the whole job: the actions, the `Step`s and `Graph(...)` made, then `exegraph.run` "
+        "(priorities left to the run)",
+        _prepare_job,
+        kind="exegraph",
+        primary=True,
+        whole_job=True,
     ),
 )
 PEERS: Final = (
@@ -257,12 +335,14 @@ PEERS: Final = (
         "`graphlib.TopologicalSorter` driver over a Trio nursery, FIFO, ≤ bound in flight",
         _prepare_graphlib_trio,
         trio_peer=True,
+        whole_job=True,
     ),
     Runner(
         "events-trio",
         "one Trio task per step awaiting its dependencies' `trio.Event`s, then a `trio.Semaphore`",
         _prepare_events_trio,
         trio_peer=True,
+        whole_job=True,
     ),
     *(
         ()
@@ -273,15 +353,18 @@ PEERS: Final = (
                 "the same `TopologicalSorter` driver over `asyncio.TaskGroup` "
                 "+ `asyncio.Semaphore`",
                 _prepare_graphlib_asyncio,
+                whole_job=True,
             ),
         )
     ),
     Runner(
         "dask",
-        "`dask.get` (synchronous local scheduler) on the equivalent task dict, sync no-ops",
+        "`dask.get` (synchronous local scheduler) on the equivalent task dict, sync no-ops "
+        "(task dict made beforehand)",
         _prepare_dask,
         every_bound=False,
+        sync=True,
     ),
 )
-ALL: Final = (FLOOR, *EXEGRAPH, *PEERS)
+ALL: Final = (FLOOR, FLOOR_SCOPE, *EXEGRAPH, *PEERS)
 BY_KEY: Final = {runner.key: runner for runner in ALL}

@@ -3,8 +3,9 @@
 A shape is a list of dependency tuples: `deps[i]` holds the positions of the steps that
 step `i` depends on, always smaller than `i` (so position order is a topological order).
 Every runner, exegraph and the hand-written peers alike, is fed from the same `Shape`:
-exegraph gets `Step`s named `s0`, `s1`, …; the peers work on the positions directly,
-which is the cheapest thing a user could write.
+exegraph gets `Step`s named `s0`, `s1`, … depending on `dep_names`; the peers work on the
+positions directly, which is the cheapest thing a user could write. Both inputs are made
+before any clock starts.
 
 The shapes:
 
@@ -20,6 +21,7 @@ The shapes:
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -53,6 +55,12 @@ class Shape:
 
     def __len__(self) -> int:
         return len(self.deps)
+
+    @functools.cached_property
+    def dep_names(self) -> tuple[tuple[str, ...], ...]:
+        """`deps` by name: exegraph's input, made once (like `deps`, the peers' input)."""
+        names = self.names
+        return tuple(tuple(names[d] for d in ds) for ds in self.deps)
 
     @property
     def edges(self) -> int:
