@@ -6,11 +6,19 @@ STAMP := $(VENV)/.installed-dev
 
 .PHONY: demo test lint format docs serve-docs bench bench-check check clean
 
+# The first run takes about a minute, mostly pip downloading the dev tools: say what is
+# happening before each step, and let pip show its progress for the long install.
 $(STAMP): pyproject.toml
+	@echo "==> Setting up $(VENV) from pyproject.toml (first run, or pyproject.toml changed)"
+	@echo "==> Creating the virtual environment $(VENV)"
 	$(PYTHON) -m venv $(VENV)
+	@echo "==> Upgrading pip in $(VENV)"
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=25.1"
-	$(BIN)/python -m pip install --quiet -e . --group dev
+	@echo "==> Installing exegraph and its dev tools (pytest, ruff, mypy, mkdocs, OpenTelemetry, dask);"
+	@echo "    this takes a minute on a fresh machine"
+	$(BIN)/python -m pip install -e . --group dev
 	touch $(STAMP)
+	@echo "==> $(VENV) is ready"
 
 ## demo: run the 13-step demo pipeline and print its result table
 demo: $(STAMP)
