@@ -136,7 +136,7 @@ class Core:
         """The run begins: the steps without dependencies become ready."""
         state, ready = self.state, self.ready
         for i, count in enumerate(self.waiting):
-            if not count:
+            if not count and state[i] == PENDING:  # (not skipped by an early stop())
                 state[i] = READY
                 ready.append(i)  # positions in order: already a heap
 

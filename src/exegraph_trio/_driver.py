@@ -51,6 +51,7 @@ _STATUS: Final = {
     _core.DONE: StepStatus.DONE,
     _core.FAILED: StepStatus.FAILED,
     _core.CANCELLED: StepStatus.CANCELLED,
+    _core.SKIPPED: StepStatus.SKIPPED,
 }
 
 
@@ -82,9 +83,10 @@ async def run(graph: Graph, options: RunOptions | None = None) -> None:
             cancelled.
         trio.Cancelled: an enclosing cancel scope cancelled the run.
     """
-    result = await run_with_result(graph, options)
-    if result.error is not None:
-        raise result.error
+    options = _check_arguments(graph, options)
+    error = await _Run(graph, options).execute(want_result=False)
+    if isinstance(error, RunError):
+        raise error
 
 
 async def run_with_result(graph: Graph, options: RunOptions | None = None) -> RunResult:
@@ -101,6 +103,14 @@ async def run_with_result(graph: Graph, options: RunOptions | None = None) -> Ru
     Returns:
         A [`RunResult`][exegraph_trio.RunResult] with a timing for every step.
     """
+    options = _check_arguments(graph, options)
+    result = await _Run(graph, options).execute(want_result=True)
+    assert isinstance(result, RunResult)
+    return result
+
+
+def _check_arguments(graph: object, options: object) -> RunOptions:
+    """Refuse what `run` cannot take, saying what to pass instead; the options to use."""
     if not isinstance(graph, Graph):
         raise TypeError(_not_a_graph(graph))
     if options is None:
@@ -110,7 +120,7 @@ async def run_with_result(graph: Graph, options: RunOptions | None = None) -> Ru
             f"options must be exegraph.RunOptions or None, not {type(options).__name__}"
         )
     _check_trio()
-    return await _Run(graph, options).execute()
+    return options
 
 
 def _not_a_graph(value: object) -> str:
@@ -207,11 +217,21 @@ class _Run:
         self.on_start = options.on_step_start
         self.on_done = options.on_step_done
         self.instruments: tuple[Instrument, ...] = tuple(options.instruments)
+        self.observed = (
+            bool(self.instruments) or self.on_start is not None or (self.on_done is not None)
+        )
         self.clock = trio.lowlevel.current_clock()
 
-        self.timings: list[StepTiming] = []
+        self.now = self.clock.current_time
+        n = len(graph)
+        # What each step did, kept compact; `StepTiming`s are made only when asked for.
+        self.order: list[int] = []  # steps in the order their outcome was known
+        self.starts: list[float | None] = [None] * n
+        self.ends: list[float | None] = [None] * n
+        self.errors: dict[int, BaseException] = {}
         self.members: list[Exception] = []
         self.failures: list[Exception] = []  # every real error of a step, for a nursery-like end
+        self.failed = 0  # steps that failed (an interrupt too, though it is no member)
         self.errors_while_cancelled = False
         self.interrupt: BaseException | None = None
         self.cancelled_at = math.inf  # when fail-fast or an enclosing scope first cancelled
@@ -224,8 +244,10 @@ class _Run:
     # -- the run as a whole ----------------------------------------------------------------
 
     @enable_ki_protection
-    async def execute(self) -> RunResult:
+    async def execute(self, *, want_result: bool) -> RunResult | RunError | None:
+        """Run the graph; the `RunResult` (`want_result`), else the `RunError` or `None`."""
         outside = False
+        result: RunResult | None = None
         try:
             self._notify_run(Instrument.run_started)
             try:
@@ -241,15 +263,18 @@ class _Run:
         finally:
             if self.core.running:
                 self._sweep()
-            result = self._result()
-            self._notify_run(Instrument.run_done, result)
+            if want_result or self.instruments:
+                result = self._result()
+                self._notify_run(Instrument.run_done, result)
         if self.interrupt is not None:
             raise self.interrupt
         if outside:
             if self.errors_while_cancelled:
                 raise RunError(self._message(), self.failures)
             await trio.lowlevel.checkpoint()  # raises the enclosing scope's Cancelled
-        return result
+        if want_result:
+            return result
+        return RunError(self._message(), self.members) if self.members else None
 
     def _absorb(self, exc: BaseException) -> bool:
         """Take what the nursery raised; whether it was a cancellation from outside."""
@@ -291,7 +316,7 @@ class _Run:
 
     def _cancelled_now(self) -> None:
         if self.cancelled_at == math.inf:
-            self.cancelled_at = self.clock.current_time()
+            self.cancelled_at = self.now()
 
     def _wake(self) -> None:
         if self.parked:
@@ -300,8 +325,18 @@ class _Run:
             trio.lowlevel.reschedule(self.dispatcher)
 
     def _start_ready(self) -> None:
-        """Start every step the core says may start now, each in a new task."""
-        taken = self.core.take()
+        """Start every step the core says may start now, each in a new task.
+
+        Nothing starts once the run is being cancelled, also when the cancellation of an
+        enclosing scope has reached this task before the dispatcher could notice it.
+        """
+        core = self.core
+        if not core.ready or core.stopped:
+            return
+        if trio.current_effective_deadline() == -math.inf:
+            self._cancelled_now()
+            return
+        taken = core.take()
         if taken:
             nursery, steps, spawn = self.nursery, self.steps, self._step
             assert nursery is not None
@@ -340,45 +375,53 @@ class _Run:
         for i, state in enumerate(core.state):
             if state == _core.RUNNING:
                 core.cancelled(i)
-                name = self.steps[i].name
-                error = StepCancelledError(name)
-                self.timings.append(StepTiming(name, StepStatus.CANCELLED, None, None, error))
+                self.errors[i] = StepCancelledError(self.steps[i].name)
+                self.order.append(i)
 
     def _message(self) -> str:
         n = len(self.steps)
-        failed = sum(t.status is StepStatus.FAILED for t in self.timings)
-        skipped = sum(isinstance(m, StepSkippedError) for m in self.members)
+        failed = self.failed
+        skipped = len(self.members) - len(self.failures)
         message = f"{failed} of {n} step{'s' if n != 1 else ''} failed"
         if skipped:
             message += f", {skipped} skipped"
         return message
 
+    def _timing(self, i: int, status: StepStatus) -> StepTiming:
+        return StepTiming(
+            self.steps[i].name, status, self.starts[i], self.ends[i], self.errors.get(i)
+        )
+
     def _result(self) -> RunResult:
-        starts = [t.start for t in self.timings if t.start is not None]
-        ends = [t.end for t in self.timings if t.end is not None]
+        state, status = self.core.state, _STATUS
+        timings = tuple(self._timing(i, status[state[i]]) for i in self.order)
+        starts = [t for t in self.starts if t is not None]
+        ends = [t for t in self.ends if t is not None]
         total = max(ends) - min(starts) if starts else 0.0
         error = RunError(self._message(), self.members) if self.members else None
-        return RunResult(tuple(self.timings), total, error)
+        return RunResult(timings, total, error)
 
     # -- one step --------------------------------------------------------------------------
 
     async def _step(self, i: int) -> None:
         """The task of step `i`: hooks, the action, and its outcome reported to the core.
 
-        The bookkeeping (`_ended`, `_withdraw`) is KI-protected, so that a
+        The bookkeeping (`_done`, `_ended`, `_withdraw`) is KI-protected, so that a
         `KeyboardInterrupt` never tears it; the action, hooks and instruments run
         unprotected, as Trio users expect.
         """
-        step = self.steps[i]
         if self.core.stopped:
             self._withdraw(i)  # the run stopped between this task's spawn and its start
             return
-        if self.instruments or self.on_start is not None:
+        step = self.steps[i]
+        if self.observed:
             self._begin(step)
-        timeout = self.step_timeout if step.timeout is None else step.timeout
-        start = self.clock.current_time()
-        error: BaseException | None = None
+        timeout = step.timeout
+        if timeout is None:
+            timeout = self.step_timeout
+        start = self.now()
         if timeout and timeout != math.inf:
+            error: BaseException | None = None
             with trio.CancelScope(deadline=start + timeout) as scope:
                 try:
                     await step.action()
@@ -386,15 +429,30 @@ class _Run:
                     error = exc
             # Its own deadline is the cause only if it came no later than any other
             # cancellation of the run (fail-fast, an enclosing scope).
-            if scope.cancel_called and start + timeout <= self.cancelled_at:
+            if error is None:
+                self._done(i, start)
+            elif scope.cancel_called and start + timeout <= self.cancelled_at:
                 self._ended(i, step, start, error, timeout)
-                return
+            else:
+                self._ended(i, step, start, error, None)
+            return
+        try:
+            await step.action()
+        except BaseException as exc:  # noqa: BLE001 - classified by _ended
+            self._ended(i, step, start, exc, None)
         else:
-            try:
-                await step.action()
-            except BaseException as exc:  # noqa: BLE001 - classified by _ended
-                error = exc
-        self._ended(i, step, start, error, None)
+            self._done(i, start)
+
+    @enable_ki_protection
+    def _done(self, i: int, start: float) -> None:
+        """Step `i`'s action returned: the common case, kept short."""
+        self.starts[i] = start
+        self.ends[i] = self.now()
+        if self.observed:
+            self._end_observers(self.steps[i], self._timing(i, StepStatus.DONE))
+        self.order.append(i)
+        self.core.done(i)
+        self._decide()
 
     @enable_ki_protection
     def _ended(
@@ -402,17 +460,22 @@ class _Run:
         i: int,
         step: Step,
         start: float,
-        exc: BaseException | None,
+        exc: BaseException,
         expired: float | None,
     ) -> None:
-        """Classify how step `i`'s action ended, tell the observers, then the core.
+        """Classify how step `i`'s action raised, tell the observers, then the core.
 
         `expired` is the step's timeout when its own deadline cancelled it.
         """
-        end = self.clock.current_time()
-        error: BaseException | None
-        if exc is None:
-            state, error = _core.DONE, None
+        self.starts[i] = start
+        self.ends[i] = self.now()
+        error: BaseException
+        if _is_cancellation(exc):
+            if expired is not None:
+                state, error = _core.FAILED, StepTimeoutError(step.name, expired)
+                error.__context__ = exc  # the traceback shows where it was stuck
+            else:
+                state, error = _core.CANCELLED, StepCancelledError(step.name)
         elif isinstance(exc, TypeError) and (returned := _not_awaitable(exc)):
             state = _core.FAILED
             error = TypeError(
@@ -420,45 +483,39 @@ class _Run:
                 "make it an async function"
             )
             error.__cause__ = exc
-        elif _is_cancellation(exc):
-            if expired is not None:
-                state, error = _core.FAILED, StepTimeoutError(step.name, expired)
-                error.__context__ = exc  # the traceback shows where it was stuck
-            else:
-                state, error = _core.CANCELLED, StepCancelledError(step.name)
         else:
             state, error = _core.FAILED, exc
             if isinstance(exc, BaseExceptionGroup) and not isinstance(exc, Exception):
                 error = exc.split(trio.Cancelled)[1] or exc  # drop the cancellation part
-        timing = StepTiming(step.name, _STATUS[state], start, end, error)
-        if self.on_done is not None or self.instruments:
-            self._end_observers(step, timing)
-        self._settle(i, state, timing)
-
-    def _settle(self, i: int, state: int, timing: StepTiming) -> None:
-        """Record step `i`'s outcome in the core, then start what may start now.
-
-        When other steps are running, they may complete at this same instant: the
-        dispatcher decides for all of them together on its next turn. When none is,
-        nothing else can complete now, so this task decides at once.
-        """
-        self.timings.append(timing)
-        core = self.core
-        if state == _core.DONE:
-            core.done(i)
-        elif state == _core.CANCELLED:
-            core.cancelled(i)
+        self.errors[i] = error
+        if self.observed:
+            self._end_observers(step, self._timing(i, _STATUS[state]))
+        self.order.append(i)
+        if state == _core.CANCELLED:
+            self.core.cancelled(i)
         else:
-            self._failed(i, timing)
-        if not core.running:
+            self._failed(i, error)
+        self._decide()
+
+    def _decide(self) -> None:
+        """Start what may start now, or leave it to the dispatcher.
+
+        Other running steps may complete at this same instant: the dispatcher decides for
+        all of them together on its next turn. When no step is running, nothing else can
+        complete now, and when every step left fits in the free slots, no choice is to be
+        made: then this task decides at once.
+        """
+        core = self.core
+        if not core.running or core.limit >= core.unsettled:
             self._start_ready()
-        if not core.unsettled or (core.ready and core.running < core.limit):
+            if not core.unsettled:
+                self._wake()
+        elif core.ready:
             self._wake()
 
-    def _failed(self, i: int, timing: StepTiming) -> None:
-        error = timing.error
-        assert error is not None
-        _note(error, f"exegraph: raised by step {timing.name!r}")
+    def _failed(self, i: int, error: BaseException) -> None:
+        self.failed += 1
+        _note(error, f"exegraph: raised by step {self.steps[i].name!r}")
         if isinstance(error, Exception):
             self.members.append(error)
             self.failures.append(error)
@@ -476,25 +533,23 @@ class _Run:
     def _withdraw(self, i: int) -> None:
         self.core.withdraw(i)
         self._skipped([(i, None)])
-        self._wake()
+        self._decide()
 
     def _skipped(self, skips: list[_core.Skip]) -> None:
-        """Record a timing for each step the core just skipped, then tell the instruments.
+        """Record each step the core just skipped, then tell the instruments.
 
-        The timings come first, so that an interrupt from an instrument cannot leave a
+        The records come first, so that an interrupt from an instrument cannot leave a
         step without one.
         """
-        steps, timings, members = self.steps, self.timings, self.members
-        recorded = []
+        steps, errors, order, members = self.steps, self.errors, self.order, self.members
         for j, failed in skips:
-            name = steps[j].name
-            error = StepSkippedError(name, None if failed is None else steps[failed].name)
-            timing = StepTiming(name, StepStatus.SKIPPED, None, None, error)
-            timings.append(timing)
+            error = StepSkippedError(steps[j].name, None if failed is None else steps[failed].name)
+            errors[j] = error
+            order.append(j)
             members.append(error)
-            recorded.append(timing)
         if self.instruments:
-            for (j, _), timing in zip(skips, recorded, strict=True):
+            for j, _ in skips:
+                timing = self._timing(j, StepStatus.SKIPPED)
                 self._notify(self.context, Instrument.step_skipped, steps[j], timing)
 
     # -- hooks and instruments -------------------------------------------------------------
@@ -560,8 +615,7 @@ class _Run:
                 )
                 self._disable(instrument)
             except BaseException as exc:  # noqa: BLE001 - an interrupt: the run stops
-                self._disable(instrument)
-                self._interrupted(exc)
+                self._interrupted(exc)  # not the instrument's fault: it stays attached
 
     def _disable(self, instrument: Instrument) -> None:
         self.instruments = tuple(x for x in self.instruments if x is not instrument)
