@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test lint format docs serve-docs bench bench-check check clean
+.PHONY: demo test lint format docs serve-docs mermaid bench bench-check check clean
 
 # The first run takes about a minute, mostly pip downloading the dev tools: say what is
 # happening before each step, and let pip show its progress for the long install.
@@ -34,13 +34,18 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-## docs: build the documentation site strictly into site/
-docs: $(STAMP)
+## docs: build the documentation site strictly into site/ (self-contained: works offline)
+docs: $(STAMP) mermaid
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 ## serve-docs: serve the documentation at http://127.0.0.1:8000, rebuilt on change
-serve-docs: $(STAMP)
+serve-docs: $(STAMP) mermaid
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
+
+## mermaid: put the pinned Mermaid that draws the docs' diagrams in docs/generated/ (npm, once)
+mermaid: $(STAMP)
+	@echo "==> Checking the docs' copy of Mermaid (fetched with npm the first time)"
+	$(BIN)/python docs/_vendor_mermaid.py
 
 ## bench: the whole benchmark (~10 min); writes bench/results/ and the table in bench/README.md
 bench: $(STAMP)

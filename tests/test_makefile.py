@@ -1,4 +1,4 @@
-"""The Makefile says what it is doing while it sets up.
+"""The Makefile says what it is doing while it sets up, and builds a self-contained site.
 
 Testing charter: `make -n` prints the commands a target would run without running them
 (`-W pyproject.toml` pretends the environment is stale, as on a fresh machine), so these
@@ -44,3 +44,11 @@ def test_the_long_install_shows_pip_progress() -> None:
     install = next(line for line in commands if "--group dev" in line)
     assert "--quiet" not in install
     assert "-q" not in install.split()
+
+
+@pytest.mark.parametrize("target", ["docs", "serve-docs"])
+def test_the_docs_fetch_their_copy_of_mermaid_before_building(target: str) -> None:
+    commands = _dry_run(target)
+    fetch = next(i for i, line in enumerate(commands) if "docs/_vendor_mermaid.py" in line)
+    build = next(i for i, line in enumerate(commands) if "mkdocs " in line)
+    assert fetch < build
