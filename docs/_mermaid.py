@@ -15,10 +15,14 @@ site is drawn from the project's own code and a real run of it.
 
 Every function returns Mermaid source; [`fenced`][] wraps it in the fence that
 `pymdownx.superfences` hands to mkdocs-material, which renders it in the browser.
+A status has one look everywhere: a flowchart's node and a Gantt chart's bar of a
+cancelled step have the same colours, and [`legend`][] writes the key to them.
 """
 
 from __future__ import annotations
 
+import html
+import json
 import re
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TypeVar
@@ -29,33 +33,124 @@ import trio.testing
 
 import exegraph_trio as exegraph
 
-__all__ = ["Bar", "exception_tree", "fenced", "flowchart", "gantt", "run_virtually", "timeline"]
+__all__ = [
+    "BUILTIN",
+    "LOOKS",
+    "OURS",
+    "Bar",
+    "Look",
+    "exception_tree",
+    "fenced",
+    "flowchart",
+    "gantt",
+    "legend",
+    "run_virtually",
+    "timeline",
+]
 
 T = TypeVar("T")
 
-_CLASS_DEFS = {
-    exegraph.StepStatus.DONE: "fill:#d3f2dc,stroke:#1e8e3e,color:#0b3d1b",
-    exegraph.StepStatus.FAILED: "fill:#fbd5d5,stroke:#c62828,color:#5c0b0b",
-    exegraph.StepStatus.CANCELLED: "fill:#fff1c2,stroke:#b28704,color:#4d3a00",
-    exegraph.StepStatus.SKIPPED: "fill:#eceff1,stroke:#78909c,color:#37474f,stroke-dasharray:5 4",
+
+@attrs.frozen
+class Look:
+    """How a status is drawn: fill, border and text colours, and a dashed border or not."""
+
+    fill: str
+    stroke: str
+    text: str
+    dashed: bool = False
+
+    def class_def(self) -> str:
+        """The style of a Mermaid `classDef`."""
+        return f"fill:{self.fill},stroke:{self.stroke},color:{self.text}" + (
+            ",stroke-dasharray:5 4" if self.dashed else ""
+        )
+
+    def swatch(self) -> str:
+        """The inline CSS of a legend's swatch."""
+        border = "dashed" if self.dashed else "solid"
+        return f"background:{self.fill};border:2px {border} {self.stroke}"
+
+
+LOOKS = {
+    exegraph.StepStatus.DONE: Look("#d3f2dc", "#1e8e3e", "#0b3d1b"),
+    exegraph.StepStatus.FAILED: Look("#fbd5d5", "#c62828", "#5c0b0b"),
+    exegraph.StepStatus.CANCELLED: Look("#fff1c2", "#b28704", "#4d3a00"),
+    exegraph.StepStatus.SKIPPED: Look("#eceff1", "#78909c", "#37474f", dashed=True),
 }
-# Mermaid draws a Gantt chart as wide as the page it renders in, which mkdocs-material
-# then shrinks into the content column: draw it about that wide, with bars to read.
-_GANTT_CONFIG = (
-    '%%{init: {"gantt": {"useWidth": 800, "barHeight": 22, "barGap": 5, "fontSize": 13, '
-    '"sectionFontSize": 13, "leftPadding": 60, "topPadding": 40}}}%%',
-)
-# How Gantt tasks are tagged by status: Mermaid knows `done`, `active` and `crit`.
+"""The look of each status a run ends with, in flowcharts, Gantt charts and legends."""
+
+OURS = Look("#e3e8fd", "#3f51b5", "#1a237e")
+"""The look of exegraph's classes in the exception tree."""
+BUILTIN = Look("#fbe9e7", "#d84315", "#3e2723")
+"""The look of Python's builtin classes in the exception tree."""
+
+# How Gantt bars are tagged: Mermaid knows `done`, `crit` and `active`, and colours them
+# from its theme variables, set below to the looks of the statuses they stand for.
 _GANTT_TAGS = {
     exegraph.StepStatus.DONE: "done",
     exegraph.StepStatus.FAILED: "crit",
     exegraph.StepStatus.CANCELLED: "active",
+}
+_TAG_LOOKS = {tag: LOOKS[status] for status, tag in _GANTT_TAGS.items()}
+_SECTION_BACKGROUND = "#f1f3fb"  # lanes alternate this and white; no colour of a status
+_TEXT = "#1b1b1f"
+
+# mkdocs-material shrinks a diagram wider than the content column (about 690 px wide on
+# a 1280 px screen) to fit, and its text with it: draw Gantt charts that wide, so their
+# text keeps its size. Bars are coloured like the flowchart's nodes.
+_GANTT_INIT = {
+    "gantt": {
+        "useWidth": 680,
+        "barHeight": 24,
+        "barGap": 6,
+        "fontSize": 14,
+        "sectionFontSize": 14,
+        "leftPadding": 64,
+        "rightPadding": 40,
+        "topPadding": 44,
+    },
+    "themeVariables": {
+        "doneTaskBkgColor": _TAG_LOOKS["done"].fill,
+        "doneTaskBorderColor": _TAG_LOOKS["done"].stroke,
+        "critBkgColor": _TAG_LOOKS["crit"].fill,
+        "critBorderColor": _TAG_LOOKS["crit"].stroke,
+        "activeTaskBkgColor": _TAG_LOOKS["active"].fill,
+        "activeTaskBorderColor": _TAG_LOOKS["active"].stroke,
+        # Every bar is light, so its label is dark (Mermaid writes some on white).
+        **dict.fromkeys(
+            ("taskTextColor", "taskTextLightColor", "taskTextDarkColor", "taskTextOutsideColor"),
+            _TEXT,
+        ),
+        "sectionBkgColor": _SECTION_BACKGROUND,
+        "sectionBkgColor2": _SECTION_BACKGROUND,
+        "altSectionBkgColor": "#ffffff",
+    },
+    # The axis's tick labels are 10 px by default: as large as the other labels.
+    "themeCSS": ".tick text { font-size: 13px; }",
 }
 
 
 def fenced(diagram: str) -> str:
     """Wrap Mermaid source in a ```` ```mermaid ```` fence, ready to include in a page."""
     return f"```mermaid\n{diagram.rstrip()}\n```\n"
+
+
+def legend(entries: Iterable[tuple[str, Look]]) -> str:
+    """A key to a diagram's colours: one swatch and label per entry, as a line of HTML.
+
+    Args:
+        entries: each label and the look it names, in the order to show them.
+
+    Returns:
+        Markdown (a paragraph of inline HTML, styled by `docs/stylesheets/extra.css`).
+    """
+    items = "".join(
+        f'<span class="exegraph-legend__item"><span class="exegraph-legend__swatch" '
+        f'style="{look.swatch()}"></span>{html.escape(label)}</span>'
+        for label, look in entries
+    )
+    return f'<span class="exegraph-legend">{items}</span>\n'
 
 
 def _label(text: str) -> str:
@@ -74,7 +169,8 @@ def flowchart(
     Args:
         graph: the graph to draw.
         result: a run of `graph`; when given, each node is coloured by its step's status
-            and labelled with its duration (or "skipped"), and a legend is added.
+            (see [`LOOKS`][] and [`legend`][]) and labelled with its duration (or
+            "skipped").
         direction: Mermaid's direction, `LR` (left to right) or `TD` (top down).
 
     Returns:
@@ -83,7 +179,9 @@ def flowchart(
     ids = {step.name: f"s{i}" for i, step in enumerate(graph)}
     lines = [f"flowchart {direction}"]
     if result is not None:
-        lines += [f"  classDef {status.name.lower()} {css}" for status, css in _CLASS_DEFS.items()]
+        lines += [
+            f"  classDef {status.name.lower()} {look.class_def()}" for status, look in LOOKS.items()
+        ]
     for step in graph:
         label = step.name
         css = ""
@@ -157,7 +255,16 @@ def timeline(bars: Iterable[Bar], *, title: str) -> str:
     """
     bars = list(bars)
     origin = min((bar.start for bar in bars), default=0.0)
-    lines = [*_GANTT_CONFIG, "gantt", f"  title {title}", "  dateFormat x", "  axisFormat %S.%L s"]
+    span = max((bar.end for bar in bars), default=0.0) - origin
+    interval = _tick_interval(span)
+    lines = [
+        f"%%{{init: {json.dumps(_GANTT_INIT)}}}%%",
+        "gantt",
+        f"  title {title}",
+        "  dateFormat x",
+        f"  axisFormat {_axis_format(span, interval)}",
+        f"  tickInterval {interval}",
+    ]
     sections: dict[str, list[Bar]] = {}
     for bar in bars:
         sections.setdefault(bar.section, []).append(bar)
@@ -170,13 +277,40 @@ def timeline(bars: Iterable[Bar], *, title: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _tick_interval(span: float, *, most: int = 8) -> str:
+    """A round interval between the axis's ticks, for at most `most` intervals in `span`.
+
+    d3 would choose ticks so dense that their labels touch; Mermaid takes the interval
+    as `NUMBERunit`.
+    """
+    span_ms = max(round(span * 1000), 1)
+    for unit, size in (("millisecond", 1), ("second", 1000), ("minute", 60_000)):
+        for step in (1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500):
+            if step * size * most >= span_ms and (unit == "millisecond" or step < 60):
+                return f"{step}{unit}"
+    return "10minute"
+
+
+def _axis_format(span: float, interval: str) -> str:
+    """How the time axis reads, ticks `interval` apart: `20 ms`, `1.500 s`, `5 s`, `2:30`.
+
+    The times are milliseconds after the start, drawn by Mermaid as dates of 1970, so the
+    format shows only the fields that change, without padding (d3's `%-` directives).
+    """
+    if interval.endswith("millisecond"):
+        return "%-L ms" if span < 1 else "%-S.%L s"
+    if interval.endswith("second") and span < 60:
+        return "%-S s"
+    return "%-M:%S"
+
+
 def gantt(result: exegraph.RunResult, *, title: str) -> str:
     """A Mermaid Gantt chart of a run: a bar per step that ran, from its start to its end.
 
     Bars are grouped into lanes, "slot 1", "slot 2", …: as many as steps ran at once, so
-    a run under `max_concurrency=4` never shows more than four. Failed steps are drawn as
-    critical (red), steps cancelled mid-flight as active, successful ones as done. Steps
-    that never ran have no bar.
+    a run under `max_concurrency=4` never shows more than four. Each bar has the look of
+    its step's status in [`LOOKS`][], as in a [`flowchart`][]: done, failed (Mermaid's
+    `crit`) or cancelled mid-flight (Mermaid's `active`). Steps that never ran have no bar.
 
     Times are milliseconds after the first step started, so runs under a mock clock give
     the same picture at every build.
@@ -206,7 +340,12 @@ def gantt(result: exegraph.RunResult, *, title: str) -> str:
 
 
 def exception_tree(classes: Iterable[type[BaseException]], *, root: type = BaseException) -> str:
-    """A Mermaid top-down tree of exception classes and the builtins they derive from.
+    """A Mermaid tree of exception classes and the builtins they derive from.
+
+    The tree grows left to right, so that it is about as wide as its depth rather than
+    its number of leaves, and fits the content column with its text at full size. Our
+    classes are named without their module and drawn in blue, builtins in orange (see
+    [`OURS`][] and [`BUILTIN`][]).
 
     Args:
         classes: the classes to show; each is drawn with its bases up to `root` (only
@@ -229,11 +368,14 @@ def exception_tree(classes: Iterable[type[BaseException]], *, root: type = BaseE
             if (parent, current) not in edges:
                 edges.append((parent, current))
             current = parent
-    lines = ["flowchart TD", "  classDef ours fill:#e3e8fd,stroke:#3f51b5,color:#1a237e"]
+    lines = [
+        "flowchart LR",
+        f"  classDef ours {OURS.class_def()}",
+        f"  classDef builtin {BUILTIN.class_def()}",
+    ]
     for cls, node in nodes.items():
-        ours = cls.__module__ != "builtins"
-        name = cls.__qualname__ if not ours else f"{cls.__module__}.{cls.__qualname__}"
-        lines.append(f'  {node}["{name}"]{":::ours" if ours else ""}')
+        look = "builtin" if cls.__module__ == "builtins" else "ours"
+        lines.append(f'  {node}["{cls.__qualname__}"]:::{look}')
     lines += [f"  {nodes[parent]} --> {nodes[child]}" for parent, child in edges]
     return "\n".join(lines) + "\n"
 

@@ -16,18 +16,22 @@ the page list), for pages to pull in with `pymdownx.snippets`:
 - `output/NAME.md`: what `python examples/NAME.py` prints, for every example whose
   `main` is async (run in a subprocess, under the mock clock, so times are exact).
 
+Every picture coloured by status (or by kind) is followed by its legend.
+
 So a picture or a printed table can never disagree with the code. The files are
 rewritten only when a source (`src/`, `examples/`, this file or `_mermaid.py`) is newer
 than the last generation, so `mkdocs serve` does not rebuild in a loop.
 
-[`on_config`][] adds two optional things:
+[`on_config`][] makes the site self-contained and adds one optional thing:
 
+- Mermaid, which draws the diagrams in the reader's browser, is served from the site
+  itself (`assets/javascripts/mermaid.min.js`), never from a CDN, so the pictures render
+  offline. `docs/_vendor_mermaid.py` fetches the pinned version from npm the first time
+  (into `docs/generated/`); when it cannot, the build fails and says why, rather than
+  shipping diagrams that would show as raw text;
 - the Python, Trio and attrs object inventories, when `EXEGRAPH_DOCS_INVENTORIES=1`.
   They are off by default because mkdocstrings reports an inventory it cannot download
-  as an error, which fails a strict build on a machine that cannot reach those sites;
-- a local copy of Mermaid, when `docs/generated/mermaid.min.js` exists (`bash
-  docs/vendor-mermaid.sh` puts it there from the npm registry). Without it,
-  mkdocs-material loads Mermaid from its CDN in the reader's browser.
+  as an error, which fails a strict build on a machine that cannot reach those sites.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ import ast
 import contextlib
 import importlib.util
 import io
+import logging
 import os
 import re
 import subprocess
@@ -48,6 +53,7 @@ from typing import Any
 import attrs
 from mkdocs.config.config_options import ExtraScriptValue
 from mkdocs.config.defaults import MkDocsConfig
+from mkdocs.exceptions import PluginError
 from mkdocs.plugins import event_priority
 from mkdocs.structure.files import File, Files
 from opentelemetry.metrics import NoOpMeterProvider
@@ -61,7 +67,8 @@ import exegraph_trio as exegraph
 
 if str(Path(__file__).parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).parent))
-import _mermaid  # the helper sits next to this file, found through sys.path
+import _mermaid  # the helpers sit next to this file, found through sys.path
+import _vendor_mermaid
 
 INVENTORIES = (
     "https://docs.python.org/3/objects.inv",
@@ -69,7 +76,10 @@ INVENTORIES = (
     "https://www.attrs.org/en/stable/objects.inv",
 )
 MERMAID_JS = "assets/javascripts/mermaid.min.js"
-"""Where the local copy of Mermaid is served on the site, when there is one."""
+"""Where the site serves its copy of Mermaid (mkdocs-material uses it instead of its CDN)."""
+MERMAID_LICENCE = "assets/javascripts/mermaid.LICENSE.txt"
+
+log = logging.getLogger(f"mkdocs.hooks.{__name__}")
 
 NO_OUTPUT = {
     "testing_with_pytest": "its main runs pytest, whose report has wall-clock times",
@@ -92,8 +102,8 @@ def _root(config: MkDocsConfig) -> Path:
     return Path(config.config_file_path).parent
 
 
-def _mermaid_copy(config: MkDocsConfig) -> Path:
-    return Path(config.docs_dir) / "generated" / "mermaid.min.js"
+def _generated(config: MkDocsConfig) -> Path:
+    return Path(config.docs_dir) / "generated"
 
 
 def _example(config: MkDocsConfig, name: str) -> ModuleType:
@@ -139,38 +149,50 @@ def _up_to_date(stamp: Path, root: Path) -> bool:
 
 @event_priority(100)  # before mkdocstrings starts downloading inventories
 def on_config(config: MkDocsConfig) -> MkDocsConfig:
-    """Add the object inventories and the local Mermaid, each when available.
+    """Serve Mermaid from the site (fetching it once), and add the object inventories.
 
     Args:
         config: the site's configuration.
 
     Returns:
         The configuration, changed as the module docstring says.
+
+    Raises:
+        PluginError: Mermaid is not there and cannot be fetched.
     """
     if os.environ.get("EXEGRAPH_DOCS_INVENTORIES") == "1":
         plugin: Any = config.plugins["mkdocstrings"]
         python = plugin.config.handlers.setdefault("python", {})
         known = python.setdefault("inventories", [])
         known.extend(url for url in INVENTORIES if url not in known)
-    if _mermaid_copy(config).exists():
-        # mkdocs-material uses a `mermaid` global when a page defines one, else its CDN.
-        config.extra_javascript.append(ExtraScriptValue(MERMAID_JS))
+    generated = _generated(config)
+    if not _vendor_mermaid.is_current(generated):
+        log.info("Fetching Mermaid %s from npm (once) for the diagrams", _vendor_mermaid.VERSION)
+    try:
+        _vendor_mermaid.ensure(generated)
+    except _vendor_mermaid.MermaidUnavailable as error:
+        raise PluginError(f"cannot build the site's diagrams: {error}") from error
+    # mkdocs-material uses a `mermaid` global when a page defines one, else its CDN.
+    config.extra_javascript.append(ExtraScriptValue(MERMAID_JS))
     return config
 
 
 def on_files(files: Files, config: MkDocsConfig) -> Files:
-    """Serve the local copy of Mermaid, if there is one.
+    """Serve the copy of Mermaid and its licence.
 
     Args:
         files: the site's files.
         config: the site's configuration.
 
     Returns:
-        The files, with Mermaid's added when it exists.
+        The files, with Mermaid's added.
     """
-    copy = _mermaid_copy(config)
-    if copy.exists():
-        files.append(File.generated(config, MERMAID_JS, abs_src_path=str(copy)))
+    generated = _generated(config)
+    for url, name in (
+        (MERMAID_JS, _vendor_mermaid.SCRIPT),
+        (MERMAID_LICENCE, _vendor_mermaid.LICENCE),
+    ):
+        files.append(File.generated(config, url, abs_src_path=str(generated / name)))
     return files
 
 
@@ -202,9 +224,26 @@ def _write_demo(config: MkDocsConfig, out: Path) -> None:
     graph: exegraph.Graph = demo.build_graph()
     with contextlib.redirect_stdout(io.StringIO()):
         result: exegraph.RunResult = _mermaid.run_virtually(demo.main)
-    _write(out / "demo_flowchart.md", _mermaid.fenced(_mermaid.flowchart(graph, result)))
+    _write(out / "demo_flowchart.md", _flowchart(graph, result))
     title = "demo_pipeline.py: ContinueOnError, max_concurrency=4"
-    _write(out / "demo_gantt.md", _mermaid.fenced(_mermaid.gantt(result, title=title)))
+    _write(out / "demo_gantt.md", _gantt(result, title))
+
+
+def _flowchart(graph: exegraph.Graph, result: exegraph.RunResult) -> str:
+    """A flowchart coloured by `result`, and its legend."""
+    statuses = [(str(status).lower(), look) for status, look in _mermaid.LOOKS.items()]
+    return _mermaid.fenced(_mermaid.flowchart(graph, result)) + "\n" + _mermaid.legend(statuses)
+
+
+def _gantt(result: exegraph.RunResult, title: str) -> str:
+    """A Gantt chart of `result`, and its legend (skipped steps have no bar)."""
+    looks = _mermaid.LOOKS
+    statuses = [
+        (str(status).lower(), look)
+        for status, look in looks.items()
+        if status is not exegraph.StepStatus.SKIPPED
+    ]
+    return _mermaid.fenced(_mermaid.gantt(result, title=title)) + "\n" + _mermaid.legend(statuses)
 
 
 def _write_trace(config: MkDocsConfig, out: Path) -> None:
@@ -242,9 +281,16 @@ def _write_trace(config: MkDocsConfig, out: Path) -> None:
     ]
     title = "the trace of one demo run, one bar per span"
     origin = min(span.start_time or 0 for span in spans)
+    looks = _mermaid.LOOKS
+    key = [
+        ("span ended OK", looks[exegraph.StepStatus.DONE]),
+        ("span with status ERROR", looks[exegraph.StepStatus.FAILED]),
+    ]
     _write(
         out / "demo_trace.md",
         _mermaid.fenced(_mermaid.timeline(bars, title=title))
+        + "\n"
+        + _mermaid.legend(key)
         + "\n```text\n"
         + "\n".join(
             _span_line(span, names, origin, last=i == len(spans) - 1)
@@ -285,12 +331,8 @@ def _write_policies(config: MkDocsConfig, out: Path) -> None:
         result = _mermaid.run_virtually(run)
         name = policy.name.lower()
         title = f"fail_fast_vs_continue.py: {policy}"
-        _write(
-            out / f"policy_{name}_gantt.md", _mermaid.fenced(_mermaid.gantt(result, title=title))
-        )
-        _write(
-            out / f"policy_{name}_flowchart.md", _mermaid.fenced(_mermaid.flowchart(graph, result))
-        )
+        _write(out / f"policy_{name}_gantt.md", _gantt(result, title))
+        _write(out / f"policy_{name}_flowchart.md", _flowchart(graph, result))
 
 
 def _write_exception_tree(out: Path) -> None:
@@ -300,7 +342,8 @@ def _write_exception_tree(out: Path) -> None:
         if isinstance(obj := getattr(exegraph, name), type) and issubclass(obj, BaseException)
     ]
     tree = _mermaid.exception_tree(errors, root=Exception)
-    _write(out / "exception_tree.md", _mermaid.fenced(tree))
+    key = [("exegraph_trio's", _mermaid.OURS), ("Python's builtins", _mermaid.BUILTIN)]
+    _write(out / "exception_tree.md", _mermaid.fenced(tree) + "\n" + _mermaid.legend(key))
 
 
 def _write_outputs(root: Path, out: Path) -> None:

@@ -8,29 +8,45 @@ Testing charter:
   path, a docstring parameter missing from its signature or a link to a missing page
   fails the build. Running mkdocs in its own process keeps its plugins' deprecation
   warnings out of this one, where `filterwarnings = error` would turn them into failures.
+- The build serves its own pinned copy of Mermaid, fetched once with npm into
+  `docs/generated/` (`docs/_vendor_mermaid.py`). Where it is not there yet and npm is
+  missing, the tests that need the built site are skipped, saying why (the build itself
+  fails, as it should, and `test_the_build_fails_clearly_without_mermaid` checks how).
 - The browser checks serve the built site on 127.0.0.1 (an ephemeral port) and run
   Debian's headless Chromium with background networking off and every host name but
-  127.0.0.1 unresolvable, so nothing leaves the machine. Every Chromium call has a
-  timeout. They are skipped, saying why, when `/usr/bin/chromium` is absent.
+  127.0.0.1 unresolvable, so the network is as good as off: a diagram renders only if
+  the site brings everything it needs. Every Chromium call has a timeout. They are
+  skipped, saying why, when `/usr/bin/chromium` is absent.
+- The layout checks load a page with a probe script added at the top of its `<head>`
+  (a copy of the page, in the built site's temporary directory): it opens the shadow
+  roots mkdocs-material draws diagrams into, waits until no diagram is left unrendered,
+  and reports what it measured on a 1280×900 screen as JSON.
 - Everything is skipped, saying why, when the docs tools are not installed.
 """
 
 from __future__ import annotations
 
+import base64
 import functools
+import hashlib
 import html
 import importlib
 import importlib.util
+import io
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tarfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from html.parser import HTMLParser
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -111,10 +127,21 @@ def _read(site: Path, page: str, prefix: str = "") -> _Page:
     return parser
 
 
+def _mermaid_is_available() -> bool:
+    """Whether the build can serve Mermaid: fetched already, or npm can fetch it."""
+    fetched = (ROOT / "docs/generated/mermaid.min.js").exists()
+    return fetched or shutil.which("npm") is not None
+
+
 @pytest.fixture(scope="module")
 def build(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    if not _mermaid_is_available():
+        pytest.skip(
+            "the docs build needs Mermaid, fetched once with npm, and npm is not installed: "
+            "install npm, or run `python docs/_vendor_mermaid.py` where it is"
+        )
     site = tmp_path_factory.mktemp("site")
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
     env.pop("EXEGRAPH_DOCS_INVENTORIES", None)
@@ -181,7 +208,7 @@ def test_the_trace_and_the_exception_tree_are_drawn_from_the_code(site: Path) ->
     trace = _read(site, "guides/tracing/index.html").diagrams
     assert any("RUN deploy :crit" in diagram for diagram in trace)
     tree = _read(site, "reference/exceptions/index.html").diagrams
-    assert any("exegraph_trio.RunError" in d and "ExceptionGroup" in d for d in tree)
+    assert any('["RunError"]:::ours' in d and '["ExceptionGroup"]:::builtin' in d for d in tree)
 
 
 def test_the_changelog_is_included(site: Path) -> None:
@@ -292,12 +319,7 @@ def test_the_page_renders_in_chromium_with_its_headings(
 def test_every_diagram_of_the_site_is_valid_mermaid(
     site: Path, served: str, tmp_path: Path
 ) -> None:
-    mermaid = site / "assets/javascripts/mermaid.min.js"
-    if not mermaid.exists():
-        pytest.skip(
-            "Mermaid is not vendored (the site would load it from a CDN): "
-            "run `bash docs/vendor-mermaid.sh` before the tests"
-        )
+    assert (site / "assets/javascripts/mermaid.min.js").exists()
     diagrams = [d for page in PAGES for d in _read(site, page).diagrams]
     assert len(diagrams) >= 8
     check = site / "check-mermaid.html"
@@ -327,3 +349,240 @@ def test_every_diagram_of_the_site_is_valid_mermaid(
         if result != "ok"
     }
     assert not bad, bad
+
+
+# -- Mermaid, fetched once with npm ----------------------------------------------------
+
+
+def _vendor_module() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "_vendor_mermaid_under_test", ROOT / "docs/_vendor_mermaid.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _fake_npm(folder: Path, tarball: bytes, *, exit_code: int = 0) -> str:
+    """An `npm` whose `pack` writes `tarball` as the pinned version's package."""
+    version = _vendor_module().VERSION
+    (folder / "package.tgz").write_bytes(tarball)
+    npm = folder / "npm"
+    npm.write_text(
+        "#!/bin/sh\n"
+        f'echo "npm $*" >> "{folder}/calls"\n'
+        f'[ {exit_code} = 0 ] || {{ echo "npm error ENOTFOUND registry" >&2; exit {exit_code}; }}\n'
+        f'cp "{folder}/package.tgz" "mermaid-{version}.tgz"\n'
+        f'echo \'[{{"filename": "mermaid-{version}.tgz"}}]\'\n',
+        encoding="utf-8",
+    )
+    npm.chmod(0o755)
+    return str(npm)
+
+
+def _package(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+FAKE_MERMAID = {"package/dist/mermaid.min.js": b"var mermaid;", "package/LICENSE": b"MIT"}
+
+
+def test_mermaid_is_fetched_once_and_checked_against_its_pinned_hash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    vendor = _vendor_module()
+    tarball = _package(FAKE_MERMAID)
+    digest = base64.b64encode(hashlib.sha512(tarball).digest()).decode()
+    monkeypatch.setattr(vendor, "INTEGRITY", f"sha512-{digest}")
+    npm = _fake_npm(tmp_path, tarball)
+    generated = tmp_path / "generated"
+    assert not vendor.is_current(generated)
+    script = vendor.ensure(generated, npm=npm)
+    assert script.read_bytes() == b"var mermaid;"
+    assert (generated / "mermaid.LICENSE.txt").read_bytes() == b"MIT"
+    assert vendor.is_current(generated)
+    assert vendor.ensure(generated, npm=npm) == script
+    calls = (tmp_path / "calls").read_text().splitlines()
+    assert calls == [f"npm pack --json mermaid@{vendor.VERSION}"]  # once, the pinned version
+
+
+def test_a_package_that_is_not_the_pinned_one_is_refused(tmp_path: Path) -> None:
+    vendor = _vendor_module()
+    generated = tmp_path / "generated"
+    with pytest.raises(vendor.MermaidUnavailable, match="is not the pinned package"):
+        vendor.ensure(generated, npm=_fake_npm(tmp_path, _package(FAKE_MERMAID)))
+    assert not (generated / "mermaid.min.js").exists()
+    assert not vendor.is_current(generated)
+
+
+def test_a_failing_npm_is_reported_with_its_error(tmp_path: Path) -> None:
+    vendor = _vendor_module()
+    npm = _fake_npm(tmp_path, b"", exit_code=1)
+    with pytest.raises(vendor.MermaidUnavailable, match=r"(?s)failed \(exit 1\).*ENOTFOUND"):
+        vendor.ensure(tmp_path / "generated", npm=npm)
+
+
+def test_the_build_fails_clearly_without_mermaid(tmp_path: Path) -> None:
+    # Where Mermaid is not there and npm is missing, the build stops and says what to do,
+    # instead of shipping diagrams that would show as raw text.
+    code = (
+        "import sys, types; sys.path.insert(0, 'docs'); import hooks\n"
+        f"hooks.on_config(types.SimpleNamespace(docs_dir={str(tmp_path)!r}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**os.environ, "PATH": str(tmp_path)},  # no npm on it
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "PluginError: cannot build the site's diagrams" in done.stderr, done.stderr
+    assert "npm is not installed" in done.stderr
+    assert not (tmp_path / "generated/mermaid.min.js").exists()
+
+
+# -- layout, measured in a real browser with the network off ----------------------------
+
+PROBE = (Path(__file__).parent / "docs_probe.js").read_text(encoding="utf-8")
+"""The probe script (see the testing charter)."""
+
+DIAGRAM_PAGES = [
+    "index.html",
+    "getting-started/index.html",
+    "guides/running/index.html",
+    "guides/errors/index.html",
+    "guides/tracing/index.html",
+    "reference/exceptions/index.html",
+]
+
+
+@pytest.fixture(scope="module")
+def probe(
+    site: Path, served: str, tmp_path_factory: pytest.TempPathFactory
+) -> Callable[[str], dict[str, Any]]:
+    """Load a page with the probe, on a 1280×900 screen; what it reports (cached)."""
+    if not CHROMIUM.exists():
+        pytest.skip("Chromium is not installed: `apt-get install -y chromium`")
+    found: dict[str, dict[str, Any]] = {}
+
+    def load(page: str) -> dict[str, Any]:
+        if page not in found:
+            original = site / page
+            copy = original.with_name(f"probe-{original.name}")
+            copy.write_text(
+                original.read_text(encoding="utf-8").replace(
+                    "<head>", "<head><script>" + PROBE + "</script>", 1
+                ),
+                encoding="utf-8",
+            )
+            url = served + copy.relative_to(site).as_posix()
+            dom = _chromium(
+                tmp_path_factory.mktemp("chromium"),
+                "--window-size=1280,900",
+                "--virtual-time-budget=20000",
+                "--dump-dom",
+                url,
+            )
+            report = re.search(r'<pre id="exegraph-probe">(.*?)</pre>', dom.stdout, flags=re.S)
+            assert report is not None, f"the probe did not report on {page}:\n{dom.stderr}"
+            found[page] = json.loads(html.unescape(report.group(1)))
+        return found[page]
+
+    return load
+
+
+@needs_chromium
+@pytest.mark.parametrize("page", DIAGRAM_PAGES)
+def test_every_diagram_renders_as_svg_with_the_network_off(
+    site: Path, served: str, probe: Callable[[str], dict[str, Any]], page: str
+) -> None:
+    expected = len(_read(site, page).diagrams)
+    assert expected > 0
+    report = probe(page)
+    assert report["unrendered"] == 0, "Mermaid source left as text"
+    assert len(report["diagrams"]) == expected
+    assert all(d["svg"] for d in report["diagrams"]), report["diagrams"]
+    # Mermaid came from the site itself, not from a CDN.
+    assert served + "assets/javascripts/mermaid.min.js" in report["scripts"]
+    assert all(src.startswith(served) for src in report["scripts"]), report["scripts"]
+
+
+@needs_chromium
+@pytest.mark.parametrize("page", DIAGRAM_PAGES)
+def test_no_diagram_text_is_smaller_than_12_px_on_a_1280_px_screen(
+    probe: Callable[[str], dict[str, Any]], page: str
+) -> None:
+    shown = [d for d in probe(page)["diagrams"] if d["svg"] and d["visible"]]
+    assert shown
+    assert [round(d["smallestText"], 1) for d in shown if d["smallestText"] < 12] == []
+
+
+@needs_chromium
+@pytest.mark.parametrize("page", ["index.html", "guides/errors/index.html"])
+def test_gantt_axes_read_as_times_from_zero(
+    probe: Callable[[str], dict[str, Any]], page: str
+) -> None:
+    gantts = [d for d in probe(page)["diagrams"] if d["svg"] and d["kind"] == "gantt"]
+    assert gantts
+    for gantt in gantts:
+        assert gantt["ticks"][0] == "0 ms"
+        assert all(re.fullmatch(r"[1-9]\d* ms", tick) for tick in gantt["ticks"][1:]), gantt
+
+
+@needs_chromium
+def test_a_status_has_one_colour_in_flowcharts_gantt_charts_and_their_legends(
+    probe: Callable[[str], dict[str, Any]],
+) -> None:
+    report = probe("guides/errors/index.html")  # the fail-fast run: every status occurs
+    shown = [d for d in report["diagrams"] if d["svg"] and d["visible"]]
+    flowchart = next(d for d in shown if d["kind"] == "flowchart-v2")
+    gantt = next(d for d in shown if d["kind"] == "gantt")
+    assert set(flowchart["fills"]) == {"failed", "cancelled", "skipped"}
+    assert set(gantt["fills"]) == {"failed", "cancelled"}
+    for status, fill in gantt["fills"].items():
+        assert fill == flowchart["fills"][status], status
+    legends = report["legends"]
+    assert len(legends) == 4  # one under each coloured diagram, in both tabs
+    for legend in legends:
+        for status, fill in flowchart["fills"].items():
+            if status in legend:
+                assert legend[status] == fill, status
+    assert "skipped" in legends[0]  # the flowchart's legend
+    assert set(legends[1]) == {"done", "failed", "cancelled"}  # the Gantt chart's: no skips
+
+
+@needs_chromium
+@pytest.mark.parametrize("page", PAGES)
+def test_code_blocks_fit_the_column_on_a_1280_px_screen(
+    probe: Callable[[str], dict[str, Any]], page: str
+) -> None:
+    assert probe(page)["wideCode"] == []
+
+
+@needs_chromium
+@pytest.mark.parametrize(
+    "page",
+    [
+        "reference/exceptions/index.html",
+        "guides/graphs/index.html",
+        "guides/observing/index.html",
+        "guides/metrics/index.html",
+        "comparison/index.html",
+        "reference/exegraph_trio/index.html",
+    ],
+)
+def test_identifiers_in_tables_never_break_inside_a_word(
+    probe: Callable[[str], dict[str, Any]], page: str
+) -> None:
+    assert probe(page)["brokenNames"] == []
