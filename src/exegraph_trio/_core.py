@@ -149,16 +149,23 @@ class Core:
         free = self.limit - self.running
         if not ready or free <= 0 or self.stopped:
             return []
-        if len(ready) > free and isinstance(self.by_rank, range):
-            self._rank_ready()
-            ready = self.ready
+        if len(ready) > free:
+            if isinstance(self.by_rank, range):
+                self._rank_ready()
+                ready = self.ready
+            count = free
+        else:
+            count = len(ready)
         by_rank, state = self.by_rank, self.state
-        taken: list[int] = []
-        while ready and len(taken) < free:
+        if count == 1:  # a chain, or one slot freed: the common case, kept short
             i = by_rank[heappop(ready)]
             state[i] = RUNNING
-            taken.append(i)
-        self.running += len(taken)
+            self.running += 1
+            return [i]
+        taken = [by_rank[heappop(ready)] for _ in range(count)]
+        for i in taken:
+            state[i] = RUNNING
+        self.running += count
         return taken
 
     def done(self, i: int) -> None:

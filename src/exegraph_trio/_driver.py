@@ -327,14 +327,12 @@ class _Run:
     def _start_ready(self) -> None:
         """Start every step the core says may start now, each in a new task.
 
-        Nothing starts once the run is being cancelled, also when the cancellation of an
-        enclosing scope has reached this task before the dispatcher could notice it.
+        Nothing starts once the run is being cancelled: by fail-fast or an interrupt, or
+        from outside (noticed by the dispatcher's abort callback at once, or by the first
+        step that ends cancelled, whichever comes first).
         """
         core = self.core
-        if not core.ready or core.stopped:
-            return
-        if trio.current_effective_deadline() == -math.inf:
-            self._cancelled_now()
+        if not core.ready or self.cancelled_at != math.inf:
             return
         taken = core.take()
         if taken:
@@ -410,8 +408,10 @@ class _Run:
         `KeyboardInterrupt` never tears it; the action, hooks and instruments run
         unprotected, as Trio users expect.
         """
-        if self.core.stopped:
-            self._withdraw(i)  # the run stopped between this task's spawn and its start
+        try:
+            await trio.lowlevel.checkpoint_if_cancelled()
+        except trio.Cancelled:
+            self._withdraw(i)  # cancelled between this task's spawn and its start
             return
         step = self.steps[i]
         if self.observed:
@@ -476,6 +476,7 @@ class _Run:
                 error.__context__ = exc  # the traceback shows where it was stuck
             else:
                 state, error = _core.CANCELLED, StepCancelledError(step.name)
+                self._cancelled_now()  # from outside, if fail-fast did not say so first
         elif isinstance(exc, TypeError) and (returned := _not_awaitable(exc)):
             state = _core.FAILED
             error = TypeError(
