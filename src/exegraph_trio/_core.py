@@ -90,6 +90,7 @@ class Core:
         "limit",
         "ranking",
         "ready",
+        "releasing",
         "running",
         "state",
         "stopped",
@@ -125,6 +126,8 @@ class Core:
         """Step of each heap key."""
         self.running = 0
         """Steps handed out by `take()` and not settled yet."""
+        self.releasing = 0
+        """Running steps that have dependents (whose completion may make steps ready)."""
         self.unsettled = n
         """Steps not done, failed, cancelled or skipped yet."""
         self.stopped = False
@@ -157,15 +160,22 @@ class Core:
         else:
             count = len(ready)
         by_rank, state = self.by_rank, self.state
+        dependents = self.dependents
         if count == 1:  # a chain, or one slot freed: the common case, kept short
             i = by_rank[heappop(ready)]
             state[i] = RUNNING
             self.running += 1
+            if dependents[i]:
+                self.releasing += 1
             return [i]
         taken = [by_rank[heappop(ready)] for _ in range(count)]
+        releasing = 0
         for i in taken:
             state[i] = RUNNING
+            if dependents[i]:
+                releasing += 1
         self.running += count
+        self.releasing += releasing
         return taken
 
     def done(self, i: int) -> None:
@@ -173,8 +183,12 @@ class Core:
         self.state[i] = DONE
         self.running -= 1
         self.unsettled -= 1
+        dependents = self.dependents[i]
+        if not dependents:
+            return
+        self.releasing -= 1
         waiting, state, ready, key = self.waiting, self.state, self.ready, self.key
-        for j in self.dependents[i]:
+        for j in dependents:
             waiting[j] -= 1
             if not waiting[j] and state[j] == PENDING:
                 state[j] = READY
@@ -187,9 +201,7 @@ class Core:
         those downstream of it) and the caller cancels the steps in flight. Otherwise only
         the transitive dependents of `i` are skipped.
         """
-        self.state[i] = FAILED
-        self.running -= 1
-        self.unsettled -= 1
+        self._ended(i, FAILED)
         downstream = self._downstream(i)
         if not self.fail_fast:
             return self._skip([(j, i) for j in downstream])
@@ -199,15 +211,11 @@ class Core:
 
     def cancelled(self, i: int) -> None:
         """Step `i` ended because the run was cancelled (fail-fast, or from outside)."""
-        self.state[i] = CANCELLED
-        self.running -= 1
-        self.unsettled -= 1
+        self._ended(i, CANCELLED)
 
     def withdraw(self, i: int) -> None:
         """Step `i` was handed out but the run stopped before it began: it is skipped."""
-        self.state[i] = SKIPPED
-        self.running -= 1
-        self.unsettled -= 1
+        self._ended(i, SKIPPED)
 
     def stop(self) -> list[Skip]:
         """Start nothing more (cancelled from outside, interrupted); skip what has not started.
@@ -219,11 +227,30 @@ class Core:
 
     # -- queries ---------------------------------------------------------------------------
 
+    def decide_now(self) -> bool:
+        """Whether `take()` may be called after this one event, not after all of this instant.
+
+        Completions at one instant must be decided together (rule 3 over everything they
+        release), unless no other completion could change the choice: when no step is
+        running, when every step left fits in the free slots, or when no running step
+        has a dependent (the ready steps are all there will be, so taking the best now
+        and the next best after each later completion takes the same steps).
+        """
+        return not self.running or self.limit >= self.unsettled or not self.releasing
+
     def settled(self, i: int) -> bool:
         """Whether step `i` has its final state."""
         return self.state[i] in _SETTLED
 
     # -- internals -------------------------------------------------------------------------
+
+    def _ended(self, i: int, state: int) -> None:
+        """Step `i`, handed out by `take()`, ends in `state` without releasing anything."""
+        self.state[i] = state
+        self.running -= 1
+        self.unsettled -= 1
+        if self.dependents[i]:
+            self.releasing -= 1
 
     def _rank_ready(self) -> None:
         rank, self.by_rank = self.ranking()

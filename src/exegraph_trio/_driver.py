@@ -408,11 +408,17 @@ class _Run:
         `KeyboardInterrupt` never tears it; the action, hooks and instruments run
         unprotected, as Trio users expect.
         """
-        try:
-            await trio.lowlevel.checkpoint_if_cancelled()
-        except trio.Cancelled:
-            self._withdraw(i)  # cancelled between this task's spawn and its start
+        # Cancelled between this task's spawn and its start? The dispatcher's abort
+        # callback notes it at once if the dispatcher was waiting; else ask Trio.
+        if self.cancelled_at != math.inf:
+            self._withdraw(i)
             return
+        if not self.parked:
+            try:
+                await trio.lowlevel.checkpoint_if_cancelled()
+            except trio.Cancelled:
+                self._withdraw(i)
+                return
         step = self.steps[i]
         if self.observed:
             self._begin(step)
@@ -502,12 +508,11 @@ class _Run:
         """Start what may start now, or leave it to the dispatcher.
 
         Other running steps may complete at this same instant: the dispatcher decides for
-        all of them together on its next turn. When no step is running, nothing else can
-        complete now, and when every step left fits in the free slots, no choice is to be
-        made: then this task decides at once.
+        all of them together on its next turn, unless the core says no later completion
+        could change the choice (`Core.decide_now`): then this task decides at once.
         """
         core = self.core
-        if not core.running or core.limit >= core.unsettled:
+        if core.decide_now():
             self._start_ready()
             if not core.unsettled:
                 self._wake()
