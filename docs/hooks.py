@@ -313,8 +313,8 @@ def _span_line(span: ReadableSpan, names: dict[int, str], origin: int, *, last: 
     line += f" {start:5.0f} → {end:4.0f} ms"
     if span.status.status_code is StatusCode.ERROR:
         line += f"  ERROR {span.status.description}"
-    links = [names.get(link.context.span_id, "?") for link in span.links]
-    if links:
+    links = dict.fromkeys(names.get(link.context.span_id, "?") for link in span.links)
+    if links:  # a skipped step links to a failed dependency twice (two link types)
         line += f"  links: {', '.join(links)}"
     return line.rstrip()
 
