@@ -18,8 +18,6 @@ This module is the only public location of every name; the implementation lives 
 private modules.
 """
 
-from ._driver import run as run
-from ._driver import run_with_result as run_with_result
 from ._errors import CycleError as CycleError
 from ._errors import DuplicateStepError as DuplicateStepError
 from ._errors import GraphError as GraphError
@@ -38,6 +36,8 @@ from ._options import RunOptions as RunOptions
 from ._result import RunResult as RunResult
 from ._result import StepStatus as StepStatus
 from ._result import StepTiming as StepTiming
+from ._run import run as run
+from ._run import run_with_result as run_with_result
 from ._step import Action as Action
 from ._step import Step as Step
 from ._version import __version__ as __version__

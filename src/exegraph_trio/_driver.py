@@ -1,4 +1,4 @@
-"""The Trio driver: `run` and `run_with_result`, each step its own Trio task.
+"""The Trio driver of one run: each step its own Trio task.
 
 The driver does the I/O of a run and nothing else; every decision is the scheduling
 core's (`_core.py`). One run is:
@@ -13,8 +13,12 @@ core's (`_core.py`). One run is:
 Completions are decided together: a step task reports its outcome and wakes the
 dispatcher, which asks the core what to start only on its next turn, after every task
 that Trio runs in the same batch (every completion of that clock instant) has reported.
-When no other step is running, nothing else can complete at this instant, so the step
-task asks the core itself and saves the dispatcher a turn (a chain never waits for it).
+When the core says no other completion could change the choice (`Core.decide_now`: no
+other step running, as in a chain, or none that could release a step), the step task asks
+the core itself and saves the dispatcher a turn.
+
+The observers (hooks and instruments) live in `_observers.py`, the reading of exceptions
+in `_outcomes.py`, and the entry points `run` and `run_with_result` in `_run.py`.
 
 Fail-fast cancels the nursery's scope. A step's cancellation counts as its own timeout
 only if its deadline came no later than the first cancellation of the run (fail-fast, or
@@ -26,26 +30,24 @@ KI protection; the actions, hooks and instruments run without it, as Trio users 
 from __future__ import annotations
 
 import contextvars
-import logging
 import math
-import re
-from collections.abc import Callable, Iterator
-from typing import Final
+from collections.abc import Callable
+from typing import Final, final
 
 import trio
-from trio.lowlevel import disable_ki_protection, enable_ki_protection
+from trio.lowlevel import enable_ki_protection
 
 from . import _core
 from ._errors import RunError, StepCancelledError, StepSkippedError, StepTimeoutError
 from ._graph import Graph
-from ._instrument import Instrument, RunInfo
+from ._instrument import RunInfo
+from ._observers import Observers
 from ._options import ErrorPolicy, RunOptions
+from ._outcomes import interrupt_in, is_cancellation, not_awaitable, note
 from ._result import RunResult, StepStatus, StepTiming
 from ._step import Step
 
-__all__ = ["run", "run_with_result"]
-
-logger: Final = logging.getLogger("exegraph_trio")
+__all__ = ["Run"]
 
 _STATUS: Final = {
     _core.DONE: StepStatus.DONE,
@@ -55,151 +57,8 @@ _STATUS: Final = {
 }
 
 
-async def run(graph: Graph, options: RunOptions | None = None) -> None:
-    """Run every step of `graph`, each as soon as its dependencies succeeded and a slot is free.
-
-    ```python
-    trio.run(exegraph.run, graph)
-    ```
-
-    Returns when every step succeeded. Under `ErrorPolicy.FAIL_FAST` (the default) the first
-    failure cancels the steps in flight and starts no more; under
-    `ErrorPolicy.CONTINUE_ON_ERROR` every step not downstream of a failure still runs.
-    Each step runs as its own Trio task, named after the step, in the run's nursery.
-
-    Args:
-        graph: the steps to run.
-        options: concurrency, error policy, deadline, hooks and instruments; the defaults
-            when `None`.
-
-    Raises:
-        RunError: one or more steps failed. It holds each failed step's own exception (with
-            a note naming the step) and a `StepSkippedError` for each step that never ran;
-            steps cancelled by fail-fast are not in it. Also raised, as a nursery would,
-            when the run was cancelled from outside and a step raised a real error while
-            being cancelled.
-        BaseException: a `KeyboardInterrupt` or `SystemExit` from a step, a hook, an
-            instrument or Ctrl-C, itself (not in a group), after the other steps were
-            cancelled.
-        trio.Cancelled: an enclosing cancel scope cancelled the run.
-    """
-    options = _check_arguments(graph, options)
-    error = await _Run(graph, options).execute(want_result=False)
-    if isinstance(error, RunError):
-        raise error
-
-
-async def run_with_result(graph: Graph, options: RunOptions | None = None) -> RunResult:
-    """Run `graph` like [`run`][exegraph_trio.run], and report how every step went.
-
-    It never raises [`RunError`][exegraph_trio.RunError] for step failures: that error is
-    in `RunResult.error` instead. An interrupt and cancellation from outside propagate as
-    they do from `run`.
-
-    Args:
-        graph: the steps to run.
-        options: as for `run`.
-
-    Returns:
-        A [`RunResult`][exegraph_trio.RunResult] with a timing for every step.
-    """
-    options = _check_arguments(graph, options)
-    result = await _Run(graph, options).execute(want_result=True)
-    assert isinstance(result, RunResult)
-    return result
-
-
-def _check_arguments(graph: object, options: object) -> RunOptions:
-    """Refuse what `run` cannot take, saying what to pass instead; the options to use."""
-    if not isinstance(graph, Graph):
-        raise TypeError(_not_a_graph(graph))
-    if options is None:
-        options = RunOptions()
-    elif not isinstance(options, RunOptions):
-        raise TypeError(
-            f"options must be exegraph.RunOptions or None, not {type(options).__name__}"
-        )
-    _check_trio()
-    return options
-
-
-def _not_a_graph(value: object) -> str:
-    if isinstance(value, (list, tuple, set, frozenset)) or (
-        hasattr(value, "__iter__") and not isinstance(value, (str, bytes, dict))
-    ):
-        return (
-            f"run takes a Graph, not a {type(value).__name__}; "
-            "wrap the steps in one: exegraph.run(exegraph.Graph(steps))"
-        )
-    return f"run takes an exegraph.Graph, not {type(value).__name__}"
-
-
-def _check_trio() -> None:
-    """Refuse, with advice, to run outside Trio (under asyncio, say)."""
-    try:
-        trio.lowlevel.current_task()
-    except RuntimeError:
-        raise RuntimeError(
-            "exegraph runs on Trio, not on this event loop: call it from Trio, "
-            "as trio.run(exegraph.run, graph) or `await exegraph.run(graph)` inside "
-            "trio.run(...)"
-        ) from None
-
-
-def _is_cancellation(exc: BaseException) -> bool:
-    """`Cancelled`, or a group of nothing but `Cancelled`."""
-    if isinstance(exc, trio.Cancelled):
-        return True
-    if isinstance(exc, BaseExceptionGroup):
-        return exc.split(trio.Cancelled)[1] is None
-    return False
-
-
-def _leaves(exc: BaseException) -> Iterator[BaseException]:
-    todo = [exc]
-    while todo:
-        current = todo.pop()
-        if isinstance(current, BaseExceptionGroup):
-            todo.extend(reversed(current.exceptions))
-        else:
-            yield current
-
-
-def _interrupt_in(exc: BaseException) -> BaseException | None:
-    """The `KeyboardInterrupt`-like exception `exc` is or holds (first one), if any."""
-    if isinstance(exc, Exception):
-        return None
-    for leaf in _leaves(exc):
-        if not isinstance(leaf, (Exception, trio.Cancelled)):
-            return leaf
-    return None
-
-
-def _not_awaitable(exc: TypeError) -> str:
-    """What the action returned, if `exc` is the step task's own `await` refusing it.
-
-    `exc` reads `object int can't be used in 'await' expression`; the result is then
-    `"int"`, else `""` (a `TypeError` raised inside the action).
-    """
-    tb = exc.__traceback__
-    if tb is None or tb.tb_next is not None:
-        return ""  # raised inside the action, not by our await
-    found = re.fullmatch(r"object (\S+) can't be used in 'await' expression", str(exc))
-    return found[1] if found else ""
-
-
-def _note(exc: BaseException, note: str) -> None:
-    """Add `note` to `exc` once; an exception that cannot take notes keeps none."""
-    notes = getattr(exc, "__notes__", None)
-    if isinstance(notes, list) and note in notes:
-        return  # raised again (a cached error): one note per step, not one per run
-    try:
-        exc.add_note(note)
-    except Exception:  # noqa: BLE001 - frozen, or __notes__ is not a list: leave it be
-        return
-
-
-class _Run:
+@final
+class Run:
     """The state of one run of one graph: the core, plus what Trio needs."""
 
     def __init__(self, graph: Graph, options: RunOptions) -> None:
@@ -214,12 +73,8 @@ class _Run:
             fail_fast=options.error_policy is ErrorPolicy.FAIL_FAST,
         )
         self.step_timeout = options.step_timeout
-        self.on_start = options.on_step_start
-        self.on_done = options.on_step_done
-        self.instruments: tuple[Instrument, ...] = tuple(options.instruments)
-        self.observed = (
-            bool(self.instruments) or self.on_start is not None or (self.on_done is not None)
-        )
+        self.observers = Observers(self.info, options, self.context, self._interrupted)
+        self.observed = bool(self.observers)
         self.clock = trio.lowlevel.current_clock()
 
         self.now = self.clock.current_time
@@ -249,7 +104,7 @@ class _Run:
         outside = False
         result: RunResult | None = None
         try:
-            self._notify_run(Instrument.run_started)
+            self.observers.run_started()
             try:
                 async with trio.open_nursery() as nursery:
                     self.nursery = nursery
@@ -263,9 +118,9 @@ class _Run:
         finally:
             if self.core.running:
                 self._sweep()
-            if want_result or self.instruments:
+            if want_result or self.observers.instruments:
                 result = self._result()
-                self._notify_run(Instrument.run_done, result)
+                self.observers.run_done(result)
         if self.interrupt is not None:
             raise self.interrupt
         if outside:
@@ -278,11 +133,11 @@ class _Run:
 
     def _absorb(self, exc: BaseException) -> bool:
         """Take what the nursery raised; whether it was a cancellation from outside."""
-        interrupt = _interrupt_in(exc)
+        interrupt = interrupt_in(exc)
         if interrupt is not None:
             self._interrupted(interrupt)
             return False
-        if _is_cancellation(exc):
+        if is_cancellation(exc):
             return True
         raise exc  # a bug of ours: nothing else may come out of the nursery
 
@@ -421,7 +276,7 @@ class _Run:
                 return
         step = self.steps[i]
         if self.observed:
-            self._begin(step)
+            self.observers.step_started(step)
         timeout = step.timeout
         if timeout is None:
             timeout = self.step_timeout
@@ -455,7 +310,7 @@ class _Run:
         self.starts[i] = start
         self.ends[i] = self.now()
         if self.observed:
-            self._end_observers(self.steps[i], self._timing(i, StepStatus.DONE))
+            self.observers.step_done(self.steps[i], self._timing(i, StepStatus.DONE))
         self.order.append(i)
         self.core.done(i)
         self._decide()
@@ -476,14 +331,14 @@ class _Run:
         self.starts[i] = start
         self.ends[i] = self.now()
         error: BaseException
-        if _is_cancellation(exc):
+        if is_cancellation(exc):
             if expired is not None:
                 state, error = _core.FAILED, StepTimeoutError(step.name, expired)
                 error.__context__ = exc  # the traceback shows where it was stuck
             else:
                 state, error = _core.CANCELLED, StepCancelledError(step.name)
                 self._cancelled_now()  # from outside, if fail-fast did not say so first
-        elif isinstance(exc, TypeError) and (returned := _not_awaitable(exc)):
+        elif isinstance(exc, TypeError) and (returned := not_awaitable(exc)):
             state = _core.FAILED
             error = TypeError(
                 f"the action of step {step.name!r} returned {returned}, not an awaitable; "
@@ -496,7 +351,7 @@ class _Run:
                 error = exc.split(trio.Cancelled)[1] or exc  # drop the cancellation part
         self.errors[i] = error
         if self.observed:
-            self._end_observers(step, self._timing(i, _STATUS[state]))
+            self.observers.step_done(step, self._timing(i, _STATUS[state]))
         self.order.append(i)
         if state == _core.CANCELLED:
             self.core.cancelled(i)
@@ -521,14 +376,14 @@ class _Run:
 
     def _failed(self, i: int, error: BaseException) -> None:
         self.failed += 1
-        _note(error, f"exegraph: raised by step {self.steps[i].name!r}")
+        note(error, f"exegraph: raised by step {self.steps[i].name!r}")
         if isinstance(error, Exception):
             self.members.append(error)
             self.failures.append(error)
             if self.cancelled_at != math.inf and not isinstance(error, StepTimeoutError):
                 self.errors_while_cancelled = True
         skips = self.core.failed(i)
-        interrupt = _interrupt_in(error)
+        interrupt = interrupt_in(error)
         if interrupt is not None:
             self._interrupted(interrupt)
         elif self.core.fail_fast:
@@ -553,84 +408,6 @@ class _Run:
             errors[j] = error
             order.append(j)
             members.append(error)
-        if self.instruments:
+        if self.observers.instruments:
             for j, _ in skips:
-                timing = self._timing(j, StepStatus.SKIPPED)
-                self._notify(self.context, Instrument.step_skipped, steps[j], timing)
-
-    # -- hooks and instruments -------------------------------------------------------------
-
-    def _begin(self, step: Step) -> None:
-        """`step_started` for each instrument, then `on_step_start` (in the step's task)."""
-        if self.instruments:
-            self._notify(None, Instrument.step_started, step)
-        if self.on_start is not None:
-            try:
-                _observe(self.on_start, step.name)
-            except Exception:  # noqa: BLE001 - logged with its traceback by _hook_failed
-                self._hook_failed("on_step_start", step.name)
-                self.on_start = None
-            except BaseException as exc:  # noqa: BLE001 - an interrupt: the run stops
-                self._interrupted(exc)
-
-    def _end_observers(self, step: Step, timing: StepTiming) -> None:
-        """`on_step_done`, then `step_done` for each instrument in reverse order."""
-        if self.on_done is not None:
-            try:
-                _observe(self.on_done, step.name, timing.error)
-            except Exception:  # noqa: BLE001 - logged with its traceback by _hook_failed
-                self._hook_failed("on_step_done", step.name)
-                self.on_done = None
-            except BaseException as exc:  # noqa: BLE001 - an interrupt: the run stops
-                self._interrupted(exc)
-        if self.instruments:
-            self._notify(None, Instrument.step_done, step, timing, reverse=True)
-
-    def _hook_failed(self, hook: str, name: str) -> None:
-        logger.exception(
-            "%s hook raised for step %r; it is disabled for the rest of run %d",
-            hook,
-            name,
-            self.info.run_id,
-        )
-
-    def _notify(
-        self,
-        context: contextvars.Context | None,
-        method: Callable[..., None],
-        *args: object,
-        reverse: bool = False,
-    ) -> None:
-        """Call `method` of every instrument (in `context`, else in the current one)."""
-        instruments = self.instruments[::-1] if reverse else self.instruments
-        for instrument in instruments:
-            if instrument not in self.instruments:
-                continue  # disabled by an earlier call
-            bound = getattr(instrument, method.__name__)
-            try:
-                if context is None:
-                    _observe(bound, self.info, *args)
-                else:
-                    context.run(_observe, bound, self.info, *args)
-            except Exception:
-                logger.exception(
-                    "instrument %r raised in %s; it is disabled for the rest of run %d",
-                    instrument,
-                    method.__name__,
-                    self.info.run_id,
-                )
-                self._disable(instrument)
-            except BaseException as exc:  # noqa: BLE001 - an interrupt: the run stops
-                self._interrupted(exc)  # not the instrument's fault: it stays attached
-
-    def _disable(self, instrument: Instrument) -> None:
-        self.instruments = tuple(x for x in self.instruments if x is not instrument)
-
-    def _notify_run(self, method: Callable[..., None], *args: object) -> None:
-        self._notify(self.context, method, *args)
-
-
-@disable_ki_protection
-def _observe(callback: Callable[..., object], *args: object) -> None:
-    """Call a hook or an instrument method, without KI protection (it is user code)."""
-    callback(*args)
+                self.observers.step_skipped(steps[j], self._timing(j, StepStatus.SKIPPED))

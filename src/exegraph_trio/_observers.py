@@ -1,0 +1,140 @@
+"""The observers of one run: its `RunOptions` hooks and its instruments.
+
+Hooks and instruments observe, they never change an outcome (the spec): one that raises
+an `Exception` is logged with its traceback (logger `exegraph_trio`) and not called again
+during that run. One that raises a `KeyboardInterrupt` or `SystemExit` is not at fault (the
+user pressed Ctrl-C while it ran): it stays attached, and the run is interrupted through
+the `interrupted` callback. Every call runs without Trio's KI protection, like user code
+anywhere, whatever protected bookkeeping it is called from.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+from collections.abc import Callable
+from typing import Final, final
+
+from trio.lowlevel import disable_ki_protection
+
+from ._instrument import Instrument, RunInfo
+from ._options import RunOptions
+from ._result import RunResult, StepTiming
+from ._step import Step
+
+__all__ = ["Observers"]
+
+logger: Final = logging.getLogger("exegraph_trio")
+
+
+@final
+class Observers:
+    """The hooks and instruments of one run, each disabled on its own when it raises.
+
+    Args:
+        info: the run's handle, given to every instrument call.
+        options: where the hooks and instruments come from.
+        context: the run's own context, where run-level calls run.
+        interrupted: called with a `KeyboardInterrupt`-like exception an observer raised.
+    """
+
+    __slots__ = ("context", "info", "instruments", "interrupted", "on_done", "on_start")
+
+    def __init__(
+        self,
+        info: RunInfo,
+        options: RunOptions,
+        context: contextvars.Context,
+        interrupted: Callable[[BaseException], None],
+    ) -> None:
+        self.info = info
+        self.context = context
+        self.interrupted = interrupted
+        self.on_start = options.on_step_start
+        self.on_done = options.on_step_done
+        self.instruments: tuple[Instrument, ...] = tuple(options.instruments)
+
+    def __bool__(self) -> bool:
+        """Whether any step-level observer is attached."""
+        return bool(self.instruments) or self.on_start is not None or self.on_done is not None
+
+    def run_started(self) -> None:
+        """`run_started` of every instrument, in the run's context."""
+        self._notify(self.context, Instrument.run_started)
+
+    def run_done(self, result: RunResult) -> None:
+        """`run_done` of every instrument, in the run's context."""
+        self._notify(self.context, Instrument.run_done, result)
+
+    def step_started(self, step: Step) -> None:
+        """`step_started` of each instrument, then `on_step_start` (in the step's task)."""
+        if self.instruments:
+            self._notify(None, Instrument.step_started, step)
+        if self.on_start is not None:
+            try:
+                _observe(self.on_start, step.name)
+            except Exception:  # noqa: BLE001 - logged with its traceback by _hook_failed
+                self._hook_failed("on_step_start", step.name)
+                self.on_start = None
+            except BaseException as exc:  # noqa: BLE001 - an interrupt: the run stops
+                self.interrupted(exc)
+
+    def step_done(self, step: Step, timing: StepTiming) -> None:
+        """`on_step_done`, then `step_done` of each instrument in reverse order."""
+        if self.on_done is not None:
+            try:
+                _observe(self.on_done, step.name, timing.error)
+            except Exception:  # noqa: BLE001 - logged with its traceback by _hook_failed
+                self._hook_failed("on_step_done", step.name)
+                self.on_done = None
+            except BaseException as exc:  # noqa: BLE001 - an interrupt: the run stops
+                self.interrupted(exc)
+        if self.instruments:
+            self._notify(None, Instrument.step_done, step, timing, reverse=True)
+
+    def step_skipped(self, step: Step, timing: StepTiming) -> None:
+        """`step_skipped` of every instrument, in the run's context."""
+        self._notify(self.context, Instrument.step_skipped, step, timing)
+
+    def _hook_failed(self, hook: str, name: str) -> None:
+        logger.exception(
+            "%s hook raised for step %r; it is disabled for the rest of run %d",
+            hook,
+            name,
+            self.info.run_id,
+        )
+
+    def _notify(
+        self,
+        context: contextvars.Context | None,
+        method: Callable[..., None],
+        *args: object,
+        reverse: bool = False,
+    ) -> None:
+        """Call `method` of every instrument (in `context`, else in the current one)."""
+        instruments = self.instruments[::-1] if reverse else self.instruments
+        for instrument in instruments:
+            if instrument not in self.instruments:
+                continue  # disabled by an earlier call
+            bound = getattr(instrument, method.__name__)
+            try:
+                if context is None:
+                    _observe(bound, self.info, *args)
+                else:
+                    context.run(_observe, bound, self.info, *args)
+            except Exception:
+                logger.exception(
+                    "instrument %r raised in %s; it is disabled for the rest of run %d",
+                    instrument,
+                    method.__name__,
+                    self.info.run_id,
+                )
+                self.instruments = tuple(x for x in self.instruments if x is not instrument)
+            except BaseException as exc:  # noqa: BLE001 - an interrupt: the run stops
+                self.interrupted(exc)  # not the instrument's fault: it stays attached
+
+
+@disable_ki_protection
+def _observe(callback: Callable[..., object], *args: object) -> None:
+    """Call a hook or an instrument method, without KI protection (it is user code)."""
+    callback(*args)

@@ -1,0 +1,67 @@
+"""Reading how an action ended: cancellations, interrupts, notes.
+
+Small functions over exceptions, shared by the driver's classification of a step's
+outcome and of what its nursery raised.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import trio
+
+__all__ = ["interrupt_in", "is_cancellation", "leaves", "not_awaitable", "note"]
+
+
+def is_cancellation(exc: BaseException) -> bool:
+    """`Cancelled`, or a group of nothing but `Cancelled`."""
+    if isinstance(exc, trio.Cancelled):
+        return True
+    if isinstance(exc, BaseExceptionGroup):
+        return exc.split(trio.Cancelled)[1] is None
+    return False
+
+
+def leaves(exc: BaseException) -> Iterator[BaseException]:
+    todo = [exc]
+    while todo:
+        current = todo.pop()
+        if isinstance(current, BaseExceptionGroup):
+            todo.extend(reversed(current.exceptions))
+        else:
+            yield current
+
+
+def interrupt_in(exc: BaseException) -> BaseException | None:
+    """The `KeyboardInterrupt`-like exception `exc` is or holds (first one), if any."""
+    if isinstance(exc, Exception):
+        return None
+    for leaf in leaves(exc):
+        if not isinstance(leaf, (Exception, trio.Cancelled)):
+            return leaf
+    return None
+
+
+def not_awaitable(exc: TypeError) -> str:
+    """What the action returned, if `exc` is the step task's own `await` refusing it.
+
+    `exc` reads `object int can't be used in 'await' expression`; the result is then
+    `"int"`, else `""` (a `TypeError` raised inside the action).
+    """
+    tb = exc.__traceback__
+    if tb is None or tb.tb_next is not None:
+        return ""  # raised inside the action, not by our await
+    found = re.fullmatch(r"object (\S+) can't be used in 'await' expression", str(exc))
+    return found[1] if found else ""
+
+
+def note(exc: BaseException, note: str) -> None:
+    """Add `note` to `exc` once; an exception that cannot take notes keeps none."""
+    notes = getattr(exc, "__notes__", None)
+    if isinstance(notes, list) and note in notes:
+        return  # raised again (a cached error): one note per step, not one per run
+    try:
+        exc.add_note(note)
+    except Exception:  # noqa: BLE001 - frozen, or __notes__ is not a list: leave it be
+        return
