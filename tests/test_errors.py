@@ -85,3 +85,8 @@ def test_the_exception_tree() -> None:
     assert issubclass(RunError, ExceptionGroup)
     for error in (StepSkippedError, StepCancelledError):
         assert issubclass(error, Exception)
+
+
+@pytest.mark.parametrize("value", ["x", 1, object()])
+def test_is_step_skipped_of_something_that_is_not_an_exception_is_false(value: object) -> None:
+    assert not exegraph.is_step_skipped(value)  # type: ignore[arg-type]

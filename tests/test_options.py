@@ -70,3 +70,12 @@ def test_options_are_frozen_and_evolve() -> None:
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         options.max_concurrency = 3  # type: ignore[misc]
     assert attrs.evolve(options, step_timeout=5).step_timeout == 5
+
+
+@pytest.mark.parametrize("hook", ["on_step_start", "on_step_done"])
+def test_an_async_hook_is_refused_because_nothing_would_await_it(hook: str) -> None:
+    async def never_awaited(*args: object) -> None:
+        pass
+
+    with pytest.raises(TypeError, match=rf"{hook} must be a plain \(sync\) function"):
+        RunOptions(**{hook: never_awaited})  # type: ignore[arg-type]

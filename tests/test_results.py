@@ -116,3 +116,22 @@ def test_timings_are_frozen_values() -> None:
     timing = StepTiming("a", StepStatus.DONE, 1.0, 3.5)
     assert timing.duration == 2.5
     assert timing == StepTiming("a", StepStatus.DONE, 1.0, 3.5)
+
+
+class _Unprintable(Exception):
+    def __str__(self) -> str:
+        raise ValueError("str() fails")
+
+
+def test_the_table_survives_an_exception_whose_str_fails() -> None:
+    result = exegraph.RunResult(
+        (StepTiming("a", StepStatus.FAILED, 0.0, 1.0, _Unprintable()),), 1.0
+    )
+    assert "_Unprintable: <exception str() failed>" in result.table()
+
+
+def test_the_table_keeps_a_multi_line_message_on_one_row() -> None:
+    error = ValueError("first line\nsecond line")
+    result = exegraph.RunResult((StepTiming("a", StepStatus.FAILED, 0.0, 1.0, error),), 1.0)
+    row = result.table().splitlines()[1]
+    assert row.endswith("ValueError: first line ⏎ second line")

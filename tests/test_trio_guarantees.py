@@ -550,3 +550,64 @@ def test_priority_does_not_depend_on_the_order_trio_wakes_tasks() -> None:
             )
         )
     assert starts == {(("Q1", 1.0), ("Q2", 1.0), ("R", 2.0), ("Z", 2.0))}
+
+
+# -- found by trying it as a new user ----------------------------------------------------
+
+
+async def test_an_interrupt_in_on_step_start_keeps_that_steps_action_from_running(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    ran: list[str] = []
+
+    def interrupt(name: str) -> None:
+        raise KeyboardInterrupt
+
+    async def action() -> None:
+        ran.append("action")
+
+    results = Results()
+    with pytest.raises(KeyboardInterrupt):
+        await exegraph.run(
+            Graph([Step("a", action)]), RunOptions(on_step_start=interrupt, instruments=[results])
+        )
+    assert ran == []
+    (result,) = results.results
+    assert result["a"].status is StepStatus.CANCELLED
+
+
+async def test_an_interrupt_in_a_group_keeps_the_groups_other_errors_as_its_context() -> None:
+    interrupt = KeyboardInterrupt()
+    real = ValueError("real failure")
+
+    async def nursery_like() -> None:
+        raise BaseExceptionGroup("from my nursery", [interrupt, real])
+
+    with pytest.raises(KeyboardInterrupt) as caught:
+        await exegraph.run(Graph([Step("a", nursery_like)]))
+    assert caught.value is interrupt
+    context = caught.value.__context__
+    assert isinstance(context, BaseExceptionGroup)
+    assert context.exceptions == (real,)
+    assert "exegraph: raised by step 'a'" in caught.value.__notes__
+
+
+@pytest.mark.filterwarnings("ignore::ResourceWarning")  # the generator is abandoned on purpose
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+async def test_a_step_leaving_a_nursery_open_in_a_generator_fails_the_run_with_a_run_error(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    kept: list[AsyncIterator[None]] = []
+
+    async def bad() -> None:
+        async def agen() -> AsyncIterator[None]:
+            async with trio.open_nursery():
+                yield
+
+        generator = agen()
+        kept.append(generator)
+        await generator.__anext__()
+
+    graph = Graph([Step("bad", bad), Step("ok", sleeper)])
+    with pytest.RaisesGroup(pytest.RaisesExc(RuntimeError, match="Nursery stack corrupted")):
+        await exegraph.run(graph, RunOptions(error_policy=CONTINUE))

@@ -43,7 +43,7 @@ from ._graph import Graph
 from ._instrument import RunInfo
 from ._observers import Observers
 from ._options import ErrorPolicy, RunOptions
-from ._outcomes import interrupt_in, is_cancellation, not_awaitable, note
+from ._outcomes import interrupt_in, is_cancellation, leaves, not_awaitable, note
 from ._result import RunResult, StepStatus, StepTiming
 from ._step import Step
 
@@ -139,7 +139,15 @@ class Run:
             return False
         if is_cancellation(exc):
             return True
-        raise exc  # a bug of ours: nothing else may come out of the nursery
+        # Trio's own error about a step that corrupted its task (it left a nursery open
+        # in an abandoned async generator): that step's failure is the run's.
+        errors = exc.split(trio.Cancelled)[1] if isinstance(exc, BaseExceptionGroup) else exc
+        assert errors is not None
+        for error in leaves(errors):
+            if isinstance(error, Exception):
+                self.members.append(error)
+                self.failures.append(error)
+        return False
 
     async def _dispatch_loop(self) -> None:
         """Start what the core says, then sleep until a completion needs a decision."""
@@ -277,6 +285,9 @@ class Run:
         step = self.steps[i]
         if self.observed:
             self.observers.step_started(step)
+            if self.interrupt is not None:  # Ctrl-C in a hook: the action never begins
+                self._ended(i, step, self.now(), None, None)
+                return
         timeout = step.timeout
         if timeout is None:
             timeout = self.step_timeout
@@ -321,17 +332,20 @@ class Run:
         i: int,
         step: Step,
         start: float,
-        exc: BaseException,
+        exc: BaseException | None,
         expired: float | None,
     ) -> None:
         """Classify how step `i`'s action raised, tell the observers, then the core.
 
-        `expired` is the step's timeout when its own deadline cancelled it.
+        `expired` is the step's timeout when its own deadline cancelled it; `exc` is
+        `None` when the run was interrupted before the action could begin.
         """
         self.starts[i] = start
         self.ends[i] = self.now()
         error: BaseException
-        if is_cancellation(exc):
+        if exc is None:
+            state, error = _core.CANCELLED, StepCancelledError(step.name)
+        elif is_cancellation(exc):
             if expired is not None:
                 state, error = _core.FAILED, StepTimeoutError(step.name, expired)
                 error.__context__ = exc  # the traceback shows where it was stuck
@@ -385,6 +399,11 @@ class Run:
         skips = self.core.failed(i)
         interrupt = interrupt_in(error)
         if interrupt is not None:
+            if isinstance(error, BaseExceptionGroup):  # keep the rest as its context
+                note(interrupt, f"exegraph: raised by step {self.steps[i].name!r}")
+                rest = error.split(lambda exc: exc is interrupt)[1]
+                if interrupt.__context__ is None:
+                    interrupt.__context__ = rest
             self._interrupted(interrupt)
         elif self.core.fail_fast:
             self._cancel()

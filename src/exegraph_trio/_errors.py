@@ -329,10 +329,11 @@ def is_step_skipped(exc: BaseException | None) -> bool:
     chain are followed once.
 
     Args:
-        exc: the error to look into; `None` gives `False`.
+        exc: the error to look into; `None` (or anything that is not an exception)
+            gives `False`.
     """
     seen: set[int] = set()
-    todo: list[BaseException] = [exc] if exc is not None else []
+    todo: list[BaseException] = [exc] if isinstance(exc, BaseException) else []
     while todo:
         current = todo.pop()
         if id(current) in seen:

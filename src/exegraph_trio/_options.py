@@ -11,6 +11,7 @@ from typing import Any, final
 import attrs
 
 from ._instrument import Instrument
+from ._step import is_async_callable
 
 __all__ = ["ErrorPolicy", "RunOptions"]
 
@@ -67,6 +68,12 @@ def _check_policy(options: RunOptions, attribute: attrs.Attribute[ErrorPolicy], 
 def _check_hook(options: RunOptions, attribute: attrs.Attribute[Any], value: Any) -> None:
     if value is not None and not callable(value):
         raise TypeError(f"{attribute.name} must be a callable or None, not {value!r}")
+    if is_async_callable(value):
+        raise TypeError(
+            f"{attribute.name} must be a plain (sync) function: hooks run on the scheduler's "
+            f"path and are never awaited, so {value!r} would never run; use an "
+            "Instrument, or do async work in the step's action"
+        )
 
 
 def _convert_instruments(value: Any) -> tuple[Instrument, ...]:
@@ -110,7 +117,8 @@ class RunOptions:
         step_timeout: seconds each step may run; `None` or `0` means no deadline.
             `Step.timeout` overrides it per step.
         on_step_start: called with the step's name just before its action, in the step's
-            own task and context.
+            own task and context. Hooks are plain (sync) functions: an `async def` hook
+            is refused with a `TypeError`, since nothing would await it.
         on_step_done: called with the step's name and `None` on success, its exception on
             failure, a [`StepTimeoutError`][exegraph_trio.StepTimeoutError] on timeout or a
             [`StepCancelledError`][exegraph_trio.StepCancelledError] when cancelled mid-flight;

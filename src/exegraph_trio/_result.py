@@ -138,7 +138,7 @@ class RunResult:
         lines = [f"{'step':<{width}}  {'status':<9}  {'start':>8}  {'duration':>8}  error"]
         for timing in self.steps:
             start = "-" if timing.start is None else f"{timing.start - origin:8.3f}"
-            error = "" if timing.error is None else f"{type(timing.error).__name__}: {timing.error}"
+            error = "" if timing.error is None else _describe(timing.error)
             lines.append(
                 f"{timing.name:<{width}}  {timing.status!s:<9}  {start:>8}  "
                 f"{timing.duration:8.3f}  {error}".rstrip()
@@ -157,3 +157,12 @@ class RunResult:
             return f"{steps} in {self.total_duration:.3f} s: all done"
         tally = ", ".join(f"{count} {str(status).lower()}" for status, count in counts)
         return f"{steps} in {self.total_duration:.3f} s: {tally or 'none ran'}"
+
+
+def _describe(error: BaseException) -> str:
+    """`Type: message` on one line, also for a message of several lines or a broken `__str__`."""
+    try:
+        message = str(error)
+    except Exception:  # noqa: BLE001 - as the traceback module does
+        message = "<exception str() failed>"
+    return " ⏎ ".join(f"{type(error).__name__}: {message}".splitlines())
