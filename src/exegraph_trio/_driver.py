@@ -85,7 +85,6 @@ class Run:
         self.ends: list[float | None] = [None] * n
         self.errors: dict[int, BaseException] = {}
         self.members: list[Exception] = []
-        self.failures: list[Exception] = []  # every real error of a step, for a nursery-like end
         self.failed = 0  # steps that failed (an interrupt too, though it is no member)
         self.errors_while_cancelled = False
         self.interrupt: BaseException | None = None
@@ -125,7 +124,7 @@ class Run:
             raise self.interrupt
         if outside:
             if self.errors_while_cancelled:
-                raise RunError(self._message(), self.failures)
+                raise RunError(self._message(), self._failures())
             await trio.lowlevel.checkpoint()  # raises the enclosing scope's Cancelled
         if want_result:
             return result
@@ -146,7 +145,6 @@ class Run:
         for error in leaves(errors):
             if isinstance(error, Exception):
                 self.members.append(error)
-                self.failures.append(error)
         return False
 
     async def _dispatch_loop(self) -> None:
@@ -239,10 +237,14 @@ class Run:
                 self.errors[i] = StepCancelledError(self.steps[i].name)
                 self.order.append(i)
 
+    def _failures(self) -> list[Exception]:
+        """Every real error of the run (the members that are not skips)."""
+        return [m for m in self.members if not isinstance(m, StepSkippedError)]
+
     def _message(self) -> str:
         n = len(self.steps)
         failed = self.failed
-        skipped = len(self.members) - len(self.failures)
+        skipped = len(self.members) - len(self._failures())
         message = f"{failed} of {n} step{'s' if n != 1 else ''} failed"
         if skipped:
             message += f", {skipped} skipped"
@@ -393,7 +395,6 @@ class Run:
         note(error, f"exegraph: raised by step {self.steps[i].name!r}")
         if isinstance(error, Exception):
             self.members.append(error)
-            self.failures.append(error)
             if self.cancelled_at != math.inf and not isinstance(error, StepTimeoutError):
                 self.errors_while_cancelled = True
         skips = self.core.failed(i)
