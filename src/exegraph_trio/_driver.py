@@ -85,7 +85,6 @@ class Run:
         self.ends: list[float | None] = [None] * n
         self.errors: dict[int, BaseException] = {}
         self.members: list[Exception] = []
-        self.failed = 0  # steps that failed (an interrupt too, though it is no member)
         self.errors_while_cancelled = False
         self.interrupt: BaseException | None = None
         self.cancelled_at = math.inf  # when fail-fast or an enclosing scope first cancelled
@@ -126,8 +125,8 @@ class Run:
             if self.errors_while_cancelled:
                 raise RunError(self._message(), self._failures())
             await trio.lowlevel.checkpoint()  # raises the enclosing scope's Cancelled
-        if want_result:
-            return result
+        if result is not None:
+            return result if want_result else result.error
         return RunError(self._message(), self.members) if self.members else None
 
     def _absorb(self, exc: BaseException) -> bool:
@@ -213,8 +212,7 @@ class Run:
         """A `KeyboardInterrupt`-like exception reached the run: cancel the rest."""
         if self.interrupt is None:
             self.interrupt = exc
-        self._cancelled_now()
-        self._skipped(self.core.stop())
+        self._stop()
         self._cancel()
 
     def _cancel(self) -> None:
@@ -243,7 +241,7 @@ class Run:
 
     def _message(self) -> str:
         n = len(self.steps)
-        failed = self.failed
+        failed = self.core.state.count(_core.FAILED)  # an interrupt too, though no member
         skipped = len(self.members) - len(self._failures())
         message = f"{failed} of {n} step{'s' if n != 1 else ''} failed"
         if skipped:
@@ -391,8 +389,8 @@ class Run:
             self._wake()
 
     def _failed(self, i: int, error: BaseException) -> None:
-        self.failed += 1
-        note(error, f"exegraph: raised by step {self.steps[i].name!r}")
+        raised_by = f"exegraph: raised by step {self.steps[i].name!r}"
+        note(error, raised_by)
         if isinstance(error, Exception):
             self.members.append(error)
             if self.cancelled_at != math.inf and not isinstance(error, StepTimeoutError):
@@ -401,7 +399,7 @@ class Run:
         interrupt = interrupt_in(error)
         if interrupt is not None:
             if isinstance(error, BaseExceptionGroup):  # keep the rest as its context
-                note(interrupt, f"exegraph: raised by step {self.steps[i].name!r}")
+                note(interrupt, raised_by)
                 rest = error.split(lambda exc: exc is interrupt)[1]
                 if interrupt.__context__ is None:
                     interrupt.__context__ = rest
