@@ -31,6 +31,8 @@ from ._graph import Graph as Graph
 from ._graph import GraphBuilder as GraphBuilder
 from ._instrument import Instrument as Instrument
 from ._instrument import RunInfo as RunInfo
+from ._lifecycle import Retry as Retry
+from ._lifecycle import TriggerRule as TriggerRule
 from ._options import ErrorPolicy as ErrorPolicy
 from ._options import RunOptions as RunOptions
 from ._result import RunResult as RunResult
@@ -52,6 +54,7 @@ __all__ = [
     "GraphError",
     "Instrument",
     "MissingDependencyError",
+    "Retry",
     "RunError",
     "RunInfo",
     "RunOptions",
@@ -62,6 +65,7 @@ __all__ = [
     "StepStatus",
     "StepTimeoutError",
     "StepTiming",
+    "TriggerRule",
     "is_step_skipped",
     "run",
     "run_with_result",

@@ -60,6 +60,11 @@ class Instrument:
       order given, wrapped around the `on_step_start`/`on_step_done` hooks, so `step_done`
       goes in reverse order). `step_done` is called exactly once for every step that
       started, whatever its outcome; its dependents start only after it returns.
+    - `step_retrying` when an attempt failed and the step will be tried again, and
+      `attempt_started` before each later attempt (both in the step's task): a step with
+      retries still gets one `step_started` and one `step_done`.
+    - `teardown_started` and `teardown_done` around the teardown of a resource step (in
+      its task and context, after its `step_done`).
     - `step_skipped` once for each step that will never run, when that is decided.
     - `run_done` last, in the run's context, with the
       [`RunResult`][exegraph_trio.RunResult], also when the run is cancelled from outside
@@ -87,6 +92,24 @@ class Instrument:
         `timing.status` is `DONE`, `FAILED` or `CANCELLED`; `timing.error` is the
         exception, if any.
         """
+
+    def step_retrying(
+        self, run: RunInfo, step: Step, attempt: int, error: BaseException, delay: float
+    ) -> None:
+        """Attempt number `attempt` (from 1) of `step` failed with `error`; another follows.
+
+        The step now waits `delay` seconds, holding no slot, then competes for one again
+        ([`Retry`][exegraph_trio.Retry]). Called in the step's task.
+        """
+
+    def attempt_started(self, run: RunInfo, step: Step, attempt: int) -> None:
+        """Attempt number `attempt` (2 or more) of `step` is about to start, in its task."""
+
+    def teardown_started(self, run: RunInfo, step: Step) -> None:
+        """The teardown of resource step `step` is about to run, in the step's task."""
+
+    def teardown_done(self, run: RunInfo, step: Step, error: BaseException | None) -> None:
+        """The teardown of resource step `step` ended: `error` is what it raised, or `None`."""
 
     def step_skipped(self, run: RunInfo, step: Step, timing: StepTiming) -> None:
         """`step` will never run.

@@ -11,6 +11,7 @@ from typing import Any, final
 import attrs
 
 from ._instrument import Instrument
+from ._lifecycle import Retry
 from ._step import is_async_callable
 
 __all__ = ["ErrorPolicy", "RunOptions"]
@@ -93,6 +94,19 @@ def _convert_instruments(value: Any) -> tuple[Instrument, ...]:
     return items
 
 
+def _check_retry(options: RunOptions, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and not isinstance(value, Retry):
+        raise TypeError(
+            "retry must be an exegraph.Retry or None, like retry=Retry(attempts=3), not "
+            f"{type(value).__name__}: {value!r}"
+        )
+
+
+def _check_bool(options: RunOptions, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not isinstance(value, bool):
+        raise TypeError(f"{attribute.name} must be True or False, not {value!r}")
+
+
 @final
 @attrs.frozen
 class RunOptions:
@@ -125,6 +139,13 @@ class RunOptions:
             exactly once for every step that started, in the same task and context as
             `on_step_start`. The step's dependents start only after it returns.
         instruments: richer observers; see [`Instrument`][exegraph_trio.Instrument].
+        retry: how to retry the steps that have no `Step.retry` of their own
+            ([`Retry`][exegraph_trio.Retry]); `None` (the default): no retries.
+        keep_values: keep every step's value for the
+            [`RunResult`][exegraph_trio.RunResult] (`StepTiming.value`; the default).
+            With `False`, a value is released as soon as every step that takes it as an
+            input has settled, so large intermediates do not live for the whole run
+            (values nobody takes as an input are kept).
 
     Hooks and instruments observe, they never change an outcome: one that raises is logged
     (logger `exegraph_trio`) with its traceback and not called again during that run.
@@ -138,6 +159,8 @@ class RunOptions:
         default=None, validator=_check_hook
     )
     instruments: Sequence[Instrument] = attrs.field(default=(), converter=_convert_instruments)
+    retry: Retry | None = attrs.field(default=None, validator=_check_retry)
+    keep_values: bool = attrs.field(default=True, validator=_check_bool)
 
     @property
     def concurrency_limit(self) -> int:

@@ -48,9 +48,21 @@ class StepTiming:
         start: when the step started, or `None` if it never did (skipped).
         end: when its action finished, or `None` if it never started.
         error: its exception when failed (a
-            [`StepTimeoutError`][exegraph_trio.StepTimeoutError] on timeout), a
+            [`StepTimeoutError`][exegraph_trio.StepTimeoutError] on timeout; after
+            retries, the last attempt's, with a note "attempt N of M"), a
             [`StepCancelledError`][exegraph_trio.StepCancelledError] when cancelled, a
-            [`StepSkippedError`][exegraph_trio.StepSkippedError] when skipped, else `None`.
+            [`StepSkippedError`][exegraph_trio.StepSkippedError] when skipped because of a
+            failure or a stop, else `None` (also for a `ONE_FAILED` step skipped because
+            nothing failed).
+        value: what the action returned (a resource step: what it yielded), or `None`
+            when it did not finish, or when `RunOptions(keep_values=False)` released it.
+        attempts: how many attempts started (`0` for a skipped step, `1` without retries).
+            `start` is the first attempt's start and `end` the last one's end.
+        earlier_errors: the exceptions of the attempts before the last, oldest first
+            (empty without retries).
+        teardown_error: what the teardown of a resource step raised (with a note naming
+            the teardown; a [`StepTimeoutError`][exegraph_trio.StepTimeoutError] when its
+            deadline cut it short), else `None`. The step itself stays `DONE`.
     """
 
     name: str
@@ -58,6 +70,10 @@ class StepTiming:
     start: float | None = None
     end: float | None = None
     error: BaseException | None = attrs.field(default=None, eq=False)
+    value: object = attrs.field(default=None, eq=False, repr=False)
+    attempts: int = 0
+    earlier_errors: tuple[BaseException, ...] = attrs.field(default=(), eq=False, repr=False)
+    teardown_error: BaseException | None = attrs.field(default=None, eq=False, repr=False)
 
     @property
     def duration(self) -> float:
