@@ -423,9 +423,9 @@ def _failing_fast() -> Driven:
 
 def test_fail_fast_a_failure_stops_the_run() -> None:
     run = _failing_fast()
-    assert not run.core.stopped
+    assert not run.core.failing
     run.failed("a")
-    assert run.core.stopped
+    assert run.core.failing
 
 
 def test_fail_fast_a_failure_skips_every_step_not_started() -> None:
@@ -748,7 +748,7 @@ def simulate(case: Case, shuffle: random.Random | None = None) -> list[Event]:
             for j, cause in core.stop():
                 log.append(Event("skipped", (j,), now, cause))
             assert_consistent(core)
-        if core.stopped:
+        if core.stopped or core.failing:
             for i in sorted(ends):
                 if began[i] == now:
                     log.append(Event("withdrawn", (i,), now))

@@ -4,15 +4,21 @@ Like h11's connection object, the core is plain data and methods: no Trio, no cl
 tasks. Whoever drives it — the Trio driver (`_driver.py`) today, a planner on a simulated
 clock later — feeds it *events* and carries out the *decisions* it returns:
 
-| event (method)        | what the core decides                                         |
-|-----------------------|---------------------------------------------------------------|
-| `start()`             | nothing yet: the steps with no dependency become ready        |
-| `take()`              | which ready steps to start now (best first, within the bound) |
-| `done(i)`             | releases `i`'s dependents (they become ready)                 |
-| `failed(i)`           | what the failure skips; under fail-fast, stop the run         |
-| `cancelled(i)`        | nothing more (the run is already stopping)                    |
-| `withdraw(i)`         | a started step that never began is skipped after all          |
-| `stop()`              | start nothing more; every step not started is skipped         |
+| event (method)        | what the core decides                                          |
+|-----------------------|----------------------------------------------------------------|
+| `start()`             | the steps with no dependency become ready (or are skipped)     |
+| `take()`              | which ready steps start now (best first, within the bound)     |
+| `done(i)`             | releases `i`'s dependents (they become ready)                  |
+| `retry(i, error)`     | whether a failed attempt is tried again, and after how long    |
+| `again(i)`            | a retry's wait is over: `i` is ready for its next attempt      |
+| `failed(i)`           | what the failure skips; under fail-fast, stop the run          |
+| `cancelled(i)`        | what the cancellation skips (the run is already stopping)      |
+| `withdraw(i)`         | a started step that never began is skipped after all           |
+| `torn_down(i)`        | resource `i` is released: maybe its own dependencies can be    |
+| `stop()`              | start nothing more; every step not started is skipped          |
+
+Resources to tear down are decided as a side effect of the events that release them and
+collected by `teardowns()`.
 
 The driver calls `take()` once after a batch of events — for all the completions of one
 clock instant together — so that the steps they release and the steps already waiting
@@ -21,10 +27,29 @@ compete for the freed slots by rule 3, whatever order the events came in.
 Steps are integer positions in the graph. Each step is in one state:
 
 ```text
-PENDING ──(dependencies done)──> READY ──take()──> RUNNING ──> DONE / FAILED / CANCELLED
-   │                               │                  │
-   └──────────(skipped)────────────┴──> SKIPPED <─────┘ (withdrawn before it began)
+PENDING ─(rule holds)─> READY ─take()─> RUNNING ──> DONE / FAILED / CANCELLED
+   │                      │              │   ▲
+   │                      │   retry(i) ──┘   └── take() ── AGAIN <─ again(i) ── WAITING
+   └───(rule fails)───────┴──> SKIPPED <─── (withdrawn before it began)
 ```
+
+**Trigger rules** (`TriggerRule`). An `ALL_SUCCESS` step waits for each dependency to be
+done and is skipped, with the failure that caused it, as soon as one is not. Any other
+step waits for each dependency to *settle* and counts those that did not succeed; once
+all have settled an `ALL_DONE` step is ready, and a `ONE_FAILED` step is ready if one did
+not succeed, else skipped *quietly* (cause `QUIET`: not a failure). Under fail-fast the
+first failure skips every `ALL_SUCCESS` step not started, and steps with other rules still
+run once their dependencies settle; `stop()` (an outside cancellation, an interrupt)
+skips everything not started.
+
+**Retries.** `retry(i, error)` decides whether attempt `k` of `i` is tried again (the
+step's `Retry` allows it, the run is not stopping) and returns the wait; the step gives up
+its slot (`WAITING`) until `again(i)`, then competes for one by priority (`AGAIN`).
+
+**Resources.** A resource step is *held* by its dependents: once each of them has settled
+(and each dependent resource has been torn down), the resource is due for teardown. The
+core counts, for each step, the dependents that still hold it — only when the graph has
+resources, so that a graph without them pays nothing.
 
 Ready steps wait in a heap. Its keys are step positions (graph order) until more steps are
 ready than there are free slots; from then on they are ranks — higher priority first, then
@@ -34,36 +59,61 @@ matter.
 
 from __future__ import annotations
 
+import random as _random
 from collections.abc import Callable, Sequence
 from heapq import heapify, heappop, heappush
-from typing import Final, TypeAlias, final
+from typing import TYPE_CHECKING, Final, TypeAlias, final
+
+if TYPE_CHECKING:
+    from ._lifecycle import Retry
 
 __all__ = [
+    "AGAIN",
+    "ALL_DONE",
+    "ALL_SUCCESS",
     "CANCELLED",
     "DONE",
     "FAILED",
+    "ONE_FAILED",
     "PENDING",
+    "QUIET",
     "READY",
     "RUNNING",
     "SKIPPED",
+    "WAITING",
     "Core",
     "Skip",
 ]
 
 PENDING: Final = 0
-"""Waiting for a dependency."""
+"""Waiting for its dependencies."""
 READY: Final = 1
-"""Every dependency is done; waiting for a slot."""
+"""Its trigger rule holds; waiting for a slot."""
 RUNNING: Final = 2
-"""Handed to the driver by `take()`."""
-DONE: Final = 3
-FAILED: Final = 4
-SKIPPED: Final = 5
-CANCELLED: Final = 6
+"""Handed to the driver by `take()`: an attempt is running."""
+WAITING: Final = 3
+"""An attempt failed and will be retried: waiting out the delay, holding no slot."""
+AGAIN: Final = 4
+"""The retry's wait is over: waiting for a slot for the next attempt."""
+DONE: Final = 5
+FAILED: Final = 6
+SKIPPED: Final = 7
+CANCELLED: Final = 8
+
+ALL_SUCCESS: Final = 0
+"""Trigger rule codes (`rules` of `Core`): every dependency done."""
+ALL_DONE: Final = 1
+"""Every dependency settled."""
+ONE_FAILED: Final = 2
+"""Every dependency settled, at least one did not succeed."""
+
+QUIET: Final = -1
+"""The cause of a skip that is no failure: a `ONE_FAILED` rule found nothing failed
+(and the steps that needed that step)."""
 
 Skip: TypeAlias = tuple[int, int | None]
-"""A decision to skip step `i`: `(i, failed)`, where `failed` is the failed step upstream
-of `i` that caused it, or `None` when the run stopped before `i` could start."""
+"""A decision to skip step `i`: `(i, cause)`, where `cause` is the failed step upstream
+of `i` that caused it, `None` when the run stopped before `i` could start, or `QUIET`."""
 
 _SETTLED: Final = frozenset({DONE, FAILED, SKIPPED, CANCELLED})
 
@@ -78,23 +128,38 @@ class Core:
         ranking: computes the start order when it first matters: `(rank, by_rank)`,
             the rank of each step (0 starts first) and the step of each rank.
         limit: the most steps running at once (`>= 1`).
-        fail_fast: stop the whole run at the first failure (else skip its dependents).
+        fail_fast: stop the run at the first failure (else skip its dependents).
+        rules: the trigger rule code of each step (`ALL_SUCCESS`, `ALL_DONE`,
+            `ONE_FAILED`), or `None` when every step is `ALL_SUCCESS`.
+        retries: the `Retry` of each step (or `None`), or `None` when no step retries.
+        resources: whether some steps may be resources (their teardowns are tracked).
+        random: a source of numbers in `[0, 1)` for the retries' jitter.
     """
 
     __slots__ = (
+        "_teardowns",
+        "attempts",
+        "bad",
         "by_rank",
         "dependents",
         "deps",
         "fail_fast",
+        "failing",
+        "holders",
         "key",
         "limit",
+        "random",
         "ranking",
         "ready",
         "releasing",
+        "retries",
+        "retrying",
+        "rules",
         "running",
         "state",
         "stopped",
         "unsettled",
+        "up",
         "waiting",
     )
 
@@ -106,6 +171,10 @@ class Core:
         *,
         limit: int,
         fail_fast: bool,
+        rules: Sequence[int] | None = None,
+        retries: Sequence[Retry | None] | None = None,
+        resources: bool = False,
+        random: Callable[[], float] = _random.random,
     ) -> None:
         if limit < 1:
             raise ValueError(f"limit must be >= 1, got {limit!r}")
@@ -115,107 +184,209 @@ class Core:
         self.ranking = ranking
         self.limit = limit
         self.fail_fast = fail_fast
+        self.rules = rules
+        self.retries = retries
+        self.random = random
         self.waiting = [len(d) for d in deps]
-        """Per step: dependencies not done yet."""
+        """Per step: dependencies not done (or, with a trigger rule, not settled) yet."""
+        self.bad: list[int] = [0] * n if rules is not None else []
+        """Per step with a trigger rule: dependencies settled without succeeding."""
+        self.attempts: list[int] = [0] * n if retries is not None else []
+        """Per step (when some step retries): attempts handed out so far."""
+        self.holders: list[int] = [len(d) for d in dependents] if resources else []
+        """Per step (when there are resources): dependents still holding it."""
+        self.up: bytearray = bytearray(n if resources else 0)
+        """Per step (when there are resources): 1 while it is a resource set up and not
+        torn down yet."""
+        self._teardowns: list[int] = []
         self.state = bytearray(n)
         self.ready: list[int] = []
-        """Heap of the keys of the ready steps."""
+        """Heap of the keys of the ready steps (`READY` or `AGAIN`)."""
         self.key: range | list[int] = range(n)
         """Heap key of each step: its position, or its rank once ranks matter."""
         self.by_rank: range | list[int] = range(n)
         """Step of each heap key."""
         self.running = 0
-        """Steps handed out by `take()` and not settled yet."""
+        """Steps handed out by `take()` and not settled, waiting or withdrawn yet."""
         self.releasing = 0
         """Running steps that have dependents (whose completion may make steps ready)."""
+        self.retrying = 0
+        """Steps waiting out a retry's delay (`WAITING`)."""
         self.unsettled = n
         """Steps not done, failed, cancelled or skipped yet."""
+        self.failing = False
+        """True once fail-fast stopped the `ALL_SUCCESS` steps (others may still start)."""
         self.stopped = False
-        """True once the run starts no more steps (fail-fast, `stop()`)."""
+        """True once the run starts no more steps (`stop()`)."""
 
     # -- events ----------------------------------------------------------------------------
 
-    def start(self) -> None:
-        """The run begins: the steps without dependencies become ready."""
+    def start(self) -> list[Skip]:
+        """The run begins: the steps without dependencies become ready.
+
+        Returns the steps skipped at once: a `ONE_FAILED` step without dependencies (none
+        of them failed), and what needed it.
+        """
         state, ready = self.state, self.ready
+        rules = self.rules
+        quiet: list[int] = []
         for i, count in enumerate(self.waiting):
             if not count and state[i] == PENDING:  # (not skipped by an early stop())
-                state[i] = READY
-                ready.append(i)  # positions in order: already a heap
+                if rules is not None and rules[i] == ONE_FAILED:
+                    quiet.append(i)
+                else:
+                    state[i] = READY
+                    ready.append(i)  # positions in order: already a heap
+        if not quiet:
+            return []
+        skips = self._skip([(i, QUIET) for i in quiet])
+        return skips + self._release_all([(i, QUIET) for i in quiet])
 
     def take(self) -> list[int]:
         """Decide which ready steps start now: the best ones, as many as slots are free.
 
-        Each step returned is `RUNNING` from now on; the caller starts it.
+        Each step returned is `RUNNING` from now on; the caller starts it (or resumes it,
+        for a step that was `AGAIN`).
         """
         ready = self.ready
         free = self.limit - self.running
         if not ready or free <= 0 or self.stopped:
             return []
-        if len(ready) > free:
-            if isinstance(self.by_rank, range):
-                self._rank_ready()
-                ready = self.ready
-            count = free
-        else:
-            count = len(ready)
+        if len(ready) > free and isinstance(self.by_rank, range):
+            self._rank_ready()
+            ready = self.ready
         by_rank, state = self.by_rank, self.state
-        dependents = self.dependents
-        if count == 1:  # a chain, or one slot freed: the common case, kept short
+        if free == 1 or len(ready) == 1:  # a chain, or one slot freed: kept short
+            i = by_rank[ready[0]]
+            if state[i] == READY:
+                heappop(ready)
+                self._started(i)
+                return [i]
+        taken: list[int] = []
+        while ready and len(taken) < free:
             i = by_rank[heappop(ready)]
-            state[i] = RUNNING
-            self.running += 1
-            if dependents[i]:
-                self.releasing += 1
-            return [i]
-        taken = [by_rank[heappop(ready)] for _ in range(count)]
-        releasing = 0
-        for i in taken:
-            state[i] = RUNNING
-            if dependents[i]:
-                releasing += 1
-        self.running += count
-        self.releasing += releasing
+            if state[i] == READY or (state[i] == AGAIN and self._may_run_again(i)):
+                self._started(i)
+                taken.append(i)
+            # else: an AGAIN step the run is cancelling; its driver reports it
         return taken
 
-    def done(self, i: int) -> None:
-        """Step `i` succeeded: its dependents whose dependencies are all done become ready."""
-        self.state[i] = DONE
+    def done(self, i: int, *, resource: bool = False) -> list[Skip]:
+        """Step `i` succeeded: its dependents whose rule now holds become ready.
+
+        Args:
+            i: the step.
+            resource: `i` is a resource step now set up: it is due for teardown once its
+                dependents release it (at once when it has none).
+
+        Returns the steps skipped as a result (a `ONE_FAILED` dependent whose other
+        dependencies all succeeded, and what needed it).
+        """
+        state = self.state
+        state[i] = DONE
         self.running -= 1
         self.unsettled -= 1
+        if self.up:
+            if resource:
+                self.up[i] = 1
+                if not self.holders[i]:
+                    self._teardowns.append(i)
+            else:
+                self._unhold(i)
         dependents = self.dependents[i]
         if not dependents:
-            return
+            return []
         self.releasing -= 1
-        waiting, state, ready, key = self.waiting, self.state, self.ready, self.key
+        if self.rules is not None:
+            quiet = [skip for j in dependents if (skip := self._notify(j, None, ok=True))]
+            return quiet + self._release_all(quiet) if quiet else []
+        waiting, ready, key = self.waiting, self.ready, self.key
         for j in dependents:
             waiting[j] -= 1
             if not waiting[j] and state[j] == PENDING:
                 state[j] = READY
                 heappush(ready, key[j])
+        return []
+
+    def retry(self, i: int, error: BaseException) -> float | None:
+        """Attempt of step `i` failed with `error`: will it be tried again?
+
+        Returns the seconds to wait before the next attempt (`i` is `WAITING` from now
+        on, holding no slot; call `again(i)` when the wait is over), or `None`: no more
+        attempts (report `failed(i)`). The caller never asks for a cancellation or an
+        interrupt: those are never retried.
+        """
+        retries = self.retries
+        if retries is None:
+            return None
+        retry = retries[i]
+        attempt = self.attempts[i]
+        if (
+            retry is None
+            or attempt >= retry.attempts
+            or self.stopped
+            or (self.failing and self._rule(i) == ALL_SUCCESS)
+            or not retry.retries(error)
+        ):
+            return None
+        self.state[i] = WAITING
+        self.running -= 1
+        if self.dependents[i]:
+            self.releasing -= 1
+        self.retrying += 1
+        return retry.wait(attempt, self.random() if retry.jitter else 0.0)
+
+    def again(self, i: int) -> None:
+        """Step `i`'s wait before its next attempt is over: it competes for a slot."""
+        if self.state[i] != WAITING:  # cancelled while it waited
+            return
+        self.retrying -= 1
+        self.state[i] = AGAIN
+        heappush(self.ready, self.key[i])
 
     def failed(self, i: int) -> list[Skip]:
-        """Step `i` failed; return the steps this skips.
+        """Step `i` failed for good; return the steps this skips.
 
-        Under fail-fast the run stops: every step not started is skipped (naming `i` for
-        those downstream of it) and the caller cancels the steps in flight. Otherwise only
-        the transitive dependents of `i` are skipped.
+        Under fail-fast the first failure stops the `ALL_SUCCESS` steps: every one not
+        started is skipped (naming `i` for those downstream of it) and the caller cancels
+        the steps in flight; steps with another trigger rule still run once their
+        dependencies have settled. Otherwise only what needed `i` is skipped.
         """
         self._ended(i, FAILED)
-        downstream = self._downstream(i)
-        if not self.fail_fast:
-            return self._skip([(j, i) for j in downstream])
-        below = set(downstream)
-        self.stopped = True
-        return self._skip([(j, i if j in below else None) for j in self._unstarted()])
+        if not self.fail_fast or self.failing or self.stopped:
+            return self._release_all([(i, i)])
+        self.failing = True
+        below = set(self._downstream(i))
+        if self.rules is None:
+            return self._skip([(j, i if j in below else None) for j in self._unstarted()])
+        rules = self.rules
+        skips = [
+            (j, i if j in below else None) for j in self._unstarted() if rules[j] == ALL_SUCCESS
+        ]
+        self._skip(skips)
+        return skips + self._release_all([(i, i), *skips])
 
-    def cancelled(self, i: int) -> None:
-        """Step `i` ended because the run was cancelled (fail-fast, or from outside)."""
+    def cancelled(self, i: int) -> list[Skip]:
+        """Step `i` ended because the run was cancelled (fail-fast, or from outside).
+
+        Returns what this skips: usually nothing, since the run stopping skipped it
+        already.
+        """
         self._ended(i, CANCELLED)
+        return self._release_all([(i, None)])
 
-    def withdraw(self, i: int) -> None:
-        """Step `i` was handed out but the run stopped before it began: it is skipped."""
+    def withdraw(self, i: int) -> list[Skip]:
+        """Step `i` was handed out but the run stopped before it began: it is skipped.
+
+        Returns the steps this skips: `i` first.
+        """
         self._ended(i, SKIPPED)
+        return [(i, None), *self._release_all([(i, None)])]
+
+    def torn_down(self, i: int) -> None:
+        """The teardown of resource `i` ended: it no longer holds its own dependencies."""
+        self.up[i] = 0
+        self._unhold(i)
 
     def stop(self) -> list[Skip]:
         """Start nothing more (cancelled from outside, interrupted); skip what has not started.
@@ -227,15 +398,26 @@ class Core:
 
     # -- queries ---------------------------------------------------------------------------
 
+    def teardowns(self) -> list[int]:
+        """The resources due for teardown since the last call, in the order they became due.
+
+        Each is due once: every dependent has released it.
+        """
+        due, self._teardowns = self._teardowns, []
+        return due
+
     def decide_now(self) -> bool:
         """Whether `take()` may be called after this one event, not after all of this instant.
 
         Completions at one instant must be decided together (rule 3 over everything they
         release), unless no other completion could change the choice: when no step is
-        running, when every step left fits in the free slots, or when no running step
-        has a dependent (the ready steps are all there will be, so taking the best now
-        and the next best after each later completion takes the same steps).
+        running or waiting to retry, when every step left fits in the free slots, or when
+        no running step has a dependent and none waits to retry (the ready steps are all
+        there will be, so taking the best now and the next best after each later
+        completion takes the same steps).
         """
+        if self.retrying:
+            return self.limit >= self.unsettled
         return not self.running or self.limit >= self.unsettled or not self.releasing
 
     def settled(self, i: int) -> bool:
@@ -244,13 +426,92 @@ class Core:
 
     # -- internals -------------------------------------------------------------------------
 
+    def _rule(self, i: int) -> int:
+        return ALL_SUCCESS if self.rules is None else self.rules[i]
+
+    def _may_run_again(self, i: int) -> bool:
+        """Whether a step ready for another attempt may have it (fail-fast stops them)."""
+        return not (self.failing and self._rule(i) == ALL_SUCCESS)
+
+    def _started(self, i: int) -> None:
+        self.state[i] = RUNNING
+        self.running += 1
+        if self.dependents[i]:
+            self.releasing += 1
+        if self.retries is not None:
+            self.attempts[i] += 1
+
     def _ended(self, i: int, state: int) -> None:
         """Step `i`, handed out by `take()`, ends in `state` without releasing anything."""
+        before = self.state[i]
         self.state[i] = state
-        self.running -= 1
         self.unsettled -= 1
-        if self.dependents[i]:
-            self.releasing -= 1
+        if before == WAITING:
+            self.retrying -= 1
+        elif before == RUNNING:
+            self.running -= 1
+            if self.dependents[i]:
+                self.releasing -= 1
+        # (an AGAIN step's heap entry is dropped when `take` meets it)
+        if self.up:
+            self._unhold(i)
+
+    def _release_all(self, settled: list[Skip]) -> list[Skip]:
+        """Steps that settled without succeeding, and what that does to their dependents.
+
+        Each item is `(i, cause)`: `i` failed, was cancelled or skipped, and `cause` is
+        what its `ALL_SUCCESS` dependents are skipped with. Walks breadth first through
+        the skips this makes; returns them (not the steps given).
+        """
+        skips: list[Skip] = []
+        todo = list(settled)
+        for i, cause in todo:  # `todo` grows while we walk it
+            for j in self.dependents[i]:
+                skip = self._notify(j, cause, ok=False)
+                if skip is not None:
+                    skips.append(skip)
+                    todo.append(skip)
+        return skips
+
+    def _notify(self, j: int, cause: int | None, *, ok: bool) -> Skip | None:
+        """A dependency of `j` settled (`ok`: it succeeded); the skip of `j` this makes."""
+        state = self.state
+        if state[j] != PENDING:
+            return None
+        rules = self.rules
+        rule = ALL_SUCCESS if rules is None else rules[j]
+        waiting = self.waiting
+        if rule == ALL_SUCCESS:
+            if not ok:
+                return self._skip_one(j, cause)
+            waiting[j] -= 1
+        else:
+            waiting[j] -= 1
+            if not ok:
+                self.bad[j] += 1
+            if waiting[j]:
+                return None
+            if rule == ONE_FAILED and not self.bad[j]:
+                return self._skip_one(j, QUIET)
+        if not waiting[j]:
+            state[j] = READY
+            heappush(self.ready, self.key[j])
+        return None
+
+    def _skip_one(self, j: int, cause: int | None) -> Skip:
+        self.state[j] = SKIPPED
+        self.unsettled -= 1
+        if self.up:
+            self._unhold(j)
+        return (j, cause)
+
+    def _unhold(self, j: int) -> None:
+        """Step `j` settled (or was torn down): it no longer holds its dependencies."""
+        holders, up, due = self.holders, self.up, self._teardowns
+        for d in self.deps[j]:
+            holders[d] -= 1
+            if not holders[d] and up[d]:
+                due.append(d)
 
     def _rank_ready(self) -> None:
         rank, self.by_rank = self.ranking()
@@ -285,8 +546,11 @@ class Core:
                 unready = True
             state[j] = SKIPPED
         self.unsettled -= len(skips)
+        if self.up:
+            for j, _ in skips:
+                self._unhold(j)
         if unready:  # drop the skipped steps from the heap
             by_rank = self.by_rank
-            self.ready = [k for k in self.ready if state[by_rank[k]] == READY]
+            self.ready = [k for k in self.ready if state[by_rank[k]] in (READY, AGAIN)]
             heapify(self.ready)
         return skips

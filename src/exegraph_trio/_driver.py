@@ -30,10 +30,12 @@ KI protection; the actions, hooks and instruments run without it, as Trio users 
 from __future__ import annotations
 
 import contextvars
+import logging
 import math
 from collections.abc import Callable
-from typing import Final, final
+from typing import Any, Final, final
 
+import outcome
 import trio
 from trio.lowlevel import enable_ki_protection
 
@@ -41,13 +43,16 @@ from . import _core
 from ._errors import RunError, StepCancelledError, StepSkippedError, StepTimeoutError
 from ._graph import Graph
 from ._instrument import RunInfo
+from ._lifecycle import Retry
 from ._observers import Observers
 from ._options import ErrorPolicy, RunOptions
 from ._outcomes import interrupt_in, is_cancellation, leaves, not_awaitable, note
 from ._result import RunResult, StepStatus, StepTiming
-from ._step import Step
+from ._step import COROUTINE, GENERATOR, Step
 
 __all__ = ["Run"]
+
+logger: Final = logging.getLogger("exegraph_trio")
 
 _STATUS: Final = {
     _core.DONE: StepStatus.DONE,
@@ -63,36 +68,64 @@ class Run:
 
     def __init__(self, graph: Graph, options: RunOptions) -> None:
         self.steps = graph.steps
+        n = len(graph)
         self.info = RunInfo._new(graph, options)
         self.context = contextvars.copy_context()
+        features = graph._features()
+        retries = features.retries
+        if options.retry is not None:  # every step retries: its own Retry, else the run's
+            retries = [options.retry if r is None else r for r in (retries or [None] * n)]
+        self.retries: list[Retry | None] | None = retries
+        self.special = features.special if options.retry is None else bytearray(b"\1" * n)
+        self.rules = features.rules
+        self.inputs = features.inputs
+        self.resources = features.resources
         self.core = _core.Core(
             graph._deps,
             graph._dependents,
             graph._ranking,
             limit=options.concurrency_limit,
             fail_fast=options.error_policy is ErrorPolicy.FAIL_FAST,
+            rules=features.rules,
+            retries=retries,
+            resources=features.resources,
         )
+        # Steps with a trigger rule may run after fail-fast cancelled the others: those run
+        # in the outer nursery, the others in a nursery inside it that fail-fast cancels.
+        self.split = features.rules is not None and self.core.fail_fast
         self.step_timeout = options.step_timeout
         self.observers = Observers(self.info, options, self.context, self._interrupted)
         self.observed = bool(self.observers)
         self.clock = trio.lowlevel.current_clock()
 
         self.now = self.clock.current_time
-        n = len(graph)
         # What each step did, kept compact; `StepTiming`s are made only when asked for.
         self.order: list[int] = []  # steps in the order their outcome was known
         self.starts: list[float | None] = [None] * n
         self.ends: list[float | None] = [None] * n
+        self.values: list[object] = [None] * n
+        self.left = (
+            list(features.consumers)
+            if features.consumers is not None and not options.keep_values
+            else None
+        )  # per step: inputs taking its value whose step has not settled yet
         self.errors: dict[int, BaseException] = {}
+        self.earlier: dict[int, list[BaseException]] = {}  # earlier attempts' errors
+        self.teardown_errors: dict[int, BaseException] = {}
         self.members: list[Exception] = []
         self.errors_while_cancelled = False
         self.interrupt: BaseException | None = None
         self.cancelled_at = math.inf  # when fail-fast or an enclosing scope first cancelled
+        self.outside_at = math.inf  # when an enclosing scope or an interrupt did
         self.failing_fast = False
 
-        self.nursery: trio.Nursery | None = None
+        self.outer: trio.Nursery | None = None
+        self.main: trio.Nursery | None = None
+        self.closing: trio.Event | None = None
         self.dispatcher: trio.lowlevel.Task | None = None
         self.parked = False
+        self.resume: dict[int, trio.Event] = {}  # retried steps waiting for their slot
+        self.due: dict[int, trio.Event] = {}  # resources waiting for their teardown
 
     # -- the run as a whole ----------------------------------------------------------------
 
@@ -105,16 +138,21 @@ class Run:
             self.observers.run_started()
             try:
                 async with trio.open_nursery() as nursery:
-                    self.nursery = nursery
+                    self.outer = self.main = nursery
                     self.dispatcher = trio.lowlevel.current_task()
+                    if self.split:
+                        self.closing = trio.Event()
+                        self.main = await nursery.start(self._hold_main)
                     await self._dispatch_loop()
+                    if self.closing is not None:
+                        self.closing.set()
             except (BaseExceptionGroup, trio.Cancelled) as exc:
                 outside = self._absorb(exc)
             outside = outside or trio.current_effective_deadline() == -math.inf
             if outside:
                 self._stop()  # nothing may start after an outside cancellation
         finally:
-            if self.core.running:
+            if self.core.running or self.core.retrying or self.resume:
                 self._sweep()
             if want_result or self.observers.instruments:
                 result = self._result()
@@ -128,6 +166,15 @@ class Run:
         if result is not None:
             return result if want_result else result.error
         return RunError(self._message(), self.members) if self.members else None
+
+    async def _hold_main(
+        self, task_status: trio.TaskStatus[trio.Nursery] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Hold open the nursery of the steps fail-fast cancels, until the run is over."""
+        async with trio.open_nursery() as main:
+            task_status.started(main)
+            assert self.closing is not None
+            await self.closing.wait()
 
     def _absorb(self, exc: BaseException) -> bool:
         """Take what the nursery raised; whether it was a cancellation from outside."""
@@ -151,14 +198,14 @@ class Run:
         core = self.core
         try:
             await trio.lowlevel.checkpoint_if_cancelled()  # cancelled already: start nothing
-            core.start()
+            self._skipped(core.start())
             self._start_ready()
             while core.unsettled:
                 self.parked = True
                 await trio.lowlevel.wait_task_rescheduled(self._abort)
                 self._start_ready()
         except trio.Cancelled:
-            if not self.failing_fast:
+            if self.split or not self.failing_fast:
                 # Cancelled from outside: start nothing more. The steps in flight were
                 # woken together with this task; let those that end at once report
                 # first, so that the order of the timings does not depend on Trio's.
@@ -171,12 +218,15 @@ class Run:
     def _abort(self, raise_cancel: object) -> trio.lowlevel.Abort:
         """The dispatcher is cancelled (or interrupted) while it waits: note when."""
         self.parked = False
-        self._cancelled_now()
+        self._cancelled_now(outside=self.split or not self.failing_fast)
         return trio.lowlevel.Abort.SUCCEEDED
 
-    def _cancelled_now(self) -> None:
+    def _cancelled_now(self, *, outside: bool) -> None:
+        now = self.now()
         if self.cancelled_at == math.inf:
-            self.cancelled_at = self.now()
+            self.cancelled_at = now
+        if outside and self.outside_at == math.inf:
+            self.outside_at = now
 
     def _wake(self) -> None:
         if self.parked:
@@ -187,40 +237,54 @@ class Run:
     def _start_ready(self) -> None:
         """Start every step the core says may start now, each in a new task.
 
-        Nothing starts once the run is being cancelled: by fail-fast or an interrupt, or
-        from outside (noticed by the dispatcher's abort callback at once, or by the first
-        step that ends cancelled, whichever comes first).
+        Nothing starts once the run is being cancelled from outside or interrupted
+        (noticed by the dispatcher's abort callback at once, or by the first step that
+        ends cancelled, whichever comes first); after fail-fast only steps with another
+        trigger rule start, in the outer nursery.
         """
         core = self.core
-        if not core.ready or self.cancelled_at != math.inf:
+        if not core.ready or self.outside_at != math.inf:
+            return
+        if self.cancelled_at != math.inf and not self.split:
             return
         taken = core.take()
         if taken:
-            nursery, steps, spawn = self.nursery, self.steps, self._step
+            steps, resume, special = self.steps, self.resume, self.special
+            late = self.failing_fast
+            nursery = self.outer if late else self.main
             assert nursery is not None
             start_soon: Callable[..., None] = nursery.start_soon
             enter = self.context.run
             for i in taken:
-                # Spawned inside the run's context: Trio gives the task a copy of it.
-                enter(start_soon, spawn, i, name=steps[i].name)
+                if resume and i in resume:  # a retry that waited for its slot
+                    resume.pop(i).set()
+                elif special is None or not special[i]:
+                    # Spawned inside the run's context: Trio gives the task a copy of it.
+                    enter(start_soon, self._step, i, name=steps[i].name)
+                else:
+                    enter(start_soon, self._step_full, i, late, name=steps[i].name)
 
     def _stop(self) -> None:
         """Start no more steps; skip every step that has not started."""
         self._skipped(self.core.stop())
+        if self.resources:
+            self._tear_down_due()
 
     def _interrupted(self, exc: BaseException) -> None:
         """A `KeyboardInterrupt`-like exception reached the run: cancel the rest."""
         if self.interrupt is None:
             self.interrupt = exc
         self._stop()
-        self._cancel()
+        self._cancel(outside=True)
 
-    def _cancel(self) -> None:
-        """Cancel the steps in flight (fail-fast, or after an interrupt)."""
-        self._cancelled_now()
-        if self.nursery is not None:
+    def _cancel(self, *, outside: bool = False) -> None:
+        """Cancel the steps in flight (fail-fast; everything after an interrupt)."""
+        self._cancelled_now(outside=outside)
+        if self.main is not None:
             self.failing_fast = True
-            self.nursery.cancel_scope.cancel()
+            self.main.cancel_scope.cancel()
+            if outside and self.outer is not None:
+                self.outer.cancel_scope.cancel()
 
     def _sweep(self) -> None:
         """Settle, as cancelled, the steps whose task ended without reporting.
@@ -230,7 +294,7 @@ class Run:
         """
         core = self.core
         for i, state in enumerate(core.state):
-            if state == _core.RUNNING:
+            if state in (_core.RUNNING, _core.WAITING, _core.AGAIN):
                 core.cancelled(i)
                 self.errors[i] = StepCancelledError(self.steps[i].name)
                 self.order.append(i)
@@ -246,11 +310,25 @@ class Run:
         message = f"{failed} of {n} step{'s' if n != 1 else ''} failed"
         if skipped:
             message += f", {skipped} skipped"
+        if self.teardown_errors:
+            count = len(self.teardown_errors)
+            message += f", {count} teardown{'s' if count != 1 else ''} failed"
         return message
 
     def _timing(self, i: int, status: StepStatus) -> StepTiming:
+        start = self.starts[i]
+        attempts = self.core.attempts[i] if self.core.attempts else int(start is not None)
+        earlier = self.earlier.get(i)
         return StepTiming(
-            self.steps[i].name, status, self.starts[i], self.ends[i], self.errors.get(i)
+            self.steps[i].name,
+            status,
+            start,
+            self.ends[i],
+            self.errors.get(i),
+            value=self.values[i],
+            attempts=attempts,
+            earlier_errors=() if earlier is None else tuple(earlier),
+            teardown_error=self.teardown_errors.get(i),
         )
 
     def _result(self) -> RunResult:
@@ -265,11 +343,12 @@ class Run:
     # -- one step --------------------------------------------------------------------------
 
     async def _step(self, i: int) -> None:
-        """The task of step `i`: hooks, the action, and its outcome reported to the core.
+        """The task of a plain step `i`: hooks, the action, its outcome reported to the core.
 
-        The bookkeeping (`_done`, `_ended`, `_withdraw`) is KI-protected, so that a
-        `KeyboardInterrupt` never tears it; the action, hooks and instruments run
-        unprotected, as Trio users expect.
+        A plain step has no inputs, no retries, no trigger rule and is no resource: the
+        common case, kept short (`_step_full` does the rest). The bookkeeping (`_done`,
+        `_ended`, `_withdraw`) is KI-protected, so that a `KeyboardInterrupt` never tears
+        it; the action, hooks and instruments run unprotected, as Trio users expect.
         """
         # Cancelled between this task's spawn and its start? The dispatcher's abort
         # callback notes it at once if the dispatcher was waiting; else ask Trio.
@@ -296,35 +375,230 @@ class Run:
             error: BaseException | None = None
             with trio.CancelScope(deadline=start + timeout) as scope:
                 try:
-                    await step.action()
+                    value = await step.action()  # type: ignore[misc]
                 except BaseException as exc:  # noqa: BLE001 - classified by _ended
                     error = exc
             # Its own deadline is the cause only if it came no later than any other
             # cancellation of the run (fail-fast, an enclosing scope).
             if error is None:
-                self._done(i, start)
+                self._done(i, start, value)
             elif scope.cancel_called and start + timeout <= self.cancelled_at:
                 self._ended(i, step, start, error, timeout)
             else:
                 self._ended(i, step, start, error, None)
             return
         try:
-            await step.action()
+            value = await step.action()  # type: ignore[misc]
         except BaseException as exc:  # noqa: BLE001 - classified by _ended
             self._ended(i, step, start, exc, None)
         else:
-            self._done(i, start)
+            self._done(i, start, value)
+
+    async def _step_full(self, i: int, late: bool) -> None:  # noqa: FBT001 - start_soon
+        """The task of step `i` with inputs, retries, a trigger rule or a resource.
+
+        `late`: spawned in the outer nursery after fail-fast (a trigger-rule step): only
+        an outside cancellation or an interrupt counts against it.
+        """
+        step = await self._begin(i, late=late)
+        if step is None:
+            return
+        timeout = step.timeout
+        if timeout is None:
+            timeout = self.step_timeout
+        if timeout == math.inf:
+            timeout = None
+        first = self.now()
+        attempt = 1
+        while True:
+            kwargs = self._kwargs(i) if self.inputs is not None and self.inputs[i] else {}
+            start = self.now()
+            error: BaseException | None = None
+            with trio.CancelScope() as scope:
+                if timeout:
+                    scope.deadline = start + timeout
+                try:
+                    returned = step.action(**kwargs)
+                    if step._kind == COROUTINE:
+                        value = await returned  # type: ignore[misc]
+                    else:
+                        value = await self._set_up(step, returned)
+                except BaseException as exc:  # noqa: BLE001 - classified below
+                    error = exc
+                else:
+                    if step._kind != COROUTINE:
+                        # Set up: the scope lives on, shielded and without a deadline,
+                        # until the teardown, which runs inside it (the resource's own
+                        # scopes were entered inside it, and must be left inside it).
+                        scope.deadline = math.inf
+                        scope.shield = True
+                        await self._hold(
+                            i, step, returned, (first, value), seconds=timeout, scope=scope
+                        )
+                        return
+            if error is None:
+                self._done(i, first, value)
+                return
+            limit = self.outside_at if late else self.cancelled_at
+            cut = timeout is not None and scope.cancel_called and start + timeout <= limit
+            state, error = self._classify(step, error, timeout if cut else None, late=late)
+            if not await self._after_attempt(i, step, (first, attempt), state, error):
+                return
+            attempt += 1
+            if self.observed:
+                self.observers.attempt_started(step, attempt)
+
+    async def _begin(self, i: int, *, late: bool) -> Step | None:
+        """Start the task of step `i` (`_step_full`): its step, or `None` if it must not run."""
+        if self.outside_at != math.inf or (self.cancelled_at != math.inf and not late):
+            if not late and self._run_late(i):
+                return None
+            self._withdraw(i)
+            return None
+        try:
+            await trio.lowlevel.checkpoint_if_cancelled()
+        except trio.Cancelled:
+            if not late and self._run_late(i):
+                return None
+            self._withdraw(i)
+            return None
+        step = self.steps[i]
+        if self.observed:
+            self.observers.step_started(step)
+            if self.interrupt is not None:  # Ctrl-C in a hook: the action never begins
+                self._ended(i, step, self.now(), None, None)
+                return None
+        return step
+
+    async def _after_attempt(
+        self, i: int, step: Step, progress: tuple[float, int], state: int, error: BaseException
+    ) -> bool:
+        """An attempt ended in `state` with `error`: retry it (`True`) or report it.
+
+        `progress` is `(first attempt's start, attempt number)`.
+        """
+        first, attempt = progress
+        if state == _core.FAILED and isinstance(error, Exception):
+            delay = self.core.retry(i, error)
+            if delay is not None:
+                return await self._wait_to_retry(i, step, (first, attempt), error, delay)
+        retry = self.retries[i] if self.retries is not None else None
+        if retry is not None and state == _core.FAILED:
+            note(error, f"exegraph: attempt {attempt} of {retry.attempts}")
+        self._report(i, step, first, state, error)
+        return False
+
+    def _run_late(self, i: int) -> bool:
+        """Respawn a trigger-rule step in the outer nursery; whether it was one.
+
+        It was spawned just as fail-fast cancelled its nursery: it runs after all.
+        """
+        if not (self.split and self.outside_at == math.inf and self.rules is not None):
+            return False
+        if self.rules[i] == _core.ALL_SUCCESS or self.outer is None:
+            return False
+        start_soon: Callable[..., None] = self.outer.start_soon
+        self.context.run(start_soon, self._step_full, i, True, name=self.steps[i].name)
+        return True
+
+    def _kwargs(self, i: int) -> dict[str, Any]:
+        """The keyword arguments of step `i`'s action: the values its inputs name.
+
+        With a trigger rule other than `ALL_SUCCESS`, each is an `outcome.Outcome`.
+        """
+        assert self.inputs is not None
+        values = self.values
+        if self.rules is None or self.rules[i] == _core.ALL_SUCCESS:
+            return {keyword: values[j] for keyword, j in self.inputs[i]}
+        state, errors, steps = self.core.state, self.errors, self.steps
+        kwargs: dict[str, Any] = {}
+        for keyword, j in self.inputs[i]:
+            if state[j] == _core.DONE:
+                kwargs[keyword] = outcome.Value(values[j])
+            else:
+                error = errors.get(j) or StepSkippedError(steps[j].name)
+                kwargs[keyword] = outcome.Error(error)
+        return kwargs
+
+    async def _wait_to_retry(
+        self, i: int, step: Step, progress: tuple[float, int], error: BaseException, delay: float
+    ) -> bool:
+        """Wait out a retry's delay holding no slot, then wait for a slot; whether to go on.
+
+        Cancelled meanwhile (fail-fast, from outside), the step ends `CANCELLED`.
+        """
+        first, attempt = progress
+        self._retrying(i, step, attempt, error, delay)
+        try:
+            await trio.sleep(delay)
+            event = trio.Event()
+            self._again(i, event)
+            await event.wait()
+        except BaseException as exc:  # noqa: BLE001 - classified by _ended
+            self.resume.pop(i, None)
+            self._ended(i, step, first, exc, None)
+            return False
+        return True
 
     @enable_ki_protection
-    def _done(self, i: int, start: float) -> None:
+    def _retrying(
+        self, i: int, step: Step, attempt: int, error: BaseException, delay: float
+    ) -> None:
+        self.earlier.setdefault(i, []).append(error)
+        if self.observers.instruments:
+            self.observers.step_retrying(step, attempt, error, delay)
+        self._decide()  # its slot is free
+
+    @enable_ki_protection
+    def _again(self, i: int, event: trio.Event) -> None:
+        self.resume[i] = event
+        self.core.again(i)
+        self._decide()
+
+    @enable_ki_protection
+    def _done(self, i: int, start: float, value: object, *, resource: bool = False) -> None:
         """Step `i`'s action returned: the common case, kept short."""
         self.starts[i] = start
         self.ends[i] = self.now()
+        self.values[i] = value
         if self.observed:
             self.observers.step_done(self.steps[i], self._timing(i, StepStatus.DONE))
         self.order.append(i)
-        self.core.done(i)
+        skips = self.core.done(i, resource=resource)
+        if skips:
+            self._skipped(skips)
+        if self.left is not None:
+            self._release_values(i)
         self._decide()
+
+    def _classify(
+        self, step: Step, exc: BaseException | None, expired: float | None, *, late: bool = False
+    ) -> tuple[int, BaseException]:
+        """How the action of `step` raised `exc`: its final state and its error.
+
+        `expired` is the step's timeout when its own deadline cancelled it; `exc` is
+        `None` when the run was interrupted before the action could begin.
+        """
+        if exc is None:
+            return _core.CANCELLED, StepCancelledError(step.name)
+        if is_cancellation(exc):
+            if expired is not None:
+                error = StepTimeoutError(step.name, expired)
+                error.__context__ = exc  # the traceback shows where it was stuck
+                return _core.FAILED, error
+            # From outside, if fail-fast did not say so first.
+            self._cancelled_now(outside=late or not self.failing_fast)
+            return _core.CANCELLED, StepCancelledError(step.name)
+        if isinstance(exc, TypeError) and (returned := not_awaitable(exc)):
+            refused = TypeError(
+                f"the action of step {step.name!r} returned {returned}, not an awaitable; "
+                "make it an async function"
+            )
+            refused.__cause__ = exc
+            return _core.FAILED, refused
+        if isinstance(exc, BaseExceptionGroup) and not isinstance(exc, Exception):
+            return _core.FAILED, exc.split(trio.Cancelled)[1] or exc  # drop the cancellations
+        return _core.FAILED, exc
 
     @enable_ki_protection
     def _ended(
@@ -335,42 +609,27 @@ class Run:
         exc: BaseException | None,
         expired: float | None,
     ) -> None:
-        """Classify how step `i`'s action raised, tell the observers, then the core.
+        """Classify how step `i`'s action raised, tell the observers, then the core."""
+        state, error = self._classify(step, exc, expired)
+        self._report(i, step, start, state, error)
 
-        `expired` is the step's timeout when its own deadline cancelled it; `exc` is
-        `None` when the run was interrupted before the action could begin.
-        """
+    @enable_ki_protection
+    def _report(self, i: int, step: Step, start: float, state: int, error: BaseException) -> None:
+        """Step `i` ended in `state` (`FAILED` or `CANCELLED`) with `error`."""
         self.starts[i] = start
         self.ends[i] = self.now()
-        error: BaseException
-        if exc is None:
-            state, error = _core.CANCELLED, StepCancelledError(step.name)
-        elif is_cancellation(exc):
-            if expired is not None:
-                state, error = _core.FAILED, StepTimeoutError(step.name, expired)
-                error.__context__ = exc  # the traceback shows where it was stuck
-            else:
-                state, error = _core.CANCELLED, StepCancelledError(step.name)
-                self._cancelled_now()  # from outside, if fail-fast did not say so first
-        elif isinstance(exc, TypeError) and (returned := not_awaitable(exc)):
-            state = _core.FAILED
-            error = TypeError(
-                f"the action of step {step.name!r} returned {returned}, not an awaitable; "
-                "make it an async function"
-            )
-            error.__cause__ = exc
-        else:
-            state, error = _core.FAILED, exc
-            if isinstance(exc, BaseExceptionGroup) and not isinstance(exc, Exception):
-                error = exc.split(trio.Cancelled)[1] or exc  # drop the cancellation part
         self.errors[i] = error
         if self.observed:
             self.observers.step_done(step, self._timing(i, _STATUS[state]))
         self.order.append(i)
         if state == _core.CANCELLED:
-            self.core.cancelled(i)
+            skips = self.core.cancelled(i)
+            if skips:
+                self._skipped(skips)
         else:
             self._failed(i, error)
+        if self.left is not None:
+            self._release_values(i)
         self._decide()
 
     def _decide(self) -> None:
@@ -381,6 +640,8 @@ class Run:
         could change the choice (`Core.decide_now`): then this task decides at once.
         """
         core = self.core
+        if self.resources:
+            self._tear_down_due()
         if core.decide_now():
             self._start_ready()
             if not core.unsettled:
@@ -404,28 +665,188 @@ class Run:
                 if interrupt.__context__ is None:
                     interrupt.__context__ = rest
             self._interrupted(interrupt)
-        elif self.core.fail_fast:
+        elif self.core.fail_fast and not self.failing_fast:
             self._cancel()
         self._skipped(skips)
 
     @enable_ki_protection
     def _withdraw(self, i: int) -> None:
-        self.core.withdraw(i)
-        self._skipped([(i, None)])
+        self._skipped(self.core.withdraw(i))
         self._decide()
 
     def _skipped(self, skips: list[_core.Skip]) -> None:
         """Record each step the core just skipped, then tell the instruments.
 
         The records come first, so that an interrupt from an instrument cannot leave a
-        step without one.
+        step without one. A quiet skip (a `ONE_FAILED` step with nothing failed) has no
+        error and is no member of the `RunError`.
         """
+        if not skips:
+            return
         steps, errors, order, members = self.steps, self.errors, self.order, self.members
-        for j, failed in skips:
-            error = StepSkippedError(steps[j].name, None if failed is None else steps[failed].name)
-            errors[j] = error
+        for j, cause in skips:
             order.append(j)
+            if cause == _core.QUIET:
+                continue
+            error = StepSkippedError(steps[j].name, None if cause is None else steps[cause].name)
+            errors[j] = error
             members.append(error)
+        if self.left is not None:
+            for j, _ in skips:
+                self._release_values(j)
         if self.observers.instruments:
             for j, _ in skips:
                 self.observers.step_skipped(steps[j], self._timing(j, StepStatus.SKIPPED))
+
+    def _release_values(self, j: int) -> None:
+        """Step `j` settled: drop the values only it was still to take (`keep_values=False`)."""
+        assert self.left is not None
+        assert self.inputs is not None
+        left, values = self.left, self.values
+        for _, d in self.inputs[j]:
+            left[d] -= 1
+            if not left[d]:
+                values[d] = None
+
+    # -- resources -------------------------------------------------------------------------
+
+    async def _set_up(self, step: Step, holder: object) -> object:
+        """Run a resource's setup: up to its generator's `yield`, or its `__aenter__`."""
+        if step._kind == GENERATOR:
+            anext = getattr(holder, "__anext__", None)
+            if anext is None:
+                raise TypeError(
+                    f"the action of resource step {step.name!r} returned {holder!r}, not an "
+                    "async generator"
+                )
+            try:
+                return await anext()
+            except StopAsyncIteration:
+                raise RuntimeError(
+                    f"the async generator of resource step {step.name!r} returned without "
+                    "yielding; a resource step yields its value once"
+                ) from None
+        enter = getattr(holder, "__aenter__", None)
+        if enter is None or not hasattr(holder, "__aexit__"):
+            raise TypeError(
+                f"the action of resource step {step.name!r} returned {holder!r}, not an "
+                "async context manager"
+            )
+        return await enter()
+
+    async def _hold(
+        self,
+        i: int,
+        step: Step,
+        holder: object,
+        result: tuple[float, object],
+        *,
+        seconds: float | None,
+        scope: trio.CancelScope,
+    ) -> None:
+        """Resource `i` is set up: report it, wait until it is released, tear it down.
+
+        `result` is `(start, value)` of its setup; `seconds` its teardown's deadline.
+        Runs inside the step's scope, now shielded: the teardown runs whatever cancels
+        the run, under its own deadline.
+        """
+        event = trio.Event()
+        self.due[i] = event
+        start, value = result
+        self._done(i, start, value, resource=True)
+        while not event.is_set():
+            try:
+                await event.wait()
+            except BaseException as exc:  # noqa: BLE001 - Ctrl-C: the run stops, we go on
+                self._interrupt_from(exc)
+        if self.observed:
+            self.observers.teardown_started(step)
+        if seconds:
+            scope.deadline = self.now() + seconds
+        error: BaseException | None = None
+        try:
+            await self._tear_down(step, holder)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            error = exc
+        if error is not None and is_cancellation(error) and seconds and scope.cancel_called:
+            expired = StepTimeoutError(step.name, seconds)
+            expired.__context__ = error
+            error = expired
+        self._torn_down(i, step, error)
+
+    @enable_ki_protection
+    def _interrupt_from(self, exc: BaseException) -> None:
+        self._interrupted(exc)
+
+    async def _tear_down(self, step: Step, holder: Any) -> None:
+        """Run a resource's teardown: the rest of its generator, or its `__aexit__`.
+
+        A generator is resumed as pytest resumes a yield fixture, so the code after its
+        `yield` always runs; an async context manager's `__aexit__` is given the run's
+        exception, if any (`_teardown_exception`), as an `async with` block would be.
+        """
+        if step._kind == GENERATOR:
+            try:
+                await holder.__anext__()
+            except StopAsyncIteration:
+                return
+            finally:
+                await holder.aclose()  # nothing leaks (a no-op once it has ended)
+            raise RuntimeError(
+                f"the async generator of resource step {step.name!r} yielded a second "
+                "time; a resource step yields once (its teardown follows the yield)"
+            )
+        exc = self._teardown_exception(step)
+        if exc is None:
+            await holder.__aexit__(None, None, None)
+            return
+        traceback = exc.__traceback__
+        try:
+            await holder.__aexit__(type(exc), exc, traceback)
+        except BaseException as raised:
+            if raised is not exc:  # `__aexit__` re-raising what it was given is no error
+                raise
+        finally:
+            exc.__traceback__ = traceback  # the run's error keeps its own traceback
+
+    def _teardown_exception(self, step: Step) -> BaseException | None:
+        """The exception an async context manager's `__aexit__` is given.
+
+        The interrupt, else the run's first failure so far, else a `StepCancelledError`
+        when cancelled from outside, else `None`.
+        """
+        if self.interrupt is not None:
+            return self.interrupt
+        for member in self.members:
+            if not isinstance(member, StepSkippedError):
+                return member
+        if self.outside_at != math.inf:
+            return StepCancelledError(step.name)
+        return None
+
+    @enable_ki_protection
+    def _torn_down(self, i: int, step: Step, error: BaseException | None) -> None:
+        if error is not None:
+            note(error, f"exegraph: raised by the teardown of step {step.name!r}")
+            self.teardown_errors[i] = error
+            interrupt = interrupt_in(error)
+            if interrupt is not None:
+                self._interrupted(interrupt)
+            elif isinstance(error, Exception):
+                self.members.append(error)
+                if self.outside_at != math.inf:
+                    logger.error(
+                        "the teardown of step %r raised while run %d was being cancelled",
+                        step.name,
+                        self.info.run_id,
+                        exc_info=error,
+                    )
+        if self.observed:
+            self.observers.teardown_done(step, error)
+        self.core.torn_down(i)
+        self._tear_down_due()
+
+    def _tear_down_due(self) -> None:
+        """Let every resource the core says is released begin its teardown."""
+        for d in self.core.teardowns():
+            self.due.pop(d).set()

@@ -13,7 +13,9 @@ from typing import Any, TypeVar, cast, final, overload
 
 import attrs
 
+from ._core import ALL_DONE, ALL_SUCCESS, ONE_FAILED
 from ._errors import CycleError, DuplicateStepError, MissingDependencyError, unknown_step
+from ._lifecycle import Retry, TriggerRule
 from ._step import Action, Step
 
 __all__ = ["Graph", "GraphBuilder"]
@@ -38,14 +40,75 @@ def _as_steps(value: Iterable[Step]) -> tuple[Step, ...]:
 
 @final
 class _Lazy:
-    """What a graph computes on first use: its priorities and the order they induce."""
+    """What a graph computes on first use.
 
-    __slots__ = ("by_rank", "priorities", "rank")
+    Its priorities and the order they induce, and which part-2 features its steps use.
+    """
+
+    __slots__ = ("by_rank", "features", "priorities", "rank")
 
     def __init__(self) -> None:
         self.priorities: list[int] | None = None
         self.rank: list[int] | None = None
         self.by_rank: list[int] | None = None
+        self.features: Features | None = None
+
+
+@final
+class Features:
+    """Which steps of a graph use results, retries, trigger rules or resources.
+
+    Computed once per graph, on its first run; every field is `None` (or `False`) when no
+    step uses that feature, so that a run of a graph using none of them pays nothing.
+
+    Attributes:
+        special: per step, whether it needs more than the plain path (inputs, its own
+            retry, a trigger rule, a resource); `None` when no step does.
+        rules: per step, its trigger rule code (`_core.ALL_SUCCESS`…); `None` when all
+            are `ALL_SUCCESS`.
+        retries: per step, its own `Retry` or `None`; `None` when no step has one.
+        resources: whether some step is a resource step.
+        inputs: per step, `(keyword, position)` pairs of its inputs; `None` when no step
+            has inputs.
+        consumers: per step, how many inputs take its value; `None` likewise.
+    """
+
+    __slots__ = ("consumers", "inputs", "resources", "retries", "rules", "special")
+
+    def __init__(self, steps: tuple[Step, ...], index: dict[str, int]) -> None:
+        rule_codes = {TriggerRule.ALL_DONE: ALL_DONE, TriggerRule.ONE_FAILED: ONE_FAILED}
+        self.special: bytearray | None = None
+        self.rules: list[int] | None = None
+        self.retries: list[Retry | None] | None = None
+        self.resources = False
+        self.inputs: list[tuple[tuple[str, int], ...]] | None = None
+        self.consumers: list[int] | None = None
+        for i, step in enumerate(steps):
+            rule = step.trigger_rule is not TriggerRule.ALL_SUCCESS
+            if not (step.inputs or step.retry is not None or rule or step._kind):
+                continue
+            n = len(steps)
+            if self.special is None:
+                self.special = bytearray(n)
+            self.special[i] = 1
+            if rule:
+                if self.rules is None:
+                    self.rules = [ALL_SUCCESS] * n
+                self.rules[i] = rule_codes[step.trigger_rule]
+            if step.retry is not None:
+                if self.retries is None:
+                    self.retries = [None] * n
+                self.retries[i] = step.retry
+            if step._kind:
+                self.resources = True
+            if step.inputs:
+                if self.inputs is None or self.consumers is None:
+                    self.inputs = [()] * n
+                    self.consumers = [0] * n
+                pairs = tuple((keyword, index[name]) for keyword, name in step.inputs.items())
+                self.inputs[i] = pairs
+                for _, j in pairs:
+                    self.consumers[j] += 1
 
 
 @final
@@ -191,6 +254,13 @@ class Graph:
             order = range(len(deps)) if in_order else self._order
             lazy.priorities = _count_dependents(deps, self._dependents, order)
         return lazy.priorities
+
+    def _features(self) -> Features:
+        """Which steps use results, retries, trigger rules or resources (cached)."""
+        lazy = self._lazy
+        if lazy.features is None:
+            lazy.features = Features(self.steps, self._index)
+        return lazy.features
 
     def _ranking(self) -> tuple[list[int], list[int]]:
         """Start order: each step's rank, and the step of each rank.

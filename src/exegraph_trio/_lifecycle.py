@@ -48,17 +48,22 @@ def _check_attempts(retry: Retry, attribute: attrs.Attribute[int], value: Any) -
         )
 
 
-def _seconds(name: str) -> Any:
-    def convert(value: Any) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise TypeError(
-                f"Retry {name} must be a number of seconds, not {type(value).__name__}: {value!r}"
-            )
-        if math.isnan(value) or value < 0:
-            raise ValueError(f"Retry {name} must be >= 0 seconds, got {value!r}")
-        return float(value)
+def _seconds(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(
+            f"Retry {name} must be a number of seconds, not {type(value).__name__}: {value!r}"
+        )
+    if math.isnan(value) or value < 0:
+        raise ValueError(f"Retry {name} must be >= 0 seconds, got {value!r}")
+    return float(value)
 
-    return convert
+
+def _convert_delay(value: Any) -> float:
+    return _seconds("delay", value)
+
+
+def _convert_max_delay(value: Any) -> float:
+    return _seconds("max_delay", value)
 
 
 def _convert_backoff(value: Any) -> float:
@@ -131,9 +136,9 @@ class Retry:
     """
 
     attempts: int = attrs.field(default=3, validator=_check_attempts)
-    delay: float = attrs.field(default=1.0, converter=_seconds("delay"))
+    delay: float = attrs.field(default=1.0, converter=_convert_delay)
     backoff: float = attrs.field(default=2.0, converter=_convert_backoff)
-    max_delay: float = attrs.field(default=60.0, converter=_seconds("max_delay"))
+    max_delay: float = attrs.field(default=60.0, converter=_convert_max_delay)
     jitter: float = attrs.field(default=0.0, converter=_convert_jitter)
     on: tuple[type[BaseException], ...] = attrs.field(default=(Exception,), converter=_convert_on)
 

@@ -92,6 +92,25 @@ class Observers:
         if self.instruments:
             self._notify(None, Instrument.step_done, step, timing, reverse=True)
 
+    def step_retrying(self, step: Step, attempt: int, error: BaseException, delay: float) -> None:
+        """`step_retrying` of every instrument (in the step's task)."""
+        self._notify(None, Instrument.step_retrying, step, attempt, error, delay)
+
+    def attempt_started(self, step: Step, attempt: int) -> None:
+        """`attempt_started` of every instrument (in the step's task)."""
+        if self.instruments:
+            self._notify(None, Instrument.attempt_started, step, attempt)
+
+    def teardown_started(self, step: Step) -> None:
+        """`teardown_started` of every instrument (in the resource's task)."""
+        if self.instruments:
+            self._notify(None, Instrument.teardown_started, step)
+
+    def teardown_done(self, step: Step, error: BaseException | None) -> None:
+        """`teardown_done` of every instrument, in reverse order (in the resource's task)."""
+        if self.instruments:
+            self._notify(None, Instrument.teardown_done, step, error, reverse=True)
+
     def step_skipped(self, step: Step, timing: StepTiming) -> None:
         """`step_skipped` of every instrument, in the run's context."""
         self._notify(self.context, Instrument.step_skipped, step, timing)

@@ -7,7 +7,8 @@ import inspect
 import keyword
 import math
 import types
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from contextlib import AbstractAsyncContextManager
 from typing import Any, Final, TypeAlias, final
 
 import attrs
@@ -16,7 +17,9 @@ from ._lifecycle import Retry, TriggerRule
 
 __all__ = ["Action", "Step", "is_async_callable"]
 
-Action: TypeAlias = Callable[..., object]
+Action: TypeAlias = Callable[
+    ..., Awaitable[object] | AsyncIterator[object] | AbstractAsyncContextManager[object]
+]
 """What a step runs: an async callable (called with no arguments, or with the keyword
 arguments its step's `inputs` name), an async generator function, or a callable returning
 an async context manager (a resource step)."""
@@ -309,11 +312,13 @@ class Step:
         set_(self, "tags", _names(tags, "tags"))
         set_(self, "timeout", None if timeout is None else _convert_timeout(timeout))
         set_(self, "inputs", _NO_INPUTS if inputs is None else _convert_inputs(inputs))
-        if retry is not None and type(retry) is not Retry:
-            _check_retry(name, retry)
+        given: object = retry
+        if given is not None and type(given) is not Retry:
+            _check_retry(name, given)
         set_(self, "retry", retry)
-        if type(trigger_rule) is not TriggerRule:
-            _check_rule(name, trigger_rule)
+        rule: object = trigger_rule
+        if type(rule) is not TriggerRule:
+            _check_rule(name, rule)
         set_(self, "trigger_rule", trigger_rule)
         if name in self.depends_on:
             raise ValueError(f"step {name!r} depends on itself; remove it from depends_on")
