@@ -414,35 +414,46 @@ class Run:
             kwargs = self._kwargs(i) if self.inputs is not None and self.inputs[i] else {}
             start = self.now()
             error: BaseException | None = None
-            with trio.CancelScope() as scope:
-                if timeout:
-                    scope.deadline = start + timeout
+            cut = False
+            if not timeout and step._kind == COROUTINE:  # no scope needed: as cheap as _step
                 try:
-                    returned = step.action(**kwargs)
-                    if step._kind == COROUTINE:
-                        value = await returned  # type: ignore[misc]
-                    else:
-                        value = await self._set_up(step, returned)
+                    value = await step.action(**kwargs)  # type: ignore[misc]
                 except BaseException as exc:  # noqa: BLE001 - classified below
                     error = exc
                 else:
-                    if step._kind != COROUTINE:
-                        # Set up: the scope lives on, shielded and without a deadline,
-                        # until the teardown, which runs inside it (the resource's own
-                        # scopes were entered inside it, and must be left inside it).
-                        scope.deadline = math.inf
-                        scope.shield = True
-                        await self._hold(
-                            i, step, returned, (first, value), seconds=timeout, scope=scope
-                        )
-                        return
-            if error is None:
-                self._done(i, first, value)
-                return
-            limit = self.outside_at if late else self.cancelled_at
-            cut = timeout is not None and scope.cancel_called and start + timeout <= limit
+                    self._done(i, first, value)
+                    return
+            else:
+                with trio.CancelScope() as scope:
+                    if timeout:
+                        scope.deadline = start + timeout
+                    try:
+                        returned = step.action(**kwargs)
+                        if step._kind == COROUTINE:
+                            value = await returned  # type: ignore[misc]
+                        else:
+                            value = await self._set_up(step, returned)
+                    except BaseException as exc:  # noqa: BLE001 - classified below
+                        error = exc
+                    else:
+                        if step._kind != COROUTINE:
+                            # Set up: the scope lives on, shielded and without a deadline,
+                            # until the teardown, which runs inside it (the resource's own
+                            # scopes were entered inside it, and must be left inside it).
+                            scope.deadline = math.inf
+                            scope.shield = True
+                            await self._hold(
+                                i, step, returned, (first, value), seconds=timeout, scope=scope
+                            )
+                            return
+                if error is None:
+                    self._done(i, first, value)
+                    return
+                limit = self.outside_at if late else self.cancelled_at
+                cut = timeout is not None and scope.cancel_called and start + timeout <= limit
+            assert error is not None
             state, error = self._classify(step, error, timeout if cut else None, late=late)
-            if not await self._after_attempt(i, step, (first, attempt), state, error):
+            if not await self._after_attempt(i, step, (first, attempt), state, error, late=late):
                 return
             attempt += 1
             if self.observed:
@@ -471,7 +482,14 @@ class Run:
         return step
 
     async def _after_attempt(
-        self, i: int, step: Step, progress: tuple[float, int], state: int, error: BaseException
+        self,
+        i: int,
+        step: Step,
+        progress: tuple[float, int],
+        state: int,
+        error: BaseException,
+        *,
+        late: bool,
     ) -> bool:
         """An attempt ended in `state` with `error`: retry it (`True`) or report it.
 
@@ -481,7 +499,9 @@ class Run:
         if state == _core.FAILED and isinstance(error, Exception):
             delay = self.core.retry(i, error)
             if delay is not None:
-                return await self._wait_to_retry(i, step, (first, attempt), error, delay)
+                return await self._wait_to_retry(
+                    i, step, (first, attempt), error, delay=delay, late=late
+                )
         retry = self.retries[i] if self.retries is not None else None
         if retry is not None and state == _core.FAILED:
             note(error, f"exegraph: attempt {attempt} of {retry.attempts}")
@@ -521,7 +541,14 @@ class Run:
         return kwargs
 
     async def _wait_to_retry(
-        self, i: int, step: Step, progress: tuple[float, int], error: BaseException, delay: float
+        self,
+        i: int,
+        step: Step,
+        progress: tuple[float, int],
+        error: BaseException,
+        *,
+        delay: float,
+        late: bool,
     ) -> bool:
         """Wait out a retry's delay holding no slot, then wait for a slot; whether to go on.
 
@@ -536,7 +563,7 @@ class Run:
             await event.wait()
         except BaseException as exc:  # noqa: BLE001 - classified by _ended
             self.resume.pop(i, None)
-            self._ended(i, step, first, exc, None)
+            self._ended(i, step, first, exc, None, late=late)
             return False
         return True
 
@@ -608,9 +635,11 @@ class Run:
         start: float,
         exc: BaseException | None,
         expired: float | None,
+        *,
+        late: bool = False,
     ) -> None:
         """Classify how step `i`'s action raised, tell the observers, then the core."""
-        state, error = self._classify(step, exc, expired)
+        state, error = self._classify(step, exc, expired, late=late)
         self._report(i, step, start, state, error)
 
     @enable_ki_protection
