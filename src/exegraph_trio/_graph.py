@@ -8,7 +8,7 @@ made; priorities are computed the first time one is asked for.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar, cast, final, overload
 
 import attrs
@@ -356,7 +356,10 @@ class GraphBuilder:
     async def fetch() -> None: ...
 
     @builder.step(depends_on=["fetch"], tags=["ci"])
-    async def build() -> None: ...
+    async def build() -> str: ...
+
+    @builder.step(inputs={"image": "build"}, retry=Retry(attempts=3))
+    async def deploy(image: str) -> None: ...
 
     graph = builder.build()
     ```
@@ -401,6 +404,9 @@ class GraphBuilder:
         depends_on: Iterable[str] = (),
         tags: Iterable[str] = (),
         timeout: float | None = None,
+        inputs: Mapping[str, str] | None = None,
+        retry: Retry | None = None,
+        trigger_rule: TriggerRule = TriggerRule.ALL_SUCCESS,
     ) -> Callable[[A], A]: ...
 
     def step(
@@ -412,6 +418,9 @@ class GraphBuilder:
         depends_on: Iterable[str] = (),
         tags: Iterable[str] = (),
         timeout: float | None = None,
+        inputs: Mapping[str, str] | None = None,
+        retry: Retry | None = None,
+        trigger_rule: TriggerRule = TriggerRule.ALL_SUCCESS,
     ) -> Any:
         """Decorate an async function to add it as a step, named after the function.
 
@@ -424,6 +433,9 @@ class GraphBuilder:
             depends_on: as for [`Step`][exegraph_trio.Step].
             tags: as for `Step`.
             timeout: as for `Step`.
+            inputs: as for `Step`: keyword argument -> step name whose value it gets.
+            retry: as for `Step`.
+            trigger_rule: as for `Step`.
 
         Raises:
             TypeError: as for `Step`, or the decorated object has no `__name__` and no
@@ -439,6 +451,9 @@ class GraphBuilder:
                     depends_on=depends_on,
                     tags=tags,
                     timeout=timeout,
+                    inputs=inputs,
+                    retry=retry,
+                    trigger_rule=trigger_rule,
                 )
             )
             return action
