@@ -614,3 +614,37 @@ async def test_a_step_leaving_a_nursery_open_in_a_generator_fails_the_run_with_a
     (corrupted,) = caught.value.failures  # ('ok' is cancelled or skipped: Trio's order)
     assert isinstance(corrupted, RuntimeError)
     assert "Nursery stack corrupted" in str(corrupted)
+
+
+async def test_an_interrupt_between_an_action_and_its_report_still_tears_resources_down(
+    autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Ctrl-C can land on any line that is not KI-protected, such as the one between a
+    # step's action returning and its (protected) report. Injected here: the step must
+    # still settle, so that the resource it holds is torn down and the run ends.
+    from exegraph_trio import _driver
+
+    report = _driver.Run._done
+    interrupt = KeyboardInterrupt()
+
+    def interrupted_once(self: _driver.Run, i: int, *args: object, **kwargs: object) -> None:
+        if self.steps[i].name == "use":
+            raise interrupt
+        report(self, i, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_driver.Run, "_done", interrupted_once)
+    torn_down: list[float] = []
+
+    async def cluster() -> AsyncIterator[str]:
+        yield "cluster"
+        torn_down.append(trio.current_time())
+
+    results = Results()
+    graph = Graph([Step("cluster", cluster), Step("use", sleeper, depends_on=["cluster"])])
+    with pytest.raises(KeyboardInterrupt) as raised:
+        await exegraph.run(graph, RunOptions(instruments=[results]))
+    assert raised.value is interrupt
+    assert torn_down == [1.0]
+    (result,) = results.results
+    assert result["cluster"].status is StepStatus.DONE
+    assert result["use"].status is StepStatus.CANCELLED

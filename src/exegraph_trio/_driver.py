@@ -350,49 +350,52 @@ class Run:
         `_ended`, `_withdraw`) is KI-protected, so that a `KeyboardInterrupt` never tears
         it; the action, hooks and instruments run unprotected, as Trio users expect.
         """
-        # Cancelled between this task's spawn and its start? The dispatcher's abort
-        # callback notes it at once if the dispatcher was waiting; else ask Trio.
-        if self.cancelled_at != math.inf:
-            self._withdraw(i)
-            return
-        if not self.parked:
-            try:
-                await trio.lowlevel.checkpoint_if_cancelled()
-            except trio.Cancelled:
+        try:
+            # Cancelled between this task's spawn and its start? The dispatcher's abort
+            # callback notes it at once if the dispatcher was waiting; else ask Trio.
+            if self.cancelled_at != math.inf:
                 self._withdraw(i)
                 return
-        step = self.steps[i]
-        if self.observed:
-            self.observers.step_started(step)
-            if self.interrupt is not None:  # Ctrl-C in a hook: the action never begins
-                self._ended(i, step, self.now(), None, None)
-                return
-        timeout = step.timeout
-        if timeout is None:
-            timeout = self.step_timeout
-        start = self.now()
-        if timeout and timeout != math.inf:
-            error: BaseException | None = None
-            with trio.CancelScope(deadline=start + timeout) as scope:
+            if not self.parked:
                 try:
-                    value = await step.action()  # type: ignore[misc]
-                except BaseException as exc:  # noqa: BLE001 - classified by _ended
-                    error = exc
-            # Its own deadline is the cause only if it came no later than any other
-            # cancellation of the run (fail-fast, an enclosing scope).
-            if error is None:
-                self._done(i, start, value)
-            elif scope.cancel_called and start + timeout <= self.cancelled_at:
-                self._ended(i, step, start, error, timeout)
+                    await trio.lowlevel.checkpoint_if_cancelled()
+                except trio.Cancelled:
+                    self._withdraw(i)
+                    return
+            step = self.steps[i]
+            if self.observed:
+                self.observers.step_started(step)
+                if self.interrupt is not None:  # Ctrl-C in a hook: the action never begins
+                    self._ended(i, step, self.now(), None, None)
+                    return
+            timeout = step.timeout
+            if timeout is None:
+                timeout = self.step_timeout
+            start = self.now()
+            if timeout and timeout != math.inf:
+                error: BaseException | None = None
+                with trio.CancelScope(deadline=start + timeout) as scope:
+                    try:
+                        value = await step.action()  # type: ignore[misc]
+                    except BaseException as exc:  # noqa: BLE001 - classified by _ended
+                        error = exc
+                # Its own deadline is the cause only if it came no later than any other
+                # cancellation of the run (fail-fast, an enclosing scope).
+                if error is None:
+                    self._done(i, start, value)
+                elif scope.cancel_called and start + timeout <= self.cancelled_at:
+                    self._ended(i, step, start, error, timeout)
+                else:
+                    self._ended(i, step, start, error, None)
+                return
+            try:
+                value = await step.action()  # type: ignore[misc]
+            except BaseException as exc:  # noqa: BLE001 - classified by _ended
+                self._ended(i, step, start, exc, None)
             else:
-                self._ended(i, step, start, error, None)
-            return
-        try:
-            value = await step.action()  # type: ignore[misc]
-        except BaseException as exc:  # noqa: BLE001 - classified by _ended
-            self._ended(i, step, start, exc, None)
-        else:
-            self._done(i, start, value)
+                self._done(i, start, value)
+        except BaseException as exc:  # noqa: BLE001 - escaped the bookkeeping
+            self._escaped(i, exc)
 
     async def _step_full(self, i: int, late: bool) -> None:  # noqa: FBT001 - start_soon
         """The task of step `i` with inputs, retries, a trigger rule or a resource.
@@ -400,64 +403,94 @@ class Run:
         `late`: spawned in the outer nursery after fail-fast (a trigger-rule step): only
         an outside cancellation or an interrupt counts against it.
         """
-        step = await self._begin(i, late=late)
-        if step is None:
-            return
-        timeout = step.timeout
-        if timeout is None:
-            timeout = self.step_timeout
-        if timeout == math.inf:
-            timeout = None
-        first = self.now()
-        attempt = 1
-        while True:
-            kwargs = self._kwargs(i) if self.inputs is not None and self.inputs[i] else {}
-            start = self.now()
-            error: BaseException | None = None
-            cut = False
-            if not timeout and step._kind == COROUTINE:  # no scope needed: as cheap as _step
-                try:
-                    value = await step.action(**kwargs)  # type: ignore[misc]
-                except BaseException as exc:  # noqa: BLE001 - classified below
-                    error = exc
-                else:
-                    self._done(i, first, value)
-                    return
-            else:
-                with trio.CancelScope() as scope:
-                    if timeout:
-                        scope.deadline = start + timeout
+        try:
+            step = await self._begin(i, late=late)
+            if step is None:
+                return
+            timeout = step.timeout
+            if timeout is None:
+                timeout = self.step_timeout
+            if timeout == math.inf:
+                timeout = None
+            first = self.now()
+            attempt = 1
+            while True:
+                kwargs = self._kwargs(i) if self.inputs is not None and self.inputs[i] else {}
+                start = self.now()
+                error: BaseException | None = None
+                cut = False
+                if not timeout and step._kind == COROUTINE:  # no scope needed: as cheap as _step
                     try:
-                        returned = step.action(**kwargs)
-                        if step._kind == COROUTINE:
-                            value = await returned  # type: ignore[misc]
-                        else:
-                            value = await self._set_up(step, returned)
+                        value = await step.action(**kwargs)  # type: ignore[misc]
                     except BaseException as exc:  # noqa: BLE001 - classified below
                         error = exc
                     else:
-                        if step._kind != COROUTINE:
-                            # Set up: the scope lives on, shielded and without a deadline,
-                            # until the teardown, which runs inside it (the resource's own
-                            # scopes were entered inside it, and must be left inside it).
-                            scope.deadline = math.inf
-                            scope.shield = True
-                            await self._hold(
-                                i, step, returned, (first, value), seconds=timeout, scope=scope
-                            )
-                            return
-                if error is None:
-                    self._done(i, first, value)
+                        self._done(i, first, value)
+                        return
+                else:
+                    attempted = await self._scoped_attempt(
+                        i, step, kwargs, (first, start), seconds=timeout, late=late
+                    )
+                    if attempted is None:
+                        return
+                    error, cut = attempted
+                assert error is not None
+                state, error = self._classify(step, error, timeout if cut else None, late=late)
+                if not await self._after_attempt(
+                    i, step, (first, attempt), state, error, late=late
+                ):
                     return
-                limit = self.outside_at if late else self.cancelled_at
-                cut = timeout is not None and scope.cancel_called and start + timeout <= limit
-            assert error is not None
-            state, error = self._classify(step, error, timeout if cut else None, late=late)
-            if not await self._after_attempt(i, step, (first, attempt), state, error, late=late):
-                return
-            attempt += 1
-            if self.observed:
-                self.observers.attempt_started(step, attempt)
+                attempt += 1
+                if self.observed:
+                    self.observers.attempt_started(step, attempt)
+        except BaseException as exc:  # noqa: BLE001 - escaped the bookkeeping
+            self._escaped(i, exc)
+
+    async def _scoped_attempt(
+        self,
+        i: int,
+        step: Step,
+        kwargs: dict[str, Any],
+        times: tuple[float, float],
+        *,
+        seconds: float | None,
+        late: bool,
+    ) -> tuple[BaseException, bool] | None:
+        """One attempt inside a cancel scope: with a deadline, or of a resource's setup.
+
+        `times` is `(first attempt's start, this one's)`; `seconds` the deadline. Returns
+        `None` when the step is reported (done; a resource also held and torn down), else
+        the attempt's error and whether its own deadline cut it.
+        """
+        first, start = times
+        error: BaseException | None = None
+        with trio.CancelScope() as scope:
+            if seconds:
+                scope.deadline = start + seconds
+            try:
+                returned = step.action(**kwargs)
+                if step._kind == COROUTINE:
+                    value = await returned  # type: ignore[misc]
+                else:
+                    value = await self._set_up(step, returned)
+            except BaseException as exc:  # noqa: BLE001 - classified by the caller
+                error = exc
+            else:
+                if step._kind != COROUTINE:
+                    # Set up: the scope lives on, shielded and without a deadline, until
+                    # the teardown, which runs inside it (the resource's own scopes were
+                    # entered inside it, and must be left inside it).
+                    scope.deadline = math.inf
+                    scope.shield = True
+                    await self._hold(
+                        i, step, returned, (first, value), seconds=seconds, scope=scope
+                    )
+                    return None
+        if error is None:
+            self._done(i, first, value)
+            return None
+        limit = self.outside_at if late else self.cancelled_at
+        return error, seconds is not None and scope.cancel_called and start + seconds <= limit
 
     async def _begin(self, i: int, *, late: bool) -> Step | None:
         """Start the task of step `i` (`_step_full`): its step, or `None` if it must not run."""
@@ -802,6 +835,29 @@ class Run:
             expired.__context__ = error
             error = expired
         self._torn_down(i, step, error)
+
+    @enable_ki_protection
+    def _escaped(self, i: int, exc: BaseException) -> None:
+        """Something escaped step `i`'s task: settle the step, then interrupt the run.
+
+        Only a `KeyboardInterrupt` landing between an action and its (protected) report
+        can: the step is settled as cancelled, so that nothing waits for it (a resource's
+        teardown). Anything else is raised.
+        """
+        if self.core.state[i] in (_core.RUNNING, _core.WAITING, _core.AGAIN):
+            step = self.steps[i]
+            start = self.starts[i]
+            self._report(
+                i,
+                step,
+                self.now() if start is None else start,
+                _core.CANCELLED,
+                StepCancelledError(step.name),
+            )
+        interrupt = interrupt_in(exc)
+        if interrupt is None:
+            raise exc
+        self._interrupted(interrupt)
 
     @enable_ki_protection
     def _interrupt_from(self, exc: BaseException) -> None:
