@@ -33,13 +33,13 @@ import contextvars
 import logging
 import math
 from collections.abc import Callable
-from typing import Any, Final, final
+from typing import Final, final
 
-import outcome
 import trio
 from trio.lowlevel import enable_ki_protection
 
 from . import _core
+from ._attempts import full_step
 from ._errors import RunError, StepCancelledError, StepSkippedError, StepTimeoutError
 from ._graph import Graph
 from ._instrument import RunInfo
@@ -48,7 +48,7 @@ from ._observers import Observers
 from ._options import ErrorPolicy, RunOptions
 from ._outcomes import interrupt_in, is_cancellation, leaves, not_awaitable, note
 from ._result import RunResult, StepStatus, StepTiming
-from ._step import COROUTINE, GENERATOR, Step
+from ._step import Step
 
 __all__ = ["Run"]
 
@@ -262,7 +262,7 @@ class Run:
                     # Spawned inside the run's context: Trio gives the task a copy of it.
                     enter(start_soon, self._step, i, name=steps[i].name)
                 else:
-                    enter(start_soon, self._step_full, i, late, name=steps[i].name)
+                    enter(start_soon, full_step, self, i, late, name=steps[i].name)
 
     def _stop(self) -> None:
         """Start no more steps; skip every step that has not started."""
@@ -346,7 +346,7 @@ class Run:
         """The task of a plain step `i`: hooks, the action, its outcome reported to the core.
 
         A plain step has no inputs, no retries, no trigger rule and is no resource: the
-        common case, kept short (`_step_full` does the rest). The bookkeeping (`_done`,
+        common case, kept short (`_attempts.full_step` does the rest). The bookkeeping (`_done`,
         `_ended`, `_withdraw`) is KI-protected, so that a `KeyboardInterrupt` never tears
         it; the action, hooks and instruments run unprotected, as Trio users expect.
         """
@@ -396,209 +396,6 @@ class Run:
                 self._done(i, start, value)
         except BaseException as exc:  # noqa: BLE001 - escaped the bookkeeping
             self._escaped(i, exc)
-
-    async def _step_full(self, i: int, late: bool) -> None:  # noqa: FBT001 - start_soon
-        """The task of step `i` with inputs, retries, a trigger rule or a resource.
-
-        `late`: spawned in the outer nursery after fail-fast (a trigger-rule step): only
-        an outside cancellation or an interrupt counts against it.
-        """
-        try:
-            step = await self._begin(i, late=late)
-            if step is None:
-                return
-            timeout = step.timeout
-            if timeout is None:
-                timeout = self.step_timeout
-            if timeout == math.inf:
-                timeout = None
-            first = self.now()
-            attempt = 1
-            while True:
-                kwargs = self._kwargs(i) if self.inputs is not None and self.inputs[i] else {}
-                start = self.now()
-                error: BaseException | None = None
-                cut = False
-                if not timeout and step._kind == COROUTINE:  # no scope needed: as cheap as _step
-                    try:
-                        value = await step.action(**kwargs)  # type: ignore[misc]
-                    except BaseException as exc:  # noqa: BLE001 - classified below
-                        error = exc
-                    else:
-                        self._done(i, first, value)
-                        return
-                else:
-                    attempted = await self._scoped_attempt(
-                        i, step, kwargs, (first, start), seconds=timeout, late=late
-                    )
-                    if attempted is None:
-                        return
-                    error, cut = attempted
-                assert error is not None
-                state, error = self._classify(step, error, timeout if cut else None, late=late)
-                if not await self._after_attempt(
-                    i, step, (first, attempt), state, error, late=late
-                ):
-                    return
-                attempt += 1
-                if self.observed:
-                    self.observers.attempt_started(step, attempt)
-        except BaseException as exc:  # noqa: BLE001 - escaped the bookkeeping
-            self._escaped(i, exc)
-
-    async def _scoped_attempt(
-        self,
-        i: int,
-        step: Step,
-        kwargs: dict[str, Any],
-        times: tuple[float, float],
-        *,
-        seconds: float | None,
-        late: bool,
-    ) -> tuple[BaseException, bool] | None:
-        """One attempt inside a cancel scope: with a deadline, or of a resource's setup.
-
-        `times` is `(first attempt's start, this one's)`; `seconds` the deadline. Returns
-        `None` when the step is reported (done; a resource also held and torn down), else
-        the attempt's error and whether its own deadline cut it.
-        """
-        first, start = times
-        error: BaseException | None = None
-        with trio.CancelScope() as scope:
-            if seconds:
-                scope.deadline = start + seconds
-            try:
-                returned = step.action(**kwargs)
-                if step._kind == COROUTINE:
-                    value = await returned  # type: ignore[misc]
-                else:
-                    value = await self._set_up(step, returned)
-            except BaseException as exc:  # noqa: BLE001 - classified by the caller
-                error = exc
-            else:
-                if step._kind != COROUTINE:
-                    # Set up: the scope lives on, shielded and without a deadline, until
-                    # the teardown, which runs inside it (the resource's own scopes were
-                    # entered inside it, and must be left inside it).
-                    scope.deadline = math.inf
-                    scope.shield = True
-                    await self._hold(
-                        i, step, returned, (first, value), seconds=seconds, scope=scope
-                    )
-                    return None
-        if error is None:
-            self._done(i, first, value)
-            return None
-        limit = self.outside_at if late else self.cancelled_at
-        return error, seconds is not None and scope.cancel_called and start + seconds <= limit
-
-    async def _begin(self, i: int, *, late: bool) -> Step | None:
-        """Start the task of step `i` (`_step_full`): its step, or `None` if it must not run."""
-        if self.outside_at != math.inf or (self.cancelled_at != math.inf and not late):
-            if not late and self._run_late(i):
-                return None
-            self._withdraw(i)
-            return None
-        try:
-            await trio.lowlevel.checkpoint_if_cancelled()
-        except trio.Cancelled:
-            if not late and self._run_late(i):
-                return None
-            self._withdraw(i)
-            return None
-        step = self.steps[i]
-        if self.observed:
-            self.observers.step_started(step)
-            if self.interrupt is not None:  # Ctrl-C in a hook: the action never begins
-                self._ended(i, step, self.now(), None, None)
-                return None
-        return step
-
-    async def _after_attempt(
-        self,
-        i: int,
-        step: Step,
-        progress: tuple[float, int],
-        state: int,
-        error: BaseException,
-        *,
-        late: bool,
-    ) -> bool:
-        """An attempt ended in `state` with `error`: retry it (`True`) or report it.
-
-        `progress` is `(first attempt's start, attempt number)`.
-        """
-        first, attempt = progress
-        if state == _core.FAILED and isinstance(error, Exception):
-            delay = self.core.retry(i, error)
-            if delay is not None:
-                return await self._wait_to_retry(
-                    i, step, (first, attempt), error, delay=delay, late=late
-                )
-        retry = self.retries[i] if self.retries is not None else None
-        if retry is not None and state == _core.FAILED:
-            note(error, f"exegraph: attempt {attempt} of {retry.attempts}")
-        self._report(i, step, first, state, error)
-        return False
-
-    def _run_late(self, i: int) -> bool:
-        """Respawn a trigger-rule step in the outer nursery; whether it was one.
-
-        It was spawned just as fail-fast cancelled its nursery: it runs after all.
-        """
-        if not (self.split and self.outside_at == math.inf and self.rules is not None):
-            return False
-        if self.rules[i] == _core.ALL_SUCCESS or self.outer is None:
-            return False
-        start_soon: Callable[..., None] = self.outer.start_soon
-        self.context.run(start_soon, self._step_full, i, True, name=self.steps[i].name)
-        return True
-
-    def _kwargs(self, i: int) -> dict[str, Any]:
-        """The keyword arguments of step `i`'s action: the values its inputs name.
-
-        With a trigger rule other than `ALL_SUCCESS`, each is an `outcome.Outcome`.
-        """
-        assert self.inputs is not None
-        values = self.values
-        if self.rules is None or self.rules[i] == _core.ALL_SUCCESS:
-            return {keyword: values[j] for keyword, j in self.inputs[i]}
-        state, errors, steps = self.core.state, self.errors, self.steps
-        kwargs: dict[str, Any] = {}
-        for keyword, j in self.inputs[i]:
-            if state[j] == _core.DONE:
-                kwargs[keyword] = outcome.Value(values[j])
-            else:
-                error = errors.get(j) or StepSkippedError(steps[j].name)
-                kwargs[keyword] = outcome.Error(error)
-        return kwargs
-
-    async def _wait_to_retry(
-        self,
-        i: int,
-        step: Step,
-        progress: tuple[float, int],
-        error: BaseException,
-        *,
-        delay: float,
-        late: bool,
-    ) -> bool:
-        """Wait out a retry's delay holding no slot, then wait for a slot; whether to go on.
-
-        Cancelled meanwhile (fail-fast, from outside), the step ends `CANCELLED`.
-        """
-        first, attempt = progress
-        self._retrying(i, step, attempt, error, delay)
-        try:
-            await trio.sleep(delay)
-            event = trio.Event()
-            self._again(i, event)
-            await event.wait()
-        except BaseException as exc:  # noqa: BLE001 - classified by _ended
-            self.resume.pop(i, None)
-            self._ended(i, step, first, exc, None, late=late)
-            return False
-        return True
 
     @enable_ki_protection
     def _retrying(
@@ -772,70 +569,6 @@ class Run:
 
     # -- resources -------------------------------------------------------------------------
 
-    async def _set_up(self, step: Step, holder: object) -> object:
-        """Run a resource's setup: up to its generator's `yield`, or its `__aenter__`."""
-        if step._kind == GENERATOR:
-            anext = getattr(holder, "__anext__", None)
-            if anext is None:
-                raise TypeError(
-                    f"the action of resource step {step.name!r} returned {holder!r}, not an "
-                    "async generator"
-                )
-            try:
-                return await anext()
-            except StopAsyncIteration:
-                raise RuntimeError(
-                    f"the async generator of resource step {step.name!r} returned without "
-                    "yielding; a resource step yields its value once"
-                ) from None
-        enter = getattr(holder, "__aenter__", None)
-        if enter is None or not hasattr(holder, "__aexit__"):
-            raise TypeError(
-                f"the action of resource step {step.name!r} returned {holder!r}, not an "
-                "async context manager"
-            )
-        return await enter()
-
-    async def _hold(
-        self,
-        i: int,
-        step: Step,
-        holder: object,
-        result: tuple[float, object],
-        *,
-        seconds: float | None,
-        scope: trio.CancelScope,
-    ) -> None:
-        """Resource `i` is set up: report it, wait until it is released, tear it down.
-
-        `result` is `(start, value)` of its setup; `seconds` its teardown's deadline.
-        Runs inside the step's scope, now shielded: the teardown runs whatever cancels
-        the run, under its own deadline.
-        """
-        event = trio.Event()
-        self.due[i] = event
-        start, value = result
-        self._done(i, start, value, resource=True)
-        while not event.is_set():
-            try:
-                await event.wait()
-            except BaseException as exc:  # noqa: BLE001 - Ctrl-C: the run stops, we go on
-                self._interrupt_from(exc)
-        if self.observed:
-            self.observers.teardown_started(step)
-        if seconds:
-            scope.deadline = self.now() + seconds
-        error: BaseException | None = None
-        try:
-            await self._tear_down(step, holder)
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            error = exc
-        if error is not None and is_cancellation(error) and seconds and scope.cancel_called:
-            expired = StepTimeoutError(step.name, seconds)
-            expired.__context__ = error
-            error = expired
-        self._torn_down(i, step, error)
-
     @enable_ki_protection
     def _escaped(self, i: int, exc: BaseException) -> None:
         """Something escaped step `i`'s task: settle the step, then interrupt the run.
@@ -862,52 +595,6 @@ class Run:
     @enable_ki_protection
     def _interrupt_from(self, exc: BaseException) -> None:
         self._interrupted(exc)
-
-    async def _tear_down(self, step: Step, holder: Any) -> None:
-        """Run a resource's teardown: the rest of its generator, or its `__aexit__`.
-
-        A generator is resumed as pytest resumes a yield fixture, so the code after its
-        `yield` always runs; an async context manager's `__aexit__` is given the run's
-        exception, if any (`_teardown_exception`), as an `async with` block would be.
-        """
-        if step._kind == GENERATOR:
-            try:
-                await holder.__anext__()
-            except StopAsyncIteration:
-                return
-            finally:
-                await holder.aclose()  # nothing leaks (a no-op once it has ended)
-            raise RuntimeError(
-                f"the async generator of resource step {step.name!r} yielded a second "
-                "time; a resource step yields once (its teardown follows the yield)"
-            )
-        exc = self._teardown_exception(step)
-        if exc is None:
-            await holder.__aexit__(None, None, None)
-            return
-        traceback = exc.__traceback__
-        try:
-            await holder.__aexit__(type(exc), exc, traceback)
-        except BaseException as raised:
-            if raised is not exc:  # `__aexit__` re-raising what it was given is no error
-                raise
-        finally:
-            exc.__traceback__ = traceback  # the run's error keeps its own traceback
-
-    def _teardown_exception(self, step: Step) -> BaseException | None:
-        """The exception an async context manager's `__aexit__` is given.
-
-        The interrupt, else the run's first failure so far, else a `StepCancelledError`
-        when cancelled from outside, else `None`.
-        """
-        if self.interrupt is not None:
-            return self.interrupt
-        for member in self.members:
-            if not isinstance(member, StepSkippedError):
-                return member
-        if self.outside_at != math.inf:
-            return StepCancelledError(step.name)
-        return None
 
     @enable_ki_protection
     def _torn_down(self, i: int, step: Step, error: BaseException | None) -> None:

@@ -1,0 +1,236 @@
+"""The task of a step with inputs, retries or a trigger rule, attempt by attempt.
+
+Plain steps run in `Run._step` (`_driver.py`), kept short; a step that takes inputs, may
+be retried, has a trigger rule or is a resource runs here. Each attempt calls the action
+with its inputs' values (`outcome.Outcome`s for a trigger-rule step), inside a cancel
+scope only when it has a deadline or is a resource's setup (`_resources.py` holds and
+tears the resource down). A failed attempt the core says to retry (`Core.retry`) waits
+out its delay holding no slot, then waits to be taken again by priority. All bookkeeping
+goes through the run's KI-protected methods.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import outcome
+import trio
+
+from . import _core
+from ._errors import StepSkippedError
+from ._outcomes import note
+from ._resources import hold, set_up
+from ._step import COROUTINE, Step
+
+if TYPE_CHECKING:
+    from ._driver import Run
+
+__all__ = ["full_step"]
+
+
+async def full_step(run: Run, i: int, late: bool) -> None:  # noqa: FBT001 - start_soon
+    """The task of step `i` with inputs, retries, a trigger rule or a resource.
+
+    `late`: spawned in the outer nursery after fail-fast (a trigger-rule step): only
+    an outside cancellation or an interrupt counts against it.
+    """
+    try:
+        step = await _begin(run, i, late=late)
+        if step is None:
+            return
+        timeout = step.timeout
+        if timeout is None:
+            timeout = run.step_timeout
+        if timeout == math.inf:
+            timeout = None
+        first = run.now()
+        attempt = 1
+        while True:
+            kwargs = _kwargs(run, i) if run.inputs is not None and run.inputs[i] else {}
+            start = run.now()
+            error: BaseException | None = None
+            cut = False
+            if not timeout and step._kind == COROUTINE:  # no scope needed: as cheap as _step
+                try:
+                    value = await step.action(**kwargs)  # type: ignore[misc]
+                except BaseException as exc:  # noqa: BLE001 - classified below
+                    error = exc
+                else:
+                    run._done(i, first, value)
+                    return
+            else:
+                attempted = await _scoped_attempt(
+                    run, i, step, kwargs, (first, start), seconds=timeout, late=late
+                )
+                if attempted is None:
+                    return
+                error, cut = attempted
+            assert error is not None
+            state, error = run._classify(step, error, timeout if cut else None, late=late)
+            if not await _after_attempt(run, i, step, (first, attempt), (state, error), late=late):
+                return
+            attempt += 1
+            if run.observed:
+                run.observers.attempt_started(step, attempt)
+    except BaseException as exc:  # noqa: BLE001 - escaped the bookkeeping
+        run._escaped(i, exc)
+
+
+async def _scoped_attempt(
+    run: Run,
+    i: int,
+    step: Step,
+    kwargs: dict[str, Any],
+    times: tuple[float, float],
+    *,
+    seconds: float | None,
+    late: bool,
+) -> tuple[BaseException, bool] | None:
+    """One attempt inside a cancel scope: with a deadline, or of a resource's setup.
+
+    `times` is `(first attempt's start, this one's)`; `seconds` the deadline. Returns
+    `None` when the step is reported (done; a resource also held and torn down), else
+    the attempt's error and whether its own deadline cut it.
+    """
+    first, start = times
+    error: BaseException | None = None
+    with trio.CancelScope() as scope:
+        if seconds:
+            scope.deadline = start + seconds
+        try:
+            returned = step.action(**kwargs)
+            if step._kind == COROUTINE:
+                value = await returned  # type: ignore[misc]
+            else:
+                value = await set_up(run, step, returned)
+        except BaseException as exc:  # noqa: BLE001 - classified by the caller
+            error = exc
+        else:
+            if step._kind != COROUTINE:
+                # Set up: the scope lives on, shielded and without a deadline, until
+                # the teardown, which runs inside it (the resource's own scopes were
+                # entered inside it, and must be left inside it).
+                scope.deadline = math.inf
+                scope.shield = True
+                await hold(run, i, step, returned, (first, value), seconds=seconds, scope=scope)
+                return None
+    if error is None:
+        run._done(i, first, value)
+        return None
+    limit = run.outside_at if late else run.cancelled_at
+    return error, seconds is not None and scope.cancel_called and start + seconds <= limit
+
+
+async def _begin(run: Run, i: int, *, late: bool) -> Step | None:
+    """Start the task of step `i` (`_step_full`): its step, or `None` if it must not run."""
+    if run.outside_at != math.inf or (run.cancelled_at != math.inf and not late):
+        if not late and _run_late(run, i):
+            return None
+        run._withdraw(i)
+        return None
+    try:
+        await trio.lowlevel.checkpoint_if_cancelled()
+    except trio.Cancelled:
+        if not late and _run_late(run, i):
+            return None
+        run._withdraw(i)
+        return None
+    step = run.steps[i]
+    if run.observed:
+        run.observers.step_started(step)
+        if run.interrupt is not None:  # Ctrl-C in a hook: the action never begins
+            run._ended(i, step, run.now(), None, None)
+            return None
+    return step
+
+
+async def _after_attempt(
+    run: Run,
+    i: int,
+    step: Step,
+    progress: tuple[float, int],
+    ended: tuple[int, BaseException],
+    *,
+    late: bool,
+) -> bool:
+    """An attempt ended in `state` with `error`: retry it (`True`) or report it.
+
+    `progress` is `(first attempt's start, attempt number)`; `ended` is `(state, error)`.
+    """
+    first, attempt = progress
+    state, error = ended
+    if state == _core.FAILED and isinstance(error, Exception):
+        delay = run.core.retry(i, error)
+        if delay is not None:
+            return await _wait_to_retry(
+                run, i, step, (first, attempt), error, delay=delay, late=late
+            )
+    retry = run.retries[i] if run.retries is not None else None
+    if retry is not None and state == _core.FAILED:
+        note(error, f"exegraph: attempt {attempt} of {retry.attempts}")
+    run._report(i, step, first, state, error)
+    return False
+
+
+def _run_late(run: Run, i: int) -> bool:
+    """Respawn a trigger-rule step in the outer nursery; whether it was one.
+
+    It was spawned just as fail-fast cancelled its nursery: it runs after all.
+    """
+    if not (run.split and run.outside_at == math.inf and run.rules is not None):
+        return False
+    if run.rules[i] == _core.ALL_SUCCESS or run.outer is None:
+        return False
+    start_soon: Callable[..., None] = run.outer.start_soon
+    run.context.run(start_soon, full_step, run, i, True, name=run.steps[i].name)
+    return True
+
+
+def _kwargs(run: Run, i: int) -> dict[str, Any]:
+    """The keyword arguments of step `i`'s action: the values its inputs name.
+
+    With a trigger rule other than `ALL_SUCCESS`, each is an `outcome.Outcome`.
+    """
+    assert run.inputs is not None
+    values = run.values
+    if run.rules is None or run.rules[i] == _core.ALL_SUCCESS:
+        return {keyword: values[j] for keyword, j in run.inputs[i]}
+    state, errors, steps = run.core.state, run.errors, run.steps
+    kwargs: dict[str, Any] = {}
+    for keyword, j in run.inputs[i]:
+        if state[j] == _core.DONE:
+            kwargs[keyword] = outcome.Value(values[j])
+        else:
+            error = errors.get(j) or StepSkippedError(steps[j].name)
+            kwargs[keyword] = outcome.Error(error)
+    return kwargs
+
+
+async def _wait_to_retry(
+    run: Run,
+    i: int,
+    step: Step,
+    progress: tuple[float, int],
+    error: BaseException,
+    *,
+    delay: float,
+    late: bool,
+) -> bool:
+    """Wait out a retry's delay holding no slot, then wait for a slot; whether to go on.
+
+    Cancelled meanwhile (fail-fast, from outside), the step ends `CANCELLED`.
+    """
+    first, attempt = progress
+    run._retrying(i, step, attempt, error, delay)
+    try:
+        await trio.sleep(delay)
+        event = trio.Event()
+        run._again(i, event)
+        await event.wait()
+    except BaseException as exc:  # noqa: BLE001 - classified by _ended
+        run.resume.pop(i, None)
+        run._ended(i, step, first, exc, None, late=late)
+        return False
+    return True

@@ -1,0 +1,139 @@
+"""Resource steps: the setup up to the `yield`, the hold, and the teardown.
+
+A resource's setup runs in its step's task inside a cancel scope (`_attempts.py`); once
+it succeeded the scope lives on, shielded and without a deadline, while the task waits
+for the core to say every dependent has released the resource; the teardown then runs
+inside that same scope, under a deadline of its own. So the resource's own cancel scopes
+and nurseries (entered in its setup) are left in the task and scope they were entered in,
+whatever cancels the run meanwhile.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from ._errors import StepCancelledError, StepSkippedError, StepTimeoutError
+from ._outcomes import is_cancellation
+from ._step import GENERATOR, Step
+
+if TYPE_CHECKING:
+    from ._driver import Run
+
+__all__ = ["hold", "set_up", "tear_down"]
+
+
+async def set_up(run: Run, step: Step, holder: object) -> object:
+    """Run a resource's setup: up to its generator's `yield`, or its `__aenter__`."""
+    if step._kind == GENERATOR:
+        anext = getattr(holder, "__anext__", None)
+        if anext is None:
+            raise TypeError(
+                f"the action of resource step {step.name!r} returned {holder!r}, not an "
+                "async generator"
+            )
+        try:
+            return await anext()
+        except StopAsyncIteration:
+            raise RuntimeError(
+                f"the async generator of resource step {step.name!r} returned without "
+                "yielding; a resource step yields its value once"
+            ) from None
+    enter = getattr(holder, "__aenter__", None)
+    if enter is None or not hasattr(holder, "__aexit__"):
+        raise TypeError(
+            f"the action of resource step {step.name!r} returned {holder!r}, not an "
+            "async context manager"
+        )
+    return await enter()
+
+
+async def hold(
+    run: Run,
+    i: int,
+    step: Step,
+    holder: object,
+    result: tuple[float, object],
+    *,
+    seconds: float | None,
+    scope: trio.CancelScope,
+) -> None:
+    """Resource `i` is set up: report it, wait until it is released, tear it down.
+
+    `result` is `(start, value)` of its setup; `seconds` its teardown's deadline.
+    Runs inside the step's scope, now shielded: the teardown runs whatever cancels
+    the run, under its own deadline.
+    """
+    event = trio.Event()
+    run.due[i] = event
+    start, value = result
+    run._done(i, start, value, resource=True)
+    while not event.is_set():
+        try:
+            await event.wait()
+        except BaseException as exc:  # noqa: BLE001 - Ctrl-C: the run stops, we go on
+            run._interrupt_from(exc)
+    if run.observed:
+        run.observers.teardown_started(step)
+    if seconds:
+        scope.deadline = run.now() + seconds
+    error: BaseException | None = None
+    try:
+        await tear_down(run, step, holder)
+    except BaseException as exc:  # noqa: BLE001 - reported below
+        error = exc
+    if error is not None and is_cancellation(error) and seconds and scope.cancel_called:
+        expired = StepTimeoutError(step.name, seconds)
+        expired.__context__ = error
+        error = expired
+    run._torn_down(i, step, error)
+
+
+async def tear_down(run: Run, step: Step, holder: Any) -> None:
+    """Run a resource's teardown: the rest of its generator, or its `__aexit__`.
+
+    A generator is resumed as pytest resumes a yield fixture, so the code after its
+    `yield` always runs; an async context manager's `__aexit__` is given the run's
+    exception, if any (`_teardown_exception`), as an `async with` block would be.
+    """
+    if step._kind == GENERATOR:
+        try:
+            await holder.__anext__()
+        except StopAsyncIteration:
+            return
+        finally:
+            await holder.aclose()  # nothing leaks (a no-op once it has ended)
+        raise RuntimeError(
+            f"the async generator of resource step {step.name!r} yielded a second "
+            "time; a resource step yields once (its teardown follows the yield)"
+        )
+    exc = _teardown_exception(run, step)
+    if exc is None:
+        await holder.__aexit__(None, None, None)
+        return
+    traceback = exc.__traceback__
+    try:
+        await holder.__aexit__(type(exc), exc, traceback)
+    except BaseException as raised:
+        if raised is not exc:  # `__aexit__` re-raising what it was given is no error
+            raise
+    finally:
+        exc.__traceback__ = traceback  # the run's error keeps its own traceback
+
+
+def _teardown_exception(run: Run, step: Step) -> BaseException | None:
+    """The exception an async context manager's `__aexit__` is given.
+
+    The interrupt, else the run's first failure so far, else a `StepCancelledError`
+    when cancelled from outside, else `None`.
+    """
+    if run.interrupt is not None:
+        return run.interrupt
+    for member in run.members:
+        if not isinstance(member, StepSkippedError):
+            return member
+    if run.outside_at != math.inf:
+        return StepCancelledError(step.name)
+    return None
