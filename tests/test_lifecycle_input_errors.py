@@ -106,8 +106,11 @@ def test_retry_refuses_an_on_that_is_not_exception_types(on: Any, shown: str) ->
     ],
 )
 def test_inputs_that_are_not_a_mapping_are_refused(inputs: Any) -> None:
-    with pytest.raises(TypeError, match=r"inputs must be a mapping.*inputs=\{'image': 'build'\}"):
+    with pytest.raises(TypeError) as caught:
         Step("deploy", takes_image, inputs=inputs)
+    message = str(caught.value)
+    assert "inputs of step 'deploy' must be a mapping" in message
+    assert "inputs={'image': 'build'}" in message
 
 
 @pytest.mark.parametrize(
@@ -122,8 +125,26 @@ def test_inputs_that_are_not_a_mapping_are_refused(inputs: Any) -> None:
 def test_an_inputs_key_that_is_not_an_identifier_is_refused(key: Any) -> None:
     async def takes_anything(**kwargs: object) -> None: ...
 
-    with pytest.raises(ValueError, match=r"must be a Python identifier, got " + repr(key)):
+    with pytest.raises(
+        ValueError, match=r"must be a Python identifier, got " + repr(key)
+    ) as caught:
         Step("deploy", takes_anything, inputs={key: "build"})
+    assert "step 'deploy'" in str(caught.value)
+
+
+def test_an_inputs_key_that_is_not_a_str_is_a_type_error() -> None:
+    async def takes_anything(**kwargs: object) -> None: ...
+
+    with pytest.raises(TypeError, match=r"inputs keys of step 'deploy' .* must be a str, got 3"):
+        Step("deploy", takes_anything, inputs={3: "build"})  # type: ignore[dict-item]
+
+
+@pytest.mark.parametrize("name", [3, "", None])
+def test_an_inputs_value_that_is_not_a_step_name_is_refused(name: Any) -> None:
+    with pytest.raises(
+        TypeError, match=r"inputs values of step 'deploy' must be non-empty step names"
+    ):
+        Step("deploy", takes_image, inputs={"image": name})
 
 
 def test_a_step_taking_its_own_value_is_refused() -> None:

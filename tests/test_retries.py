@@ -710,3 +710,23 @@ async def test_a_timing_spans_the_first_attempts_start_to_the_last_ones_end(
 def test_the_wait_after_a_huge_attempt_number_is_max_delay() -> None:
     assert Retry(delay=1, backoff=10, max_delay=30).wait(10_000) == 30
     assert not math.isnan(Retry(delay=1, backoff=10, max_delay=30).wait(10_000, 0.5))
+
+
+async def test_a_step_cancelled_while_waiting_to_retry_ends_at_its_last_attempts_end(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async def flaky() -> None:
+        await trio.sleep(1)
+        raise OSError("flaky")
+
+    async def boom() -> None:
+        await trio.sleep(3)
+        raise ValueError("boom")
+
+    graph = Graph([Step("flaky", flaky, retry=Retry(attempts=3, delay=10)), Step("boom", boom)])
+    result = await exegraph.run_with_result(graph)
+    timing = result["flaky"]
+    assert timing.status is StepStatus.CANCELLED
+    assert timing.attempts == 1
+    # SPEC 2.1: "`start` is the first attempt's start, `end` the last one's end".
+    assert (timing.start, timing.end) == (0, 1)

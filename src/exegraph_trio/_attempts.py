@@ -223,6 +223,7 @@ async def _wait_to_retry(
     Cancelled meanwhile (fail-fast, from outside), the step ends `CANCELLED`.
     """
     first, attempt = progress
+    ended = run.now()  # the step's end, if it is cancelled before another attempt
     run._retrying(i, step, attempt, error, delay)
     try:
         await trio.sleep(delay)
@@ -231,6 +232,6 @@ async def _wait_to_retry(
         await event.wait()
     except BaseException as exc:  # noqa: BLE001 - classified by _ended
         run.resume.pop(i, None)
-        run._ended(i, step, first, exc, None, late=late)
+        run._ended(i, step, first, exc, None, late=late, end=ended)
         return False
     return True

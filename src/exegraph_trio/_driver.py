@@ -67,6 +67,7 @@ class Run:
     """The state of one run of one graph: the core, plus what Trio needs."""
 
     def __init__(self, graph: Graph, options: RunOptions) -> None:
+        self.graph = graph
         self.steps = graph.steps
         n = len(graph)
         self.info = RunInfo._new(graph, options)
@@ -80,10 +81,17 @@ class Run:
         self.rules = features.rules
         self.inputs = features.inputs
         self.resources = features.resources
+        ranking = graph._ranking
+        if options.durations is not None:
+            estimates = graph._estimates(options.durations)  # refused before any step starts
+
+            def ranking() -> tuple[list[int], list[int]]:
+                return graph._critical_ranking(estimates)
+
         self.core = _core.Core(
             graph._deps,
             graph._dependents,
-            graph._ranking,
+            ranking,
             limit=options.concurrency_limit,
             fail_fast=options.error_policy is ErrorPolicy.FAIL_FAST,
             rules=features.rules,
@@ -338,7 +346,7 @@ class Run:
         ends = [t for t in self.ends if t is not None]
         total = max(ends) - min(starts) if starts else 0.0
         error = RunError(self._message(), self.members) if self.members else None
-        return RunResult(timings, total, error)
+        return RunResult(timings, total, error, graph=self.graph)
 
     # -- one step --------------------------------------------------------------------------
 
@@ -467,16 +475,29 @@ class Run:
         expired: float | None,
         *,
         late: bool = False,
+        end: float | None = None,
     ) -> None:
-        """Classify how step `i`'s action raised, tell the observers, then the core."""
+        """Classify how step `i`'s action raised, tell the observers, then the core.
+
+        `end` is when its last attempt ended, if not now (cancelled during a retry's wait).
+        """
         state, error = self._classify(step, exc, expired, late=late)
-        self._report(i, step, start, state, error)
+        self._report(i, step, start, state, error, end=end)
 
     @enable_ki_protection
-    def _report(self, i: int, step: Step, start: float, state: int, error: BaseException) -> None:
+    def _report(
+        self,
+        i: int,
+        step: Step,
+        start: float,
+        state: int,
+        error: BaseException,
+        *,
+        end: float | None = None,
+    ) -> None:
         """Step `i` ended in `state` (`FAILED` or `CANCELLED`) with `error`."""
         self.starts[i] = start
-        self.ends[i] = self.now()
+        self.ends[i] = self.now() if end is None else end
         self.errors[i] = error
         if self.observed:
             self.observers.step_done(step, self._timing(i, _STATUS[state]))

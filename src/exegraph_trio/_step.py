@@ -139,27 +139,33 @@ def _convert_timeout(value: Any) -> float | None:
     return timeout
 
 
-def _convert_inputs(value: Any) -> Mapping[str, str]:
-    if value is None:
-        return _NO_INPUTS
+def _convert_inputs(name: str, value: Any) -> Mapping[str, str]:
     if isinstance(value, str) or not isinstance(value, Mapping):
         raise TypeError(
-            "inputs must be a mapping of keyword argument -> step name, like "
-            f"inputs={{'image': 'build'}}, not {type(value).__name__}: {value!r}"
+            f"inputs of step {name!r} must be a mapping of keyword argument -> step name, "
+            f"like inputs={{'image': 'build'}}, not {type(value).__name__}: {value!r}"
         )
     items = dict(value)
     if not items:
         return _NO_INPUTS
-    bad_keys = [k for k in items if not isinstance(k, str) or not k.isidentifier()]
-    bad_keys += [k for k in items if isinstance(k, str) and keyword.iskeyword(k)]
+    not_str = [k for k in items if not isinstance(k, str)]
+    if not_str:
+        raise TypeError(
+            f"inputs keys of step {name!r} are the keyword arguments its action is called "
+            f"with: each must be a str, got {_repr_list(not_str)}"
+        )
+    bad_keys = [k for k in items if not k.isidentifier() or keyword.iskeyword(k)]
     if bad_keys:
         raise ValueError(
-            "inputs keys are the keyword arguments the action is called with: each must "
-            f"be a Python identifier, got {_repr_list(bad_keys)}"
+            f"inputs keys of step {name!r} are the keyword arguments its action is called "
+            f"with: each must be a Python identifier, got {_repr_list(bad_keys)}"
         )
     bad = [v for v in items.values() if not isinstance(v, str) or not v]
     if bad:
-        raise TypeError(f"inputs values must be non-empty step names (str), got {_repr_list(bad)}")
+        raise TypeError(
+            f"inputs values of step {name!r} must be non-empty step names (str), got "
+            f"{_repr_list(bad)}"
+        )
     return types.MappingProxyType(items)
 
 
@@ -311,7 +317,7 @@ class Step:
         set_(self, "depends_on", _names(depends_on, "depends_on"))
         set_(self, "tags", _names(tags, "tags"))
         set_(self, "timeout", None if timeout is None else _convert_timeout(timeout))
-        set_(self, "inputs", _NO_INPUTS if inputs is None else _convert_inputs(inputs))
+        set_(self, "inputs", _NO_INPUTS if inputs is None else _convert_inputs(name, inputs))
         given: object = retry
         if given is not None and type(given) is not Retry:
             _check_retry(name, given)
