@@ -8,6 +8,8 @@ made; priorities are computed the first time one is asked for.
 
 from __future__ import annotations
 
+import math
+import statistics
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar, cast, final, overload
 
@@ -261,6 +263,61 @@ class Graph:
         if lazy.features is None:
             lazy.features = Features(self.steps, self._index)
         return lazy.features
+
+    def _estimates(self, durations: Mapping[str, float]) -> list[float]:
+        """Each step's estimated seconds (SPEC 2.2).
+
+        Its entry in `durations`, else the median of the graph's known estimates (1 s when
+        none is known); names that are not steps of the graph are ignored.
+
+        Raises:
+            ValueError: an estimate that is negative, NaN or not a number.
+        """
+        known: dict[int, float] = {}
+        bad: list[str] = []
+        for i, step in enumerate(self.steps):
+            if step.name in durations:
+                value: object = durations[step.name]
+                if (
+                    isinstance(value, bool)
+                    or not isinstance(value, (int, float))
+                    or not value >= 0
+                    or value == math.inf
+                ):
+                    bad.append(f"{step.name!r}: {value!r}")
+                else:
+                    known[i] = float(value)
+        if bad:
+            raise ValueError(
+                "durations must map step names to finite seconds >= 0; got " + ", ".join(bad)
+            )
+        default = statistics.median(known.values()) if known else 1.0
+        return [known.get(i, default) for i in range(len(self.steps))]
+
+    def _path_lengths(self, estimates: Sequence[float]) -> list[float]:
+        """Each step's critical-path length (ninja's priority).
+
+        Its estimate plus the longest estimated path through its dependents.
+        """
+        lengths = [0.0] * len(self.steps)
+        dependents = self._dependents
+        for i in reversed(self._order):
+            below = max((lengths[j] for j in dependents[i]), default=0.0)
+            lengths[i] = estimates[i] + below
+        return lengths
+
+    def _critical_ranking(self, estimates: Sequence[float]) -> tuple[list[int], list[int]]:
+        """Start order by critical path (SPEC 2.2).
+
+        Longest path first, then more transitive dependents, then graph order.
+        """
+        lengths = self._path_lengths(estimates)
+        priorities = self._priorities()
+        by_rank = sorted(range(len(lengths)), key=lambda i: (-lengths[i], -priorities[i]))
+        rank = [0] * len(by_rank)
+        for place, i in enumerate(by_rank):
+            rank[i] = place
+        return rank, by_rank
 
     def _ranking(self) -> tuple[list[int], list[int]]:
         """Start order: each step's rank, and the step of each rank.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import math
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, final
 
 import attrs
@@ -107,6 +107,14 @@ def _check_bool(options: RunOptions, attribute: attrs.Attribute[Any], value: Any
         raise TypeError(f"{attribute.name} must be True or False, not {value!r}")
 
 
+def _check_durations(options: RunOptions, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and not isinstance(value, Mapping):
+        raise TypeError(
+            "durations must be a mapping of step name -> estimated seconds (a dict, or an "
+            f"exegraph.DurationLog), not {type(value).__name__}: {value!r}"
+        )
+
+
 @final
 @attrs.frozen
 class RunOptions:
@@ -146,6 +154,14 @@ class RunOptions:
             With `False`, a value is released as soon as every step that takes it as an
             input has settled, so large intermediates do not live for the whole run
             (values nobody takes as an input are kept).
+        durations: estimated seconds of each step, by name (a `dict`, or an
+            [`exegraph.DurationLog`][exegraph_trio.DurationLog] that learns them). When
+            given, rule 3's priority is the step's *critical-path length*: its estimate
+            plus the longest estimated path through its dependents (ninja's rule), ties
+            broken by transitive dependent count, then graph order. A step without an
+            estimate gets the median of the known ones (1 s when none). Names that are
+            not in the graph are ignored; a negative or NaN estimate is a `ValueError`
+            when the run starts.
 
     Hooks and instruments observe, they never change an outcome: one that raises is logged
     (logger `exegraph_trio`) with its traceback and not called again during that run.
@@ -161,6 +177,9 @@ class RunOptions:
     instruments: Sequence[Instrument] = attrs.field(default=(), converter=_convert_instruments)
     retry: Retry | None = attrs.field(default=None, validator=_check_retry)
     keep_values: bool = attrs.field(default=True, validator=_check_bool)
+    durations: Mapping[str, float] | None = attrs.field(
+        default=None, validator=_check_durations, hash=False
+    )
 
     @property
     def concurrency_limit(self) -> int:

@@ -9,6 +9,7 @@ from typing import final
 import attrs
 
 from ._errors import RunError, unknown_step
+from ._graph import Graph
 
 __all__ = ["RunResult", "StepStatus", "StepTiming"]
 
@@ -103,11 +104,13 @@ class RunResult:
             (`0.0` when no step started).
         error: the [`RunError`][exegraph_trio.RunError] that [`run`][exegraph_trio.run]
             would have raised, or `None` when every step succeeded.
+        graph: the graph that ran (`None` for a result made by hand).
     """
 
     steps: tuple[StepTiming, ...]
     total_duration: float
     error: RunError | None = attrs.field(default=None, eq=False)
+    graph: Graph | None = attrs.field(default=None, eq=False, repr=False, kw_only=True)
     _by_name: dict[str, StepTiming] = attrs.field(
         init=False, repr=False, eq=False, hash=False, alias="_by_name"
     )
@@ -136,6 +139,31 @@ class RunResult:
 
     def __len__(self) -> int:
         return len(self.steps)
+
+    def critical_path(self) -> tuple[str, ...]:
+        """The chain of steps that decided the run's total duration, first to last.
+
+        From the step that ended last, each step's last-finishing dependency (the first
+        one in its `depends_on` when several ended at the same time), back to a step with
+        none that ran (SPEC 2.2). Empty when no step ran.
+
+        Raises:
+            ValueError: the result was made by hand, without its `graph`.
+        """
+        if self.graph is None:
+            raise ValueError("critical_path needs the graph that ran; this RunResult has none")
+        ended = {t.name: t.end for t in self.steps if t.end is not None}
+        if not ended:
+            return ()
+        last = max(ended, key=lambda name: ended[name])
+        path = [last]
+        graph = self.graph
+        while True:
+            before = [dep for dep in graph[path[-1]].depends_on if dep in ended]
+            if not before:
+                break
+            path.append(max(before, key=lambda name: ended[name]))
+        return tuple(reversed(path))
 
     def with_status(self, status: StepStatus) -> tuple[StepTiming, ...]:
         """The timings of the steps that ended with `status`, in completion order."""
