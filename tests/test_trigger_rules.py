@@ -8,8 +8,11 @@ run propagates `Cancelled` or an interrupt.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import signal
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from typing import ParamSpec
 
 import pytest
 import trio
@@ -18,6 +21,8 @@ import trio.testing
 import exegraph_trio as exegraph
 from exegraph_trio import ErrorPolicy, Graph, RunOptions, Step, StepStatus, TriggerRule
 from support import Recorder
+
+P = ParamSpec("P")
 
 ALL_SUCCESS = TriggerRule.ALL_SUCCESS
 ALL_DONE = TriggerRule.ALL_DONE
@@ -724,3 +729,29 @@ async def test_an_interrupt_in_a_handler_after_fail_fast_skips_the_remaining_han
     assert statuses(result)["summary"] is StepStatus.SKIPPED
     assert rec.times("start") == {"bad": 0, "alert": 1, "report": 1}
     assert trio.current_time() == 2
+
+
+# -- a guard on every test ---------------------------------------------------------------
+# A `trio.Cancelled` escaping a test is swallowed by pytest-trio (its fixture nursery
+# cancels its own scope on the way out, which absorbs it): the test would pass with its
+# remaining asserts skipped. A run that leaks one must fail the test instead.
+
+
+def _fail_on_stray_cancelled(
+    test: Callable[P, Coroutine[object, object, None]],
+) -> Callable[P, Coroutine[object, object, None]]:
+    @functools.wraps(test)
+    async def guarded(*args: P.args, **kwargs: P.kwargs) -> None:
+        try:
+            await test(*args, **kwargs)
+        except trio.Cancelled as exc:
+            raise AssertionError(
+                "a trio.Cancelled escaped the test: no scope of the test was cancelled"
+            ) from exc
+
+    return guarded
+
+
+for _name, _test in list(globals().items()):
+    if _name.startswith("test_") and inspect.iscoroutinefunction(_test):
+        globals()[_name] = _fail_on_stray_cancelled(_test)
