@@ -18,6 +18,7 @@ import attrs
 from ._core import ALL_DONE, ALL_SUCCESS, ONE_FAILED
 from ._errors import CycleError, DuplicateStepError, MissingDependencyError, unknown_step
 from ._lifecycle import Retry, TriggerRule
+from ._select import select_subgraph
 from ._step import Action, Step
 
 __all__ = ["Graph", "GraphBuilder"]
@@ -215,6 +216,67 @@ class Graph:
     def with_tag(self, tag: str) -> tuple[Step, ...]:
         """The steps carrying `tag`, in graph order."""
         return tuple(step for step in self.steps if tag in step.tags)
+
+    def select(self, selector: str, *, with_dependencies: bool = True) -> Graph:
+        """The part of this graph that `selector` names, as a new graph.
+
+        ```python
+        graph.select("build+")             # build, every step after it, and what they need
+        graph.select("tag:deploy")         # the deploy steps and what they need
+        graph.select("test-*, !test-slow") # the tests but one, and what they need
+        graph.select("!tag:slow")          # everything but the slow steps
+        graph.select("lint", with_dependencies=False)  # lint alone, its dependencies dropped
+        ```
+
+        A selector is *terms* separated by spaces or commas (or both):
+
+        | term | matches |
+        |---|---|
+        | `GLOB` | the steps whose name matches the glob: `build`, `deploy-*` |
+        | `tag:GLOB` | the steps carrying a tag that matches the glob: `tag:db`, `tag:team-?` |
+        | `TERM+` | what `TERM` matches, and every step depending on one of those, directly or not |
+        | `!TERM` | nothing: it *removes* what `TERM` matches, after every other term is applied |
+
+        Globs are [`fnmatch`][fnmatch]-style and case-sensitive: `*` matches any text, `?`
+        one character, `[abc]` and `[!abc]` one character of (or not of) a set; every
+        other character (`.`, `(`, `$`, …) matches itself. A name with a space or a comma in
+        it, a leading `!` or a trailing `+` is matched with `?` in their place (or `[+]`,
+        as in `c[+][+]` for `c++`). A selector made only of removals starts from the whole
+        graph.
+
+        With `with_dependencies=True` (the default), the transitive dependencies of the
+        selected steps are added, so that the result can run on its own; then the removals
+        are applied. Removing a step that a kept step depends on is an error: remove its
+        dependents too (`!build+`), or pass `with_dependencies=False`.
+
+        With `with_dependencies=False`, only the selected steps are kept, and their
+        dependencies on the steps left out are dropped from their `depends_on` (every other
+        field of a step is kept). A step that takes the value of a step left out as one of
+        its `inputs` could not be called without it, so that is an error rather than a
+        silently dropped input.
+
+        The steps keep their order in this graph. When nothing is left out, the result is
+        this graph itself. A selection costs O(V+E), whatever the selector.
+
+        Args:
+            selector: the terms, like `"build+ tag:deploy !lint"`.
+            with_dependencies: add the transitive dependencies of the selected steps
+                (`True`), or keep only the selected steps and drop their edges to the
+                others (`False`).
+
+        Returns:
+            A graph of the selected steps, in this graph's order.
+
+        Raises:
+            TypeError: `selector` is not a `str`, or `with_dependencies` not a `bool`.
+            ValueError: the selector has no term; a term has nothing to match (`!`,
+                `tag:`); a term matches no step (the message suggests close names or
+                tags); nothing is left after the removals; a removal takes a step that a
+                kept step depends on (both are named); or, with `with_dependencies=False`,
+                a kept step takes a step left out as an input (the step, the input and the
+                step left out are named).
+        """
+        return select_subgraph(self, selector, with_dependencies=with_dependencies)
 
     def priority(self, name: str) -> int:
         """How many steps depend on `name`, directly or through other steps.
