@@ -64,6 +64,8 @@ from collections.abc import Callable, Sequence
 from heapq import heapify, heappop, heappush
 from typing import TYPE_CHECKING, Final, TypeAlias, final
 
+from ._pools import Pool, tickets
+
 if TYPE_CHECKING:
     from ._lifecycle import Retry
 
@@ -141,6 +143,7 @@ class Core:
         "attempts",
         "bad",
         "by_rank",
+        "demands",
         "dependents",
         "deps",
         "fail_fast",
@@ -148,16 +151,20 @@ class Core:
         "holders",
         "key",
         "limit",
+        "queues",
         "random",
         "ranking",
+        "readied",
         "ready",
         "releasing",
         "retries",
         "retrying",
         "rules",
         "running",
+        "shared",
         "state",
         "stopped",
+        "tickets",
         "unsettled",
         "up",
         "waiting",
@@ -175,6 +182,9 @@ class Core:
         retries: Sequence[Retry | None] | None = None,
         resources: bool = False,
         random: Callable[[], float] = _random.random,
+        demands: Sequence[tuple[tuple[Pool, int], ...]] | None = None,
+        shared: frozenset[Pool] = frozenset(),
+        woken: Callable[[], None] | None = None,
     ) -> None:
         if limit < 1:
             raise ValueError(f"limit must be >= 1, got {limit!r}")
@@ -218,6 +228,7 @@ class Core:
         """True once fail-fast stopped the `ALL_SUCCESS` steps (others may still start)."""
         self.stopped = False
         """True once the run starts no more steps (`stop()`)."""
+        self._use_pools(demands, shared, woken)
 
     # -- events ----------------------------------------------------------------------------
 
@@ -230,10 +241,14 @@ class Core:
         state, ready = self.state, self.ready
         rules = self.rules
         quiet: list[int] = []
+        if self.queues is not None:  # pools: priorities matter from the start
+            self.key, self.by_rank = self.ranking()
         for i, count in enumerate(self.waiting):
             if not count and state[i] == PENDING:  # (not skipped by an early stop())
                 if rules is not None and rules[i] == ONE_FAILED:
                     quiet.append(i)
+                elif self.queues is not None:
+                    self._push(i, READY)
                 else:
                     state[i] = READY
                     ready.append(i)  # positions in order: already a heap
@@ -248,6 +263,8 @@ class Core:
         Each step returned is `RUNNING` from now on; the caller starts it (or resumes it,
         for a step that was `AGAIN`).
         """
+        if self.queues is not None:
+            return self._take_pooled()
         ready = self.ready
         free = self.limit - self.running
         if not ready or free <= 0 or self.stopped:
@@ -286,6 +303,8 @@ class Core:
         state[i] = DONE
         self.running -= 1
         self.unsettled -= 1
+        if self.demands is not None:
+            self._release(i)
         if self.up:
             if resource:
                 self.up[i] = 1
@@ -301,6 +320,12 @@ class Core:
             quiet = [skip for j in dependents if (skip := self._notify(j, None, ok=True))]
             return quiet + self._release_all(quiet) if quiet else []
         waiting, ready, key = self.waiting, self.ready, self.key
+        if self.queues is not None:
+            for j in dependents:
+                waiting[j] -= 1
+                if not waiting[j] and state[j] == PENDING:
+                    self._push(j, READY)
+            return []
         for j in dependents:
             waiting[j] -= 1
             if not waiting[j] and state[j] == PENDING:
@@ -334,6 +359,8 @@ class Core:
         if self.dependents[i]:
             self.releasing -= 1
         self.retrying += 1
+        if self.demands is not None:
+            self._release(i)
         return retry.wait(attempt, self.random() if retry.jitter else 0.0)
 
     def again(self, i: int) -> None:
@@ -341,8 +368,7 @@ class Core:
         if self.state[i] != WAITING:  # cancelled while it waited
             return
         self.retrying -= 1
-        self.state[i] = AGAIN
-        heappush(self.ready, self.key[i])
+        self._push(i, AGAIN)
 
     def failed(self, i: int) -> list[Skip]:
         """Step `i` failed for good; return the steps this skips.
@@ -416,6 +442,8 @@ class Core:
         there will be, so taking the best now and the next best after each later
         completion takes the same steps).
         """
+        if self.queues is not None:  # every completion frees pool slots: decide together
+            return not self.running and not self.retrying
         if self.retrying:
             return self.limit >= self.unsettled
         return not self.running or self.limit >= self.unsettled or not self.releasing
@@ -452,6 +480,8 @@ class Core:
             self.running -= 1
             if self.dependents[i]:
                 self.releasing -= 1
+            if self.demands is not None:
+                self._release(i)
         # (an AGAIN step's heap entry is dropped when `take` meets it)
         if self.up:
             self._unhold(i)
@@ -494,8 +524,7 @@ class Core:
             if rule == ONE_FAILED and not self.bad[j]:
                 return self._skip_one(j, QUIET)
         if not waiting[j]:
-            state[j] = READY
-            heappush(self.ready, self.key[j])
+            self._push(j, READY)
         return None
 
     def _skip_one(self, j: int, cause: int | None) -> Skip:
@@ -512,6 +541,124 @@ class Core:
             holders[d] -= 1
             if not holders[d] and up[d]:
                 due.append(d)
+
+    def _use_pools(
+        self,
+        demands: Sequence[tuple[tuple[Pool, int], ...]] | None,
+        shared: frozenset[Pool],
+        woken: Callable[[], None] | None,
+    ) -> None:
+        self.demands = demands
+        """Per step, the `(pool, slots)` it takes while it runs; `None` without pools."""
+        self.queues: dict[tuple[tuple[Pool, int], ...], list[int]] | None = None
+        """With pools: a heap of ready steps per demand (`ready` holds those with none)."""
+        self.shared = shared
+        """The pools other runs may use too (their slots go to the oldest ticket first)."""
+        self.tickets: list[int] = []
+        """With shared pools: each step's ticket, drawn when it last became ready."""
+        self.readied: list[int] | None = None
+        """With pools: the steps that became ready since the driver last looked (it
+        stamps when each first became ready: the wait for slots begins)."""
+        if demands is None:
+            return
+        self.queues = {}
+        self.readied = []
+        if shared:
+            self.tickets = [0] * len(self.state)
+            for pool in shared:
+                pool._join(self, self._waits, woken or (lambda: None))
+
+    def _push(self, i: int, state: int) -> None:
+        """Step `i` becomes `READY` (or `AGAIN`): into the heap of its demand."""
+        self.state[i] = state
+        key = self.key[i]
+        queues = self.queues
+        if queues is None:
+            heappush(self.ready, key)
+            return
+        assert self.demands is not None
+        assert self.readied is not None
+        self.readied.append(i)
+        demand = self.demands[i]
+        if not demand:
+            heappush(self.ready, key)
+            return
+        heap = queues.get(demand)
+        if heap is None:
+            queues[demand] = [key]
+        else:
+            heappush(heap, key)
+        if self.shared:
+            ticket = next(tickets)
+            self.tickets[i] = ticket
+            for pool, _ in demand:
+                if pool in self.shared:
+                    pool._wait(self, ticket, i)
+
+    def _waits(self, i: int, ticket: int) -> bool:
+        """Whether step `i` still waits for slots with `ticket` (for `Pool._may_take`)."""
+        return self.state[i] in (READY, AGAIN) and self.tickets[i] == ticket
+
+    def _fits(self, i: int) -> bool:
+        """Whether step `i`'s pools have its slots free now (and no older waiter first)."""
+        assert self.demands is not None
+        for pool, n in self.demands[i]:
+            if pool.size - pool.in_use < n:
+                return False
+            if pool in self.shared and not pool._may_take(self, self.tickets[i]):
+                return False
+        return True
+
+    def _take_pooled(self) -> list[int]:
+        """`take()` with pools: the best ready step that fits, again and again.
+
+        Ready steps wait in one heap per demand (the steps needing no pool in `ready`),
+        so only the best step of each demand is looked at: a step whose pool is busy
+        never holds back a lower-priority step that fits (no head-of-line blocking).
+        """
+        assert self.queues is not None
+        assert self.demands is not None
+        free = self.limit - self.running
+        taken: list[int] = []
+        if free <= 0 or self.stopped:
+            return taken
+        heaps = [self.ready, *self.queues.values()]
+        by_rank = self.by_rank
+        while free > 0:
+            best: list[int] | None = None
+            for heap in heaps:
+                while heap and not self._takable(by_rank[heap[0]]):
+                    heappop(heap)
+                if (
+                    heap
+                    and (best is None or heap[0] < best[0])
+                    and (heap is self.ready or self._fits(by_rank[heap[0]]))
+                ):
+                    best = heap
+            if best is None:
+                break
+            i = by_rank[heappop(best)]
+            for pool, n in self.demands[i]:
+                pool._acquire(n)
+            self._started(i)
+            taken.append(i)
+            free -= 1
+        return taken
+
+    def _takable(self, i: int) -> bool:
+        state = self.state[i]
+        return state == READY or (state == AGAIN and self._may_run_again(i))
+
+    def _release(self, i: int) -> None:
+        """Step `i`'s action ended (or waits to be retried): its pool slots come free."""
+        assert self.demands is not None
+        for pool, n in self.demands[i]:
+            pool._release(n, self)
+
+    def close(self) -> None:
+        """The run is over: leave the shared pools (forget this run's tickets)."""
+        for pool in self.shared:
+            pool._leave(self)
 
     def _rank_ready(self) -> None:
         rank, self.by_rank = self.ranking()
@@ -549,8 +696,9 @@ class Core:
         if self.up:
             for j, _ in skips:
                 self._unhold(j)
-        if unready:  # drop the skipped steps from the heap
+        if unready and self.queues is None:  # drop the skipped steps from the heap
             by_rank = self.by_rank
             self.ready = [k for k in self.ready if state[by_rank[k]] in (READY, AGAIN)]
             heapify(self.ready)
+        # (with pools, `_take_pooled` drops them when it meets them)
         return skips

@@ -40,13 +40,19 @@ from trio.lowlevel import enable_ki_protection
 
 from . import _core
 from ._attempts import full_step
-from ._errors import RunError, StepCancelledError, StepSkippedError, StepTimeoutError
+from ._errors import (
+    RunError,
+    StepCancelledError,
+    StepSkippedError,
+    StepTimeoutError,
+)
 from ._graph import Graph
 from ._instrument import RunInfo
 from ._lifecycle import Retry
 from ._observers import Observers
 from ._options import ErrorPolicy, RunOptions
 from ._outcomes import interrupt_in, is_cancellation, leaves, not_awaitable, note
+from ._pools import demands_of
 from ._result import RunResult, StepStatus, StepTiming
 from ._step import Step
 
@@ -88,6 +94,8 @@ class Run:
             def ranking() -> tuple[list[int], list[int]]:
                 return graph._critical_ranking(estimates)
 
+        demands, shared = demands_of(graph, options) if features.pooled else (None, frozenset())
+        self.pooled = demands is not None
         self.core = _core.Core(
             graph._deps,
             graph._dependents,
@@ -97,6 +105,9 @@ class Run:
             rules=features.rules,
             retries=retries,
             resources=features.resources,
+            demands=demands,
+            shared=shared,
+            woken=self._wake,
         )
         # Steps with a trigger rule may run after fail-fast cancelled the others: those run
         # in the outer nursery, the others in a nursery inside it that fail-fast cancels.
@@ -112,6 +123,7 @@ class Run:
         self.starts: list[float | None] = [None] * n
         self.ends: list[float | None] = [None] * n
         self.values: list[object] = [None] * n
+        self.ready_at: list[float | None] | None = [None] * n if self.pooled else None
         self.left = (
             list(features.consumers)
             if features.consumers is not None and not options.keep_values
@@ -160,6 +172,7 @@ class Run:
             if outside:
                 self._stop()  # nothing may start after an outside cancellation
         finally:
+            self.core.close()
             if self.core.running or self.core.retrying or self.resume:
                 self._sweep()
             if want_result or self.observers.instruments:
@@ -251,7 +264,11 @@ class Run:
         trigger rule start, in the outer nursery.
         """
         core = self.core
-        if not core.ready or self.outside_at != math.inf:
+        if self.pooled:
+            self._stamp_ready()
+        elif not core.ready:
+            return
+        if self.outside_at != math.inf:
             return
         if self.cancelled_at != math.inf and not self.split:
             return
@@ -271,6 +288,16 @@ class Run:
                     enter(start_soon, self._step, i, name=steps[i].name)
                 else:
                     enter(start_soon, full_step, self, i, late, name=steps[i].name)
+
+    def _stamp_ready(self) -> None:
+        """Note when each step the core made ready first became so (its wait for slots)."""
+        readied, ready_at = self.core.readied, self.ready_at
+        if readied and ready_at is not None:
+            now = self.now()
+            for j in readied:
+                if ready_at[j] is None:
+                    ready_at[j] = now
+            readied.clear()
 
     def _stop(self) -> None:
         """Start no more steps; skip every step that has not started."""
@@ -337,6 +364,7 @@ class Run:
             attempts=attempts,
             earlier_errors=() if earlier is None else tuple(earlier),
             teardown_error=self.teardown_errors.get(i),
+            ready=None if self.ready_at is None else self.ready_at[i],
         )
 
     def _result(self) -> RunResult:
@@ -526,7 +554,7 @@ class Run:
             self._start_ready()
             if not core.unsettled:
                 self._wake()
-        elif core.ready:
+        elif core.ready or self.pooled:
             self._wake()
 
     def _failed(self, i: int, error: BaseException) -> None:

@@ -74,9 +74,10 @@ class Features:
         inputs: per step, `(keyword, position)` pairs of its inputs; `None` when no step
             has inputs.
         consumers: per step, how many inputs take its value; `None` likewise.
+        pooled: whether some step takes pool slots.
     """
 
-    __slots__ = ("consumers", "inputs", "resources", "retries", "rules", "special")
+    __slots__ = ("consumers", "inputs", "pooled", "resources", "retries", "rules", "special")
 
     def __init__(self, steps: tuple[Step, ...], index: dict[str, int]) -> None:
         rule_codes = {TriggerRule.ALL_DONE: ALL_DONE, TriggerRule.ONE_FAILED: ONE_FAILED}
@@ -86,6 +87,7 @@ class Features:
         self.resources = False
         self.inputs: list[tuple[tuple[str, int], ...]] | None = None
         self.consumers: list[int] | None = None
+        self.pooled = any(step.pools for step in steps)
         for i, step in enumerate(steps):
             rule = step.trigger_rule is not TriggerRule.ALL_SUCCESS
             if not (step.inputs or step.retry is not None or rule or step._kind):

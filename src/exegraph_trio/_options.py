@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import math
 import os
+import types
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, final
 
@@ -12,6 +13,7 @@ import attrs
 
 from ._instrument import Instrument
 from ._lifecycle import Retry
+from ._pools import Pool
 from ._step import is_async_callable
 
 __all__ = ["ErrorPolicy", "RunOptions"]
@@ -115,6 +117,36 @@ def _check_durations(options: RunOptions, attribute: attrs.Attribute[Any], value
         )
 
 
+def _convert_pools(value: Any) -> Mapping[str, int | Pool]:
+    if value is None:
+        return types.MappingProxyType({})
+    if not isinstance(value, Mapping):
+        raise TypeError(
+            "pools must be a mapping of pool name -> size (an int, private to the run) or "
+            f"exegraph.Pool (shared by runs), like pools={{'db': 2}}, not "
+            f"{type(value).__name__}: {value!r}"
+        )
+    bad = {
+        k: v
+        for k, v in value.items()
+        if not isinstance(k, str)
+        or not k
+        or not (isinstance(v, Pool) or (isinstance(v, int) and not isinstance(v, bool)))
+    }
+    if bad:
+        raise TypeError(
+            "pools must map non-empty names to an int size or an exegraph.Pool, got "
+            + ", ".join(f"{k!r}: {v!r}" for k, v in bad.items())
+        )
+    small = {k: v for k, v in value.items() if isinstance(v, int) and v < 1}
+    if small:
+        raise ValueError(
+            "a pool's size must be >= 1, got "
+            + ", ".join(f"{k!r}: {v!r}" for k, v in small.items())
+        )
+    return types.MappingProxyType(dict(value))
+
+
 @final
 @attrs.frozen
 class RunOptions:
@@ -154,6 +186,13 @@ class RunOptions:
             With `False`, a value is released as soon as every step that takes it as an
             input has settled, so large intermediates do not live for the whole run
             (values nobody takes as an input are kept).
+        pools: the pools steps may take slots of (`Step(pools=...)`), by name: an `int`
+            size makes a pool private to this run, an [`exegraph.Pool`][exegraph_trio.Pool]
+            is shared by every run given it. A step starts when a slot of the run and
+            all its pool slots are free, taken at once; among ready steps, the
+            highest-priority one that fits starts first. `run` refuses, before any step
+            starts, a step using a pool that is not here or asking more slots than its
+            size (`ValueError` naming every such step).
         durations: estimated seconds of each step, by name (a `dict`, or an
             [`exegraph.DurationLog`][exegraph_trio.DurationLog] that learns them). When
             given, rule 3's priority is the step's *critical-path length*: its estimate
@@ -177,6 +216,9 @@ class RunOptions:
     instruments: Sequence[Instrument] = attrs.field(default=(), converter=_convert_instruments)
     retry: Retry | None = attrs.field(default=None, validator=_check_retry)
     keep_values: bool = attrs.field(default=True, validator=_check_bool)
+    pools: Mapping[str, int | Pool] = attrs.field(
+        factory=dict, converter=_convert_pools, hash=False
+    )
     durations: Mapping[str, float] | None = attrs.field(
         default=None, validator=_check_durations, hash=False
     )

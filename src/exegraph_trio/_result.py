@@ -64,6 +64,9 @@ class StepTiming:
         teardown_error: what the teardown of a resource step raised (with a note naming
             the teardown; a [`StepTimeoutError`][exegraph_trio.StepTimeoutError] when its
             deadline cut it short), else `None`. The step itself stays `DONE`.
+        ready: in a run with pools, when the step became ready to start (its trigger
+            rule held) and began to wait for slots: `start - ready` is that wait.
+            `None` in a run whose steps use no pool, and for a step never ready.
     """
 
     name: str
@@ -75,6 +78,7 @@ class StepTiming:
     attempts: int = 0
     earlier_errors: tuple[BaseException, ...] = attrs.field(default=(), eq=False, repr=False)
     teardown_error: BaseException | None = attrs.field(default=None, eq=False, repr=False)
+    ready: float | None = attrs.field(default=None, repr=False)
 
     @property
     def duration(self) -> float:
