@@ -1,0 +1,259 @@
+"""`plan`: what a run would do, replayed by the scheduling core on a simulated clock.
+
+The planner is the core's second driver (the Trio driver is the first): it feeds the same
+`Core` the same events a run would, but each step "runs" by taking its estimated seconds
+on a simulated clock, and no action, hook or instrument is called. Completions at one
+instant are reported together and decided together, as the Trio driver does, so a plan's
+start times are those of a real run under `trio.testing.MockClock` whose actions sleep
+exactly their estimates.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Iterable, Iterator
+from typing import final
+
+import attrs
+
+from . import _core
+from ._errors import close_names, did_you_mean, unknown_step
+from ._graph import Graph
+from ._options import ErrorPolicy, RunOptions
+from ._pools import demands_of
+from ._result import StepStatus
+
+__all__ = ["Plan", "PlannedStep", "plan"]
+
+_STATUS = {
+    _core.DONE: StepStatus.DONE,
+    _core.FAILED: StepStatus.FAILED,
+    _core.CANCELLED: StepStatus.CANCELLED,
+    _core.SKIPPED: StepStatus.SKIPPED,
+}
+
+
+@final
+@attrs.frozen
+class PlannedStep:
+    """What [`plan`][exegraph_trio.plan] predicts for one step.
+
+    Attributes:
+        name: the step's name.
+        status: `DONE`; with `fail=`, `FAILED` for the failing steps, `CANCELLED` for the
+            steps fail-fast would cancel, `SKIPPED` for those that would never start.
+        start: simulated seconds from the run's start; `None` when skipped.
+        end: likewise, when it would end.
+    """
+
+    name: str
+    status: StepStatus
+    start: float | None
+    end: float | None
+
+    @property
+    def duration(self) -> float:
+        """`end - start`, `0.0` for a skipped step."""
+        if self.start is None or self.end is None:
+            return 0.0
+        return self.end - self.start
+
+
+@final
+@attrs.frozen
+class Plan:
+    """What a run of a graph would do: from [`plan`][exegraph_trio.plan].
+
+    ```python
+    print(exegraph.plan(graph, RunOptions(max_concurrency=4, durations=log)).table())
+    ```
+
+    Attributes:
+        steps: a [`PlannedStep`][exegraph_trio.PlannedStep] for every step, in start
+            order (ties in graph order); skipped steps last.
+        makespan: simulated seconds from the first start to the last end.
+        critical_path: the names of the chain of steps that decides the makespan, first
+            to last (as [`RunResult.critical_path`][exegraph_trio.RunResult.critical_path]).
+        graph: the graph planned.
+    """
+
+    steps: tuple[PlannedStep, ...]
+    makespan: float
+    critical_path: tuple[str, ...]
+    graph: Graph = attrs.field(eq=False, repr=False)
+    _by_name: dict[str, PlannedStep] = attrs.field(
+        init=False, repr=False, eq=False, hash=False, alias="_by_name"
+    )
+
+    @_by_name.default
+    def _index(self) -> dict[str, PlannedStep]:
+        return {step.name: step for step in self.steps}
+
+    def __getitem__(self, name: str) -> PlannedStep:
+        """The planned step called `name` (`KeyError` if the graph has none)."""
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise unknown_step(name, self._by_name, "plan") from None
+
+    def __iter__(self) -> Iterator[PlannedStep]:
+        return iter(self.steps)
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def table(self) -> str:
+        """A plain-text table of the planned steps, in start order.
+
+        Columns: name, status, start, end and duration (seconds); a last line gives the
+        makespan and the critical path.
+        """
+        width = max([4, *(len(step.name) for step in self.steps)])
+        lines = [f"{'step':<{width}}  {'status':<9}  {'start':>8}  {'end':>8}  {'duration':>8}"]
+        for step in self.steps:
+            start = "-" if step.start is None else f"{step.start:8.3f}"
+            end = "-" if step.end is None else f"{step.end:8.3f}"
+            lines.append(
+                f"{step.name:<{width}}  {step.status!s:<9}  {start:>8}  {end:>8}  "
+                f"{step.duration:8.3f}"
+            )
+        path = " → ".join(self.critical_path) or "(none)"
+        lines.append(f"makespan {self.makespan:.3f} s; critical path: {path}")
+        return "\n".join(lines)
+
+
+def plan(graph: Graph, options: RunOptions | None = None, *, fail: Iterable[str] = ()) -> Plan:
+    """Predict what [`run`][exegraph_trio.run] would do, without running anything.
+
+    Drives the same scheduling core as `run` on a simulated clock: each step takes its
+    estimate (`options.durations`; a step missing from it takes the median of the known
+    estimates, 1 s each when there are none), honouring the bound, pools, priorities and
+    trigger rules, every step succeeding. No action, hook or instrument is called. The
+    start times equal a real run's under `trio.testing.MockClock` with actions that sleep
+    exactly their estimates.
+
+    ```python
+    preview = exegraph.plan(graph, RunOptions(max_concurrency=2, durations=log))
+    print(preview.table())
+    print(exegraph.plan(graph, fail=["migrate"])["deploy"].status)  # what a failure skips
+    ```
+
+    Args:
+        graph: the graph to plan.
+        options: the run's options (its bound, error policy, pools, durations, timeouts
+            are ignored); the defaults when `None`. Shared `Pool`s are planned as if the
+            run had them to itself.
+        fail: names of steps that fail: each runs its estimate, then fails, and the plan
+            shows what the error policy then cancels and skips (a failure is final: the
+            planner does not replay retries; steps ending at the same instant as a
+            failure are counted as done before it).
+
+    Raises:
+        ValueError: a name in `fail` is not a step of the graph (close names are
+            suggested), a pool the run cannot give (as `run`), a bad estimate.
+    """
+    if options is None:
+        options = RunOptions()
+    failing = _positions(graph, fail)
+    features = graph._features()
+    estimates = graph._estimates(options.durations or {})
+    ranking = graph._ranking
+    if options.durations is not None:
+
+        def ranking() -> tuple[list[int], list[int]]:
+            return graph._critical_ranking(estimates)
+
+    demands = demands_of(graph, options, private=True)[0] if features.pooled else None
+    core = _core.Core(
+        graph._deps,
+        graph._dependents,
+        ranking,
+        limit=options.concurrency_limit,
+        fail_fast=options.error_policy is ErrorPolicy.FAIL_FAST,
+        rules=features.rules,
+        demands=demands,
+    )
+    n = len(graph)
+    starts: list[float | None] = [None] * n
+    ends: list[float | None] = [None] * n
+    running: list[tuple[float, int]] = []  # (end, step) heap
+    now = 0.0
+
+    def take() -> None:
+        for i in core.take():
+            starts[i] = now
+            heapq.heappush(running, (now + estimates[i], i))
+
+    core.start()
+    take()
+    cancelled = False
+    while running:
+        now = running[0][0]
+        batch: list[int] = []
+        while running and running[0][0] == now:
+            batch.append(heapq.heappop(running)[1])
+        for i in sorted(batch, key=lambda i: i in failing):  # done before failed
+            ends[i] = now
+            if i in failing:
+                core.failed(i)
+            else:
+                core.done(i)
+        if core.failing and not cancelled:
+            # Fail-fast cancels every step in flight at once (the trigger-rule steps
+            # that start from now on run outside the cancelled scope).
+            cancelled = True
+            for _, i in running:
+                ends[i] = now
+                core.cancelled(i)
+            running.clear()
+        take()
+    return _plan_of(graph, core, starts, ends)
+
+
+def _positions(graph: Graph, names: Iterable[str]) -> set[int]:
+    if isinstance(names, str):
+        raise TypeError(
+            f"fail must be a list of step names, not the str {names!r}; write fail=[{names!r}]"
+        )
+    positions: set[int] = set()
+    missing: list[str] = []
+    for name in names:
+        if name in graph:
+            positions.add(graph._index[name])
+        else:
+            missing.append(f"{name!r}{did_you_mean(close_names(name, graph.names))}")
+    if missing:
+        raise ValueError(f"fail names steps the graph does not have: {', '.join(missing)}")
+    return positions
+
+
+def _plan_of(
+    graph: Graph, core: _core.Core, starts: list[float | None], ends: list[float | None]
+) -> Plan:
+    steps = graph.steps
+    order = sorted(
+        range(len(steps)),
+        key=lambda i: (starts[i] is None, math.inf if starts[i] is None else starts[i], i),
+    )
+    planned = tuple(
+        PlannedStep(steps[i].name, _STATUS[core.state[i]], starts[i], ends[i]) for i in order
+    )
+    began = [t for t in starts if t is not None]
+    ended = [t for t in ends if t is not None]
+    makespan = max(ended) - min(began) if began else 0.0
+    return Plan(planned, makespan, _critical_path(graph, ends), graph)
+
+
+def _critical_path(graph: Graph, ends: list[float | None]) -> tuple[str, ...]:
+    ended = [i for i, end in enumerate(ends) if end is not None]
+    if not ended:
+        return ()
+    last = max(ended, key=lambda i: (ends[i], -i))
+    path = [last]
+    while True:
+        before = [d for d in graph._deps[path[-1]] if ends[d] is not None]
+        if not before:
+            break
+        path.append(max(before, key=lambda d: (ends[d], -before.index(d))))
+    return tuple(graph.steps[i].name for i in reversed(path))
