@@ -864,6 +864,83 @@ async def test_a_teardown_that_raises_after_an_interrupt_is_reported_and_the_int
     assert [r.exc_info[1] for r in caplog.records if r.exc_info] == [leak]
 
 
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_teardown_that_raises_after_fail_fast_joins_the_run_error(
+    autojump_clock: trio.testing.MockClock, kind: str
+) -> None:
+    res = Resources()
+    boom, leak = ValueError("boom"), OSError("leak")
+    graph = Graph(
+        [
+            res.step(kind, "db", setup=1, teardown=1, teardown_error=leak),
+            res.rec.step("use", 10, depends_on=["db"]),
+            res.rec.step("bad", 3, error=boom),
+        ]
+    )
+    with pytest.RaisesGroup(
+        pytest.RaisesExc(ValueError, check=lambda e: e is boom),
+        pytest.RaisesExc(OSError, check=lambda e: e is leak),
+    ) as info:
+        await exegraph.run(graph)
+    assert str(info.value).startswith("1 of 3 steps failed, 1 teardown failed")
+    assert leak.__notes__ == [teardown_note("db")]
+    assert trio.current_time() == 4
+
+
+def test_ctrl_c_while_the_run_waits_tears_down_the_held_resource() -> None:
+    res = Resources()
+    watch = Watch()
+
+    async def press_ctrl_c() -> None:
+        await trio.sleep(3)
+        # Raised from the run loop itself (KI-protected): Trio delivers it to the main
+        # task, which is waiting inside the run, as when Ctrl-C arrives during a sleep.
+        trio.lowlevel.current_trio_token().run_sync_soon(signal.raise_signal, signal.SIGINT)
+        await trio.sleep(10)
+
+    graph = Graph(
+        [
+            res.step(GEN, "db", setup=1, teardown=2),
+            res.rec.step("use", 10, depends_on=["db"]),
+            Step("ctrl-c", press_ctrl_c),
+        ]
+    )
+    with pytest.raises(KeyboardInterrupt):
+        trio.run(
+            exegraph.run,
+            graph,
+            RunOptions(instruments=[watch]),
+            clock=trio.testing.MockClock(autojump_threshold=0),
+        )
+    assert res.rec.times("teardown") == {"db": 3}
+    assert res.rec.times("torn-down") == {"db": 5}
+    (result,) = watch.results
+    assert result["db"].status is StepStatus.DONE
+    assert result["db"].teardown_error is None
+    assert result["use"].status is StepStatus.CANCELLED
+
+
+async def test_a_class_whose_instances_are_async_context_managers_makes_a_resource_step(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    exits: list[tuple[float, object]] = []
+
+    class Pool:
+        async def __aenter__(self) -> Pool:
+            await trio.sleep(1)
+            return self
+
+        async def __aexit__(self, *exc_info: object) -> None:
+            exits.append((trio.current_time(), exc_info[0]))
+
+    rec = Recorder()
+    graph = Graph([Step("pool", Pool), rec.step("use", 2, depends_on=["pool"])])
+    result = await exegraph.run_with_result(graph)
+    assert isinstance(result["pool"].value, Pool)
+    assert (result["pool"].start, result["pool"].end) == (0, 1)
+    assert exits == [(3, None)]
+
+
 # -- what the code at the yield is resumed with ----------------------------------------------
 
 
