@@ -11,7 +11,6 @@ exactly their estimates.
 from __future__ import annotations
 
 import heapq
-import math
 from collections.abc import Iterable, Iterator
 from typing import final
 
@@ -193,11 +192,17 @@ def plan(graph: Graph, options: RunOptions | None = None, *, fail: Iterable[str]
         batch: list[int] = []
         while running and running[0][0] == now:
             batch.append(heapq.heappop(running)[1])
-        for i in sorted(batch, key=lambda i: i in failing):  # done before failed
-            ends[i] = now
-            if i in failing:
-                core.failed(i)
-            else:
+        if failing and not failing.isdisjoint(batch):
+            batch.sort(key=lambda i: i in failing)  # the others count as done before
+            for i in batch:
+                ends[i] = now
+                if i in failing:
+                    core.failed(i)
+                else:
+                    core.done(i)
+        else:
+            for i in batch:
+                ends[i] = now
                 core.done(i)
         if core.failing and not cancelled:
             # Fail-fast cancels every step in flight at once (the trigger-rule steps
@@ -231,13 +236,12 @@ def _positions(graph: Graph, names: Iterable[str]) -> set[int]:
 def _plan_of(
     graph: Graph, core: _core.Core, starts: list[float | None], ends: list[float | None]
 ) -> Plan:
-    steps = graph.steps
-    order = sorted(
-        range(len(steps)),
-        key=lambda i: (starts[i] is None, math.inf if starts[i] is None else starts[i], i),
-    )
+    steps, state = graph.steps, core.state
+    started = sorted((start, i) for i, start in enumerate(starts) if start is not None)
+    skipped = [i for i, start in enumerate(starts) if start is None]
     planned = tuple(
-        PlannedStep(steps[i].name, _STATUS[core.state[i]], starts[i], ends[i]) for i in order
+        PlannedStep(steps[i].name, _STATUS[state[i]], starts[i], ends[i])
+        for i in [i for _, i in started] + skipped
     )
     began = [t for t in starts if t is not None]
     ended = [t for t in ends if t is not None]
