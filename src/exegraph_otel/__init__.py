@@ -12,7 +12,8 @@ trio.run(exegraph.run, graph, exegraph_otel.traced())
 Each run becomes one trace: a `RUN exegraph` span (child of whatever span is current
 where `run` is called) with one child span per step, from its start to its end. Spans made
 inside a step's action nest under that step's span; each step span links to its
-dependencies' spans; skipped and cancelled steps are visible. Attributes follow the
+dependencies' spans; skipped and cancelled steps are visible; a retried step has a child
+span per attempt, and a resource step's teardown a span of its own. Attributes follow the
 OpenTelemetry CI/CD semantic conventions (`cicd.pipeline.task.run.result`, ...). See
 [`OtelInstrument`][exegraph_otel.OtelInstrument] for the details and the metrics.
 

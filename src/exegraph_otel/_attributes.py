@@ -43,7 +43,10 @@ CICD_PIPELINE_TASK_RUN_ID: Final = "cicd.pipeline.task.run.id"
 CICD_PIPELINE_TASK_RUN_RESULT: Final = "cicd.pipeline.task.run.result"
 """How the step ended: one of `RESULT_*`."""
 ERROR_TYPE: Final = "error.type"
-"""The class of the exception a failed step (or run) ended with; see `error_type`."""
+"""The class of the exception a failed step (or run, attempt, teardown) ended with; see
+`error_type`."""
+EXCEPTION_MESSAGE: Final = "exception.message"
+"""The message of a failed attempt's exception, on its `exegraph.retry` event."""
 
 ACTION_RUN: Final = "RUN"
 
@@ -71,6 +74,18 @@ EXEGRAPH_STEP_PRIORITY: Final = "exegraph.step.priority"
 """`Graph.priority(step)`: how many steps depend on it. Set only on recorded spans."""
 EXEGRAPH_STEP_TIMEOUT: Final = "exegraph.step.timeout"
 """The step's deadline in seconds, when it has one."""
+EXEGRAPH_STEP_TRIGGER_RULE: Final = "exegraph.step.trigger_rule"
+"""The step's `TriggerRule` as a string: `"all_success"`, `"all_done"` or `"one_failed"`.
+Set only on recorded spans."""
+EXEGRAPH_STEP_ATTEMPTS: Final = "exegraph.step.attempts"
+"""How many attempts of the step started (`StepTiming.attempts`): 1 without retries, 0 on a
+skipped step. Set when the span ends."""
+EXEGRAPH_STEP_ATTEMPT: Final = "exegraph.step.attempt"
+"""Which attempt (from 1): on an attempt span, and on an `exegraph.retry` event (the attempt
+that failed)."""
+EXEGRAPH_RETRY_DELAY: Final = "exegraph.retry.delay"
+"""On an `exegraph.retry` event: the seconds the step waits, holding no slot, before it
+competes for a slot again."""
 EXEGRAPH_STEP_FAILED_DEPENDENCY: Final = "exegraph.step.failed_dependency"
 """On a skipped step: the failed upstream step that caused the skip, when there is one."""
 EXEGRAPH_STEP_SKIP_REASON: Final = "exegraph.step.skip_reason"
@@ -87,6 +102,12 @@ LINK_FAILED_DEPENDENCY: Final = "failed_dependency"
 """From a skipped step to the failed upstream step that caused the skip."""
 LINK_STOPPED_BY: Final = "stopped_by"
 """From a step skipped by fail-fast (or an interrupt) to the failed step that stopped the run."""
+LINK_TEARDOWN_OF: Final = "teardown_of"
+"""From a teardown span to the span of its resource step (whose setup it undoes)."""
+
+EVENT_RETRY: Final = "exegraph.retry"
+"""A span event on a step span, at the end of each failed attempt that will be retried:
+`exegraph.step.attempt`, `exegraph.retry.delay`, `error.type`, `exception.message`."""
 
 SKIP_REASON_FAILED_DEPENDENCY: Final = "failed_dependency"
 """A step it depends on, directly or through other skipped steps, failed."""
@@ -94,6 +115,9 @@ SKIP_REASON_FAIL_FAST: Final = "fail_fast"
 """Under `ErrorPolicy.FAIL_FAST`, a step that is not downstream of it failed: the run stopped."""
 SKIP_REASON_INTERRUPTED: Final = "interrupted"
 """A step raised `KeyboardInterrupt`, `SystemExit` or the like, which stops every run."""
+SKIP_REASON_TRIGGER_RULE: Final = "trigger_rule"
+"""Its trigger rule does not hold although nothing failed: a `ONE_FAILED` step whose
+dependencies all succeeded (a skip without error)."""
 SKIP_REASON_CANCELLED: Final = "cancelled"
 """The run was cancelled from outside (an enclosing cancel scope, or Ctrl-C while it waited)
 before the step could start."""
@@ -126,18 +150,31 @@ def step_result(timing: StepTiming) -> str:
     return RESULT_FAILURE
 
 
+def attempt_result(error: BaseException) -> str:
+    """The `cicd.pipeline.task.run.result` of an attempt that failed with `error` and is retried.
+
+    `timeout` when its deadline cut it, else `failure` (cancellation is never retried).
+    """
+    return RESULT_TIMEOUT if isinstance(error, StepTimeoutError) else RESULT_FAILURE
+
+
 def run_result(result: RunResult) -> tuple[str, BaseException | None]:
     """The `cicd.pipeline.result` of a run, and the error to report for it (if failed).
 
-    A run with a failed (or timed-out) step is a `failure`, reported with the
-    `RunError` (or, when a `KeyboardInterrupt`-like exception stopped it, that exception);
-    a run with no failure but steps cancelled or skipped was cancelled from outside; else
-    it is a `success`.
+    A run with a failed (or timed-out) step or a failed teardown is a `failure`, reported
+    with the `RunError` (or, when a `KeyboardInterrupt`-like exception stopped it, that
+    exception); a run with no failure but steps cancelled or skipped was cancelled from
+    outside (a `ONE_FAILED` step skipped because nothing failed does not count: such a
+    run returns normally); else it is a `success`.
     """
     failed = [t.error for t in result.steps if t.status is StepStatus.FAILED]
+    failed += [t.teardown_error for t in result.steps if t.teardown_error is not None]
     if failed:
         interrupt = next((e for e in failed if not isinstance(e, Exception)), None)
         return RESULT_FAILURE, interrupt or result.error or failed[0]
-    if any(t.status in (StepStatus.CANCELLED, StepStatus.SKIPPED) for t in result.steps):
+    if any(
+        t.status is StepStatus.CANCELLED or (t.status is StepStatus.SKIPPED and t.error is not None)
+        for t in result.steps
+    ):
         return RESULT_CANCELLATION, None
     return RESULT_SUCCESS, None

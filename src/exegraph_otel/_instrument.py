@@ -31,7 +31,7 @@ class OtelInstrument(exegraph_trio.Instrument):
     """Trace and measure exegraph runs with OpenTelemetry.
 
     Attach it to a run (or use [`traced`][exegraph_otel.traced]) and every run becomes
-    one trace, and feeds four metrics:
+    one trace, and feeds six metrics:
 
     ```python
     import exegraph_trio as exegraph
@@ -54,7 +54,28 @@ class OtelInstrument(exegraph_trio.Instrument):
     `fail_fast` or `interrupted` (a step that is not upstream failed, or raised
     `KeyboardInterrupt`, and stopped the run: named in `exegraph.step.stopped_by` and
     linked with link type `stopped_by`), or `cancelled` (the run was cancelled from
-    outside). Every link carries its kind in `exegraph.link.type`.
+    outside) or `trigger_rule` (a `ONE_FAILED` step with nothing failed upstream: a skip
+    without error). Every link carries its kind in `exegraph.link.type`.
+
+    **Retries.** A step that may be retried (its [`Retry`][exegraph_trio.Retry], or the
+    run's, allows more than one attempt) gets a child span per attempt, named
+    `attempt N` (with `exegraph.step.attempt`), which is the current span while that
+    attempt runs: spans the action makes nest under the attempt that made them. An
+    attempt that failed and is retried ends with its own result (`failure` or `timeout`),
+    `error.type` and status `ERROR`; the last one ends as the step does. Each retry is also
+    an `exegraph.retry` event on the step span, at the failed attempt's end, with the
+    attempt number, the delay (`exegraph.retry.delay`), `error.type` and
+    `exception.message`: the wait is the gap between two attempt spans (longer than the
+    delay when the step then waited for a slot). `exegraph.step.attempts` on the step span
+    counts the attempts started. Steps that cannot be retried get no attempt spans.
+
+    **Resource steps.** The step span covers the setup (the step's own duration). The
+    teardown gets its own span, `teardown {step}`, from its start to its end, a child of
+    the run span (not of the step span, which ended long before: a child outliving its
+    parent draws badly in trace viewers, and the teardown belongs to the run's timeline,
+    after the dependents) with a link of type `teardown_of` to the step span. It is the
+    current span while the teardown runs; if the teardown raised (or overran its
+    deadline), it has `error.type` and status `ERROR`, and the run span is a `failure`.
 
     Attributes follow the OpenTelemetry CI/CD conventions:
     `cicd.pipeline.task.run.result` is `success`, `failure`, `timeout`, `cancellation`
@@ -62,13 +83,15 @@ class OtelInstrument(exegraph_trio.Instrument):
     `error.type` (the exception's class) and status `ERROR` with the exception's message,
     and its exception is recorded as a span event when `record_exceptions` is true. A
     successful step leaves the status unset. `exegraph.step.tags`,
-    `exegraph.step.depends_on`, `exegraph.step.priority` and `exegraph.run.id` add what
-    the conventions lack.
+    `exegraph.step.depends_on`, `exegraph.step.priority`, `exegraph.step.trigger_rule`,
+    `exegraph.step.attempts` and `exegraph.run.id` add what the conventions lack. Step
+    values never go on spans.
 
-    **Metrics.** `exegraph.step.duration` and `exegraph.run.duration` (histograms, in
-    seconds), `exegraph.step.active` (steps running now) and `exegraph.step.outcomes`
-    (steps by result), with low-cardinality attributes only: pipeline name, step name,
-    result and `error.type`.
+    **Metrics.** `exegraph.step.duration`, `exegraph.teardown.duration` and
+    `exegraph.run.duration` (histograms, in seconds), `exegraph.step.active` (steps
+    running now; not those waiting to be retried), `exegraph.step.outcomes` (steps by
+    result) and `exegraph.step.retries` (failed attempts that were retried), with
+    low-cardinality attributes only: pipeline name, step name, result and `error.type`.
 
     One instance serves any number of runs, also concurrent ones: create it once and
     reuse it. It never changes a run's outcome: if the tracer or meter raises, the
@@ -89,9 +112,10 @@ class OtelInstrument(exegraph_trio.Instrument):
         pipeline_name: the `cicd.pipeline.name` of every run this instrument sees, and
             the second word of the run span's name. Keep it low-cardinality: it is a
             metric attribute.
-        record_exceptions: also record the exception of each failed step as an
-            `exception` event on its span (with its traceback), stamped at the span's
-            end. Off by default: the status
+        record_exceptions: also record the exception of each failed step, retried
+            attempt and teardown as an `exception` event on its span (with its
+            traceback), stamped at the span's end (a step's last error goes on the step
+            span only). Off by default: the status
             and `error.type` already say what failed, and tracebacks can be large or hold
             secrets.
 
@@ -159,6 +183,24 @@ class OtelInstrument(exegraph_trio.Instrument):
     def step_done(self, run: RunInfo, step: Step, timing: StepTiming) -> None:
         """End the step's span with its result and restore the context; measure the step."""
         self._each("step_done", run, step, timing)
+
+    def step_retrying(
+        self, run: RunInfo, step: Step, attempt: int, error: BaseException, delay: float
+    ) -> None:
+        """End the failed attempt's span; note the retry on the step span; count it."""
+        self._each("step_retrying", run, step, attempt, error, delay)
+
+    def attempt_started(self, run: RunInfo, step: Step, attempt: int) -> None:
+        """Start the next attempt's span under the step span and make it current."""
+        self._each("attempt_started", run, step, attempt)
+
+    def teardown_started(self, run: RunInfo, step: Step) -> None:
+        """Start the teardown span, linked to the step's span, and make it current."""
+        self._each("teardown_started", run, step)
+
+    def teardown_done(self, run: RunInfo, step: Step, error: BaseException | None) -> None:
+        """End the teardown span (with the error, if any); measure the teardown."""
+        self._each("teardown_done", run, step, error)
 
     def step_skipped(self, run: RunInfo, step: Step, timing: StepTiming) -> None:
         """Record the skipped step as a zero-length span: why, and links to what caused it."""

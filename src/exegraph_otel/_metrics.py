@@ -5,9 +5,13 @@
 | `exegraph.step.duration` | histogram | `s` | pipeline, task, result, `error.type` on failure |
 | `exegraph.step.active` | up-down counter | `{step}` | pipeline, task |
 | `exegraph.step.outcomes` | counter | `{step}` | pipeline, task, result, `error.type` on failure |
+| `exegraph.step.retries` | counter | `{attempt}` | pipeline, task, `error.type` |
+| `exegraph.teardown.duration` | histogram | `s` | pipeline, task, `error.type` on failure |
 | `exegraph.run.duration` | histogram | `s` | pipeline, result, `error.type` on failure |
 
-Durations are Trio clock seconds, like `StepTiming.duration`. Attributes are
+Durations are Trio clock seconds, like `StepTiming.duration`: a step's spans its attempts
+and the waits between them. A step waiting to be retried holds no slot and is not active.
+Attributes are
 low-cardinality only: a step's name is part of the code that builds the graph (like an HTTP
 route), while run ids, tags and error messages stay on spans.
 """
@@ -34,12 +38,16 @@ __all__ = [
     "STEP_ACTIVE",
     "STEP_DURATION",
     "STEP_OUTCOMES",
+    "STEP_RETRIES",
+    "TEARDOWN_DURATION",
     "Metrics",
 ]
 
 STEP_DURATION: Final = "exegraph.step.duration"
 STEP_ACTIVE: Final = "exegraph.step.active"
 STEP_OUTCOMES: Final = "exegraph.step.outcomes"
+STEP_RETRIES: Final = "exegraph.step.retries"
+TEARDOWN_DURATION: Final = "exegraph.teardown.duration"
 RUN_DURATION: Final = "exegraph.run.duration"
 
 DURATION_BUCKETS: Final = (
@@ -47,6 +55,17 @@ DURATION_BUCKETS: Final = (
     30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
 )  # fmt: skip
 """Histogram bucket boundaries, in seconds: from 5 ms steps to hour-long runs."""
+
+
+class _Measures:
+    """What one run needs remembered between calls."""
+
+    __slots__ = ("start", "teardowns", "waiting")
+
+    def __init__(self, start: float) -> None:
+        self.start = start
+        self.waiting: set[str] = set()  # steps waiting to be retried (not active)
+        self.teardowns: dict[str, float] = {}  # when each teardown under way started
 
 
 class Metrics:
@@ -79,6 +98,17 @@ class Metrics:
             unit="{step}",
             description="How many steps ended (or were skipped), by step and result.",
         )
+        self._step_retries = meter.create_counter(
+            STEP_RETRIES,
+            unit="{attempt}",
+            description="How many failed step attempts were retried, by step and error type.",
+        )
+        self._teardown_duration = meter.create_histogram(
+            TEARDOWN_DURATION,
+            unit="s",
+            description="How long the teardowns of resource steps ran, by step.",
+            explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
+        )
         self._run_duration = meter.create_histogram(
             RUN_DURATION,
             unit="s",
@@ -86,18 +116,18 @@ class Metrics:
             explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
         )
         self._pipeline_name = pipeline_name
-        self._run_starts: dict[RunInfo, float] = {}
+        self._runs: dict[RunInfo, _Measures] = {}
 
     def forget(self, run: RunInfo) -> None:
         """Stop measuring `run` (after an error)."""
-        self._run_starts.pop(run, None)
+        self._runs.pop(run, None)
 
     def run_started(self, run: RunInfo) -> None:
-        self._run_starts[run] = trio.current_time()
+        self._runs[run] = _Measures(trio.current_time())
 
     def run_done(self, run: RunInfo, result: RunResult) -> None:
-        start = self._run_starts.pop(run, None)
-        if start is None:
+        measures = self._runs.pop(run, None)
+        if measures is None:
             return
         outcome, error = attr.run_result(result)
         attributes = {
@@ -106,23 +136,62 @@ class Metrics:
         }
         if error is not None:
             attributes[attr.ERROR_TYPE] = attr.error_type(error)
-        self._run_duration.record(trio.current_time() - start, attributes)
+        self._run_duration.record(trio.current_time() - measures.start, attributes)
 
     def step_started(self, run: RunInfo, step: Step) -> None:
-        if run in self._run_starts:
+        if run in self._runs:
+            self._step_active.add(1, self._step_attributes(step))
+
+    def step_retrying(
+        self, run: RunInfo, step: Step, attempt: int, error: BaseException, delay: float
+    ) -> None:
+        measures = self._runs.get(run)
+        if measures is None:
+            return
+        attributes = self._step_attributes(step)
+        measures.waiting.add(step.name)
+        self._step_active.add(-1, attributes)
+        attributes[attr.ERROR_TYPE] = attr.error_type(error)
+        self._step_retries.add(1, attributes)
+
+    def attempt_started(self, run: RunInfo, step: Step, attempt: int) -> None:
+        measures = self._runs.get(run)
+        if measures is not None and step.name in measures.waiting:
+            measures.waiting.discard(step.name)
             self._step_active.add(1, self._step_attributes(step))
 
     def step_done(self, run: RunInfo, step: Step, timing: StepTiming) -> None:
-        if run not in self._run_starts:
+        measures = self._runs.get(run)
+        if measures is None:
             return
         attributes = self._step_attributes(step)
-        self._step_active.add(-1, attributes)
+        if step.name in measures.waiting:  # cancelled while it waited: not active
+            measures.waiting.discard(step.name)
+        else:
+            self._step_active.add(-1, attributes)
         attributes = self._with_outcome(attributes, timing)
         self._step_duration.record(timing.duration, attributes)
         self._step_outcomes.add(1, attributes)
 
+    def teardown_started(self, run: RunInfo, step: Step) -> None:
+        measures = self._runs.get(run)
+        if measures is not None:
+            measures.teardowns[step.name] = trio.current_time()
+
+    def teardown_done(self, run: RunInfo, step: Step, error: BaseException | None) -> None:
+        measures = self._runs.get(run)
+        if measures is None:
+            return
+        start = measures.teardowns.pop(step.name, None)
+        if start is None:
+            return
+        attributes = self._step_attributes(step)
+        if error is not None:
+            attributes[attr.ERROR_TYPE] = attr.error_type(error)
+        self._teardown_duration.record(trio.current_time() - start, attributes)
+
     def step_skipped(self, run: RunInfo, step: Step, timing: StepTiming) -> None:
-        if run in self._run_starts:
+        if run in self._runs:
             attributes = self._with_outcome(self._step_attributes(step), timing)
             self._step_outcomes.add(1, attributes)
 

@@ -9,6 +9,13 @@ it. Contexts are restored by the very `Context` object that attached them, so Op
 never logs "Failed to detach context", whatever the outcome (cancelled and timed-out
 steps included).
 
+A step that may be retried (its `Retry` allows more than one attempt) also gets an
+`attempt N` child span per attempt, attached over the step span for the attempt's
+duration (so the action's own spans nest under the attempt that made them); each failed
+attempt that is retried is also an `exegraph.retry` event on the step span. The teardown
+of a resource step is a `teardown {step}` span, a child of the run span linked to the
+step's span, attached in the resource's task while the teardown runs.
+
 Span times are the Trio clock (`trio.current_time()`, the clock `StepTiming` uses) placed
 on the wall clock once per run: spans agree exactly with the `RunResult`, and under a mock
 clock they show virtual time.
@@ -16,9 +23,7 @@ clock they show virtual time.
 
 from __future__ import annotations
 
-import contextlib
 import math
-import time
 from typing import TYPE_CHECKING, Final
 
 import trio
@@ -29,11 +34,9 @@ from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 import exegraph_trio
 
 from . import _attributes as attr
+from ._run_spans import Clock, Failure, Running, RunSpans, abandon
 
 if TYPE_CHECKING:
-    from contextvars import Token
-
-    from opentelemetry.context import Context
     from opentelemetry.trace import Span, SpanContext, TracerProvider
     from opentelemetry.util.types import Attributes
 
@@ -44,71 +47,7 @@ __all__ = ["Tracing"]
 _DEPENDS_ON_LINK: Final[Attributes] = {attr.EXEGRAPH_LINK_TYPE: attr.LINK_DEPENDS_ON}
 _FAILED_DEPENDENCY_LINK: Final[Attributes] = {attr.EXEGRAPH_LINK_TYPE: attr.LINK_FAILED_DEPENDENCY}
 _STOPPED_BY_LINK: Final[Attributes] = {attr.EXEGRAPH_LINK_TYPE: attr.LINK_STOPPED_BY}
-
-
-class _Clock:
-    """Maps Trio clock readings onto wall-clock nanoseconds, anchored at one instant."""
-
-    __slots__ = ("trio_origin", "wall_origin")
-
-    def __init__(self) -> None:
-        # Wall clock first: if anything, spans are placed a microsecond early, so that
-        # spans made in a step (stamped by the SDK with the wall clock) start inside it.
-        self.wall_origin = time.time_ns()
-        self.trio_origin = trio.current_time()
-
-    def ns(self, trio_time: float) -> int:
-        return self.wall_origin + round((trio_time - self.trio_origin) * 1e9)
-
-    def now(self) -> int:
-        return self.ns(trio.current_time())
-
-
-class _Running:
-    """A running step's span, and the token that made it current in the step's context."""
-
-    __slots__ = ("span", "token")
-
-    def __init__(self, span: Span) -> None:
-        self.span = span
-        self.token: Token[Context] | None = None
-
-
-class _Failure:
-    """The first failed step of a run: what a step skipped by fail-fast links to."""
-
-    __slots__ = ("context", "error", "name")
-
-    def __init__(self, name: str, error: BaseException, context: SpanContext | None) -> None:
-        self.name = name
-        self.error = error
-        self.context = context
-
-
-class _RunSpans:
-    """The spans of one run: its own, the running steps', and the settled steps' contexts."""
-
-    __slots__ = (
-        "clock",
-        "contexts",
-        "first_failure",
-        "forgotten",
-        "parent",
-        "running",
-        "span",
-        "token",
-    )
-
-    def __init__(self, span: Span, parent: Context, clock: _Clock) -> None:
-        self.span = span
-        self.parent = parent  # a context whose current span is the run span
-        self.token: Token[Context] | None = None
-        self.clock = clock
-        self.running: dict[str, _Running] = {}
-        # The span contexts of ended and skipped steps, for links from dependents.
-        self.contexts: dict[str, SpanContext] = {}
-        self.first_failure: _Failure | None = None
-        self.forgotten = False  # the tracer failed: end nothing more, only restore contexts
+_TEARDOWN_OF_LINK: Final[Attributes] = {attr.EXEGRAPH_LINK_TYPE: attr.LINK_TEARDOWN_OF}
 
 
 class Tracing:
@@ -133,7 +72,7 @@ class Tracing:
         )
         self._pipeline_name = pipeline_name
         self._record_exceptions = record_exceptions
-        self._runs: dict[RunInfo, _RunSpans] = {}
+        self._runs: dict[RunInfo, RunSpans] = {}
 
     def forget(self, run: RunInfo) -> None:
         """Stop tracing `run` after an error: end the spans it has open, make no more.
@@ -145,12 +84,12 @@ class Tracing:
         """
         state = self._runs.get(run)
         if state is not None:
-            _abandon(state)
+            abandon(state)
 
     # -- the run -------------------------------------------------------------------------------
 
     def run_started(self, run: RunInfo) -> None:
-        clock = _Clock()
+        clock = Clock()
         options = run.options
         span = self._tracer.start_span(
             f"{attr.ACTION_RUN} {self._pipeline_name}",
@@ -169,7 +108,7 @@ class Tracing:
             set_status_on_exception=False,
         )
         parent = trace.set_span_in_context(span)
-        state = _RunSpans(span, parent, clock)
+        state = RunSpans(span, parent, clock)
         self._runs[run] = state
         # We are in the run's own context: every step context is copied from it later.
         state.token = otel_context.attach(parent)
@@ -183,19 +122,20 @@ class Tracing:
                 try:
                     self._end_run(state, result)
                 except BaseException:
-                    _abandon(state)
+                    abandon(state)
                     raise
         finally:
             if state.token is not None:
                 otel_context.detach(state.token)
 
     @staticmethod
-    def _end_run(state: _RunSpans, result: RunResult) -> None:
+    def _end_run(state: RunSpans, result: RunResult) -> None:
         end = state.clock.now()
-        for entry in state.running.values():  # pragma: no cover - defensive
-            # The engine always calls step_done first; should it not, end the span
-            # rather than lose it (its token belongs to the step's own context).
-            entry.span.end(end_time=end)
+        for entry in (*state.running.values(), *state.teardowns.values()):  # pragma: no cover
+            # The engine always calls step_done and teardown_done first; should it not,
+            # end the spans rather than lose them (the tokens belong to the step's context).
+            for span in entry.open_spans():
+                span.end(end_time=end)
         span = state.span
         if span.is_recording():
             outcome, error = attr.run_result(result)
@@ -222,11 +162,77 @@ class Tracing:
             record_exception=False,
             set_status_on_exception=False,
         )
-        entry = state.running[step.name] = _Running(span)  # from here on, `forget` ends it
+        entry = state.running[step.name] = Running(span)  # from here on, `forget` ends it
         if span.is_recording():
             span.set_attributes(_step_details(run, step))
         # We are in the step's own context, the one its action runs in.
         entry.token = otel_context.attach(trace.set_span_in_context(span))
+        retry = run.options.retry if step.retry is None else step.retry
+        if retry is not None and retry.attempts > 1:
+            self._start_attempt(run, step, state, entry, 1)
+
+    def attempt_started(self, run: RunInfo, step: Step, attempt: int) -> None:
+        state = self._runs.get(run)
+        if state is None or state.forgotten:
+            return
+        entry = state.running.get(step.name)
+        if entry is not None and entry.attempt is None:
+            self._start_attempt(run, step, state, entry, attempt)
+
+    def _start_attempt(
+        self, run: RunInfo, step: Step, state: RunSpans, entry: Running, attempt: int
+    ) -> None:
+        """Start the span of attempt number `attempt`, a child of the step span, and attach it."""
+        attributes = self._step_attributes(run, step)
+        attributes[attr.EXEGRAPH_STEP_ATTEMPT] = attempt
+        span = self._tracer.start_span(
+            f"attempt {attempt}",
+            context=trace.set_span_in_context(entry.span),
+            kind=SpanKind.INTERNAL,
+            attributes=attributes,
+            start_time=state.clock.now(),
+            record_exception=False,
+            set_status_on_exception=False,
+        )
+        entry.attempt = span  # from here on, `forget` ends it
+        # Still in the step's own context: the action's spans nest under the attempt.
+        entry.attempt_token = otel_context.attach(trace.set_span_in_context(span))
+
+    def step_retrying(
+        self, run: RunInfo, step: Step, attempt: int, error: BaseException, delay: float
+    ) -> None:
+        state = self._runs.get(run)
+        if state is None:
+            return
+        entry = state.running.get(step.name)
+        if entry is None:
+            return
+        try:
+            if state.forgotten:  # `forget` ended the spans: only restore the context
+                return
+            now = state.clock.now()
+            span = entry.attempt
+            if span is not None:
+                if span.is_recording():
+                    result = attr.attempt_result(error)
+                    _settle(span, {attr.CICD_PIPELINE_TASK_RUN_RESULT: result}, error)
+                    if self._record_exceptions:
+                        span.record_exception(error, timestamp=now)
+                entry.attempt = None  # from here on, ending it is up to us alone
+                span.end(end_time=now)
+            if entry.span.is_recording():
+                entry.span.add_event(
+                    attr.EVENT_RETRY,
+                    {
+                        attr.EXEGRAPH_STEP_ATTEMPT: attempt,
+                        attr.EXEGRAPH_RETRY_DELAY: delay,
+                        attr.ERROR_TYPE: attr.error_type(error),
+                        attr.EXCEPTION_MESSAGE: _describe(error),
+                    },
+                    timestamp=now,
+                )
+        finally:
+            entry.detach_attempt()
 
     def step_done(self, run: RunInfo, step: Step, timing: StepTiming) -> None:
         state = self._runs.get(run)
@@ -236,37 +242,40 @@ class Tracing:
         if entry is None:
             return
         try:
-            if state.forgotten:  # `forget` ended the span: only restore the context
+            if state.forgotten:  # `forget` ended the spans: only restore the context
                 del state.running[step.name]
                 return
             span = entry.span
             end = state.clock.ns(timing.end if timing.end is not None else trio.current_time())
             outcome = attr.step_result(timing)
-            error = timing.error
-            failed = error is not None and outcome in (attr.RESULT_FAILURE, attr.RESULT_TIMEOUT)
+            failed = outcome in (attr.RESULT_FAILURE, attr.RESULT_TIMEOUT)
+            error = timing.error if failed else None  # not for a cancelled step
+            attempt = entry.attempt
+            if attempt is not None:  # the last attempt ends as the step does
+                if attempt.is_recording():
+                    _settle(attempt, {attr.CICD_PIPELINE_TASK_RUN_RESULT: outcome}, error)
+                entry.attempt = None  # from here on, ending it is up to us alone
+                attempt.end(end_time=end)
             if span.is_recording():
-                span.set_attribute(attr.CICD_PIPELINE_TASK_RUN_RESULT, outcome)
-                if failed:
-                    assert error is not None
-                    span.set_attribute(attr.ERROR_TYPE, attr.error_type(error))
-                    span.set_status(Status(StatusCode.ERROR, _describe(error)))
-                    if self._record_exceptions:
-                        # At the span's end, not "now": the wall clock runs on from the
-                        # anchor, so "now" would land after the end of a Trio-timed span.
-                        span.record_exception(error, timestamp=end)
+                closing: dict[str, str | int] = {
+                    attr.CICD_PIPELINE_TASK_RUN_RESULT: outcome,
+                    attr.EXEGRAPH_STEP_ATTEMPTS: timing.attempts,
+                }
+                _settle(span, closing, error)
+                if error is not None and self._record_exceptions:
+                    # At the span's end, not "now": the wall clock runs on from the
+                    # anchor, so "now" would land after the end of a Trio-timed span.
+                    span.record_exception(error, timestamp=end)
             del state.running[step.name]  # from here on, ending it is up to us alone
             span.end(end_time=end)
             span_context = span.get_span_context()
             valid = span_context if span_context.is_valid else None
             if valid is not None:
                 state.contexts[step.name] = valid
-            if failed and state.first_failure is None:
-                assert error is not None
-                state.first_failure = _Failure(step.name, error, valid)
+            if error is not None and state.first_failure is None:
+                state.first_failure = Failure(step.name, error, valid)
         finally:
-            if entry.token is not None:
-                otel_context.detach(entry.token)
-                entry.token = None
+            entry.detach()
 
     def step_skipped(self, run: RunInfo, step: Step, timing: StepTiming) -> None:
         state = self._runs.get(run)
@@ -275,9 +284,12 @@ class Tracing:
         links = [Link(context, _DEPENDS_ON_LINK) for context in _dependencies(state, step)]
         attributes: dict[str, str | int] = dict(self._step_attributes(run, step))
         attributes[attr.CICD_PIPELINE_TASK_RUN_RESULT] = attr.RESULT_SKIP
+        attributes[attr.EXEGRAPH_STEP_ATTEMPTS] = timing.attempts
         names: dict[str, str] = {}  # which steps caused the skip, for recorded spans
         error = timing.error
-        if isinstance(error, exegraph_trio.StepSkippedError):
+        if error is None:  # a quiet skip: a ONE_FAILED step with nothing failed upstream
+            attributes[attr.EXEGRAPH_STEP_SKIP_REASON] = attr.SKIP_REASON_TRIGGER_RULE
+        elif isinstance(error, exegraph_trio.StepSkippedError):
             failed = error.failed_dependency
             if failed is not None:
                 attributes[attr.EXEGRAPH_STEP_SKIP_REASON] = attr.SKIP_REASON_FAILED_DEPENDENCY
@@ -318,6 +330,49 @@ class Tracing:
         if span_context.is_valid:
             state.contexts[step.name] = span_context
 
+    # -- teardowns -----------------------------------------------------------------------------
+
+    def teardown_started(self, run: RunInfo, step: Step) -> None:
+        state = self._runs.get(run)
+        if state is None or state.forgotten:
+            return
+        setup = state.contexts.get(step.name)
+        span = self._tracer.start_span(
+            f"teardown {step.name}",
+            context=state.parent,
+            kind=SpanKind.INTERNAL,
+            attributes=self._step_attributes(run, step),
+            links=[] if setup is None else [Link(setup, _TEARDOWN_OF_LINK)],
+            start_time=state.clock.now(),
+            record_exception=False,
+            set_status_on_exception=False,
+        )
+        entry = state.teardowns[step.name] = Running(span)  # from here on, `forget` ends it
+        # We are in the resource's task and context, where its teardown runs.
+        entry.token = otel_context.attach(trace.set_span_in_context(span))
+
+    def teardown_done(self, run: RunInfo, step: Step, error: BaseException | None) -> None:
+        state = self._runs.get(run)
+        if state is None:
+            return
+        entry = state.teardowns.get(step.name)
+        if entry is None:
+            return
+        try:
+            if state.forgotten:  # `forget` ended the span: only restore the context
+                del state.teardowns[step.name]
+                return
+            span = entry.span
+            end = state.clock.now()
+            if error is not None and span.is_recording():
+                _settle(span, {}, error)
+                if self._record_exceptions:
+                    span.record_exception(error, timestamp=end)
+            del state.teardowns[step.name]  # from here on, ending it is up to us alone
+            span.end(end_time=end)
+        finally:
+            entry.detach()
+
     def _step_attributes(self, run: RunInfo, step: Step) -> dict[str, str | int]:
         """The cheap, sampling-relevant attributes, given when the span starts."""
         return {
@@ -340,10 +395,21 @@ def _step_details(run: RunInfo, step: Step) -> dict[str, str | int | float | tup
     timeout = run.options.step_timeout if step.timeout is None else step.timeout
     if timeout and timeout != math.inf:
         details[attr.EXEGRAPH_STEP_TIMEOUT] = timeout
+    details[attr.EXEGRAPH_STEP_TRIGGER_RULE] = str(step.trigger_rule)
     return details
 
 
-def _dependencies(state: _RunSpans, step: Step) -> list[SpanContext]:
+def _settle(span: Span, attributes: dict[str, str | int], error: BaseException | None) -> None:
+    """Set a recorded span's closing `attributes` and, if `error`, `error.type` and status."""
+    if error is not None:
+        attributes[attr.ERROR_TYPE] = attr.error_type(error)
+    if attributes:
+        span.set_attributes(attributes)
+    if error is not None:
+        span.set_status(Status(StatusCode.ERROR, _describe(error)))
+
+
+def _dependencies(state: RunSpans, step: Step) -> list[SpanContext]:
     """The span contexts of `step`'s dependencies that have a span, in `depends_on` order.
 
     A started step's dependencies have all ended; a skipped step's may be skipped too, or
@@ -360,7 +426,7 @@ def _dependencies(state: _RunSpans, step: Step) -> list[SpanContext]:
     return found
 
 
-def _stopped_by(state: _RunSpans, run: RunInfo) -> _Failure | None:
+def _stopped_by(state: RunSpans, run: RunInfo) -> Failure | None:
     """The failed step that stopped the run, when a step skipped with no cause tells of one.
 
     An interrupt (`KeyboardInterrupt`, ...) stops any run; an ordinary failure stops a
@@ -375,25 +441,6 @@ def _stopped_by(state: _RunSpans, run: RunInfo) -> _Failure | None:
     ):
         return None
     return failure
-
-
-def _abandon(state: _RunSpans) -> None:
-    """End every span `state` still has open, each guarded; make it trace nothing more."""
-    if state.forgotten:
-        return
-    state.forgotten = True
-    state.contexts.clear()
-    state.first_failure = None
-    end: int | None
-    try:
-        end = state.clock.now()
-    except Exception:  # noqa: BLE001 - outside Trio: let the tracer take the time
-        end = None
-    for entry in state.running.values():
-        with contextlib.suppress(Exception):
-            entry.span.end(end_time=end)
-    with contextlib.suppress(Exception):
-        state.span.end(end_time=end)
 
 
 def _describe(error: BaseException) -> str:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import http.server
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import trio
+from opentelemetry import trace
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -27,6 +28,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 
 import exegraph_trio as exegraph
+from exegraph_trio import Retry
 
 RUN = "RUN exegraph"
 RESULT = "cicd.pipeline.task.run.result"
@@ -59,6 +61,60 @@ def step(
     )
 
 
+def flaky(
+    name: str,
+    seconds: float,
+    failures: int,
+    *,
+    retry: Retry | None,
+    error: Callable[[int], Exception] = lambda n: ConnectionError(f"refused {n}"),
+    depends_on: Sequence[str] = (),
+    timeout: float | None = None,
+) -> exegraph.Step:
+    """A step whose attempts sleep `seconds`; the first `failures` then raise `error(n)`."""
+    attempts = 0
+
+    async def act() -> None:
+        nonlocal attempts
+        attempts += 1
+        await trio.sleep(seconds)
+        if attempts <= failures:
+            raise error(attempts)
+
+    return exegraph.Step(name, act, retry=retry, depends_on=depends_on, timeout=timeout)
+
+
+def resource(
+    name: str,
+    setup: float,
+    teardown: float,
+    *,
+    depends_on: Sequence[str] = (),
+    error: Exception | None = None,
+    log: list[str] | None = None,
+    tracer: trace.Tracer | None = None,
+    timeout: float | None = None,
+) -> exegraph.Step:
+    """A resource step (an async generator): setup, yield, teardown (raising `error`)."""
+
+    async def hold() -> AsyncIterator[str]:
+        await trio.sleep(setup)
+        if log is not None:
+            log.append(f"{name} up in {getattr(trace.get_current_span(), 'name', '?')}")
+        yield name
+        if log is not None:
+            log.append(f"{name} down in {getattr(trace.get_current_span(), 'name', '?')}")
+        if tracer is not None:
+            with tracer.start_as_current_span(f"release {name}"):
+                await trio.sleep(teardown)
+        else:
+            await trio.sleep(teardown)
+        if error is not None:
+            raise error
+
+    return exegraph.Step(name, hold, depends_on=depends_on, timeout=timeout)
+
+
 # -- spans ------------------------------------------------------------------------------------
 
 
@@ -87,6 +143,25 @@ def outline(spans: Sequence[ReadableSpan]) -> list[str]:
             line += f" {span.status.status_code.name}"
         lines.append(line)
     return lines
+
+
+def timeline(spans: Sequence[ReadableSpan]) -> list[str]:
+    """`outline` with each span's start and end, in seconds after the first run span started.
+
+    For the instrument's spans only (all in virtual time): `name <- parent [start, end]:
+    result`, where the result is `?` when the span has none (attempt spans have one,
+    teardown spans do not).
+    """
+    origin = min(span.start_time or 0 for span in spans if span.name.startswith("RUN "))
+    lines = outline(spans)
+    ordered = sorted(spans, key=lambda s: (s.start_time or 0, s.name))
+    timed = []
+    for line, span in zip(lines, ordered, strict=True):
+        start = ((span.start_time or 0) - origin) / 1e9
+        end = ((span.end_time or 0) - origin) / 1e9
+        head, _, tail = line.partition(": ")
+        timed.append(f"{head} [{start:g}, {end:g}]: {tail}")
+    return timed
 
 
 def links(spans: Sequence[ReadableSpan]) -> dict[str, list[tuple[str, str]]]:

@@ -25,9 +25,9 @@ from opentelemetry.trace import NonRecordingSpan, Span, SpanContext, TraceFlags
 
 import exegraph_otel
 import exegraph_trio as exegraph
-from exegraph_trio import ErrorPolicy, Graph, RunOptions, RunResult
+from exegraph_trio import ErrorPolicy, Graph, Retry, RunOptions, RunResult
 
-from .helpers import key, metric_points, outline, seconds, step
+from .helpers import flaky, key, metric_points, outline, resource, seconds, step
 
 Outcome = list[tuple[str, str, float | None, float | None, str | None]]
 
@@ -172,8 +172,8 @@ class FlakySpan(trace.Span):
         self.span.set_attribute(key, value)
 
     def add_event(self, name: str, attributes: Any = None, timestamp: int | None = None) -> None:
-        self.budget.spend("add_event")  # pragma: no cover - not called
-        self.span.add_event(name, attributes, timestamp)  # pragma: no cover
+        self.budget.spend("add_event")
+        self.span.add_event(name, attributes, timestamp)
 
     def update_name(self, name: str) -> None:
         self.budget.spend("update_name")  # pragma: no cover - not called
@@ -204,10 +204,17 @@ class FlakyTracer(trace.Tracer):
     def __init__(self, tracer: trace.Tracer, budget: Budget) -> None:
         self.tracer = tracer
         self.budget = budget
+        self.started: list[FlakySpan] = []
 
     def start_span(self, *args: Any, **kwargs: Any) -> Span:
         self.budget.spend("start_span")
-        return FlakySpan(self.tracer.start_span(*args, **kwargs), self.budget)
+        span = FlakySpan(self.tracer.start_span(*args, **kwargs), self.budget)
+        self.started.append(span)
+        return span
+
+    def all_ended(self) -> bool:
+        """Whether every span this tracer started has ended."""
+        return all(getattr(s.span, "end_time", None) is not None for s in self.started)
 
     def start_as_current_span(self, *args: Any, **kwargs: Any) -> Any:  # pragma: no cover
         raise NotImplementedError
@@ -217,10 +224,18 @@ def flaky_instrument(
     provider: TracerProvider, meter_provider: metrics.MeterProvider, **calls: int
 ) -> exegraph_otel.OtelInstrument:
     """An instrument whose tracer (over `provider`) fails once `calls` are spent."""
+    return flaky_instrument_and_tracer(provider, meter_provider, **calls)[0]
+
+
+def flaky_instrument_and_tracer(
+    provider: TracerProvider, meter_provider: metrics.MeterProvider, **calls: int
+) -> tuple[exegraph_otel.OtelInstrument, FlakyTracer]:
+    """`flaky_instrument`, and its tracer (to check that every span it started ended)."""
     tracer = FlakyTracer(provider.get_tracer("flaky"), Budget(**calls))
-    return exegraph_otel.OtelInstrument(
+    instrument = exegraph_otel.OtelInstrument(
         tracer_provider=FakeTracerProvider(tracer), meter_provider=meter_provider
     )
+    return instrument, tracer
 
 
 @pytest.fixture
@@ -442,8 +457,9 @@ async def test_a_run_span_whose_result_cannot_be_set_is_still_ended(
     span_exporter: InMemorySpanExporter,
     no_meter: metrics.MeterProvider,
 ) -> None:
-    # Each step sets its result; the run span's own `set_attribute` is the third call.
-    instrument = flaky_instrument(tracer_provider, no_meter, set_attribute=2)
+    # Steps set their closing attributes all at once (`set_attributes`): the run span's
+    # own `set_attribute`, its result, is the first call of that method.
+    instrument = flaky_instrument(tracer_provider, no_meter, set_attribute=0)
     g = Graph([step("a", 1), step("b", 2, depends_on=["a"])])
     await exegraph.run(g, exegraph_otel.traced(instrument=instrument))
 
@@ -456,4 +472,202 @@ async def test_a_run_span_whose_result_cannot_be_set_is_still_ended(
     assert seconds(spans) == {"RUN exegraph": (0, 3), "a": (0, 1), "b": (1, 3)}
     (message,) = complaints(caplog, "exegraph_otel")
     assert message.startswith("exegraph_otel: tracing raised in run_done; no more tracing")
+    caplog.clear()
+
+
+# -- retries, trigger rules, resources ----------------------------------------------------------
+
+
+def lifecycle_graph() -> Graph:
+    """Every lifecycle call: a retried step, a resource whose teardown fails, a trigger rule.
+
+    fetch fails at 1 s and succeeds at 3 s; db is set up at 1 s; use runs from 3 s to 4 s;
+    then db's teardown (failing at 5 s) and report (ALL_DONE, 4 s to 5 s).
+    """
+    return Graph(
+        [
+            flaky("fetch", 1, 1, retry=Retry(attempts=2, delay=1)),
+            resource("db", 1, 1, error=OSError("busy")),
+            step("use", 1, depends_on=["db", "fetch"]),
+            exegraph.Step(
+                "report",
+                step("r", 1).action,
+                depends_on=["use"],
+                trigger_rule=exegraph.TriggerRule.ALL_DONE,
+            ),
+        ]
+    )
+
+
+LifecycleOutcome = list[tuple[str, str, float | None, float | None, int, str | None, str | None]]
+
+
+def lifecycle_outcome(result: RunResult, shift: float = 0.0) -> LifecycleOutcome:
+    def name(error: BaseException | None) -> str | None:
+        return None if error is None else type(error).__name__
+
+    return sorted(
+        (
+            t.name,
+            str(t.status),
+            None if t.start is None else t.start - shift,
+            None if t.end is None else t.end - shift,
+            t.attempts,
+            name(t.error),
+            name(t.teardown_error),
+        )
+        for t in result
+    )
+
+
+async def run_lifecycle_both(
+    instrument: exegraph_otel.OtelInstrument,
+) -> tuple[LifecycleOutcome, LifecycleOutcome]:
+    """The outcome of `lifecycle_graph` without and with `instrument`, both from time 0."""
+    start = trio.current_time()
+    plain = await exegraph.run_with_result(lifecycle_graph())
+    shift = trio.current_time() - start
+    traced = await exegraph.run_with_result(
+        lifecycle_graph(), exegraph_otel.traced(instrument=instrument)
+    )
+    return lifecycle_outcome(plain), lifecycle_outcome(traced, shift)
+
+
+async def test_the_lifecycle_graph_is_traced_whole_when_nothing_breaks(
+    autojump_clock: trio.testing.MockClock,
+    tracer_provider: TracerProvider,
+    span_exporter: InMemorySpanExporter,
+    no_meter: metrics.MeterProvider,
+) -> None:
+    instrument, tracer = flaky_instrument_and_tracer(tracer_provider, no_meter)
+    plain, traced = await run_lifecycle_both(instrument)
+    assert traced == plain
+    assert plain == [
+        ("db", "Done", 0, 1, 1, None, "OSError"),
+        ("fetch", "Done", 0, 3, 2, None, None),
+        ("report", "Done", 4, 5, 1, None, None),
+        ("use", "Done", 3, 4, 1, None, None),
+    ]
+    assert tracer.all_ended()
+    assert len(span_exporter.get_finished_spans()) == 8  # run, 4 steps, 2 attempts, teardown
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        ({"start_span": 2}, "step_started"),  # fetch's first attempt span
+        ({"set_status": 0}, "step_retrying"),  # before fetch's attempt 1 span ends
+        ({"add_event": 0}, "step_retrying"),  # the retry event, after it ended
+        ({"start_span": 4}, "attempt_started"),  # fetch's second attempt span
+        ({"set_status": 1}, "teardown_done"),  # before db's teardown span ends
+    ],
+)
+async def test_a_tracer_failing_in_a_lifecycle_call_changes_nothing_and_ends_every_span(
+    autojump_clock: trio.testing.MockClock,
+    caplog: pytest.LogCaptureFixture,
+    tracer_provider: TracerProvider,
+    no_meter: metrics.MeterProvider,
+    case: tuple[dict[str, int], str],
+) -> None:
+    calls, method = case
+    instrument, tracer = flaky_instrument_and_tracer(tracer_provider, no_meter, **calls)
+    with tracer_provider.get_tracer("app").start_as_current_span("caller") as caller:
+        plain, traced = await run_lifecycle_both(instrument)
+        assert trace.get_current_span() is caller
+    assert traced == plain
+    assert tracer.all_ended()
+
+    (message,) = complaints(caplog, "exegraph_otel")
+    assert message.startswith(f"exegraph_otel: tracing raised in {method}; no more tracing")
+    assert complaints(caplog, "exegraph_trio") == []
+    caplog.clear()
+
+
+async def test_a_tracer_that_cannot_start_the_teardown_span_changes_nothing(
+    autojump_clock: trio.testing.MockClock,
+    caplog: pytest.LogCaptureFixture,
+    tracer_provider: TracerProvider,
+    span_exporter: InMemorySpanExporter,
+    no_meter: metrics.MeterProvider,
+) -> None:
+    # Spans for the run, db and use start; db's teardown span, at 2 s, does not.
+    instrument, tracer = flaky_instrument_and_tracer(tracer_provider, no_meter, start_span=3)
+    graph = Graph([resource("db", 1, 1), step("use", 1, depends_on=["db"])])
+    with tracer_provider.get_tracer("app").start_as_current_span("caller") as caller:
+        result = await exegraph.run_with_result(graph, exegraph_otel.traced(instrument=instrument))
+        assert trace.get_current_span() is caller
+    assert result.ok
+    assert [(t.name, t.start, t.end) for t in result] == [("db", 0, 1), ("use", 1, 2)]
+    assert tracer.all_ended()
+    spans = span_exporter.get_finished_spans()
+    assert outline(spans) == [
+        "caller <- -: ?",
+        "RUN exegraph <- caller: ?",  # ended when the teardown span could not start
+        "db <- RUN exegraph: success",
+        "use <- RUN exegraph: success",
+    ]
+    assert seconds([s for s in spans if s.name != "caller"]) == {
+        "RUN exegraph": (0, 2),
+        "db": (0, 1),
+        "use": (1, 2),
+    }
+
+    (message,) = complaints(caplog, "exegraph_otel")
+    assert message.startswith("exegraph_otel: tracing raised in teardown_started; no more")
+    caplog.clear()
+
+
+async def test_spans_that_cannot_end_in_a_lifecycle_run_still_restore_every_context(
+    autojump_clock: trio.testing.MockClock,
+    caplog: pytest.LogCaptureFixture,
+    tracer_provider: TracerProvider,
+    no_meter: metrics.MeterProvider,
+) -> None:
+    instrument = exegraph_otel.OtelInstrument(
+        tracer_provider=FakeTracerProvider(TracerOfUnendingSpans()), meter_provider=no_meter
+    )
+    with tracer_provider.get_tracer("app").start_as_current_span("caller") as caller:
+        plain, traced = await run_lifecycle_both(instrument)
+        assert trace.get_current_span() is caller
+    assert traced == plain
+
+    (message,) = complaints(caplog, "exegraph_otel")
+    assert message.startswith("exegraph_otel: tracing raised in ")
+    assert complaints(caplog, "opentelemetry.context") == []  # no "Failed to detach context"
+    caplog.clear()
+
+
+async def test_a_tracer_failing_during_a_teardown_ends_its_span_and_restores_its_context(
+    autojump_clock: trio.testing.MockClock,
+    caplog: pytest.LogCaptureFixture,
+    tracer_provider: TracerProvider,
+    span_exporter: InMemorySpanExporter,
+    no_meter: metrics.MeterProvider,
+) -> None:
+    # db's teardown runs from 2 s to 5 s; after's span, at 3 s, is the sixth: it fails.
+    instrument, tracer = flaky_instrument_and_tracer(tracer_provider, no_meter, start_span=5)
+    graph = Graph(
+        [
+            resource("db", 1, 3),
+            step("other", 3),
+            step("use", 1, depends_on=["db"]),
+            step("after", 1, depends_on=["other"]),
+        ]
+    )
+    with tracer_provider.get_tracer("app").start_as_current_span("caller") as caller:
+        result = await exegraph.run_with_result(graph, exegraph_otel.traced(instrument=instrument))
+        assert trace.get_current_span() is caller
+    assert result.ok
+    assert tracer.all_ended()
+    spans = [s for s in span_exporter.get_finished_spans() if s.name != "caller"]
+    assert seconds(spans) == {
+        "RUN exegraph": (0, 3),
+        "db": (0, 1),
+        "use": (1, 2),
+        "other": (0, 3),
+        "teardown db": (2, 3),  # ended when tracing stopped, not left open
+    }
+
+    (message,) = complaints(caplog, "exegraph_otel")
+    assert message.startswith("exegraph_otel: tracing raised in step_started; no more tracing")
     caplog.clear()

@@ -112,6 +112,8 @@ async def test_a_run_exported_over_otlp_http_arrives_as_the_same_tree(
         "exegraph.run.id": run_id,
         "exegraph.step.priority": 3,
         "exegraph.step.tags": ("io",),
+        "exegraph.step.trigger_rule": "all_success",
+        "exegraph.step.attempts": 1,
     }
     assert named["test"].attributes["error.type"] == "AssertionError"
     ((event, event_attributes),) = named["test"].events
