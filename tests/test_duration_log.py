@@ -1,0 +1,485 @@
+"""`DurationLog`: what it learns from real runs, the file it keeps, and how it fails softly.
+
+Charter: real runs under virtual time (`autojump_clock`, durations that are exact binary
+fractions, so averages compare with `==`); real files in `tmp_path`; log records checked
+with `caplog`. A broken file or directory is a warning, and the run it serves succeeds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import pathlib
+from collections.abc import Iterator, Mapping
+
+import pytest
+import trio
+
+import exegraph_trio as exegraph
+from exegraph_trio import DurationLog, ErrorPolicy, Graph, Retry, RunOptions, Step, StepStatus
+from support import Recorder
+
+
+def read(path: pathlib.Path) -> object:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def names_in(directory: pathlib.Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir())
+
+
+def options(log: DurationLog, policy: ErrorPolicy = ErrorPolicy.FAIL_FAST) -> RunOptions:
+    return RunOptions(instruments=[log], error_policy=policy)
+
+
+def warnings_of(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        record.getMessage()
+        for record in caplog.records
+        if record.name == "exegraph_trio" and record.levelno == logging.WARNING
+    ]
+
+
+# --- the mapping ------------------------------------------------------------------------
+
+
+def test_a_log_is_a_read_only_mapping_of_names_to_seconds(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "durations.json"
+    path.write_text('{"version": 1, "durations": {"a": 1.5, "b": 2}}')
+    log = DurationLog(path)
+    assert isinstance(log, Mapping)
+    assert isinstance(log, exegraph.Instrument)
+    assert dict(log) == {"a": 1.5, "b": 2.0}
+    assert type(log["b"]) is float
+    assert len(log) == 2
+    assert "a" in log
+    assert "c" not in log
+    assert log.get("c") is None
+    with pytest.raises(KeyError):
+        log["c"]
+    assert not hasattr(log, "__setitem__")
+
+
+def test_path_accepts_str_and_path_like(tmp_path: pathlib.Path) -> None:
+    assert DurationLog(str(tmp_path / "d.json")).path == tmp_path / "d.json"
+    assert DurationLog(tmp_path / "d.json").path == tmp_path / "d.json"
+
+
+def test_a_path_of_another_type_is_a_type_error() -> None:
+    with pytest.raises(TypeError, match=r"str or os\.PathLike, not int"):
+        DurationLog(3)  # type: ignore[arg-type]
+
+
+def test_the_repr_names_the_file_and_counts_the_estimates(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "d.json"
+    assert repr(DurationLog(path)) == f"<DurationLog {str(path)!r}: 0 estimates>"
+    path.write_text('{"version": 1, "durations": {"a": 1}}')
+    assert repr(DurationLog(path)) == f"<DurationLog {str(path)!r}: 1 estimate>"
+
+
+def test_a_log_equals_only_itself_and_hashes(tmp_path: pathlib.Path) -> None:
+    first = DurationLog(tmp_path / "d.json")
+    second = DurationLog(tmp_path / "d.json")
+    assert first == first  # noqa: PLR0124
+    assert first != second
+    assert first != {}
+    assert len({first, second}) == 2
+    # so options carrying it stay hashable, like any other options
+    hash(RunOptions(instruments=[first], durations=first))
+
+
+# --- learning from runs -----------------------------------------------------------------
+
+
+async def test_a_run_records_each_successful_step_and_saves_the_file(
+    autojump_clock: trio.testing.MockClock, tmp_path: pathlib.Path
+) -> None:
+    rec = Recorder()
+    path = tmp_path / "durations.json"
+    log = DurationLog(path)
+    graph = Graph([rec.step("a", 1.5), rec.step("b", 0.25, depends_on=["a"]), rec.step("c")])
+    await exegraph.run(graph, options(log))
+    assert dict(log) == {"a": 1.5, "b": 0.25, "c": 0.0}
+    assert read(path) == {"version": 1, "durations": {"a": 1.5, "b": 0.25, "c": 0.0}}
+
+
+async def test_each_new_duration_is_averaged_with_the_estimate(
+    autojump_clock: trio.testing.MockClock, tmp_path: pathlib.Path
+) -> None:
+    rec = Recorder()
+    log = DurationLog(tmp_path / "durations.json")
+    learned = []
+    for seconds in [4.0, 2.0, 8.0, 8.0, 0.0]:
+        await exegraph.run(Graph([rec.step("work", seconds)]), options(log))
+        learned.append(log["work"])
+    assert learned == [4.0, 3.0, 5.5, 6.75, 3.375]
+    assert read(log.path) == {"version": 1, "durations": {"work": 3.375}}
+
+
+async def test_a_retried_step_counts_from_its_first_attempt_to_its_last(
+    autojump_clock: trio.testing.MockClock, tmp_path: pathlib.Path
+) -> None:
+    log = DurationLog(tmp_path / "durations.json")
+    attempts = 0
+
+    async def flaky() -> None:
+        nonlocal attempts
+        attempts += 1
+        await trio.sleep(1)
+        if attempts == 1:
+            raise OSError("flaky")
+
+    step = Step("flaky", flaky, retry=Retry(attempts=2, delay=2))
+    await exegraph.run(Graph([step]), options(log))
+    # 1 s failed attempt, 2 s wait, 1 s successful attempt: what its dependents waited
+    assert dict(log) == {"flaky": 4.0}
+
+
+async def test_failed_timed_out_and_skipped_steps_teach_nothing(
+    autojump_clock: trio.testing.MockClock, tmp_path: pathlib.Path
+) -> None:
+    rec = Recorder()
+    log = DurationLog(tmp_path / "durations.json")
+    graph = Graph(
+        [
+            rec.step("ok", 0.5),
+            rec.step("bad", 2, error=ValueError("bad")),
+            rec.step("after", depends_on=["bad"]),
+            rec.step("late", 3, depends_on=["ok"], timeout=1),
+        ]
+    )
+    result = await exegraph.run_with_result(graph, options(log, ErrorPolicy.CONTINUE_ON_ERROR))
+    assert {t.name: str(t.status) for t in result.steps} == {
+        "ok": "Done",
+        "late": "Failed",
+        "bad": "Failed",
+        "after": "Skipped",
+    }
+    assert dict(log) == {"ok": 0.5}
+    assert read(log.path) == {"version": 1, "durations": {"ok": 0.5}}
+
+
+async def test_steps_cancelled_by_fail_fast_teach_nothing(
+    autojump_clock: trio.testing.MockClock, tmp_path: pathlib.Path
+) -> None:
+    rec = Recorder()
+    log = DurationLog(tmp_path / "durations.json")
+    graph = Graph(
+        [rec.step("ok", 0.5), rec.step("bad", 1, error=ValueError()), rec.step("slow", 4)]
+    )
+    result = await exegraph.run_with_result(graph, options(log))
+    assert result["slow"].status is StepStatus.CANCELLED
+    assert dict(log) == {"ok": 0.5}
+
+
+async def test_a_run_cancelled_from_outside_keeps_what_finished(
+    autojump_clock: trio.testing.MockClock, tmp_path: pathlib.Path
+) -> None:
+    rec = Recorder()
+    log = DurationLog(tmp_path / "durations.json")
+    graph = Graph([rec.step("ok", 0.5), rec.step("slow", 4)])
+    with trio.move_on_after(1):
+        await exegraph.run(graph, options(log))
+    assert dict(log) == {"ok": 0.5}
+    assert read(log.path) == {"version": 1, "durations": {"ok": 0.5}}
+
+
+async def test_a_run_where_nothing_succeeded_writes_no_file(
+    autojump_clock: trio.testing.MockClock, tmp_path: pathlib.Path
+) -> None:
+    rec = Recorder()
+    log = DurationLog(tmp_path / "durations.json")
+    result = await exegraph.run_with_result(
+        Graph([rec.step("bad", 1, error=ValueError())]), options(log)
+    )
+    assert not result.ok
+    assert len(log) == 0
+    assert names_in(tmp_path) == []
+
+
+async def test_the_mapping_changes_only_when_a_run_is_done(
+    autojump_clock: trio.testing.MockClock, tmp_path: pathlib.Path
+) -> None:
+    log = DurationLog(tmp_path / "durations.json")
+    seen: list[dict[str, float]] = []
+
+    async def first() -> None:
+        await trio.sleep(1)
+
+    async def second() -> None:
+        seen.append(dict(log))  # `first` is done, its run is not
+        await trio.sleep(1)
+
+    graph = Graph([Step("first", first), Step("second", second, depends_on=["first"])])
+    await exegraph.run(graph, options(log))
+    assert seen == [{}]
+    assert dict(log) == {"first": 1.0, "second": 1.0}
+
+
+async def test_two_concurrent_runs_share_one_log(
+    autojump_clock: trio.testing.MockClock, tmp_path: pathlib.Path
+) -> None:
+    rec = Recorder()
+    log = DurationLog(tmp_path / "durations.json")
+    seen: list[dict[str, float]] = []
+
+    async def look() -> None:
+        seen.append(dict(log))
+
+    short = Graph([rec.step("a", 1), rec.step("shared", 2)])
+    long = Graph([rec.step("b", 3), rec.step("shared", 4), Step("look", look, depends_on=["b"])])
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(exegraph.run, short, options(log))
+        nursery.start_soon(exegraph.run, long, options(log))
+    # at t=3 the short run was done (t=2), the long one not yet (t=4)
+    assert seen == [{"a": 1.0, "shared": 2.0}]
+    assert dict(log) == {"a": 1.0, "b": 3.0, "look": 0.0, "shared": 3.0}
+    assert read(log.path) == {"version": 1, "durations": dict(log)}
+
+
+async def test_a_new_log_reads_what_an_earlier_one_saved(
+    autojump_clock: trio.testing.MockClock, tmp_path: pathlib.Path
+) -> None:
+    rec = Recorder()
+    path = tmp_path / "durations.json"
+    first = DurationLog(str(path))
+    graph = Graph([rec.step("a", 0.1), rec.step("b", 1 / 3)])
+    await exegraph.run(graph, options(first))
+    await exegraph.run(graph, options(first))
+    second = DurationLog(path)
+    assert dict(second) == dict(first)  # floats survive the round trip exactly
+    await exegraph.run(graph, options(second))
+    assert second["a"] == pytest.approx(0.1)
+
+
+async def test_the_log_serves_as_the_runs_durations(
+    autojump_clock: trio.testing.MockClock, tmp_path: pathlib.Path
+) -> None:
+    rec = Recorder()
+    log = DurationLog(tmp_path / "durations.json")
+    graph = Graph([rec.step("a", 1), rec.step("b", 2)])
+    await exegraph.run(graph, RunOptions(durations=log, instruments=[log]))
+    await exegraph.run(graph, RunOptions(durations=log, instruments=[log]))
+    assert dict(log) == {"a": 1.0, "b": 2.0}
+
+
+# --- the file ---------------------------------------------------------------------------
+
+
+async def test_a_missing_file_is_an_empty_log_without_a_warning(
+    autojump_clock: trio.testing.MockClock,
+    tmp_path: pathlib.Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    rec = Recorder()
+    path = tmp_path / "cache" / "exegraph" / "durations.json"
+    log = DurationLog(path)
+    assert len(log) == 0
+    await exegraph.run(Graph([rec.step("a", 1)]), options(log))
+    assert read(path) == {"version": 1, "durations": {"a": 1.0}}  # directories created
+    assert warnings_of(caplog) == []
+
+
+def test_the_file_is_sorted_indented_json_with_a_version(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "durations.json"
+    path.write_text('{"version": 1, "durations": {"b": 2.5, "a": 1}}')
+    DurationLog(path).save()
+    assert path.read_text(encoding="utf-8") == (
+        '{\n  "durations": {\n    "a": 1.0,\n    "b": 2.5\n  },\n  "version": 1\n}\n'
+    )
+
+
+def test_save_replaces_the_file_with_a_complete_fsynced_temporary(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "durations.json"
+    path.write_text('{"version": 1, "durations": {"old": 1.0}}')
+    log = DurationLog(path)
+    steps: list[str] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        steps.append("fsync")
+        real_fsync(fd)
+
+    def replace(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:
+        source, target = pathlib.Path(source), pathlib.Path(target)
+        steps.append("replace")
+        assert source.parent == tmp_path
+        assert source.name.startswith(".durations.json.")
+        assert target == path
+        # the new content is complete before it takes the file's name...
+        assert read(source) == {"version": 1, "durations": {}}
+        # ...and until then the file is the old one, whole
+        assert read(path) == {"version": 1, "durations": {"old": 1.0}}
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    log.clear()
+    log.save()
+    assert steps == ["fsync", "replace"]
+    assert read(path) == {"version": 1, "durations": {}}
+    assert names_in(tmp_path) == ["durations.json"]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+def test_the_saved_file_gets_ordinary_permissions(tmp_path: pathlib.Path) -> None:
+    umask = os.umask(0o022)
+    try:
+        DurationLog(tmp_path / "durations.json").save()
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "durations.json").stat().st_mode & 0o777 == 0o644
+
+
+def test_a_save_that_fails_midway_leaves_the_old_file_and_no_temporary(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "durations.json"
+    path.write_text('{"version": 1, "durations": {"old": 1.0}}')
+    log = DurationLog(path)
+
+    def fsync(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    log.clear()
+    with pytest.raises(OSError, match="No space left"):
+        log.save()
+    assert read(path) == {"version": 1, "durations": {"old": 1.0}}
+    assert names_in(tmp_path) == ["durations.json"]
+
+
+def test_clear_forgets_every_estimate(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "durations.json"
+    path.write_text('{"version": 1, "durations": {"a": 1}}')
+    log = DurationLog(path)
+    log.clear()
+    assert len(log) == 0
+    assert read(path) == {"version": 1, "durations": {"a": 1}}  # until saved
+    log.save()
+    assert len(DurationLog(path)) == 0
+
+
+CORRUPT = {
+    "not JSON": b'{"version": 1, "durations": {',
+    "not UTF-8": b"\xff\xfe\x00",
+    "empty": b"",
+    "a list": b"[1, 2]",
+    "no version": b'{"durations": {"a": 1}}',
+    "another version": b'{"version": 2, "durations": {"a": 1}}',
+    "a string version": b'{"version": "1", "durations": {"a": 1}}',
+    "a boolean version": b'{"version": true, "durations": {"a": 1}}',
+    "no durations": b'{"version": 1}',
+    "durations a list": b'{"version": 1, "durations": [["a", 1]]}',
+    "a negative duration": b'{"version": 1, "durations": {"a": 1, "b": -1}}',
+    "a NaN duration": b'{"version": 1, "durations": {"a": NaN}}',
+    "an infinite duration": b'{"version": 1, "durations": {"a": Infinity}}',
+    "a string duration": b'{"version": 1, "durations": {"a": "1"}}',
+    "a boolean duration": b'{"version": 1, "durations": {"a": true}}',
+    "a null duration": b'{"version": 1, "durations": {"a": null}}',
+    "deeply nested": b"[" * 100_000,
+}
+
+
+@pytest.mark.parametrize("content", CORRUPT.values(), ids=CORRUPT.keys())
+async def test_a_corrupt_file_is_a_warning_and_an_empty_log_and_gets_replaced(
+    autojump_clock: trio.testing.MockClock,
+    tmp_path: pathlib.Path,
+    caplog: pytest.LogCaptureFixture,
+    content: bytes,
+) -> None:
+    rec = Recorder()
+    path = tmp_path / "durations.json"
+    path.write_bytes(content)
+    log = DurationLog(path)
+    assert len(log) == 0
+    [warning] = warnings_of(caplog)
+    assert f"DurationLog ignores {path}" in warning
+    assert "starts empty" in warning
+    result = await exegraph.run_with_result(Graph([rec.step("a", 1)]), options(log))
+    assert result.ok
+    assert read(path) == {"version": 1, "durations": {"a": 1.0}}
+
+
+def test_the_warning_says_what_is_wrong(
+    tmp_path: pathlib.Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "durations.json"
+    path.write_text('{"version": 1, "durations": {"a": 1, "b": -0.5}}')
+    DurationLog(path)
+    [warning] = warnings_of(caplog)
+    assert "duration of 'b' is -0.5, not finite seconds >= 0" in warning
+
+
+def test_an_unreadable_path_is_a_warning_and_an_empty_log(
+    tmp_path: pathlib.Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    log = DurationLog(tmp_path)  # a directory
+    assert len(log) == 0
+    [warning] = warnings_of(caplog)
+    assert "cannot read it" in warning
+
+
+async def test_a_file_that_cannot_be_saved_is_a_warning_and_the_run_succeeds(
+    autojump_clock: trio.testing.MockClock,
+    tmp_path: pathlib.Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    rec = Recorder()
+    (tmp_path / "not-a-directory").write_text("")
+    log = DurationLog(tmp_path / "not-a-directory" / "durations.json")
+    result = await exegraph.run_with_result(Graph([rec.step("a", 1)]), options(log))
+    assert result.ok
+    assert dict(log) == {"a": 1.0}  # kept in memory
+    [warning] = warnings_of(caplog)
+    assert f"DurationLog could not save {log.path} after run " in warning
+    assert "the next run's end tries again" in warning
+    assert names_in(tmp_path) == ["not-a-directory"]
+
+
+@contextlib.contextmanager
+def read_only(directory: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Make `directory` read-only; as root (who writes anyway), refuse creating files in it."""
+    if hasattr(os, "geteuid") and os.geteuid() != 0:
+        directory.chmod(0o555)
+        try:
+            yield
+        finally:
+            directory.chmod(0o755)
+        return
+    real_open = os.open
+
+    def refusing_open(
+        path: str | os.PathLike[str], flags: int, mode: int = 0o777, *, dir_fd: int | None = None
+    ) -> int:
+        if flags & os.O_CREAT and pathlib.Path(path).parent == directory:
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real_open(path, flags, mode, dir_fd=dir_fd)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "open", refusing_open)
+        yield
+
+
+async def test_a_read_only_directory_is_a_warning_and_the_next_run_tries_again(
+    autojump_clock: trio.testing.MockClock,
+    tmp_path: pathlib.Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rec = Recorder()
+    directory = tmp_path / "ro"
+    directory.mkdir()
+    log = DurationLog(directory / "durations.json")
+    with read_only(directory, monkeypatch):
+        assert (await exegraph.run_with_result(Graph([rec.step("a", 1)]), options(log))).ok
+    [warning] = warnings_of(caplog)
+    assert "Permission denied" in warning
+    assert names_in(directory) == []
+    # nothing new succeeds in this run, but the unsaved durations are saved at its end
+    await exegraph.run_with_result(Graph([rec.step("b", 1, error=ValueError())]), options(log))
+    assert read(directory / "durations.json") == {"version": 1, "durations": {"a": 1.0}}
