@@ -115,7 +115,8 @@ class Instrument:
         """`step` will never run.
 
         `timing.error` is the [`StepSkippedError`][exegraph_trio.StepSkippedError] saying
-        why.
+        why; `None` for a `ONE_FAILED` step skipped because nothing it depends on failed
+        (no failure, see [`TriggerRule`][exegraph_trio.TriggerRule]).
         """
 
     def run_done(self, run: RunInfo, result: RunResult) -> None:
