@@ -18,6 +18,7 @@ This module is the only public location of every name; the implementation lives 
 private modules.
 """
 
+from ._durations import DurationLog as DurationLog
 from ._errors import CycleError as CycleError
 from ._errors import DuplicateStepError as DuplicateStepError
 from ._errors import GraphError as GraphError
@@ -35,6 +36,10 @@ from ._lifecycle import Retry as Retry
 from ._lifecycle import TriggerRule as TriggerRule
 from ._options import ErrorPolicy as ErrorPolicy
 from ._options import RunOptions as RunOptions
+from ._plan import Plan as Plan
+from ._plan import PlannedStep as PlannedStep
+from ._plan import plan as plan
+from ._pools import Pool as Pool
 from ._result import RunResult as RunResult
 from ._result import StepStatus as StepStatus
 from ._result import StepTiming as StepTiming
@@ -48,12 +53,16 @@ __all__ = [
     "Action",
     "CycleError",
     "DuplicateStepError",
+    "DurationLog",
     "ErrorPolicy",
     "Graph",
     "GraphBuilder",
     "GraphError",
     "Instrument",
     "MissingDependencyError",
+    "Plan",
+    "PlannedStep",
+    "Pool",
     "Retry",
     "RunError",
     "RunInfo",
@@ -67,6 +76,7 @@ __all__ = [
     "StepTiming",
     "TriggerRule",
     "is_step_skipped",
+    "plan",
     "run",
     "run_with_result",
 ]
