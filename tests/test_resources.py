@@ -382,6 +382,26 @@ async def test_resources_are_torn_down_in_reverse_dependency_order_each_as_early
 
 
 @pytest.mark.parametrize("kind", KINDS)
+async def test_a_dependent_resources_failed_teardown_still_releases_its_dependency(
+    autojump_clock: trio.testing.MockClock, kind: str
+) -> None:
+    res = Resources()
+    leak = OSError("leak")
+    graph = Graph(
+        [
+            res.step(kind, "cluster", setup=1, teardown=1),
+            res.step(kind, "db", setup=1, teardown=2, depends_on=["cluster"], teardown_error=leak),
+            res.rec.step("test", 2, depends_on=["db"]),
+            res.rec.step("unrelated", 30),
+        ]
+    )
+    result = await exegraph.run_with_result(graph)
+    assert result["db"].teardown_error is leak
+    assert res.rec.times("teardown") == {"db": 4, "cluster": 6}
+    assert res.rec.times("torn-down") == {"cluster": 7}
+
+
+@pytest.mark.parametrize("kind", KINDS)
 async def test_a_failed_or_skipped_dependent_has_settled_and_releases_the_resource(
     autojump_clock: trio.testing.MockClock, kind: str
 ) -> None:
