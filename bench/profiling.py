@@ -5,6 +5,8 @@ python bench/profiling.py                                  # cProfile, chain and
 python bench/profiling.py --shapes layered --limit 4 --top 30
 python bench/profiling.py --tool pyinstrument              # needs `pip install pyinstrument`
 python bench/profiling.py --shapes wide --action yield     # actions that yield once
+python bench/profiling.py --shapes random --feature inputs # inputs on every edge
+python bench/profiling.py --shapes random --feature retry  # a Retry on every step
 python bench/profiling.py --out bench/results/profile.md   # also keep the report
 ```
 
@@ -24,6 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
+import lifecycle
 import peers
 import shapes
 import trio
@@ -48,19 +51,34 @@ def _short(path: str) -> str:
 ACTIONS: Final = {"noop": peers.noop, "yield": peers.trio_yield}
 
 
+FEATURES: Final = ("none", "retry", "inputs")
+"""What of the step lifecycle the profiled run uses (see `lifecycle.py`): nothing, a
+`Retry(attempts=3)` on every step through `RunOptions.retry`, or `inputs` on every edge
+with `keep_values=False`."""
+
+
 def _prepare(
-    kind: str, n: int, limit: int, action: str
+    kind: str, n: int, limit: int, action: str, feature: str = "none"
 ) -> tuple[exegraph.Graph, exegraph.RunOptions]:
     shape = shapes.make(kind, n)
-    graph = build_graph(shape, [ACTIONS[action]] * n)
+    options = exegraph.RunOptions(max_concurrency=limit)
+    if feature == "inputs":
+        graph = exegraph.Graph(lifecycle.input_steps(shape, [lifecycle.INPUT_ACTIONS[action]] * n))
+        options = exegraph.RunOptions(max_concurrency=limit, keep_values=False)
+    else:
+        graph = build_graph(shape, [ACTIONS[action]] * n)
+        if feature == "retry":
+            options = exegraph.RunOptions(max_concurrency=limit, retry=lifecycle.RETRY)
     graph.priority(shape.names[0])
-    trio.run(exegraph.run, graph, exegraph.RunOptions(max_concurrency=limit))  # warm up
-    return graph, exegraph.RunOptions(max_concurrency=limit)
+    trio.run(exegraph.run, graph, options)  # warm up
+    return graph, options
 
 
-def profile_cprofile(kind: str, n: int, limit: int, top: int, action: str = "noop") -> str:
+def profile_cprofile(
+    kind: str, n: int, limit: int, top: int, action: str = "noop", *, feature: str = "none"
+) -> str:
     """Profile `run` on one shape with cProfile: top functions and per-file totals, per step."""
-    graph, options = _prepare(kind, n, limit, action)
+    graph, options = _prepare(kind, n, limit, action, feature)
     profiler = cProfile.Profile()
     profiler.enable()
     trio.run(exegraph.run, graph, options)
@@ -70,7 +88,8 @@ def profile_cprofile(kind: str, n: int, limit: int, top: int, action: str = "noo
     total = sum(entry[2] for entry in raw.values())
     rows = sorted(raw.items(), key=lambda item: -item[1][2])[:top]
     lines = [
-        f"## cProfile: run on {kind}[{n}], max_concurrency={limit}, {action} actions",
+        f"## cProfile: run on {kind}[{n}], max_concurrency={limit}, {action} actions"
+        + ("" if feature == "none" else f", lifecycle feature: {feature}"),
         f"total own time {total * 1e6 / n:.1f} µs/step under the profiler",
         "",
         "| own µs/step | share | calls/step | cumulative µs/step | function |",
@@ -90,13 +109,15 @@ def profile_cprofile(kind: str, n: int, limit: int, top: int, action: str = "noo
     return "\n".join(lines) + "\n"
 
 
-def profile_pyinstrument(kind: str, n: int, limit: int, action: str = "noop") -> str:
+def profile_pyinstrument(
+    kind: str, n: int, limit: int, action: str = "noop", *, feature: str = "none"
+) -> str:
     """Sample `run` on one shape with pyinstrument and return its call tree as text."""
     try:
         from pyinstrument import Profiler
     except ImportError:
         return "pyinstrument is not installed: pip install pyinstrument\n"
-    graph, options = _prepare(kind, n, limit, action)
+    graph, options = _prepare(kind, n, limit, action, feature)
     profiler = Profiler(interval=0.0002)
     profiler.start()
     trio.run(exegraph.run, graph, options)
@@ -118,6 +139,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--action", choices=ACTIONS, default="noop", help="what every step does (default noop)"
     )
+    parser.add_argument(
+        "--feature",
+        choices=FEATURES,
+        default="none",
+        help="the lifecycle feature every step uses: retry (RunOptions(retry=Retry(attempts="
+        "3)), never failing) or inputs (on every edge, keep_values=False); default none",
+    )
     parser.add_argument("--top", type=int, default=20, help="functions to list (cProfile)")
     parser.add_argument("--out", type=Path, help="also write the report to this file")
     args = parser.parse_args(argv)
@@ -125,9 +153,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parts = []
     for kind in args.shapes.split(","):
         if args.tool == "cprofile":
-            parts.append(profile_cprofile(kind, args.n, limit, args.top, args.action))
+            parts.append(
+                profile_cprofile(kind, args.n, limit, args.top, args.action, feature=args.feature)
+            )
         else:
-            parts.append(profile_pyinstrument(kind, args.n, limit, args.action))
+            parts.append(
+                profile_pyinstrument(kind, args.n, limit, args.action, feature=args.feature)
+            )
         print(parts[-1])
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)

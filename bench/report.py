@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from building import BuildTimes
+from lifecycle import RUN_INPUTS, RUN_RETRY, VALUE_SIZE, ValueMemory
 from makespan import MakespanRow
 from memory import MODES, MemoryResult
 from overhead import Cell
@@ -15,6 +16,8 @@ from runners import ALL, PEERS, TIMINGS, Runner
 
 TARGET_SHAPES: Final = ("chain", "wide", "layered", "random")
 TARGET_SIZES: Final = (10_000, 100_000)
+LIFECYCLE_SIZES: Final = (10_000,)
+LIFECYCLE_LENGTH: Final = 1_000
 LARGE: Final = 100_000
 MIB: Final = 1024 * 1024
 KIB: Final = 1024
@@ -34,6 +37,8 @@ class Results:
         builds: graph-building times.
         memory: bytes per step.
         makespan: makespan quality rows.
+        lifecycle: per-step cells of the step lifecycle (`run`, `run+retry`, `run+inputs`).
+        values: peak memory of chains of 1 MiB values.
         verified: `runner shape[size] bound` for every verification that passed.
     """
 
@@ -42,6 +47,8 @@ class Results:
     builds: list[BuildTimes] = field(default_factory=list)
     memory: list[MemoryResult] = field(default_factory=list)
     makespan: list[MakespanRow] = field(default_factory=list)
+    lifecycle: list[Cell] = field(default_factory=list)
+    values: list[ValueMemory] = field(default_factory=list)
     verified: list[str] = field(default_factory=list)
 
 
@@ -89,9 +96,14 @@ def _fmt(x: float, digits: int = 2) -> str:
     return "–" if math.isnan(x) else f"{x:.{digits}f}"
 
 
-def _partial(sizes: Iterable[int], shapes: Iterable[str], want_shapes: Sequence[str]) -> bool:
+def _partial(
+    sizes: Iterable[int],
+    shapes: Iterable[str],
+    want_shapes: Sequence[str],
+    want_sizes: Sequence[int] = TARGET_SIZES,
+) -> bool:
     """Whether the measured sizes and shapes miss some of the target's."""
-    return not (set(TARGET_SIZES) <= set(sizes) and set(want_shapes) <= set(shapes))
+    return not (set(want_sizes) <= set(sizes) and set(want_shapes) <= set(shapes))
 
 
 def _extreme(
@@ -104,6 +116,7 @@ def _extreme(
     unit: str = "×",
     shapes: Sequence[str] = TARGET_SHAPES,
     actions: Sequence[str] = tuple(TIMINGS),
+    sizes: Sequence[int] = TARGET_SIZES,
 ) -> Target:
     """A target judged on the worst `value` over `cells` (`worst`: `max` or `min`)."""
     found = [(value(c), where(c), c) for c in cells if c.shape in shapes]
@@ -112,7 +125,7 @@ def _extreme(
         return Target(text, "not run", None)
     pick = max if worst == "max" else min
     x, at, _ = pick(found, key=lambda f: f[0])
-    partial = _partial((c.size for _, _, c in found), (c.shape for _, _, c in found), shapes)
+    partial = _partial((c.size for _, _, c in found), (c.shape for _, _, c in found), shapes, sizes)
     partial |= not set(actions) <= {c.action for _, _, c in found}
     return Target(text, f"worst {x:.2f}{unit} ({at})", ok(x), partial)
 
@@ -274,6 +287,129 @@ def earlier_targets(results: Results) -> list[Target]:
             )
         )
     return found
+
+
+def lifecycle_targets(results: Results) -> list[Target]:
+    """The performance targets of issue 10 (the step lifecycle), judged on the worst case."""
+    cells = results.lifecycle
+    return [
+        _extreme(
+            "every step with `Retry(attempts=3)` (through `RunOptions(retry=...)`) but never "
+            "failing ≤ 1.10× the same run without (`run+retry ÷ run`, paired), chain, wide, "
+            "layered, random at 10⁴, bounds 4 and n, both action kinds",
+            cells,
+            lambda c: c.ratio(RUN_RETRY.key, "run"),
+            worst="max",
+            ok=lambda x: x <= 1.10,
+            sizes=LIFECYCLE_SIZES,
+        ),
+        _extreme(
+            "`inputs` on every edge of the 10⁴-step random DAG (values passed, "
+            "`keep_values=False`) ≤ 1.25× the run without (`run+inputs ÷ run`, paired), "
+            "bounds 4 and n, both action kinds",
+            cells,
+            lambda c: c.ratio(RUN_INPUTS.key, "run"),
+            worst="max",
+            ok=lambda x: x <= 1.25,
+            shapes=("random",),
+            sizes=LIFECYCLE_SIZES,
+        ),
+        values_target(results.values),
+    ]
+
+
+def values_target(values: Sequence[ValueMemory]) -> Target:
+    """Peak memory flat in the chain's length when values are released as consumed."""
+    text = (
+        "peak memory flat with a 1 MiB value per step on a 10³-step chain, "
+        "`keep_values=False` (released as consumed): the run's traced peak grows by less "
+        "than one value from the shortest chain measured to the 10³-step one"
+    )
+    released = sorted((v for v in values if not v.keep_values), key=lambda v: v.length)
+    if len(released) < 2:
+        return Target(text, "not run", None)
+    short, long = released[0], released[-1]
+    growth = long.peak - short.peak
+    return Target(
+        text,
+        f"{short.peak / MIB:.2f} MiB at {short.length} steps, {long.peak / MIB:.2f} MiB at "
+        f"{long.length}: +{growth / MIB:.2f} MiB ({growth / VALUE_SIZE:.2f} values, "
+        f"{growth / (long.length - short.length):.0f} B per added step)",
+        growth < VALUE_SIZE,
+        long.length < LIFECYCLE_LENGTH,
+    )
+
+
+def lifecycle_tables(cells: Sequence[Cell], values: Sequence[ValueMemory]) -> list[str]:
+    """The lifecycle's per-step cells and the peak memory of values."""
+    lines: list[str] = []
+    if cells:
+        lines += [
+            "### Step lifecycle: per-step cost against the same run without "
+            "(medians of paired repeats)",
+            "",
+            "`run`: the prebuilt graph, no lifecycle feature (as in the overhead section); "
+            "`run+retry`: the same graph with `RunOptions(retry=Retry(attempts=3))`, no step "
+            "failing; `run+inputs`: the same shape with `inputs` on every edge and "
+            "`keep_values=False`. Ratios to `run`, paired within each repeat.",
+            "",
+        ]
+        lines += _table(
+            [
+                "N",
+                "shape",
+                "bound",
+                "actions",
+                "run µs/step",
+                "run+retry µs/step",
+                "run+inputs µs/step",
+                "run+retry ÷ run",
+                "run+inputs ÷ run",
+            ],
+            (
+                [
+                    size_label(c.size),
+                    c.shape,
+                    bound_label(c),
+                    c.action,
+                    _fmt(c.per_step_us("run"), 1),
+                    _fmt(c.per_step_us(RUN_RETRY.key), 1),
+                    _fmt(c.per_step_us(RUN_INPUTS.key), 1),
+                    _fmt(c.ratio(RUN_RETRY.key, "run")),
+                    _fmt(c.ratio(RUN_INPUTS.key, "run")),
+                ]
+                for c in cells
+            ),
+        )
+    if values:
+        shortest = min(v.length for v in values)
+        base = {v.keep_values: v.peak for v in values if v.length == shortest}
+        lines += [
+            *([""] if lines else []),
+            "### Step lifecycle: peak memory of a chain of 1 MiB values "
+            "(each figure from a fresh process)",
+            "",
+            "Each step returns a new 1 MiB `bytes` and takes the previous step's value as an "
+            "input. The graph is built first, then `tracemalloc` traces one run: its peak, "
+            "and its growth per step beyond the shortest chain's.",
+            "",
+        ]
+        lines += _table(
+            ["steps", "keep_values", "traced peak MiB", "in values", "growth per added step"],
+            (
+                [
+                    str(v.length),
+                    str(v.keep_values),
+                    _fmt(v.peak / MIB),
+                    _fmt(v.values, 1),
+                    "–"
+                    if v.length == shortest
+                    else f"{(v.peak - base[v.keep_values]) / (v.length - shortest):,.0f} B",
+                ]
+                for v in values
+            ),
+        )
+    return lines
 
 
 def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
@@ -500,26 +636,41 @@ def makespan_table(rows: Sequence[MakespanRow]) -> list[str]:
     return lines
 
 
+def issue8_measured(results: Results) -> bool:
+    """Whether any section of the issue 8 suite ran (not only the lifecycle section)."""
+    return bool(results.cells or results.builds or results.memory or results.makespan)
+
+
 def render(results: Results) -> str:
-    """The whole report as Markdown."""
+    """The whole report as Markdown.
+
+    A run of the lifecycle section alone shows its own targets and tables only.
+    """
     meta = results.meta
+    lifecycle = bool(results.lifecycle or results.values)
+    issue8 = issue8_measured(results) or not lifecycle
     lines = [
-        "## Last measured results",
+        "## Last measured results" if issue8 else "## Last measured results: the step lifecycle",
         "",
         ", ".join(f"{key}: {value}" for key, value in meta.items()),
-        "",
-        "### Targets of issue 8",
-        "",
     ]
-    lines += _table(
-        ["target", "measured (worst case)", "verdict"],
-        ([t.text, t.measured, t.verdict] for t in targets(results)),
-    )
-    lines += ["", "Issue 5's absolute build targets, still reported:", ""]
-    lines += _table(
-        ["target", "measured", "verdict"],
-        ([t.text, t.measured, t.verdict] for t in earlier_targets(results)),
-    )
+    if issue8:
+        lines += ["", "### Targets of issue 8", ""]
+        lines += _table(
+            ["target", "measured (worst case)", "verdict"],
+            ([t.text, t.measured, t.verdict] for t in targets(results)),
+        )
+        lines += ["", "Issue 5's absolute build targets, still reported:", ""]
+        lines += _table(
+            ["target", "measured", "verdict"],
+            ([t.text, t.measured, t.verdict] for t in earlier_targets(results)),
+        )
+    if lifecycle:
+        lines += ["", "### Targets of issue 10 (the step lifecycle)", ""]
+        lines += _table(
+            ["target", "measured (worst case)", "verdict"],
+            ([t.text, t.measured, t.verdict] for t in lifecycle_targets(results)),
+        )
     for action in TIMINGS:
         cells = [c for c in results.cells if c.action == action]
         if cells:
@@ -530,6 +681,8 @@ def render(results: Results) -> str:
         lines += ["", *memory_table(results.memory)]
     if results.makespan:
         lines += ["", *makespan_table(results.makespan)]
+    if lifecycle:
+        lines += ["", *lifecycle_tables(results.lifecycle, results.values)]
     if results.verified:
         lines += [
             "",
@@ -537,9 +690,14 @@ def render(results: Results) -> str:
             "",
             f"{len(results.verified)} runs checked with probe actions before timing (every step "
             "exactly once, never before a dependency finished, never more actions at once than "
-            "the bound), all passed; every makespan run was checked the same way.",
+            "the bound), all passed"
+            + ("; every makespan run was checked the same way." if results.makespan else "."),
         ]
+    shown = ALL if issue8 else [r for r in ALL if r.key == "run"]
     lines += ["", "Runners:", ""]
-    lines += [f"- `{r.key}`: {r.description}" for r in ALL]
-    lines += ["", "Memory runs: " + ", ".join(f"`{m.label}`" for m in MODES) + "."]
+    lines += [f"- `{r.key}`: {r.description}" for r in shown]
+    if results.lifecycle:
+        lines += [f"- `{r.key}`: {r.description}" for r in (RUN_RETRY, RUN_INPUTS)]
+    if issue8:
+        lines += ["", "Memory runs: " + ", ".join(f"`{m.label}`" for m in MODES) + "."]
     return "\n".join(lines) + "\n"

@@ -7,6 +7,7 @@ python bench/run.py --quick              # every section, small sizes (< 2 min)
 python bench/run.py --check-only         # verification only, no timing (< 30 s; for CI)
 python bench/run.py --sizes 10000 --shapes chain,layered --sections overhead --repeats 7
 python bench/run.py --sections build --actions noop
+python bench/run.py --sections lifecycle                 # the targets of issue 10 (~2 min)
 ```
 
 Sections:
@@ -18,9 +19,12 @@ Sections:
 - `build`: `Step`s, `Graph(...)` and the first `priority()` timed apart, paired with the
   graphlib peer's build (`building.py`);
 - `memory`: bytes per step beyond the floor's, in fresh processes (`memory.py`);
-- `makespan`: schedule quality under the mock clock (`makespan.py`).
+- `makespan`: schedule quality under the mock clock (`makespan.py`);
+- `lifecycle`: what retries and inputs cost a run that uses them, against the same run
+  without, and the peak memory of 1 MiB values on chains of growing length
+  (`lifecycle.py`; the targets of issue 10).
 
-The report starts with every target of the issue, met or not, judged on the worst case
+The report starts with every target of the issues, met or not, judged on the worst case
 measured. The exit status is 1 only when a verification failed: timings never fail a run.
 """
 
@@ -41,6 +45,7 @@ from pathlib import Path
 from typing import Final
 
 import building
+import lifecycle
 import makespan
 import memory
 import overhead
@@ -50,9 +55,12 @@ import shapes
 
 HERE: Final = Path(__file__).resolve().parent
 README: Final = HERE / "README.md"
-README_START: Final = "<!-- results:start -->"
-README_END: Final = "<!-- results:end -->"
-SECTIONS: Final = ("overhead", "build", "memory", "makespan")
+SECTIONS: Final = ("overhead", "build", "memory", "makespan", "lifecycle")
+LIFECYCLE_SHAPES: Final = ("chain", "wide", "layered", "random")
+VALUE_LENGTHS: Final = (10, 100, 1_000)
+"""Chain lengths of the lifecycle's value-memory runs with `keep_values=False`."""
+KEPT_LENGTHS: Final = (10, 100)
+"""… and with `keep_values=True`, for contrast (10³ would hold 1 GiB)."""
 LARGE_FROM: Final = 100_000
 
 
@@ -140,11 +148,24 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument(
         "--makespan-seeds", type=int, help="instances per family and P (default 20)"
     )
+    parser.add_argument(
+        "--lifecycle-shapes",
+        type=_names(shapes.SHAPE_NAMES),
+        default=list(LIFECYCLE_SHAPES),
+        help="shapes of the lifecycle section (default chain,wide,layered,random); it "
+        f"times the sizes of --sizes below {LARGE_FROM} (else the smallest)",
+    )
+    parser.add_argument(
+        "--lifecycle-repeats",
+        type=int,
+        help="paired repeats per lifecycle cell (default 7; 3 with --quick)",
+    )
     parser.add_argument("--out", type=Path, help="the Markdown report (default bench/results/)")
     parser.add_argument(
         "--update-readme",
         action="store_true",
-        help=f"also replace the results section of {README.relative_to(HERE.parent)}",
+        help=f"also replace the results section of {README.relative_to(HERE.parent)} (the "
+        "lifecycle section run alone: its own section)",
     )
     args = parser.parse_args(argv)
     small = args.quick or args.check_only
@@ -156,6 +177,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         args.large_repeats = 2
     if args.build_repeats is None:
         args.build_repeats = 3
+    if args.lifecycle_repeats is None:
+        args.lifecycle_repeats = 3 if args.quick else 7
     if args.makespan_seeds is None:
         args.makespan_seeds = 3 if args.check_only else 5 if args.quick else 20
     if args.out is None:
@@ -294,13 +317,63 @@ def run_makespan(args: argparse.Namespace, results: report.Results) -> None:
             )
 
 
-def update_readme(markdown: str) -> None:
-    """Replace the text between the results markers of bench/README.md."""
+def run_lifecycle(args: argparse.Namespace, results: report.Results, *, timed: bool) -> None:
+    """Verify, then (if `timed`) time `run`, `run+retry` and `run+inputs`, paired; values.
+
+    The cells are those of the overhead section (each runner verified with probe actions
+    first) at the sizes of `--sizes` below 10⁵ (else the smallest), on the lifecycle shapes.
+    """
+    sizes = [n for n in args.sizes if n < LARGE_FROM] or [min(args.sizes)]
+    timings = [runners.TIMINGS[name] for name in args.actions] if timed else [runners.NOOP]
+    chosen = list(lifecycle.RUNNERS)
+    for n in sizes:
+        for kind in args.lifecycle_shapes:
+            shape = shapes.make(kind, n)
+            for limit in limits(shape):
+                verify = [r.key for r in chosen if r.key != "run"]
+                for timing in timings:
+                    cell = overhead.measure(
+                        shape,
+                        limit,
+                        chosen,
+                        args.lifecycle_repeats if timed else 0,
+                        timing=timing,
+                        verify_keys=verify,
+                    )
+                    verify = []
+                    results.verified += [f"{key} {kind}[{n}] {limit}" for key in cell.verified]
+                    if timed:
+                        results.lifecycle.append(cell)
+                        print(
+                            f"  {'':>8} run+retry ÷ run {cell.ratio('run+retry', 'run'):.2f}, "
+                            f"run+inputs ÷ run {cell.ratio('run+inputs', 'run'):.2f}"
+                        )
+                    else:
+                        print(f"  verified {kind}[{n}] bound {limit}: {', '.join(cell.verified)}")
+    if not timed:
+        return
+    for keep in (False, True):
+        for length in KEPT_LENGTHS if keep else VALUE_LENGTHS:
+            found = lifecycle.measure_values(length, keep_values=keep)
+            results.values.append(found)
+            print(
+                f"  values: chain of {length:>5}, keep_values={keep!s:<5}: traced peak "
+                f"{found.peak / report.MIB:.2f} MiB ({found.values:.1f} values)"
+            )
+
+
+def update_readme(markdown: str, block: str = "results") -> None:
+    """Replace the text between the `block` markers of bench/README.md.
+
+    `results` holds the last full (or partial) suite; `lifecycle` the last run of the
+    lifecycle section alone; `ab` the last `ab.py` comparison.
+    """
+    start, end = f"<!-- {block}:start -->", f"<!-- {block}:end -->"
     text = README.read_text()
-    pattern = re.compile(re.escape(README_START) + ".*?" + re.escape(README_END), re.DOTALL)
+    pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.DOTALL)
     if not pattern.search(text):
-        raise SystemExit(f"{README} has no {README_START} … {README_END} section")
-    README.write_text(pattern.sub(lambda _: f"{README_START}\n{markdown}{README_END}", text))
+        raise SystemExit(f"{README} has no {start} … {end} section")
+    README.write_text(pattern.sub(lambda _: f"{start}\n{markdown}{end}", text))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -315,6 +388,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"verifying every runner at {args.sizes} on {', '.join(args.shapes)}")
             args.verify_all_up_to = max(args.sizes)
             run_overhead(args, results, timed=False)
+            print("verifying the lifecycle runners (retries on every step, inputs on every edge)")
+            run_lifecycle(args, results, timed=False)
             print("verifying makespan runs")
             run_makespan(args, results)
         else:
@@ -323,6 +398,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "build": lambda: run_build(args, results),
                 "memory": lambda: run_memory(args, results),
                 "makespan": lambda: run_makespan(args, results),
+                "lifecycle": lambda: run_lifecycle(args, results, timed=True),
             }
             for section in args.sections:
                 print(f"{section}:")
@@ -345,8 +421,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     results.meta |= {
         "sizes": ",".join(map(str, args.sizes)),
         "actions": ",".join(args.actions),
-        "repeats": f"{args.repeats} (at ≥ 10⁵: {args.large_repeats}; peers and "
-        f"run_with_result {args.large_secondary_repeats}; build {args.build_repeats})",
+        "repeats": f"{args.lifecycle_repeats} paired per cell"
+        if args.sections == ["lifecycle"]
+        else f"{args.repeats} (at ≥ 10⁵: {args.large_repeats}; peers and "
+        f"run_with_result {args.large_secondary_repeats}; build {args.build_repeats}; "
+        f"lifecycle {args.lifecycle_repeats})",
         "suite time": f"{total:.0f} s ("
         + ", ".join(f"{name} {seconds:.0f} s" for name, seconds in timings.items())
         + ")",
@@ -358,10 +437,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         json.dumps(dataclasses.asdict(results), indent=1, default=str) + "\n"
     )
     print(f"\nwrote {args.out} in {total:.0f} s\n")
-    for target in report.targets(results):
+    shown = report.targets(results) if report.issue8_measured(results) else []
+    if results.lifecycle or results.values:
+        shown += report.lifecycle_targets(results)
+    for target in shown:
         print(f"  {target.verdict:>14}  {target.text}: {target.measured}")
     if args.update_readme:
-        update_readme(markdown)
+        # The lifecycle section run alone has a block of its own: it leaves the last
+        # full suite's tables in place.
+        update_readme(markdown, "lifecycle" if args.sections == ["lifecycle"] else "results")
         print(f"updated {README}")
     return 0
 

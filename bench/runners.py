@@ -234,7 +234,7 @@ def build_graph(shape: Shape, actions: Sequence[peers.AsyncAction]) -> exegraph.
 _last_graph: list[tuple[Shape, Timing, exegraph.Graph]] = []
 
 
-def _timing_graph(shape: Shape, timing: Timing) -> exegraph.Graph:
+def timing_graph(shape: Shape, timing: Timing) -> exegraph.Graph:
     """The graph of `shape` with `timing` actions, built once for all exegraph variants."""
     if not _last_graph or _last_graph[0][0] is not shape or _last_graph[0][1] is not timing:
         _last_graph.clear()  # the previous graph goes before the next one is built
@@ -247,7 +247,7 @@ def _timing_graph(shape: Shape, timing: Timing) -> exegraph.Graph:
 def _exegraph(*, with_result: bool, step_timeout: float | None) -> Callable[[Shape, Work], Go]:
     def prepare(shape: Shape, work: Work) -> Go:
         if isinstance(work, Timing):
-            graph = _timing_graph(shape, work)
+            graph = timing_graph(shape, work)
         else:
             graph = build_graph(shape, work.trio_actions())
             graph.priority(shape.names[0])
