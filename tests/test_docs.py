@@ -74,6 +74,7 @@ PAGES = [
     "guides/running/index.html",
     "guides/errors/index.html",
     "guides/timeouts/index.html",
+    "guides/recovering/index.html",
     "guides/observing/index.html",
     "guides/tracing/index.html",
     "guides/metrics/index.html",

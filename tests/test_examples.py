@@ -85,6 +85,57 @@ EXPECTED: dict[str, list[str]] = {
         "duplicate: DuplicateStepError: duplicate step name: 'a'",
     ],
     "testing_with_pytest.py": ["4 passed"],
+    "artifact_inputs.py": [
+        "smoke-tested registry.example.com/shop",
+        "deploying registry.example.com/shop@sha256:",
+        "4 steps in ",
+        " s: all done",
+        "deploy returned https://shop.staging.example.com",
+        "package value after the run: None (released)",
+        "upload value after the run:  's3://releases/shop.tar (4 MB)' (kept: nobody takes it)",
+    ],
+    "retry_flaky_deploy.py": [
+        "deploy: started",
+        "deploy: attempt 1 failed (ConnectionError: registry answered 503 (call 1)); "
+        "retrying in 20 ms",
+        "publish-docs: started",  # in the slot deploy gave up while it waits
+        "deploy: attempt 2 started",
+        "deploy: attempt 3 started",
+        "health-check: attempt 1 failed (StepTimeoutError: step 'health-check' timed out "
+        "after 0.05 s); retrying in 10 ms",
+        "health-check: attempt 2 started",
+        " s: all done",
+        "deploy        attempts=3",
+        "health-check  attempts=2",
+        "deploy returned 'deployed on call 3'",
+        "deploy: Failed after 3 attempts: ConnectionError('registry answered 503 (call 3)')",
+        "its notes: ['exegraph: attempt 3 of 3', \"exegraph: raised by step 'deploy'\"]",
+        "earlier attempts: [ConnectionError('registry answered 503 (call 1)'), "
+        "ConnectionError('registry answered 503 (call 2)')]",
+    ],
+    "cluster_resource.py": [
+        "--- every test passes ---",
+        "cluster ci-4711 is up",
+        "database dropped",  # before the cluster it lives on is deleted
+        "cluster: teardown started",
+        "cluster ci-4711 deleted",
+        "publish-docs: Done",  # the cluster was deleted long before the run's end
+        " s: all done",
+        "--- test-api fails",
+        "database: the run failed (AssertionError), dump kept for debugging",
+        "database dropped",
+        "cluster ci-4711 deleted",
+        "AssertionError: test-api: POST /orders returned 500",
+    ],
+    "on_failure_notifier.py": [
+        "#ci-alerts: pipeline failed",
+        "  unit: StepCancelledError: step 'unit-tests' was cancelled while it ran",
+        "  integration: AssertionError: 3 of 40 tests failed",
+        "RunError members: ['AssertionError', 'StepSkippedError']",
+        "--- every test passes ---",
+        "logs archived",
+        "ok: True; notify: Skipped, error None",
+    ],
     "metrics_in_memory.py": [
         "exegraph.step.duration (s)",
         "test-billing   failure  count=3",
