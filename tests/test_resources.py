@@ -1222,6 +1222,58 @@ async def test_a_generator_that_yields_twice_fails_its_teardown_and_is_closed(
     assert result.error.exceptions == (error,)
 
 
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_cancel_scope_around_the_yield_that_expires_while_held_stays_in_the_resource(
+    autojump_clock: trio.testing.MockClock, kind: str
+) -> None:
+    after: list[float] = []
+
+    async def scoped() -> AsyncIterator[int]:
+        with trio.move_on_after(2):  # expires while the resource is held, at t=2
+            yield 1
+            after.append(trio.current_time())
+
+    action: exegraph.Action = scoped if kind == GEN else asynccontextmanager(scoped)
+    rec = Recorder()
+    graph = Graph([Step("scoped", action), rec.step("use", 5, depends_on=["scoped"])])
+    result = await exegraph.run_with_result(graph)
+    assert result.ok, result.table()
+    assert result["use"].status is StepStatus.DONE
+    assert result["use"].end == 5
+    assert result["scoped"].teardown_error is None
+    assert after == [5]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_crash_in_a_held_resources_nursery_is_its_teardowns_error(
+    autojump_clock: trio.testing.MockClock, kind: str
+) -> None:
+    crash = OSError("server crashed")
+
+    async def server() -> None:
+        await trio.sleep(3)
+        raise crash
+
+    async def service() -> AsyncIterator[trio.Nursery]:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(server)
+            yield nursery
+            nursery.cancel_scope.cancel()
+
+    action: exegraph.Action = service if kind == GEN else asynccontextmanager(service)
+    rec = Recorder()
+    graph = Graph([Step("service", action), rec.step("client", 5, depends_on=["service"])])
+    result = await exegraph.run_with_result(graph)
+    assert result["client"].status is StepStatus.DONE
+    assert result["client"].end == 5
+    assert result["service"].status is StepStatus.DONE
+    error = result["service"].teardown_error
+    assert isinstance(error, ExceptionGroup)
+    assert error.exceptions == (crash,)
+    assert result.error is not None
+    assert result.error.exceptions == (error,)
+
+
 # -- a guard on every test ---------------------------------------------------------------
 # A `trio.Cancelled` escaping a test is swallowed by pytest-trio (its fixture nursery
 # cancels its own scope on the way out, which absorbs it): the test would pass with its

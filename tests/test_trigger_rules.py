@@ -731,6 +731,49 @@ async def test_an_interrupt_in_a_handler_after_fail_fast_skips_the_remaining_han
     assert trio.current_time() == 2
 
 
+async def test_an_on_failure_handler_after_a_quietly_skipped_handler_is_skipped_quietly(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    rec = Recorder()
+    graph = Graph(
+        [
+            rec.step("a", 1),
+            ruled(rec, "alert", 1, ONE_FAILED, depends_on=["a"]),
+            ruled(rec, "escalate", 1, ONE_FAILED, depends_on=["alert"]),
+        ]
+    )
+    result = await exegraph.run_with_result(graph)
+    assert result.ok
+    assert result["alert"].status is StepStatus.SKIPPED
+    assert result["escalate"].status is StepStatus.SKIPPED  # nothing failed anywhere
+    assert result["escalate"].error is None
+    assert rec.times("start") == {"a": 0}
+
+
+async def test_fail_fast_cancels_a_handler_waiting_for_a_slot_to_retry_counting_one_attempt(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    calls: list[float] = []
+
+    async def flaky() -> None:
+        calls.append(trio.current_time())
+        raise OSError("flaky")
+
+    rec = Recorder()
+    graph = Graph(
+        [
+            Step("flaky", flaky, trigger_rule=ALL_DONE, retry=exegraph.Retry(attempts=2, delay=1)),
+            rec.step("bad", 2, error=ValueError("bad")),
+        ]
+    )
+    # flaky fails at 0 and waits 1 s; at 1 it waits for the only slot, which bad holds
+    # until it fails at 2: fail-fast stops the run during flaky's wait.
+    result = await exegraph.run_with_result(graph, RunOptions(max_concurrency=1))
+    assert calls == [0]
+    assert result["flaky"].status is StepStatus.CANCELLED
+    assert result["flaky"].attempts == 1
+
+
 # -- a guard on every test ---------------------------------------------------------------
 # A `trio.Cancelled` escaping a test is swallowed by pytest-trio (its fixture nursery
 # cancels its own scope on the way out, which absorbs it): the test would pass with its

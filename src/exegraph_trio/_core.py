@@ -146,6 +146,7 @@ class Core:
         "demands",
         "dependents",
         "deps",
+        "doomed",
         "fail_fast",
         "failing",
         "holders",
@@ -226,6 +227,8 @@ class Core:
         """Steps not done, failed, cancelled or skipped yet."""
         self.failing = False
         """True once fail-fast stopped the `ALL_SUCCESS` steps (others may still start)."""
+        self.doomed: set[int] = set()
+        """The steps in flight when the run began failing fast (they are being cancelled)."""
         self.stopped = False
         """True once the run starts no more steps (`stop()`)."""
         self._use_pools(demands, shared, woken)
@@ -350,7 +353,7 @@ class Core:
             retry is None
             or attempt >= retry.attempts
             or self.stopped
-            or (self.failing and self._rule(i) == ALL_SUCCESS)
+            or not self._may_run_again(i)
             or not retry.retries(error)
         ):
             return None
@@ -382,6 +385,8 @@ class Core:
         if not self.fail_fast or self.failing or self.stopped:
             return self._release_all([(i, i)])
         self.failing = True
+        if self.rules is not None:  # what is in flight now is cancelled, whatever its rule
+            self.doomed = {j for j, s in enumerate(self.state) if RUNNING <= s <= AGAIN}
         below = set(self._downstream(i))
         if self.rules is None:
             return self._skip([(j, i if j in below else None) for j in self._unstarted()])
@@ -458,8 +463,12 @@ class Core:
         return ALL_SUCCESS if self.rules is None else self.rules[i]
 
     def _may_run_again(self, i: int) -> bool:
-        """Whether a step ready for another attempt may have it (fail-fast stops them)."""
-        return not (self.failing and self._rule(i) == ALL_SUCCESS)
+        """Whether a step ready for another attempt may have it.
+
+        Fail-fast stops them: every `ALL_SUCCESS` step, and every step that was in flight
+        when the run began failing (the driver cancels those).
+        """
+        return not (self.failing and (self._rule(i) == ALL_SUCCESS or i in self.doomed))
 
     def _started(self, i: int) -> None:
         self.state[i] = RUNNING
@@ -517,7 +526,7 @@ class Core:
             waiting[j] -= 1
         else:
             waiting[j] -= 1
-            if not ok:
+            if not ok and cause != QUIET:  # a quiet skip is no failure: it does not count
                 self.bad[j] += 1
             if waiting[j]:
                 return None

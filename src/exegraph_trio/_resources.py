@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from ._errors import StepCancelledError, StepSkippedError, StepTimeoutError
-from ._outcomes import is_cancellation
+from ._outcomes import interrupt_in, is_cancellation
 from ._step import GENERATOR, Step
 
 if TYPE_CHECKING:
@@ -70,11 +70,18 @@ async def hold(
     run.due[i] = event
     start, value = result
     run._done(i, start, value, resource=True)
-    while not event.is_set():
-        try:
-            await event.wait()
-        except BaseException as exc:  # noqa: BLE001 - Ctrl-C: the run stops, we go on
-            run._interrupt_from(exc)
+    # Shielded here too: a cancel scope or nursery of the resource's own, entered in its
+    # setup, may be cancelled while it is held (its deadline, a crashed task); that is
+    # for its teardown to meet, not for this wait.
+    with trio.CancelScope(shield=True):
+        while not event.is_set():
+            try:
+                await event.wait()
+            except BaseException as exc:
+                interrupt = interrupt_in(exc)
+                if interrupt is None:
+                    raise
+                run._interrupt_from(interrupt)
     if run.observed:
         run.observers.teardown_started(step)
     if seconds:
