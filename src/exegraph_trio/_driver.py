@@ -655,11 +655,12 @@ class Run:
                 self._interrupted(interrupt)
             elif isinstance(error, Exception):
                 self.members.append(error)
-                if self.outside_at != math.inf:
+                if self.outside_at != math.inf:  # the run will not raise it: say it here
                     logger.error(
-                        "the teardown of step %r raised while run %d was being cancelled",
+                        "the teardown of step %r raised while run %d was being %s",
                         step.name,
                         self.info.run_id,
+                        "cancelled" if self.interrupt is None else "interrupted",
                         exc_info=error,
                     )
         if self.observed:
