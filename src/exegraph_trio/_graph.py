@@ -239,12 +239,11 @@ class Graph:
         | `TERM+` | what `TERM` matches, and every step depending on one of those, directly or not |
         | `!TERM` | nothing: it *removes* what `TERM` matches, after every other term is applied |
 
-        Globs are [`fnmatch`][fnmatch]-style and case-sensitive: `*` matches any text, `?`
-        one character, `[abc]` and `[!abc]` one character of (or not of) a set; every
-        other character (`.`, `(`, `$`, …) matches itself. A name with a space or a comma in
-        it, a leading `!` or a trailing `+` is matched with `?` in their place (or `[+]`,
-        as in `c[+][+]` for `c++`). A selector made only of removals starts from the whole
-        graph.
+        Globs are `fnmatch`-style and case-sensitive: `*` matches any text, `?` one
+        character, `[abc]` and `[!abc]` one character of (or not of) a set; every other
+        character (`.`, `(`, `$`, …) matches itself. A name with a space or a comma in it, a
+        leading `!` or a trailing `+` is matched with `?` in their place (or `[+]`, as in
+        `c[+][+]` for `c++`). A selector made only of removals starts from the whole graph.
 
         With `with_dependencies=True` (the default), the transitive dependencies of the
         selected steps are added, so that the result can run on its own; then the removals

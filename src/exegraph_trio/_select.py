@@ -19,9 +19,10 @@ valid graph, with the edges to the steps left out dropped, is a valid graph.
 from __future__ import annotations
 
 import fnmatch
+import operator
 import re
 from collections.abc import Callable, Iterable, Sequence
-from itertools import compress
+from itertools import accumulate, chain, compress
 from typing import TYPE_CHECKING, Final, TypeAlias, final
 
 import attrs
@@ -128,33 +129,39 @@ def _matcher(glob: str) -> Callable[[str], object]:
 class _Matcher:
     """Finds the positions of the steps a term matches."""
 
-    __slots__ = ("_index", "_steps", "_tags")
+    __slots__ = ("_index", "_steps", "_tags", "_tags_of")
 
     def __init__(self, graph: Graph) -> None:
         self._steps = graph.steps
         self._index = graph._index
-        self._tags: dict[str, list[int]] | None = None
+        self._tags_of: list[tuple[str, ...]] | None = None
+        self._tags: set[str] | None = None
 
     @property
-    def tags(self) -> dict[str, list[int]]:
-        """Each tag of the graph and the positions of the steps carrying it (made once)."""
+    def tags_of(self) -> list[tuple[str, ...]]:
+        """The tags of each step, by position (made once)."""
+        if self._tags_of is None:
+            self._tags_of = list(map(operator.attrgetter("tags"), self._steps))
+        return self._tags_of
+
+    @property
+    def tags(self) -> set[str]:
+        """Every tag of the graph (made once)."""
         if self._tags is None:
-            tags: dict[str, list[int]] = {}
-            for i, step in enumerate(self._steps):
-                for tag in step.tags:
-                    tags.setdefault(tag, []).append(i)
-            self._tags = tags
+            self._tags = set(chain.from_iterable(self.tags_of))
         return self._tags
 
     def matches(self, term: Term) -> list[int]:
-        """The positions of the steps `term` matches, without its `+` (maybe repeated)."""
+        """The positions of the steps `term` matches, without its `+`, in graph order."""
         glob = term.glob
         literal = _WILDCARDS.isdisjoint(glob)
         if term.tag:
             tags = self.tags
-            if literal:
-                return tags.get(glob, [])
-            return [i for tag in filter(_matcher(glob), tags) for i in tags[tag]]
+            wanted = ({glob} & tags) if literal else set(filter(_matcher(glob), tags))
+            if not wanted:
+                return []
+            carrying = map(operator.not_, map(wanted.isdisjoint, self.tags_of))
+            return list(compress(range(len(self._steps)), carrying))
         index = self._index
         if literal:
             return [index[glob]] if glob in index else []
@@ -172,19 +179,23 @@ class _Matcher:
         return (*first, *(term.spelled(name, tag=term.tag) for name in close))
 
 
-def _mark(n: int, found: Iterable[tuple[Term, list[int]]], dependents: _Edges) -> bytearray:
-    """One byte per step: 1 for every step the terms match (with the dependents of `+`)."""
+def _mark(
+    n: int, found: Iterable[tuple[Term, list[int]]], order: Sequence[int], dependents: _Edges
+) -> bytearray:
+    """One byte per step: 1 for every step the terms match (with the dependents of `+`).
+
+    `order` is a topological order of the graph, dependencies first.
+    """
     mark = bytearray(n)
-    stack: list[int] = []
+    spread = False
     for term, positions in found:
         if term.dependents:
+            spread = True
             for i in positions:
-                if not mark[i]:
-                    mark[i] = 1
-                    stack.append(i)
-    # Before the plain matches are marked: the walk must not stop at a step marked only
-    # because a term without `+` named it, whose dependents it would then miss.
-    _walk(mark, stack, dependents)
+                mark[i] = 1
+    # Before the plain matches are marked, which must not spread to their dependents.
+    if spread:
+        _spread(mark, order, dependents)
     for term, positions in found:
         if not term.dependents:
             for i in positions:
@@ -192,13 +203,16 @@ def _mark(n: int, found: Iterable[tuple[Term, list[int]]], dependents: _Edges) -
     return mark
 
 
-def _walk(mark: bytearray, stack: list[int], edges: _Edges) -> None:
-    """Mark every step reachable along `edges` from those in `stack` (marked already)."""
-    while stack:
-        for j in edges[stack.pop()]:
-            if not mark[j]:
-                mark[j] = 1
-                stack.append(j)
+def _spread(mark: bytearray, order: Sequence[int], edges: _Edges) -> None:
+    """Mark every step reachable along `edges` from the marked ones.
+
+    `order` puts each step after every step with an edge to it, so one sweep is enough:
+    `compress` reads each step's mark when it gets to it, after the steps before it
+    have marked it or not. No recursion, no stack; O(V) in C plus O(E) of marked steps.
+    """
+    for i in compress(order, map(mark.__getitem__, order)):
+        for j in edges[i]:
+            mark[j] = 1
 
 
 def _listed(items: list[str]) -> str:
@@ -236,16 +250,18 @@ def select_subgraph(graph: Graph, selector: str, *, with_dependencies: bool) -> 
 
     adding = [(term, positions) for term, positions in found if not term.remove]
     removing = [(term, positions) for term, positions in found if term.remove]
+    order = graph._order
     if adding:
-        keep = _mark(n, adding, dependents)
+        keep = _mark(n, adding, order, dependents)
         if with_dependencies:
-            _walk(keep, list(compress(range(n), keep)), deps)
+            _spread(keep, order[::-1], deps)
     else:  # only removals: from the whole graph
         keep = bytearray(b"\x01") * n
     if removing:
-        gone = list(compress(range(n), _mark(n, removing, dependents)))
+        removed = _mark(n, removing, order, dependents)
+        gone = list(compress(range(n), removed))
         if with_dependencies:
-            _check_removals(selector, steps, gone, keep, dependents)
+            _check_removals(graph, selector, gone, removed, keep)
         for i in gone:
             keep[i] = 0
 
@@ -261,20 +277,21 @@ def select_subgraph(graph: Graph, selector: str, *, with_dependencies: bool) -> 
 
 
 def _check_removals(
-    selector: str, steps: Sequence[Step], gone: list[int], keep: bytearray, dependents: _Edges
+    graph: Graph, selector: str, gone: list[int], removed: bytearray, keep: bytearray
 ) -> None:
-    """Refuse to remove a step that a kept step depends on (the selection is closed).
+    """Refuse to remove a step that a kept step depends on (`keep` is dependency-closed).
 
-    On a path from a kept step to a removed one, the first removed step is a direct
-    dependency of a kept one: looking at direct dependents is enough.
+    `gone` lists the steps marked in `removed`. On a path from a kept step to a removed
+    one, the first removed step is a direct dependency of a kept one: looking at direct
+    dependents is enough.
     """
-    removed = set(gone)
+    steps, dependents = graph.steps, graph._dependents
     pairs = [
         (steps[j].name, steps[i].name)
         for i in gone
         if keep[i]
         for j in dependents[i]
-        if keep[j] and j not in removed
+        if keep[j] and not removed[j]
     ]
     if pairs:
         listed = _listed([f"{kept!r} depends on {dep!r}" for kept, dep in pairs])
@@ -290,55 +307,61 @@ def _assemble(graph: Graph, keep: bytearray, *, cut: bool) -> Graph:
 
     With `cut`, the dependencies on steps left out are dropped (the steps concerned are
     copied with a shorter `depends_on`); otherwise every kept step's dependencies are kept
-    too.
+    too. Most of the work is done by `map`, `filter` and `compress`, in C.
 
     Raises:
         ValueError: with `cut`, a kept step takes a step left out as an input.
     """
     steps, deps, dependents = graph.steps, graph._deps, graph._dependents
-    n = len(steps)
-    kept = list(compress(range(n), keep))
-    pos = [-1] * n
-    for new, old in enumerate(kept):
-        pos[old] = new
+    kept = keep.__getitem__
+    # pos[i]: the position of step i in the result, when it is kept.
+    pos = list(accumulate(keep, initial=-1))
+    del pos[0]
+    at = pos.__getitem__
     new_steps = list(compress(steps, keep))
-    new_deps: list[tuple[int, ...]] = []
-    lost_inputs: list[str] = []
-    for new, old in enumerate(kept):
-        step_deps = deps[old]
-        if cut and step_deps and not all(map(keep.__getitem__, step_deps)):
-            step = steps[old]
-            left_out = {steps[d].name for d in step_deps if not keep[d]}
-            lost_inputs += [
-                f"{step.name!r} takes input {keyword!r} from {name!r}"
-                for keyword, name in step.inputs.items()
-                if name in left_out
-            ]
-            step_deps = tuple(d for d in step_deps if keep[d])
-            new_steps[new] = _with_depends_on(step, tuple(steps[d].name for d in step_deps))
-        new_deps.append(tuple(map(pos.__getitem__, step_deps)))
-    if lost_inputs:
-        raise ValueError(
-            "with_dependencies=False leaves out steps whose values kept steps take as "
-            f"inputs: {_listed(lost_inputs)}; select those steps too, or keep dependencies "
-            "(with_dependencies=True)"
-        )
+    kept_deps = list(compress(deps, keep))
+    if cut:
+        lost_inputs: list[str] = []
+        for k, step_deps in enumerate(kept_deps):
+            if step_deps and not all(map(kept, step_deps)):
+                step = new_steps[k]
+                flags = tuple(map(kept, step_deps))  # aligned with step.depends_on
+                if step.inputs:
+                    left_out = set(compress(step.depends_on, map(operator.not_, flags)))
+                    lost_inputs += [
+                        f"{step.name!r} takes input {keyword!r} from {name!r}"
+                        for keyword, name in step.inputs.items()
+                        if name in left_out
+                    ]
+                new_steps[k] = _with_depends_on(step, tuple(compress(step.depends_on, flags)))
+                kept_deps[k] = tuple(compress(step_deps, flags))
+        if lost_inputs:
+            raise ValueError(
+                "with_dependencies=False leaves out steps whose values kept steps take as "
+                f"inputs: {_listed(lost_inputs)}; select those steps too, or keep "
+                "dependencies (with_dependencies=True)"
+            )
     if tuple(field.name for field in attrs.fields(type(graph))) != _GRAPH_FIELDS:
         return type(graph)(new_steps)  # a layout this module does not know: validate
+    index = dict(zip(compress(graph._index, keep), range(len(new_steps)), strict=True))
+    new_deps = tuple([tuple(map(at, d)) if d else () for d in kept_deps])
     new_dependents = tuple(
-        tuple(p for p in map(pos.__getitem__, dependents[old]) if p >= 0) for old in kept
+        [tuple(map(at, filter(kept, d))) if d else () for d in compress(dependents, keep)]
     )
     # Kept steps in the parent's topological order are in a topological order of the part.
-    order = tuple(p for p in map(pos.__getitem__, graph._order) if p >= 0)
+    order = tuple(map(at, filter(kept, graph._order)))
     result = object.__new__(type(graph))
     set_ = object.__setattr__
     set_(result, "steps", tuple(new_steps))
-    set_(result, "_index", dict(zip(compress(graph._index, keep), range(len(kept)), strict=True)))
-    set_(result, "_deps", tuple(new_deps))
+    set_(result, "_index", index)
+    set_(result, "_deps", new_deps)
     set_(result, "_dependents", new_dependents)
     set_(result, "_order", order)
     set_(result, "_lazy", type(graph._lazy)())
     return result
+
+
+_STEP_FIELDS: Final = tuple(field.name for field in attrs.fields(Step))
 
 
 def _with_depends_on(step: Step, depends_on: tuple[str, ...]) -> Step:
@@ -350,7 +373,7 @@ def _with_depends_on(step: Step, depends_on: tuple[str, ...]) -> Step:
     """
     copy = object.__new__(Step)
     set_ = object.__setattr__
-    for field in attrs.fields(Step):
-        set_(copy, field.name, getattr(step, field.name))
+    for name in _STEP_FIELDS:
+        set_(copy, name, getattr(step, name))
     set_(copy, "depends_on", depends_on)
     return copy
