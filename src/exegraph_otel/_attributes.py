@@ -80,6 +80,17 @@ Set only on recorded spans."""
 EXEGRAPH_STEP_ATTEMPTS: Final = "exegraph.step.attempts"
 """How many attempts of the step started (`StepTiming.attempts`): 1 without retries, 0 on a
 skipped step. Set when the span ends."""
+EXEGRAPH_STEP_POOLS: Final = "exegraph.step.pools"
+"""The pool slots the step takes while it runs (`Step.pools`), as a string array of
+`"{pool}:{slots}"` entries in the step's order: `("db:1",)` for `pools=["db"]`,
+`("db:2", "net:1")` for `pools={"db": 2, "net": 1}` (a pool name may itself hold a `:`;
+the slots follow the last one). Absent when the step takes none. Set only on recorded
+spans."""
+EXEGRAPH_STEP_SLOT_WAIT: Final = "exegraph.step.slot_wait"
+"""Seconds the step waited, ready to start, for its slots (the concurrency slot and its
+pool slots, taken all at once): `StepTiming.start - StepTiming.ready`, the wait before its
+first attempt. Set when the span ends, in runs whose steps use pools (the only runs that
+note when a step became ready); absent otherwise."""
 EXEGRAPH_STEP_ATTEMPT: Final = "exegraph.step.attempt"
 """Which attempt (from 1): on an attempt span, and on an `exegraph.retry` event (the attempt
 that failed)."""

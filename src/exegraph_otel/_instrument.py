@@ -77,6 +77,13 @@ class OtelInstrument(exegraph_trio.Instrument):
     current span while the teardown runs; if the teardown raised (or overran its
     deadline), it has `error.type` and status `ERROR`, and the run span is a `failure`.
 
+    **Pools.** A step that takes pool slots (`Step(pools=...)`) says which in
+    `exegraph.step.pools`, a string array of `"{pool}:{slots}"` entries (`("db:2",)`). In
+    a run whose steps use pools, each step span also has `exegraph.step.slot_wait`: the
+    seconds the step waited, ready, for its concurrency slot and pool slots before its
+    first attempt started (`start - ready` of its
+    [`StepTiming`][exegraph_trio.StepTiming]).
+
     Attributes follow the OpenTelemetry CI/CD conventions:
     `cicd.pipeline.task.run.result` is `success`, `failure`, `timeout`, `cancellation`
     (cancelled mid-flight by fail-fast) or `skip`; a failed or timed-out step has

@@ -257,10 +257,12 @@ class Tracing:
                 entry.attempt = None  # from here on, ending it is up to us alone
                 attempt.end(end_time=end)
             if span.is_recording():
-                closing: dict[str, str | int] = {
+                closing: dict[str, str | int | float] = {
                     attr.CICD_PIPELINE_TASK_RUN_RESULT: outcome,
                     attr.EXEGRAPH_STEP_ATTEMPTS: timing.attempts,
                 }
+                if timing.ready is not None and timing.start is not None:
+                    closing[attr.EXEGRAPH_STEP_SLOT_WAIT] = timing.start - timing.ready
                 _settle(span, closing, error)
                 if error is not None and self._record_exceptions:
                     # At the span's end, not "now": the wall clock runs on from the
@@ -392,6 +394,10 @@ def _step_details(run: RunInfo, step: Step) -> dict[str, str | int | float | tup
         details[attr.EXEGRAPH_STEP_TAGS] = step.tags
     if step.depends_on:
         details[attr.EXEGRAPH_STEP_DEPENDS_ON] = step.depends_on
+    if step.pools:
+        details[attr.EXEGRAPH_STEP_POOLS] = tuple(
+            f"{pool}:{slots}" for pool, slots in step.pools.items()
+        )
     timeout = run.options.step_timeout if step.timeout is None else step.timeout
     if timeout and timeout != math.inf:
         details[attr.EXEGRAPH_STEP_TIMEOUT] = timeout
@@ -399,7 +405,9 @@ def _step_details(run: RunInfo, step: Step) -> dict[str, str | int | float | tup
     return details
 
 
-def _settle(span: Span, attributes: dict[str, str | int], error: BaseException | None) -> None:
+def _settle(
+    span: Span, attributes: dict[str, str | int | float], error: BaseException | None
+) -> None:
     """Set a recorded span's closing `attributes` and, if `error`, `error.type` and status."""
     if error is not None:
         attributes[attr.ERROR_TYPE] = attr.error_type(error)
