@@ -136,6 +136,56 @@ EXPECTED: dict[str, list[str]] = {
         "logs archived",
         "ok: True; notify: Skipped, error None",
     ],
+    "shared_database_pool.py": [
+        "database sessions, ms after the start:",
+        "peak: 2 sessions at once (the pool has 2 slots)",  # 4 loads wanted one at 30 ms
+        "orders/reindex",
+        "waited",  # for the slots billing's loads took first: they were ready earlier
+        "billing/load-invoices",
+        "waited",
+        "the pool after both runs: Pool(2) with 0 in use",
+    ],
+    "learned_durations.py": [
+        "first run, every step estimated at 1 s: 26 s",
+        "  build-image              ████████████████████",  # started at 6 s
+        "critical path: build-image",
+        "learned: fetch-deps 3 s, unit-tests 3 s, integration-tests 3 s, lint 3 s, "
+        "typecheck 3 s, build-image 20 s",
+        "plan() with these estimates predicts 20 s",
+        "second run, ordered by the learned durations: 20 s",
+        "  build-image        ████████████████████",  # started at once
+        "the second run took 20 s, 6 s less than the first",
+        '"build-image": 20.0,',
+        '"version": 1',
+    ],
+    "plan_before_run.py": [
+        "page-on-call  Skipped",
+        "makespan 170.000 s; critical path: checkout → build-api → test-api → deploy",
+        "build-web           25       25",
+        "every step started as planned: True",
+        "makespan: planned 170 s, ran 170 s",
+        "critical path: checkout → build-api → test-api → deploy",
+        "build-api     Cancelled     5.000    25.000",
+        "migrate-db    Failed        5.000    25.000",
+        "page-on-call  Done         25.000    26.000",
+        "Cancelled: build-api",
+        "Skipped: build-web, test-api, test-web, deploy",
+    ],
+    "select_part.py": [
+        "select('deploy-*')\n  checkout, build-api, build-web, test-api, test-web, test-e2e, "
+        "deploy-api, deploy-web\n",
+        "select('deploy-*', with_dependencies=False)\n  deploy-api, deploy-web\n",
+        "select('tag:frontend')\n  checkout, build-api, build-web, test-web, test-e2e, "
+        "deploy-web\n",
+        "select('tag:test !tag:slow')\n  checkout, build-api, build-web, test-api, test-web\n",
+        "select('build-web+')\n  checkout, build-api, build-web, test-api, test-web, test-e2e, "
+        "deploy-api, deploy-web, announce\n",
+        "select('test-web+', with_dependencies=False)\n  test-web, deploy-web, announce\n",
+        "'deploy-ap' matches no step name (did you mean 'deploy-api' or 'deploy-web'?)",
+        "'deploy-web' depends on 'test-e2e'",
+        "5 steps in ",
+        " s: all done",
+    ],
     "metrics_in_memory.py": [
         "exegraph.step.duration (s)",
         "test-billing   failure  count=3",
