@@ -1,0 +1,529 @@
+"""The `exegraph` command line: run, plan, list and draw a graph defined in a Python module.
+
+```console
+$ exegraph run ci/pipeline.py:graph --select "deploy-*" -j 4 --keep-going
+$ python -m exegraph_trio plan pipelines.deploy:build_graph
+```
+
+`main` is the console script's entry point (and `python -m exegraph_trio`'s). Exit statuses:
+0 every step succeeded (or nothing was run), 1 a step failed, 2 a usage or graph error (a
+`MODULE:ATTR` that cannot be loaded, a bad selector, a graph the run refuses), 130 the run
+was interrupted (Ctrl-C: the engine tears the held resources down first).
+
+Output: what a command is for goes to stdout (the result table of `run`, the plan, the
+list, the picture), so it can be redirected or piped; errors, the interruption notice and
+the live progress display go to stderr, so they never mix into it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import inspect
+import os
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Final
+
+import attrs
+import trio
+
+from ._durations import DurationLog
+from ._errors import close_names, did_you_mean
+from ._graph import Graph, GraphBuilder
+from ._instrument import Instrument, RunInfo
+from ._options import ErrorPolicy, RunOptions
+from ._plan import plan
+from ._result import RunResult, _describe
+from ._run import run_with_result
+from ._step import Step
+from ._version import __version__
+
+__all__ = ["main"]
+
+EXIT_OK: Final = 0
+EXIT_STEP_FAILED: Final = 1
+EXIT_USAGE: Final = 2
+EXIT_INTERRUPTED: Final = 130
+
+_EPILOG: Final = """\
+MODULE:ATTR names the graph. MODULE is a dotted module name found from the
+current directory or on sys.path (pipelines.deploy), or the path of a .py file
+(ci/pipeline.py). ATTR is a Graph, a GraphBuilder, or a function returning one
+(graph, build_graph).
+
+exit status: 0 success, 1 a step failed, 2 a usage or graph error,
+130 interrupted (Ctrl-C; held resources are torn down first).
+"""
+
+
+class _CommandError(Exception):
+    """What went wrong, in one line for stderr; the command exits with status 2."""
+
+
+# -- the arguments -----------------------------------------------------------------------
+
+
+def _jobs(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {text}")
+    return value
+
+
+def _pool(text: str) -> tuple[str, int]:
+    name, equals, size = text.partition("=")
+    if not equals or not name.strip():
+        raise argparse.ArgumentTypeError(f"write a pool as NAME=SIZE, like db=2, not {text!r}")
+    return name.strip(), _jobs(size)
+
+
+def _parser(prog: str) -> argparse.ArgumentParser:
+    def command(
+        name: str, summary: str, description: str, *parents: argparse.ArgumentParser
+    ) -> argparse.ArgumentParser:
+        return commands.add_parser(
+            name,
+            parents=[common, *parents],
+            help=summary,
+            description=description,
+            epilog=_EPILOG,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="Run, plan, list or draw a graph of exegraph steps defined in Python.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("target", metavar="MODULE:ATTR", help="the graph (see below)")
+    common.add_argument(
+        "--select",
+        metavar="S",
+        help="only the steps S names and the steps they need: name globs (deploy-*), "
+        "tag:GLOB, TERM+ adds the dependents, !TERM removes; terms separated by spaces "
+        "or commas",
+    )
+    common.add_argument(
+        "--traceback",
+        action="store_true",
+        help="show the traceback of an error loading the graph, not only its message",
+    )
+
+    schedule = argparse.ArgumentParser(add_help=False)
+    schedule.add_argument(
+        "-j",
+        "--jobs",
+        type=_jobs,
+        metavar="N",
+        help="at most N steps at once (default: twice the number of CPUs)",
+    )
+    schedule.add_argument(
+        "--pool",
+        type=_pool,
+        action="append",
+        default=[],
+        metavar="NAME=SIZE",
+        help="a pool of SIZE slots for the steps that use pool NAME (Step(pools=...)); "
+        "repeat it for each pool",
+    )
+
+    run = command(
+        "run",
+        "run the graph and print how every step went",
+        "Run the graph, then print a table of every step (status, start, duration,\n"
+        "error) on stdout.",
+        schedule,
+    )
+    run.add_argument(
+        "--keep-going",
+        action="store_true",
+        help="after a failure, still run every step that does not need the failed one "
+        "(ContinueOnError; default: stop at the first failure, FailFast)",
+    )
+    run.add_argument(
+        "--timeout",
+        type=_seconds,
+        metavar="S",
+        help="seconds each step may run (a step's own timeout wins)",
+    )
+    run.add_argument(
+        "--dry-run", action="store_true", help="print the plan instead of running, exit 0"
+    )
+    run.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        help="show the run's progress on stderr (default: on when stderr is a terminal)",
+    )
+    _add_durations(run, "read to order the steps, updated with this run's")
+    run.add_argument(
+        "--trace",
+        metavar="FILE.json",
+        help="write the run as a Chrome trace (open it in Perfetto or chrome://tracing)",
+    )
+    run.set_defaults(handler=_run)
+
+    plan_ = command(
+        "plan",
+        "print what a run would do, without running anything",
+        "Print when each step would start and end, the makespan and the critical path,\n"
+        "each step taking its learned duration (--durations), else the median of the\n"
+        "known ones, else 1 s. Nothing is run.",
+        schedule,
+    )
+    _add_durations(plan_, "read, not updated")
+    plan_.set_defaults(handler=_plan)
+
+    list_ = command(
+        "list",
+        "list the steps, their tags and dependencies",
+        "Print one line per step, in graph order: its name, [its tags], and after '<-'\n"
+        "the steps it depends on.",
+    )
+    list_.set_defaults(handler=_list)
+
+    graph = command(
+        "graph",
+        "print the graph as a Mermaid or Graphviz picture",
+        "Print the graph as Mermaid flowchart text (paste it into a Markdown ```mermaid\n"
+        "block) or as Graphviz DOT (dot -Tsvg).",
+    )
+    graph.add_argument(
+        "--format",
+        choices=("mermaid", "dot"),
+        default="mermaid",
+        help="the picture's language (default: mermaid)",
+    )
+    graph.set_defaults(handler=_graph)
+    return parser
+
+
+def _add_durations(parser: argparse.ArgumentParser, how: str) -> None:
+    parser.add_argument(
+        "--durations",
+        metavar="FILE",
+        help=f"a JSON file of learned step durations (exegraph.DurationLog), {how}",
+    )
+
+
+# -- MODULE:ATTR ---------------------------------------------------------------------------
+
+
+def _load_graph(target: str, selector: str | None) -> Graph:
+    """The graph `target` names, narrowed to `selector`; a `_CommandError` saying what is wrong."""
+    module_name, colon, attribute = target.rpartition(":")
+    if not colon or not module_name or not attribute:
+        raise _CommandError(
+            f"name the graph as MODULE:ATTR, like pipeline:graph or ci/pipeline.py:graph, "
+            f"not {target!r}"
+        )
+    value: object = _import(module_name)
+    where = module_name
+    for part in attribute.split("."):
+        try:
+            value = getattr(value, part)
+        except AttributeError:
+            hint = _attribute_hint(value, part)
+            raise _CommandError(f"{where} has no attribute {part!r}{hint}") from None
+        where = f"{where}:{part}" if where == module_name else f"{where}.{part}"
+    graph = _as_graph(value, target)
+    if selector is None:
+        return graph
+    try:
+        return graph.select(selector)
+    except ValueError as exc:
+        raise _CommandError(f"--select: {exc}") from exc
+
+
+def _attribute_hint(namespace: object, missing: str) -> str:
+    """Close names among the graphs, builders and functions of `namespace`, else its graphs."""
+    candidates: dict[str, object] = {
+        name: getattr(namespace, name, None) for name in dir(namespace) if not name.startswith("_")
+    }
+    usable = [
+        name
+        for name, value in candidates.items()
+        if isinstance(value, Graph | GraphBuilder) or inspect.isfunction(value)
+    ]
+    hint = did_you_mean(close_names(missing, usable))
+    graphs = [name for name in usable if isinstance(candidates[name], Graph | GraphBuilder)]
+    if not hint and graphs:
+        hint = f" (its graphs: {', '.join(map(repr, graphs))})"
+    return hint
+
+
+def _import(name: str) -> ModuleType:
+    if name.endswith(".py") or "/" in name or os.sep in name:
+        return _import_file(Path(name))
+    cwd = os.getcwd()
+    if not {"", ".", cwd} & set(sys.path):
+        sys.path.insert(0, cwd)  # as `python -m` does; a console script's sys.path lacks it
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and (name == exc.name or name.startswith(f"{exc.name}.")):
+            raise _CommandError(
+                f"no module named {exc.name!r} in the current directory or on sys.path "
+                "(give a file as path/to/file.py)"
+            ) from exc
+        raise _CommandError(f"cannot import {name!r}: {_describe(exc)}") from exc
+    except Exception as exc:
+        raise _CommandError(f"cannot import {name!r}: {_describe(exc)}") from exc
+
+
+def _import_file(path: Path) -> ModuleType:
+    given = str(path)
+    if not path.is_file():
+        raise _CommandError(f"cannot import {given!r}: no such file")
+    path = path.resolve()
+    # Imported as `python path/to/file.py` would see it, its folder first on sys.path, but
+    # under its own name rather than __main__, so its `if __name__ == "__main__":` does
+    # not run.
+    name = path.stem if path.stem not in sys.modules else f"_exegraph_file_{path.stem}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise _CommandError(f"cannot import {given!r}: not a Python module")
+    sys.path.insert(0, str(path.parent))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        del sys.modules[name]
+        raise _CommandError(f"cannot import {given!r}: {_describe(exc)}") from exc
+    return module
+
+
+def _as_graph(value: object, target: str) -> Graph:
+    if isinstance(value, Graph):
+        return value
+    if isinstance(value, GraphBuilder):
+        return _build(value, target)
+    if callable(value) and not isinstance(value, type):
+        try:
+            made = value()
+        except Exception as exc:
+            raise _CommandError(f"{target}() raised {_describe(exc)}") from exc
+        if isinstance(made, Graph):
+            return made
+        if isinstance(made, GraphBuilder):
+            return _build(made, target)
+        if inspect.iscoroutine(made):
+            made.close()
+            raise _CommandError(
+                f"{target} is an async function; make it a plain def that returns the graph"
+            )
+        raise _CommandError(
+            f"{target}() returned {_kind(made)}, not an exegraph Graph or GraphBuilder"
+        )
+    hint = ""
+    if isinstance(value, (list, tuple)) and value and all(isinstance(s, Step) for s in value):
+        hint = "; make a graph of the steps: graph = exegraph.Graph(steps)"
+    raise _CommandError(
+        f"{target} is {_kind(value)}, not an exegraph Graph, a GraphBuilder or a function "
+        f"returning one{hint}"
+    )
+
+
+def _build(builder: GraphBuilder, target: str) -> Graph:
+    try:
+        return builder.build()
+    except ValueError as exc:
+        raise _CommandError(f"{target} is not a valid graph: {_describe(exc)}") from exc
+
+
+def _kind(value: object) -> str:
+    if value is None:
+        return "None"
+    if isinstance(value, type):
+        return f"the class {value.__name__}"
+    name = type(value).__name__
+    return f"an {name}" if name[:1].lower() in "aeiou" else f"a {name}"
+
+
+# -- the commands --------------------------------------------------------------------------
+
+
+def _options(args: argparse.Namespace) -> RunOptions:
+    jobs: int | None = args.jobs
+    keep_going: bool = getattr(args, "keep_going", False)
+    timeout: float | None = getattr(args, "timeout", None)
+    durations: str | None = args.durations
+    pools: list[tuple[str, int]] = args.pool
+    return RunOptions(
+        max_concurrency=jobs or 0,
+        pools=dict(pools),
+        error_policy=ErrorPolicy.CONTINUE_ON_ERROR if keep_going else ErrorPolicy.FAIL_FAST,
+        step_timeout=timeout,
+        durations=None if durations is None else DurationLog(durations),
+    )
+
+
+def _plan(args: argparse.Namespace) -> int:
+    _print_plan(_load_graph(args.target, args.select), _options(args), args.target)
+    return EXIT_OK
+
+
+def _print_plan(graph: Graph, options: RunOptions, target: str) -> None:
+    try:
+        preview = plan(graph, options)
+    except ValueError as exc:
+        raise _refused("plan", target, graph, exc) from exc
+    print(preview.table())
+
+
+def _refused(what: str, target: str, graph: Graph, exc: Exception) -> _CommandError:
+    """The error for a graph that `run` or `plan` refused before starting."""
+    hint = ""
+    if any(step.pools for step in graph) and "pool" in str(exc):
+        hint = "; give each pool the steps use as --pool NAME=SIZE"
+    return _CommandError(f"cannot {what} {target}: {_describe(exc)}{hint}")
+
+
+def _list(args: argparse.Namespace) -> int:
+    graph = _load_graph(args.target, args.select)
+    rows = [
+        (
+            step.name,
+            f"[{', '.join(step.tags)}]" if step.tags else "",
+            f"<- {', '.join(step.depends_on)}" if step.depends_on else "",
+        )
+        for step in graph
+    ]
+    name_width = max(len(name) for name, _, _ in rows)
+    tags_width = max(len(tags) for _, tags, _ in rows)
+    for name, tags, after in rows:
+        print(f"{name:<{name_width}}  {tags:<{tags_width}}  {after}".rstrip())
+    return EXIT_OK
+
+
+def _graph(args: argparse.Namespace) -> int:
+    graph = _load_graph(args.target, args.select)
+    picture = graph.to_dot() if args.format == "dot" else graph.to_mermaid()
+    print(picture, end="" if picture.endswith("\n") else "\n")
+    return EXIT_OK
+
+
+@attrs.define
+class _Keeper(Instrument):
+    """Keeps the run's result, which `run_done` also gets when Ctrl-C ends the run."""
+
+    result: RunResult | None = None
+
+    def run_done(self, run: RunInfo, result: RunResult) -> None:
+        self.result = result
+
+
+def _run(args: argparse.Namespace) -> int:
+    graph = _load_graph(args.target, args.select)
+    options = _options(args)
+    if args.dry_run:
+        _print_plan(graph, options, args.target)
+        return EXIT_OK
+    trace: str | None = args.trace
+    if trace is not None and not Path(trace).resolve().parent.is_dir():
+        raise _CommandError(f"--trace {trace!r}: no such directory")
+    keeper = _Keeper()
+    instruments: list[Instrument] = [keeper]
+    if isinstance(options.durations, DurationLog):
+        instruments.append(options.durations)
+    progress = _progress(wanted=args.progress)
+    if progress is not None:
+        instruments.append(progress)
+    options = attrs.evolve(options, instruments=instruments)
+    try:
+        result = trio.run(run_with_result, graph, options)
+    except KeyboardInterrupt:
+        if keeper.result is not None:
+            _report(keeper.result, trace)
+        raise
+    except Exception as exc:
+        raise _refused("run", args.target, graph, exc) from exc
+    _report(result, trace)
+    return EXIT_OK if result.ok else EXIT_STEP_FAILED
+
+
+def _report(result: RunResult, trace: str | None) -> None:
+    print(result.table(), flush=True)
+    if trace is not None:
+        try:
+            Path(trace).write_text(result.to_chrome_trace(), encoding="utf-8")
+        except OSError as exc:
+            raise _CommandError(f"--trace {trace!r}: {_describe(exc)}") from exc
+
+
+def _progress(*, wanted: bool | None) -> Instrument | None:
+    """An `exegraph.Progress` (drawing on stderr), or `None` when not wanted or not possible.
+
+    `wanted` is `None` when neither `--progress` nor `--no-progress` was given: then the
+    display is on when stderr is a terminal, and quietly left out when rich is missing.
+    It estimates with the run's `durations`, if any.
+    """
+    explicit = wanted is not None
+    if not (wanted if explicit else sys.stderr.isatty()):
+        return None
+    try:
+        from . import Progress  # noqa: PLC0415 - only what draws needs rich, an extra
+
+        return Progress()
+    except ImportError as exc:
+        if not explicit:
+            return None  # the default on a terminal, without the extra: run without it
+        raise _CommandError(
+            "--progress needs rich, which is not installed: install the 'progress' extra "
+            "(pip install -e '.[progress]' in a clone), or pass --no-progress"
+        ) from exc
+
+
+# -- the entry point -----------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None, *, prog: str = "exegraph") -> int:
+    """Run the `exegraph` command line with `argv` (default: `sys.argv[1:]`).
+
+    Args:
+        argv: the arguments after the program's name.
+        prog: the program's name in usage and error messages.
+
+    Returns:
+        The exit status: 0 success, 1 a step failed, 2 a usage or graph error, 130
+        interrupted.
+    """
+    parser = _parser(prog)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help, --version, or a usage error (already printed)
+        return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except _CommandError as exc:
+        if args.traceback and exc.__cause__ is not None:
+            traceback.print_exception(exc.__cause__)
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED

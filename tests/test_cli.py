@@ -1,0 +1,797 @@
+"""The `exegraph` command line (SPEC 2.3): `run`, `plan`, `list`, `graph`, their flags and
+exit statuses, as a user meets them.
+
+Testing charter:
+
+- Every test runs the *installed* console script (`exegraph`, next to this interpreter, as
+  `pip install -e .` put it) or `python -m exegraph_trio`, in a subprocess with a timeout,
+  so a hang fails instead of hanging the suite. Warnings are errors in the child
+  (`PYTHONWARNINGS=error`), as `-W error` makes them for the examples.
+- The graphs are in `tests/cli_graphs/cli_pipeline.py` (actions that are instant, fail at
+  once, or wait to be cancelled) and in small modules written to `tmp_path`.
+- Nothing is synchronised by sleeping: the Ctrl-C test waits for the child to print that
+  its step is waiting, then sends SIGINT, under a deadline.
+- A message to the user is checked whole where it is ours, and for being one line with no
+  traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import selectors
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import sysconfig
+import textwrap
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+GRAPHS = ROOT / "tests" / "cli_graphs"
+PIPELINE = GRAPHS / "cli_pipeline.py"
+GUIDE = ROOT / "docs" / "guides" / "command-line.md"
+TIMEOUT = 60
+
+SCRIPT = shutil.which("exegraph", path=sysconfig.get_path("scripts"))
+ENTRY_POINTS = {
+    "exegraph": [SCRIPT or "exegraph"],
+    "python -m exegraph_trio": [sys.executable, "-m", "exegraph_trio"],
+}
+both_entry_points = pytest.mark.parametrize("entry", list(ENTRY_POINTS))
+
+
+def _environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in {"COLUMNS", "LINES"}}
+    env["PYTHONWARNINGS"] = "error"
+    env.update(extra or {})
+    return env
+
+
+def _command(entry: str, args: tuple[str, ...]) -> list[str]:
+    if entry == "exegraph" and SCRIPT is None:
+        pytest.fail(
+            f"the console script `exegraph` is not installed in {sysconfig.get_path('scripts')}: "
+            "reinstall the project (pip install -e . --group dev)"
+        )
+    return [*ENTRY_POINTS[entry], *args]
+
+
+def exegraph(
+    *args: str,
+    cwd: Path = GRAPHS,
+    entry: str = "exegraph",
+    env: Mapping[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run the command line with `args` and wait for it to exit."""
+    return subprocess.run(
+        _command(entry, args),
+        cwd=cwd,
+        env=_environment(env),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+
+
+def assert_one_line_error(done: subprocess.CompletedProcess[str], *parts: str) -> str:
+    """Exit status 2, nothing on stdout, one `exegraph: error:` line holding `parts`."""
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert done.stdout == ""
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("exegraph: error: "), lines[0]
+    for part in parts:
+        assert part in lines[0]
+    return lines[0]
+
+
+def statuses(table: str) -> dict[str, str]:
+    """Step name → status, read from `RunResult.table()` or `Plan.table()`."""
+    rows = table.strip().splitlines()[1:-1]
+    return {row.split()[0]: row.split()[1] for row in rows}
+
+
+# -- run: exit statuses and the table ------------------------------------------------------
+
+
+@both_entry_points
+def test_a_run_that_succeeds_prints_the_table_on_stdout_and_exits_0(entry: str) -> None:
+    done = exegraph("run", "cli_pipeline:graph", entry=entry)
+    assert done.returncode == 0, done.stderr
+    assert statuses(done.stdout) == {
+        "fetch": "Done",
+        "build": "Done",
+        "lint": "Done",
+        "ship": "Done",
+    }
+    assert done.stdout.splitlines()[0].split() == ["step", "status", "start", "duration", "error"]
+    assert done.stdout.splitlines()[-1].endswith(" s: all done")
+    assert done.stderr == ""  # no progress display when stderr is not a terminal
+
+
+@both_entry_points
+def test_a_failed_step_exits_1_and_stops_the_run(entry: str) -> None:
+    done = exegraph("run", "cli_pipeline:failing", "-j", "1", entry=entry)
+    assert done.returncode == 1, done.stderr
+    assert statuses(done.stdout) == {"boom": "Failed", "after-boom": "Skipped", "other": "Skipped"}
+    assert "RuntimeError: boom" in done.stdout
+    assert done.stderr == ""
+
+
+def test_keep_going_runs_every_step_the_failure_does_not_reach() -> None:
+    done = exegraph("run", "cli_pipeline:failing", "-j", "1", "--keep-going")
+    assert done.returncode == 1, done.stderr
+    assert statuses(done.stdout) == {"boom": "Failed", "after-boom": "Skipped", "other": "Done"}
+    assert done.stdout.splitlines()[-1].endswith(" s: 1 done, 1 failed, 1 skipped")
+
+
+def test_jobs_bounds_the_steps_running_at_once() -> None:
+    done = exegraph("run", "cli_pipeline:wide", "-j", "1")
+    assert done.returncode == 0, done.stderr
+    assert "at most 1 at once" in done.stdout
+
+
+def test_timeout_is_each_steps_deadline() -> None:
+    done = exegraph("run", "cli_pipeline:hanging", "--timeout", "0.05")
+    assert done.returncode == 1, done.stderr
+    assert statuses(done.stdout) == {"fetch": "Done", "hang": "Failed"}
+    assert "StepTimeoutError: step 'hang' timed out after 0.05 s" in done.stdout
+
+
+def test_dry_run_prints_the_plan_runs_nothing_and_exits_0() -> None:
+    done = exegraph("run", "cli_pipeline:wide", "-j", "2", "--dry-run")
+    assert done.returncode == 0, done.stderr
+    planned = exegraph("plan", "cli_pipeline:wide", "-j", "2")
+    assert done.stdout == planned.stdout
+    assert "at most" not in done.stdout  # the report step did not run
+
+
+def test_dry_run_of_a_failing_graph_exits_0() -> None:
+    done = exegraph("run", "cli_pipeline:failing", "--dry-run")
+    assert done.returncode == 0, done.stderr
+    assert set(statuses(done.stdout).values()) == {"Done"}
+
+
+def test_the_demo_pipeline_runs_from_its_file() -> None:
+    done = exegraph(
+        "run", "examples/demo_pipeline.py:build_graph", "-j", "4", "--keep-going", cwd=ROOT
+    )
+    assert done.returncode == 1, done.stderr
+    assert done.stdout.splitlines()[-1].endswith(" s: 10 done, 1 failed, 2 skipped")
+    assert "RuntimeError: 3 tests failed in test_invoices.py" in done.stdout
+
+
+def test_a_run_the_engine_refuses_is_a_one_line_error() -> None:
+    done = exegraph("run", "cli_pipeline:pooled")
+    assert_one_line_error(
+        done,
+        "cannot run cli_pipeline:pooled: ValueError: ",
+        "pool 'db'",
+        "give each pool the steps use as --pool NAME=SIZE",
+    )
+
+
+def test_pool_gives_the_run_its_pools() -> None:
+    done = exegraph("run", "cli_pipeline:pooled", "--pool", "db=1")
+    assert done.returncode == 0, done.stderr
+    assert statuses(done.stdout) == {"migrate": "Done"}
+
+
+# -- Ctrl-C --------------------------------------------------------------------------------
+
+
+def _restore_default_sigint() -> None:
+    # A shell starting a job in the background (CI may) ignores SIGINT for it, and an
+    # ignored signal stays ignored across exec; a user's terminal delivers it.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _read_until(process: subprocess.Popen[bytes], marker: bytes) -> bytes:
+    """What `process` printed until (and with) `marker`; fails after TIMEOUT seconds."""
+    assert process.stdout is not None
+    deadline = time.monotonic() + TIMEOUT
+    seen = b""
+    with selectors.DefaultSelector() as selector:
+        selector.register(process.stdout, selectors.EVENT_READ)
+        while marker not in seen:
+            left = deadline - time.monotonic()
+            if left <= 0 or not selector.select(left):
+                pytest.fail(f"no {marker!r} within {TIMEOUT} s; printed {seen!r}")
+            chunk = os.read(process.stdout.fileno(), 65536)
+            if not chunk:
+                pytest.fail(f"exited before printing {marker!r}; printed {seen!r}")
+            seen += chunk
+    return seen
+
+
+@both_entry_points
+def test_ctrl_c_tears_the_resources_down_and_exits_130(entry: str, tmp_path: Path) -> None:
+    process = subprocess.Popen(
+        _command(entry, ("run", "cli_pipeline:interruptible")),
+        cwd=GRAPHS,
+        env=_environment({"CLI_TEST_DIR": str(tmp_path)}),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=_restore_default_sigint,  # noqa: PLW1509 - no threads in this process
+    )
+    try:
+        printed = _read_until(process, b"waiting for Ctrl-C\n")
+        assert not (tmp_path / "torn-down").exists()
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=TIMEOUT)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 130, err
+    assert (tmp_path / "torn-down").read_text(encoding="utf-8") == "the teardown ran\n"
+    assert err.decode() == f"{entry}: interrupted\n"
+    table = (printed + out).decode().split("waiting for Ctrl-C\n", 1)[1]
+    # `wait` is cancelled; or, when SIGINT lands while it is still printing, the
+    # KeyboardInterrupt is raised in it and it failed with it. Either way the run is over.
+    assert statuses(table)["scratch"] == "Done"
+    assert statuses(table)["wait"] in {"Cancelled", "Failed"}
+    assert table.splitlines()[-1].endswith(("1 done, 1 cancelled", "1 done, 1 failed"))
+
+
+# -- --durations and --trace ---------------------------------------------------------------
+
+
+def test_durations_are_learned_into_the_file(tmp_path: Path) -> None:
+    log = tmp_path / "learned" / "durations.json"
+    done = exegraph("run", "cli_pipeline:graph", "--durations", str(log))
+    assert done.returncode == 0, done.stderr
+    saved = json.loads(log.read_text(encoding="utf-8"))
+    assert saved["version"] == 1
+    assert set(saved["durations"]) == {"fetch", "build", "lint", "ship"}
+
+
+def _write_durations(path: Path, durations: Mapping[str, float]) -> str:
+    path.write_text(json.dumps({"version": 1, "durations": dict(durations)}), encoding="utf-8")
+    return path.read_text(encoding="utf-8")
+
+
+def test_durations_are_read_to_plan(tmp_path: Path) -> None:
+    log = tmp_path / "durations.json"
+    before = _write_durations(log, {"a": 2.0, "b": 2.0, "c": 5.0, "report": 0.5})
+    done = exegraph("plan", "cli_pipeline:wide", "-j", "2", "--durations", str(log))
+    assert done.returncode == 0, done.stderr
+    # c, the longest, starts first; a and b share the other slot.
+    assert done.stdout.splitlines()[-1] == "makespan 5.500 s; critical path: c → report"
+    assert log.read_text(encoding="utf-8") == before  # planning learns nothing
+
+
+def test_a_dry_run_reads_the_durations_and_leaves_the_file_alone(tmp_path: Path) -> None:
+    log = tmp_path / "durations.json"
+    before = _write_durations(log, {"a": 2.0, "b": 2.0, "c": 5.0, "report": 0.5})
+    done = exegraph("run", "cli_pipeline:wide", "-j", "2", "--durations", str(log), "--dry-run")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "makespan 5.500 s; critical path: c → report"
+    assert log.read_text(encoding="utf-8") == before
+
+
+def _trace_events(path: Path) -> list[dict[str, object]]:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    events = data["traceEvents"] if isinstance(data, dict) else data
+    assert isinstance(events, list)
+    return events
+
+
+def test_trace_writes_the_run_as_a_chrome_trace(tmp_path: Path) -> None:
+    trace = tmp_path / "run.json"
+    done = exegraph("run", "cli_pipeline:graph", "--trace", str(trace))
+    assert done.returncode == 0, done.stderr
+    complete = {event["name"] for event in _trace_events(trace) if event.get("ph") == "X"}
+    assert complete == {"fetch", "build", "lint", "ship"}
+
+
+def test_a_failed_run_still_writes_its_trace(tmp_path: Path) -> None:
+    trace = tmp_path / "run.json"
+    done = exegraph("run", "cli_pipeline:failing", "-j", "1", "--trace", str(trace))
+    assert done.returncode == 1, done.stderr
+    assert "boom" in {event["name"] for event in _trace_events(trace)}
+
+
+def test_a_trace_in_a_missing_folder_is_refused_before_running(tmp_path: Path) -> None:
+    trace = tmp_path / "missing" / "run.json"
+    done = exegraph("run", "cli_pipeline:wide", "--trace", str(trace))
+    assert_one_line_error(done, f"--trace {str(trace)!r}: no such directory")
+
+
+# -- --progress ----------------------------------------------------------------------------
+
+
+def test_no_progress_keeps_stderr_empty() -> None:
+    done = exegraph("run", "cli_pipeline:graph", "--no-progress")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+
+
+def test_progress_off_a_terminal_prints_a_line_per_settled_step_on_stderr() -> None:
+    done = exegraph("run", "cli_pipeline:failing", "-j", "1", "--keep-going", "--progress")
+    assert done.returncode == 1, done.stderr
+    for name in ("boom", "after-boom", "other"):
+        assert name in done.stderr
+    assert statuses(done.stdout) == {"boom": "Failed", "after-boom": "Skipped", "other": "Done"}
+
+
+def _hide_rich(tmp_path: Path) -> dict[str, str]:
+    """An environment in which `import rich` fails, as where the extra is not installed."""
+    shadow = tmp_path / "no_rich" / "rich"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'rich'\", name='rich')\n", encoding="utf-8"
+    )
+    return {"PYTHONPATH": str(shadow.parent)}
+
+
+def test_progress_without_rich_says_what_to_install(tmp_path: Path) -> None:
+    done = exegraph("run", "cli_pipeline:graph", "--progress", env=_hide_rich(tmp_path))
+    assert_one_line_error(
+        done, "--progress needs rich, which is not installed: install the 'progress' extra"
+    )
+
+
+def _run_on_a_terminal(*args: str, env: Mapping[str, str] | None = None) -> tuple[int, str, str]:
+    """Run with stderr on a pseudo-terminal: the exit status, stdout, what stderr drew."""
+    import pty  # POSIX only
+
+    controller, terminal = pty.openpty()
+    try:
+        process = subprocess.Popen(
+            _command("exegraph", args),
+            cwd=GRAPHS,
+            env=_environment({"TERM": "xterm-256color", **(env or {})}),
+            stdout=subprocess.PIPE,
+            stderr=terminal,
+        )
+        os.close(terminal)
+        drawn = b""
+        with selectors.DefaultSelector() as selector:
+            selector.register(controller, selectors.EVENT_READ)
+            deadline = time.monotonic() + TIMEOUT
+            while time.monotonic() < deadline and selector.select(deadline - time.monotonic()):
+                try:
+                    chunk = os.read(controller, 65536)
+                except OSError:  # EIO: the child closed the terminal
+                    break
+                if not chunk:
+                    break
+                drawn += chunk
+        out, _ = process.communicate(timeout=TIMEOUT)
+    finally:
+        os.close(controller)
+    return process.returncode, out.decode(), drawn.decode(errors="replace")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="pseudo-terminals are POSIX")
+def test_progress_is_on_by_default_when_stderr_is_a_terminal() -> None:
+    status, out, drawn = _run_on_a_terminal("run", "cli_pipeline:graph")
+    assert status == 0, drawn
+    assert statuses(out) == {"fetch": "Done", "build": "Done", "lint": "Done", "ship": "Done"}
+    assert "4 steps in " in drawn  # the run's summary, left when the live area closes
+    assert "\x1b[" in drawn  # drawn for a terminal
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="pseudo-terminals are POSIX")
+def test_on_a_terminal_without_rich_the_run_goes_on_without_progress(tmp_path: Path) -> None:
+    status, out, drawn = _run_on_a_terminal("run", "cli_pipeline:graph", env=_hide_rich(tmp_path))
+    assert status == 0, drawn
+    assert drawn == ""
+    assert out.splitlines()[-1].endswith(" s: all done")
+
+
+# -- plan, list, graph ---------------------------------------------------------------------
+
+
+def test_plan_prints_starts_ends_and_the_critical_path() -> None:
+    done = exegraph("plan", "cli_pipeline:wide", "-j", "1")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].split() == ["step", "status", "start", "end", "duration"]
+    assert lines[1].split() == ["a", "Done", "0.000", "1.000", "1.000"]
+    assert lines[-1] == "makespan 4.000 s; critical path: c → report"
+
+
+def test_plan_with_more_jobs_is_shorter() -> None:
+    done = exegraph("plan", "cli_pipeline:wide", "-j", "3")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1].startswith("makespan 2.000 s")
+
+
+def test_plan_refuses_a_graph_whose_pools_it_cannot_give() -> None:
+    done = exegraph("plan", "cli_pipeline:pooled")
+    assert_one_line_error(done, "cannot plan cli_pipeline:pooled: ValueError: ", "--pool")
+
+
+@both_entry_points
+def test_list_prints_each_step_its_tags_and_dependencies(entry: str) -> None:
+    done = exegraph("list", "cli_pipeline:graph", entry=entry)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == textwrap.dedent(
+        """\
+        fetch  [source]
+        build  [ci, slow]  <- fetch
+        lint   [ci]        <- fetch
+        ship               <- build, lint
+        """
+    )
+
+
+def test_graph_prints_mermaid_by_default() -> None:
+    done = exegraph("graph", "cli_pipeline:graph")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split(maxsplit=1)[0] in {"flowchart", "graph"}
+    for name in ("fetch", "build", "lint", "ship"):
+        assert name in done.stdout
+
+
+def test_graph_format_mermaid_is_the_graphs_to_mermaid() -> None:
+    done = exegraph("graph", "cli_pipeline:graph", "--format", "mermaid")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == exegraph("graph", "cli_pipeline:graph").stdout
+
+
+def test_graph_format_dot_prints_graphviz() -> None:
+    done = exegraph("graph", "cli_pipeline:graph", "--format", "dot")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.lstrip().startswith("digraph")
+    for name in ("fetch", "build", "lint", "ship"):
+        assert name in done.stdout
+
+
+# -- --select, with every command ----------------------------------------------------------
+
+
+def test_select_narrows_list_to_the_steps_and_what_they_need() -> None:
+    done = exegraph("list", "cli_pipeline:graph", "--select", "lint")
+    assert done.returncode == 0, done.stderr
+    assert [line.split()[0] for line in done.stdout.splitlines()] == ["fetch", "lint"]
+
+
+def test_select_narrows_a_run() -> None:
+    done = exegraph("run", "cli_pipeline:graph", "--select", "tag:ci !build")
+    assert done.returncode == 0, done.stderr
+    assert statuses(done.stdout) == {"fetch": "Done", "lint": "Done"}
+
+
+def test_select_narrows_a_plan() -> None:
+    done = exegraph("plan", "cli_pipeline:graph", "--select", "build")
+    assert done.returncode == 0, done.stderr
+    assert statuses(done.stdout) == {"fetch": "Done", "build": "Done"}
+
+
+def test_select_narrows_the_picture() -> None:
+    done = exegraph("graph", "cli_pipeline:graph", "--select", "fetch+ !ship", "--format", "dot")
+    assert done.returncode == 0, done.stderr
+    assert "lint" in done.stdout
+    assert "ship" not in done.stdout
+
+
+def test_a_selector_that_matches_nothing_is_a_one_line_error() -> None:
+    done = exegraph("list", "cli_pipeline:graph", "--select", "lnit")
+    assert_one_line_error(done, "--select: ", "'lnit'", "(did you mean 'lint'?)")
+
+
+# -- MODULE:ATTR -----------------------------------------------------------------------------
+
+
+def test_a_module_is_a_py_file_path() -> None:
+    done = exegraph("list", "tests/cli_graphs/cli_pipeline.py:graph", cwd=ROOT)
+    assert done.returncode == 0, done.stderr  # and its `if __name__ == "__main__"` did not run
+    assert done.stdout.split()[0] == "fetch"
+
+
+def test_a_module_is_an_absolute_py_file_path(tmp_path: Path) -> None:
+    done = exegraph("list", f"{PIPELINE}:graph", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_module_is_a_dotted_name_found_from_the_current_directory(tmp_path: Path) -> None:
+    package = tmp_path / "pipelines"
+    package.mkdir()
+    (package / "__init__.py").write_text("", encoding="utf-8")
+    (package / "deploy.py").write_text(
+        textwrap.dedent(
+            """\
+            import exegraph_trio as exegraph
+
+            async def ship() -> None: ...
+
+            graph = exegraph.Graph([exegraph.Step("ship", ship)])
+            """
+        ),
+        encoding="utf-8",
+    )
+    done = exegraph("list", "pipelines.deploy:graph", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "ship\n"
+
+
+def test_a_py_file_imports_its_neighbours_as_python_file_py_would(tmp_path: Path) -> None:
+    folder = tmp_path / "ci"
+    folder.mkdir()
+    (folder / "neighbour.py").write_text("NAME = 'from-the-neighbour'\n", encoding="utf-8")
+    (folder / "pipe.py").write_text(
+        textwrap.dedent(
+            """\
+            import exegraph_trio as exegraph
+            from neighbour import NAME
+
+            async def step() -> None: ...
+
+            graph = exegraph.Graph([exegraph.Step(NAME, step)])
+            """
+        ),
+        encoding="utf-8",
+    )
+    done = exegraph("list", "ci/pipe.py:graph", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "from-the-neighbour\n"
+
+
+@pytest.mark.parametrize(
+    ("attribute", "first_step"),
+    [
+        ("graph", "fetch"),
+        ("make_graph", "fetch"),
+        ("builder", "first"),
+        ("make_builder", "first"),
+        ("Namespace.graph", "fetch"),
+    ],
+)
+def test_attr_is_a_graph_a_builder_or_a_function_returning_one(
+    attribute: str, first_step: str, tmp_path: Path
+) -> None:
+    (tmp_path / "namespaced.py").write_text(
+        f"import sys\nsys.path.insert(0, {str(GRAPHS)!r})\n"
+        "from cli_pipeline import builder, graph, make_builder, make_graph\n\n"
+        "class Namespace:\n    graph = graph\n",
+        encoding="utf-8",
+    )
+    done = exegraph("list", f"namespaced:{attribute}", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[0] == first_step
+
+
+# -- what cannot be loaded: one line on stderr, exit 2 ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        (
+            "cli_pipeline",
+            "name the graph as MODULE:ATTR, like pipeline:graph or ci/pipeline.py:graph, "
+            "not 'cli_pipeline'",
+        ),
+        (
+            "no_such_module:graph",
+            "no module named 'no_such_module' in the current directory or on sys.path "
+            "(give a file as path/to/file.py)",
+        ),
+        (
+            "cli_pipeline.inner:graph",
+            "no module named 'cli_pipeline.inner' in the current directory or on sys.path",
+        ),
+        ("missing.py:graph", "cannot import 'missing.py': no such file"),
+        ("cli_pipeline:grahp", "cli_pipeline has no attribute 'grahp' (did you mean 'graph'?)"),
+        (
+            "cli_pipeline:pipeline",
+            "cli_pipeline has no attribute 'pipeline' (its graphs: 'broken_builder', "
+            "'builder', 'failing', 'graph', 'hanging', 'interruptible', 'pooled', 'wide')",
+        ),
+        (
+            "cli_pipeline:not_a_graph",
+            "cli_pipeline:not_a_graph is an int, not an exegraph Graph, a GraphBuilder or a "
+            "function returning one",
+        ),
+        (
+            "cli_pipeline:steps",
+            "cli_pipeline:steps is a list, not an exegraph Graph, a GraphBuilder or a function "
+            "returning one; make a graph of the steps: graph = exegraph.Graph(steps)",
+        ),
+        (
+            "cli_pipeline:Step",
+            "cli_pipeline:Step is the class Step, not an exegraph Graph",
+        ),
+        (
+            "cli_pipeline:returns_a_number",
+            "cli_pipeline:returns_a_number() returned an int, not an exegraph Graph or "
+            "GraphBuilder",
+        ),
+        (
+            "cli_pipeline:raises",
+            "cli_pipeline:raises() raised OSError: cannot read pipeline.yaml",
+        ),
+        (
+            "cli_pipeline:async_factory",
+            "cli_pipeline:async_factory is an async function; make it a plain def that "
+            "returns the graph",
+        ),
+        (
+            "cli_pipeline:broken_builder",
+            "cli_pipeline:broken_builder is not a valid graph: MissingDependencyError: ",
+        ),
+    ],
+)
+def test_a_target_that_is_not_a_graph_is_a_one_line_error(target: str, message: str) -> None:
+    done = exegraph("list", target)
+    line = assert_one_line_error(done)
+    assert line.removeprefix("exegraph: error: ").startswith(message), line
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        (
+            "import no_such_dependency\n",
+            "ModuleNotFoundError: No module named 'no_such_dependency'",
+        ),
+        ("def broken(:\n", "SyntaxError: "),
+        ("raise RuntimeError('no config')\n", "RuntimeError: no config"),
+        (
+            "import exegraph_trio as e\n"
+            "async def a() -> None: ...\n"
+            "graph = e.Graph(\n"
+            "    [e.Step('x', a, depends_on=['y']), e.Step('y', a, depends_on=['x'])]\n"
+            ")\n",
+            "CycleError: ",
+        ),
+    ],
+)
+@pytest.mark.parametrize("form", ["dotted", "file"])
+def test_a_module_that_fails_to_import_is_a_one_line_error(
+    source: str, message: str, form: str, tmp_path: Path
+) -> None:
+    (tmp_path / "bad_module.py").write_text(source, encoding="utf-8")
+    name = "bad_module" if form == "dotted" else "bad_module.py"
+    done = exegraph("plan", f"{name}:graph", cwd=tmp_path)
+    line = assert_one_line_error(done, f"cannot import {name!r}: ", message)
+    assert line.count("\n") == 0
+
+
+def test_traceback_shows_the_traceback_then_the_one_line() -> None:
+    done = exegraph("list", "cli_pipeline:raises", "--traceback")
+    assert done.returncode == 2
+    assert done.stderr.startswith("Traceback (most recent call last):\n")
+    assert 'raise OSError("cannot read pipeline.yaml")' in done.stderr
+    assert done.stderr.splitlines()[-1] == (
+        "exegraph: error: cli_pipeline:raises() raised OSError: cannot read pipeline.yaml"
+    )
+
+
+def test_traceback_of_an_import_error_shows_where_it_was_raised(tmp_path: Path) -> None:
+    (tmp_path / "bad_module.py").write_text("import no_such_dependency\n", encoding="utf-8")
+    done = exegraph("run", "bad_module:graph", "--traceback", cwd=tmp_path)
+    assert done.returncode == 2
+    assert 'bad_module.py", line 1' in done.stderr
+    assert done.stderr.splitlines()[-1].startswith("exegraph: error: cannot import")
+
+
+# -- usage ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "complaint"),
+    [
+        ((), "the following arguments are required: COMMAND"),
+        (("walk", "cli_pipeline:graph"), "invalid choice: 'walk'"),
+        (("run",), "the following arguments are required: MODULE:ATTR"),
+        (("run", "cli_pipeline:graph", "-j", "0"), "argument -j/--jobs: must be 1 or more"),
+        (("run", "cli_pipeline:graph", "-j", "two"), "argument -j/--jobs: not a whole number"),
+        (("run", "cli_pipeline:graph", "--timeout", "-1"), "argument --timeout: must be"),
+        (("run", "cli_pipeline:graph", "--pool", "db"), "argument --pool: write a pool as"),
+        (("graph", "cli_pipeline:graph", "--format", "svg"), "invalid choice: 'svg'"),
+        (("list", "cli_pipeline:graph", "--keep-going"), "unrecognized arguments: --keep-going"),
+    ],
+)
+def test_a_usage_error_exits_2_with_the_usage(args: tuple[str, ...], complaint: str) -> None:
+    done = exegraph(*args)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr.startswith("usage: exegraph")
+    assert complaint in done.stderr.splitlines()[-1]
+
+
+def test_help_names_every_flag_of_run() -> None:
+    done = exegraph("run", "--help")
+    assert done.returncode == 0
+    for flag in (
+        "--select S",
+        "-j N",
+        "--keep-going",
+        "--timeout S",
+        "--dry-run",
+        "--progress, --no-progress",
+        "--durations FILE",
+        "--trace FILE.json",
+        "--traceback",
+    ):
+        assert flag in done.stdout
+    assert "exit status: 0 success, 1 a step failed, 2 a usage or graph error," in done.stdout
+
+
+@pytest.mark.parametrize("command", ["plan", "list", "graph"])
+def test_every_command_takes_select(command: str) -> None:
+    done = exegraph(command, "--help")
+    assert done.returncode == 0
+    assert "--select S" in done.stdout
+
+
+def test_python_m_names_itself_in_the_usage() -> None:
+    done = exegraph("--help", entry="python -m exegraph_trio")
+    assert done.returncode == 0
+    assert done.stdout.startswith("usage: python -m exegraph_trio ")
+    for command in ("run", "plan", "list", "graph"):
+        assert f"    {command} " in done.stdout
+
+
+def test_version() -> None:
+    import exegraph_trio
+
+    done = exegraph("--version")
+    assert done.returncode == 0
+    assert done.stdout == f"exegraph {exegraph_trio.__version__}\n"
+
+
+# -- the guide shows real output ---------------------------------------------------------
+
+
+def _guide_sessions() -> list[tuple[str, str]]:
+    """Each `console` block of the guide: its `$ exegraph …` command and what it printed."""
+    blocks = re.findall(r"```console\n(.*?)```", GUIDE.read_text(encoding="utf-8"), re.S)
+    sessions = []
+    for block in blocks:
+        command, _, output = block.partition("\n")
+        assert command.startswith("$ exegraph "), command
+        sessions.append((command.removeprefix("$ "), output))
+    return sessions
+
+
+def _timeless(text: str) -> list[str]:
+    """The lines of a run's table, sorted (steps ending together may swap), times masked."""
+    return sorted(re.sub(r"\d+\.\d{3}", "#.###", line) for line in text.splitlines())
+
+
+@pytest.mark.parametrize(("command", "shown"), _guide_sessions(), ids=lambda v: str(v)[:60])
+def test_the_guide_shows_what_the_command_prints(command: str, shown: str) -> None:
+    args = shlex.split(command)[1:]
+    done = exegraph(*args, cwd=ROOT)
+    printed = done.stdout + done.stderr
+    if args[0] == "run" and "--help" not in args:
+        assert _timeless(printed) == _timeless(shown)
+    else:
+        assert printed == shown
+
+
+def test_the_guide_draws_the_picture_it_prints() -> None:
+    text = GUIDE.read_text(encoding="utf-8")
+    drawn = re.findall(r"```mermaid\n(.*?)```", text, re.S)
+    printed = [out for command, out in _guide_sessions() if command.startswith("exegraph graph")]
+    assert drawn == printed
+
+
+def test_the_readmes_commands_work_from_a_clone() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## From the command line\n", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```bash\n", 1)[1].split("```", 1)[0]
+    commands = [shlex.split(line) for line in block.splitlines()]
+    assert [command[0] for command in commands] == [".venv/bin/exegraph"] * 2
+    ran = exegraph(*commands[0][1:], cwd=ROOT)
+    assert ran.returncode == 1, ran.stderr  # the demo's failure is staged
+    assert ran.stdout.splitlines()[-1].endswith(" s: 10 done, 1 failed, 2 skipped")
+    planned = exegraph(*commands[1][1:], cwd=ROOT)
+    assert planned.returncode == 0, planned.stderr
+    assert "deploy-web" in planned.stdout
+    assert "smoke-test" not in planned.stdout
