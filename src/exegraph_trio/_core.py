@@ -492,6 +492,8 @@ class Core:
             if self.demands is not None:
                 self._release(i)
         # (an AGAIN step's heap entry is dropped when `take` meets it)
+        if before == AGAIN and self.shared:
+            self._left_queue(i)
         if self.up:
             self._unhold(i)
 
@@ -650,9 +652,20 @@ class Core:
             for pool, n in self.demands[i]:
                 pool._acquire(n)
             self._started(i)
+            self._left_queue(i)
             taken.append(i)
             free -= 1
         return taken
+
+    def _left_queue(self, i: int) -> None:
+        """Step `i` no longer waits for its pools (it started, or was skipped).
+
+        A run it held back by an older ticket may go now, so the other runs are woken.
+        """
+        if self.shared and self.demands is not None:
+            for pool, _ in self.demands[i]:
+                if pool in self.shared:
+                    pool._changed(self)
 
     def _takable(self, i: int) -> bool:
         state = self.state[i]
@@ -668,6 +681,7 @@ class Core:
         """The run is over: leave the shared pools (forget this run's tickets)."""
         for pool in self.shared:
             pool._leave(self)
+            pool._changed(self)
 
     def _rank_ready(self) -> None:
         rank, self.by_rank = self.ranking()
@@ -700,6 +714,8 @@ class Core:
         for j, _ in skips:
             if state[j] == READY:
                 unready = True
+                if self.shared:
+                    self._left_queue(j)
             state[j] = SKIPPED
         self.unsettled -= len(skips)
         if self.up:
