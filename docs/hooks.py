@@ -11,6 +11,9 @@ the page list), for pages to pull in with `pymdownx.snippets`:
 - `demo_trace.md`: the trace `exegraph_otel` makes of that run, as a timeline of its
   spans (what Jaeger draws) and as a tree with each span's result and links;
 - `exception_tree.md`: the exception classes of `exegraph_trio`, drawn from the classes;
+- `pictures/*.md`: the guide "Pictures": what each picture method of exegraph draws of
+  a real run (`examples/cluster_resource.py` failing, `examples/demo_pipeline.py`
+  planned), and of a graph of awkward names;
 - `examples.md`: the gallery: each example's docstring and source, so a new example
   appears on the site by itself;
 - `output/NAME.md`: what `python examples/NAME.py` prints, for every example whose
@@ -214,6 +217,7 @@ def on_pre_build(config: MkDocsConfig) -> None:
     _write_exception_tree(out)
     _write_outputs(root, out)
     _write_gallery(root, out)
+    _write_pictures(config, out)
     stamp.write_text(
         "".join(f"{path.relative_to(out).as_posix()}\n" for path in _written), encoding="utf-8"
     )
@@ -386,6 +390,61 @@ def _write_gallery(root: Path, out: Path) -> None:
             f'    ````python\n    --8<-- "examples/{path.name}"\n    ````\n'
         )
     _write(out / "examples.md", "\n".join(parts))
+
+
+async def _nothing() -> None:
+    """An action for the steps of the escaping example."""
+
+
+AWKWARD_NAMES = ['say "hi"', "end", "<b>not bold</b>", "%%{init: {}}%%", "a\\b [c]", "日本語 🚀"]
+"""Names the guide "Pictures" draws to show the escaping."""
+
+
+def _write_pictures(config: MkDocsConfig, out: Path) -> None:
+    """What `to_mermaid`, `to_gantt`, `to_dot` and `to_chrome_trace` make of real runs."""
+    folder = out / "pictures"
+    cluster = _example(config, "cluster_resource")
+    graph: exegraph.Graph = cluster.build_graph(api_fails=True)
+
+    async def run_cluster() -> exegraph.RunResult:
+        return await exegraph.run_with_result(graph)  # fail-fast, as the example runs it
+
+    with contextlib.redirect_stdout(io.StringIO()):  # the example logs its teardowns
+        result = _mermaid.run_virtually(run_cluster)
+    looks = _mermaid.LOOKS
+    every = [(str(status).lower(), look) for status, look in looks.items()]
+    ran = [(name, look) for name, look in every if name != "skipped"]
+    _write(folder / "graph.md", _mermaid.fenced(graph.to_mermaid()))
+    _write(folder / "graph_source.md", f"```text\n{graph.to_mermaid()}```\n")
+    _write(folder / "run.md", _mermaid.fenced(result.to_mermaid()) + "\n" + _mermaid.legend(every))
+    _write(
+        folder / "run_gantt.md", _mermaid.fenced(result.to_gantt()) + "\n" + _mermaid.legend(ran)
+    )
+    _write(folder / "dot.md", f"```dot\n{graph.to_dot()}```\n")
+    _write(folder / "trace.md", f"```json\n{result.to_chrome_trace()}```\n")
+    _write(folder / "table.md", f"```text\n{result.table()}\n```\n")
+
+    demo = _example(config, "demo_pipeline")
+    pipeline: exegraph.Graph = demo.build_graph()
+    with contextlib.redirect_stdout(io.StringIO()):
+        demo_run: exegraph.RunResult = _mermaid.run_virtually(demo.main)
+    durations = {t.name: t.duration for t in demo_run if t.start is not None}
+    options = exegraph.RunOptions(
+        max_concurrency=2,
+        error_policy=exegraph.ErrorPolicy.CONTINUE_ON_ERROR,
+        durations=durations,
+    )
+    preview = exegraph.plan(pipeline, options, fail=[demo.STAGED_FAILURE])
+    _write(
+        folder / "plan_gantt.md", _mermaid.fenced(preview.to_gantt()) + "\n" + _mermaid.legend(ran)
+    )
+
+    awkward = exegraph.Graph(
+        exegraph.Step(name, _nothing, depends_on=AWKWARD_NAMES[:1] if i else ())
+        for i, name in enumerate(AWKWARD_NAMES)
+    )
+    _write(folder / "escaping.md", _mermaid.fenced(awkward.to_mermaid()))
+    _write(folder / "escaping_source.md", f"```text\n{awkward.to_mermaid()}```\n")
 
 
 def _has_async_main(path: Path) -> bool:

@@ -11,13 +11,14 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any, TypeVar, cast, final, overload
+from typing import Any, Literal, TypeVar, cast, final, overload
 
 import attrs
 
 from ._core import ALL_DONE, ALL_SUCCESS, ONE_FAILED
 from ._errors import CycleError, DuplicateStepError, MissingDependencyError, unknown_step
 from ._lifecycle import Retry, TriggerRule
+from ._pictures import graph_dot, graph_mermaid
 from ._select import select_subgraph
 from ._step import Action, Step
 
@@ -301,6 +302,69 @@ class Graph:
         if not isinstance(step, Step):
             raise TypeError(f"add_step takes a Step, not {type(step).__name__}: {step!r}")
         return Graph((*self.steps, step))
+
+    # -- pictures ------------------------------------------------------------------------
+
+    def to_mermaid(self, *, direction: Literal["LR", "RL", "TB", "TD", "BT"] = "LR") -> str:
+        """A [Mermaid](https://mermaid.js.org) flowchart of this graph: a node per step.
+
+        An arrow goes from each dependency to its dependent, labelled with the keyword
+        when the dependent takes the dependency's value as one of its `inputs`, and dashed
+        when the dependent's trigger rule is not `ALL_SUCCESS` (the rule is written under
+        its name). Resource steps are drawn as cylinders.
+
+        ```python
+        graph = Graph([Step("fetch", fetch), Step("build", build, depends_on=["fetch"])])
+        print(graph.to_mermaid())
+        # flowchart LR
+        #   s0["fetch"]
+        #   s1["build"]
+        #   s0 --> s1
+        ```
+
+        Nodes are named `s0`, `s1`, … in graph order and step names are only labels,
+        escaped so that the text always parses, whatever the names hold (quotes,
+        brackets, `%%`, `end`, emoji). Mermaid refuses a diagram of more than 500 edges
+        or 50 000 characters unless it is initialised with larger `maxEdges` and
+        `maxTextSize`, as the guide "Pictures" shows.
+
+        Args:
+            direction: `"LR"` (left to right), `"TB"`/`"TD"` (top down), `"RL"`, `"BT"`.
+
+        Returns:
+            Mermaid source (without the Markdown fence), ending with a newline.
+
+        Raises:
+            ValueError: an unknown `direction`.
+        """
+        return graph_mermaid(self, direction=direction)
+
+    def to_dot(self, *, direction: Literal["LR", "RL", "TB", "TD", "BT"] = "LR") -> str:
+        """This graph in [Graphviz](https://graphviz.org)'s DOT language.
+
+        Drawn like [`to_mermaid`][exegraph_trio.Graph.to_mermaid]: a box per step
+        (a cylinder for a resource step), an arrow from each dependency, labelled with
+        the input keyword, dashed into a step whose trigger rule is not `ALL_SUCCESS`.
+
+        ```python
+        Path("graph.dot").write_text(graph.to_dot())
+        # then: dot -Tsvg graph.dot -o graph.svg
+        ```
+
+        Nodes are `s0`, `s1`, … in graph order; names are quoted labels, escaped so that
+        Graphviz draws them as they are.
+
+        Args:
+            direction: `"LR"` (left to right), `"TB"`/`"TD"` (top down), `"RL"`, `"BT"`
+                (Graphviz's `rankdir`).
+
+        Returns:
+            A `digraph`, ending with a newline.
+
+        Raises:
+            ValueError: an unknown `direction`.
+        """
+        return graph_dot(self, direction=direction)
 
     # -- for the scheduler ---------------------------------------------------------------
 

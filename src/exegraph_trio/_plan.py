@@ -20,6 +20,7 @@ from . import _core
 from ._errors import close_names, did_you_mean, unknown_step
 from ._graph import Graph
 from ._options import ErrorPolicy, RunOptions
+from ._pictures import plan_gantt
 from ._pools import demands_of
 from ._result import StepStatus
 
@@ -120,6 +121,25 @@ class Plan:
         path = " → ".join(self.critical_path) or "(none)"
         lines.append(f"makespan {self.makespan:.3f} s; critical path: {path}")
         return "\n".join(lines)
+
+    def to_gantt(self, *, title: str | None = None) -> str:
+        """A Mermaid Gantt chart of the plan: a bar per step that would run, in lanes.
+
+        Drawn as [`RunResult.to_gantt`][exegraph_trio.RunResult.to_gantt] draws a run
+        (with `fail=`, failing steps are red and cancelled ones yellow; skipped steps
+        have no bar).
+
+        ```python
+        print(exegraph.plan(graph, RunOptions(max_concurrency=4)).to_gantt())
+        ```
+
+        Args:
+            title: the chart's title; by default the number of steps and the makespan.
+
+        Returns:
+            Mermaid source (without the Markdown fence), ending with a newline.
+        """
+        return plan_gantt(self, title=title)
 
 
 def plan(graph: Graph, options: RunOptions | None = None, *, fail: Iterable[str] = ()) -> Plan:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterator
-from typing import final
+from typing import Literal, final
 
 import attrs
 
 from ._errors import RunError, unknown_step
 from ._graph import Graph
+from ._pictures import chrome_trace, result_gantt, result_mermaid
 
 __all__ = ["RunResult", "StepStatus", "StepTiming"]
 
@@ -193,6 +194,86 @@ class RunResult:
             )
         lines.append(self._summary())
         return "\n".join(lines)
+
+    def to_mermaid(self, *, direction: Literal["LR", "RL", "TB", "TD", "BT"] = "LR") -> str:
+        """A Mermaid flowchart of the graph that ran, each step coloured by its status.
+
+        The picture of [`Graph.to_mermaid`][exegraph_trio.Graph.to_mermaid], each node
+        with the `classDef` of its status (`done`, `failed`, `cancelled`, `skipped`) and a
+        second line: status, duration, attempts when retried, the error's type when
+        failed, "teardown failed" when a resource's teardown raised.
+
+        ```python
+        result = await exegraph.run_with_result(graph)
+        print(result.to_mermaid())
+        # flowchart LR
+        #   classDef done fill:#d3f2dc,stroke:#1e8e3e,color:#0b3d1b
+        #   …
+        #   s0["fetch
+        # Done, 1.00 s"]:::done
+        #   s1["build
+        # Failed, 2.00 s, ValueError"]:::failed
+        #   s0 --> s1
+        ```
+
+        Args:
+            direction: `"LR"` (left to right), `"TB"`/`"TD"` (top down), `"RL"`, `"BT"`.
+
+        Returns:
+            Mermaid source (without the Markdown fence), ending with a newline.
+
+        Raises:
+            ValueError: the result was made by hand, without its `graph` (draw it with
+                [`to_gantt`][exegraph_trio.RunResult.to_gantt] instead), or an unknown
+                `direction`.
+        """
+        return result_mermaid(self, direction=direction)
+
+    def to_gantt(self, *, title: str | None = None) -> str:
+        """A Mermaid Gantt chart of the run: a bar per step that ran, from start to end.
+
+        Bars are grouped into lanes, "lane 1", "lane 2", …: as many as steps ran at once
+        (a step that waits between retries keeps its lane). Done steps have Mermaid's
+        `done` look, failed ones `crit`, cancelled ones `active`, coloured as in
+        [`to_mermaid`][exegraph_trio.RunResult.to_mermaid]; skipped steps have no bar.
+        Times are milliseconds after the first start.
+
+        ```python
+        print(result.to_gantt(title="nightly build"))
+        ```
+
+        Args:
+            title: the chart's title; by default the number of steps and the run's
+                duration.
+
+        Returns:
+            Mermaid source (without the Markdown fence), ending with a newline.
+        """
+        return result_gantt(self, title=title)
+
+    def to_chrome_trace(self) -> str:
+        """The run in the Trace Event Format, for <https://ui.perfetto.dev> or `chrome://tracing`.
+
+        One complete event (`"ph": "X"`) per step that ran, from its first attempt's
+        start to its last attempt's end (`ts` and `dur` in whole microseconds after the
+        first start), on one of as few lanes (`tid`) as steps ran at once, named
+        "lane 1", "lane 2", … by metadata events; no two events of a lane overlap. Its
+        `args` hold the status, the number of attempts, the error, the earlier attempts'
+        errors, the teardown's error and, in runs with pools, the wait for slots
+        (`waited_for_slots_us`). A `StepTiming` has no per-attempt times, so a retried
+        step is one event spanning its attempts and the waits between them; teardowns
+        have no times either, so they are shown only by their error. Skipped steps never
+        ran: they are listed in `otherData.skipped`.
+
+        ```python
+        Path("run.json").write_text(result.to_chrome_trace())
+        ```
+
+        Returns:
+            A JSON object (`traceEvents`, `displayTimeUnit`, `otherData`), one event per
+            line.
+        """
+        return chrome_trace(self)
 
     def _summary(self) -> str:
         steps = f"{len(self.steps)} step{'' if len(self.steps) == 1 else 's'}"
