@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextvars
 import dataclasses
+import functools
 import signal
 import subprocess
 import sys
@@ -28,6 +29,8 @@ from support import Recorder
 
 FAIL_FAST = exegraph.ErrorPolicy.FAIL_FAST
 CONTINUE = exegraph.ErrorPolicy.CONTINUE_ON_ERROR
+ALL_DONE = exegraph.TriggerRule.ALL_DONE
+ONE_FAILED = exegraph.TriggerRule.ONE_FAILED
 
 
 class Results(exegraph.Instrument):
@@ -648,3 +651,64 @@ async def test_an_interrupt_between_an_action_and_its_report_still_tears_resourc
     (result,) = results.results
     assert result["cluster"].status is StepStatus.DONE
     assert result["use"].status is StepStatus.CANCELLED
+
+
+def test_steps_ending_at_the_instant_of_a_fail_fast_failure_end_as_they_would() -> None:
+    # Decided together: whichever of them Trio runs first, 'ok' is done and both
+    # failures are reported, never cancelled by the other's fail-fast.
+    async def ok() -> None:
+        await trio.sleep(1)
+
+    async def bad() -> None:
+        await trio.sleep(1)
+        raise OSError("bad")
+
+    graph = Graph([Step("ok", ok), Step("bad", bad), Step("bad2", bad)])
+    for _ in range(20):
+        result = trio.run(
+            exegraph.run_with_result, graph, clock=trio.testing.MockClock(autojump_threshold=0)
+        )
+        statuses = {t.name: t.status for t in result.steps}
+        assert statuses == {
+            "ok": StepStatus.DONE,
+            "bad": StepStatus.FAILED,
+            "bad2": StepStatus.FAILED,
+        }
+
+
+async def test_a_handler_failing_after_fail_fast_does_not_turn_an_outside_cancel_into_an_error(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async def fails(seconds: float) -> None:
+        await trio.sleep(seconds)
+        raise ValueError(f"after {seconds}")
+
+    graph = Graph(
+        [
+            Step("a", functools.partial(fails, 1)),
+            Step("h", functools.partial(fails, 1), depends_on=["a"], trigger_rule=ONE_FAILED),
+            Step("r", functools.partial(sleeper, 10), depends_on=["a"], trigger_rule=ALL_DONE),
+        ]
+    )
+    results = Results()
+    with trio.move_on_after(3) as scope:
+        await exegraph.run_with_result(graph, RunOptions(instruments=[results]))
+    assert scope.cancelled_caught
+    (result,) = results.results
+    assert result["h"].status is StepStatus.FAILED
+    assert result["r"].status is StepStatus.CANCELLED
+
+
+@pytest.mark.parametrize("retry", [None, exegraph.Retry(attempts=3, delay=0)])
+async def test_a_cleanup_error_during_an_outside_cancellation_is_not_retried_away(
+    autojump_clock: trio.testing.MockClock, retry: exegraph.Retry | None
+) -> None:
+    async def stuck() -> None:
+        try:
+            await trio.sleep(10)
+        except trio.Cancelled:
+            raise ValueError("cleanup failed") from None
+
+    with pytest.RaisesGroup(ValueError, check=lambda e: isinstance(e, exegraph.RunError)):
+        with trio.move_on_after(1):
+            await exegraph.run_with_result(Graph([Step("s", stuck, retry=retry)]))

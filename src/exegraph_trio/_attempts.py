@@ -125,7 +125,8 @@ async def _scoped_attempt(
 
 async def _begin(run: Run, i: int, *, late: bool) -> Step | None:
     """Start the task of step `i` (`_step_full`): its step, or `None` if it must not run."""
-    if run.outside_at != math.inf or (run.cancelled_at != math.inf and not late):
+    stopping = run.cancelled_at != math.inf or run.cancel_pending  # (fail-fast decided)
+    if run.outside_at != math.inf or (stopping and not late):
         if not late and _run_late(run, i):
             return None
         run._withdraw(i)
@@ -161,7 +162,10 @@ async def _after_attempt(
     """
     first, attempt = progress
     state, error = ended
-    if state == _core.FAILED and isinstance(error, Exception):
+    # Never retried while its task is being cancelled (fail-fast, from outside): the
+    # error raised meanwhile (a cleanup's, a deadline at the same instant) is the step's.
+    cancelled = trio.current_effective_deadline() == -math.inf
+    if state == _core.FAILED and isinstance(error, Exception) and not cancelled:
         delay = run.core.retry(i, error)
         if delay is not None:
             return await _wait_to_retry(

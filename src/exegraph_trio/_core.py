@@ -147,6 +147,7 @@ class Core:
         "dependents",
         "deps",
         "doomed",
+        "doomed_left",
         "fail_fast",
         "failing",
         "holders",
@@ -229,6 +230,8 @@ class Core:
         """True once fail-fast stopped the `ALL_SUCCESS` steps (others may still start)."""
         self.doomed: set[int] = set()
         """The steps in flight when the run began failing fast (they are being cancelled)."""
+        self.doomed_left = 0
+        """How many of `doomed` have not reported yet."""
         self.stopped = False
         """True once the run starts no more steps (`stop()`)."""
         self._use_pools(demands, shared, woken)
@@ -306,6 +309,8 @@ class Core:
         state[i] = DONE
         self.running -= 1
         self.unsettled -= 1
+        if self.doomed_left and i in self.doomed:
+            self.doomed_left -= 1
         if self.demands is not None:
             self._release(i)
         if self.up:
@@ -387,6 +392,7 @@ class Core:
         self.failing = True
         if self.rules is not None:  # what is in flight now is cancelled, whatever its rule
             self.doomed = {j for j, s in enumerate(self.state) if RUNNING <= s <= AGAIN}
+            self.doomed_left = len(self.doomed)
         below = set(self._downstream(i))
         if self.rules is None:
             return self._skip([(j, i if j in below else None) for j in self._unstarted()])
@@ -447,6 +453,8 @@ class Core:
         there will be, so taking the best now and the next best after each later
         completion takes the same steps).
         """
+        if self.doomed_left:  # fail-fast is cancelling steps: decide once they reported
+            return False
         if self.queues is not None:  # every completion frees pool slots: decide together
             return not self.running and not self.retrying
         if self.retrying:
@@ -483,6 +491,8 @@ class Core:
         before = self.state[i]
         self.state[i] = state
         self.unsettled -= 1
+        if self.doomed_left and i in self.doomed:
+            self.doomed_left -= 1
         if before == WAITING:
             self.retrying -= 1
         elif before == RUNNING:

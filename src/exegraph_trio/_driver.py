@@ -138,6 +138,7 @@ class Run:
         self.cancelled_at = math.inf  # when fail-fast or an enclosing scope first cancelled
         self.outside_at = math.inf  # when an enclosing scope or an interrupt did
         self.failing_fast = False
+        self.cancel_pending = False  # fail-fast decided; the dispatcher cancels next turn
 
         self.outer: trio.Nursery | None = None
         self.main: trio.Nursery | None = None
@@ -222,8 +223,13 @@ class Run:
             self._skipped(core.start())
             self._start_ready()
             while core.unsettled:
-                self.parked = True
-                await trio.lowlevel.wait_task_rescheduled(self._abort)
+                if not self.cancel_pending:
+                    self.parked = True
+                    await trio.lowlevel.wait_task_rescheduled(self._abort)
+                if self.cancel_pending:
+                    self.cancel_pending = False
+                    self._cancel()
+                await self._let_the_cancelled_report()
                 self._start_ready()
         except trio.Cancelled:
             if self.split or not self.failing_fast:
@@ -235,6 +241,23 @@ class Run:
             raise
         except BaseException as exc:  # noqa: BLE001 - Ctrl-C delivered to this task
             self._interrupted(exc)
+
+    async def _let_the_cancelled_report(self) -> None:
+        """After fail-fast, let the steps it cancelled report before deciding.
+
+        They were woken with this task, in an order Trio picks at random; their freed
+        slots and settled dependencies must count in the decision (steps with another
+        trigger rule start now). Each round lets every woken task run once (this task
+        may run first in its batch, so one idle round proves nothing); it stops when
+        all have reported, or after two rounds in a row bring no report (the others
+        shield themselves, and will report later).
+        """
+        core = self.core
+        idle = 0
+        while core.doomed_left and idle < 2:
+            left = core.doomed_left
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            idle = idle + 1 if core.doomed_left == left else 0
 
     def _abort(self, raise_cancel: object) -> trio.lowlevel.Abort:
         """The dispatcher is cancelled (or interrupted) while it waits: note when."""
@@ -275,7 +298,7 @@ class Run:
         taken = core.take()
         if taken:
             steps, resume, special = self.steps, self.resume, self.special
-            late = self.failing_fast
+            late = self.failing_fast or self.core.failing  # (the cancel may be pending)
             nursery = self.outer if late else self.main
             assert nursery is not None
             start_soon: Callable[..., None] = nursery.start_soon
@@ -389,7 +412,7 @@ class Run:
         try:
             # Cancelled between this task's spawn and its start? The dispatcher's abort
             # callback notes it at once if the dispatcher was waiting; else ask Trio.
-            if self.cancelled_at != math.inf:
+            if self.cancelled_at != math.inf or self.cancel_pending:  # (fail-fast decided)
                 self._withdraw(i)
                 return
             if not self.parked:
@@ -562,7 +585,13 @@ class Run:
         note(error, raised_by)
         if isinstance(error, Exception):
             self.members.append(error)
-            if self.cancelled_at != math.inf and not isinstance(error, StepTimeoutError):
+            if (
+                not isinstance(error, StepTimeoutError)
+                and trio.current_effective_deadline() == -math.inf
+            ):
+                # Raised by a step while it was being cancelled (its cleanup failed): a
+                # nursery would raise it, so the run does even if cancelled from outside.
+                # (`_failed` runs in the step's own task.)
                 self.errors_while_cancelled = True
         skips = self.core.failed(i)
         interrupt = interrupt_in(error)
@@ -573,8 +602,13 @@ class Run:
                 if interrupt.__context__ is None:
                     interrupt.__context__ = rest
             self._interrupted(interrupt)
-        elif self.core.fail_fast and not self.failing_fast:
-            self._cancel()
+        elif self.core.fail_fast and not self.failing_fast and not self.cancel_pending:
+            # Cancel on the dispatcher's next turn, after every task Trio runs in this
+            # batch: the steps that end at this same instant end as they would have
+            # (done, or failed with their own error), not cancelled by whichever of
+            # them Trio happened to run first.
+            self.cancel_pending = True
+            self._wake()
         self._skipped(skips)
 
     @enable_ki_protection

@@ -16,6 +16,7 @@ that fits) holds.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable
 from heapq import heappop, heappush
 from typing import TYPE_CHECKING, Final, final
@@ -113,17 +114,26 @@ class Pool:
     def _may_take(self, run: object, ticket: int) -> bool:
         """Whether a step of `run` holding `ticket` may take slots now.
 
-        It may unless a step of another run with an older ticket still waits.
+        Runs take turns by their oldest waiting ticket: `run` may unless another run has
+        a step waiting with an older ticket than any of `run`'s. (Comparing the step's
+        own ticket instead could deadlock: a run's best step by priority may be younger
+        than another run's waiter, itself younger than the run's oldest.) Within the
+        run, rule 3's order decides which of its steps that is.
         """
-        for other, heap in self._waiting.items():
-            if other is run or not heap:
-                continue
-            waits = self._runs[other][0]
-            while heap and not waits(heap[0][1], heap[0][0]):
-                heappop(heap)
-            if heap and heap[0][0] < ticket:
-                return False
-        return True
+        mine = min(ticket, self._oldest(run))
+        return not any(
+            other is not run and self._oldest(other) < mine for other in self._waiting
+        )
+
+    def _oldest(self, run: object) -> float:
+        """The oldest ticket of `run` still waiting (dropping stale ones), or infinity."""
+        heap = self._waiting.get(run)
+        if not heap:
+            return math.inf
+        waits = self._runs[run][0]
+        while heap and not waits(heap[0][1], heap[0][0]):
+            heappop(heap)
+        return heap[0][0] if heap else math.inf
 
     def _acquire(self, n: int) -> None:
         self.in_use += n
