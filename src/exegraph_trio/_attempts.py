@@ -48,6 +48,7 @@ async def full_step(run: Run, i: int, late: bool) -> None:  # noqa: FBT001 - sta
         first = run.now()
         attempt = 1
         while True:
+            run.attempts[i] = attempt  # attempts begun (StepTiming.attempts)
             kwargs = _kwargs(run, i) if run.inputs is not None and run.inputs[i] else {}
             start = run.now()
             error: BaseException | None = None
@@ -187,6 +188,7 @@ def _run_late(run: Run, i: int) -> bool:
         return False
     if run.rules[i] == _core.ALL_SUCCESS or run.outer is None:
         return False
+    run.core.spare(i)  # not among the steps fail-fast cancels: it may still be retried
     start_soon: Callable[..., None] = run.outer.start_soon
     run.context.run(start_soon, full_step, run, i, True, name=run.steps[i].name)
     return True
@@ -237,5 +239,11 @@ async def _wait_to_retry(
     except BaseException as exc:  # noqa: BLE001 - classified by _ended
         run.resume.pop(i, None)
         run._ended(i, step, first, exc, None, late=late, end=ended)
+        return False
+    if run.outside_at != math.inf or (
+        not late and (run.cancelled_at != math.inf or run.cancel_pending)
+    ):
+        # Given its slot just as the run began stopping: no attempt begins after that.
+        run._ended(i, step, first, None, None, late=late, end=ended)
         return False
     return True

@@ -420,6 +420,16 @@ class Core:
         self._ended(i, SKIPPED)
         return [(i, None), *self._release_all([(i, None)])]
 
+    def spare(self, i: int) -> None:
+        """Step `i`, in flight when fail-fast began, was not cancelled after all.
+
+        It had not begun, and its driver runs it outside the cancelled scope: it may
+        still be retried.
+        """
+        if i in self.doomed:
+            self.doomed.discard(i)
+            self.doomed_left -= 1
+
     def torn_down(self, i: int) -> None:
         """The teardown of resource `i` ended: it no longer holds its own dependencies."""
         self.up[i] = 0

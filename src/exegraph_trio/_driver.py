@@ -72,7 +72,7 @@ _STATUS: Final = {
 class Run:
     """The state of one run of one graph: the core, plus what Trio needs."""
 
-    def __init__(self, graph: Graph, options: RunOptions) -> None:
+    def __init__(self, graph: Graph, options: RunOptions) -> None:  # noqa: PLR0915 - the run's state, one field a line
         self.graph = graph
         self.steps = graph.steps
         n = len(graph)
@@ -131,6 +131,7 @@ class Run:
         )  # per step: inputs taking its value whose step has not settled yet
         self.errors: dict[int, BaseException] = {}
         self.earlier: dict[int, list[BaseException]] = {}  # earlier attempts' errors
+        self.attempts: dict[int, int] = {}  # attempts begun, for steps that may have several
         self.teardown_errors: dict[int, BaseException] = {}
         self.members: list[Exception] = []
         self.errors_while_cancelled = False
@@ -375,7 +376,7 @@ class Run:
 
     def _timing(self, i: int, status: StepStatus) -> StepTiming:
         start = self.starts[i]
-        attempts = self.core.attempts[i] if self.core.attempts else int(start is not None)
+        attempts = self.attempts.get(i, int(start is not None))
         earlier = self.earlier.get(i)
         return StepTiming(
             self.steps[i].name,

@@ -22,7 +22,7 @@ from ._graph import Graph
 from ._options import ErrorPolicy, RunOptions
 from ._pictures import plan_gantt
 from ._pools import demands_of
-from ._result import StepStatus
+from ._result import StepStatus, critical_path
 
 __all__ = ["Plan", "PlannedStep", "plan"]
 
@@ -160,9 +160,10 @@ def plan(graph: Graph, options: RunOptions | None = None, *, fail: Iterable[str]
 
     Args:
         graph: the graph to plan.
-        options: the run's options (its bound, error policy, pools, durations, timeouts
-            are ignored); the defaults when `None`. Shared `Pool`s are planned as if the
-            run had them to itself.
+        options: the run's options: its bound, error policy, pools and durations are
+            honoured; its timeouts, retries, hooks and instruments play no part. The
+            defaults when `None`. Shared `Pool`s are planned as if the run had them to
+            itself.
         fail: names of steps that fail: each runs its estimate, then fails, and the plan
             shows what the error policy then cancels and skips (a failure is final: the
             planner does not replay retries; steps ending at the same instant as a
@@ -174,6 +175,12 @@ def plan(graph: Graph, options: RunOptions | None = None, *, fail: Iterable[str]
     """
     if options is None:
         options = RunOptions()
+    if not isinstance(graph, Graph):
+        raise TypeError(
+            f"plan takes a Graph, not {type(graph).__name__}; wrap steps in exegraph.Graph(steps)"
+        )
+    if not isinstance(options, RunOptions):
+        raise TypeError(f"plan's options must be a RunOptions, not {type(options).__name__}")
     failing = _positions(graph, fail)
     features = graph._features()
     estimates = graph._estimates(options.durations or {})
@@ -237,7 +244,7 @@ def plan(graph: Graph, options: RunOptions | None = None, *, fail: Iterable[str]
 
 
 def _positions(graph: Graph, names: Iterable[str]) -> set[int]:
-    if isinstance(names, str):
+    if isinstance(names, str) or not isinstance(names, Iterable):
         raise TypeError(
             f"fail must be a list of step names, not the str {names!r}; write fail=[{names!r}]"
         )
@@ -266,18 +273,4 @@ def _plan_of(
     began = [t for t in starts if t is not None]
     ended = [t for t in ends if t is not None]
     makespan = max(ended) - min(began) if began else 0.0
-    return Plan(planned, makespan, _critical_path(graph, ends), graph)
-
-
-def _critical_path(graph: Graph, ends: list[float | None]) -> tuple[str, ...]:
-    ended = [i for i, end in enumerate(ends) if end is not None]
-    if not ended:
-        return ()
-    last = max(ended, key=lambda i: (ends[i], -i))
-    path = [last]
-    while True:
-        before = [d for d in graph._deps[path[-1]] if ends[d] is not None]
-        if not before:
-            break
-        path.append(max(before, key=lambda d: (ends[d], -before.index(d))))
-    return tuple(graph.steps[i].name for i in reversed(path))
+    return Plan(planned, makespan, critical_path(graph, ends), graph)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Literal, final
 
 import attrs
@@ -126,8 +126,14 @@ class RunResult:
 
     @property
     def ok(self) -> bool:
-        """True when every step succeeded."""
-        return self.error is None
+        """True when every step succeeded; false also for a run cancelled or interrupted.
+
+        A `ONE_FAILED` step skipped because nothing failed counts as succeeded.
+        """
+        return self.error is None and all(
+            t.status is StepStatus.DONE or (t.status is StepStatus.SKIPPED and t.error is None)
+            for t in self.steps
+        )
 
     def __getitem__(self, name: str) -> StepTiming:
         """The timing of the step called `name` (`KeyError` if the graph has none)."""
@@ -148,27 +154,22 @@ class RunResult:
     def critical_path(self) -> tuple[str, ...]:
         """The chain of steps that decided the run's total duration, first to last.
 
-        From the step that ended last, each step's last-finishing dependency (the first
-        one in its `depends_on` when several ended at the same time), back to a step with
-        none that ran (SPEC 2.2). Empty when no step ran.
+        From the step that ended last, each step's last-finishing dependency, back to a
+        step with none that ran (SPEC 2.2). Among steps that ended at the same time, the
+        one furthest downstream (latest in the graph's topological order) is taken, so
+        that zero-second steps at the end of a chain stay on it. Empty when no step ran.
 
         Raises:
             ValueError: the result was made by hand, without its `graph`.
         """
         if self.graph is None:
             raise ValueError("critical_path needs the graph that ran; this RunResult has none")
-        ended = {t.name: t.end for t in self.steps if t.end is not None}
-        if not ended:
-            return ()
-        last = max(ended, key=lambda name: ended[name])
-        path = [last]
-        graph = self.graph
-        while True:
-            before = [dep for dep in graph[path[-1]].depends_on if dep in ended]
-            if not before:
-                break
-            path.append(max(before, key=lambda name: ended[name]))
-        return tuple(reversed(path))
+        ends: list[float | None] = [None] * len(self.graph)
+        position = self.graph._index
+        for timing in self.steps:
+            if timing.end is not None and timing.name in position:
+                ends[position[timing.name]] = timing.end
+        return critical_path(self.graph, ends)
 
     def with_status(self, status: StepStatus) -> tuple[StepTiming, ...]:
         """The timings of the steps that ended with `status`, in completion order."""
@@ -295,3 +296,25 @@ def _describe(error: BaseException) -> str:
     except Exception:  # noqa: BLE001 - as the traceback module does
         message = "<exception str() failed>"
     return " ⏎ ".join(f"{type(error).__name__}: {message}".splitlines())
+
+
+def critical_path(graph: Graph, ends: Sequence[float | None]) -> tuple[str, ...]:
+    """The names of the chain that decided the makespan, given each step's end (or `None`).
+
+    Shared by `RunResult.critical_path` and `Plan.critical_path`; ties go to the step
+    latest in topological order. O(V + E).
+    """
+    order = [0] * len(ends)
+    for place, i in enumerate(graph._order):
+        order[i] = place
+    ended = [i for i, end in enumerate(ends) if end is not None]
+    if not ended:
+        return ()
+    last = max(ended, key=lambda i: (ends[i], order[i]))
+    path = [last]
+    while True:
+        before = [d for d in graph._deps[path[-1]] if ends[d] is not None]
+        if not before:
+            break
+        path.append(max(before, key=lambda d: (ends[d], order[d])))
+    return tuple(graph.steps[i].name for i in reversed(path))
