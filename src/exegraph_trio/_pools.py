@@ -121,9 +121,7 @@ class Pool:
         run, rule 3's order decides which of its steps that is.
         """
         mine = min(ticket, self._oldest(run))
-        return not any(
-            other is not run and self._oldest(other) < mine for other in self._waiting
-        )
+        return not any(other is not run and self._oldest(other) < mine for other in self._waiting)
 
     def _oldest(self, run: object) -> float:
         """The oldest ticket of `run` still waiting (dropping stale ones), or infinity."""
