@@ -25,6 +25,7 @@ SPEC_NAMES = {
     "Plan",
     "PlannedStep",
     "Pool",
+    "Progress",
     "Retry",
     "RunError",
     "RunOptions",

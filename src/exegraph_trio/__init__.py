@@ -40,6 +40,7 @@ from ._plan import Plan as Plan
 from ._plan import PlannedStep as PlannedStep
 from ._plan import plan as plan
 from ._pools import Pool as Pool
+from ._progress import Progress as Progress
 from ._result import RunResult as RunResult
 from ._result import StepStatus as StepStatus
 from ._result import StepTiming as StepTiming
@@ -63,6 +64,7 @@ __all__ = [
     "Plan",
     "PlannedStep",
     "Pool",
+    "Progress",
     "Retry",
     "RunError",
     "RunInfo",

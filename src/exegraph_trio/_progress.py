@@ -1,0 +1,530 @@
+"""`Progress`: a live progress display on a terminal, plain lines in a CI log.
+
+It draws with `rich`, an optional dependency (the `progress` extra), imported only when a
+`Progress` is made: the engine itself never imports it.
+
+On the scheduler's path a `Progress` only updates counters and a dict of running steps. On
+a terminal, everything that reaches the screen is written by a thread of its own, at most
+ten times a second; off a terminal, each settled step is one line written at once.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import math
+import sys
+import threading
+from collections.abc import Mapping
+from typing import IO, TYPE_CHECKING, Final, final
+
+import trio
+
+from ._errors import StepSkippedError
+from ._instrument import Instrument, RunInfo
+from ._result import RunResult, StepStatus, StepTiming
+from ._result import _describe as _type_and_message
+from ._step import Step
+
+if TYPE_CHECKING:
+    from rich.console import Console, ConsoleOptions, RenderResult
+    from rich.live import Live
+    from rich.text import Text
+
+__all__ = ["Progress"]
+
+logger: Final = logging.getLogger("exegraph_trio")
+
+_INSTALL: Final = "pip install 'exegraph-trio[progress]'"
+_REFRESH_PER_SECOND: Final = 10
+_RUNNING_SHOWN: Final = 10
+"""Running steps listed per run in the live area, longest-running first; then `… N more`."""
+_BAR_WIDTH: Final = 24
+_DONE: Final = StepStatus.DONE
+_FAILED: Final = StepStatus.FAILED
+_SKIPPED: Final = StepStatus.SKIPPED
+_NAME_WIDTH: Final = 40
+"""Plain lines pad step names to the graph's longest name, up to this many characters."""
+
+
+@final
+class Progress(Instrument):
+    """Show how runs are going: a live area on a terminal, one line per step in a CI log.
+
+    Attach it like any [`Instrument`][exegraph_trio.Instrument]. It draws with `rich`,
+    shipped as an extra: `pip install 'exegraph-trio[progress]'`.
+
+    ```python
+    log = exegraph.DurationLog(".exegraph/durations.json")  # for the ETA
+    options = exegraph.RunOptions(durations=log, instruments=[log, exegraph.Progress()])
+    await exegraph.run(graph, options)
+    ```
+
+    **On a terminal** (`console.is_terminal`) one live area at the bottom of the screen
+    shows each run: a bar, `settled/total`, how many steps are done, failed, skipped or
+    cancelled, how many are running, the time since the run started and, given
+    durations, an ETA; below, the running steps, longest-running first (ten at most, then
+    `… N more`), each with its elapsed time, and its attempt number after a retry, or
+    `teardown` while a resource is released. Failures, retries and failed teardowns are
+    printed above the area as they happen, and a summary line when a run ends
+    (`✓`, or `✗` when a step failed or was cancelled). The area goes away when the last
+    run ends, also when a run is cancelled or interrupted, leaving those lines:
+
+    ```text
+    ✗ lint failed after 1.0s: RuntimeError: E501 line too long
+    ━━━━━━━━━━────────────── 3/7 · 2 done · 1 failed · 2 running · 3.2s · ETA 3.4s
+      build-api  2.6s
+      test-web   0.6s
+    ```
+
+    The area is redrawn by a thread of the `Progress`, ten times a second at most, and the
+    lines above it are printed by that thread too: on the scheduler's path a step only
+    updates counters and a dict of running steps, so a run of 10⁴ no-op steps pays no
+    drawing per step, and a slow terminal never holds up the run. Times are read from the
+    run's Trio clock (virtual under a `MockClock`).
+
+    The ETA is a lower bound under the estimates: the longer of the longest chain of
+    steps still to go (a running step counts its estimate minus its elapsed time) and the
+    estimated work left spread over the run's concurrency bound. A step without an
+    estimate counts the median of the others, as the scheduler does.
+
+    While the area is shown, what the program writes to `sys.stdout` or `sys.stderr` is
+    printed above it (rich redirects both), and so are `logging` records: the root
+    logger's handlers that write to the terminal's `stdout` or `stderr` (those of
+    `logging.basicConfig()`) are pointed at the redirections until the area closes, then
+    given their streams back, so a record is never torn by a redraw. For coloured
+    records, use `rich.logging.RichHandler(console=progress.console)` instead: it prints
+    through the same console.
+
+    **Not on a terminal** (a CI log, a file) each settled step is one plain line,
+    written and flushed at once to `console.file` (by the scheduler's thread), and a run
+    ends with a summary line; no ANSI codes:
+
+    ```text
+    [1/7] checkout   Done        0.503 s
+    [2/7] lint       Failed      1.001 s  RuntimeError: E501 line too long
+    [3/7] build-web  Done        2.002 s
+    ...
+    [7/7] package    Done        1.001 s
+    7 steps in 6.511 s: 6 done, 1 failed
+    ```
+
+    A skipped step says why (`its dependency 'lint' failed`); a retry
+    (`fetch: attempt 1 failed, retrying in 2.000 s: …`) and a failed teardown
+    (`db: teardown failed: …`) are lines of their own.
+
+    **Several runs at once** (one `Progress` in the options of concurrent runs) share the
+    one live area: each run has its own bar and running steps, in the order the runs
+    started. From the moment a second run starts, every line of each run in progress,
+    above the area or off a terminal, and its bar, begins with `run N: ` (its
+    [`run_id`][exegraph_trio.RunInfo]).
+
+    Args:
+        console: the `rich.console.Console` to draw on. `None`: a new one on standard
+            error, so that the display does not mix with what a program prints on its
+            standard output.
+        durations: estimated seconds per step name (a `dict`, an
+            [`exegraph.DurationLog`][exegraph_trio.DurationLog]) for the ETA. `None`: the
+            run's own `RunOptions.durations`; with neither, no ETA is shown.
+
+    Raises:
+        ImportError: `rich` is not installed (`pip install 'exegraph-trio[progress]'`).
+    """
+
+    def __init__(
+        self,
+        *,
+        console: Console | None = None,
+        durations: Mapping[str, float] | None = None,
+    ) -> None:
+        try:
+            from rich.console import Console  # noqa: PLC0415 - rich is an optional extra
+        except ImportError as exc:
+            raise ImportError(
+                f"exegraph.Progress draws with rich, which is not installed: {_INSTALL}",
+                name="rich",
+            ) from exc
+        self._console = Console(stderr=True) if console is None else console
+        self._durations = durations
+        self._live_mode = self._console.is_terminal and not self._console.is_dumb_terminal
+        self._runs: dict[RunInfo, _RunState] = {}
+        self._screen: _Screen | None = None
+
+    @property
+    def console(self) -> Console:
+        """The `rich` console the display is drawn on."""
+        return self._console
+
+    def run_started(self, run: RunInfo) -> None:
+        """Start following `run` (and open the live area, on a terminal)."""
+        durations = self._durations if self._durations is not None else run.options.durations
+        state = _RunState(run, durations if self._live_mode else None)
+        state.file = self._console.file
+        if self._runs:  # several runs at once: each one's lines say which it is, from now on
+            for other in (*self._runs.values(), state):
+                other.label = f"run {other.run_id}: "
+        self._runs[run] = state
+        if self._live_mode and self._screen is None:
+            try:
+                self._screen = _Screen(self._console, self._runs)
+            except BaseException:
+                del self._runs[run]
+                raise
+
+    def step_started(self, run: RunInfo, step: Step) -> None:
+        """Count `step` as running (nothing is drawn here)."""
+        if self._live_mode:
+            state = self._runs[run]
+            state.running[step.name] = state.clock.current_time()
+            if state.seen is not None:
+                state.seen.add(step.name)
+
+    def step_done(self, run: RunInfo, step: Step, timing: StepTiming) -> None:
+        """Count `step` as settled; a failure is printed (above the live area)."""
+        state = self._runs[run]
+        state.settle(step.name, timing.status)
+        if self._live_mode:
+            state.running.pop(step.name, None)
+            state.notes.pop(step.name, None)
+            if timing.status is _FAILED and self._screen is not None:
+                self._screen.say(state.label, "✗", "red", _failure(timing))
+        else:
+            self._line(state, timing)
+
+    def step_skipped(self, run: RunInfo, step: Step, timing: StepTiming) -> None:
+        """Count `step` as settled, skipped."""
+        state = self._runs[run]
+        state.settle(step.name, timing.status)
+        if state.seen is not None:
+            state.seen.add(step.name)
+        if not self._live_mode:
+            self._line(state, timing)
+
+    def step_retrying(
+        self, run: RunInfo, step: Step, attempt: int, error: BaseException, delay: float
+    ) -> None:
+        """Say that an attempt of `step` failed and when the next one comes."""
+        text = f"attempt {attempt} failed, retrying in {delay:.3f} s: {_describe(error)}"
+        state = self._runs[run]
+        if self._live_mode:
+            state.notes[step.name] = "waiting to retry"
+            if self._screen is not None:
+                self._screen.say(state.label, "↻", "yellow", f"{step.name}: {text}")
+        else:
+            self._write(f"{state.label}{step.name}: {text}")
+
+    def attempt_started(self, run: RunInfo, step: Step, attempt: int) -> None:
+        """Show the attempt number next to `step`."""
+        if self._live_mode:
+            self._runs[run].notes[step.name] = f"attempt {attempt}"
+
+    def teardown_started(self, run: RunInfo, step: Step) -> None:
+        """List the teardown of `step` among the running steps."""
+        if self._live_mode:
+            state = self._runs[run]
+            state.notes[step.name] = "teardown"
+            state.running[step.name] = state.clock.current_time()
+
+    def teardown_done(self, run: RunInfo, step: Step, error: BaseException | None) -> None:
+        """Take the teardown off the running steps; a failed one is printed."""
+        text = None if error is None else f"{step.name}: teardown failed: {_describe(error)}"
+        state = self._runs[run]
+        if self._live_mode:
+            state.running.pop(step.name, None)
+            state.notes.pop(step.name, None)
+            if text is not None and self._screen is not None:
+                self._screen.say(state.label, "✗", "red", text)
+        elif text is not None:
+            self._write(f"{state.label}{text}")
+
+    def run_done(self, run: RunInfo, result: RunResult) -> None:
+        """Print the run's summary; the live area closes when no run is left."""
+        state = self._runs.pop(run, None)
+        label = "" if state is None else state.label
+        screen = self._screen
+        try:
+            if screen is None:
+                self._write(f"{label}{result._summary()}")
+            else:
+                mark, style = ("✓", "green") if _succeeded(result) else ("✗", "red")
+                screen.say(label, mark, style, result._summary())
+        finally:
+            if screen is not None and not self._runs:
+                self._screen = None
+                screen.close()
+
+    def _line(self, state: _RunState, timing: StepTiming) -> None:
+        start, end, error = timing.start, timing.end, timing.error
+        if error is None and start is not None and end is not None:  # kept short: most steps
+            line = state.line % (state.settled, timing.name, timing.status._value_, end - start)
+        else:
+            if error is None:
+                why = ""
+            elif isinstance(error, StepSkippedError):
+                why = (
+                    "the run stopped before it could start"
+                    if error.failed_dependency is None
+                    else f"its dependency {error.failed_dependency!r} failed"
+                )
+            else:
+                why = _describe(error)
+            duration = "-" if start is None or end is None else f"{end - start:.3f} s"
+            line = (
+                f"[{state.settled:>{state.count_width}}/{state.total}] "
+                f"{timing.name:<{state.name_width}}  {timing.status!s:<9} {duration:>9}  {why}"
+            ).rstrip() + "\n"
+        if state.label:
+            line = state.label + line
+        file = state.file
+        file.write(line)
+        file.flush()
+
+    def _write(self, line: str) -> None:
+        file = self._console.file
+        file.write(line.rstrip() + "\n")
+        file.flush()
+
+
+def _describe(error: BaseException) -> str:
+    """`Type: message` on one line; `Type` alone when the message is empty."""
+    return _type_and_message(error).removesuffix(": ")
+
+
+def _failure(timing: StepTiming) -> str:
+    error = "" if timing.error is None else f": {_describe(timing.error)}"
+    return f"{timing.name} failed after {_clock(timing.duration)}{error}"
+
+
+def _succeeded(result: RunResult) -> bool:
+    """No step failed or was cancelled (an interrupted or cancelled run has no `error`)."""
+    bad = (StepStatus.FAILED, StepStatus.CANCELLED)
+    return result.ok and not any(timing.status in bad for timing in result.steps)
+
+
+def _clock(seconds: float) -> str:
+    """`2.5s` under a minute, then `1:05`, then `1:02:05`."""
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    whole = int(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+@final
+class _RunState:
+    """What one run has done so far: counters, running steps and the ETA's estimates.
+
+    Written by the Trio thread; read by the drawing thread, which copies each container
+    in one C-level call before using it.
+    """
+
+    def __init__(self, run: RunInfo, durations: Mapping[str, float] | None) -> None:
+        graph = run.graph
+        self.run_id = run.run_id
+        self.position = graph._position  # running steps started together: in graph order
+        self.label = ""
+        """`run N: ` once another run shares the `Progress`, else empty."""
+        self.clock = trio.lowlevel.current_clock()
+        self.start = self.clock.current_time()
+        self.total = len(graph)
+        self.count_width = len(str(self.total))
+        self.name_width = min(_NAME_WIDTH, max(map(len, graph.names), default=0))
+        self.line = f"[%{self.count_width}d/{self.total}] %-{self.name_width}s  %-9s %7.3f s\n"
+        """The plain line of a step that ran without error: settled count, name, status, seconds."""
+        self.settled = self.done = self.failed = self.skipped = self.cancelled = 0
+        self.running: dict[str, float] = {}
+        self.notes: dict[str, str] = {}
+        self.seen: set[str] | None = None
+        self.file: IO[str] = sys.stdout
+        """Where plain lines go: the console's file, looked up once per run."""
+        if durations is None:
+            return
+        estimates = graph._estimates(durations)
+        paths = graph._path_lengths(estimates)
+        names = graph.names
+        self.estimates = dict(zip(names, estimates, strict=True))
+        self.tails = {n: p - e for n, p, e in zip(names, paths, estimates, strict=True)}
+        self.work_left = math.fsum(estimates)
+        self.by_path = sorted(zip(paths, names, strict=True), key=lambda pair: -pair[0])
+        self.next_unstarted = 0
+        self.slots = run.options.concurrency_limit
+        self.seen = set()
+
+    def settle(self, name: str, status: StepStatus) -> None:
+        self.settled += 1
+        if status is _DONE:
+            self.done += 1
+        elif status is _FAILED:
+            self.failed += 1
+        elif status is _SKIPPED:
+            self.skipped += 1
+        else:
+            self.cancelled += 1
+        if self.seen is not None:
+            self.work_left -= self.estimates[name]
+
+    def eta(self, now: float, running: dict[str, float], notes: dict[str, str]) -> float | None:
+        """Seconds left under the estimates (a lower bound), or `None` without them."""
+        seen = self.seen
+        if seen is None:
+            return None
+        work = self.work_left
+        longest = 0.0
+        for name, start in running.items():
+            estimate = self.estimates.get(name)
+            if estimate is None or notes.get(name) == "teardown":
+                continue  # a teardown: its step is settled, its estimate already spent
+            elapsed = now - start
+            work -= min(estimate, elapsed)
+            longest = max(longest, max(0.0, estimate - elapsed) + self.tails[name])
+        by_path = self.by_path
+        while self.next_unstarted < len(by_path) and by_path[self.next_unstarted][1] in seen:
+            self.next_unstarted += 1
+        if self.next_unstarted < len(by_path):
+            longest = max(longest, by_path[self.next_unstarted][0])
+        return max(longest, max(0.0, work) / self.slots)
+
+    def render(self) -> list[Text]:
+        """The lines of this run in the live area."""
+        from rich.text import Text  # noqa: PLC0415 - rich is an optional extra
+
+        now = self.clock.current_time()
+        running = self.running.copy()
+        notes = self.notes.copy()
+        settled = self.settled
+        filled = _BAR_WIDTH if not self.total else _BAR_WIDTH * settled // self.total
+        header = Text(self.label, style="bold", no_wrap=True, overflow="ellipsis")
+        header.append("━" * filled, style="green" if not self.failed else "red")
+        header.append("─" * (_BAR_WIDTH - filled), style="bright_black")
+        parts = [f"{settled}/{self.total}", f"{self.done} done"]
+        for count, word in (
+            (self.failed, "failed"),
+            (self.skipped, "skipped"),
+            (self.cancelled, "cancelled"),
+        ):
+            if count:
+                parts.append(f"{count} {word}")
+        position = self.position
+        shown = sorted(running.items(), key=lambda item: (item[1], position(item[0])))
+        parts.append(f"{sum(1 for name in running if notes.get(name) != 'teardown')} running")
+        parts.append(_clock(now - self.start))
+        eta = self.eta(now, running, notes)
+        if eta is not None:
+            parts.append(f"ETA {_clock(eta)}")
+        header.append(" " + " · ".join(parts))
+        lines = [header]
+        width = max((len(name) for name, _ in shown[:_RUNNING_SHOWN]), default=0)
+        for name, start in shown[:_RUNNING_SHOWN]:
+            line = Text(
+                f"  {name:<{width}}  {_clock(now - start)}", no_wrap=True, overflow="ellipsis"
+            )
+            if name in notes:
+                line.append(f"  {notes[name]}", style="yellow")
+            lines.append(line)
+        if len(shown) > _RUNNING_SHOWN:
+            lines.append(Text(f"  … {len(shown) - _RUNNING_SHOWN} more", style="dim"))
+        return lines
+
+
+@final
+class _Screen:
+    """The live area and the thread that draws it, shared by the runs of one `Progress`.
+
+    The Trio thread only queues lines (`say`); the drawing thread prints the queued lines
+    above the area, or else redraws it, every tenth of a second. `close` (at the last
+    `run_done`) stops the thread, prints what is left and removes the area.
+    """
+
+    def __init__(self, console: Console, runs: dict[RunInfo, _RunState]) -> None:
+        from rich.live import Live  # noqa: PLC0415 - rich is an optional extra
+
+        self._console = console
+        self._runs = runs
+        self._pending: collections.deque[Text] = collections.deque()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        before = sys.stdout, sys.stderr
+        self._live: Live = Live(
+            self,
+            console=console,
+            auto_refresh=False,
+            transient=True,
+            redirect_stdout=True,
+            redirect_stderr=True,
+        )
+        self._live.start()
+        self._rerouted = _route_logging(before, (sys.stdout, sys.stderr))
+        self._thread = threading.Thread(target=self._draw, name="exegraph-progress", daemon=True)
+        self._thread.start()
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        for state in list(self._runs.values()):
+            yield from state.render()
+
+    def say(self, label: str, mark: str, style: str, text: str) -> None:
+        """Queue a line to print above the area at the next redraw."""
+        from rich.text import Text  # noqa: PLC0415 - rich is an optional extra
+
+        line = Text(label)
+        line.append(mark, style=style)
+        line.append(" " + text)
+        self._pending.append(line)
+
+    def _draw(self) -> None:
+        try:
+            while not self._stop.wait(1 / _REFRESH_PER_SECOND):
+                self._paint()
+        except Exception:
+            logger.exception("the progress display failed; it stops drawing")
+
+    def _paint(self) -> None:
+        with self._lock:
+            if self._stop.is_set():
+                return
+            lines = []
+            while self._pending:
+                lines.append(self._pending.popleft())
+            if lines:
+                from rich.text import Text  # noqa: PLC0415 - rich is an optional extra
+
+                self._console.print(Text("\n").join(lines))  # redraws the area below
+            else:
+                self._live.refresh()
+
+    def close(self) -> None:
+        """Stop drawing, print the queued lines and remove the area."""
+        self._stop.set()
+        try:
+            self._thread.join()
+        finally:
+            with self._lock:
+                try:
+                    _restore_logging(self._rerouted)
+                    while self._pending:
+                        self._console.print(self._pending.popleft())
+                finally:
+                    self._live.stop()
+
+
+def _route_logging(
+    before: tuple[IO[str], IO[str]], after: tuple[IO[str], IO[str]]
+) -> list[tuple[logging.StreamHandler[IO[str]], IO[str]]]:
+    """Point the root logger's handlers on the old stdout/stderr at their redirections."""
+    rerouted: list[tuple[logging.StreamHandler[IO[str]], IO[str]]] = []
+    for handler in logging.getLogger().handlers:
+        if not isinstance(handler, logging.StreamHandler) or isinstance(
+            handler, logging.FileHandler
+        ):
+            continue
+        for old, new in zip(before, after, strict=True):
+            if handler.stream is old and new is not old:
+                handler.setStream(new)
+                rerouted.append((handler, old))
+                break
+    return rerouted
+
+
+def _restore_logging(rerouted: list[tuple[logging.StreamHandler[IO[str]], IO[str]]]) -> None:
+    for handler, old in rerouted:
+        handler.setStream(old)

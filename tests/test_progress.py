@@ -1,0 +1,599 @@
+"""`exegraph.Progress` (SPEC 2.3): a live area on a terminal, plain lines in a CI log.
+
+Charter: the live form is read the way a person sees it, through a terminal emulator
+(`pyte`): a `rich` console forced to be a terminal writes into a `pyte` screen, and the
+tests assert what the screen shows. Runs are real runs under virtual time
+(`autojump_clock`), so every count, elapsed time and ETA is exact. The drawing thread of
+`Progress` works in real time: a step that wants to see the screen waits, in a worker
+thread, until the screen shows exactly what is expected (or fails after 10 s, showing the
+screen), while every other step waits on a `trio.Event`, so virtual time stands still.
+The plain form is compared line for line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
+from functools import partial
+
+import pyte
+import pytest
+import trio
+import trio.lowlevel
+import trio.testing
+from rich.console import Console
+
+import exegraph_trio as exegraph
+from exegraph_trio import ErrorPolicy, Graph, Progress, Retry, RunOptions, Step
+
+CONTINUE = ErrorPolicy.CONTINUE_ON_ERROR
+WAIT = 10.0
+"""Real seconds a test waits for the screen before it fails."""
+
+
+class Screen(io.StringIO):
+    """A file for a `rich` console that feeds a `pyte` terminal, and counts the writes.
+
+    A terminal turns each `\\n` into a new line at column 0 (the tty's `onlcr`); `pyte`
+    does so in its LNM mode.
+    """
+
+    def __init__(self, columns: int = 100, lines: int = 30) -> None:
+        super().__init__()
+        self.screen = pyte.Screen(columns, lines)
+        self.screen.set_mode(pyte.modes.LNM)
+        self.stream = pyte.Stream(self.screen)
+        self.changed = threading.Condition()
+        self.writes = 0
+
+    def write(self, text: str) -> int:
+        with self.changed:
+            self.stream.feed(text)
+            self.writes += 1
+            self.changed.notify_all()
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def _text(self) -> str:
+        return "\n".join(line.rstrip() for line in self.screen.display).rstrip("\n")
+
+    def text(self) -> str:
+        """What the screen shows: its lines without trailing blanks, without blank lines below."""
+        with self.changed:
+            return self._text()
+
+    @property
+    def cursor_hidden(self) -> bool:
+        with self.changed:
+            return bool(self.screen.cursor.hidden)
+
+    def wait_for(self, wanted: Callable[[str], bool]) -> str:
+        """Block (in a worker thread) until the screen's text satisfies `wanted`; return it."""
+        with self.changed:
+            if not self.changed.wait_for(lambda: wanted(self._text()), WAIT):
+                raise AssertionError(f"the screen never showed that; it shows:\n{self._text()}")
+            return self._text()
+
+    async def shows(self, expected: str) -> str:
+        """Wait until the screen shows exactly `expected`."""
+        return await trio.to_thread.run_sync(self.wait_for, lambda text: text == expected)
+
+
+@pytest.fixture
+def screen(monkeypatch: pytest.MonkeyPatch) -> Screen:
+    monkeypatch.setenv("TERM", "xterm-256color")  # not "dumb": rich would draw no live area
+    return Screen()
+
+
+def terminal(screen: Screen) -> Console:
+    return Console(
+        file=screen,
+        force_terminal=True,
+        width=100,
+        height=30,
+        color_system="standard",
+        legacy_windows=False,
+    )
+
+
+def dedent(text: str) -> str:
+    """The lines of a triple-quoted screen, without the first newline."""
+    return text.removeprefix("\n").rstrip("\n")
+
+
+async def sleep_then(seconds: float, *, error: Exception | None = None) -> None:
+    await trio.sleep(seconds)
+    if error is not None:
+        raise error
+
+
+@contextlib.contextmanager
+def released(event: trio.Event) -> Iterator[None]:
+    """Set `event` on the way out, also when the screen was not as expected (no hang)."""
+    try:
+        yield
+    finally:
+        event.set()
+
+
+class RunIds(exegraph.Instrument):
+    """The `run_id` of each run, in the order they started."""
+
+    def __init__(self) -> None:
+        self.ids: list[int] = []
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.ids)
+
+    def run_started(self, run: exegraph.RunInfo) -> None:
+        self.ids.append(run.run_id)
+
+
+def drawing_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "exegraph-progress"]
+
+
+# -- the live area ---------------------------------------------------------------------------
+
+DURATIONS = {"fetch": 1.0, "lint": 1.5, "compile": 3.0, "docs": 1.0, "watch": 2.0, "package": 1.0}
+
+MID_RUN = dedent("""
+✗ lint failed after 1.5s: RuntimeError: E501 line too long
+━━━━━━━━──────────────── 2/6 · 1 done · 1 failed · 3 running · 2.0s · ETA 3.0s
+  watch    2.0s
+  compile  1.0s
+  docs     1.0s
+""")
+
+
+def pipeline(watch: Callable[[], Awaitable[None]], release: trio.Event) -> Graph:
+    """fetch (1 s) → compile, docs (until released) → package (1 s); lint fails at 1.5 s."""
+    return Graph(
+        [
+            Step("fetch", partial(sleep_then, 1.0)),
+            Step("lint", partial(sleep_then, 1.5, error=RuntimeError("E501 line too long"))),
+            Step("compile", release.wait, depends_on=["fetch"]),
+            Step("docs", release.wait, depends_on=["fetch"]),
+            Step("watch", watch),
+            Step("package", partial(sleep_then, 1.0), depends_on=["compile", "docs"]),
+        ]
+    )
+
+
+async def run_pipeline(
+    screen: Screen, *, in_options: bool = False, durations: bool = True
+) -> tuple[str, exegraph.RunResult]:
+    """Run `pipeline` and return what the screen showed at 2 s, and the result."""
+    release = trio.Event()
+    seen: list[str] = []
+
+    async def watch() -> None:
+        await trio.sleep(2.0)
+        expected = MID_RUN if durations else MID_RUN.replace(" · ETA 3.0s", "")
+        try:
+            seen.append(await screen.shows(expected))
+        finally:
+            release.set()
+
+    progress = Progress(
+        console=terminal(screen), durations=DURATIONS if durations and not in_options else None
+    )
+    options = RunOptions(
+        instruments=[progress],
+        max_concurrency=4,
+        error_policy=CONTINUE,
+        durations=DURATIONS if in_options else None,
+    )
+    result = await exegraph.run_with_result(pipeline(watch, release), options)
+    if result["watch"].error is not None:
+        raise result["watch"].error
+    return seen[0], result
+
+
+async def test_the_live_area_shows_counts_running_steps_elapsed_times_and_eta(
+    autojump_clock: trio.testing.MockClock, screen: Screen
+) -> None:
+    seen, _ = await run_pipeline(screen)
+    assert seen == MID_RUN
+
+
+async def test_a_failure_is_printed_above_the_live_area_while_the_run_goes_on(
+    autojump_clock: trio.testing.MockClock, screen: Screen
+) -> None:
+    seen, result = await run_pipeline(screen)
+    lines = seen.splitlines()
+    assert lines[0] == "✗ lint failed after 1.5s: RuntimeError: E501 line too long"
+    assert lines[1].startswith("━")
+    assert result["package"].end == 3.0  # the run went on after the failure
+
+
+async def test_the_eta_comes_from_the_runs_own_durations_too(
+    autojump_clock: trio.testing.MockClock, screen: Screen
+) -> None:
+    seen, _ = await run_pipeline(screen, in_options=True)
+    assert seen == MID_RUN
+
+
+async def test_without_durations_there_is_no_eta(
+    autojump_clock: trio.testing.MockClock, screen: Screen
+) -> None:
+    seen, _ = await run_pipeline(screen, durations=False)
+    assert "ETA" not in seen
+
+
+async def test_when_the_run_ends_the_area_goes_and_its_printed_lines_stay(
+    autojump_clock: trio.testing.MockClock, screen: Screen
+) -> None:
+    stdout, stderr = sys.stdout, sys.stderr
+    await run_pipeline(screen)
+    assert screen.text() == dedent("""
+✗ lint failed after 1.5s: RuntimeError: E501 line too long
+✗ 6 steps in 3.000 s: 5 done, 1 failed
+""")
+    assert not screen.cursor_hidden
+    assert (sys.stdout, sys.stderr) == (stdout, stderr)
+    assert drawing_threads() == []
+
+
+async def test_a_retry_is_printed_and_the_step_shows_its_attempt(
+    autojump_clock: trio.testing.MockClock, screen: Screen
+) -> None:
+    release = trio.Event()
+    attempts = 0
+
+    async def flaky() -> None:
+        nonlocal attempts
+        attempts += 1
+        if attempts == 1:
+            raise ConnectionError("reset by peer")
+        await release.wait()
+
+    async def watch() -> None:
+        await trio.sleep(3.0)
+        with released(release):
+            await screen.shows(
+                dedent("""
+↻ fetch: attempt 1 failed, retrying in 2.000 s: ConnectionError: reset by peer
+──────────────────────── 0/2 · 0 done · 2 running · 3.0s
+  fetch  3.0s  attempt 2
+  watch  3.0s
+""")
+            )
+
+    graph = Graph([Step("fetch", flaky, retry=Retry(attempts=2, delay=2.0)), Step("watch", watch)])
+    await exegraph.run(graph, RunOptions(instruments=[Progress(console=terminal(screen))]))
+
+
+async def test_concurrent_runs_share_one_area_each_with_its_own_bar(
+    autojump_clock: trio.testing.MockClock, screen: Screen
+) -> None:
+    release = trio.Event()
+    ids = RunIds()
+    progress = Progress(console=terminal(screen))
+
+    async def watch() -> None:
+        await trio.sleep(1.0)
+        first, second = ids
+        with released(release):
+            await screen.shows(
+                dedent(f"""
+run {first}: ──────────────────────── 0/2 · 0 done · 2 running · 1.0s
+  build  1.0s
+  watch  1.0s
+run {second}: ──────────────────────── 0/1 · 0 done · 1 running · 1.0s
+  backup  1.0s
+""")
+            )
+
+    build = Graph([Step("build", release.wait), Step("watch", watch)])
+    backup = Graph([Step("backup", release.wait)])
+    options = RunOptions(instruments=[ids, progress])
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(exegraph.run, build, options)
+        await trio.lowlevel.checkpoint()  # the first run starts first
+        nursery.start_soon(exegraph.run, backup, options)
+    first, second = ids
+    assert sorted(screen.text().splitlines()) == [
+        f"run {first}: ✓ 2 steps in 1.000 s: all done",
+        f"run {second}: ✓ 1 step in 1.000 s: all done",
+    ]
+
+
+async def test_at_most_ten_running_steps_are_listed_longest_running_first(
+    autojump_clock: trio.testing.MockClock, screen: Screen
+) -> None:
+    release = trio.Event()
+
+    async def watch() -> None:
+        await trio.sleep(12.0)
+        with released(release):
+            await screen.shows(
+                dedent("""
+━━━━━━━━━━━───────────── 12/25 · 12 done · 13 running · 12.0s
+  watch  12.0s
+  s0     12.0s
+  s1     11.0s
+  s2     10.0s
+  s3     9.0s
+  s4     8.0s
+  s5     7.0s
+  s6     6.0s
+  s7     5.0s
+  s8     4.0s
+  … 3 more
+""")
+            )
+
+    # s<i> starts at i seconds (when t<i> is over) and runs until released
+    steps = [Step("watch", watch)]
+    for i in range(12):
+        steps.append(Step(f"t{i}", partial(trio.sleep, i)))
+        steps.append(Step(f"s{i}", release.wait, depends_on=[f"t{i}"]))
+    options = RunOptions(instruments=[Progress(console=terminal(screen))], max_concurrency=30)
+    await exegraph.run(Graph(steps), options)
+
+
+async def test_log_records_and_prints_go_above_the_area_whole(
+    autojump_clock: trio.testing.MockClock, screen: Screen
+) -> None:
+    release = trio.Event()
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    stream = handler.stream
+    root = logging.getLogger()
+    root.addHandler(handler)
+    log = logging.getLogger("pipeline")
+    log.setLevel(logging.INFO)
+
+    async def talk() -> None:
+        log.info("compiling 12 files")
+        print("a line printed by a step")
+        await release.wait()
+
+    async def watch() -> None:
+        await trio.sleep(1.0)
+        with released(release):
+            await screen.shows(
+                dedent("""
+INFO pipeline: compiling 12 files
+a line printed by a step
+──────────────────────── 0/2 · 0 done · 2 running · 1.0s
+  talk   1.0s
+  watch  1.0s
+""")
+            )
+
+    try:
+        graph = Graph([Step("talk", talk), Step("watch", watch)])
+        await exegraph.run(graph, RunOptions(instruments=[Progress(console=terminal(screen))]))
+    finally:
+        root.removeHandler(handler)
+    assert handler.stream is stream  # given back when the area closed
+
+
+# -- redrawing -------------------------------------------------------------------------------
+
+
+async def test_the_area_is_redrawn_at_most_ten_times_a_second(screen: Screen) -> None:
+    writes: list[int] = []
+
+    async def block() -> None:
+        await trio.to_thread.run_sync(screen.wait_for, lambda text: "running" in text)
+        writes.append(screen.writes)
+        await trio.to_thread.run_sync(time.sleep, 1.0)
+        writes.append(screen.writes)
+
+    graph = Graph([Step("block", block)])
+    await exegraph.run(graph, RunOptions(instruments=[Progress(console=terminal(screen))]))
+    redraws = writes[1] - writes[0]
+    assert 2 <= redraws <= 11  # a tenth of a second apart: ten in the second, give or take one
+
+
+async def test_steps_settling_cost_no_redraw(
+    autojump_clock: trio.testing.MockClock, screen: Screen
+) -> None:
+    async def noop() -> None:
+        pass
+
+    graph = Graph(Step(f"s{i}", noop, depends_on=[f"s{i - 1}"] if i else []) for i in range(2000))
+    start = time.perf_counter()
+    await exegraph.run(graph, RunOptions(instruments=[Progress(console=terminal(screen))]))
+    seconds = time.perf_counter() - start
+    # hiding the cursor, the redraws of a tenth of a second each, the summary, closing
+    assert screen.writes <= 10 * seconds + 6
+    assert screen.text() == "✓ 2000 steps in 0.000 s: all done"
+
+
+# -- cleaning up -----------------------------------------------------------------------------
+
+
+def leaves_no_area(screen: Screen, stdout: object, stderr: object) -> None:
+    assert "running" not in screen.text()
+    assert not screen.cursor_hidden
+    assert (sys.stdout, sys.stderr) == (stdout, stderr)
+    assert drawing_threads() == []
+
+
+async def test_the_area_closes_when_the_run_is_cancelled(
+    autojump_clock: trio.testing.MockClock, screen: Screen
+) -> None:
+    stdout, stderr = sys.stdout, sys.stderr
+    with trio.CancelScope() as scope:
+
+        async def cancel() -> None:
+            await screen.shows(
+                "━━━━━━━━━━━━──────────── 1/2 · 1 done · 1 running · 0.0s\n  cancel  0.0s"
+            )
+            scope.cancel()
+            await trio.sleep_forever()
+
+        async def noop() -> None:
+            pass
+
+        graph = Graph([Step("noop", noop), Step("cancel", cancel, depends_on=["noop"])])
+        await exegraph.run(graph, RunOptions(instruments=[Progress(console=terminal(screen))]))
+    assert scope.cancelled_caught
+    leaves_no_area(screen, stdout, stderr)
+    assert screen.text() == "✗ 2 steps in 0.000 s: 1 done, 1 cancelled"
+
+
+async def test_the_area_closes_when_a_step_raises_keyboard_interrupt(
+    autojump_clock: trio.testing.MockClock, screen: Screen
+) -> None:
+    stdout, stderr = sys.stdout, sys.stderr
+
+    async def interrupt() -> None:
+        await screen.shows(
+            "──────────────────────── 0/2 · 0 done · 2 running · 0.0s\n"
+            "  interrupt  0.0s\n"
+            "  wait       0.0s"
+        )
+        raise KeyboardInterrupt
+
+    graph = Graph([Step("interrupt", interrupt), Step("wait", trio.sleep_forever)])
+    with pytest.raises(KeyboardInterrupt):
+        await exegraph.run(graph, RunOptions(instruments=[Progress(console=terminal(screen))]))
+    leaves_no_area(screen, stdout, stderr)
+    assert screen.text() == dedent("""
+✗ interrupt failed after 0.0s: KeyboardInterrupt
+✗ 2 steps in 0.000 s: 1 failed, 1 cancelled
+""")
+
+
+# -- plain lines -----------------------------------------------------------------------------
+
+
+def plain() -> tuple[Progress, io.StringIO]:
+    out = io.StringIO()
+    return Progress(console=Console(file=out, force_terminal=False, width=100)), out
+
+
+async def test_off_a_terminal_each_settled_step_is_one_plain_line(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    progress, out = plain()
+    graph = Graph(
+        [
+            Step("fetch", partial(sleep_then, 1.0)),
+            Step("lint", partial(sleep_then, 1.5, error=RuntimeError("E501 line too long"))),
+            Step("compile", partial(sleep_then, 2.0), depends_on=["fetch"]),
+            Step("package", partial(sleep_then, 1.0), depends_on=["compile", "lint"]),
+        ]
+    )
+    options = RunOptions(instruments=[progress], error_policy=CONTINUE, durations=DURATIONS)
+    await exegraph.run_with_result(graph, options)
+    assert out.getvalue() == (
+        "[1/4] fetch    Done        1.000 s\n"
+        "[2/4] lint     Failed      1.500 s  RuntimeError: E501 line too long\n"
+        "[3/4] package  Skipped           -  its dependency 'lint' failed\n"
+        "[4/4] compile  Done        2.000 s\n"
+        "4 steps in 3.000 s: 2 done, 1 failed, 1 skipped\n"
+    )
+
+
+async def test_plain_lines_say_retries_cancellations_and_failed_teardowns(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    progress, out = plain()
+    attempts = 0
+
+    async def flaky() -> None:
+        nonlocal attempts
+        attempts += 1
+        await trio.sleep(0.5)
+        if attempts == 1:
+            raise ConnectionError("reset by peer")
+
+    @asynccontextmanager
+    async def database() -> AsyncIterator[str]:
+        yield "db"
+        raise OSError("disk gone")
+
+    graph = Graph(
+        [
+            Step("db", database),
+            Step("fetch", flaky, retry=Retry(attempts=2, delay=2.0)),
+            Step("slow", trio.sleep_forever),
+            Step("fail", partial(sleep_then, 5.0, error=ValueError("bad input"))),
+            Step("after", partial(sleep_then, 1.0), depends_on=["slow"]),
+        ]
+    )
+    await exegraph.run_with_result(graph, RunOptions(instruments=[progress]))
+    assert out.getvalue() == (
+        "[1/5] db     Done        0.000 s\n"
+        "db: teardown failed: OSError: disk gone\n"
+        "fetch: attempt 1 failed, retrying in 2.000 s: ConnectionError: reset by peer\n"
+        "[2/5] fetch  Done        3.000 s\n"
+        "[3/5] fail   Failed      5.000 s  ValueError: bad input\n"
+        "[4/5] after  Skipped           -  the run stopped before it could start\n"
+        "[5/5] slow   Cancelled   5.000 s  "
+        "StepCancelledError: step 'slow' was cancelled while it ran\n"
+        "5 steps in 5.000 s: 2 done, 1 failed, 1 skipped, 1 cancelled\n"
+    )
+
+
+async def test_plain_lines_of_concurrent_runs_say_which_run(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    progress, out = plain()
+    ids = RunIds()
+    options = RunOptions(instruments=[ids, progress])
+    build = Graph([Step("build", partial(sleep_then, 1.0))])
+    backup = Graph([Step("backup", partial(sleep_then, 2.0))])
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(exegraph.run, build, options)
+        await trio.lowlevel.checkpoint()
+        nursery.start_soon(exegraph.run, backup, options)
+    first, second = ids
+    assert out.getvalue() == (
+        f"run {first}: [1/1] build  Done        1.000 s\n"
+        f"run {first}: 1 step in 1.000 s: all done\n"
+        f"run {second}: [1/1] backup  Done        2.000 s\n"
+        f"run {second}: 1 step in 2.000 s: all done\n"
+    )
+
+
+async def test_plain_lines_have_no_ansi_codes(autojump_clock: trio.testing.MockClock) -> None:
+    progress, out = plain()
+    graph = Graph([Step("fail", partial(sleep_then, 1.0, error=RuntimeError("boom")))])
+    await exegraph.run_with_result(graph, RunOptions(instruments=[progress]))
+    assert "\x1b" not in out.getvalue()
+    assert out.getvalue().endswith("1 step in 1.000 s: 1 failed\n")
+
+
+# -- the extra -------------------------------------------------------------------------------
+
+
+def test_without_rich_progress_says_which_extra_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "rich.console", None)
+    with pytest.raises(ImportError, match=r"pip install 'exegraph-trio\[progress\]'"):
+        Progress()
+
+
+def test_the_engine_does_not_import_rich() -> None:
+    code = "import sys, exegraph_trio; print('rich' in sys.modules)"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout == "False\n"
+
+
+def test_the_default_console_is_standard_error() -> None:
+    assert Progress().console.file is sys.stderr
+
+
+@pytest.fixture(autouse=True)
+def no_area_left_behind() -> Iterator[None]:
+    yield
+    assert drawing_threads() == []
