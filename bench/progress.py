@@ -1,29 +1,39 @@
 """What `exegraph.Progress` costs a run: the target of issue 12 is ≤ 1.5× at 10⁴ no-op steps.
 
 Each shape (`shapes.py`, no-op actions) is built once; then `exegraph.run` of it is timed
-with four sets of options, interleaved repeat after repeat (in a rotating order, after a
-`gc.collect()`), so that a machine busy with something else disturbs them alike:
+with these options:
 
 - `bare`: no instrument (the baseline);
 - `result`: no instrument, through `exegraph.run_with_result`: `run` alone never builds a
   `RunResult`, while a run with any instrument does, for `run_done`;
 - `instrument`: one `exegraph.Instrument()` that overrides nothing: what the engine's
-  calls to any instrument cost (the `StepTiming` of each `step_done`, the `RunResult`
-  of `run_done`), before `Progress` does anything;
+  calls to any instrument cost (a `StepTiming` for each `step_done`, the `RunResult` for
+  `run_done`), before `Progress` does anything;
 - `plain`: `Progress` on a console that is not a terminal (a CI log), writing its line per
   step to the null device and flushing it;
 - `live`: `Progress` on a console forced to be a terminal, drawing its live area into the
   null device (its thread redraws ten times a second while the run goes).
 
-The best of the repeats is kept for each, in CPU time of the whole process
-(`time.process_time`: the drawing thread's work counts; a busy machine disturbs it far less
-than the wall clock) and in wall time. The target is judged on CPU time against `bare`;
-the table also gives each `Progress` run against `instrument`, which is what `Progress`
-itself adds.
+Time (the default): the variants run interleaved, repeat after repeat (in a rotating
+order, after a `gc.collect()`), so that a machine busy with something else disturbs them
+alike; the best of the repeats is kept, in CPU time of the whole process
+(`time.process_time`: the drawing thread's work counts) and in wall time.
+
+Instructions (`--instructions`, needs `valgrind`): each variant runs once (after a 50-step
+warm-up run) in a fresh process under cachegrind, and the instructions of the same process
+making the graph without running it are subtracted. The count is the same to ±0.1 % from
+one try to the next, whatever else the machine does; it is blind to cache misses. Under
+valgrind a run lasts some 50 times longer, so `live` redraws some 50 times more often
+than it would at full speed, and its count also holds the first import of `rich.live`:
+an overestimate.
+
+The target is judged against `bare`; for `plain` and `live` the table also gives the ratio
+to `instrument`, which is what `Progress` itself adds.
 
 ```sh
-.venv/bin/python bench/progress.py                      # 10⁴ steps, chain/wide/layered, 7 repeats
+.venv/bin/python bench/progress.py                  # 10⁴ steps, chain/wide/layered, 7 repeats
 .venv/bin/python bench/progress.py --size 2000 --repeats 3
+.venv/bin/python bench/progress.py --instructions   # ~10 min on a busy 2-core machine
 ```
 """
 
@@ -32,9 +42,13 @@ from __future__ import annotations
 import argparse
 import gc
 import os
+import re
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import Final
+from concurrent.futures import ThreadPoolExecutor
+from typing import Final, TextIO
 
 import shapes
 import trio
@@ -46,6 +60,8 @@ TARGET: Final = 1.5
 """The most a run with `Progress` attached may cost, relative to the same run without."""
 
 VARIANTS: Final = ("bare", "result", "instrument", "plain", "live")
+WARM_UP: Final = 50
+"""Steps of the run made first in an `--instructions` child (imports, first-call caches)."""
 
 
 async def noop() -> None:
@@ -60,7 +76,7 @@ def build(kind: str, size: int) -> exegraph.Graph:
     )
 
 
-def options_for(variant: str, null: object) -> Callable[[], exegraph.RunOptions]:
+def options_for(variant: str, null: TextIO) -> Callable[[], exegraph.RunOptions]:
     """A fresh `RunOptions` for each run (a `Progress` per run, as a program would make)."""
 
     def make() -> exegraph.RunOptions:
@@ -68,10 +84,15 @@ def options_for(variant: str, null: object) -> Callable[[], exegraph.RunOptions]
             return exegraph.RunOptions()
         if variant == "instrument":
             return exegraph.RunOptions(instruments=[exegraph.Instrument()])
-        console = Console(file=null, force_terminal=variant == "live", width=100)  # type: ignore[arg-type]
+        console = Console(file=null, force_terminal=variant == "live", width=100)
         return exegraph.RunOptions(instruments=[exegraph.Progress(console=console)])
 
     return make
+
+
+def run_once(graph: exegraph.Graph, variant: str, make: Callable[[], exegraph.RunOptions]) -> None:
+    entry = exegraph.run_with_result if variant == "result" else exegraph.run
+    trio.run(entry, graph, make())
 
 
 def measure(graph: exegraph.Graph, repeats: int) -> dict[str, tuple[float, float]]:
@@ -82,11 +103,9 @@ def measure(graph: exegraph.Graph, repeats: int) -> dict[str, tuple[float, float
         for round_ in range(repeats):
             order = VARIANTS[round_ % len(VARIANTS) :] + VARIANTS[: round_ % len(VARIANTS)]
             for variant in order:
-                options = makers[variant]()
                 gc.collect()
                 cpu, wall = time.process_time(), time.perf_counter()
-                entry = exegraph.run_with_result if variant == "result" else exegraph.run
-                trio.run(entry, graph, options)
+                run_once(graph, variant, makers[variant])
                 wall = time.perf_counter() - wall
                 cpu = time.process_time() - cpu
                 old_cpu, old_wall = best[variant]
@@ -94,28 +113,88 @@ def measure(graph: exegraph.Graph, repeats: int) -> dict[str, tuple[float, float
     return best
 
 
+def child(variant: str, kind: str, size: int) -> None:
+    """One `--instructions` cell: build the graph, then (unless `none`) warm up and run."""
+    graph = build(kind, size)
+    if variant == "none":
+        return
+    with open(os.devnull, "w", encoding="utf-8") as null:
+        make = options_for(variant, null)
+        run_once(build(kind, WARM_UP), variant, make)
+        gc.collect()
+        run_once(graph, variant, make)
+
+
+def count(variant: str, kind: str, size: int) -> int:
+    """Instructions of one child process under cachegrind."""
+    command = [
+        "valgrind",
+        "--tool=cachegrind",
+        "--cache-sim=no",
+        "--cachegrind-out-file=/dev/null",
+        sys.executable,
+        __file__,
+        "--child",
+        variant,
+        "--shapes",
+        kind,
+        "--size",
+        str(size),
+    ]
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, check=True)
+    found = re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)
+    if found is None:
+        raise RuntimeError(f"no instruction count from valgrind:\n{done.stderr}")
+    return int(found.group(1).replace(",", ""))
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--size", type=int, default=10_000, help="steps per graph")
     parser.add_argument("--shapes", default="chain,wide,layered", help="comma-separated")
     parser.add_argument("--repeats", type=int, default=7, help="interleaved rounds")
+    parser.add_argument("--instructions", action="store_true", help="count, under valgrind")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    print(f"{args.size} no-op steps, best of {args.repeats} interleaved runs")
-    print("CPU s (wall s); × bare; for plain and live also × instrument")
-    print(f"{'shape':<8} " + " ".join(f"{v:>26}" for v in VARIANTS))
+    if args.child:
+        child(args.child, args.shapes, args.size)
+        return
+    kinds = args.shapes.split(",")
+    if args.instructions:
+        print(f"{args.size} no-op steps; instructions (millions)")
+        print("× bare; plain, live: also × instrument")
+        cells = [(kind, variant) for kind in kinds for variant in ("none", *VARIANTS)]
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            found = pool.map(lambda cell: count(cell[1], cell[0], args.size), cells)
+            counts = dict(zip(cells, found, strict=True))
+        best = {
+            kind: {v: (counts[kind, v] - counts[kind, "none"]) / 1e6 for v in VARIANTS}
+            for kind in kinds
+        }
+        cell_format = "{:.0f}M {:.2f}×"
+    else:
+        print(f"{args.size} no-op steps, best of {args.repeats} interleaved runs")
+        print("CPU s (wall s); × bare; plain, live: also × instrument")
+        best = {}
+        for kind in kinds:
+            timed = measure(build(kind, args.size), args.repeats)
+            best[kind] = {v: timed[v][0] for v in VARIANTS}
+            walls = {v: timed[v][1] for v in VARIANTS}
+            print(f"  {kind} wall s: " + ", ".join(f"{v} {walls[v]:.3f}" for v in VARIANTS))
+        cell_format = "{:.3f} s {:.2f}×"
+    print(f"{'shape':<8} " + " ".join(f"{v:>20}" for v in VARIANTS))
     worst = 0.0
-    for kind in args.shapes.split(","):
-        best = measure(build(kind, args.size), args.repeats)
-        base, instrument = best["bare"][0], best["instrument"][0]
-        cells = []
+    for kind in kinds:
+        cost = best[kind]
+        cells_text = []
         for variant in VARIANTS:
-            cpu, wall = best[variant]
-            cell = f"{cpu:.3f} ({wall:.3f}) {cpu / base:.2f}×"
+            text = cell_format.format(cost[variant], cost[variant] / cost["bare"])
             if variant in ("plain", "live"):
-                worst = max(worst, cpu / base)
-                cell += f" {cpu / instrument:.2f}×"
-            cells.append(cell)
-        print(f"{kind:<8} " + " ".join(f"{cell:>26}" for cell in cells))
+                worst = max(worst, cost[variant] / cost["bare"])
+                text += f" {cost[variant] / cost['instrument']:.2f}×"
+            cells_text.append(text)
+        print(f"{kind:<8} " + " ".join(f"{text:>20}" for text in cells_text))
     verdict = "met" if worst <= TARGET else "MISSED"
     print(f"worst Progress ratio to bare {worst:.2f}× (target ≤ {TARGET}×): {verdict}")
 
