@@ -366,7 +366,8 @@ def update_readme(markdown: str, block: str = "results") -> None:
     """Replace the text between the `block` markers of bench/README.md.
 
     `results` holds the last full (or partial) suite; `lifecycle` the last run of the
-    lifecycle section alone; `ab` the last `ab.py` comparison.
+    lifecycle section alone; `ab` the last `ab.py` comparison; `instructions` the last
+    `instructions.py` count.
     """
     start, end = f"<!-- {block}:start -->", f"<!-- {block}:end -->"
     text = README.read_text()
