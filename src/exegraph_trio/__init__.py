@@ -34,6 +34,8 @@ from ._instrument import Instrument as Instrument
 from ._instrument import RunInfo as RunInfo
 from ._lifecycle import Retry as Retry
 from ._lifecycle import TriggerRule as TriggerRule
+from ._offload import in_process as in_process
+from ._offload import in_thread as in_thread
 from ._options import ErrorPolicy as ErrorPolicy
 from ._options import RunOptions as RunOptions
 from ._plan import Plan as Plan
@@ -77,6 +79,8 @@ __all__ = [
     "StepTimeoutError",
     "StepTiming",
     "TriggerRule",
+    "in_process",
+    "in_thread",
     "is_step_skipped",
     "plan",
     "run",

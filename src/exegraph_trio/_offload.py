@@ -1,0 +1,383 @@
+"""`in_thread` and `in_process`: step actions that run a sync function off the event loop.
+
+A Trio program must not block its event loop, so a blocking call (a file, a C library, a
+client without async support) runs in a thread, and CPU-bound Python (which holds the GIL)
+in a worker process. Both functions turn `fn(*args, **kwargs)` into an async action whose
+step `inputs` become more keyword arguments:
+
+```python
+Step("resize", exegraph.in_thread(resize, width=800), inputs={"image": "download"})
+# resize(image=<value of download>, width=800), in a thread
+```
+
+`in_process` runs on `trio-parallel`, an optional dependency (the `process` extra),
+imported only when an `in_process` action is made: the engine never imports it.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import inspect
+import pickle
+import reprlib
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Final, Generic, TypeVar, final
+
+import trio
+
+from ._step import is_async_callable
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+__all__ = ["in_process", "in_thread"]
+
+T = TypeVar("T")
+
+_INSTALL: Final = "pip install 'exegraph-trio[process]'"
+_PICKLING_ERRORS: Final = (pickle.PicklingError, TypeError, AttributeError, RecursionError)
+"""What pickling an object that cannot be pickled raises (pickle's and cloudpickle's)."""
+
+_short: Final = reprlib.Repr()
+_short.maxstring = 40
+_short.maxother = 40
+
+
+class _Offloaded(Generic[T]):
+    """What `in_thread` and `in_process` return: `fn` bound to some arguments, awaitable.
+
+    It stands in for `fn` as a decorator's wrapper does: `__name__`, `__qualname__`,
+    `__module__` and `__doc__` are `fn`'s, so `GraphBuilder.step` names a step after the
+    function. Its signature is `fn`'s without the bound arguments, so that `Step` refuses,
+    when it is made, `inputs` that `fn` cannot take.
+    """
+
+    _kind: str
+
+    def __init__(
+        self, fn: Callable[..., T], args: tuple[object, ...], kwargs: dict[str, object]
+    ) -> None:
+        if not callable(fn):
+            raise TypeError(
+                f"{self._kind} takes a sync function to run, not {type(fn).__name__}: {fn!r}"
+            )
+        if is_async_callable(fn) or inspect.isasyncgenfunction(fn):
+            raise TypeError(
+                f"{self._kind} runs a sync function, but {fn!r} is async: make it a step's "
+                f"action as it is, without {self._kind}"
+            )
+        self._fn = fn
+        self._args = args
+        self._kwargs = kwargs
+        # The callable handed to Trio without inputs: `fn` itself when nothing is bound
+        # by keyword (Trio names the thread after it), else a partial made once here.
+        self._target: Callable[..., T] = functools.partial(fn, **kwargs) if kwargs else fn
+        name = getattr(fn, "__name__", None)
+        self._name = name if isinstance(name, str) else type(fn).__name__
+        self.__name__ = self._name
+        self.__qualname__ = getattr(fn, "__qualname__", self._name)
+        self.__module__ = getattr(fn, "__module__", None) or __name__
+        self.__doc__ = getattr(fn, "__doc__", None)
+        signature = _remaining_signature(fn, args, kwargs, self._label())
+        if signature is not None:
+            self.__signature__ = signature
+
+    def _label(self) -> str:
+        return f"{self._kind}({self._name})"
+
+    def __repr__(self) -> str:
+        bound = [_short.repr(arg) for arg in self._args]
+        bound += [f"{key}={_short.repr(value)}" for key, value in self._kwargs.items()]
+        return f"{self._kind}({', '.join([self._name, *bound, *self._options()])})"
+
+    def _options(self) -> list[str]:
+        return []
+
+    def _call(self, inputs: Mapping[str, object]) -> Callable[..., T]:
+        """`fn` with its bound keywords and the step's inputs, or `TypeError` on a clash."""
+        if self._kwargs:
+            clash = sorted(self._kwargs.keys() & inputs.keys())
+            if clash:
+                names = ", ".join(repr(name) for name in clash)
+                raise TypeError(
+                    f"step {trio.lowlevel.current_task().name!r}: {self._label()} binds the "
+                    f"keyword argument(s) {names}, which the step's inputs pass too; rename "
+                    "the input or drop the bound argument"
+                )
+        return functools.partial(self._fn, **self._kwargs, **inputs)
+
+
+def _remaining_signature(
+    fn: Callable[..., object], args: tuple[object, ...], kwargs: dict[str, object], label: str
+) -> inspect.Signature | None:
+    """`fn`'s signature without the parameters `args` and `kwargs` bind; `None` if unknown.
+
+    Raises:
+        TypeError: `fn` cannot take `args` and `kwargs`.
+    """
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):  # a builtin or a C callable: found out at run time
+        return None
+    try:
+        bound = signature.bind_partial(*args, **kwargs)
+    except TypeError as exc:
+        raise TypeError(f"{label} cannot bind the arguments given: {exc}") from None
+    variadic = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    left = [
+        parameter
+        for name, parameter in signature.parameters.items()
+        if name not in bound.arguments or parameter.kind in variadic
+    ]
+    return signature.replace(parameters=left)
+
+
+@final
+class _InThread(_Offloaded[T]):
+    _kind = "in_thread"
+
+    def __init__(
+        self,
+        fn: Callable[..., T],
+        args: tuple[object, ...],
+        kwargs: dict[str, object],
+        *,
+        abandon_on_cancel: bool,
+    ) -> None:
+        if not isinstance(abandon_on_cancel, bool):
+            raise TypeError(
+                f"abandon_on_cancel must be a bool, not {type(abandon_on_cancel).__name__}: "
+                f"{abandon_on_cancel!r}"
+            )
+        super().__init__(fn, args, kwargs)
+        self._abandon = abandon_on_cancel
+
+    def _options(self) -> list[str]:
+        return ["abandon_on_cancel=True"] if self._abandon else []
+
+    async def __call__(self, **inputs: object) -> T:
+        target = self._call(inputs) if inputs else self._target
+        if target is self._fn:
+            value = await trio.to_thread.run_sync(
+                target, *self._args, abandon_on_cancel=self._abandon
+            )
+        else:
+            value = await trio.to_thread.run_sync(
+                target,
+                *self._args,
+                thread_name=f"{self._name} from {trio.lowlevel.current_task().name}",
+                abandon_on_cancel=self._abandon,
+            )
+        # A cancellation that came while the thread ran (a deadline, fail-fast) ends the
+        # step as cancelled, its value discarded, as the action's next checkpoint would.
+        await trio.lowlevel.checkpoint_if_cancelled()
+        return value
+
+
+@final
+class _InProcess(_Offloaded[T]):
+    _kind = "in_process"
+
+    def __init__(
+        self, fn: Callable[..., T], args: tuple[object, ...], kwargs: dict[str, object]
+    ) -> None:
+        super().__init__(fn, args, kwargs)
+        parallel = _trio_parallel()
+        self._run_sync: Callable[..., Awaitable[T]] = parallel.run_sync
+        self._dumps = _dumps()
+        # Refuse what cannot reach a worker here, where the action is made, rather than
+        # in the middle of a run.
+        culprit = self._unpicklable({})
+        if culprit is not None:
+            what, error = culprit
+            raise TypeError(
+                f"{self._label()} cannot send {what} to a worker process: "
+                f"{type(error).__name__}: {error}. {_PICKLE_ADVICE}"
+            ) from error
+
+    async def __call__(self, **inputs: object) -> T:
+        target = self._call(inputs) if inputs else self._target
+        try:
+            return await self._run_sync(target, *self._args, kill_on_cancel=True)
+        except _PICKLING_ERRORS as exc:
+            # Raised before the job reached a worker (an input that cannot be pickled), or
+            # by `fn` in the worker: only the former names something that cannot be
+            # pickled now. Checked here, on failure, so a call pickles its job just once.
+            culprit = self._unpicklable(inputs)
+            if culprit is None:
+                raise
+            what, error = culprit
+            raise TypeError(
+                f"step {trio.lowlevel.current_task().name!r}: {self._label()} cannot send "
+                f"{what} to a worker process: {type(error).__name__}: {error}. "
+                f"{_PICKLE_ADVICE}"
+            ) from exc
+
+    def _unpicklable(self, inputs: Mapping[str, object]) -> tuple[str, BaseException] | None:
+        """The first part of the call that cannot be pickled, and why; `None` if none."""
+        parts: list[tuple[str, object]] = [("the function", self._fn)]
+        parts += [
+            (f"its argument {n} ({_described(arg)})", arg) for n, arg in enumerate(self._args)
+        ]
+        parts += [
+            (f"its keyword argument {key!r} ({_described(value)})", value)
+            for key, value in self._kwargs.items()
+        ]
+        parts += [
+            (f"its input {key!r} ({_described(value)})", value) for key, value in inputs.items()
+        ]
+        for what, part in parts:
+            try:
+                self._dumps(part)
+            except _PICKLING_ERRORS as exc:
+                return what, exc
+        return None
+
+
+_PICKLE_ADVICE: Final = (
+    "A worker process receives the function and its arguments pickled: the function must "
+    "be importable (defined at the top level of a module) and the arguments plain data; "
+    "run it with exegraph.in_thread if it needs this object"
+)
+
+
+def _described(value: object) -> str:
+    return f"a {type(value).__qualname__}"
+
+
+def _trio_parallel() -> ModuleType:
+    """The `trio_parallel` module, or an `ImportError` that says how to install it."""
+    try:
+        return importlib.import_module("trio_parallel")
+    except ImportError as exc:
+        raise ImportError(
+            f"exegraph.in_process runs functions in worker processes with trio-parallel, "
+            f"which is not installed: {_INSTALL}",
+            name="trio_parallel",
+        ) from exc
+
+
+def _dumps() -> Callable[[object], bytes]:
+    """How trio-parallel pickles a call: with cloudpickle when it is installed, else pickle."""
+    try:
+        cloudpickle = importlib.import_module("cloudpickle")
+    except ImportError:
+        return pickle.dumps
+    dumps: Callable[[object], bytes] = cloudpickle.dumps
+    return dumps
+
+
+def in_thread(
+    fn: Callable[..., T], /, *args: object, abandon_on_cancel: bool = False, **kwargs: object
+) -> Callable[..., Awaitable[T]]:
+    """Make a step action that runs the sync function `fn(*args, **kwargs)` in a thread.
+
+    For blocking calls: file and network I/O without async support, C libraries that
+    release the GIL, `time.sleep`. The step's `inputs` are passed as more keyword
+    arguments, and what `fn` returns is the step's value:
+
+    ```python
+    def resize(image: bytes, width: int) -> bytes: ...
+
+    Step("resize", exegraph.in_thread(resize, width=800), inputs={"image": "download"})
+    ```
+
+    It runs on [`trio.to_thread.run_sync`][trio.to_thread.run_sync], so at most 40 such
+    threads run at once (Trio's default limiter) and context variables reach the thread
+    (the step's OpenTelemetry span among them: spans made by `fn` nest under it).
+
+    **Cancellation and deadlines.** A thread cannot be interrupted. When the step is
+    cancelled (its timeout passes, fail-fast cancels the run, an enclosing scope is
+    cancelled):
+
+    - by default the step waits until `fn` returns, then ends as timed out
+      ([`StepTimeoutError`][exegraph_trio.StepTimeoutError]) or cancelled, and `fn`'s
+      value is discarded: a step with `timeout=5` whose `fn` takes 60 s fails after 60 s.
+      A long `fn` can stop early by calling `trio.from_thread.check_cancelled()` now and
+      then: it raises `trio.Cancelled` in the thread once the step is cancelled;
+    - with `abandon_on_cancel=True` the step ends at once and `fn` keeps running in the
+      background until it returns; its value or exception is discarded. Use it only for
+      a `fn` that is safe to leave running (nothing waits for its effects, and the
+      process may exit while it runs).
+
+    CPU-bound Python holds the GIL and gains nothing from threads: use
+    [`in_process`][exegraph_trio.in_process].
+
+    Args:
+        fn: a sync callable. Its name, qualified name and docstring become the action's,
+            so `GraphBuilder.step` names a step after it.
+        *args: positional arguments for `fn`.
+        abandon_on_cancel: whether a cancelled step stops waiting for `fn` (`True`) or
+            waits until it returns (`False`, the default), as described above.
+        **kwargs: keyword arguments for `fn`; the step's `inputs` must not repeat them.
+
+    Returns:
+        An async action for [`Step`][exegraph_trio.Step]: called with the step's inputs as
+        keyword arguments, it returns what `fn` returns and raises what `fn` raises. Its
+        signature is `fn`'s without the bound arguments, so a `Step` whose `inputs` name
+        a parameter `fn` does not have (or one bound here) is refused when it is made.
+
+    Raises:
+        TypeError: `fn` is not callable or is async, `abandon_on_cancel` is not a `bool`,
+            or `fn` cannot take `args` and `kwargs` (when its signature can be read). When
+            the action is called: an input repeats a keyword bound here.
+    """
+    return _InThread(fn, args, kwargs, abandon_on_cancel=abandon_on_cancel)
+
+
+def in_process(
+    fn: Callable[..., T], /, *args: object, **kwargs: object
+) -> Callable[..., Awaitable[T]]:
+    """Make a step action that runs the sync function `fn(*args, **kwargs)` in a process.
+
+    For CPU-bound Python, which holds the GIL: each call runs in a worker process of
+    [`trio-parallel`](https://trio-parallel.readthedocs.io), an extra
+    (`pip install 'exegraph-trio[process]'`). Workers are reused between calls; by
+    default at most one runs per CPU (trio-parallel's limiter), and a step waiting for a
+    worker holds its exegraph slot. The step's `inputs` are passed as more keyword
+    arguments, and what `fn` returns is the step's value:
+
+    ```python
+    def checksum(path: str, algorithm: str) -> str: ...  # at the top level of a module
+
+    Step("checksum", exegraph.in_process(checksum, algorithm="sha256"), inputs={"path": "fetch"})
+    ```
+
+    **Cancellation and deadlines kill the worker.** When the step is cancelled (its
+    timeout passes, fail-fast cancels the run, an enclosing scope is cancelled), its
+    worker process is killed (`SIGKILL`; `TerminateProcess` on Windows) and the step
+    ends at once, so even `while True: pass` stops. Whatever `fn` was doing is cut short:
+    no `finally` or `with` block of `fn` runs. `Ctrl-C` reaches the event loop, not the
+    workers, and ends them the same way.
+
+    **Everything crosses a process boundary.** `fn`, its arguments and inputs are
+    pickled to the worker and its value or exception pickled back (with `cloudpickle`
+    when it is installed, as trio-parallel does, else `pickle`): `fn` should be defined
+    at the top level of a module (with a `if __name__ == "__main__":` guard in a script:
+    workers are spawned and import it), its arguments plain data. Context variables do
+    not reach the worker, and what `fn` changes in the worker's globals stays there.
+
+    Args:
+        fn: a sync callable that can be pickled. Its name, qualified name and docstring
+            become the action's, so `GraphBuilder.step` names a step after it.
+        *args: positional arguments for `fn`; they must be picklable.
+        **kwargs: keyword arguments for `fn`; they must be picklable, and the step's
+            `inputs` must not repeat them.
+
+    Returns:
+        An async action for [`Step`][exegraph_trio.Step]: called with the step's inputs as
+        keyword arguments, it returns what `fn` returns and raises what `fn` raises (a
+        worker that dies raises `trio_parallel.BrokenWorkerError`). Its signature is `fn`'s
+        without the bound arguments, so a `Step` whose `inputs` name a parameter `fn` does
+        not have (or one bound here) is refused when it is made.
+
+    Raises:
+        ImportError: trio-parallel is not installed.
+        TypeError: `fn` is not callable or is async, `fn` cannot take `args` and `kwargs`
+            (when its signature can be read), or `fn` or an argument cannot be pickled
+            (the message names which). When the action is called: an input cannot be
+            pickled (the message names the step and the input), or repeats a keyword
+            bound here.
+    """
+    return _InProcess(fn, args, kwargs)
