@@ -37,6 +37,8 @@ SPEC_NAMES = {
     "StepTimeoutError",
     "StepTiming",
     "TriggerRule",
+    "in_process",
+    "in_thread",
     "is_step_skipped",
     "plan",
     "run",

@@ -73,12 +73,16 @@ class _Offloaded(Generic[T]):
         # The callable handed to Trio without inputs: `fn` itself when nothing is bound
         # by keyword (Trio names the thread after it), else a partial made once here.
         self._target: Callable[..., T] = functools.partial(fn, **kwargs) if kwargs else fn
-        name = getattr(fn, "__name__", None)
-        self._name = name if isinstance(name, str) else type(fn).__name__
+        inner: object = fn
+        while isinstance(inner, functools.partial):  # named after the function it wraps
+            inner = inner.func
+        name = getattr(inner, "__name__", None)
+        self._name = name if isinstance(name, str) else type(inner).__name__
         self.__name__ = self._name
-        self.__qualname__ = getattr(fn, "__qualname__", self._name)
-        self.__module__ = getattr(fn, "__module__", None) or __name__
-        self.__doc__ = getattr(fn, "__doc__", None)
+        qualname = getattr(inner, "__qualname__", None)
+        self.__qualname__ = qualname if isinstance(qualname, str) else self._name
+        self.__module__ = getattr(inner, "__module__", None) or __name__
+        self.__doc__ = getattr(inner, "__doc__", None)
         signature = _remaining_signature(fn, args, kwargs, self._label())
         if signature is not None:
             self.__signature__ = signature
