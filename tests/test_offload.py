@@ -22,8 +22,12 @@ from pathlib import Path
 
 import pytest
 import trio
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import _offload_fns as fns
+import exegraph_otel
 import exegraph_trio as exegraph
 from exegraph_trio import (
     Graph,
@@ -123,6 +127,27 @@ async def test_context_variables_reach_the_thread() -> None:
         Graph([Step("read", exegraph.in_thread(request_id.get))])
     )
     assert result["read"].value == "req-42"
+
+
+async def test_a_span_made_in_the_thread_nests_under_the_step_span() -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer(__name__)
+
+    def work() -> None:
+        with tracer.start_as_current_span("inside the thread"):
+            pass
+
+    instrument = exegraph_otel.OtelInstrument(tracer_provider=provider)
+    graph = Graph([Step("work", exegraph.in_thread(work))])
+    await exegraph.run(graph, exegraph.RunOptions(instruments=[instrument]))
+    provider.shutdown()
+    spans = {span.name: span for span in exporter.get_finished_spans()}
+    inside, step = spans["inside the thread"], spans["work"]
+    assert inside.parent is not None
+    assert step.context is not None
+    assert inside.parent.span_id == step.context.span_id
 
 
 async def test_an_exception_of_fn_fails_the_step_with_that_exception() -> None:

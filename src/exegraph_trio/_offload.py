@@ -287,9 +287,10 @@ def in_thread(
     Step("resize", exegraph.in_thread(resize, width=800), inputs={"image": "download"})
     ```
 
-    It runs on [`trio.to_thread.run_sync`][trio.to_thread.run_sync], so at most 40 such
-    threads run at once (Trio's default limiter) and context variables reach the thread
-    (the step's OpenTelemetry span among them: spans made by `fn` nest under it).
+    It runs on `trio.to_thread.run_sync`, so at most 40 such threads run at once (Trio's
+    default limiter; a step waiting for a thread holds its exegraph slot), and context
+    variables reach the thread: the step's OpenTelemetry span is current there, so spans
+    made by `fn` nest under it.
 
     **Cancellation and deadlines.** A thread cannot be interrupted. When the step is
     cancelled (its timeout passes, fail-fast cancels the run, an enclosing scope is
