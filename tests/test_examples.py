@@ -186,6 +186,14 @@ EXPECTED: dict[str, list[str]] = {
         "5 steps in ",
         " s: all done",
     ],
+    "offload_thread_process.py": [
+        "download: 4194304 bytes",
+        "sha256: 2b07811057df8870…",
+        "blake2b: 2df49b96ca3ba341…",
+        "primes below 200 000: 17984 (9592 + 8392, two processes)",
+        "simulate: Failed: step 'simulate' timed out after 0.5 s",
+        "its worker process was killed within 1 s of the deadline: True",
+    ],
     "metrics_in_memory.py": [
         "exegraph.step.duration (s)",
         "test-billing   failure  count=3",
