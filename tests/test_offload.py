@@ -403,6 +403,24 @@ async def test_fail_fast_kills_a_cpu_bound_worker(tmp_path: Path) -> None:
     assert again["sum"].value == 3
 
 
+async def test_a_keyboard_interrupt_in_the_run_kills_a_cpu_bound_worker(tmp_path: Path) -> None:
+    pid_file = tmp_path / "pid"
+
+    async def interrupt_once_spinning() -> None:
+        await wait_for_pid(pid_file)
+        raise KeyboardInterrupt
+
+    graph = Graph(
+        [
+            Step("spin", exegraph.in_process(fns.spin_forever, str(pid_file))),
+            Step("interrupt", interrupt_once_spinning),
+        ]
+    )
+    with pytest.raises(KeyboardInterrupt):
+        await exegraph.run(graph)
+    assert pid_is_gone(int(pid_file.read_text(encoding="utf-8")))
+
+
 def test_an_unpicklable_function_is_refused_when_the_action_is_made() -> None:
     with pytest.raises(
         TypeError, match=r"in_process\(Locked\) cannot send the function to a worker process"
