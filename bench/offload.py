@@ -125,7 +125,17 @@ def runner(variant: str, hop: str, shape: str, calls: int, bound: int) -> Callab
 
 def check(values: list[float], calls: int, name: str) -> None:
     if len(values) != calls or any(v != EXPECTED for v in values):
-        raise SystemExit(f"{name}: expected {calls} values {EXPECTED}, got {len(values)}")
+        raise AssertionError(f"{name}: expected {calls} values {EXPECTED}, got {values[:3]}…")
+
+
+def check_all(hops: Sequence[str] = HOPS, shapes: Sequence[str] = SHAPES, calls: int = 50) -> None:
+    """Run every variant once at `calls` calls and check its values (`AssertionError`)."""
+    bound = exegraph.RunOptions().concurrency_limit
+    for hop in hops:
+        for shape in shapes:
+            for variant in VARIANTS:
+                name = f"{hop} {shape} {variant}"
+                check(runner(variant, hop, shape, calls, bound)(), calls, name)
 
 
 def measure(
@@ -170,10 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     hops, shapes = args.hops.split(","), args.shapes.split(",")
     bound = exegraph.RunOptions().concurrency_limit
     if args.check_only:
-        for hop in hops:
-            for shape in shapes:
-                for variant in VARIANTS:
-                    check(runner(variant, hop, shape, 50, bound)(), 50, f"{hop} {shape} {variant}")
+        check_all(hops, shapes)
         print(f"offload: every variant of {', '.join(hops)} × {', '.join(shapes)} checked")
         return 0
     trio.run(direct, "process", "wide", 100, bound)  # start the workers, import in them

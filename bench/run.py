@@ -48,6 +48,7 @@ import building
 import lifecycle
 import makespan
 import memory
+import offload
 import overhead
 import report
 import runners
@@ -393,6 +394,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_lifecycle(args, results, timed=False)
             print("verifying makespan runs")
             run_makespan(args, results)
+            print("verifying the in_thread / in_process runs (offload.py)")
+            offload.check_all()
         else:
             steps: dict[str, Callable[[], None]] = {
                 "overhead": lambda: run_overhead(args, results, timed=True),
