@@ -1,0 +1,328 @@
+"""`on_cluster`: a step action that runs a sync function as a task on a Dask cluster.
+
+How a step waits, without a thread: the Trio task submits the task through the (sync)
+`distributed.Client`, which only queues a message for the client's own event loop, then
+parks in `trio.lowlevel.wait_task_rescheduled`. A coroutine scheduled on that loop awaits
+the task and fetches its result (Dask batches the fetches of many tasks into few
+requests), and hands the outcome back with `TrioToken.run_sync_soon`, which reschedules
+the step's task. If the step is cancelled first, the abort function sends the cancel to
+the scheduler (again through the client's loop, without waiting) and the step ends at
+once, with `trio.Cancelled`; the outcome that may still arrive is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import reprlib
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Generic, TypeVar, final
+
+import distributed
+import outcome
+import trio
+from dask.utils import funcname
+
+from ._worker import call
+
+_inject: Callable[[dict[str, str]], None] | None
+try:
+    from opentelemetry.propagate import inject as _inject
+except ImportError:  # no opentelemetry-api: tasks travel without a trace context
+    _inject = None
+
+__all__ = ["on_cluster"]
+
+T = TypeVar("T")
+
+CLIENT = "client"
+"""The keyword that is `on_cluster`'s own: the Client, never an argument of the function."""
+
+_repr = reprlib.Repr()
+_repr.maxstring = 40
+_repr.maxother = 40
+
+
+def on_cluster(
+    fn: Callable[..., T],
+    /,
+    *args: object,
+    client: distributed.Client | None = None,
+    **kwargs: object,
+) -> Callable[..., Awaitable[T]]:
+    """Make a step action that runs `fn(*args, **kwargs, **inputs)` on a Dask cluster.
+
+    ```python
+    import exegraph_dask
+
+    def resize(path: str, width: int) -> str: ...  # a plain function: runs on a worker
+
+    exegraph.Step("dask", exegraph_dask.connect("tcp://scheduler:8786"))
+    exegraph.Step(
+        "resize",
+        exegraph_dask.on_cluster(resize, width=640),
+        inputs={"client": "dask", "path": "download"},
+    )
+    ```
+
+    Each call of the action (each attempt of the step) submits one fresh task — `pure=False`,
+    keyed `"<fn name>-<uuid>"` — and waits for it without blocking a thread; the task's
+    result is the step's value. The step's `inputs` are keyword arguments of `fn`, except an
+    input named `client`: that one is the `distributed.Client` to submit through (the value
+    of a resource step such as [`connect`][exegraph_dask.connect]), and is not passed on.
+
+    - **Errors**: an exception `fn` raises on the worker fails the step with that exception
+      (its type, message and the worker's traceback). A worker that dies while running the
+      task fails the step with `distributed.KilledWorker` once the scheduler gives up
+      rescheduling it (`distributed.scheduler.allowed-failures`, 3 by default). Dask's own
+      task retries are not used: a step's [`Retry`][exegraph_trio.Retry] submits a new task
+      per attempt.
+    - **Cancellation** (fail-fast, the step's deadline, Ctrl-C, an outer cancel scope): the
+      step ends at once with `trio.Cancelled` and a cancel for the task goes to the
+      scheduler, which forgets it within a message round trip: a task still waiting never
+      starts, and its future is `cancelled`. A task already running on a worker is not
+      interrupted — Dask cannot stop a thread — it runs to its end, and its result is
+      thrown away. A long function can stop early by checking
+      `distributed.get_worker().state.tasks[key].state == "cancelled"` now and then.
+    - **Tracing**: when `opentelemetry-api` is installed and a span is current (the step's
+      span, under `exegraph_otel`), its W3C trace context (`traceparent`) travels with the
+      task and is current on the worker while `fn` runs, so spans `fn` makes nest under
+      the step when the worker exports traces.
+
+    The workers unpickle a small wrapper from this package, so they need `exegraph-trio`
+    installed, like every library `fn` uses.
+
+    Args:
+        fn: a sync function, picklable (a module-level function; cloudpickle also takes
+            lambdas and closures defined in `__main__`). An `async def` function is refused.
+        *args: positional arguments of `fn`, pickled and sent with each task.
+        client: the `distributed.Client` (sync, as made by `distributed.Client(address)`)
+            to submit through. `None` (the default): an input named `client`, else the
+            default client (`distributed.default_client()`, the last one created) when the
+            step runs.
+        **kwargs: keyword arguments of `fn`, sent with each task.
+
+    Returns:
+        An async action for [`Step`][exegraph_trio.Step], named `on_cluster(<fn name>)`.
+        Its signature is `fn`'s minus the arguments given here, as keyword-only
+        parameters, plus `client` when no `client` was given — so `Step(..., inputs=...)`
+        refuses a misspelled input at construction.
+
+    Raises:
+        TypeError: `fn` is not callable or is an `async def` function; `args` and
+            `kwargs` do not fit `fn`'s signature; `client` is not a `distributed.Client`.
+            When the step runs: an input repeats a keyword given here, or the input
+            `client` is not a `distributed.Client` or comes with a `client` given here.
+        RuntimeError: when the step runs: no client was given and there is no default
+            client (the message says how to make one).
+    """
+    if not callable(fn):
+        raise TypeError(f"on_cluster needs a function to run, not {type(fn).__name__}: {fn!r}")
+    if inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn):
+        raise TypeError(
+            f"on_cluster runs a sync function on a worker, but {funcname(fn)} is async; "
+            "write it as a plain `def` (a worker runs it in a thread of its own)"
+        )
+    if client is not None and not isinstance(client, distributed.Client):
+        raise TypeError(
+            f"client must be a distributed.Client or None, not {type(client).__name__}: {client!r}"
+        )
+    return _OnCluster(fn, args, kwargs, client)
+
+
+def _signature(
+    fn: Callable[..., object],
+    args: tuple[object, ...],
+    kwargs: Mapping[str, object],
+    *,
+    takes_client: bool,
+) -> inspect.Signature:
+    """`fn`'s parameters not bound by `args`/`kwargs`, keyword-only, plus `client`."""
+    name = funcname(fn)
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):  # a builtin without a readable signature
+        parameters = [inspect.Parameter("kwargs", inspect.Parameter.VAR_KEYWORD)]
+    else:
+        try:
+            bound = signature.bind_partial(*args, **kwargs).arguments
+        except TypeError as exc:
+            raise TypeError(
+                f"on_cluster({name}, ...): the arguments do not fit {name}{signature}: {exc}"
+            ) from None
+        parameters = []
+        var_keyword = None
+        for parameter in signature.parameters.values():
+            kind = parameter.kind
+            if kind is inspect.Parameter.VAR_KEYWORD:
+                var_keyword = parameter
+            elif (
+                kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+                and parameter.name not in bound
+                and parameter.name != CLIENT
+            ):
+                parameters.append(parameter.replace(kind=inspect.Parameter.KEYWORD_ONLY))
+        if var_keyword is not None:
+            parameters.append(var_keyword)
+    if takes_client:
+        client = inspect.Parameter(
+            CLIENT,
+            inspect.Parameter.KEYWORD_ONLY,
+            default=None,
+            annotation="distributed.Client | None",
+        )
+        last = parameters[-1] if parameters else None
+        at = len(parameters) - (last is not None and last.kind is inspect.Parameter.VAR_KEYWORD)
+        parameters.insert(at, client)
+    return inspect.Signature(parameters, return_annotation=inspect.Signature.empty)
+
+
+@final
+class _OnCluster(Generic[T]):
+    """The action `on_cluster` returns: one Dask task per call."""
+
+    __slots__ = (
+        "__name__",
+        "__qualname__",
+        "__signature__",
+        "_args",
+        "_client",
+        "_fn",
+        "_kwargs",
+        "_name",
+    )
+
+    def __init__(
+        self,
+        fn: Callable[..., T],
+        args: tuple[object, ...],
+        kwargs: dict[str, object],
+        client: distributed.Client | None,
+    ) -> None:
+        self._fn = fn
+        self._args = args
+        self._kwargs = kwargs
+        self._client = client
+        self._name = funcname(fn)
+        self.__name__ = self.__qualname__ = f"on_cluster({self._name})"
+        self.__signature__ = _signature(fn, args, kwargs, takes_client=client is None)
+
+    def __repr__(self) -> str:
+        parts = [self._name, *map(_repr.repr, self._args)]
+        parts += [f"{key}={_repr.repr(value)}" for key, value in self._kwargs.items()]
+        if self._client is not None:
+            parts.append(f"client={self._client!r}")
+        return f"on_cluster({', '.join(parts)})"
+
+    async def __call__(self, **inputs: Any) -> T:
+        """Run the function on the cluster once; its result is the step's value."""
+        client = self._client
+        if CLIENT in inputs:
+            client = self._input_client(inputs.pop(CLIENT))
+        if client is None:
+            client = self._default_client()
+        kwargs = self._kwargs
+        if inputs:
+            repeated = inputs.keys() & kwargs.keys()
+            if repeated:
+                raise TypeError(
+                    f"{self.__name__}: {', '.join(map(repr, sorted(repeated)))} is given both "
+                    "to on_cluster(...) and by the step's inputs; drop one of them"
+                )
+            kwargs = {**kwargs, **inputs}
+        carrier: dict[str, str] = {}
+        if _inject is not None:
+            _inject(carrier)
+        key = f"{self._name}-{uuid.uuid4().hex}"
+        future = client.submit(call, carrier, self._fn, self._args, kwargs, key=key, pure=False)
+        return await _result_of(client, future)
+
+    def _input_client(self, given: object) -> distributed.Client | None:
+        if self._client is not None:
+            raise TypeError(
+                f"{self.__name__} was given client=... and the step's input 'client' too; "
+                "drop one of them"
+            )
+        if given is not None and not isinstance(given, distributed.Client):
+            raise TypeError(
+                f"{self.__name__}: the input 'client' is the Client to submit through and "
+                f"must be a distributed.Client, not {type(given).__name__}: {given!r}; "
+                "rename the input if it is meant for the function"
+            )
+        return given
+
+    def _default_client(self) -> distributed.Client:
+        try:
+            client: distributed.Client = distributed.default_client()  # type: ignore[no-untyped-call]
+            return client
+        except ValueError:
+            raise RuntimeError(
+                f"{self.__name__}: no Dask client to submit through. Hold one in a resource "
+                "step and take it as an input — "
+                'Step("dask", exegraph_dask.connect("tcp://HOST:8786")) and '
+                "Step(..., inputs={'client': 'dask'}) — or pass "
+                "on_cluster(..., client=distributed.Client(...)), or create a "
+                "distributed.Client before the run (it becomes the default client)"
+            ) from None
+
+
+class _Waiter:
+    """Where the task's outcome goes: the parked Trio task, unless it was cancelled."""
+
+    __slots__ = ("abandoned", "task", "token")
+
+    def __init__(self) -> None:
+        self.task = trio.lowlevel.current_task()
+        self.token = trio.lowlevel.current_trio_token()
+        self.abandoned = False
+
+    def deliver(self, result: outcome.Outcome[object]) -> None:
+        """Hand `result` to the Trio task; called in the Dask client's event-loop thread."""
+        with contextlib.suppress(trio.RunFinishedError):  # the run is over: nobody waits
+            self.token.run_sync_soon(self._wake, result)
+
+    def _wake(self, result: outcome.Outcome[object]) -> None:
+        if not self.abandoned:
+            trio.lowlevel.reschedule(self.task, result)
+
+
+async def _settle(
+    client: distributed.Client, future: distributed.Future[Any], waiter: _Waiter
+) -> None:
+    """On the client's event loop: wait for `future`, fetch its result, deliver it."""
+    try:
+        value = await client.gather(future, asynchronous=True)  # type: ignore[no-untyped-call]
+    except asyncio.CancelledError as exc:  # the client's loop is shutting down
+        waiter.deliver(
+            outcome.Error(RuntimeError(f"the Dask client closed while waiting for {future.key}"))
+        )
+        raise exc from None
+    except BaseException as exc:  # noqa: BLE001 - every error is the step's to raise
+        waiter.deliver(outcome.Error(exc))
+    else:
+        waiter.deliver(outcome.Value(value))
+
+
+async def _result_of(client: distributed.Client, future: distributed.Future[T]) -> T:
+    loop = client.loop
+    if loop is None:
+        raise RuntimeError(f"the Dask client {client!r} is closed")
+    waiter = _Waiter()
+    loop.add_callback(_settle, client, future, waiter)
+
+    def abort(_: object) -> trio.lowlevel.Abort:
+        waiter.abandoned = True
+        loop.add_callback(
+            client.cancel, [future], asynchronous=True, reason="the exegraph step was cancelled"
+        )
+        return trio.lowlevel.Abort.SUCCEEDED
+
+    try:
+        value: T = await trio.lowlevel.wait_task_rescheduled(abort)
+    finally:
+        # Let the scheduler forget the task now, not when the traceback of an error that
+        # refers to this future is collected.
+        future.release()  # type: ignore[no-untyped-call]
+    return value
