@@ -29,6 +29,7 @@ from exegraph_trio._core import (
     RUNNING,
     SKIPPED,
     Core,
+    PlainCore,
     Skip,
 )
 
@@ -691,7 +692,13 @@ class Event:
     cause: int | None = None
 
 
-def simulate(case: Case, shuffle: random.Random | None = None) -> list[Event]:
+def simulate(
+    case: Case,
+    shuffle: random.Random | None = None,
+    *,
+    core_class: type[Core] = Core,
+    decide_now: list[bool] | None = None,
+) -> list[Event]:
     """Drive a core as the Trio driver does, on a simulated clock.
 
     Each step taken at time t ends at t + its duration, failing if it is in `case.failing`.
@@ -700,9 +707,10 @@ def simulate(case: Case, shuffle: random.Random | None = None) -> list[Event]:
     outside: the steps ending at that instant report first, then `stop()`. Once the core
     has stopped (that, or a fail-fast failure) the steps still running are cancelled,
     except those taken at this very instant, which are withdrawn (their tasks never began).
+    `decide_now`, when given, collects `Core.decide_now()` after every completion.
     """
     dependents = case.dependents
-    core = Core(
+    core = core_class(
         case.deps,
         dependents,
         _reference_ranking(_priorities_of(dependents)),
@@ -743,6 +751,8 @@ def simulate(case: Case, shuffle: random.Random | None = None) -> list[Event]:
                 log.append(Event("done", (i,), now))
                 core.done(i)
             assert_consistent(core)
+            if decide_now is not None:
+                decide_now.append(core.decide_now())
         if outside:
             log.append(Event("stop", (), now))
             for j, cause in core.stop():
@@ -915,3 +925,17 @@ def test_the_start_order_depends_only_on_the_inputs_not_on_the_event_order(
     assert takes(first) == takes(again)
     assert takes(first) == takes(shuffled)
     assert _outcomes(first) == _outcomes(shuffled)
+
+
+@_PROPERTY
+@given(cases(stop=True), st.randoms(use_true_random=False))
+def test_the_plain_core_decides_as_the_full_core_does(case: Case, shuffle: random.Random) -> None:
+    # PlainCore (what the driver uses for a run with none of the lifecycle) is Core with
+    # the unused features left out: every decision, skip and decide_now() must agree.
+    seed = shuffle.random()
+    full_decisions: list[bool] = []
+    plain_decisions: list[bool] = []
+    full = simulate(case, random.Random(seed), decide_now=full_decisions)
+    plain = simulate(case, random.Random(seed), core_class=PlainCore, decide_now=plain_decisions)
+    assert plain == full
+    assert plain_decisions == full_decisions

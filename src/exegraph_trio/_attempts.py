@@ -12,8 +12,9 @@ goes through the run's KI-protected methods.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Final
 
 import outcome
 import trio
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
 
 __all__ = ["full_step"]
 
+_NO_KWARGS: Final[Mapping[str, Any]] = MappingProxyType({})
+
 
 async def full_step(run: Run, i: int, late: bool) -> None:  # noqa: FBT001 - start_soon
     """The task of step `i` with inputs, retries, a trigger rule or a resource.
@@ -37,27 +40,44 @@ async def full_step(run: Run, i: int, late: bool) -> None:  # noqa: FBT001 - sta
     an outside cancellation or an interrupt counts against it.
     """
     try:
-        step = await _begin(run, i, late=late)
-        if step is None:
+        # Cancelled between this task's spawn and its start? As in `Run._step`: the
+        # dispatcher's abort callback notes it at once if it was waiting; else ask Trio.
+        if run.outside_at != math.inf or (
+            not late and (run.cancelled_at != math.inf or run.cancel_pending)
+        ):
+            _not_begun(run, i, late=late)
             return
+        if not run.parked:
+            try:
+                await trio.lowlevel.checkpoint_if_cancelled()
+            except trio.Cancelled:
+                _not_begun(run, i, late=late)
+                return
+        step = run.steps[i]
+        if run.observed:
+            run.observers.step_started(step)
+            if run.interrupt is not None:  # Ctrl-C in a hook: the action never begins
+                run._ended(i, step, run.now(), None, None)
+                return
         timeout = step.timeout
         if timeout is None:
             timeout = run.step_timeout
         if timeout == math.inf:
             timeout = None
-        first = run.now()
+        inputs = run.inputs is not None and run.inputs[i]
+        first = start = run.now()
         attempt = 1
         while True:
-            run.attempts[i] = attempt  # attempts begun (StepTiming.attempts)
-            kwargs = _kwargs(run, i) if run.inputs is not None and run.inputs[i] else {}
-            start = run.now()
-            error: BaseException | None = None
+            kwargs = _kwargs(run, i) if inputs else _NO_KWARGS
             cut = False
             if not timeout and step._kind == COROUTINE:  # no scope needed: as cheap as _step
                 try:
-                    value = await step.action(**kwargs)  # type: ignore[misc]
+                    if inputs:
+                        value = await step.action(**kwargs)  # type: ignore[misc]
+                    else:
+                        value = await step.action()  # type: ignore[misc]
                 except BaseException as exc:  # noqa: BLE001 - classified below
-                    error = exc
+                    error: BaseException | None = exc
                 else:
                     run._done(i, first, value)
                     return
@@ -73,8 +93,10 @@ async def full_step(run: Run, i: int, late: bool) -> None:  # noqa: FBT001 - sta
             if not await _after_attempt(run, i, step, (first, attempt), (state, error), late=late):
                 return
             attempt += 1
+            run.attempts[i] = attempt  # attempts begun (StepTiming.attempts; 1 by default)
             if run.observed:
                 run.observers.attempt_started(step, attempt)
+            start = run.now()
     except BaseException as exc:  # noqa: BLE001 - escaped the bookkeeping
         run._escaped(i, exc)
 
@@ -83,7 +105,7 @@ async def _scoped_attempt(
     run: Run,
     i: int,
     step: Step,
-    kwargs: dict[str, Any],
+    kwargs: Mapping[str, Any],
     times: tuple[float, float],
     *,
     seconds: float | None,
@@ -124,28 +146,15 @@ async def _scoped_attempt(
     return error, seconds is not None and scope.cancel_called and start + seconds <= limit
 
 
-async def _begin(run: Run, i: int, *, late: bool) -> Step | None:
-    """Start the task of step `i` (`_step_full`): its step, or `None` if it must not run."""
-    stopping = run.cancelled_at != math.inf or run.cancel_pending  # (fail-fast decided)
-    if run.outside_at != math.inf or (stopping and not late):
-        if not late and _run_late(run, i):
-            return None
-        run._withdraw(i)
-        return None
-    try:
-        await trio.lowlevel.checkpoint_if_cancelled()
-    except trio.Cancelled:
-        if not late and _run_late(run, i):
-            return None
-        run._withdraw(i)
-        return None
-    step = run.steps[i]
-    if run.observed:
-        run.observers.step_started(step)
-        if run.interrupt is not None:  # Ctrl-C in a hook: the action never begins
-            run._ended(i, step, run.now(), None, None)
-            return None
-    return step
+def _not_begun(run: Run, i: int, *, late: bool) -> None:
+    """Step `i`'s task found the run stopping before its action began: it is withdrawn.
+
+    A trigger-rule step spawned just as fail-fast cancelled its nursery runs after all,
+    in the outer nursery.
+    """
+    if not late and _run_late(run, i):
+        return
+    run._withdraw(i)
 
 
 async def _after_attempt(

@@ -84,6 +84,7 @@ __all__ = [
     "SKIPPED",
     "WAITING",
     "Core",
+    "PlainCore",
     "Skip",
 ]
 
@@ -120,7 +121,6 @@ of `i` that caused it, `None` when the run stopped before `i` could start, or `Q
 _SETTLED: Final = frozenset({DONE, FAILED, SKIPPED, CANCELLED})
 
 
-@final
 class Core:
     """The decisions of one run of one graph.
 
@@ -283,7 +283,12 @@ class Core:
             i = by_rank[ready[0]]
             if state[i] == READY:
                 heappop(ready)
-                self._started(i)
+                state[i] = RUNNING  # (`_started`, inlined)
+                self.running += 1
+                if self.dependents[i]:
+                    self.releasing += 1
+                if self.retries is not None:
+                    self.attempts[i] += 1
                 return [i]
         taken: list[int] = []
         while ready and len(taken) < free:
@@ -294,7 +299,7 @@ class Core:
             # else: an AGAIN step the run is cancelling; its driver reports it
         return taken
 
-    def done(self, i: int, *, resource: bool = False) -> list[Skip]:
+    def done(self, i: int, *, resource: bool = False) -> Sequence[Skip]:
         """Step `i` succeeded: its dependents whose rule now holds become ready.
 
         Args:
@@ -747,3 +752,72 @@ class Core:
             heapify(self.ready)
         # (with pools, `_take_pooled` drops them when it meets them)
         return skips
+
+
+@final
+class PlainCore(Core):
+    """The decisions of a run that uses none of the lifecycle: the common case, kept short.
+
+    Every step is `ALL_SUCCESS` and runs once, none is a resource and no pool is in play
+    (`rules`, `retries`, `demands` are `None`, `resources` is false). `take`, `done` and
+    `decide_now` then make the same decisions as `Core`'s, without consulting what the run
+    does not use (tests/test_core.py checks the two agree on random graphs and events).
+    The driver picks this class for such runs; everything else is `Core`'s.
+    """
+
+    __slots__ = ()
+
+    def take(self) -> list[int]:
+        """`Core.take` for plain steps: the best ready steps, as many as slots are free."""
+        ready = self.ready
+        free = self.limit - self.running
+        if not ready or free <= 0 or self.stopped:
+            return []
+        if len(ready) > free:
+            if isinstance(self.by_rank, range):
+                self._rank_ready()
+                ready = self.ready
+            count = free
+        else:
+            count = len(ready)
+        by_rank, state, dependents = self.by_rank, self.state, self.dependents
+        if count == 1:  # a chain, or one slot freed
+            i = by_rank[heappop(ready)]
+            state[i] = RUNNING
+            self.running += 1
+            if dependents[i]:
+                self.releasing += 1
+            return [i]
+        taken = [by_rank[heappop(ready)] for _ in range(count)]
+        releasing = 0
+        for i in taken:
+            state[i] = RUNNING
+            if dependents[i]:
+                releasing += 1
+        self.running += count
+        self.releasing += releasing
+        return taken
+
+    def done(self, i: int, *, resource: bool = False) -> Sequence[Skip]:
+        """`Core.done` for plain steps: the dependents now waiting on nothing become ready.
+
+        Returns `()`: a success skips nothing (and a tuple costs no allocation).
+        """
+        state = self.state
+        state[i] = DONE
+        self.running -= 1
+        self.unsettled -= 1
+        dependents = self.dependents[i]
+        if dependents:
+            self.releasing -= 1
+            waiting, ready, key = self.waiting, self.ready, self.key
+            for j in dependents:
+                waiting[j] -= 1
+                if not waiting[j] and state[j] == PENDING:
+                    state[j] = READY
+                    heappush(ready, key[j])
+        return ()
+
+    def decide_now(self) -> bool:
+        """`Core.decide_now` for plain steps (nothing retries, no pool, no soft stop)."""
+        return not self.running or self.limit >= self.unsettled or not self.releasing

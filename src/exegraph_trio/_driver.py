@@ -32,7 +32,7 @@ from __future__ import annotations
 import contextvars
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Final, final
 
 import trio
@@ -56,7 +56,7 @@ from ._pools import demands_of
 from ._result import RunResult, StepStatus, StepTiming
 from ._step import Step
 
-__all__ = ["Run"]
+__all__ = ["PlainRun", "Run", "new_run"]
 
 logger: Final = logging.getLogger("exegraph_trio")
 
@@ -68,9 +68,64 @@ _STATUS: Final = {
 }
 
 
-@final
+def new_run(graph: Graph, options: RunOptions) -> Run:
+    """The driver for one run of `graph`: `PlainRun` when it uses none of the lifecycle."""
+    features = graph._features()
+    if features.special is None and not features.pooled and options.retry is None:
+        return PlainRun(graph, options)
+    return Run(graph, options)
+
+
 class Run:
     """The state of one run of one graph: the core, plus what Trio needs."""
+
+    # Slots, not a __dict__: with this many fields an instance dict stops sharing its keys
+    # and every attribute read of the hot path gets slower (CPython's specialization).
+    __slots__ = (
+        "attempts",
+        "cancel_pending",
+        "cancelled_at",
+        "clock",
+        "closing",
+        "context",
+        "core",
+        "dispatcher",
+        "due",
+        "earlier",
+        "ends",
+        "errors",
+        "errors_while_cancelled",
+        "failing_fast",
+        "graph",
+        "info",
+        "inputs",
+        "interrupt",
+        "left",
+        "main",
+        "members",
+        "now",
+        "observed",
+        "observers",
+        "order",
+        "outer",
+        "outside_at",
+        "parked",
+        "pooled",
+        "ready_at",
+        "resources",
+        "resume",
+        "retries",
+        "rules",
+        "special",
+        "split",
+        "starts",
+        "step_timeout",
+        "steps",
+        "teardown_errors",
+        "values",
+    )
+
+    _Core: type[_core.Core] = _core.Core
 
     def __init__(self, graph: Graph, options: RunOptions) -> None:  # noqa: PLR0915 - the run's state, one field a line
         self.graph = graph
@@ -81,7 +136,8 @@ class Run:
         features = graph._features()
         retries = features.retries
         if options.retry is not None:  # every step retries: its own Retry, else the run's
-            retries = [options.retry if r is None else r for r in (retries or [None] * n)]
+            every = options.retry
+            retries = [every] * n if retries is None else [r or every for r in retries]
         self.retries: list[Retry | None] | None = retries
         self.special = features.special if options.retry is None else bytearray(b"\1" * n)
         self.rules = features.rules
@@ -96,7 +152,7 @@ class Run:
 
         demands, shared = demands_of(graph, options) if features.pooled else (None, frozenset())
         self.pooled = demands is not None
-        self.core = _core.Core(
+        self.core = self._Core(
             graph._deps,
             graph._dependents,
             ranking,
@@ -230,7 +286,8 @@ class Run:
                 if self.cancel_pending:
                     self.cancel_pending = False
                     self._cancel()
-                await self._let_the_cancelled_report()
+                if core.doomed_left:
+                    await self._let_the_cancelled_report()
                 self._start_ready()
         except trio.Cancelled:
             if self.split or not self.failing_fast:
@@ -292,24 +349,22 @@ class Run:
             self._stamp_ready()
         elif not core.ready:
             return
-        if self.outside_at != math.inf:
-            return
-        if self.cancelled_at != math.inf and not self.split:
-            return
+        if self.cancelled_at != math.inf and (not self.split or self.outside_at != math.inf):
+            return  # (cancelled from outside implies cancelled: `_cancelled_now`)
         taken = core.take()
         if taken:
             steps, resume, special = self.steps, self.resume, self.special
-            late = self.failing_fast or self.core.failing  # (the cancel may be pending)
+            late = self.failing_fast or core.failing  # (the cancel may be pending)
             nursery = self.outer if late else self.main
             assert nursery is not None
             start_soon: Callable[..., None] = nursery.start_soon
-            enter = self.context.run
+            enter, plain = self.context.run, self._step
             for i in taken:
                 if resume and i in resume:  # a retry that waited for its slot
                     resume.pop(i).set()
                 elif special is None or not special[i]:
                     # Spawned inside the run's context: Trio gives the task a copy of it.
-                    enter(start_soon, self._step, i, name=steps[i].name)
+                    enter(start_soon, plain, i, name=steps[i].name)
                 else:
                     enter(start_soon, full_step, self, i, late, name=steps[i].name)
 
@@ -617,7 +672,7 @@ class Run:
         self._skipped(self.core.withdraw(i))
         self._decide()
 
-    def _skipped(self, skips: list[_core.Skip]) -> None:
+    def _skipped(self, skips: Sequence[_core.Skip]) -> None:
         """Record each step the core just skipped, then tell the instruments.
 
         The records come first, so that an interrupt from an instrument cannot leave a
@@ -707,3 +762,54 @@ class Run:
         """Let every resource the core says is released begin its teardown."""
         for d in self.core.teardowns():
             self.due.pop(d).set()
+
+
+@final
+class PlainRun(Run):
+    """A run whose steps use none of the lifecycle: the common case, kept short.
+
+    No step has inputs, a retry, a trigger rule or a pool, and none is a resource. Its
+    core is a `PlainCore`; every step runs `Run._step`; the decisions leave out what such
+    a run never has (teardowns, released values, skips on success, steps that start
+    after fail-fast).
+    """
+
+    __slots__ = ()
+    _Core = _core.PlainCore
+
+    def _start_ready(self) -> None:
+        """`Run._start_ready` for plain steps: start what the core says, in the nursery."""
+        core = self.core
+        if not core.ready or self.cancelled_at != math.inf:
+            return
+        taken = core.take()
+        if taken:
+            nursery, steps, spawn = self.main, self.steps, self._step
+            assert nursery is not None
+            start_soon: Callable[..., None] = nursery.start_soon
+            enter = self.context.run
+            for i in taken:
+                # Spawned inside the run's context: Trio gives the task a copy of it.
+                enter(start_soon, spawn, i, name=steps[i].name)
+
+    @enable_ki_protection
+    def _done(self, i: int, start: float, value: object, *, resource: bool = False) -> None:
+        """`Run._done` for plain steps: its success never skips or releases anything."""
+        self.starts[i] = start
+        self.ends[i] = self.now()
+        self.values[i] = value
+        if self.observed:
+            self.observers.step_done(self.steps[i], self._timing(i, StepStatus.DONE))
+        self.order.append(i)
+        self.core.done(i)
+        self._decide()
+
+    def _decide(self) -> None:
+        """`Run._decide` for plain steps: no teardowns, no pools."""
+        core = self.core
+        if core.decide_now():
+            self._start_ready()
+            if not core.unsettled:
+                self._wake()
+        elif core.ready:
+            self._wake()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import trio
 
-from ._driver import Run
+from ._driver import new_run
 from ._errors import RunError
 from ._graph import Graph
 from ._options import RunOptions
@@ -42,7 +42,7 @@ async def run(graph: Graph, options: RunOptions | None = None) -> None:
         trio.Cancelled: an enclosing cancel scope cancelled the run.
     """
     options = _check_arguments(graph, options)
-    error = await Run(graph, options).execute(want_result=False)
+    error = await new_run(graph, options).execute(want_result=False)
     if isinstance(error, RunError):
         raise error
 
@@ -62,7 +62,7 @@ async def run_with_result(graph: Graph, options: RunOptions | None = None) -> Ru
         A [`RunResult`][exegraph_trio.RunResult] with a timing for every step.
     """
     options = _check_arguments(graph, options)
-    result = await Run(graph, options).execute(want_result=True)
+    result = await new_run(graph, options).execute(want_result=True)
     assert isinstance(result, RunResult)
     return result
 
