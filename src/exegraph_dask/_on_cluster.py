@@ -16,9 +16,11 @@ import asyncio
 import contextlib
 import inspect
 import reprlib
+import threading
 import uuid
+import weakref
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Generic, TypeVar, final
+from typing import Any, Final, Generic, TypeVar, final
 
 import distributed
 import outcome
@@ -268,24 +270,62 @@ class _OnCluster(Generic[T]):
             ) from None
 
 
+class _Inbox:
+    """The outcomes of one Trio run's cluster tasks, handed over a batch per wake-up.
+
+    Dask's event-loop thread puts outcomes in; the first of a batch asks Trio (one
+    `run_sync_soon`, one write to its wake-up socket) to reschedule the waiting tasks of
+    all that arrived meanwhile, so a burst of finished tasks wakes Trio once, not once each.
+    """
+
+    __slots__ = ("_items", "_lock", "_token")
+
+    def __init__(self) -> None:
+        self._token = trio.lowlevel.current_trio_token()
+        self._lock = threading.Lock()
+        self._items: list[tuple[_Waiter, outcome.Outcome[object]]] = []
+
+    def put(self, waiter: _Waiter, result: outcome.Outcome[object]) -> None:
+        """Called in the Dask client's event-loop thread."""
+        with self._lock:
+            self._items.append((waiter, result))
+            first = len(self._items) == 1
+        if first:
+            with contextlib.suppress(trio.RunFinishedError):  # the run is over: nobody waits
+                self._token.run_sync_soon(self._wake)
+
+    def _wake(self) -> None:
+        with self._lock:
+            items, self._items = self._items, []
+        for waiter, result in items:
+            if not waiter.abandoned:
+                trio.lowlevel.reschedule(waiter.task, result)
+
+
+_INBOX: trio.lowlevel.RunVar[_Inbox] = trio.lowlevel.RunVar("exegraph_dask.inbox")
+
+
 class _Waiter:
     """Where the task's outcome goes: the parked Trio task, unless it was cancelled."""
 
-    __slots__ = ("abandoned", "task", "token")
+    __slots__ = ("abandoned", "inbox", "task")
 
     def __init__(self) -> None:
         self.task = trio.lowlevel.current_task()
-        self.token = trio.lowlevel.current_trio_token()
+        try:
+            self.inbox = _INBOX.get()
+        except LookupError:
+            self.inbox = _Inbox()
+            _INBOX.set(self.inbox)
         self.abandoned = False
 
     def deliver(self, result: outcome.Outcome[object]) -> None:
         """Hand `result` to the Trio task; called in the Dask client's event-loop thread."""
-        with contextlib.suppress(trio.RunFinishedError):  # the run is over: nobody waits
-            self.token.run_sync_soon(self._wake, result)
+        self.inbox.put(self, result)
 
-    def _wake(self, result: outcome.Outcome[object]) -> None:
-        if not self.abandoned:
-            trio.lowlevel.reschedule(self.task, result)
+
+FETCH_WINDOW: Final = 0.001
+"""Seconds a fetch of finished results waits for more to finish, to fetch them together."""
 
 
 async def _settle(
@@ -305,12 +345,80 @@ async def _settle(
         waiter.deliver(outcome.Value(value))
 
 
+class _Fetcher:
+    """Fetches the results of one client's finished tasks in batches, on its event loop.
+
+    Fetching a result costs a request to the scheduler (which asks the worker); fetched one
+    by one, as `client.gather(future)` per step would, that request costs more than the
+    tiny task itself. So a task that finished joins a batch, fetched `FETCH_WINDOW` after
+    its first member finished, in one `client.gather`. Tasks that failed or were cancelled
+    need no fetch: their outcome is delivered at once.
+    """
+
+    __slots__ = ("_client", "_fetching", "_ready")
+
+    def __init__(self, client: distributed.Client) -> None:
+        self._client = client
+        self._ready: list[tuple[distributed.Future[Any], _Waiter]] = []
+        self._fetching = False
+
+    async def track(self, future: distributed.Future[Any], waiter: _Waiter) -> None:
+        """Wait for `future` to settle; deliver its outcome, or queue it for a fetch."""
+        state = getattr(future, "_state", None)
+        if state is None or not hasattr(state, "wait"):  # a distributed we do not know
+            await _settle(self._client, future, waiter)
+            return
+        await state.wait()
+        if future.status != "finished" or waiter.abandoned:
+            await _settle(self._client, future, waiter)  # raises at once: nothing to fetch
+            return
+        self._ready.append((future, waiter))
+        if not self._fetching:
+            self._fetching = True
+            try:
+                await self._fetch()
+            finally:
+                self._fetching = False
+
+    async def _fetch(self) -> None:
+        while self._ready:
+            await asyncio.sleep(FETCH_WINDOW)
+            batch, self._ready = self._ready, []
+            futures = [future for future, _ in batch]
+            try:
+                values = await self._client.gather(futures, asynchronous=True)  # type: ignore[no-untyped-call]
+            except asyncio.CancelledError:  # the client's loop is shutting down
+                for future, waiter in [*batch, *self._ready]:
+                    closed = RuntimeError(f"the Dask client closed while fetching {future.key}")
+                    waiter.deliver(outcome.Error(closed))
+                self._ready = []
+                raise
+            except Exception:  # noqa: BLE001 - one of them failed after all: one by one
+                for future, waiter in batch:
+                    await _settle(self._client, future, waiter)
+            else:
+                for (_, waiter), value in zip(batch, values, strict=True):
+                    waiter.deliver(outcome.Value(value))
+
+
+_fetchers: weakref.WeakKeyDictionary[distributed.Client, _Fetcher] = weakref.WeakKeyDictionary()
+_fetchers_lock = threading.Lock()
+
+
+def _fetcher(client: distributed.Client) -> _Fetcher:
+    fetcher = _fetchers.get(client)
+    if fetcher is None:
+        with _fetchers_lock:
+            fetcher = _fetchers.setdefault(client, _Fetcher(client))
+    return fetcher
+
+
 async def _result_of(client: distributed.Client, future: distributed.Future[T]) -> T:
     loop = client.loop
     if loop is None:
         raise RuntimeError(f"the Dask client {client!r} is closed")
     waiter = _Waiter()
-    loop.add_callback(_settle, client, future, waiter)
+    loop.add_callback(_fetcher(client).track, future, waiter)
 
     def abort(_: object) -> trio.lowlevel.Abort:
         waiter.abandoned = True
