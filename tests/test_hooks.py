@@ -263,3 +263,101 @@ def test_the_instrument_base_class_does_nothing() -> None:
     instrument.step_done(info, step, timing)
     instrument.step_skipped(info, step, timing)
     instrument.run_done(info, RunResult((timing,), 1))
+
+
+# -- what instruments are given, and the result after them ------------------------------------
+
+
+class _Seen(exegraph.Instrument):
+    """Keeps every timing `step_done` and `step_skipped` are given."""
+
+    def __init__(self) -> None:
+        self.timings: dict[str, StepTiming] = {}
+
+    def step_done(self, run: RunInfo, step: Step, timing: StepTiming) -> None:
+        self.timings[step.name] = timing
+
+    def step_skipped(self, run: RunInfo, step: Step, timing: StepTiming) -> None:
+        self.timings[step.name] = timing
+
+
+async def test_the_result_says_what_changed_after_an_instrument_saw_a_step(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    # The driver keeps the timing it made for the instruments and reuses it in the
+    # result, unless the step changed since: its value released (keep_values=False), its
+    # teardown failed. Those must show in the result, not the stale timing.
+    async def make() -> bytes:
+        return b"payload"
+
+    async def take(data: bytes) -> int:
+        return len(data)
+
+    async def resource() -> object:
+        yield "handle"
+        raise OSError("teardown broke")
+
+    async def use() -> None:
+        pass
+
+    async def boom() -> None:
+        raise ValueError("boom")
+
+    async def never() -> None:
+        pass
+
+    seen = _Seen()
+    graph = Graph(
+        [
+            Step("make", make),
+            Step("take", take, inputs={"data": "make"}),
+            Step("resource", resource),
+            Step("use", use, depends_on=["resource"]),  # (its value is not released)
+            Step("boom", boom),
+            Step("never", never, depends_on=["boom"]),
+        ]
+    )
+    result = await exegraph.run_with_result(
+        graph,
+        RunOptions(
+            keep_values=False, error_policy=ErrorPolicy.CONTINUE_ON_ERROR, instruments=[seen]
+        ),
+    )
+    assert seen.timings["make"].value == b"payload"  # what the instrument was told then
+    assert result["make"].value is None  # released once `take` had it
+    assert result["take"].value == 7
+    assert seen.timings["resource"].teardown_error is None  # not torn down yet then
+    assert isinstance(result["resource"].teardown_error, OSError)
+    assert result["resource"].value == "handle"
+    for name in ("take", "boom", "never", "use"):  # unchanged since: the same timing
+        assert result[name] is seen.timings[name]
+    assert result["never"].status is exegraph.StepStatus.SKIPPED
+
+
+async def test_an_instrument_with_only_run_done_gets_every_timing(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    # No instrument takes step_done, so none is made during the run: the result makes
+    # them all, with the same content as when they are made for an instrument.
+    results: list[RunResult] = []
+
+    class OnlyTheEnd(exegraph.Instrument):
+        def run_done(self, run: RunInfo, result: RunResult) -> None:
+            results.append(result)
+
+    async def one() -> int:
+        await trio.sleep(1)
+        return 1
+
+    graph = Graph([Step("a", one), Step("b", one, depends_on=["a"])])
+    await exegraph.run(graph, RunOptions(instruments=[OnlyTheEnd()]))
+    seen = _Seen()
+    again = await exegraph.run_with_result(graph, RunOptions(instruments=[seen]))
+    (result,) = results
+    assert [(t.name, t.status, t.duration, t.value) for t in result.steps] == [
+        ("a", exegraph.StepStatus.DONE, 1.0, 1),
+        ("b", exegraph.StepStatus.DONE, 1.0, 1),
+    ]
+    assert [(t.name, t.duration, t.value) for t in again.steps] == [
+        (t.name, t.duration, t.value) for t in result.steps
+    ]

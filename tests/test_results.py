@@ -135,3 +135,25 @@ def test_the_table_keeps_a_multi_line_message_on_one_row() -> None:
     result = exegraph.RunResult((StepTiming("a", StepStatus.FAILED, 0.0, 1.0, error),), 1.0)
     row = result.table().splitlines()[1]
     assert row.endswith("ValueError: first line ⏎ second line")
+
+
+def test_the_engines_fast_timing_is_a_step_timing_like_any_other() -> None:
+    # The driver makes its timings with `_timing`, which sets the slots directly; a field
+    # added to StepTiming without it would be left unset, and this fails.
+    import attrs
+
+    from exegraph_trio._result import _timing
+
+    error, earlier, teardown = ValueError("x"), (OSError("y"),), RuntimeError("z")
+    values = ("a", StepStatus.FAILED, 1.0, 2.5, error, b"v", 2, earlier, teardown, 0.5)
+    fields = attrs.fields(StepTiming)
+    assert len(fields) == len(values)
+    fast, slow = _timing(*values), StepTiming(*values)
+    assert type(fast) is StepTiming
+    for field in fields:
+        assert getattr(fast, field.name) is getattr(slow, field.name)
+    assert fast == slow
+    assert hash(fast) == hash(slow)
+    assert repr(fast) == repr(slow)
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        fast.start = 0.0  # type: ignore[misc]

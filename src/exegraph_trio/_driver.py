@@ -53,7 +53,7 @@ from ._observers import Observers
 from ._options import ErrorPolicy, RunOptions
 from ._outcomes import interrupt_in, is_cancellation, leaves, not_awaitable, note
 from ._pools import demands_of
-from ._result import RunResult, StepStatus, StepTiming
+from ._result import RunResult, StepStatus, StepTiming, _timing
 from ._step import Step
 
 __all__ = ["PlainRun", "Run", "new_run"]
@@ -122,6 +122,7 @@ class Run:
         "step_timeout",
         "steps",
         "teardown_errors",
+        "timings",
         "values",
     )
 
@@ -171,6 +172,10 @@ class Run:
         self.step_timeout = options.step_timeout
         self.observers = Observers(self.info, options, self.context, self._interrupted)
         self.observed = bool(self.observers)
+        # The timings made for the instruments, kept for the result (`_result`).
+        self.timings: list[StepTiming | None] | None = (
+            [None] * n if self.observers.instruments else None
+        )
         self.clock = trio.lowlevel.current_clock()
 
         self.now = self.clock.current_time
@@ -433,22 +438,34 @@ class Run:
         start = self.starts[i]
         attempts = self.attempts.get(i, int(start is not None))
         earlier = self.earlier.get(i)
-        return StepTiming(
+        return _timing(
             self.steps[i].name,
             status,
             start,
             self.ends[i],
             self.errors.get(i),
-            value=self.values[i],
-            attempts=attempts,
-            earlier_errors=() if earlier is None else tuple(earlier),
-            teardown_error=self.teardown_errors.get(i),
-            ready=None if self.ready_at is None else self.ready_at[i],
+            self.values[i],
+            attempts,
+            () if earlier is None else tuple(earlier),
+            self.teardown_errors.get(i),
+            None if self.ready_at is None else self.ready_at[i],
         )
 
+    def _tell_done(self, i: int, step: Step, status: StepStatus) -> None:
+        """Tell the observers step `i` settled (not skipped); keep the timing made for them."""
+        observers = self.observers
+        if observers.want_step_done:
+            timing = self._timing(i, status)
+            if self.timings is not None:
+                self.timings[i] = timing
+            observers.step_done(step, timing)
+
     def _result(self) -> RunResult:
-        state, status = self.core.state, _STATUS
-        timings = tuple(self._timing(i, status[state[i]]) for i in self.order)
+        state, status, kept = self.core.state, _STATUS, self.timings
+        if kept is None:
+            timings = tuple(self._timing(i, status[state[i]]) for i in self.order)
+        else:  # made for the instruments already, unless changed since
+            timings = tuple(kept[i] or self._timing(i, status[state[i]]) for i in self.order)
         starts = [t for t in self.starts if t is not None]
         ends = [t for t in self.ends if t is not None]
         total = max(ends) - min(starts) if starts else 0.0
@@ -534,7 +551,7 @@ class Run:
         self.ends[i] = self.now()
         self.values[i] = value
         if self.observed:
-            self.observers.step_done(self.steps[i], self._timing(i, StepStatus.DONE))
+            self._tell_done(i, self.steps[i], StepStatus.DONE)
         self.order.append(i)
         skips = self.core.done(i, resource=resource)
         if skips:
@@ -607,7 +624,7 @@ class Run:
         self.ends[i] = self.now() if end is None else end
         self.errors[i] = error
         if self.observed:
-            self.observers.step_done(step, self._timing(i, _STATUS[state]))
+            self._tell_done(i, step, _STATUS[state])
         self.order.append(i)
         if state == _core.CANCELLED:
             skips = self.core.cancelled(i)
@@ -692,19 +709,25 @@ class Run:
         if self.left is not None:
             for j, _ in skips:
                 self._release_values(j)
-        if self.observers.instruments:
+        if self.observers.want_step_skipped:
+            kept = self.timings
             for j, _ in skips:
-                self.observers.step_skipped(steps[j], self._timing(j, StepStatus.SKIPPED))
+                timing = self._timing(j, StepStatus.SKIPPED)
+                if kept is not None:
+                    kept[j] = timing
+                self.observers.step_skipped(steps[j], timing)
 
     def _release_values(self, j: int) -> None:
         """Step `j` settled: drop the values only it was still to take (`keep_values=False`)."""
         assert self.left is not None
         assert self.inputs is not None
-        left, values = self.left, self.values
+        left, values, kept = self.left, self.values, self.timings
         for _, d in self.inputs[j]:
             left[d] -= 1
             if not left[d]:
                 values[d] = None
+                if kept is not None:
+                    kept[d] = None  # its timing holds the value: made again for the result
 
     # -- resources -------------------------------------------------------------------------
 
@@ -740,6 +763,8 @@ class Run:
         if error is not None:
             note(error, f"exegraph: raised by the teardown of step {step.name!r}")
             self.teardown_errors[i] = error
+            if self.timings is not None:
+                self.timings[i] = None  # made again for the result, with the error
             interrupt = interrupt_in(error)
             if interrupt is not None:
                 self._interrupted(interrupt)
@@ -799,7 +824,7 @@ class PlainRun(Run):
         self.ends[i] = self.now()
         self.values[i] = value
         if self.observed:
-            self.observers.step_done(self.steps[i], self._timing(i, StepStatus.DONE))
+            self._tell_done(i, self.steps[i], StepStatus.DONE)
         self.order.append(i)
         self.core.done(i)
         self._decide()

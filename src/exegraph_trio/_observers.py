@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextvars
 import logging
 from collections.abc import Callable
+from types import MethodType
 from typing import Final, final
 
 from trio.lowlevel import disable_ki_protection
@@ -23,6 +24,19 @@ from ._result import RunResult, StepTiming
 from ._step import Step
 
 __all__ = ["Observers"]
+
+_METHODS: Final = (
+    "run_started",
+    "run_done",
+    "step_started",
+    "step_done",
+    "step_retrying",
+    "attempt_started",
+    "teardown_started",
+    "teardown_done",
+    "step_skipped",
+)
+"""The methods of `Instrument` the engine calls."""
 
 logger: Final = logging.getLogger("exegraph_trio")
 
@@ -38,7 +52,17 @@ class Observers:
         interrupted: called with a `KeyboardInterrupt`-like exception an observer raised.
     """
 
-    __slots__ = ("context", "info", "instruments", "interrupted", "on_done", "on_start")
+    __slots__ = (
+        "context",
+        "disabled",
+        "hooks",
+        "info",
+        "instruments",
+        "interrupted",
+        "on_done",
+        "on_start",
+        "reversed_hooks",
+    )
 
     def __init__(
         self,
@@ -53,6 +77,31 @@ class Observers:
         self.on_start = options.on_step_start
         self.on_done = options.on_step_done
         self.instruments: tuple[Instrument, ...] = tuple(options.instruments)
+        self.disabled: set[int] = set()  # ids of the instruments that raised
+        # Per method, the instruments that implement it (as Trio's own instruments do: a
+        # method inherited unchanged from `Instrument` is never called), each with its
+        # bound method; the reversed order is kept too, for the methods called in it.
+        self.hooks: dict[str, tuple[tuple[Instrument, Callable[..., None]], ...]] = {}
+        self.reversed_hooks: dict[str, tuple[tuple[Instrument, Callable[..., None]], ...]] = {}
+        for name in _METHODS:
+            prototype = getattr(Instrument, name)
+            calls = []
+            for instrument in self.instruments:
+                bound = getattr(instrument, name)
+                if not (isinstance(bound, MethodType) and bound.__func__ is prototype):
+                    calls.append((instrument, bound))
+            self.hooks[name] = tuple(calls)
+            self.reversed_hooks[name] = tuple(reversed(calls))
+
+    @property
+    def want_step_done(self) -> bool:
+        """Whether anything takes `step_done` (and so a `StepTiming` is worth making)."""
+        return self.on_done is not None or bool(self.hooks["step_done"])
+
+    @property
+    def want_step_skipped(self) -> bool:
+        """Whether an instrument implements `step_skipped`."""
+        return bool(self.hooks["step_skipped"])
 
     def __bool__(self) -> bool:
         """Whether any step-level observer is attached."""
@@ -60,16 +109,16 @@ class Observers:
 
     def run_started(self) -> None:
         """`run_started` of every instrument, in the run's context."""
-        self._notify(self.context, Instrument.run_started)
+        self._notify(self.context, "run_started")
 
     def run_done(self, result: RunResult) -> None:
         """`run_done` of every instrument, in the run's context."""
-        self._notify(self.context, Instrument.run_done, result)
+        self._notify(self.context, "run_done", result)
 
     def step_started(self, step: Step) -> None:
         """`step_started` of each instrument, then `on_step_start` (in the step's task)."""
         if self.instruments:
-            self._notify(None, Instrument.step_started, step)
+            self._notify(None, "step_started", step)
         if self.on_start is not None:
             try:
                 _observe(self.on_start, step.name)
@@ -90,30 +139,30 @@ class Observers:
             except BaseException as exc:  # noqa: BLE001 - an interrupt: the run stops
                 self.interrupted(exc)
         if self.instruments:
-            self._notify(None, Instrument.step_done, step, timing, reverse=True)
+            self._notify(None, "step_done", step, timing, reverse=True)
 
     def step_retrying(self, step: Step, attempt: int, error: BaseException, delay: float) -> None:
         """`step_retrying` of every instrument (in the step's task)."""
-        self._notify(None, Instrument.step_retrying, step, attempt, error, delay)
+        self._notify(None, "step_retrying", step, attempt, error, delay)
 
     def attempt_started(self, step: Step, attempt: int) -> None:
         """`attempt_started` of every instrument (in the step's task)."""
         if self.instruments:
-            self._notify(None, Instrument.attempt_started, step, attempt)
+            self._notify(None, "attempt_started", step, attempt)
 
     def teardown_started(self, step: Step) -> None:
         """`teardown_started` of every instrument (in the resource's task)."""
         if self.instruments:
-            self._notify(None, Instrument.teardown_started, step)
+            self._notify(None, "teardown_started", step)
 
     def teardown_done(self, step: Step, error: BaseException | None) -> None:
         """`teardown_done` of every instrument, in reverse order (in the resource's task)."""
         if self.instruments:
-            self._notify(None, Instrument.teardown_done, step, error, reverse=True)
+            self._notify(None, "teardown_done", step, error, reverse=True)
 
     def step_skipped(self, step: Step, timing: StepTiming) -> None:
         """`step_skipped` of every instrument, in the run's context."""
-        self._notify(self.context, Instrument.step_skipped, step, timing)
+        self._notify(self.context, "step_skipped", step, timing)
 
     def _hook_failed(self, hook: str, name: str) -> None:
         logger.exception(
@@ -126,16 +175,15 @@ class Observers:
     def _notify(
         self,
         context: contextvars.Context | None,
-        method: Callable[..., None],
+        method: str,
         *args: object,
         reverse: bool = False,
     ) -> None:
-        """Call `method` of every instrument (in `context`, else in the current one)."""
-        instruments = self.instruments[::-1] if reverse else self.instruments
-        for instrument in instruments:
-            if instrument not in self.instruments:
+        """Call `method` of every instrument that implements it (in `context`, else here)."""
+        calls = (self.reversed_hooks if reverse else self.hooks)[method]
+        for instrument, bound in calls:
+            if self.disabled and id(instrument) in self.disabled:
                 continue  # disabled by an earlier call
-            bound = getattr(instrument, method.__name__)
             try:
                 if context is None:
                     _observe(bound, self.info, *args)
@@ -145,12 +193,24 @@ class Observers:
                 logger.exception(
                     "instrument %r raised in %s; it is disabled for the rest of run %d",
                     instrument,
-                    method.__name__,
+                    method,
                     self.info.run_id,
                 )
-                self.instruments = tuple(x for x in self.instruments if x is not instrument)
+                self._disable(instrument)
             except BaseException as exc:  # noqa: BLE001 - an interrupt: the run stops
                 self.interrupted(exc)  # not the instrument's fault: it stays attached
+
+    def _disable(self, instrument: Instrument) -> None:
+        """Call `instrument` no more during this run."""
+        self.disabled.add(id(instrument))
+        self.instruments = tuple(x for x in self.instruments if x is not instrument)
+        self.hooks, self.reversed_hooks = (
+            {
+                name: tuple(call for call in calls if call[0] is not instrument)
+                for name, calls in hooks.items()
+            }
+            for hooks in (self.hooks, self.reversed_hooks)
+        )
 
 
 @disable_ki_protection
