@@ -49,7 +49,7 @@ def client() -> Iterator[distributed.Client]:
             n_workers=2,
             processes=True,
             threads_per_worker=1,
-            dashboard_address=None,
+            dashboard_address="127.0.0.1:0",
             host="127.0.0.1",
         )
         client = distributed.Client(cluster, set_as_default=False)  # type: ignore[no-untyped-call]

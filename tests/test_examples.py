@@ -194,6 +194,13 @@ EXPECTED: dict[str, list[str]] = {
         "simulate: Failed: step 'simulate' timed out after 0.5 s",
         "its worker process was killed within 1 s of the deadline: True",
     ],
+    "dask_local_cluster.py": [
+        "thumb-owl.png: owl.png at 160x120",
+        "contact-sheet: owl.png at 160x120 | fox.png at 160x120 | elk.png at 160x120",
+        "dask: Done; its teardown closed the Client and its LocalCluster",
+        "upload: Failed (ConnectionError('upload refused: 503'))",
+        "render-preview: Cancelled",
+    ],
     "metrics_in_memory.py": [
         "exegraph.step.duration (s)",
         "test-billing   failure  count=3",
