@@ -4,7 +4,10 @@ On random DAGs whose steps sleep for random durations, under Trio's `MockClock` 
 `autojump_threshold=0`, so virtual time is exact and the run takes no real time), the
 makespan of a run with `max_concurrency=P` is compared with the lower bound
 `max(critical path, total work / P)` that no schedule can beat, and with the makespan of
-the FIFO `graphlib` runner (`peers.graphlib_trio`) on the same instance. Every run is also
+the FIFO `graphlib` runner (`peers.graphlib_trio`) on the same instance. exegraph runs
+twice: with no durations (its count rule: the most transitive dependents first) and with
+the exact durations given (`RunOptions(durations=...)`: the longest path to the end
+first, SPEC 2.2). Every run is also
 checked with a `Probe` (each step once, after its dependencies, within the bound), which
 costs no virtual time.
 
@@ -76,8 +79,9 @@ class Instance:
         seed: its seed.
         p: the concurrency bound.
         bound: `max(critical path, total work / p)`.
-        exegraph: exegraph's makespan.
+        exegraph: exegraph's makespan without durations (the count rule).
         fifo: the FIFO graphlib runner's makespan.
+        exact: exegraph's makespan given the exact durations (the critical-path rule).
     """
 
     family: str
@@ -86,6 +90,7 @@ class Instance:
     bound: float
     exegraph: float
     fifo: float
+    exact: float
 
 
 async def _sleep_step(probe: Probe, i: int, seconds: float) -> None:
@@ -136,7 +141,19 @@ def measure_instance(family: str, seed: int, p: int) -> Instance:
     actions = _actions(probe, durations)
     fifo = _virtual(lambda: peers.graphlib_trio(shape.deps, actions, p))
     _checked(f"graphlib FIFO on {family}#{seed} P={p}", probe)
-    return Instance(family, seed, p, bound, ours, fifo)
+
+    probe = Probe(shape.deps, p)
+    actions = _actions(probe, durations)
+    graph = exegraph.Graph(
+        exegraph.Step(names[i], actions[i], depends_on=[names[d] for d in deps])
+        for i, deps in enumerate(shape.deps)
+    )
+    given = exegraph.RunOptions(
+        max_concurrency=p, durations=dict(zip(names, durations, strict=True))
+    )
+    exact = _virtual(lambda: exegraph.run(graph, given))
+    _checked(f"exegraph with durations on {family}#{seed} P={p}", probe)
+    return Instance(family, seed, p, bound, ours, fifo, exact)
 
 
 @dataclass(frozen=True)
@@ -154,6 +171,10 @@ class MakespanRow:
         worse: instances where exegraph's makespan exceeds the FIFO runner's.
         better: instances where it is shorter.
         worst_vs_fifo: the largest ratio of exegraph's makespan to the FIFO runner's.
+        exact_mean: with exact durations given, exegraph's mean ratio to the lower bound.
+        exact_worst: its largest ratio.
+        exact_worse: instances where it is longer than the FIFO runner's.
+        exact_better: instances where it is shorter.
     """
 
     p: int
@@ -166,12 +187,17 @@ class MakespanRow:
     worse: int
     better: int
     worst_vs_fifo: float
+    exact_mean: float
+    exact_worst: float
+    exact_worse: int
+    exact_better: int
 
 
 def summarise(p: int, family: str, instances: Sequence[Instance]) -> MakespanRow:
     """One table row for `instances`."""
     ours = [i.exegraph / i.bound for i in instances]
     fifo = [i.fifo / i.bound for i in instances]
+    exact = [i.exact / i.bound for i in instances]
     eps = 1e-9
     return MakespanRow(
         p,
@@ -184,6 +210,10 @@ def summarise(p: int, family: str, instances: Sequence[Instance]) -> MakespanRow
         sum(i.exegraph > i.fifo * (1 + eps) for i in instances),
         sum(i.exegraph < i.fifo * (1 - eps) for i in instances),
         max(i.exegraph / i.fifo for i in instances),
+        statistics.fmean(exact),
+        max(exact),
+        sum(i.exact > i.fifo * (1 + eps) for i in instances),
+        sum(i.exact < i.fifo * (1 - eps) for i in instances),
     )
 
 

@@ -481,3 +481,19 @@ def test_a_plan_with_failures_predicts_the_run_statuses_and_times(case: PlanCase
     # failure's instant, and a real run decides what the trigger-rule steps then start
     # before or after those cancellations report, as Trio's batch order falls.
     check_plan_equals_run(case)
+
+
+def test_the_planners_fast_planned_step_is_a_planned_step_like_any_other() -> None:
+    # plan() makes its PlannedSteps by setting their slots; a field added to PlannedStep
+    # without it would be left unset, and this fails.
+    import attrs
+
+    from exegraph_trio._plan import _planned
+
+    values = ("a", exegraph.StepStatus.DONE, 1.0, 2.5)
+    assert len(attrs.fields(exegraph.PlannedStep)) == len(values)
+    fast, slow = _planned(*values), exegraph.PlannedStep(*values)
+    assert type(fast) is exegraph.PlannedStep
+    assert (fast, hash(fast), repr(fast)) == (slow, hash(slow), repr(slow))
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        fast.start = 0.0  # type: ignore[misc]

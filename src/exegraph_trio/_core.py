@@ -658,17 +658,20 @@ class Core:
         taken: list[int] = []
         if free <= 0 or self.stopped:
             return taken
-        heaps = [self.ready, *self.queues.values()]
-        by_rank = self.by_rank
-        while free > 0:
+        ready = self.ready
+        heaps = [heap for heap in (ready, *self.queues.values()) if heap]
+        by_rank, state = self.by_rank, self.state
+        while free > 0 and heaps:
             best: list[int] | None = None
             for heap in heaps:
-                while heap and not self._takable(by_rank[heap[0]]):
+                while heap and state[by_rank[heap[0]]] != READY:
+                    if self._takable(by_rank[heap[0]]):
+                        break
                     heappop(heap)
                 if (
                     heap
                     and (best is None or heap[0] < best[0])
-                    and (heap is self.ready or self._fits(by_rank[heap[0]]))
+                    and (heap is ready or self._fits(by_rank[heap[0]]))
                 ):
                     best = heap
             if best is None:
@@ -680,6 +683,8 @@ class Core:
             self._left_queue(i)
             taken.append(i)
             free -= 1
+            if not best:
+                heaps = [heap for heap in heaps if heap]
         return taken
 
     def _left_queue(self, i: int) -> None:

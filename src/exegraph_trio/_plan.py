@@ -60,6 +60,22 @@ class PlannedStep:
         return self.end - self.start
 
 
+# `PlannedStep(...)` for the planner's 10⁵ steps, its slots set directly (the frozen
+# class's `__init__` costs three times as much); tests/test_plan.py checks they agree.
+_set_name, _set_status, _set_start, _set_end = (
+    PlannedStep.__dict__[field.name].__set__ for field in attrs.fields(PlannedStep)
+)
+
+
+def _planned(name: str, status: StepStatus, start: float | None, end: float | None) -> PlannedStep:
+    planned: PlannedStep = object.__new__(PlannedStep)
+    _set_name(planned, name)
+    _set_status(planned, status)
+    _set_start(planned, start)
+    _set_end(planned, end)
+    return planned
+
+
 @final
 @attrs.frozen
 class Plan:
@@ -191,7 +207,8 @@ def plan(graph: Graph, options: RunOptions | None = None, *, fail: Iterable[str]
             return graph._critical_ranking(estimates)
 
     demands = demands_of(graph, options, private=True)[0] if features.pooled else None
-    core = _core.Core(
+    plain = features.rules is None and demands is None
+    core = (_core.PlainCore if plain else _core.Core)(
         graph._deps,
         graph._dependents,
         ranking,
@@ -267,7 +284,7 @@ def _plan_of(
     started = sorted((start, i) for i, start in enumerate(starts) if start is not None)
     skipped = [i for i, start in enumerate(starts) if start is None]
     planned = tuple(
-        PlannedStep(steps[i].name, _STATUS[state[i]], starts[i], ends[i])
+        _planned(steps[i].name, _STATUS[state[i]], starts[i], ends[i])
         for i in [i for _, i in started] + skipped
     )
     began = [t for t in starts if t is not None]

@@ -349,9 +349,7 @@ def critical_path(graph: Graph, ends: Sequence[float | None]) -> tuple[str, ...]
     Shared by `RunResult.critical_path` and `Plan.critical_path`; ties go to the step
     latest in topological order. O(V + E).
     """
-    order = [0] * len(ends)
-    for place, i in enumerate(graph._order):
-        order[i] = place
+    order = graph._places()
     ended = [i for i, end in enumerate(ends) if end is not None]
     if not ended:
         return ()
