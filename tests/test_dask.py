@@ -322,8 +322,8 @@ async def test_an_outer_cancel_scope_cancels_the_task_and_trio_cancelled_propaga
 
 
 async def test_pending_steps_hold_no_thread(client: distributed.Client, tmp_path: Path) -> None:
-    threads: list[int] = []
-    before = threading.active_count()
+    new_threads: list[list[str]] = []
+    before = {thread.ident for thread in threading.enumerate()}
 
     folders = [tmp_path / str(i) for i in range(20)]
     for folder in folders:
@@ -334,7 +334,7 @@ async def test_pending_steps_hold_no_thread(client: distributed.Client, tmp_path
         with trio.fail_after(20):
             while not any((f / "started").exists() for f in folders):  # noqa: ASYNC110
                 await trio.sleep(0.01)
-        threads.append(threading.active_count())
+        new_threads.append([t.name for t in threading.enumerate() if t.ident not in before])
         raise ConnectionError("stop")
 
     steps = [
@@ -343,7 +343,10 @@ async def test_pending_steps_hold_no_thread(client: distributed.Client, tmp_path
     ]
     graph = exegraph.Graph([*steps, Step("count", count_then_fail)])
     result = await exegraph.run_with_result(graph, RunOptions(max_concurrency=21))
-    assert threads[0] <= before  # 20 steps waiting on the cluster, no thread more
+    # 20 steps waiting on the cluster: a thread each would be 20 more. Dask (its offload
+    # executor) and Trio (its thread cache) may start a helper thread or two meanwhile.
+    [started] = new_threads
+    assert len(started) <= 4, started
     assert all(result[step.name].status is StepStatus.CANCELLED for step in steps)
     await until(lambda: not any(k.startswith("sleep_until") for k in scheduler_keys(client)))
 
