@@ -16,7 +16,7 @@ that, `ab.py`, `instructions.py`). The tracer slows the run down about 50 times:
 steps (the default) are enough, the counts per step barely depend on the size.
 
 Two comparisons: `--base CHECKOUT` runs the same plain graph with that checkout's
-`exegraph_trio` and this one's (`ab.py` imports both); `--feature retry|inputs` runs this
+`exegraph_trio` and this one's (`ab.py` imports both); `--feature retry|inputs|pools` runs this
 checkout's plain graph against the same run with the lifecycle feature (`lifecycle.py`).
 Functions are matched by file and name across the two package copies.
 """
@@ -91,6 +91,20 @@ def _featured(
     if feature == "retry":
         graph = build_graph(lib, shape, [ACTIONS[action]] * len(shape))
         options = lib.RunOptions(max_concurrency=limit, retry=lib.Retry(attempts=RETRY.attempts))
+    elif feature == "pools":  # as pools.py: three pools over every other step
+        names = ("db", "net", "gpu")
+        graph = lib.Graph(
+            [
+                lib.Step(
+                    name,
+                    ACTIONS[action],
+                    depends_on=ds,
+                    pools=[names[i // 2 % 3]] if i % 2 == 0 else None,
+                )
+                for i, (name, ds) in enumerate(zip(shape.names, shape.dep_names, strict=True))
+            ]
+        )
+        options = lib.RunOptions(max_concurrency=limit, pools={"db": 4, "net": 8, "gpu": 16})
     else:
         take = INPUT_ACTIONS[action]
         graph = lib.Graph(
@@ -139,7 +153,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--head", type=Path, default=HERE.parent, help="the other checkout (default: this one)"
     )
-    parser.add_argument("--feature", choices=("retry", "inputs"), help="or run → run+FEATURE")
+    parser.add_argument(
+        "--feature", choices=("retry", "inputs", "pools"), help="or run → run+FEATURE"
+    )
     parser.add_argument("--shapes", default="chain,random")
     parser.add_argument("--n", type=int, default=2_000)
     parser.add_argument("--limit", default="4", help="max_concurrency: a number, or n")
@@ -148,7 +164,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, help="also write the report to this file")
     args = parser.parse_args(argv)
     if (args.base is None) == (args.feature is None):
-        parser.error("give one of --base CHECKOUT and --feature retry|inputs")
+        parser.error("give one of --base CHECKOUT and --feature retry|inputs|pools")
     head = load(args.head.resolve() / "src", "exegraph_head")
     base = load(args.base.resolve() / "src", "exegraph_base") if args.base else None
     parts = []

@@ -49,6 +49,7 @@ import lifecycle
 import makespan
 import memory
 import offload
+import pools
 import overhead
 import report
 import runners
@@ -396,6 +397,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_makespan(args, results)
             print("verifying the in_thread / in_process runs (offload.py)")
             offload.check_all()
+            print("verifying the pooled runs (pools.py)")
+            pools.check()
         else:
             steps: dict[str, Callable[[], None]] = {
                 "overhead": lambda: run_overhead(args, results, timed=True),

@@ -635,56 +635,56 @@ class Core:
         """Whether step `i` still waits for slots with `ticket` (for `Pool._may_take`)."""
         return self.state[i] in (READY, AGAIN) and self.tickets[i] == ticket
 
-    def _fits(self, i: int) -> bool:
-        """Whether step `i`'s pools have its slots free now (and no older waiter first)."""
-        assert self.demands is not None
-        for pool, n in self.demands[i]:
-            if pool.size - pool.in_use < n:
-                return False
-            if pool in self.shared and not pool._may_take(self, self.tickets[i]):
-                return False
-        return True
-
     def _take_pooled(self) -> list[int]:
         """`take()` with pools: the best ready step that fits, again and again.
 
         Ready steps wait in one heap per demand (the steps needing no pool in `ready`),
         so only the best step of each demand is looked at: a step whose pool is busy
         never holds back a lower-priority step that fits (no head-of-line blocking).
+        Every step of a heap needs the same slots, so the head says whether any fits.
+        A heap may hold steps no longer ready (skipped, an `AGAIN` step being cancelled):
+        they are dropped when they come out on top.
         """
         assert self.queues is not None
         assert self.demands is not None
         free = self.limit - self.running
-        taken: list[int] = []
         if free <= 0 or self.stopped:
-            return taken
-        ready = self.ready
-        heaps = [heap for heap in (ready, *self.queues.values()) if heap]
-        by_rank, state = self.by_rank, self.state
-        while free > 0 and heaps:
+            return []
+        ready, demands = self.ready, self.demands
+        waiting = [(heap, demand) for demand, heap in self.queues.items() if heap]
+        taken: list[int] = []
+        by_rank, state, shared = self.by_rank, self.state, self.shared
+        while free > 0:
             best: list[int] | None = None
-            for heap in heaps:
-                while heap and state[by_rank[heap[0]]] != READY:
-                    if self._takable(by_rank[heap[0]]):
+            best_key = ready[0] if ready else None
+            if best_key is not None:
+                best = ready
+            for heap, demand in waiting:
+                if not heap or (best_key is not None and heap[0] > best_key):
+                    continue
+                for pool, n in demand:  # does its head fit?
+                    if pool.size - pool.in_use < n or (
+                        shared
+                        and pool in shared
+                        and not pool._may_take(self, self.tickets[by_rank[heap[0]]])
+                    ):
                         break
-                    heappop(heap)
-                if (
-                    heap
-                    and (best is None or heap[0] < best[0])
-                    and (heap is ready or self._fits(by_rank[heap[0]]))
-                ):
-                    best = heap
-            if best is None:
+                else:
+                    best, best_key = heap, heap[0]
+            if best is None or best_key is None:
                 break
-            i = by_rank[heappop(best)]
-            for pool, n in self.demands[i]:
-                pool._acquire(n)
+            heappop(best)
+            i = by_rank[best_key]
+            if state[i] != READY and not (state[i] == AGAIN and self._may_run_again(i)):
+                continue  # no longer ready
+            if best is not ready:
+                for pool, n in demands[i]:
+                    pool.in_use += n
             self._started(i)
-            self._left_queue(i)
+            if shared:
+                self._left_queue(i)
             taken.append(i)
             free -= 1
-            if not best:
-                heaps = [heap for heap in heaps if heap]
         return taken
 
     def _left_queue(self, i: int) -> None:

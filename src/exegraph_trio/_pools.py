@@ -133,9 +133,6 @@ class Pool:
             heappop(heap)
         return heap[0][0] if heap else math.inf
 
-    def _acquire(self, n: int) -> None:
-        self.in_use += n
-
     def _release(self, n: int, run: object) -> None:
         """`n` slots come free: tell every other run using the pool."""
         self.in_use -= n
@@ -171,9 +168,16 @@ def demands_of(
     unknown: dict[str, list[str]] = {}  # pool name -> the steps using it
     too_big: list[str] = []
     demands: list[tuple[tuple[Pool, int], ...]] = []
+    # Steps asking the same slots share one demand (most graphs have few distinct ones).
+    known: dict[tuple[tuple[str, int], ...], tuple[tuple[Pool, int], ...]] = {}
     for step in graph.steps:
         if not step.pools:
             demands.append(())
+            continue
+        asked = tuple(step.pools.items())
+        demand = known.get(asked)
+        if demand is not None:
+            demands.append(demand)
             continue
         for name, slots in step.pools.items():
             pool = pools.get(name)
@@ -183,11 +187,12 @@ def demands_of(
                 too_big.append(
                     f"step {step.name!r} asks {slots} slots of pool {name!r}, which has {pool.size}"
                 )
-        demands.append(
-            tuple((pools[name], slots) for name, slots in sorted(step.pools.items()))
-            if all(name in pools for name in step.pools)
-            else ()
-        )
+        if all(name in pools for name in step.pools):
+            demand = tuple((pools[name], slots) for name, slots in sorted(asked))
+            known[asked] = demand
+        else:
+            demand = ()
+        demands.append(demand)
     if unknown or too_big:
         problems = [
             f"pool {name!r}{did_you_mean(close_names(name, pools))} is not one of the run's, "
