@@ -49,8 +49,8 @@ import lifecycle
 import makespan
 import memory
 import offload
-import pools
 import overhead
+import pools
 import report
 import runners
 import shapes
