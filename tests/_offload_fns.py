@@ -9,6 +9,7 @@ module because they start with the test process's `sys.path`, where pytest put `
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 
@@ -32,3 +33,59 @@ def spin_forever(pid_file: str) -> None:
     Path(pid_file).write_text(str(os.getpid()), encoding="utf-8")
     while True:
         pass
+
+
+def return_lock() -> threading.Lock:
+    """A value that cannot be pickled back from the worker."""
+    return threading.Lock()
+
+
+class HoldsLockError(Exception):
+    """An exception that cannot be pickled back from the worker: it holds a lock."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.lock = threading.Lock()
+
+
+def raise_holding_lock(message: str) -> None:
+    """Raise `HoldsLockError(message)` in the worker."""
+    raise HoldsLockError(message)
+
+
+def cannot_rebuild() -> None:
+    """Raise `TypeError`: what unpickling a `Rebuilt` calls."""
+    raise TypeError("cannot rebuild a Rebuilt")
+
+
+class Rebuilt:
+    """A value that pickles in the worker but cannot be unpickled back."""
+
+    def __reduce__(self) -> tuple[object, tuple[()]]:
+        return cannot_rebuild, ()
+
+
+def return_rebuilt() -> Rebuilt:
+    """A value that the worker pickles and the caller cannot unpickle."""
+    return Rebuilt()
+
+
+def raise_type_error(message: str) -> None:
+    """Raise the function's own `TypeError(message)` in the worker."""
+    raise TypeError(message)
+
+
+def stop() -> None:
+    """Raise `StopIteration` in the worker, as `next()` of an exhausted iterator does."""
+    next(iter(()))
+
+
+class Box:
+    """A value with a method, to bind its `self` from a step's input."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def scaled(self, factor: int) -> int:
+        """`size * factor`."""
+        return self.size * factor

@@ -11,13 +11,15 @@ live in `tests/_offload_fns.py`, which imports only the standard library.
 from __future__ import annotations
 
 import contextvars
+import functools
 import inspect
 import os
 import pickle
+import re
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -58,6 +60,22 @@ class Locked:
         self.lock = threading.Lock()
 
     def __call__(self) -> None: ...
+
+
+class Shown:
+    """A callable with a repr of its own."""
+
+    def __call__(self) -> None: ...
+
+    def __repr__(self) -> str:
+        return "Shown(7)"
+
+
+class Opaque:
+    """A value that cannot be pickled, whose name starts with a vowel."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
 
 
 def pid_is_gone(pid: int) -> bool:
@@ -300,22 +318,57 @@ def test_an_input_repeating_a_bound_keyword_is_refused_when_the_step_is_made() -
         Step("sum", exegraph.in_thread(add, 1, y=2), inputs={"y": "other"})
 
 
-async def test_an_input_repeating_a_bound_keyword_of_a_kwargs_fn_fails_the_step() -> None:
+@pytest.mark.parametrize(
+    ("action", "inputs"),
+    [
+        (exegraph.in_thread(add, x=1), {"x": "o"}),
+        (exegraph.in_thread(add, 1), {"x": "o", "y": "o"}),
+    ],
+)
+def test_an_input_repeating_a_bound_argument_is_refused_saying_it_is_bound(
+    action: Callable[..., Awaitable[object]], inputs: dict[str, str]
+) -> None:
+    with pytest.raises(TypeError, match=rf"'x' is already bound by {re.escape(repr(action))}"):
+        Step("sum", action, inputs=inputs)
+
+
+def test_an_input_repeating_a_bound_keyword_of_a_kwargs_fn_is_refused_when_made() -> None:
     def anything(**kwargs: object) -> None: ...
 
-    async def one() -> int:
-        return 1
+    with pytest.raises(TypeError, match=r"'y' is already bound by in_thread\(anything, y=2\)"):
+        Step("any", exegraph.in_thread(anything, y=2), inputs={"y": "one"})
 
+
+async def test_an_input_repeating_a_bound_keyword_of_an_unreadable_fn_fails_the_step() -> None:
+    async def one() -> list[int]:
+        return [1]
+
+    # `max` has no signature to read: the clash is found when the step runs.
     graph = Graph(
-        [Step("one", one), Step("any", exegraph.in_thread(anything, y=2), inputs={"y": "one"})]
+        [Step("one", one), Step("max", exegraph.in_thread(max, key=len), inputs={"key": "one"})]
     )
     result = await exegraph.run_with_result(graph)
-    error = result["any"].error
+    error = result["max"].error
     assert isinstance(error, TypeError)
     assert str(error) == (
-        "step 'any': in_thread(anything) binds the keyword argument(s) 'y', which the "
+        "step 'max': in_thread(max) binds the keyword argument(s) 'key', which the "
         "step's inputs pass too; rename the input or drop the bound argument"
     )
+
+
+@pytest.mark.parametrize("offload", [exegraph.in_thread, exegraph.in_process])
+async def test_an_input_named_self_reaches_fn(offload: Offload) -> None:
+    async def box() -> fns.Box:
+        return fns.Box(21)
+
+    graph = Graph(
+        [
+            Step("box", box),
+            Step("scaled", offload(fns.Box.scaled, factor=2), inputs={"self": "box"}),
+        ]
+    )
+    result = await exegraph.run_with_result(graph)
+    assert result["scaled"].value == 42
 
 
 @pytest.mark.parametrize("offload", [exegraph.in_thread, exegraph.in_process])
@@ -332,6 +385,51 @@ def test_an_async_function_is_refused(offload: Offload) -> None:
 
     with pytest.raises(TypeError, match=r"runs a sync function, but .* is async"):
         offload(fetch)
+
+
+@pytest.mark.parametrize("offload", [exegraph.in_thread, exegraph.in_process])
+def test_a_generator_function_is_refused(offload: Offload) -> None:
+    def numbers() -> Iterator[int]:
+        yield 1
+
+    with pytest.raises(TypeError, match=r"is a generator function: calling it only makes"):
+        offload(numbers)
+
+
+@pytest.mark.parametrize("offload", [exegraph.in_thread, exegraph.in_process])
+def test_an_async_generator_function_is_refused(offload: Offload) -> None:
+    async def numbers() -> AsyncIterator[int]:
+        yield 1
+
+    with pytest.raises(TypeError, match=r"is an async generator function"):
+        offload(numbers)
+
+
+def test_in_process_refuses_abandon_on_cancel_saying_it_is_in_threads_option() -> None:
+    with pytest.raises(
+        TypeError, match=r"in_process\(add\) takes no abandon_on_cancel: that is an option of"
+    ):
+        exegraph.in_process(fns.add, 1, 2, abandon_on_cancel=True)
+
+
+def test_the_repr_shows_a_partials_arguments_and_tells_an_instance_from_its_class() -> None:
+    assert repr(exegraph.in_thread(functools.partial(add, y=3))) == "in_thread(partial(add, y=3))"
+    assert repr(exegraph.in_thread(Locked)) == "in_thread(Locked)"
+    assert repr(exegraph.in_thread(Locked())) == "in_thread(<Locked object>)"
+    assert repr(exegraph.in_thread(Shown())) == "in_thread(Shown(7))"
+
+
+def test_the_signature_of_an_action_whose_fn_has_none_takes_any_inputs() -> None:
+    assert str(inspect.signature(exegraph.in_thread(max))) == "(**inputs)"
+
+
+@pytest.mark.parametrize("offload", [exegraph.in_thread, exegraph.in_process])
+async def test_a_stop_iteration_of_fn_fails_the_step_saying_so(offload: Offload) -> None:
+    result = await exegraph.run_with_result(Graph([Step("stop", offload(fns.stop))]))
+    error = result["stop"].error
+    assert isinstance(error, RuntimeError)
+    assert str(error).startswith(f"step 'stop': {offload.__name__}(stop) raised StopIteration")
+    assert isinstance(error.__cause__, StopIteration)
 
 
 def test_abandon_on_cancel_must_be_a_bool() -> None:
@@ -454,6 +552,84 @@ async def test_an_unpicklable_input_fails_the_step_naming_the_step_and_the_input
         "TypeError: cannot pickle '_thread.lock' object. A worker process receives"
     )
     assert isinstance(error.__cause__, TypeError)
+
+
+async def test_unpicklable_input_is_looked_for_in_a_thread_not_on_the_event_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    threads: list[int] = []
+    unpicklable = _offload._InProcess._unpicklable
+
+    def recording(self: _offload._InProcess[object], inputs: Mapping[str, object]) -> object:
+        threads.append(threading.get_ident())
+        return unpicklable(self, inputs)
+
+    monkeypatch.setattr(_offload._InProcess, "_unpicklable", recording)
+    action = exegraph.in_process(fns.add, 1)
+    threads.clear()  # the check made with the action, for its bound arguments
+
+    async def opaque() -> Opaque:
+        return Opaque()
+
+    graph = Graph([Step("opaque", opaque), Step("sum", action, inputs={"y": "opaque"})])
+    result = await exegraph.run_with_result(graph)
+    assert "cannot send its input 'y' (an Opaque)" in str(result["sum"].error)
+    assert len(threads) == 1
+    assert threads[0] != threading.get_ident()
+
+
+async def test_a_type_error_raised_by_fn_in_the_worker_is_not_taken_for_a_pickling_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    action = exegraph.in_process(fns.raise_type_error, "mine")
+
+    def fail(*args: object) -> None:
+        raise AssertionError("fn's own TypeError was searched for an unpicklable argument")
+
+    monkeypatch.setattr(_offload._InProcess, "_unpicklable", fail)
+    result = await exegraph.run_with_result(Graph([Step("f", action)]))
+    error = result["f"].error
+    assert type(error) is TypeError
+    assert str(error) == "mine"
+
+
+@pytest.mark.parametrize("fn", [fns.return_lock, functools.partial(fns.raise_holding_lock, "held")])
+async def test_a_value_or_exception_that_cannot_be_pickled_back_fails_the_step_saying_so(
+    fn: Callable[[], object],
+) -> None:
+    result = await exegraph.run_with_result(Graph([Step("f", exegraph.in_process(fn))]))
+    error = result["f"].error
+    assert isinstance(error, TypeError)
+    name = "return_lock" if fn is fns.return_lock else "raise_holding_lock"
+    assert str(error).startswith(
+        f"step 'f': in_process({name}) ran in the worker, but its return value or the "
+        "exception it raised cannot be passed back from the worker: TypeError: cannot "
+        "pickle '_thread.lock' object. trio-parallel sends back only this error"
+    )
+    assert isinstance(error.__cause__, TypeError)
+
+
+async def test_a_value_that_cannot_be_unpickled_here_fails_the_step_saying_so() -> None:
+    result = await exegraph.run_with_result(
+        Graph([Step("f", exegraph.in_process(fns.return_rebuilt))])
+    )
+    error = result["f"].error
+    assert isinstance(error, TypeError)
+    assert "cannot be passed back from the worker: TypeError: cannot rebuild a" in str(error)
+    assert isinstance(error.__cause__, TypeError)
+
+
+def test_a_script_function_using_an_unpicklable_global_is_refused_advising_a_module() -> None:
+    pytest.importorskip("cloudpickle")
+    namespace: dict[str, object] = {"__name__": "__main__", "lock": threading.Lock()}
+    exec("def work():\n    with lock:\n        return 1\n", namespace)
+    with pytest.raises(
+        TypeError,
+        match=r"in_process\(work\) cannot send the function .* defined in the script being "
+        r"run \(module __main__\), so cloudpickle sends it by value, together with the "
+        r"module-level globals it uses",
+    ):
+        exegraph.in_process(namespace["work"])  # type: ignore[arg-type]
 
 
 async def test_a_lambda_runs_in_a_worker_when_cloudpickle_is_installed() -> None:

@@ -19,17 +19,18 @@ from __future__ import annotations
 import functools
 import importlib
 import inspect
+import linecache
 import pickle
 import reprlib
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Final, Generic, TypeVar, final
+from typing import TYPE_CHECKING, Any, Final, Generic, Literal, TypeVar, final
 
 import trio
 
 from ._step import is_async_callable
 
 if TYPE_CHECKING:
-    from types import ModuleType
+    from types import ModuleType, TracebackType
 
 __all__ = ["in_process", "in_thread"]
 
@@ -62,10 +63,23 @@ class _Offloaded(Generic[T]):
             raise TypeError(
                 f"{self._kind} takes a sync function to run, not {type(fn).__name__}: {fn!r}"
             )
-        if is_async_callable(fn) or inspect.isasyncgenfunction(fn):
+        if inspect.isasyncgenfunction(fn):
+            raise TypeError(
+                f"{self._kind} runs a sync function, but {fn!r} is an async generator "
+                "function, and a step's action returns one value: collect what it yields in "
+                "an async function, like `async def action(): return [x async for x in gen()]`"
+            )
+        if is_async_callable(fn):
             raise TypeError(
                 f"{self._kind} runs a sync function, but {fn!r} is async: make it a step's "
                 f"action as it is, without {self._kind}"
+            )
+        if inspect.isgeneratorfunction(fn):
+            raise TypeError(
+                f"{self._kind} runs a function and returns what it returns, but {fn!r} is a "
+                "generator function: calling it only makes a generator, and none of its code "
+                "runs. Give it a function that runs the generator, like "
+                "`def collect(): return list(gen())`"
             )
         self._fn = fn
         self._args = args
@@ -83,9 +97,7 @@ class _Offloaded(Generic[T]):
         self.__qualname__ = qualname if isinstance(qualname, str) else self._name
         self.__module__ = getattr(inner, "__module__", None) or __name__
         self.__doc__ = getattr(inner, "__doc__", None)
-        signature = _remaining_signature(fn, args, kwargs, self._label())
-        if signature is not None:
-            self.__signature__ = signature
+        self.__signature__ = _remaining_signature(self, fn, args, kwargs)
 
     def _label(self) -> str:
         return f"{self._kind}({self._name})"
@@ -93,7 +105,7 @@ class _Offloaded(Generic[T]):
     def __repr__(self) -> str:
         bound = [_short.repr(arg) for arg in self._args]
         bound += [f"{key}={_short.repr(value)}" for key, value in self._kwargs.items()]
-        return f"{self._kind}({', '.join([self._name, *bound, *self._options()])})"
+        return f"{self._kind}({', '.join([_fn_repr(self._fn), *bound, *self._options()])})"
 
     def _options(self) -> list[str]:
         return []
@@ -111,11 +123,61 @@ class _Offloaded(Generic[T]):
                 )
         return functools.partial(self._fn, **self._kwargs, **inputs)
 
+    def _stop_iteration(self) -> RuntimeError:
+        """What replaces the `RuntimeError` that stands for a `StopIteration` of `fn`."""
+        return RuntimeError(
+            f"step {trio.lowlevel.current_task().name!r}: {self._label()} raised "
+            "StopIteration (its __cause__), which cannot pass through an async action; "
+            "catch it in the function and return or raise something else"
+        )
+
+
+def _fn_repr(fn: object) -> str:
+    """How an action's repr shows `fn`: a function by name, a partial with its arguments."""
+    if isinstance(fn, functools.partial):
+        bound = [_short.repr(arg) for arg in fn.args]
+        bound += [f"{key}={_short.repr(value)}" for key, value in fn.keywords.items()]
+        return f"partial({', '.join([_fn_repr(fn.func), *bound])})"
+    name = getattr(fn, "__name__", None)
+    if isinstance(name, str) and (inspect.isroutine(fn) or inspect.isclass(fn)):
+        return name
+    if type(fn).__repr__ is object.__repr__:  # an instance, without its address
+        return f"<{type(fn).__qualname__} object>"
+    return _short.repr(fn)
+
+
+class _RemainingSignature(inspect.Signature):
+    """`fn`'s signature without the bound parameters, whose `bind` names a bound one.
+
+    `Step` checks its `inputs` with `inspect.signature(action).bind(...)`: an input that
+    repeats an argument bound by `in_thread(fn, ...)` is refused saying so, rather than as
+    a missing or unexpected argument.
+    """
+
+    _bound: frozenset[str] = frozenset()
+    _owner = ""
+
+    def bind(self, /, *args: object, **kwargs: object) -> inspect.BoundArguments:
+        clash = [name for name in kwargs if name in self._bound]
+        if clash:
+            names = ", ".join(repr(name) for name in clash)
+            raise TypeError(
+                f"{names} {'is' if len(clash) == 1 else 'are'} already bound by "
+                f"{self._owner}: drop {'it' if len(clash) == 1 else 'them'} from the step's "
+                "inputs or from the bound arguments"
+            )
+        return super().bind(*args, **kwargs)
+
 
 def _remaining_signature(
-    fn: Callable[..., object], args: tuple[object, ...], kwargs: dict[str, object], label: str
-) -> inspect.Signature | None:
-    """`fn`'s signature without the parameters `args` and `kwargs` bind; `None` if unknown.
+    action: _Offloaded[Any],
+    fn: Callable[..., object],
+    args: tuple[object, ...],
+    kwargs: dict[str, object],
+) -> inspect.Signature:
+    """`fn`'s signature without the parameters `args` and `kwargs` bind.
+
+    When `fn`'s signature cannot be read, `(**inputs)`: any inputs, checked at run time.
 
     Raises:
         TypeError: `fn` cannot take `args` and `kwargs`.
@@ -123,18 +185,32 @@ def _remaining_signature(
     try:
         signature = inspect.signature(fn)
     except (TypeError, ValueError):  # a builtin or a C callable: found out at run time
-        return None
+        return inspect.Signature([inspect.Parameter("inputs", inspect.Parameter.VAR_KEYWORD)])
     try:
         bound = signature.bind_partial(*args, **kwargs)
     except TypeError as exc:
-        raise TypeError(f"{label} cannot bind the arguments given: {exc}") from None
+        if action._kind == "in_process" and "abandon_on_cancel" in kwargs:
+            raise TypeError(
+                f"{action._label()} takes no abandon_on_cancel: that is an option of "
+                "in_thread, whose threads cannot be stopped. A cancelled in_process step "
+                "always kills its worker process and ends at once"
+            ) from None
+        raise TypeError(f"{action._label()} cannot bind the arguments given: {exc}") from None
     variadic = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
     left = [
         parameter
         for name, parameter in signature.parameters.items()
         if name not in bound.arguments or parameter.kind in variadic
     ]
-    return signature.replace(parameters=left)
+    remaining = _RemainingSignature(left, return_annotation=signature.return_annotation)
+    taken = {
+        name
+        for name, parameter in signature.parameters.items()
+        if name in bound.arguments and parameter.kind not in variadic
+    }
+    remaining._bound = frozenset(taken | kwargs.keys())
+    remaining._owner = repr(action)
+    return remaining
 
 
 @final
@@ -154,25 +230,30 @@ class _InThread(_Offloaded[T]):
                 f"abandon_on_cancel must be a bool, not {type(abandon_on_cancel).__name__}: "
                 f"{abandon_on_cancel!r}"
             )
-        super().__init__(fn, args, kwargs)
         self._abandon = abandon_on_cancel
+        super().__init__(fn, args, kwargs)
 
     def _options(self) -> list[str]:
         return ["abandon_on_cancel=True"] if self._abandon else []
 
-    async def __call__(self, **inputs: object) -> T:
+    async def __call__(self, /, **inputs: object) -> T:
         target = self._call(inputs) if inputs else self._target
-        if target is self._fn:
-            value = await trio.to_thread.run_sync(
-                target, *self._args, abandon_on_cancel=self._abandon
-            )
-        else:
-            value = await trio.to_thread.run_sync(
-                target,
-                *self._args,
-                thread_name=f"{self._name} from {trio.lowlevel.current_task().name}",
-                abandon_on_cancel=self._abandon,
-            )
+        try:
+            if target is self._fn:
+                value = await trio.to_thread.run_sync(
+                    target, *self._args, abandon_on_cancel=self._abandon
+                )
+            else:
+                value = await trio.to_thread.run_sync(
+                    target,
+                    *self._args,
+                    thread_name=f"{self._name} from {trio.lowlevel.current_task().name}",
+                    abandon_on_cancel=self._abandon,
+                )
+        except RuntimeError as exc:
+            if not _is_stop_iteration(exc):
+                raise
+            raise self._stop_iteration() from exc.__cause__
         # A cancellation that came while the thread ran (a deadline, fail-fast) ends the
         # step as cancelled, its value discarded, as the action's next checkpoint would.
         await trio.lowlevel.checkpoint_if_cancelled()
@@ -197,25 +278,53 @@ class _InProcess(_Offloaded[T]):
             what, error = culprit
             raise TypeError(
                 f"{self._label()} cannot send {what} to a worker process: "
-                f"{type(error).__name__}: {error}. {_PICKLE_ADVICE}"
+                f"{type(error).__name__}: {error}. {self._advice(what)}"
             ) from error
 
-    async def __call__(self, **inputs: object) -> T:
+    def _advice(self, what: str) -> str:
+        inner: object = self._fn
+        while isinstance(inner, functools.partial):
+            inner = inner.func
+        module = getattr(inner, "__module__", None) or type(inner).__module__
+        if what == "the function" and module == "__main__" and self._dumps is not pickle.dumps:
+            return (
+                "It is defined in the script being run (module __main__), so cloudpickle "
+                "sends it by value, together with the module-level globals it uses, and one "
+                "of them cannot be pickled: move the function (and what it uses) to a "
+                "module the script imports, which a worker imports by name"
+            )
+        return _PICKLE_ADVICE
+
+    async def __call__(self, /, **inputs: object) -> T:
         target = self._call(inputs) if inputs else self._target
         try:
             return await self._run_sync(target, *self._args, kill_on_cancel=True)
+        except RuntimeError as exc:
+            if not _is_stop_iteration(exc):
+                raise
+            raise self._stop_iteration() from exc.__cause__
         except _PICKLING_ERRORS as exc:
-            # Raised before the job reached a worker (an input that cannot be pickled), or
-            # by `fn` in the worker: only the former names something that cannot be
-            # pickled now. Checked here, on failure, so a call pickles its job just once.
-            culprit = self._unpicklable(inputs)
+            where = _where_pickling_failed(exc.__traceback__)
+            if where == "fn":
+                raise
+            step = trio.lowlevel.current_task().name
+            if where == "back":
+                raise TypeError(
+                    f"step {step!r}: {self._label()} ran in the worker, but its return value "
+                    "or the exception it raised cannot be passed back from the worker: "
+                    f"{type(exc).__name__}: {exc}. trio-parallel sends back only this error "
+                    "(not which of the two it was, nor the exception the function raised): "
+                    "return plain data, and raise exceptions that can be pickled"
+                ) from exc
+            # Sending failed: find what cannot be pickled, in a thread, as pickling a large
+            # argument again takes a while. Only now, so a call pickles its job just once.
+            culprit = await trio.to_thread.run_sync(self._unpicklable, inputs)
             if culprit is None:
                 raise
             what, error = culprit
             raise TypeError(
-                f"step {trio.lowlevel.current_task().name!r}: {self._label()} cannot send "
-                f"{what} to a worker process: {type(error).__name__}: {error}. "
-                f"{_PICKLE_ADVICE}"
+                f"step {step!r}: {self._label()} cannot send {what} to a worker process: "
+                f"{type(error).__name__}: {error}. {self._advice(what)}"
             ) from exc
 
     def _unpicklable(self, inputs: Mapping[str, object]) -> tuple[str, BaseException] | None:
@@ -246,8 +355,43 @@ _PICKLE_ADVICE: Final = (
 )
 
 
+def _is_stop_iteration(error: RuntimeError) -> bool:
+    """Whether `error` is how a coroutine passed on a `StopIteration` raised in it.
+
+    A `StopIteration` cannot leave a coroutine (PEP 479): Trio's own coroutine turns the
+    one `fn` raised into `RuntimeError("coroutine raised StopIteration")`, which names
+    neither `fn` nor the step.
+    """
+    return isinstance(error.__cause__, StopIteration) and str(error).endswith(
+        "raised StopIteration"
+    )
+
+
 def _described(value: object) -> str:
-    return f"a {type(value).__qualname__}"
+    name = type(value).__qualname__
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
+
+
+def _where_pickling_failed(tb: TracebackType | None) -> Literal["fn", "send", "back"]:
+    """Where the pickling error trio-parallel raised comes from, read from its traceback.
+
+    - `"fn"`: the function raised it in the worker (a frame of the worker's job runner);
+    - `"send"`: pickling the job here failed (trio-parallel's `dumps` of the call);
+    - `"back"`: the value or exception could not be pickled in the worker (trio-parallel
+      then sends the pickling error alone, without a frame or with its `safe_dumps` frame)
+      or not unpickled here.
+    """
+    where: Literal["fn", "send", "back"] = "back"
+    while tb is not None:
+        frame = tb.tb_frame
+        module = frame.f_globals.get("__name__")
+        if module == "_trio_parallel_workers" and frame.f_code.co_name == "handle_job":
+            return "fn"
+        if module == "trio_parallel._proc":
+            line = linecache.getline(frame.f_code.co_filename, tb.tb_lineno)
+            where = "back" if "loads(" in line else "send"
+        tb = tb.tb_next
+    return where
 
 
 def _trio_parallel() -> ModuleType:
