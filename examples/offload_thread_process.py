@@ -26,8 +26,10 @@ import trio
 import exegraph_trio as exegraph
 
 # Functions for worker processes live at the top level of a module: a worker receives them
-# pickled (by name, or by value when the module is a script), and re-imports the script
-# that started it, so that script needs its `if __name__ == "__main__":` guard.
+# pickled (by name, or by value when the module is a script, as here: then with the module
+# globals they use, which must be picklable, so a program of any size imports them from a
+# module of its own), and re-imports the script that started it, so that script needs its
+# `if __name__ == "__main__":` guard.
 
 
 # --8<-- [start:functions]

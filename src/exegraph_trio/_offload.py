@@ -432,9 +432,10 @@ def in_thread(
     ```
 
     It runs on `trio.to_thread.run_sync`, so at most 40 such threads run at once (Trio's
-    default limiter; a step waiting for a thread holds its exegraph slot), and context
-    variables reach the thread: the step's OpenTelemetry span is current there, so spans
-    made by `fn` nest under it.
+    default limiter, shared with every other `trio.to_thread` call of the program; a step
+    waiting for a thread holds its exegraph slot), and context variables reach the
+    thread: the step's OpenTelemetry span is current there, so spans made by `fn` nest
+    under it.
 
     **Cancellation and deadlines.** A thread cannot be interrupted. When the step is
     cancelled (its timeout passes, fail-fast cancels the run, an enclosing scope is
@@ -443,23 +444,32 @@ def in_thread(
     - by default the step waits until `fn` returns, then ends as timed out
       ([`StepTimeoutError`][exegraph_trio.StepTimeoutError]) or cancelled, and `fn`'s
       value is discarded: a step with `timeout=5` whose `fn` takes 60 s fails after 60 s.
-      A long `fn` can stop early by calling `trio.from_thread.check_cancelled()` now and
-      then: it raises `trio.Cancelled` in the thread once the step is cancelled;
+      If `fn` raises instead, its exception is the step's error (not
+      `StepTimeoutError`), and under a cancelled scope around the run it comes out in a
+      [`RunError`][exegraph_trio.RunError], as a Trio nursery keeps an error raised while
+      it is cancelled. `Ctrl-C` waits too (a second one changes nothing). A long `fn` can
+      stop early by calling `trio.from_thread.check_cancelled()` now and then: it raises
+      `trio.Cancelled` in the thread once the step is cancelled;
     - with `abandon_on_cancel=True` the step ends at once and `fn` keeps running in the
       background until it returns; its value or exception is discarded. Use it only for
       a `fn` that is safe to leave running (nothing waits for its effects, and the
-      process may exit while it runs).
+      process may exit while it runs). An abandoned thread keeps its token of Trio's
+      limiter until `fn` returns: 40 calls that hang leave no thread for later steps
+      (nor for other `trio.to_thread` users); raise the limit with
+      `trio.to_thread.current_default_thread_limiter().total_tokens = 100`.
 
     CPU-bound Python holds the GIL and gains nothing from threads: use
     [`in_process`][exegraph_trio.in_process].
 
     Args:
-        fn: a sync callable. Its name, qualified name and docstring become the action's,
-            so `GraphBuilder.step` names a step after it.
+        fn: a sync callable, not a generator function. Its name, qualified name and
+            docstring become the action's, so `GraphBuilder.step` names a step after it.
         *args: positional arguments for `fn`.
         abandon_on_cancel: whether a cancelled step stops waiting for `fn` (`True`) or
-            waits until it returns (`False`, the default), as described above.
+            waits until it returns (`False`, the default), as described above. (To bind
+            an argument of `fn` named so, use `functools.partial(fn, abandon_on_cancel=...)`.)
         **kwargs: keyword arguments for `fn`; the step's `inputs` must not repeat them.
+            An input may be named like any parameter of `fn`, `self` included.
 
     Returns:
         An async action for [`Step`][exegraph_trio.Step]: called with the step's inputs as
@@ -467,10 +477,15 @@ def in_thread(
         signature is `fn`'s without the bound arguments, so a `Step` whose `inputs` name
         a parameter `fn` does not have (or one bound here) is refused when it is made.
 
+        A `StopIteration` of `fn` cannot leave an async action: the step fails with a
+        `RuntimeError` saying so, the `StopIteration` as its `__cause__`.
+
     Raises:
-        TypeError: `fn` is not callable or is async, `abandon_on_cancel` is not a `bool`,
-            or `fn` cannot take `args` and `kwargs` (when its signature can be read). When
-            the action is called: an input repeats a keyword bound here.
+        TypeError: `fn` is not callable, is async or a generator function,
+            `abandon_on_cancel` is not a `bool`, or `fn` cannot take `args` and `kwargs`
+            (when its signature can be read). When the action is called: an input
+            repeats a keyword bound here (when `fn`'s signature cannot be read, so `Step`
+            could not refuse it).
     """
     return _InThread(fn, args, kwargs, abandon_on_cancel=abandon_on_cancel)
 
@@ -498,18 +513,30 @@ def in_process(
     worker process is killed (`SIGKILL`; `TerminateProcess` on Windows) and the step
     ends at once, so even `while True: pass` stops. Whatever `fn` was doing is cut short:
     no `finally` or `with` block of `fn` runs. `Ctrl-C` reaches the event loop, not the
-    workers, and ends them the same way.
+    workers, and ends them the same way. A step's `timeout` counts from the call, so it
+    also covers waiting for a free worker and starting one (0.1-0.5 s for the first
+    calls).
 
     **Everything crosses a process boundary.** `fn`, its arguments and inputs are
     pickled to the worker and its value or exception pickled back (with `cloudpickle`
     when it is installed, as trio-parallel does, else `pickle`): `fn` should be defined
     at the top level of a module (with a `if __name__ == "__main__":` guard in a script:
-    workers are spawned and import it), its arguments plain data. Context variables do
-    not reach the worker, and what `fn` changes in the worker's globals stays there.
+    workers are spawned and import it), its arguments plain data. cloudpickle sends a
+    function of the script being run (module `__main__`) *by value*, with the module
+    globals it uses: a global lock or connection makes it unpicklable, and a large
+    global is sent again with each call; put such a function in a module the script
+    imports. Context variables do not reach the worker, and what `fn` changes in the
+    worker's globals stays there.
+
+    A return value or an exception that cannot be pickled back from the worker fails the
+    step with a `TypeError` that says so: trio-parallel sends back only the pickling
+    error (as its `__cause__`), so neither which of the two it was nor the exception `fn`
+    raised can be told (a `Retry(on=...)` of that exception does not match).
 
     Args:
-        fn: a sync callable that can be pickled. Its name, qualified name and docstring
-            become the action's, so `GraphBuilder.step` names a step after it.
+        fn: a sync callable that can be pickled, not a generator function. Its name,
+            qualified name and docstring become the action's, so `GraphBuilder.step`
+            names a step after it.
         *args: positional arguments for `fn`; they must be picklable.
         **kwargs: keyword arguments for `fn`; they must be picklable, and the step's
             `inputs` must not repeat them.
@@ -519,14 +546,16 @@ def in_process(
         keyword arguments, it returns what `fn` returns and raises what `fn` raises (a
         worker that dies raises `trio_parallel.BrokenWorkerError`). Its signature is `fn`'s
         without the bound arguments, so a `Step` whose `inputs` name a parameter `fn` does
-        not have (or one bound here) is refused when it is made.
+        not have (or one bound here) is refused when it is made. A `StopIteration` of
+        `fn` fails the step with a `RuntimeError` saying so.
 
     Raises:
         ImportError: trio-parallel is not installed.
-        TypeError: `fn` is not callable or is async, `fn` cannot take `args` and `kwargs`
-            (when its signature can be read), or `fn` or an argument cannot be pickled
-            (the message names which). When the action is called: an input cannot be
-            pickled (the message names the step and the input), or repeats a keyword
-            bound here.
+        TypeError: `fn` is not callable, is async or a generator function, `fn` cannot
+            take `args` and `kwargs` (when its signature can be read; `abandon_on_cancel`
+            is `in_thread`'s option), or `fn` or an argument cannot be pickled (the
+            message names which). When the action is called: an input cannot be pickled
+            (the message names the step and the input), repeats a keyword bound here, or
+            what `fn` returned or raised cannot be pickled back.
     """
     return _InProcess(fn, args, kwargs)
