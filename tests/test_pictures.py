@@ -25,6 +25,7 @@ Testing charter:
 
 from __future__ import annotations
 
+import functools
 import html
 import importlib.util
 import itertools
@@ -846,39 +847,57 @@ def _check_lanes(events: list[dict[str, Any]]) -> set[int]:
     return set(by_lane)
 
 
-def test_a_trace_has_a_complete_event_per_step_that_ran_in_microseconds(
+def test_a_trace_has_a_complete_event_per_step_attempt_in_microseconds(
     scenes: Scenes,
 ) -> None:
+    # SPEC 2.3: a complete event per step attempt. The flaky step ran 0.25 s three times,
+    # 0.5 s apart (its retry's delay).
     run = scenes.lifecycle_run
-    events = {event["name"]: event for event in _events(run.to_chrome_trace())}
-    assert {name: (e["ts"], e["dur"]) for name, e in events.items()} == {
-        "db": (0, 1_000_000),
-        'flaky "deploy"': (0, 1_750_000),
-        "migrate": (1_000_000, 2_000_000),
-        "slow [section]": (0, 3_000_000),
-        "report": (3_000_000, 1_000_000),
+    events: dict[str, list[tuple[int, int]]] = {}
+    for event in _events(run.to_chrome_trace()):
+        events.setdefault(event["name"], []).append((event["ts"], event["dur"]))
+    assert events == {
+        "db": [(0, 1_000_000)],
+        'flaky "deploy"': [(0, 250_000), (750_000, 250_000), (1_500_000, 250_000)],
+        "migrate": [(1_000_000, 2_000_000)],
+        "slow [section]": [(0, 3_000_000)],
+        "report": [(3_000_000, 1_000_000)],
     }
-    assert all(e["cat"] == "step" and e["pid"] == 1 for e in events.values())
+    for event in _events(run.to_chrome_trace()):
+        assert event["pid"] == 1
+        assert event["cat"] == ("step attempt" if event["name"] == 'flaky "deploy"' else "step")
 
 
 def test_a_trace_says_status_attempts_errors_and_teardown_errors(scenes: Scenes) -> None:
-    events = {e["name"]: e for e in _events(scenes.lifecycle_run.to_chrome_trace())}
-    assert events["db"]["args"] == {
+    events: dict[str, list[dict[str, Any]]] = {}
+    for event in _events(scenes.lifecycle_run.to_chrome_trace()):
+        events.setdefault(event["name"], []).append(event)
+    assert events["db"][0]["args"] == {
         "status": "Done",
+        "attempt": 1,
         "attempts": 1,
         "teardown_error": "RuntimeError: could not drop the database",
     }
-    flaky_args = events['flaky "deploy"']["args"]
-    assert flaky_args["attempts"] == 3
-    assert flaky_args["earlier_errors"] == [
-        "ConnectionError: attempt 1 lost the connection",
-        "ConnectionError: attempt 2 lost the connection",
+    assert [e["args"] for e in events['flaky "deploy"']] == [
+        {
+            "status": "Failed",
+            "attempt": 1,
+            "attempts": 3,
+            "error": "ConnectionError: attempt 1 lost the connection",
+        },
+        {
+            "status": "Failed",
+            "attempt": 2,
+            "attempts": 3,
+            "error": "ConnectionError: attempt 2 lost the connection",
+        },
+        {"status": "Done", "attempt": 3, "attempts": 3},
     ]
-    assert events["migrate"]["args"]["status"] == "Failed"
-    assert events["migrate"]["args"]["error"].startswith(
-        "ValueError: migration 7 failed on postgres://db"
-    )
-    assert events["slow [section]"]["args"]["status"] == "Cancelled"
+    (migrate,) = events["migrate"]
+    assert migrate["args"]["status"] == "Failed"
+    assert migrate["args"]["error"].startswith("ValueError: migration 7 failed on postgres://db")
+    (slow,) = events["slow [section]"]
+    assert slow["args"]["status"] == "Cancelled"
 
 
 def test_a_trace_lists_the_skipped_steps_and_names_its_process_and_lanes(
@@ -943,3 +962,44 @@ def test_a_trace_of_no_step_is_valid() -> None:
     trace = _trace(RunResult((StepTiming("a", StepStatus.SKIPPED),), 0.0).to_chrome_trace())
     assert [e["name"] for e in trace["traceEvents"]] == ["process_name"]
     assert trace["otherData"]["skipped"] == ["a"]
+
+
+async def test_a_trace_shows_the_attempts_a_step_had_when_the_run_stopped(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    # `waits` fails at once and is cancelled during its retry's delay: one attempt. `cut`
+    # fails once, then its second attempt is cut by fail-fast: two events, the last one
+    # cancelled, ending when fail-fast stopped the run.
+    calls: dict[str, int] = {}
+
+    def failing_then(seconds: float, name: str) -> exegraph.Action:
+        async def action() -> None:
+            calls[name] = calls.get(name, 0) + 1
+            if calls[name] == 1:
+                raise ConnectionError(f"{name} lost its connection")
+            await trio.sleep(seconds)
+
+        return action
+
+    async def fails_at(seconds: float) -> None:
+        await trio.sleep(seconds)
+        raise ValueError("boom")
+
+    graph = exegraph.Graph(
+        [
+            Step("waits", failing_then(1, "waits"), retry=Retry(attempts=2, delay=10)),
+            Step("cut", failing_then(10, "cut"), retry=Retry(attempts=2, delay=1)),
+            Step("boom", functools.partial(fails_at, 3)),
+        ]
+    )
+    result = await exegraph.run_with_result(graph)
+    events: dict[str, list[tuple[int, int, str]]] = {}
+    for event in _events(result.to_chrome_trace()):
+        events.setdefault(event["name"], []).append(
+            (event["ts"], event["dur"], event["args"]["status"])
+        )
+    assert events == {
+        "waits": [(0, 0, "Cancelled")],
+        "cut": [(0, 0, "Failed"), (1_000_000, 2_000_000, "Cancelled")],
+        "boom": [(0, 3_000_000, "Failed")],
+    }

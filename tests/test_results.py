@@ -146,9 +146,10 @@ def test_the_engines_fast_timing_is_a_step_timing_like_any_other() -> None:
 
     error, earlier, teardown = ValueError("x"), (OSError("y"),), RuntimeError("z")
     values = ("a", StepStatus.FAILED, 1.0, 2.5, error, b"v", 2, earlier, teardown, 0.5)
+    times = (1.0, 1.5, 2.0, 2.5)  # two attempts' starts and ends (a private field)
     fields = attrs.fields(StepTiming)
-    assert len(fields) == len(values)
-    fast, slow = _timing(*values), StepTiming(*values)
+    assert len(fields) == len(values) + 1
+    fast, slow = _timing(*values, times), StepTiming(*values, _attempt_times=times)
     assert type(fast) is StepTiming
     for field in fields:
         assert getattr(fast, field.name) is getattr(slow, field.name)

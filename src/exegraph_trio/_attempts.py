@@ -33,7 +33,7 @@ __all__ = ["full_step"]
 _NO_KWARGS: Final[Mapping[str, Any]] = MappingProxyType({})
 
 
-async def full_step(run: Run, i: int, late: bool) -> None:  # noqa: FBT001 - start_soon
+async def full_step(run: Run, i: int, late: bool) -> None:  # noqa: FBT001, PLR0915 - start_soon; one readable loop
     """The task of step `i` with inputs, retries, a trigger rule or a resource.
 
     `late`: spawned in the outer nursery after fail-fast (a trigger-rule step): only
@@ -90,13 +90,15 @@ async def full_step(run: Run, i: int, late: bool) -> None:  # noqa: FBT001 - sta
                 error, cut = attempted
             assert error is not None
             state, error = run._classify(step, error, timeout if cut else None, late=late)
+            ended = run.now()
             if not await _after_attempt(run, i, step, (first, attempt), (state, error), late=late):
                 return
             attempt += 1
             run.attempts[i] = attempt  # attempts begun (StepTiming.attempts; 1 by default)
+            start = run.now()
+            _attempt_began(run, i, (first, ended, start))
             if run.observed:
                 run.observers.attempt_started(step, attempt)
-            start = run.now()
     except BaseException as exc:  # noqa: BLE001 - escaped the bookkeeping
         run._escaped(i, exc)
 
@@ -144,6 +146,21 @@ async def _scoped_attempt(
         return None
     limit = run.outside_at if late else run.cancelled_at
     return error, seconds is not None and scope.cancel_called and start + seconds <= limit
+
+
+def _attempt_began(run: Run, i: int, times: tuple[float, float, float]) -> None:
+    """Note when step `i`'s previous attempt ended and its next one began.
+
+    `times`: `(first attempt's start, previous attempt's end, this one's start)`; the
+    driver gives each attempt its own event in the Chrome trace
+    (`StepTiming._attempt_times`).
+    """
+    first, ended, start = times
+    recorded = run.attempt_times.get(i)
+    if recorded is None:
+        run.attempt_times[i] = [first, ended, start]
+    else:
+        recorded += (ended, start)
 
 
 def _not_begun(run: Run, i: int, *, late: bool) -> None:

@@ -68,6 +68,14 @@ _STATUS: Final = {
 }
 
 
+def _times_of(times: list[float], end: float | None) -> tuple[float, ...]:
+    """`StepTiming._attempt_times`: each attempt's start and end, the last one's the step's.
+
+    `times` ends with the last attempt's start (`_attempts.full_step` records them).
+    """
+    return (*times, end if end is not None else times[-1])
+
+
 def new_run(graph: Graph, options: RunOptions) -> Run:
     """The driver for one run of `graph`: `PlainRun` when it uses none of the lifecycle."""
     features = graph._features()
@@ -82,6 +90,7 @@ class Run:
     # Slots, not a __dict__: with this many fields an instance dict stops sharing its keys
     # and every attribute read of the hot path gets slower (CPython's specialization).
     __slots__ = (
+        "attempt_times",
         "attempts",
         "cancel_pending",
         "cancelled_at",
@@ -193,6 +202,9 @@ class Run:
         self.errors: dict[int, BaseException] = {}
         self.earlier: dict[int, list[BaseException]] = {}  # earlier attempts' errors
         self.attempts: dict[int, int] = {}  # attempts begun, for steps that may have several
+        # For steps retried: each attempt's start and end, flat; the last attempt's end
+        # is the step's (`ends`).
+        self.attempt_times: dict[int, list[float]] = {}
         self.teardown_errors: dict[int, BaseException] = {}
         self.members: list[Exception] = []
         self.errors_while_cancelled = False
@@ -438,6 +450,7 @@ class Run:
         start = self.starts[i]
         attempts = self.attempts.get(i, int(start is not None))
         earlier = self.earlier.get(i)
+        times = self.attempt_times.get(i)
         return _timing(
             self.steps[i].name,
             status,
@@ -449,6 +462,7 @@ class Run:
             () if earlier is None else tuple(earlier),
             self.teardown_errors.get(i),
             None if self.ready_at is None else self.ready_at[i],
+            () if times is None else _times_of(times, self.ends[i]),
         )
 
     def _tell_done(self, i: int, step: Step, status: StepStatus) -> None:

@@ -62,6 +62,8 @@ class Observers:
         "on_done",
         "on_start",
         "reversed_hooks",
+        "want_step_done",
+        "want_step_skipped",
     )
 
     def __init__(
@@ -92,16 +94,16 @@ class Observers:
                     calls.append((instrument, bound))
             self.hooks[name] = tuple(calls)
             self.reversed_hooks[name] = tuple(reversed(calls))
-
-    @property
-    def want_step_done(self) -> bool:
+        self.want_step_done = False
         """Whether anything takes `step_done` (and so a `StepTiming` is worth making)."""
-        return self.on_done is not None or bool(self.hooks["step_done"])
-
-    @property
-    def want_step_skipped(self) -> bool:
+        self.want_step_skipped = False
         """Whether an instrument implements `step_skipped`."""
-        return bool(self.hooks["step_skipped"])
+        self._wanted()
+
+    def _wanted(self) -> None:
+        """Note which timings are worth making (after any observer is disabled)."""
+        self.want_step_done = self.on_done is not None or bool(self.hooks["step_done"])
+        self.want_step_skipped = bool(self.hooks["step_skipped"])
 
     def __bool__(self) -> bool:
         """Whether any step-level observer is attached."""
@@ -117,8 +119,9 @@ class Observers:
 
     def step_started(self, step: Step) -> None:
         """`step_started` of each instrument, then `on_step_start` (in the step's task)."""
-        if self.instruments:
-            self._notify(None, "step_started", step)
+        calls = self.hooks["step_started"]
+        if calls:
+            self._call(calls, None, "step_started", (step,))
         if self.on_start is not None:
             try:
                 _observe(self.on_start, step.name)
@@ -136,10 +139,12 @@ class Observers:
             except Exception:  # noqa: BLE001 - logged with its traceback by _hook_failed
                 self._hook_failed("on_step_done", step.name)
                 self.on_done = None
+                self._wanted()
             except BaseException as exc:  # noqa: BLE001 - an interrupt: the run stops
                 self.interrupted(exc)
-        if self.instruments:
-            self._notify(None, "step_done", step, timing, reverse=True)
+        calls = self.reversed_hooks["step_done"]
+        if calls:
+            self._call(calls, None, "step_done", (step, timing))
 
     def step_retrying(self, step: Step, attempt: int, error: BaseException, delay: float) -> None:
         """`step_retrying` of every instrument (in the step's task)."""
@@ -181,6 +186,17 @@ class Observers:
     ) -> None:
         """Call `method` of every instrument that implements it (in `context`, else here)."""
         calls = (self.reversed_hooks if reverse else self.hooks)[method]
+        if calls:
+            self._call(calls, context, method, args)
+
+    def _call(
+        self,
+        calls: tuple[tuple[Instrument, Callable[..., None]], ...],
+        context: contextvars.Context | None,
+        method: str,
+        args: tuple[object, ...],
+    ) -> None:
+        """Call each bound method of `calls` (in `context`, else here) with `args`."""
         for instrument, bound in calls:
             if self.disabled and id(instrument) in self.disabled:
                 continue  # disabled by an earlier call
@@ -211,6 +227,7 @@ class Observers:
             }
             for hooks in (self.hooks, self.reversed_hooks)
         )
+        self._wanted()
 
 
 @disable_ki_protection

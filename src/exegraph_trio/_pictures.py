@@ -46,7 +46,7 @@ from ._lifecycle import TriggerRule
 if TYPE_CHECKING:
     from ._graph import Graph
     from ._plan import Plan
-    from ._result import RunResult, StepStatus
+    from ._result import RunResult, StepStatus, StepTiming
 
 __all__ = [
     "chrome_trace",
@@ -455,6 +455,12 @@ def plan_gantt(plan: Plan, *, title: str | None) -> str:
 _PID = 1
 
 
+def _earlier_error(timing: StepTiming, attempt: int) -> BaseException | None:
+    """The error of attempt `attempt` (from 1) of `timing`'s step, not its last."""
+    earlier = timing.earlier_errors
+    return earlier[attempt - 1] if attempt - 1 < len(earlier) else None
+
+
 def chrome_trace(result: RunResult) -> str:
     """The run in the Trace Event Format (`RunResult.to_chrome_trace`)."""
     ran = _ran(result.steps)
@@ -463,7 +469,18 @@ def chrome_trace(result: RunResult) -> str:
     def micros(time: float | None) -> int:
         return round(((time or 0.0) - origin) * 1_000_000)
 
-    spans = [(micros(t.start), micros(t.end)) for t in ran]
+    # One complete event per attempt (SPEC 2.3): a retried step's earlier attempts failed.
+    bars: list[tuple[StepTiming, int, int, int]] = []  # (timing, attempt, start µs, end µs)
+    for t in ran:
+        times = t._attempt_times
+        if times:
+            bars.extend(
+                (t, k + 1, micros(times[2 * k]), micros(times[2 * k + 1]))
+                for k in range(len(times) // 2)
+            )
+        else:
+            bars.append((t, max(t.attempts, 1), micros(t.start), micros(t.end)))
+    spans = [(start, end) for _, _, start, end in bars]
     lanes = _lanes(spans)
     events: list[dict[str, object]] = [
         {
@@ -483,22 +500,25 @@ def chrome_trace(result: RunResult) -> str:
             {"name": "thread_sort_index", "ph": "M", "pid": _PID, "tid": lane,
              "args": {"sort_index": lane}}
         )  # fmt: skip
-    for k in sorted(range(len(ran)), key=lambda k: (spans[k], lanes[k])):
-        timing = ran[k]
-        start, end = spans[k]
-        args: dict[str, object] = {"status": str(timing.status), "attempts": timing.attempts}
-        if timing.error is not None:
-            args["error"] = _describe(timing.error)
-        if timing.earlier_errors:
-            args["earlier_errors"] = [_describe(error) for error in timing.earlier_errors]
-        if timing.teardown_error is not None:
+    for k in sorted(range(len(bars)), key=lambda k: (spans[k], lanes[k])):
+        timing, attempt, start, end = bars[k]
+        last = attempt >= timing.attempts
+        args: dict[str, object] = {
+            "status": str(timing.status) if last else "Failed",  # (an earlier attempt failed)
+            "attempt": attempt,
+            "attempts": timing.attempts,
+        }
+        error = timing.error if last else _earlier_error(timing, attempt)
+        if error is not None:
+            args["error"] = _describe(error)
+        if last and timing.teardown_error is not None:
             args["teardown_error"] = _describe(timing.teardown_error)
-        if timing.ready is not None and timing.start is not None:
+        if attempt == 1 and timing.ready is not None and timing.start is not None:
             args["waited_for_slots_us"] = round((timing.start - timing.ready) * 1_000_000)
         events.append(
             {
                 "name": timing.name,
-                "cat": "step",
+                "cat": "step" if timing.attempts <= 1 else "step attempt",
                 "ph": "X",
                 "ts": start,
                 "dur": end - start,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import enum
 from collections.abc import Iterator, Sequence
 from typing import Literal, final
@@ -80,6 +81,12 @@ class StepTiming:
     earlier_errors: tuple[BaseException, ...] = attrs.field(default=(), eq=False, repr=False)
     teardown_error: BaseException | None = attrs.field(default=None, eq=False, repr=False)
     ready: float | None = attrs.field(default=None, repr=False)
+    _attempt_times: tuple[float, ...] = attrs.field(
+        default=(), eq=False, repr=False, alias="_attempt_times"
+    )
+    """For a step that had several attempts: each attempt's start and end, flat
+    (`(start₁, end₁, start₂, end₂, …)`), for the Chrome trace's event per attempt; else
+    empty (its one attempt is `start`–`end`)."""
 
     @property
     def duration(self) -> float:
@@ -104,6 +111,7 @@ _new = object.__new__
     _set_earlier_errors,
     _set_teardown_error,
     _set_ready,
+    _set_attempt_times,
 ) = (StepTiming.__dict__[field.name].__set__ for field in attrs.fields(StepTiming))
 
 
@@ -118,6 +126,7 @@ def _timing(  # noqa: PLR0917 - every field, in order, as fast as can be
     earlier_errors: tuple[BaseException, ...],
     teardown_error: BaseException | None,
     ready: float | None,
+    attempt_times: tuple[float, ...] = (),
 ) -> StepTiming:
     """`StepTiming(...)` with every field given, in the order of its fields, for less."""
     timing: StepTiming = _new(StepTiming)
@@ -131,6 +140,7 @@ def _timing(  # noqa: PLR0917 - every field, in order, as fast as can be
     _set_earlier_errors(timing, earlier_errors)
     _set_teardown_error(timing, teardown_error)
     _set_ready(timing, ready)
+    _set_attempt_times(timing, attempt_times)
     return timing
 
 
@@ -300,16 +310,15 @@ class RunResult:
     def to_chrome_trace(self) -> str:
         """The run in the Trace Event Format, for <https://ui.perfetto.dev> or `chrome://tracing`.
 
-        One complete event (`"ph": "X"`) per step that ran, from its first attempt's
-        start to its last attempt's end (`ts` and `dur` in whole microseconds after the
-        first start), on one of as few lanes (`tid`) as steps ran at once, named
-        "lane 1", "lane 2", … by metadata events; no two events of a lane overlap. Its
-        `args` hold the status, the number of attempts, the error, the earlier attempts'
-        errors, the teardown's error and, in runs with pools, the wait for slots
-        (`waited_for_slots_us`). A `StepTiming` has no per-attempt times, so a retried
-        step is one event spanning its attempts and the waits between them; teardowns
-        have no times either, so they are shown only by their error. Skipped steps never
-        ran: they are listed in `otherData.skipped`.
+        One complete event (`"ph": "X"`) per attempt of each step that ran (SPEC 2.3;
+        `ts` and `dur` in whole microseconds after the first start), on one of as few
+        lanes (`tid`) as attempts ran at once, named "lane 1", "lane 2", … by metadata
+        events; no two events of a lane overlap. Its `args` hold the status (`Failed`
+        for an attempt that was retried), the attempt's number, the step's number of
+        attempts, the attempt's error, the teardown's error and, in runs with pools, the
+        wait for slots (`waited_for_slots_us`). Teardowns have no times of their own, so
+        they are shown only by their error. Skipped steps never ran: they are listed in
+        `otherData.skipped`.
 
         ```python
         Path("run.json").write_text(result.to_chrome_trace())
@@ -323,11 +332,8 @@ class RunResult:
 
     def _summary(self) -> str:
         steps = f"{len(self.steps)} step{'' if len(self.steps) == 1 else 's'}"
-        counts = [
-            (status, count)
-            for status in StepStatus
-            if (count := sum(timing.status is status for timing in self.steps))
-        ]
+        by_status = collections.Counter(timing.status for timing in self.steps)
+        counts = [(status, by_status[status]) for status in StepStatus if by_status[status]]
         if counts == [(StepStatus.DONE, len(self.steps))]:
             return f"{steps} in {self.total_duration:.3f} s: all done"
         tally = ", ".join(f"{count} {str(status).lower()}" for status, count in counts)
