@@ -328,8 +328,11 @@ def test_an_input_repeating_a_bound_keyword_is_refused_when_the_step_is_made() -
 def test_an_input_repeating_a_bound_argument_is_refused_saying_it_is_bound(
     action: Callable[..., Awaitable[object]], inputs: dict[str, str]
 ) -> None:
-    with pytest.raises(TypeError, match=rf"'x' is already bound by {re.escape(repr(action))}"):
+    with pytest.raises(
+        TypeError, match=rf"'x' is already bound by {re.escape(repr(action))}"
+    ) as caught:
         Step("sum", action, inputs=inputs)
+    assert "async def" not in str(caught.value)  # (no advice to write an async action)
 
 
 def test_an_input_repeating_a_bound_keyword_of_a_kwargs_fn_is_refused_when_made() -> None:

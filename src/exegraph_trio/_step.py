@@ -247,11 +247,17 @@ def _check_signature(step: Step) -> None:
     try:
         signature.bind(**dict.fromkeys(step.inputs))
     except TypeError as exc:
+        # An action that gives its own signature (`in_thread(fn, ...)`: fn's, less what is
+        # bound) says what is wrong itself; the advice to write an `async def` is not for it.
+        advice = (
+            f"; give it parameters with those names, like `async def "
+            f"{_callable_name(step.action)}({', '.join(step.inputs)}): ...`"
+            if type(signature) is inspect.Signature
+            else ""
+        )
         raise TypeError(
             f"the action of step {step.name!r} cannot be called with the keyword arguments "
-            f"its inputs name ({_repr_list(step.inputs)}): {exc}; give it parameters with "
-            f"those names, like `async def {_callable_name(step.action)}"
-            f"({', '.join(step.inputs)}): ...`"
+            f"its inputs name ({_repr_list(step.inputs)}): {exc}{advice}"
         ) from None
 
 
