@@ -241,6 +241,34 @@ async def test_the_setup_has_the_steps_deadline_and_a_timed_out_setup_is_not_tor
     assert trio.current_time() == 2
 
 
+async def test_a_setup_that_outlived_its_deadline_still_gets_a_teardown_with_its_own(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # A setup that cannot be cancelled (here shielded; a thread in real life) ends after
+    # its deadline: it is set up, so it is done and torn down later, and its teardown has
+    # a deadline of its own counted from its start (SPEC 2.1), not the setup's, long gone.
+    torn: list[float] = []
+
+    async def resource() -> AsyncIterator[str]:
+        with trio.CancelScope(shield=True):
+            await trio.sleep(3)  # past the step's 2 s deadline
+        try:
+            yield "handle"
+        finally:
+            await trio.sleep(1)  # the teardown: within its own 2 s
+            torn.append(trio.current_time())
+
+    async def use(handle: str) -> None:
+        await trio.sleep(1)
+
+    graph = Graph([Step("db", resource, timeout=2), Step("use", use, inputs={"handle": "db"})])
+    result = await exegraph.run_with_result(graph)
+    assert result.ok, result.error
+    assert result["db"].status is StepStatus.DONE
+    assert result["db"].teardown_error is None
+    assert torn == [5]  # set up at 3, used until 4, torn down from 4 to 5
+
+
 @pytest.mark.parametrize("kind", KINDS)
 async def test_a_failed_setup_is_never_torn_down(
     autojump_clock: trio.testing.MockClock, kind: str

@@ -124,28 +124,50 @@ async def _scoped_attempt(
     with trio.CancelScope() as scope:
         if seconds:
             scope.deadline = start + seconds
-        try:
-            returned = step.action(**kwargs)
-            if step._kind == COROUTINE:
-                value = await returned  # type: ignore[misc]
-            else:
-                value = await set_up(run, step, returned)
-        except BaseException as exc:  # noqa: BLE001 - classified by the caller
-            error = exc
+        if step._kind != COROUTINE:
+            error = await _resource_attempt(run, i, step, kwargs, first, seconds=seconds)
+            if error is None:
+                return None  # set up, held, torn down
         else:
-            if step._kind != COROUTINE:
-                # Set up: the scope lives on, shielded and without a deadline, until
-                # the teardown, which runs inside it (the resource's own scopes were
-                # entered inside it, and must be left inside it).
-                scope.deadline = math.inf
-                scope.shield = True
-                await hold(run, i, step, returned, (first, value), seconds=seconds, scope=scope)
-                return None
+            try:
+                value = await step.action(**kwargs)  # type: ignore[misc]
+            except BaseException as exc:  # noqa: BLE001 - classified by the caller
+                error = exc
     if error is None:
         run._done(i, first, value)
         return None
     limit = run.outside_at if late else run.cancelled_at
     return error, seconds is not None and scope.cancel_called and start + seconds <= limit
+
+
+async def _resource_attempt(
+    run: Run,
+    i: int,
+    step: Step,
+    kwargs: Mapping[str, Any],
+    first: float,
+    *,
+    seconds: float | None,
+) -> BaseException | None:
+    """Set up resource `i` inside the setup's scope, then hold it and tear it down.
+
+    The setup runs in a scope of its own (`life`) nested in the setup's deadline scope;
+    once set up, `life` lives on, shielded, until the teardown, which runs inside it
+    under its own deadline: the resource's own scopes and nurseries (entered in its
+    setup) are left inside the scope they were entered in. The setup's deadline scope
+    cannot reach inside `life` any more, even if its deadline passed while a setup that
+    could not be cancelled (a thread) finished: the teardown keeps its own deadline.
+    Returns the setup's error, or `None` once the resource is torn down.
+    """
+    with trio.CancelScope() as life:
+        try:
+            returned = step.action(**kwargs)
+            value = await set_up(run, step, returned)
+        except BaseException as exc:  # noqa: BLE001 - classified by the caller
+            return exc
+        life.shield = True
+        await hold(run, i, step, returned, (first, value), seconds=seconds, scope=life)
+    return None
 
 
 def _attempt_began(run: Run, i: int, times: tuple[float, float, float]) -> None:

@@ -1,11 +1,12 @@
 """Resource steps: the setup up to the `yield`, the hold, and the teardown.
 
-A resource's setup runs in its step's task inside a cancel scope (`_attempts.py`); once
-it succeeded the scope lives on, shielded and without a deadline, while the task waits
-for the core to say every dependent has released the resource; the teardown then runs
-inside that same scope, under a deadline of its own. So the resource's own cancel scopes
-and nurseries (entered in its setup) are left in the task and scope they were entered in,
-whatever cancels the run meanwhile.
+A resource's setup runs in its step's task inside a cancel scope of its own, nested in
+the setup's deadline scope (`_attempts.py`); once it succeeded that scope lives on,
+shielded, while the task waits for the core to say every dependent has released the
+resource; the teardown then runs inside that same scope, under a deadline of its own
+(even when the setup's deadline passed while a setup that could not be cancelled ended).
+So the resource's own cancel scopes and nurseries (entered in its setup) are left in the
+task and scope they were entered in, whatever cancels the run meanwhile.
 """
 
 from __future__ import annotations
