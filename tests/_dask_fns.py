@@ -24,6 +24,11 @@ def add(a: int, b: int) -> int:
     return a + b
 
 
+def send(client: str, message: str) -> str:
+    """A function with a parameter named `client`, a name on_cluster keeps for the Client."""
+    return f"{message} to {client}"
+
+
 def fail(message: str) -> None:
     raise ValueError(message)
 

@@ -14,16 +14,20 @@ no client finds none unless a test makes one.
 from __future__ import annotations
 
 import inspect
+import logging
+import os
 import threading
 import time
 import traceback
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import cast
 
 import dask
 import distributed
 import pytest
 import trio
+from distributed.core import Status
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -83,6 +87,12 @@ async def wait_for_file(path: Path, *, within: float = 20.0) -> None:
             await trio.sleep(0.01)
 
 
+def default_client() -> distributed.Client:
+    """Dask's default client; `ValueError` when there is none."""
+    found: distributed.Client = distributed.default_client()  # type: ignore[no-untyped-call]
+    return found
+
+
 def held(client: distributed.Client) -> Callable[[], AsyncIterator[distributed.Client]]:
     """A resource step's action that yields `client` (the test closes it, not the step)."""
 
@@ -134,6 +144,41 @@ def test_an_async_function_is_refused() -> None:
         on_cluster(resize)
 
 
+def test_an_object_with_an_async_call_is_refused() -> None:
+    class Resize:
+        async def __call__(self, width: int) -> None: ...
+
+    with pytest.raises(TypeError, match=r"__call__ of .*Resize is an async def"):
+        on_cluster(Resize())
+
+
+@pytest.mark.parametrize(
+    "action",
+    [on_cluster(fns.add), exegraph.in_thread(fns.add), exegraph.in_process(fns.add)],
+    ids=["on_cluster", "in_thread", "in_process"],
+)
+def test_an_exegraph_action_is_refused_saying_to_pass_the_plain_function(
+    action: Callable[..., object],
+) -> None:
+    with pytest.raises(TypeError, match=r"pass the plain function: on_cluster\(add, \.\.\.\)"):
+        on_cluster(action)
+
+
+def test_a_function_with_a_parameter_named_client_is_refused() -> None:
+    # The keyword client= and an input named client are the Dask Client: never fn's.
+    with pytest.raises(TypeError, match=r"has a parameter named 'client'.*rename the parameter"):
+        on_cluster(fns.send)
+    with pytest.raises(TypeError, match="has a parameter named 'client'"):
+        on_cluster(fns.send, message="hi")
+
+
+def test_a_parameter_named_client_given_positionally_is_accepted() -> None:
+    action = on_cluster(fns.send, "alice")
+    assert str(inspect.signature(action)) == (
+        "(*, message: 'str', client: 'distributed.Client | None' = None)"
+    )
+
+
 def test_a_client_that_is_not_a_client_is_refused() -> None:
     with pytest.raises(TypeError, match=r"client must be a distributed\.Client or None"):
         on_cluster(fns.add, client="tcp://127.0.0.1:8786")  # type: ignore[arg-type]
@@ -182,6 +227,32 @@ async def test_inputs_reach_the_function_as_keyword_arguments(
     assert result["resize"].value == "a.png@640.png"
 
 
+async def test_a_scattered_future_reaches_the_function_as_its_value(
+    client: distributed.Client,
+) -> None:
+    # The guide's advice for big data: it stays on the cluster, passed as a future.
+    scattered = await trio.to_thread.run_sync(client.scatter, "a.png")
+    other: distributed.Future[int] = await trio.to_thread.run_sync(client.scatter, 640)
+
+    async def width() -> distributed.Future[int]:
+        return other
+
+    graph = exegraph.Graph(
+        [
+            Step("width", width),
+            Step(
+                "resize",
+                on_cluster(fns.describe, scattered, client=client),
+                inputs={"width": "width"},
+            ),
+        ]
+    )
+    result = await exegraph.run_with_result(graph)
+    assert result["resize"].value == "a.png@640.png"
+    scattered.release()
+    other.release()  # type: ignore[no-untyped-call]
+
+
 async def test_an_input_named_client_is_the_client_and_not_an_argument(
     client: distributed.Client,
 ) -> None:
@@ -224,6 +295,66 @@ async def test_connect_holds_a_client_for_the_steps_and_closes_it_at_teardown(
     [connected] = seen
     assert connected is not client
     assert connected.status == "closed"
+
+
+async def test_connect_closes_its_client_even_when_the_teardown_is_already_cancelled(
+    client: distributed.Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert client.scheduler is not None
+    teardown = cast(
+        "AsyncGenerator[distributed.Client, None]",
+        exegraph_dask.connect(client.scheduler.address)(),
+    )
+    connected = await teardown.__anext__()
+    assert default_client() is connected
+    with trio.CancelScope() as scope, caplog.at_level(logging.WARNING, "exegraph_dask"):
+        scope.cancel()
+        await teardown.aclose()  # no time left: the close goes on in a thread
+    assert scope.cancelled_caught
+    assert "goes on in a background thread" in caplog.text
+    with pytest.raises(ValueError, match="No clients found"):
+        default_client()
+    await until(lambda: connected.status == "closed")
+
+
+async def test_a_local_cluster_whose_start_overran_the_deadline_is_closed_at_teardown() -> None:
+    # Starting a LocalCluster cannot be cancelled: the step is set up past its deadline,
+    # and its teardown (with the same 0.2 s) closes the Client and the cluster anyway.
+    seen: list[tuple[distributed.Client, list[int]]] = []
+
+    async def use(client: distributed.Client) -> None:
+        pids = await trio.to_thread.run_sync(client.run, os.getpid)
+        seen.append((client, list(pids.values())))
+
+    connect = exegraph_dask.connect(
+        n_workers=1,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address="127.0.0.1:0",
+        host="127.0.0.1",
+        timeout=30,  # connecting to its scheduler never gives up: only the start overruns
+    )
+    graph = exegraph.Graph(
+        [Step("dask", connect, timeout=0.2), Step("use", use, inputs={"client": "dask"})]
+    )
+    result = await exegraph.run_with_result(graph)
+    assert result["use"].status is StepStatus.DONE, result["use"].error
+    [(connected, pids)] = seen
+    with pytest.raises(ValueError, match="No clients found"):
+        default_client()  # the leaked client is not the default client
+    cluster = connected.cluster
+    assert cluster is not None
+
+    def gone(pid: int) -> bool:  # the workers are this process's children, reaped by it
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
+
+    await until(lambda: connected.status == "closed" and cluster.status == Status.closed)
+    await until(lambda: all(map(gone, pids)))
+    assert not cluster.workers
 
 
 async def test_an_exception_on_the_worker_fails_the_step_with_its_type_and_traceback(

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import logging
 import math
 from collections.abc import AsyncIterator, Callable
-from typing import Any, final
+from typing import Any, Final, final
 
 import distributed
+import outcome
 import trio
+from distributed.core import Status
 from distributed.deploy.cluster import Cluster
 
 __all__ = ["connect"]
+
+logger: Final = logging.getLogger("exegraph_dask")
 
 
 def connect(
@@ -37,10 +43,24 @@ def connect(
     `set_as_default=False`.
 
     Making and closing a `Client` blocks (a connection, a handshake), so both run in a
-    worker thread (`trio.to_thread.run_sync`): the run's other steps go on meanwhile. A
-    thread cannot be cancelled, so the step's deadline is handed to Dask instead: unless
-    `client_kwargs` has a `timeout`, connecting gives up (with an `OSError`) when the
-    step's deadline passes, and closing waits at most until the teardown's deadline.
+    worker thread: the run's other steps go on meanwhile. A thread cannot be cancelled, so
+    the step's deadline is handed to Dask instead: unless `client_kwargs` has a `timeout`,
+    connecting to the scheduler gives up (with an `OSError`) when the step's deadline
+    passes. That `timeout` also becomes the Client's default for its own calls (Dask's
+    `distributed.comm.timeouts.connect` without a deadline).
+
+    With no `address`, the Client first starts a `LocalCluster`, and that start is not
+    bounded by the deadline: Dask has no timeout for it and the thread cannot be
+    cancelled, so a start that outlasts the deadline still ends, the step is set up
+    (past its deadline), its dependents run, and it is torn down as usual. Give such a
+    step a deadline long enough for the workers to start, or start the cluster before
+    the run and pass it as `address`.
+
+    Closing always happens, even when the teardown is cancelled or out of time: the Client
+    (and a `LocalCluster` it started) is closed in a thread of its own, never cut short.
+    The teardown waits for it until its deadline (60 s without one); a close still going
+    then goes on in the background, with a warning logged (logger `exegraph_dask`), the
+    Client no longer Dask's default client, and the teardown fails with its timeout.
 
     Args:
         address: the scheduler's address, like `"tcp://HOST:8786"`, or a cluster object
@@ -68,9 +88,15 @@ def connect(
 
 
 def _seconds_left() -> float | None:
-    """Seconds until the current cancel scope's deadline, or None when there is none."""
-    left = trio.current_effective_deadline() - trio.current_time()
-    return None if math.isinf(left) else max(left, 0.01)
+    """Seconds until the current cancel scope's deadline (0 once it passed), or None.
+
+    None only when there is no deadline; a scope already cancelled (its effective deadline
+    is -inf) has 0 seconds left, not "no deadline".
+    """
+    deadline = trio.current_effective_deadline()
+    if deadline == math.inf:
+        return None
+    return max(deadline - trio.current_time(), 0.0)
 
 
 @final
@@ -94,12 +120,71 @@ class _Connect:
         kwargs = self._kwargs
         left = _seconds_left()
         if left is not None and "timeout" not in kwargs:
-            kwargs = {**kwargs, "timeout": left}
+            kwargs = {**kwargs, "timeout": max(left, 0.01)}
         make = functools.partial(distributed.Client, self._address, **kwargs)
         client = await trio.to_thread.run_sync(make)
         try:
             yield client
         finally:
-            left = _seconds_left()
-            close = functools.partial(client.close, **({} if left is None else {"timeout": left}))
-            await trio.to_thread.run_sync(close)
+            await _close(client, started_cluster=self._address is None)
+
+
+CLOSE_CAP: Final = 60.0
+"""Seconds a teardown without a deadline waits for the Client to close."""
+
+
+async def _close(client: distributed.Client, *, started_cluster: bool) -> None:
+    """Close `client` (and the LocalCluster it started) in a thread, whatever cancels us.
+
+    The close always starts, in a thread of its own, and is never cut short by Dask's own
+    timeout (a close cut short leaves a LocalCluster running). This waits for it, shielded,
+    until the current deadline (`CLOSE_CAP` seconds without one, not at all once it
+    passed); a close still going then is left to finish in its thread, with a warning,
+    the client no longer Dask's default client, and the cancellation or deadline raised.
+    """
+    cluster = client.cluster if started_cluster else None
+    left = _seconds_left()
+    done = trio.Event()
+    token = trio.lowlevel.current_trio_token()
+    outcomes: list[outcome.Outcome[None]] = []
+
+    def deliver(result: outcome.Outcome[None]) -> None:  # in the thread
+        outcomes.append(result)
+        with contextlib.suppress(trio.RunFinishedError):  # nobody waits any more
+            token.run_sync_soon(done.set)
+
+    close = functools.partial(_close_blocking, client, cluster)
+    trio.lowlevel.start_thread_soon(close, deliver, name=f"exegraph_dask: closing {client.id}")
+    with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_CAP if left is None else left):
+        await done.wait()
+    if not outcomes:
+        _no_longer_default(client)
+        logger.warning(
+            "exegraph_dask.connect: closing the Dask client %s%s did not finish within "
+            "the teardown's %s; it goes on in a background thread",
+            client.id,
+            "" if cluster is None else f" and its {type(cluster).__name__}",
+            f"{CLOSE_CAP:g} s" if left is None else "deadline",
+        )
+        await trio.lowlevel.checkpoint_if_cancelled()  # the deadline that passed
+        raise TimeoutError(
+            f"closing the Dask client {client.id} took more than {CLOSE_CAP:g} s; "
+            "it goes on in a background thread"
+        )
+    outcomes[0].unwrap()
+
+
+def _close_blocking(client: distributed.Client, cluster: Cluster | None) -> None:
+    """Close `client` without a timeout, then `cluster` if it is not closed by then."""
+    try:
+        client.close(timeout=None)  # type: ignore[no-untyped-call]
+    finally:
+        if cluster is not None and cluster.status != Status.closed:
+            cluster.close()
+
+
+def _no_longer_default(client: distributed.Client) -> None:
+    """Make sure `client` is not Dask's default client (its close may come late)."""
+    forget = getattr(distributed.client, "_del_global_client", None)
+    if forget is not None:
+        forget(client)

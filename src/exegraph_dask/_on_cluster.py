@@ -75,6 +75,13 @@ def on_cluster(
     input named `client`: that one is the `distributed.Client` to submit through (the value
     of a resource step such as [`connect`][exegraph_dask.connect]), and is not passed on.
 
+    - **Values** travel through the machine running the graph: a step's value is fetched
+      from the worker, and sent again, pickled, with the task of each step that takes it
+      as an input. Big ones cost time and memory there (and past 10 MB Dask warns
+      "Sending large graph of size ..." with a `UserWarning`, an error under `-W error`).
+      Keep big data on the cluster: a `distributed.Future` (from `client.scatter(value)`)
+      given as an argument or an input reaches `fn` as its value, fetched by the worker
+      from the cluster; or have `fn` write to shared storage and return the path.
     - **Errors**: an exception `fn` raises on the worker fails the step with that exception
       (its type, message and the worker's traceback). A worker that dies while running the
       task fails the step with `distributed.KilledWorker` once the scheduler gives up
@@ -98,12 +105,14 @@ def on_cluster(
 
     Args:
         fn: a sync function, picklable (a module-level function; cloudpickle also takes
-            lambdas and closures defined in `__main__`). An `async def` function is refused.
+            lambdas and closures defined in `__main__`). An `async def` function is refused,
+            and so is a parameter of `fn` named `client` (see `client`).
         *args: positional arguments of `fn`, pickled and sent with each task.
         client: the `distributed.Client` (sync, as made by `distributed.Client(address)`)
             to submit through. `None` (the default): an input named `client`, else the
             default client (`distributed.default_client()`, the last one created) when the
-            step runs.
+            step runs. The name `client` is taken: a parameter of `fn` named `client` could
+            only be given positionally, in `args`, and is refused otherwise.
         **kwargs: keyword arguments of `fn`, sent with each task.
 
     Returns:
@@ -113,8 +122,12 @@ def on_cluster(
         refuses a misspelled input at construction.
 
     Raises:
-        TypeError: `fn` is not callable or is an `async def` function; `args` and
-            `kwargs` do not fit `fn`'s signature; `client` is not a `distributed.Client`.
+        TypeError: `fn` is not callable or returns an awaitable (an `async def`
+            function, an object with an `async def __call__`, or an exegraph action made
+            by `on_cluster`, `in_thread` or `in_process`: pass the plain function); `fn`
+            has a parameter named `client` not given positionally here (it could never be
+            given: rename it); `args` and `kwargs` do not fit `fn`'s signature; `client` is
+            not a `distributed.Client`.
             When the step runs: an input repeats a keyword given here, or the input
             `client` is not a `distributed.Client` or comes with a `client` given here.
         RuntimeError: when the step runs: no client was given and there is no default
@@ -122,16 +135,63 @@ def on_cluster(
     """
     if not callable(fn):
         raise TypeError(f"on_cluster needs a function to run, not {type(fn).__name__}: {fn!r}")
-    if inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn):
-        raise TypeError(
-            f"on_cluster runs a sync function on a worker, but {funcname(fn)} is async; "
-            "write it as a plain `def` (a worker runs it in a thread of its own)"
-        )
+    _refuse_async(fn)
+    _refuse_client_parameter(fn, args)
     if client is not None and not isinstance(client, distributed.Client):
         raise TypeError(
             f"client must be a distributed.Client or None, not {type(client).__name__}: {client!r}"
         )
     return _OnCluster(fn, args, kwargs, client)
+
+
+def _refuse_async(fn: Callable[..., object]) -> None:
+    """Refuse what returns an awaitable: the worker would get a coroutine, not a value."""
+    inner = getattr(fn, "_fn", None)
+    if isinstance(fn, _OnCluster) or (
+        inner is not None and type(fn).__module__.startswith("exegraph_trio")
+    ):
+        name = funcname(inner) if inner is not None else repr(fn)
+        raise TypeError(
+            f"on_cluster runs a plain function on a worker, but {fn!r} is an exegraph step "
+            f"action (it returns a coroutine, which cannot be sent to a worker); pass the "
+            f"plain function: on_cluster({name}, ...)"
+        )
+    if inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn):
+        raise TypeError(
+            f"on_cluster runs a sync function on a worker, but {funcname(fn)} is async; "
+            "write it as a plain `def` (a worker runs it in a thread of its own)"
+        )
+    call = getattr(type(fn), "__call__", None)  # noqa: B004 - the class attribute
+    if not inspect.isroutine(fn) and (
+        inspect.iscoroutinefunction(call) or inspect.isasyncgenfunction(call)
+    ):
+        raise TypeError(
+            f"on_cluster runs a sync function on a worker, but {fn!r} is async (the "
+            f"__call__ of {type(fn).__qualname__} is an async def); give it a plain `def` "
+            "__call__, or a plain function (a worker runs it in a thread of its own)"
+        )
+
+
+def _refuse_client_parameter(fn: Callable[..., object], args: tuple[object, ...]) -> None:
+    """Refuse `fn` with a parameter `client` that only a keyword could fill."""
+    try:
+        parameters = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):  # a builtin without a readable signature
+        return
+    for position, parameter in enumerate(parameters):
+        if parameter.name != CLIENT or parameter.kind not in (
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
+            inspect.Parameter.KEYWORD_ONLY,
+        ):
+            continue
+        if parameter.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD and position < len(args):
+            return  # given positionally by on_cluster(fn, ...)
+        raise TypeError(
+            f"on_cluster({funcname(fn)}): {funcname(fn)} has a parameter named 'client', "
+            "which can never be given: on_cluster's keyword client= and a step input named "
+            "'client' are the Dask Client to submit through, never an argument of the "
+            "function; rename the parameter"
+        )
 
 
 def _signature(
