@@ -170,6 +170,7 @@ class Core:
         "unsettled",
         "up",
         "waiting",
+        "waiting_queues",
     )
 
     def __init__(
@@ -588,6 +589,8 @@ class Core:
         """Per step, the `(pool, slots)` it takes while it runs; `None` without pools."""
         self.queues: dict[tuple[tuple[Pool, int], ...], list[int]] | None = None
         """With pools: a heap of ready steps per demand (`ready` holds those with none)."""
+        self.waiting_queues: list[tuple[list[int], tuple[tuple[Pool, int], ...]]] = []
+        """`queues` as `(heap, demand)` pairs, for `_take_pooled` to walk."""
         self.shared = shared
         """The pools other runs may use too (their slots go to the oldest ticket first)."""
         self.tickets: list[int] = []
@@ -621,7 +624,8 @@ class Core:
             return
         heap = queues.get(demand)
         if heap is None:
-            queues[demand] = [key]
+            queues[demand] = heap = [key]
+            self.waiting_queues.append((heap, demand))
         else:
             heappush(heap, key)
         if self.shared:
@@ -651,7 +655,7 @@ class Core:
         if free <= 0 or self.stopped:
             return []
         ready, demands = self.ready, self.demands
-        waiting = [(heap, demand) for demand, heap in self.queues.items() if heap]
+        waiting = self.waiting_queues
         taken: list[int] = []
         by_rank, state, shared = self.by_rank, self.state, self.shared
         while free > 0:
