@@ -17,6 +17,7 @@ import contextlib
 import inspect
 import reprlib
 import threading
+import types
 import uuid
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
@@ -136,12 +137,38 @@ def on_cluster(
     if not callable(fn):
         raise TypeError(f"on_cluster needs a function to run, not {type(fn).__name__}: {fn!r}")
     _refuse_async(fn)
-    _refuse_client_parameter(fn, args)
+    signature = _signature_of(fn)
+    _refuse_client_parameter(fn, signature, args)
     if client is not None and not isinstance(client, distributed.Client):
         raise TypeError(
             f"client must be a distributed.Client or None, not {type(client).__name__}: {client!r}"
         )
-    return _OnCluster(fn, args, kwargs, client)
+    return _OnCluster(fn, signature, args, kwargs, client)
+
+
+_builtin_signatures: dict[Callable[..., object], inspect.Signature | None] = {}
+"""The signatures of module-level builtins (`operator.neg`), which never change."""
+
+
+def _signature_of(fn: Callable[..., object]) -> inspect.Signature | None:
+    """`inspect.signature(fn)`, or `None` for a builtin without a readable one.
+
+    A builtin's signature is parsed from its `__text_signature__`, some 200 µs a time: as
+    much as Dask's own work for a tiny task, were it done for each step of a graph of
+    `on_cluster(operator.neg, i)`. So a module-level builtin's is kept.
+    """
+    builtin = isinstance(fn, types.BuiltinFunctionType) and (
+        fn.__self__ is None or isinstance(fn.__self__, types.ModuleType)
+    )
+    if builtin and fn in _builtin_signatures:
+        return _builtin_signatures[fn]
+    try:
+        signature: inspect.Signature | None = inspect.signature(fn)
+    except (TypeError, ValueError):  # a builtin without a readable signature
+        signature = None
+    if builtin:
+        _builtin_signatures[fn] = signature
+    return signature
 
 
 def _refuse_async(fn: Callable[..., object]) -> None:
@@ -172,13 +199,13 @@ def _refuse_async(fn: Callable[..., object]) -> None:
         )
 
 
-def _refuse_client_parameter(fn: Callable[..., object], args: tuple[object, ...]) -> None:
+def _refuse_client_parameter(
+    fn: Callable[..., object], signature: inspect.Signature | None, args: tuple[object, ...]
+) -> None:
     """Refuse `fn` with a parameter `client` that only a keyword could fill."""
-    try:
-        parameters = list(inspect.signature(fn).parameters.values())
-    except (TypeError, ValueError):  # a builtin without a readable signature
+    if signature is None:  # a builtin without a readable signature
         return
-    for position, parameter in enumerate(parameters):
+    for position, parameter in enumerate(signature.parameters.values()):
         if parameter.name != CLIENT or parameter.kind not in (
             inspect.Parameter.POSITIONAL_OR_KEYWORD,
             inspect.Parameter.KEYWORD_ONLY,
@@ -196,6 +223,7 @@ def _refuse_client_parameter(fn: Callable[..., object], args: tuple[object, ...]
 
 def _signature(
     fn: Callable[..., object],
+    signature: inspect.Signature | None,
     args: tuple[object, ...],
     kwargs: Mapping[str, object],
     *,
@@ -203,9 +231,7 @@ def _signature(
 ) -> inspect.Signature:
     """`fn`'s parameters not bound by `args`/`kwargs`, keyword-only, plus `client`."""
     name = funcname(fn)
-    try:
-        signature = inspect.signature(fn)
-    except (TypeError, ValueError):  # a builtin without a readable signature
+    if signature is None:  # a builtin without a readable signature
         parameters = [inspect.Parameter("kwargs", inspect.Parameter.VAR_KEYWORD)]
     else:
         try:
@@ -259,6 +285,7 @@ class _OnCluster(Generic[T]):
     def __init__(
         self,
         fn: Callable[..., T],
+        signature: inspect.Signature | None,
         args: tuple[object, ...],
         kwargs: dict[str, object],
         client: distributed.Client | None,
@@ -269,7 +296,7 @@ class _OnCluster(Generic[T]):
         self._client = client
         self._name = funcname(fn)
         self.__name__ = self.__qualname__ = f"on_cluster({self._name})"
-        self.__signature__ = _signature(fn, args, kwargs, takes_client=client is None)
+        self.__signature__ = _signature(fn, signature, args, kwargs, takes_client=client is None)
 
     def __repr__(self) -> str:
         parts = [self._name, *map(_repr.repr, self._args)]
