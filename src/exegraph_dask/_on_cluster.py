@@ -440,14 +440,40 @@ class _Fetcher:
     tiny task itself. So a task that finished joins a batch, fetched `FETCH_WINDOW` after
     its first member finished, in one `client.gather`. Tasks that failed or were cancelled
     need no fetch: their outcome is delivered at once.
+
+    The waits start the same way, in bursts: a step hands its future over with `watch`
+    (in the Trio thread), and the first of a burst asks the client's loop (one
+    `add_callback`, one write to its wake-up socket) to start the waits of all handed over
+    meanwhile, so 1 000 steps submitted at once wake Dask's loop once for them, not 1 000
+    times on top of the submits' own wake-ups.
     """
 
-    __slots__ = ("_client", "_fetching", "_ready")
+    __slots__ = ("_client", "_fetching", "_incoming", "_lock", "_ready", "_tracking")
 
     def __init__(self, client: distributed.Client) -> None:
         self._client = client
         self._ready: list[tuple[distributed.Future[Any], _Waiter]] = []
         self._fetching = False
+        self._lock = threading.Lock()
+        self._incoming: list[tuple[distributed.Future[Any], _Waiter]] = []
+        self._tracking: set[asyncio.Task[None]] = set()  # the loop keeps weak references
+
+    def watch(self, loop: Any, future: distributed.Future[Any], waiter: _Waiter) -> None:
+        """Have `future` tracked on the client's `loop`; called in any thread."""
+        with self._lock:
+            self._incoming.append((future, waiter))
+            first = len(self._incoming) == 1
+        if first:
+            loop.add_callback(self._start)
+
+    def _start(self) -> None:
+        """On the client's loop: track the futures handed over since the last call."""
+        with self._lock:
+            incoming, self._incoming = self._incoming, []
+        for future, waiter in incoming:
+            task = asyncio.ensure_future(self.track(future, waiter))
+            self._tracking.add(task)
+            task.add_done_callback(self._tracking.discard)
 
     async def track(self, future: distributed.Future[Any], waiter: _Waiter) -> None:
         """Wait for `future` to settle; deliver its outcome, or queue it for a fetch."""
@@ -505,7 +531,7 @@ async def _result_of(client: distributed.Client, future: distributed.Future[T]) 
     if loop is None:
         raise RuntimeError(f"the Dask client {client!r} is closed")
     waiter = _Waiter()
-    loop.add_callback(_fetcher(client).track, future, waiter)
+    _fetcher(client).watch(loop, future, waiter)
 
     def abort(_: object) -> trio.lowlevel.Abort:
         waiter.abandoned = True
