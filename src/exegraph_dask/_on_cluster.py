@@ -43,6 +43,14 @@ T = TypeVar("T")
 CLIENT = "client"
 """The keyword that is `on_cluster`'s own: the Client, never an argument of the function."""
 
+_SUBMIT_PARAMETERS: Final = frozenset(
+    name
+    for name, parameter in inspect.signature(distributed.Client.submit).parameters.items()
+    if parameter.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+)
+"""`Client.submit`'s own parameters (`key`, `priority`, ...): keyword arguments of `fn` with
+these names travel inside the `_worker.call` wrapper, since `submit` would take them."""
+
 _repr = reprlib.Repr()
 _repr.maxstring = 40
 _repr.maxother = 40
@@ -101,8 +109,10 @@ def on_cluster(
       task and is current on the worker while `fn` runs, so spans `fn` makes nest under
       the step when the worker exports traces.
 
-    The workers unpickle a small wrapper from this package, so they need `exegraph-trio`
-    installed, like every library `fn` uses.
+    A task that carries a trace context (or a keyword argument of `fn` named like one of
+    `Client.submit`'s own, such as `key` or `priority`) is a small wrapper from this package
+    around `fn`, so workers need `exegraph-trio` installed, like every library `fn` uses;
+    any other task is `fn` itself, as `client.submit(fn, ...)` would make it.
 
     Args:
         fn: a sync function, picklable (a module-level function; cloudpickle also takes
@@ -325,7 +335,10 @@ class _OnCluster(Generic[T]):
         if _inject is not None:
             _inject(carrier)
         key = f"{self._name}-{uuid.uuid4().hex}"
-        future = client.submit(call, carrier, self._fn, self._args, kwargs, key=key, pure=False)
+        if carrier or not kwargs.keys().isdisjoint(_SUBMIT_PARAMETERS):
+            future = client.submit(call, carrier, self._fn, self._args, kwargs, key=key, pure=False)
+        else:  # nothing to attach on the worker: the task is fn itself, as by hand
+            future = client.submit(self._fn, *self._args, key=key, pure=False, **kwargs)
         return await _result_of(client, future)
 
     def _input_client(self, given: object) -> distributed.Client | None:

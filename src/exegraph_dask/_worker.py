@@ -1,7 +1,8 @@
 """What runs on a Dask worker: the step's function, under the step's trace context.
 
-Workers import it (with the package) when they unpickle a task; `call` costs one function
-call when no trace context came along, and an attach and a detach when one did.
+Workers import it (with the package) when they unpickle a task that carries a trace
+context, or keyword arguments `Client.submit` would take as its own; other tasks are the
+step's function itself. `call` costs an attach and a detach when a context came along.
 """
 
 from __future__ import annotations
