@@ -776,6 +776,15 @@ class PlainCore(Core):
 
     __slots__ = ()
 
+    def start(self) -> list[Skip]:
+        """`Core.start` for plain steps: those without dependencies become ready."""
+        state, ready = self.state, self.ready
+        for i, count in enumerate(self.waiting):
+            if not count and state[i] == PENDING:  # (not skipped by an early stop())
+                state[i] = READY
+                ready.append(i)  # positions in order: already a heap
+        return []
+
     def take(self) -> list[int]:
         """`Core.take` for plain steps: the best ready steps, as many as slots are free."""
         ready = self.ready
