@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+from collections.abc import AsyncIterator
 
 import pytest
 import trio
@@ -293,7 +294,7 @@ async def test_the_result_says_what_changed_after_an_instrument_saw_a_step(
     async def take(data: bytes) -> int:
         return len(data)
 
-    async def resource() -> object:
+    async def resource() -> AsyncIterator[str]:
         yield "handle"
         raise OSError("teardown broke")
 

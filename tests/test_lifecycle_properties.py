@@ -786,7 +786,7 @@ class Simulation:
     ) -> None:
         self.log.append(CoreEvent(kind, i, self.now, cause, delay))
 
-    def skipped(self, skips: list[_core.Skip]) -> None:
+    def skipped(self, skips: Sequence[_core.Skip]) -> None:
         assert len({j for j, _ in skips}) == len(skips), "a step skipped twice at once"
         for j, cause in skips:
             assert self.core.state[j] == _core.SKIPPED

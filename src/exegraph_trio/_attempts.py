@@ -68,12 +68,11 @@ async def full_step(run: Run, i: int, late: bool) -> None:  # noqa: FBT001, PLR0
         first = start = run.now()
         attempt = 1
         while True:
-            kwargs = _kwargs(run, i) if inputs else _NO_KWARGS
             cut = False
             if not timeout and step._kind == COROUTINE:  # no scope needed: as cheap as _step
                 try:
                     if inputs:
-                        value = await step.action(**kwargs)  # type: ignore[misc]
+                        value = await step.action(**_kwargs(run, i))  # type: ignore[misc]
                     else:
                         value = await step.action()  # type: ignore[misc]
                 except BaseException as exc:  # noqa: BLE001 - classified below
@@ -82,6 +81,7 @@ async def full_step(run: Run, i: int, late: bool) -> None:  # noqa: FBT001, PLR0
                     run._done(i, first, value)
                     return
             else:
+                kwargs = _kwargs(run, i) if inputs else _NO_KWARGS
                 attempted = await _scoped_attempt(
                     run, i, step, kwargs, (first, start), seconds=timeout, late=late
                 )

@@ -292,12 +292,20 @@ class Core:
                     self.attempts[i] += 1
                 return [i]
         taken: list[int] = []
+        dependents, retries, attempts = self.dependents, self.retries, self.attempts
+        releasing = 0
         while ready and len(taken) < free:
             i = by_rank[heappop(ready)]
             if state[i] == READY or (state[i] == AGAIN and self._may_run_again(i)):
-                self._started(i)
+                state[i] = RUNNING  # (`_started`, inlined)
+                if dependents[i]:
+                    releasing += 1
+                if retries is not None:
+                    attempts[i] += 1
                 taken.append(i)
             # else: an AGAIN step the run is cancelling; its driver reports it
+        self.running += len(taken)
+        self.releasing += releasing
         return taken
 
     def done(self, i: int, *, resource: bool = False) -> Sequence[Skip]:
