@@ -66,3 +66,8 @@ def current_span_ids() -> tuple[str, str, bool]:
     """The trace id and span id current on the worker, in hex, and whether it is remote."""
     context = trace.get_current_span().get_span_context()
     return f"{context.trace_id:032x}", f"{context.span_id:016x}", context.is_remote
+
+
+def submit_words(key: str, priority: int, *, pure: bool, workers: str) -> str:
+    """Parameters named like `Client.submit`'s own: they must reach the function."""
+    return f"{key}/{priority}/{pure}/{workers}"

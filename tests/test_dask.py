@@ -207,6 +207,28 @@ async def test_the_functions_result_is_the_steps_value(client: distributed.Clien
     assert result["sum"].value == 5
 
 
+async def test_arguments_named_like_submits_own_reach_the_function(
+    client: distributed.Client,
+) -> None:
+    # `key`, `priority`, `pure` and `workers` are also `Client.submit`'s parameters: given
+    # as bound arguments or as inputs, they are the function's, not Dask's.
+    async def workers() -> str:
+        return "any"
+
+    graph = exegraph.Graph(
+        [
+            Step("workers", workers),
+            Step(
+                "words",
+                on_cluster(fns.submit_words, "k", priority=7, pure=True, client=client),
+                inputs={"workers": "workers"},
+            ),
+        ]
+    )
+    result = await exegraph.run_with_result(graph)
+    assert result["words"].value == "k/7/True/any"
+
+
 async def test_inputs_reach_the_function_as_keyword_arguments(
     client: distributed.Client,
 ) -> None:
