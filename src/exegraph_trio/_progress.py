@@ -147,6 +147,10 @@ class Progress(Instrument):
         self._console = Console(stderr=True) if console is None else console
         self._durations = durations
         self._live_mode = self._console.is_terminal and not self._console.is_dumb_terminal
+        if not self._live_mode:
+            # Plain lines need nothing when a step starts: the inherited no-op, which the
+            # engine does not call at all (it skips what an instrument leaves as is).
+            self.step_started = super().step_started  # type: ignore[method-assign]
         self._runs: dict[RunInfo, _RunState] = {}
         self._screen: _Screen | None = None
 
