@@ -80,9 +80,13 @@ PAGES = [
     "guides/tracing/index.html",
     "guides/metrics/index.html",
     "guides/testing/index.html",
+    "guides/pictures/index.html",
+    "guides/command-line/index.html",
+    "guides/scaling-out/index.html",
     "examples/index.html",
     "reference/exegraph_trio/index.html",
     "reference/exegraph_otel/index.html",
+    "reference/exegraph_dask/index.html",
     "reference/exceptions/index.html",
     "comparison/index.html",
     "changelog/index.html",
@@ -181,7 +185,7 @@ def test_every_page_of_the_nav_is_built(site: Path, page: str) -> None:
     assert (site / page).stat().st_size > 0
 
 
-@pytest.mark.parametrize("package", ["exegraph_trio", "exegraph_otel"])
+@pytest.mark.parametrize("package", ["exegraph_trio", "exegraph_otel", "exegraph_dask"])
 def test_every_public_name_is_in_the_api_reference_with_its_docstring(
     site: Path, package: str
 ) -> None:
