@@ -13,6 +13,7 @@ no client finds none unless a test makes one.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import os
@@ -576,3 +577,28 @@ def test_finished_tasks_leave_nothing_on_the_scheduler(client: distributed.Clien
     while (left := scheduler_keys(client)) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert left == []
+
+
+async def test_a_step_submitted_while_its_client_closes_fails_saying_so(
+    client: distributed.Client,
+) -> None:
+    # Dask cancels the futures a client has when it starts closing; one submitted in the
+    # closing window is never settled. Its step must fail, not wait for ever. (The window
+    # is widened here by slowing the client's last step of closing.)
+    closing = distributed.Client(  # type: ignore[no-untyped-call]
+        client.scheduler.address, set_as_default=False
+    )
+    close_rpc = closing.rpc.close
+
+    async def slow_close() -> None:
+        await asyncio.sleep(1.0)
+        await close_rpc()
+
+    closing.rpc.close = slow_close  # type: ignore[method-assign]
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(trio.to_thread.run_sync, closing.close)
+        while closing.status != "closing":  # noqa: ASYNC110 - polled: Dask sets it in a thread
+            await trio.sleep(0.001)
+        await trio.sleep(0.3)  # in the window: closing, its futures already cancelled
+        with trio.fail_after(10), pytest.raises(RuntimeError, match="client closed"):
+            await on_cluster(fns.add, 1, 2, client=closing)()

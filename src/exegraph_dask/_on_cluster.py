@@ -27,6 +27,7 @@ import distributed
 import outcome
 import trio
 from dask.utils import funcname
+from distributed.client import ClosedClientError
 
 from ._worker import call
 
@@ -408,7 +409,7 @@ _INBOX: trio.lowlevel.RunVar[_Inbox] = trio.lowlevel.RunVar("exegraph_dask.inbox
 class _Waiter:
     """Where the task's outcome goes: the parked Trio task, unless it was cancelled."""
 
-    __slots__ = ("abandoned", "inbox", "task")
+    __slots__ = ("abandoned", "delivered", "inbox", "task")
 
     def __init__(self) -> None:
         self.task = trio.lowlevel.current_task()
@@ -418,14 +419,24 @@ class _Waiter:
             self.inbox = _Inbox()
             _INBOX.set(self.inbox)
         self.abandoned = False
+        self.delivered = False
 
     def deliver(self, result: outcome.Outcome[object]) -> None:
-        """Hand `result` to the Trio task; called in the Dask client's event-loop thread."""
+        """Hand `result` to the Trio task, the first time only; in the client's loop thread."""
+        if self.delivered:
+            return
+        self.delivered = True
         self.inbox.put(self, result)
 
 
 FETCH_WINDOW: Final = 0.001
 """Seconds a fetch of finished results waits for more to finish, to fetch them together."""
+CLOSED_CHECK: Final = 1.0
+"""Seconds between looks at whether the client closed while a task was being waited for."""
+
+
+def _closed(future: distributed.Future[Any], doing: str) -> RuntimeError:
+    return RuntimeError(f"the Dask client closed while {doing} {future.key}")
 
 
 async def _settle(
@@ -435,9 +446,7 @@ async def _settle(
     try:
         value = await client.gather(future, asynchronous=True)  # type: ignore[no-untyped-call]
     except asyncio.CancelledError as exc:  # the client's loop is shutting down
-        waiter.deliver(
-            outcome.Error(RuntimeError(f"the Dask client closed while waiting for {future.key}"))
-        )
+        waiter.deliver(outcome.Error(_closed(future, "waiting for")))
         raise exc from None
     except BaseException as exc:  # noqa: BLE001 - every error is the step's to raise
         waiter.deliver(outcome.Error(exc))
@@ -461,7 +470,7 @@ class _Fetcher:
     times on top of the submits' own wake-ups.
     """
 
-    __slots__ = ("_client", "_fetching", "_incoming", "_lock", "_ready", "_tracking")
+    __slots__ = ("_client", "_fetching", "_incoming", "_lock", "_ready", "_tracking", "_watcher")
 
     def __init__(self, client: distributed.Client) -> None:
         self._client = client
@@ -470,6 +479,7 @@ class _Fetcher:
         self._lock = threading.Lock()
         self._incoming: list[tuple[distributed.Future[Any], _Waiter]] = []
         self._tracking: set[asyncio.Task[None]] = set()  # the loop keeps weak references
+        self._watcher: asyncio.Task[None] | None = None
 
     def watch(self, loop: Any, future: distributed.Future[Any], waiter: _Waiter) -> None:
         """Have `future` tracked on the client's `loop`; called in any thread."""
@@ -487,6 +497,24 @@ class _Fetcher:
             task = asyncio.ensure_future(self.track(future, waiter))
             self._tracking.add(task)
             task.add_done_callback(self._tracking.discard)
+        if self._watcher is None:
+            self._watcher = asyncio.ensure_future(self._watch_closed())
+
+    async def _watch_closed(self) -> None:
+        """While tasks are tracked: end their waits if the client closed.
+
+        A task submitted while the client was closing is never settled by Dask (closing
+        cancelled the futures it had then): its wait is cancelled here, and its step
+        fails saying the client closed.
+        """
+        try:
+            while self._tracking:
+                await asyncio.sleep(CLOSED_CHECK)
+                if self._client.status == "closed":
+                    for task in list(self._tracking):
+                        task.cancel()
+        finally:
+            self._watcher = None
 
     async def track(self, future: distributed.Future[Any], waiter: _Waiter) -> None:
         """Wait for `future` to settle; deliver its outcome, or queue it for a fetch."""
@@ -494,7 +522,11 @@ class _Fetcher:
         if state is None or not hasattr(state, "wait"):  # a distributed we do not know
             await _settle(self._client, future, waiter)
             return
-        await state.wait()
+        try:
+            await state.wait()
+        except asyncio.CancelledError:  # the loop is shutting down, or the client closed
+            waiter.deliver(outcome.Error(_closed(future, "waiting for")))
+            raise
         if future.status != "finished" or waiter.abandoned:
             await _settle(self._client, future, waiter)  # raises at once: nothing to fetch
             return
@@ -508,15 +540,15 @@ class _Fetcher:
 
     async def _fetch(self) -> None:
         while self._ready:
-            await asyncio.sleep(FETCH_WINDOW)
-            batch, self._ready = self._ready, []
-            futures = [future for future, _ in batch]
+            batch: list[tuple[distributed.Future[Any], _Waiter]] = []
             try:
+                await asyncio.sleep(FETCH_WINDOW)
+                batch, self._ready = self._ready, []
+                futures = [future for future, _ in batch]
                 values = await self._client.gather(futures, asynchronous=True)  # type: ignore[no-untyped-call]
             except asyncio.CancelledError:  # the client's loop is shutting down
                 for future, waiter in [*batch, *self._ready]:
-                    closed = RuntimeError(f"the Dask client closed while fetching {future.key}")
-                    waiter.deliver(outcome.Error(closed))
+                    waiter.deliver(outcome.Error(_closed(future, "fetching")))
                 self._ready = []
                 raise
             except Exception:  # noqa: BLE001 - one of them failed after all: one by one
@@ -539,6 +571,16 @@ def _fetcher(client: distributed.Client) -> _Fetcher:
     return fetcher
 
 
+async def _cancel(client: distributed.Client, future: distributed.Future[Any]) -> None:
+    """On the client's loop: cancel `future`'s task, unless the client closed (it did)."""
+    if client.status in ("closing", "closed"):
+        return  # closing the client cancels every task it had
+    with contextlib.suppress(ClosedClientError):  # closed meanwhile
+        await client.cancel(  # type: ignore[no-untyped-call]
+            [future], asynchronous=True, reason="the exegraph step was cancelled"
+        )
+
+
 async def _result_of(client: distributed.Client, future: distributed.Future[T]) -> T:
     loop = client.loop
     if loop is None:
@@ -548,9 +590,7 @@ async def _result_of(client: distributed.Client, future: distributed.Future[T]) 
 
     def abort(_: object) -> trio.lowlevel.Abort:
         waiter.abandoned = True
-        loop.add_callback(
-            client.cancel, [future], asynchronous=True, reason="the exegraph step was cancelled"
-        )
+        loop.add_callback(_cancel, client, future)
         return trio.lowlevel.Abort.SUCCEEDED
 
     try:
