@@ -14,6 +14,7 @@ no client finds none unless a test makes one.
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 import os
@@ -585,9 +586,8 @@ async def test_a_step_submitted_while_its_client_closes_fails_saying_so(
     # Dask cancels the futures a client has when it starts closing; one submitted in the
     # closing window is never settled. Its step must fail, not wait for ever. (The window
     # is widened here by slowing the client's last step of closing.)
-    closing = distributed.Client(  # type: ignore[no-untyped-call]
-        client.scheduler.address, set_as_default=False
-    )
+    address = client.scheduler_info()["address"]
+    closing = distributed.Client(address, set_as_default=False)  # type: ignore[no-untyped-call]
     close_rpc = closing.rpc.close
 
     async def slow_close() -> None:
@@ -596,7 +596,7 @@ async def test_a_step_submitted_while_its_client_closes_fails_saying_so(
 
     closing.rpc.close = slow_close  # type: ignore[method-assign]
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(trio.to_thread.run_sync, closing.close)
+        nursery.start_soon(functools.partial(trio.to_thread.run_sync, closing.close))
         while closing.status != "closing":  # noqa: ASYNC110 - polled: Dask sets it in a thread
             await trio.sleep(0.001)
         await trio.sleep(0.3)  # in the window: closing, its futures already cancelled
