@@ -485,7 +485,10 @@ async def test_pending_steps_hold_no_thread(client: distributed.Client, tmp_path
         folder.mkdir()
 
     async def count_then_fail() -> None:
-        # Once a task runs on a worker, every step has long submitted its own.
+        # The steps all start in one batch of Trio's, each submitting its task before it
+        # parks; a worker may start the first task before the batch is over (a submit
+        # takes a while). So first let the batch end: every step has submitted then.
+        await trio.lowlevel.checkpoint()
         with trio.fail_after(20):
             while not any((f / "started").exists() for f in folders):  # noqa: ASYNC110
                 await trio.sleep(0.01)
@@ -502,7 +505,7 @@ async def test_pending_steps_hold_no_thread(client: distributed.Client, tmp_path
     # executor) and Trio (its thread cache) may start a helper thread or two meanwhile.
     [started] = new_threads
     assert len(started) <= 4, started
-    assert all(result[step.name].status is StepStatus.CANCELLED for step in steps)
+    assert all(result[step.name].status is StepStatus.CANCELLED for step in steps), result.table()
     await until(lambda: not any(k.startswith("sleep_until") for k in scheduler_keys(client)))
 
 
