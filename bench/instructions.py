@@ -47,7 +47,7 @@ import shapes
 import trio
 from ab import build_graph, commit_of, load
 from lifecycle import INPUT_ACTIONS, RETRY
-from report import size_label
+from report import _table, size_label
 from run import update_readme
 from runners import STEP_TIMEOUT, TIMINGS
 
@@ -188,11 +188,6 @@ def measure(base: Path, head: Path, cell: tuple[str, int, int, str]) -> CountCel
     if len(totals) != len(keys):
         raise RuntimeError(f"{len(totals)} callgrind dumps for {len(keys)} runners")
     return CountCell(n, kind, limit, action, dict(zip(keys, totals, strict=True)))
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    return lines + ["| " + " | ".join(row) + " |" for row in rows]
 
 
 def _pct(x: float) -> str:

@@ -42,9 +42,6 @@ from __future__ import annotations
 import argparse
 import gc
 import os
-import re
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -52,6 +49,7 @@ from typing import Final, TextIO
 
 import shapes
 import trio
+from cachegrind import instructions_of
 from rich.console import Console
 
 import exegraph_trio as exegraph
@@ -127,26 +125,7 @@ def child(variant: str, kind: str, size: int) -> None:
 
 def count(variant: str, kind: str, size: int) -> int:
     """Instructions of one child process under cachegrind."""
-    command = [
-        "valgrind",
-        "--tool=cachegrind",
-        "--cache-sim=no",
-        "--cachegrind-out-file=/dev/null",
-        sys.executable,
-        __file__,
-        "--child",
-        variant,
-        "--shapes",
-        kind,
-        "--size",
-        str(size),
-    ]
-    env = {**os.environ, "PYTHONHASHSEED": "0"}
-    done = subprocess.run(command, capture_output=True, text=True, env=env, check=True)
-    found = re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)
-    if found is None:
-        raise RuntimeError(f"no instruction count from valgrind:\n{done.stderr}")
-    return int(found.group(1).replace(",", ""))
+    return instructions_of(__file__, ["--child", variant, "--shapes", kind, "--size", str(size)])
 
 
 def main(argv: Sequence[str] | None = None) -> None:
