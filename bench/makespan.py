@@ -24,6 +24,7 @@ Durations are uniform in [1, 10) seconds.
 from __future__ import annotations
 
 import functools
+import heapq
 import random
 import statistics
 from collections.abc import Awaitable, Callable, Sequence
@@ -93,6 +94,52 @@ class Instance:
     exact: float
 
 
+def by_the_rule(deps: Sequence[Sequence[int]], durations: Sequence[float], p: int) -> float:
+    """The makespan of SPEC 2.2's critical-path rule, worked out without exegraph.
+
+    List scheduling on a simulated clock: at each instant every step that finished then
+    releases its dependents, and the ready steps take the free slots (at most `p` running)
+    by the rule: the longest path to the end (own duration included) first, then the most
+    transitive dependents, then insertion order. A step starts the instant it is ready and
+    a slot is free. `measure_instance` checks that exegraph's run with exact durations
+    ends at this very time: then whatever that rule loses against FIFO, the rule loses,
+    not its implementation.
+    """
+    n = len(deps)
+    dependents: list[list[int]] = [[] for _ in range(n)]
+    for i, ds in enumerate(deps):
+        for d in ds:
+            dependents[d].append(i)
+    # Every shape lists dependencies before their dependents (`shapes.critical_path` too).
+    path = [0.0] * n
+    below = [0] * n  # transitive dependents, as a bit set
+    for i in reversed(range(n)):
+        path[i] = durations[i] + max((path[c] for c in dependents[i]), default=0.0)
+        for c in dependents[i]:
+            below[i] |= below[c] | (1 << c)
+    key = [(-path[i], -below[i].bit_count(), i) for i in range(n)]
+    waiting = [len(ds) for ds in deps]
+    ready = [key[i] for i in range(n) if not waiting[i]]
+    heapq.heapify(ready)
+    running: list[tuple[float, int]] = []
+    now = end = 0.0
+    while ready or running:
+        while ready and len(running) < p:
+            i = heapq.heappop(ready)[2]
+            heapq.heappush(running, (now + durations[i], i))
+        now, i = heapq.heappop(running)
+        finished = [i]
+        while running and running[0][0] == now:  # same-instant completions, together
+            finished.append(heapq.heappop(running)[1])
+        end = now
+        for i in finished:
+            for c in dependents[i]:
+                waiting[c] -= 1
+                if not waiting[c]:
+                    heapq.heappush(ready, key[c])
+    return end
+
+
 async def _sleep_step(probe: Probe, i: int, seconds: float) -> None:
     probe.enter(i)
     await trio.sleep(seconds)
@@ -153,6 +200,12 @@ def measure_instance(family: str, seed: int, p: int) -> Instance:
     )
     exact = _virtual(lambda: exegraph.run(graph, given))
     _checked(f"exegraph with durations on {family}#{seed} P={p}", probe)
+    rule = by_the_rule(shape.deps, durations, p)
+    if abs(exact - rule) > 1e-9 * rule:
+        raise AssertionError(
+            f"exegraph with durations on {family}#{seed} P={p}: makespan {exact!r}, "
+            f"while SPEC 2.2's rule, worked out by hand, gives {rule!r}"
+        )
     return Instance(family, seed, p, bound, ours, fifo, exact)
 
 
