@@ -138,11 +138,14 @@ def test_the_table_keeps_a_multi_line_message_on_one_row() -> None:
 
 
 def test_the_engines_fast_timing_is_a_step_timing_like_any_other() -> None:
-    # The driver makes its timings with `_timing`, which sets the slots directly; a field
-    # added to StepTiming without it would be left unset, and this fails.
+    # The driver makes its timings with `_timing`, which fills a writable twin of the
+    # class and then gives it StepTiming's class; a field added to StepTiming without it
+    # would be left unset (or the layouts would differ), and this fails.
     import attrs
 
-    from exegraph_trio._result import _timing
+    from exegraph_trio._result import _Fields, _timing
+
+    assert _Fields.__slots__ == StepTiming.__slots__  # type: ignore[attr-defined]
 
     error, earlier, teardown = ValueError("x"), (OSError("y"),), RuntimeError("z")
     values = ("a", StepStatus.FAILED, 1.0, 2.5, error, b"v", 2, earlier, teardown, 0.5)

@@ -54,7 +54,7 @@ async def full_step(run: Run, i: int, late: bool) -> None:  # noqa: FBT001, PLR0
                 _not_begun(run, i, late=late)
                 return
         step = run.steps[i]
-        if run.observed:
+        if run.observe_start:
             run.observers.step_started(step)
             if run.interrupt is not None:  # Ctrl-C in a hook: the action never begins
                 run._ended(i, step, run.now(), None, None)

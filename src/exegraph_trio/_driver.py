@@ -113,6 +113,7 @@ class Run:
         "main",
         "members",
         "now",
+        "observe_start",
         "observed",
         "observers",
         "order",
@@ -181,6 +182,8 @@ class Run:
         self.step_timeout = options.step_timeout
         self.observers = Observers(self.info, options, self.context, self._interrupted)
         self.observed = bool(self.observers)
+        # Whether to call `step_started` (a hook disabled later is skipped by `Observers`).
+        self.observe_start = self.observers.want_step_started
         # The timings made for the instruments, kept for the result (`_result`).
         self.timings: list[StepTiming | None] | None = (
             [None] * n if self.observers.instruments else None
@@ -509,7 +512,7 @@ class Run:
                     self._withdraw(i)
                     return
             step = self.steps[i]
-            if self.observed:
+            if self.observe_start:
                 self.observers.step_started(step)
                 if self.interrupt is not None:  # Ctrl-C in a hook: the action never begins
                     self._ended(i, step, self.now(), None, None)
@@ -830,6 +833,27 @@ class PlainRun(Run):
             for i in taken:
                 # Spawned inside the run's context: Trio gives the task a copy of it.
                 enter(start_soon, spawn, i, name=steps[i].name)
+
+    def _tell_done(self, i: int, step: Step, status: StepStatus) -> None:
+        """`Run._tell_done` for plain steps, with `_timing` inlined."""
+        observers = self.observers
+        if observers.want_step_done:
+            start = self.starts[i]
+            timing = _timing(
+                step.name,
+                status,
+                start,
+                self.ends[i],
+                self.errors.get(i),
+                self.values[i],
+                0 if start is None else 1,
+                (),
+                None,
+                None,
+            )
+            if self.timings is not None:
+                self.timings[i] = timing
+            observers.step_done(step, timing)
 
     def _timing(self, i: int, status: StepStatus) -> StepTiming:
         """`Run._timing` for plain steps: one attempt at most, no teardown, no pools."""

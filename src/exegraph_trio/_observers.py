@@ -64,6 +64,7 @@ class Observers:
         "reversed_hooks",
         "want_step_done",
         "want_step_skipped",
+        "want_step_started",
     )
 
     def __init__(
@@ -98,12 +99,15 @@ class Observers:
         """Whether anything takes `step_done` (and so a `StepTiming` is worth making)."""
         self.want_step_skipped = False
         """Whether an instrument implements `step_skipped`."""
+        self.want_step_started = False
+        """Whether anything takes `step_started` (an instrument or `on_step_start`)."""
         self._wanted()
 
     def _wanted(self) -> None:
         """Note which timings are worth making (after any observer is disabled)."""
         self.want_step_done = self.on_done is not None or bool(self.hooks["step_done"])
         self.want_step_skipped = bool(self.hooks["step_skipped"])
+        self.want_step_started = self.on_start is not None or bool(self.hooks["step_started"])
 
     def __bool__(self) -> bool:
         """Whether any step-level observer is attached."""
@@ -119,9 +123,15 @@ class Observers:
 
     def step_started(self, step: Step) -> None:
         """`step_started` of each instrument, then `on_step_start` (in the step's task)."""
-        calls = self.hooks["step_started"]
-        if calls:
-            self._call(calls, None, "step_started", (step,))
+        for instrument, bound in self.hooks["step_started"]:  # `_call`, inlined
+            if self.disabled and id(instrument) in self.disabled:
+                continue  # disabled by an earlier call
+            try:
+                _observe(bound, self.info, step)
+            except Exception:  # noqa: BLE001 - logged with its traceback by _failed
+                self._failed(instrument, "step_started")
+            except BaseException as exc:  # noqa: BLE001 - an interrupt: the run stops
+                self.interrupted(exc)  # not the instrument's fault: it stays attached
         if self.on_start is not None:
             try:
                 _observe(self.on_start, step.name)
@@ -142,9 +152,15 @@ class Observers:
                 self._wanted()
             except BaseException as exc:  # noqa: BLE001 - an interrupt: the run stops
                 self.interrupted(exc)
-        calls = self.reversed_hooks["step_done"]
-        if calls:
-            self._call(calls, None, "step_done", (step, timing))
+        for instrument, bound in self.reversed_hooks["step_done"]:  # `_call`, inlined
+            if self.disabled and id(instrument) in self.disabled:
+                continue  # disabled by an earlier call
+            try:
+                _observe(bound, self.info, step, timing)
+            except Exception:  # noqa: BLE001 - logged with its traceback by _failed
+                self._failed(instrument, "step_done")
+            except BaseException as exc:  # noqa: BLE001 - an interrupt: the run stops
+                self.interrupted(exc)  # not the instrument's fault: it stays attached
 
     def step_retrying(self, step: Step, attempt: int, error: BaseException, delay: float) -> None:
         """`step_retrying` of every instrument (in the step's task)."""
@@ -205,16 +221,20 @@ class Observers:
                     _observe(bound, self.info, *args)
                 else:
                     context.run(_observe, bound, self.info, *args)
-            except Exception:
-                logger.exception(
-                    "instrument %r raised in %s; it is disabled for the rest of run %d",
-                    instrument,
-                    method,
-                    self.info.run_id,
-                )
-                self._disable(instrument)
+            except Exception:  # noqa: BLE001 - logged with its traceback by _failed
+                self._failed(instrument, method)
             except BaseException as exc:  # noqa: BLE001 - an interrupt: the run stops
                 self.interrupted(exc)  # not the instrument's fault: it stays attached
+
+    def _failed(self, instrument: Instrument, method: str) -> None:
+        """Log what `instrument` raised in `method` (being handled) and disable it."""
+        logger.exception(
+            "instrument %r raised in %s; it is disabled for the rest of run %d",
+            instrument,
+            method,
+            self.info.run_id,
+        )
+        self._disable(instrument)
 
     def _disable(self, instrument: Instrument) -> None:
         """Call `instrument` no more during this run."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import collections
 import enum
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Literal, final
 
 import attrs
@@ -38,7 +38,7 @@ class StepStatus(enum.Enum):
 
 
 @final
-@attrs.frozen
+@attrs.frozen(weakref_slot=False)
 class StepTiming:
     """How one step of a run went.
 
@@ -96,23 +96,42 @@ class StepTiming:
         return self.end - self.start
 
 
-# The slots of `StepTiming`, set directly: the engine makes one timing per step, and the
-# frozen class's `__init__` (one `object.__setattr__` call per field) costs it twice as
-# much. tests/test_results.py checks `_timing` makes what `StepTiming(...)` makes.
+# The engine makes one `StepTiming` per step. The frozen class's `__init__` sets each field
+# with `object.__setattr__`, which costs more than the step's own scheduling; `_timing`
+# fills an instance of `_Fields` (the same slots, in the same order, not frozen: plain
+# attribute stores) and then gives it its class, which CPython allows between classes
+# of one layout (`__class__` assignment). tests/test_results.py checks that `_timing`
+# makes what `StepTiming(...)` makes, field for field.
 _new = object.__new__
-(
-    _set_name,
-    _set_status,
-    _set_start,
-    _set_end,
-    _set_error,
-    _set_value,
-    _set_attempts,
-    _set_earlier_errors,
-    _set_teardown_error,
-    _set_ready,
-    _set_attempt_times,
-) = (StepTiming.__dict__[field.name].__set__ for field in attrs.fields(StepTiming))
+
+
+class _Fields:
+    """`StepTiming`'s slots, writable: what `_timing` fills before it becomes one."""
+
+    __slots__ = (  # noqa: RUF023 - StepTiming's order: the layouts must be the same
+        "name",
+        "status",
+        "start",
+        "end",
+        "error",
+        "value",
+        "attempts",
+        "earlier_errors",
+        "teardown_error",
+        "ready",
+        "_attempt_times",
+    )
+    name: str
+    status: StepStatus
+    start: float | None
+    end: float | None
+    error: BaseException | None
+    value: object
+    attempts: int
+    earlier_errors: tuple[BaseException, ...]
+    teardown_error: BaseException | None
+    ready: float | None
+    _attempt_times: tuple[float, ...]
 
 
 def _timing(  # noqa: PLR0917 - every field, in order, as fast as can be
@@ -129,19 +148,20 @@ def _timing(  # noqa: PLR0917 - every field, in order, as fast as can be
     attempt_times: tuple[float, ...] = (),
 ) -> StepTiming:
     """`StepTiming(...)` with every field given, in the order of its fields, for less."""
-    timing: StepTiming = _new(StepTiming)
-    _set_name(timing, name)
-    _set_status(timing, status)
-    _set_start(timing, start)
-    _set_end(timing, end)
-    _set_error(timing, error)
-    _set_value(timing, value)
-    _set_attempts(timing, attempts)
-    _set_earlier_errors(timing, earlier_errors)
-    _set_teardown_error(timing, teardown_error)
-    _set_ready(timing, ready)
-    _set_attempt_times(timing, attempt_times)
-    return timing
+    timing = _new(_Fields)
+    timing.name = name
+    timing.status = status
+    timing.start = start
+    timing.end = end
+    timing.error = error
+    timing.value = value
+    timing.attempts = attempts
+    timing.earlier_errors = earlier_errors
+    timing.teardown_error = teardown_error
+    timing.ready = ready
+    timing._attempt_times = attempt_times
+    timing.__class__ = StepTiming  # type: ignore[assignment]
+    return timing  # type: ignore[return-value]
 
 
 @final
@@ -331,13 +351,22 @@ class RunResult:
         return chrome_trace(self)
 
     def _summary(self) -> str:
-        steps = f"{len(self.steps)} step{'' if len(self.steps) == 1 else 's'}"
         by_status = collections.Counter(timing.status for timing in self.steps)
-        counts = [(status, by_status[status]) for status in StepStatus if by_status[status]]
-        if counts == [(StepStatus.DONE, len(self.steps))]:
-            return f"{steps} in {self.total_duration:.3f} s: all done"
-        tally = ", ".join(f"{count} {str(status).lower()}" for status, count in counts)
-        return f"{steps} in {self.total_duration:.3f} s: {tally or 'none ran'}"
+        return summary(len(self.steps), self.total_duration, by_status)
+
+
+def summary(steps: int, seconds: float, by_status: Mapping[StepStatus, int]) -> str:
+    """The last line of `RunResult.table()`: `13 steps in 0.110 s: 10 done, 1 failed, …`.
+
+    `by_status` counts the steps of each status (missing or zero: none).
+    """
+    head = f"{steps} step{'' if steps == 1 else 's'} in {seconds:.3f} s"
+    counts = [(status, by_status.get(status, 0)) for status in StepStatus]
+    counts = [(status, count) for status, count in counts if count]
+    if counts == [(StepStatus.DONE, steps)]:
+        return f"{head}: all done"
+    tally = ", ".join(f"{count} {str(status).lower()}" for status, count in counts)
+    return f"{head}: {tally or 'none ran'}"
 
 
 def _describe(error: BaseException) -> str:
