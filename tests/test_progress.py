@@ -562,6 +562,32 @@ async def test_plain_lines_of_concurrent_runs_say_which_run(
     )
 
 
+async def test_a_plain_line_is_out_as_its_step_settles(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    progress, out = plain()
+    seen: list[str] = []
+
+    async def look() -> None:
+        seen.append(out.getvalue())
+        await trio.sleep(1.0)
+
+    graph = Graph(
+        [
+            Step("a", look),
+            Step("b", look, depends_on=["a"]),
+            Step("c", look, depends_on=["b"]),
+        ]
+    )
+    await exegraph.run(graph, RunOptions(instruments=[progress]))
+    # Each line is written and flushed before the step's dependents start.
+    assert seen == [
+        "",
+        "[1/3] a  Done        1.000 s\n",
+        "[1/3] a  Done        1.000 s\n[2/3] b  Done        1.000 s\n",
+    ]
+
+
 async def test_plain_lines_have_no_ansi_codes(autojump_clock: trio.testing.MockClock) -> None:
     progress, out = plain()
     graph = Graph([Step("fail", partial(sleep_then, 1.0, error=RuntimeError("boom")))])

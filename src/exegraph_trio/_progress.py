@@ -22,7 +22,7 @@ import trio
 
 from ._errors import StepSkippedError
 from ._instrument import Instrument, RunInfo
-from ._result import RunResult, StepStatus, StepTiming
+from ._result import RunResult, StepStatus, StepTiming, summary
 from ._result import _describe as _type_and_message
 from ._step import Step
 
@@ -186,7 +186,21 @@ class Progress(Instrument):
     def step_done(self, run: RunInfo, step: Step, timing: StepTiming) -> None:
         """Count `step` as settled; a failure is printed (above the live area)."""
         state = self._runs[run]
-        state.settle(step.name, timing.status)
+        status = timing.status
+        if status is _DONE and state.seen is None and not self._live_mode:
+            # The common case off a terminal, kept short: `settle` and `_line` inlined.
+            state.settled += 1
+            state.done += 1
+            start, end = timing.start, timing.end
+            if timing.error is None and start is not None and end is not None:
+                line = state.line % (state.settled, timing.name, "Done", end - start)
+                file = state.file
+                file.write(state.label + line if state.label else line)
+                file.flush()
+            else:
+                self._line(state, timing)
+            return
+        state.settle(step.name, status)
         if self._live_mode:
             state.running.pop(step.name, None)
             state.notes.pop(step.name, None)
@@ -199,6 +213,8 @@ class Progress(Instrument):
         """Count `step` as settled, skipped."""
         state = self._runs[run]
         state.settle(step.name, timing.status)
+        if timing.error is not None:  # not a `ONE_FAILED` step skipped as nothing failed
+            state.stopped += 1
         if state.seen is not None:
             state.seen.add(step.name)
         if not self._live_mode:
@@ -247,11 +263,12 @@ class Progress(Instrument):
         label = "" if state is None else state.label
         screen = self._screen
         try:
+            text = _summary(state, result)
             if screen is None:
-                self._write(f"{label}{result._summary()}")
+                self._write(f"{label}{text}")
             else:
-                mark, style = ("✓", "green") if _succeeded(result) else ("✗", "red")
-                screen.say(label, mark, style, result._summary())
+                mark, style = ("✓", "green") if _succeeded(state, result) else ("✗", "red")
+                screen.say(label, mark, style, text)
         finally:
             if screen is not None and not self._runs:
                 self._screen = None
@@ -299,10 +316,24 @@ def _failure(timing: StepTiming) -> str:
     return f"{timing.name} failed after {_clock(timing.duration)}{error}"
 
 
-def _succeeded(result: RunResult) -> bool:
-    """No step failed or was cancelled (an interrupted or cancelled run has no `error`)."""
-    bad = (StepStatus.FAILED, StepStatus.CANCELLED)
-    return result.ok and not any(timing.status in bad for timing in result.steps)
+def _summary(state: _RunState | None, result: RunResult) -> str:
+    """`result`'s summary line, from the counts `state` kept when they cover every step."""
+    if state is None or state.settled != len(result.steps):
+        return result._summary()
+    counts = {
+        StepStatus.DONE: state.done,
+        StepStatus.FAILED: state.failed,
+        StepStatus.SKIPPED: state.skipped,
+        StepStatus.CANCELLED: state.cancelled,
+    }
+    return summary(state.settled, result.total_duration, counts)
+
+
+def _succeeded(state: _RunState | None, result: RunResult) -> bool:
+    """`result.ok`, from the counts `state` kept when they cover every step."""
+    if state is None or state.settled != len(result.steps):
+        return result.ok
+    return result.error is None and not (state.failed or state.cancelled or state.stopped)
 
 
 def _clock(seconds: float) -> str:
@@ -337,6 +368,8 @@ class _RunState:
         self.line = f"[%{self.count_width}d/{self.total}] %-{self.name_width}s  %-9s %7.3f s\n"
         """The plain line of a step that ran without error: settled count, name, status, seconds."""
         self.settled = self.done = self.failed = self.skipped = self.cancelled = 0
+        self.stopped = 0
+        """Steps skipped for a failure or a stop (a `StepSkippedError`): the run is not ok."""
         self.running: dict[str, float] = {}
         self.notes: dict[str, str] = {}
         self.seen: set[str] | None = None
