@@ -682,16 +682,23 @@ def render(results: Results) -> str:
         ", ".join(f"{key}: {value}" for key, value in meta.items()),
     ]
     if issue8:
+        # A run of some sections only (makespan alone, say) shows the targets it measured.
+        found = targets(results)
+        found = [t for t in found if t.verdict != "not measured"] or found
         lines += ["", "### Targets of issue 8", ""]
         lines += _table(
             ["target", "measured (worst case)", "verdict"],
-            ([t.text, t.measured, t.verdict] for t in targets(results)),
+            ([t.text, t.measured, t.verdict] for t in found),
         )
-        lines += ["", "Issue 5's absolute build targets, still reported:", ""]
-        lines += _table(
-            ["target", "measured", "verdict"],
-            ([t.text, t.measured, t.verdict] for t in earlier_targets(results)),
-        )
+        earlier = earlier_targets(results)
+        if any(t.verdict != "not measured" for t in earlier) or len(found) == len(
+            targets(results)
+        ):
+            lines += ["", "Issue 5's absolute build targets, still reported:", ""]
+            lines += _table(
+                ["target", "measured", "verdict"],
+                ([t.text, t.measured, t.verdict] for t in earlier),
+            )
     if lifecycle:
         lines += ["", "### Targets of issue 10 (the step lifecycle)", ""]
         lines += _table(
@@ -720,11 +727,13 @@ def render(results: Results) -> str:
             "the bound), all passed"
             + ("; every makespan run was checked the same way." if results.makespan else "."),
         ]
-    shown = ALL if issue8 else [r for r in ALL if r.key == "run"]
-    lines += ["", "Runners:", ""]
-    lines += [f"- `{r.key}`: {r.description}" for r in shown]
-    if results.lifecycle:
-        lines += [f"- `{r.key}`: {r.description}" for r in (RUN_RETRY, RUN_INPUTS)]
-    if issue8:
-        lines += ["", "Memory runs: " + ", ".join(f"`{m.label}`" for m in MODES) + "."]
+    timed = bool(results.cells or results.builds or results.memory or results.lifecycle)
+    if timed or not results.makespan:
+        shown = ALL if issue8 else [r for r in ALL if r.key == "run"]
+        lines += ["", "Runners:", ""]
+        lines += [f"- `{r.key}`: {r.description}" for r in shown]
+        if results.lifecycle:
+            lines += [f"- `{r.key}`: {r.description}" for r in (RUN_RETRY, RUN_INPUTS)]
+        if issue8:
+            lines += ["", "Memory runs: " + ", ".join(f"`{m.label}`" for m in MODES) + "."]
     return "\n".join(lines) + "\n"

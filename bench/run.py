@@ -8,6 +8,7 @@ python bench/run.py --check-only         # verification only, no timing (< 30 s;
 python bench/run.py --sizes 10000 --shapes chain,layered --sections overhead --repeats 7
 python bench/run.py --sections build --actions noop
 python bench/run.py --sections lifecycle                 # the targets of issue 10 (~2 min)
+python bench/run.py --sections makespan --update-readme  # issue 11's makespan table (~1 min)
 ```
 
 Sections:
@@ -367,8 +368,8 @@ def run_lifecycle(args: argparse.Namespace, results: report.Results, *, timed: b
 def update_readme(markdown: str, block: str = "results") -> None:
     """Replace the text between the `block` markers of bench/README.md.
 
-    `results` holds the last full (or partial) suite; `lifecycle` the last run of the
-    lifecycle section alone; `ab` the last `ab.py` comparison; `instructions` the last
+    `results` holds the last full (or partial) suite; `lifecycle` and `makespan` the
+    last run of that section alone; `ab` the last `ab.py` comparison; `instructions` the last
     `instructions.py` count.
     """
     start, end = f"<!-- {block}:start -->", f"<!-- {block}:end -->"
@@ -450,9 +451,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     for target in shown:
         print(f"  {target.verdict:>14}  {target.text}: {target.measured}")
     if args.update_readme:
-        # The lifecycle section run alone has a block of its own: it leaves the last
-        # full suite's tables in place.
-        update_readme(markdown, "lifecycle" if args.sections == ["lifecycle"] else "results")
+        # The lifecycle and makespan sections run alone have blocks of their own: they
+        # leave the last full suite's tables in place.
+        alone = args.sections[0] if len(args.sections) == 1 else None
+        update_readme(markdown, alone if alone in ("lifecycle", "makespan") else "results")
         print(f"updated {README}")
     return 0
 
