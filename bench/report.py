@@ -691,9 +691,7 @@ def render(results: Results) -> str:
             ([t.text, t.measured, t.verdict] for t in found),
         )
         earlier = earlier_targets(results)
-        if any(t.verdict != "not measured" for t in earlier) or len(found) == len(
-            targets(results)
-        ):
+        if any(t.verdict != "not measured" for t in earlier) or len(found) == len(targets(results)):
             lines += ["", "Issue 5's absolute build targets, still reported:", ""]
             lines += _table(
                 ["target", "measured", "verdict"],
