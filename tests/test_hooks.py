@@ -362,3 +362,81 @@ async def test_an_instrument_with_only_run_done_gets_every_timing(
     assert [(t.name, t.duration, t.value) for t in again.steps] == [
         (t.name, t.duration, t.value) for t in result.steps
     ]
+
+
+# -- interrupts and outside cancellation, as instruments see them -------------------------
+
+
+async def test_an_interrupt_in_run_started_reaches_the_run_after_every_run_started(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    # Stopping the run tells the instruments of every skipped step: each must have been
+    # told of the run first, also those after the one that raised.
+    class Interrupts(exegraph.Instrument):
+        def run_started(self, run: RunInfo) -> None:
+            raise KeyboardInterrupt
+
+    before, after = Log("before"), Log("after")
+    graph = Graph([Recorder().step("a", 1), Recorder().step("b", 1)])
+    with pytest.raises(KeyboardInterrupt):
+        await exegraph.run(graph, RunOptions(instruments=[before, Interrupts(), after]))
+    for log in (before, after):
+        assert [call[1:2] + call[3:] for call in log.calls] == [
+            ("run_started",),
+            ("step_skipped", "a"),
+            ("step_skipped", "b"),
+            ("run_done", False),
+        ]
+
+
+async def test_a_run_interrupted_after_its_last_step_is_not_ok(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    log = Log()
+
+    def interrupt(name: str, error: BaseException | None) -> None:
+        raise KeyboardInterrupt
+
+    graph = Graph([Recorder().step("only", 1)])
+    with pytest.raises(KeyboardInterrupt):
+        await exegraph.run(graph, RunOptions(on_step_done=interrupt, instruments=[log]))
+    (result,) = log.results
+    assert [str(t.status) for t in result.steps] == ["Done"]
+    assert result.error is None
+    assert not result.ok
+    assert result.table().endswith("1 step in 1.000 s: all done; the run was stopped")
+
+
+async def test_a_run_cancelled_from_outside_is_not_ok_even_if_its_steps_finished(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    log = Log()
+
+    async def stubborn() -> None:
+        with trio.CancelScope(shield=True):
+            await trio.sleep(2)
+
+    with trio.move_on_after(1) as scope:
+        await exegraph.run(Graph([Step("only", stubborn)]), RunOptions(instruments=[log]))
+    assert scope.cancelled_caught
+    (result,) = log.results
+    assert [str(t.status) for t in result.steps] == ["Done"]
+    assert not result.ok
+
+
+@pytest.mark.parametrize("retry", [None, exegraph.Retry(attempts=3)])
+async def test_a_step_whose_action_an_interrupt_kept_from_beginning_made_no_attempt(
+    autojump_clock: trio.abc.Clock, retry: exegraph.Retry | None
+) -> None:
+    class Interrupts(exegraph.Instrument):
+        def step_started(self, run: RunInfo, step: Step) -> None:
+            raise KeyboardInterrupt
+
+    log = Log()
+    recorder = Recorder()
+    graph = Graph([Step("a", recorder.action("a", 1), retry=retry)])
+    with pytest.raises(KeyboardInterrupt):
+        await exegraph.run(graph, RunOptions(instruments=[Interrupts(), log]))
+    (result,) = log.results
+    assert (str(result["a"].status), result["a"].attempts) == ("Cancelled", 0)
+    assert recorder.events == []  # the action never began

@@ -114,8 +114,20 @@ class Observers:
         return bool(self.instruments) or self.on_start is not None or self.on_done is not None
 
     def run_started(self) -> None:
-        """`run_started` of every instrument, in the run's context."""
-        self._notify(self.context, "run_started")
+        """`run_started` of every instrument, in the run's context.
+
+        An interrupt raised by one reaches the run only once every instrument has had its
+        `run_started`: stopping the run tells them of every skipped step, and none may
+        hear of a step of a run it was not told of.
+        """
+        interrupts: list[BaseException] = []
+        interrupted, self.interrupted = self.interrupted, interrupts.append
+        try:
+            self._notify(self.context, "run_started")
+        finally:
+            self.interrupted = interrupted
+        for exc in interrupts:
+            interrupted(exc)
 
     def run_done(self, result: RunResult) -> None:
         """`run_done` of every instrument, in the run's context."""
