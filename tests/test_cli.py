@@ -241,7 +241,9 @@ def test_ctrl_c_tears_the_resources_down_and_exits_130(entry: str, tmp_path: Pat
     # KeyboardInterrupt is raised in it and it failed with it. Either way the run is over.
     assert statuses(table)["scratch"] == "Done"
     assert statuses(table)["wait"] in {"Cancelled", "Failed"}
-    assert table.splitlines()[-1].endswith(("1 done, 1 cancelled", "1 done, 1 failed"))
+    assert table.splitlines()[-1].endswith(
+        ("1 done, 1 cancelled; the run was stopped", "1 done, 1 failed; the run was stopped")
+    )
 
 
 # -- --durations and --trace ---------------------------------------------------------------

@@ -443,7 +443,7 @@ async def test_the_area_closes_when_the_run_is_cancelled(
         await exegraph.run(graph, RunOptions(instruments=[Progress(console=terminal(screen))]))
     assert scope.cancelled_caught
     leaves_no_area(screen, stdout, stderr)
-    assert screen.text() == "✗ 2 steps in 0.000 s: 1 done, 1 cancelled"
+    assert screen.text() == "✗ 2 steps in 0.000 s: 1 done, 1 cancelled; the run was stopped"
 
 
 async def test_the_area_closes_when_a_step_raises_keyboard_interrupt(
@@ -465,7 +465,7 @@ async def test_the_area_closes_when_a_step_raises_keyboard_interrupt(
     leaves_no_area(screen, stdout, stderr)
     assert screen.text() == dedent("""
 ✗ interrupt failed after 0.0s: KeyboardInterrupt
-✗ 2 steps in 0.000 s: 1 failed, 1 cancelled
+✗ 2 steps in 0.000 s: 1 failed, 1 cancelled; the run was stopped
 """)
 
 
@@ -537,7 +537,7 @@ async def test_plain_lines_say_retries_cancellations_and_failed_teardowns(
         "[4/5] after  Skipped           -  the run stopped before it could start\n"
         "[5/5] slow   Cancelled   5.000 s  "
         "StepCancelledError: step 'slow' was cancelled while it ran\n"
-        "5 steps in 5.000 s: 2 done, 1 failed, 1 skipped, 1 cancelled\n"
+        "5 steps in 5.000 s: 2 done, 1 failed, 1 skipped, 1 cancelled, 1 teardown failed\n"
     )
 
 
@@ -586,6 +586,37 @@ async def test_a_plain_line_is_out_as_its_step_settles(
         "[1/3] a  Done        1.000 s\n",
         "[1/3] a  Done        1.000 s\n[2/3] b  Done        1.000 s\n",
     ]
+
+
+async def test_a_file_that_fails_stops_the_lines_of_that_run_only(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Closing(io.StringIO):
+        """A pipe whose reader goes away after the first line."""
+
+        broken = False
+
+        def write(self, text: str) -> int:
+            if self.broken:
+                raise BrokenPipeError(32, "Broken pipe")
+            self.broken = True
+            return super().write(text)
+
+    out = Closing()
+    progress = Progress(console=Console(file=out, force_terminal=False, width=100))
+    graph = Graph([Step("a", partial(sleep_then, 1.0)), Step("b", partial(sleep_then, 2.0))])
+    result = await exegraph.run_with_result(graph, RunOptions(instruments=[progress]))
+    assert result.ok
+    assert out.getvalue() == "[1/2] a  Done        1.000 s\n"
+    (record,) = [r for r in caplog.records if r.name == "exegraph_trio"]
+    assert record.levelname == "WARNING"
+    assert "BrokenPipeError" in record.getMessage()
+    # The next run, alone, has its own lines on a file that works (no `run N:` label).
+    progress.console.file = again = io.StringIO()
+    await exegraph.run(
+        Graph([Step("c", partial(sleep_then, 1.0))]), RunOptions(instruments=[progress])
+    )
+    assert again.getvalue() == "[1/1] c  Done        1.000 s\n1 step in 1.000 s: all done\n"
 
 
 async def test_plain_lines_have_no_ansi_codes(autojump_clock: trio.testing.MockClock) -> None:

@@ -57,6 +57,7 @@ async def full_step(run: Run, i: int, late: bool) -> None:  # noqa: FBT001, PLR0
         if run.observe_start:
             run.observers.step_started(step)
             if run.interrupt is not None:  # Ctrl-C in a hook: the action never begins
+                run.attempts[i] = 0
                 run._ended(i, step, run.now(), None, None)
                 return
         timeout = step.timeout

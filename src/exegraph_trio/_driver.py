@@ -254,7 +254,7 @@ class Run:
             if self.core.running or self.core.retrying or self.resume:
                 self._sweep()
             if want_result or self.observers.instruments:
-                result = self._result()
+                result = self._result(stopped=outside or self.interrupt is not None)
                 self.observers.run_done(result)
         if self.interrupt is not None:
             raise self.interrupt
@@ -477,7 +477,7 @@ class Run:
                 self.timings[i] = timing
             observers.step_done(step, timing)
 
-    def _result(self) -> RunResult:
+    def _result(self, *, stopped: bool) -> RunResult:
         state, status, kept = self.core.state, _STATUS, self.timings
         if kept is None:
             timings = tuple(self._timing(i, status[state[i]]) for i in self.order)
@@ -487,7 +487,7 @@ class Run:
         ends = [t for t in self.ends if t is not None]
         total = max(ends) - min(starts) if starts else 0.0
         error = RunError(self._message(), self.members) if self.members else None
-        return RunResult(timings, total, error, graph=self.graph)
+        return RunResult(timings, total, error, graph=self.graph, _stopped=stopped)
 
     # -- one step --------------------------------------------------------------------------
 
@@ -515,6 +515,7 @@ class Run:
             if self.observe_start:
                 self.observers.step_started(step)
                 if self.interrupt is not None:  # Ctrl-C in a hook: the action never begins
+                    self.attempts[i] = 0
                     self._ended(i, step, self.now(), None, None)
                     return
             timeout = step.timeout
@@ -839,6 +840,9 @@ class PlainRun(Run):
         observers = self.observers
         if observers.want_step_done:
             start = self.starts[i]
+            attempts = 0 if start is None else 1
+            if self.attempts:  # an interrupt kept an action from beginning (`_step`)
+                attempts = self.attempts.get(i, attempts)
             timing = _timing(
                 step.name,
                 status,
@@ -846,7 +850,7 @@ class PlainRun(Run):
                 self.ends[i],
                 self.errors.get(i),
                 self.values[i],
-                0 if start is None else 1,
+                attempts,
                 (),
                 None,
                 None,
@@ -865,7 +869,7 @@ class PlainRun(Run):
             self.ends[i],
             self.errors.get(i),
             self.values[i],
-            0 if start is None else 1,
+            self.attempts.get(i, int(start is not None)),
             (),
             None,
             None,

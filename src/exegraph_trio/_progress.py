@@ -16,7 +16,7 @@ import math
 import sys
 import threading
 from collections.abc import Mapping
-from typing import IO, TYPE_CHECKING, Final, final
+from typing import IO, TYPE_CHECKING, Final, Protocol, final
 
 import trio
 
@@ -178,14 +178,18 @@ class Progress(Instrument):
     def step_started(self, run: RunInfo, step: Step) -> None:
         """Count `step` as running (nothing is drawn here)."""
         if self._live_mode:
-            state = self._runs[run]
+            state = self._runs.get(run)
+            if state is None:  # a run it never saw start: nothing to show
+                return
             state.running[step.name] = state.clock.current_time()
             if state.seen is not None:
                 state.seen.add(step.name)
 
     def step_done(self, run: RunInfo, step: Step, timing: StepTiming) -> None:
         """Count `step` as settled; a failure is printed (above the live area)."""
-        state = self._runs[run]
+        state = self._runs.get(run)
+        if state is None:  # a run it never saw start: nothing to show
+            return
         status = timing.status
         if status is _DONE and state.seen is None and not self._live_mode:
             # The common case off a terminal, kept short: `settle` and `_line` inlined.
@@ -194,9 +198,11 @@ class Progress(Instrument):
             start, end = timing.start, timing.end
             if timing.error is None and start is not None and end is not None:
                 line = state.line % (state.settled, timing.name, "Done", end - start)
-                file = state.file
-                file.write(state.label + line if state.label else line)
-                file.flush()
+                try:
+                    state.file.write(state.label + line if state.label else line)
+                    state.file.flush()
+                except OSError as exc:
+                    _lost(state, exc)
             else:
                 self._line(state, timing)
             return
@@ -211,7 +217,9 @@ class Progress(Instrument):
 
     def step_skipped(self, run: RunInfo, step: Step, timing: StepTiming) -> None:
         """Count `step` as settled, skipped."""
-        state = self._runs[run]
+        state = self._runs.get(run)
+        if state is None:  # a run it never saw start: nothing to show
+            return
         state.settle(step.name, timing.status)
         if timing.error is not None:  # not a `ONE_FAILED` step skipped as nothing failed
             state.stopped += 1
@@ -225,37 +233,47 @@ class Progress(Instrument):
     ) -> None:
         """Say that an attempt of `step` failed and when the next one comes."""
         text = f"attempt {attempt} failed, retrying in {delay:.3f} s: {_describe(error)}"
-        state = self._runs[run]
+        state = self._runs.get(run)
+        if state is None:  # a run it never saw start: nothing to show
+            return
         if self._live_mode:
             state.notes[step.name] = "waiting to retry"
             if self._screen is not None:
                 self._screen.say(state.label, "↻", "yellow", f"{step.name}: {text}")
         else:
-            self._write(f"{state.label}{step.name}: {text}")
+            self._write(state, f"{step.name}: {text}")
 
     def attempt_started(self, run: RunInfo, step: Step, attempt: int) -> None:
         """Show the attempt number next to `step`."""
         if self._live_mode:
-            self._runs[run].notes[step.name] = f"attempt {attempt}"
+            state = self._runs.get(run)
+            if state is not None:
+                state.notes[step.name] = f"attempt {attempt}"
 
     def teardown_started(self, run: RunInfo, step: Step) -> None:
         """List the teardown of `step` among the running steps."""
         if self._live_mode:
-            state = self._runs[run]
+            state = self._runs.get(run)
+            if state is None:
+                return
             state.notes[step.name] = "teardown"
             state.running[step.name] = state.clock.current_time()
 
     def teardown_done(self, run: RunInfo, step: Step, error: BaseException | None) -> None:
         """Take the teardown off the running steps; a failed one is printed."""
         text = None if error is None else f"{step.name}: teardown failed: {_describe(error)}"
-        state = self._runs[run]
+        state = self._runs.get(run)
+        if state is None:  # a run it never saw start: nothing to show
+            return
+        if error is not None:
+            state.teardowns_failed += 1
         if self._live_mode:
             state.running.pop(step.name, None)
             state.notes.pop(step.name, None)
             if text is not None and self._screen is not None:
                 self._screen.say(state.label, "✗", "red", text)
         elif text is not None:
-            self._write(f"{state.label}{text}")
+            self._write(state, text)
 
     def run_done(self, run: RunInfo, result: RunResult) -> None:
         """Print the run's summary; the live area closes when no run is left."""
@@ -265,7 +283,7 @@ class Progress(Instrument):
         try:
             text = _summary(state, result)
             if screen is None:
-                self._write(f"{label}{text}")
+                self._write(state, text)
             else:
                 mark, style = ("✓", "green") if _succeeded(state, result) else ("✗", "red")
                 screen.say(label, mark, style, text)
@@ -294,21 +312,51 @@ class Progress(Instrument):
                 f"[{state.settled:>{state.count_width}}/{state.total}] "
                 f"{timing.name:<{state.name_width}}  {timing.status!s:<9} {duration:>9}  {why}"
             ).rstrip() + "\n"
-        if state.label:
-            line = state.label + line
-        file = state.file
-        file.write(line)
-        file.flush()
+        self._write(state, line)
 
-    def _write(self, line: str) -> None:
-        file = self._console.file
-        file.write(line.rstrip() + "\n")
-        file.flush()
+    def _write(self, state: _RunState | None, line: str) -> None:
+        """Write the plain `line` (after the run's label), flushed."""
+        if state is None:
+            file: _Writer = self._console.file
+        else:
+            file, line = state.file, state.label + line
+        try:
+            file.write(line.rstrip() + "\n")
+            file.flush()
+        except OSError as exc:
+            if state is None:
+                raise
+            _lost(state, exc)
+
+
+class _Writer(Protocol):
+    def write(self, text: str, /) -> int: ...
+    def flush(self) -> None: ...
+
+
+class _Discard:
+    """Where the lines of a run go once its file failed: nowhere."""
+
+    def write(self, text: str, /) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def _lost(state: _RunState, error: OSError) -> None:
+    """The console's file failed (a closed pipe, a full disk): stop writing this run."""
+    logger.warning(
+        "the progress lines of run %d could not be written (%s); no more are written",
+        state.run_id,
+        _describe(error),
+    )
+    state.file = _Discard()
 
 
 def _describe(error: BaseException) -> str:
     """`Type: message` on one line; `Type` alone when the message is empty."""
-    return _type_and_message(error).removesuffix(": ")
+    return _type_and_message(error)
 
 
 def _failure(timing: StepTiming) -> str:
@@ -326,14 +374,22 @@ def _summary(state: _RunState | None, result: RunResult) -> str:
         StepStatus.SKIPPED: state.skipped,
         StepStatus.CANCELLED: state.cancelled,
     }
-    return summary(state.settled, result.total_duration, counts)
+    return summary(
+        state.settled,
+        result.total_duration,
+        counts,
+        teardowns_failed=state.teardowns_failed,
+        stopped=result._stopped,
+    )
 
 
 def _succeeded(state: _RunState | None, result: RunResult) -> bool:
     """`result.ok`, from the counts `state` kept when they cover every step."""
     if state is None or state.settled != len(result.steps):
         return result.ok
-    return result.error is None and not (state.failed or state.cancelled or state.stopped)
+    if result._stopped or result.error is not None:
+        return False
+    return not (state.failed or state.cancelled or state.stopped)
 
 
 def _clock(seconds: float) -> str:
@@ -369,11 +425,12 @@ class _RunState:
         """The plain line of a step that ran without error: settled count, name, status, seconds."""
         self.settled = self.done = self.failed = self.skipped = self.cancelled = 0
         self.stopped = 0
+        self.teardowns_failed = 0
         """Steps skipped for a failure or a stop (a `StepSkippedError`): the run is not ok."""
         self.running: dict[str, float] = {}
         self.notes: dict[str, str] = {}
         self.seen: set[str] | None = None
-        self.file: IO[str] = sys.stdout
+        self.file: _Writer = sys.stdout
         """Where plain lines go: the console's file, looked up once per run."""
         if durations is None:
             return

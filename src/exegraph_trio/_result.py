@@ -191,6 +191,10 @@ class RunResult:
     total_duration: float
     error: RunError | None = attrs.field(default=None, eq=False)
     graph: Graph | None = attrs.field(default=None, eq=False, repr=False, kw_only=True)
+    _stopped: bool = attrs.field(
+        default=False, kw_only=True, eq=False, repr=False, alias="_stopped"
+    )
+    """The run was cancelled from outside or interrupted (`ok` is then false)."""
     _by_name: dict[str, StepTiming] = attrs.field(
         init=False, repr=False, eq=False, hash=False, alias="_by_name"
     )
@@ -203,11 +207,17 @@ class RunResult:
     def ok(self) -> bool:
         """True when every step succeeded; false also for a run cancelled or interrupted.
 
-        A `ONE_FAILED` step skipped because nothing failed counts as succeeded.
+        A `ONE_FAILED` step skipped because nothing failed counts as succeeded. A run
+        cancelled from outside or interrupted is not ok even if each of its steps was done
+        (an instrument's `run_done` sees such results; `run_with_result` raises instead).
         """
-        return self.error is None and all(
-            t.status is StepStatus.DONE or (t.status is StepStatus.SKIPPED and t.error is None)
-            for t in self.steps
+        return (
+            not self._stopped
+            and self.error is None
+            and all(
+                t.status is StepStatus.DONE or (t.status is StepStatus.SKIPPED and t.error is None)
+                for t in self.steps
+            )
         )
 
     def __getitem__(self, name: str) -> StepTiming:
@@ -352,21 +362,42 @@ class RunResult:
 
     def _summary(self) -> str:
         by_status = collections.Counter(timing.status for timing in self.steps)
-        return summary(len(self.steps), self.total_duration, by_status)
+        teardowns = sum(timing.teardown_error is not None for timing in self.steps)
+        return summary(
+            len(self.steps),
+            self.total_duration,
+            by_status,
+            teardowns_failed=teardowns,
+            stopped=self._stopped,
+        )
 
 
-def summary(steps: int, seconds: float, by_status: Mapping[StepStatus, int]) -> str:
+def summary(
+    steps: int,
+    seconds: float,
+    by_status: Mapping[StepStatus, int],
+    *,
+    teardowns_failed: int = 0,
+    stopped: bool = False,
+) -> str:
     """The last line of `RunResult.table()`: `13 steps in 0.110 s: 10 done, 1 failed, …`.
 
-    `by_status` counts the steps of each status (missing or zero: none).
+    `by_status` counts the steps of each status (missing or zero: none); failed teardowns
+    and a run stopped from outside (cancelled or interrupted) are said after them.
     """
     head = f"{steps} step{'' if steps == 1 else 's'} in {seconds:.3f} s"
     counts = [(status, by_status.get(status, 0)) for status in StepStatus]
     counts = [(status, count) for status, count in counts if count]
-    if counts == [(StepStatus.DONE, steps)]:
-        return f"{head}: all done"
-    tally = ", ".join(f"{count} {str(status).lower()}" for status, count in counts)
-    return f"{head}: {tally or 'none ran'}"
+    if counts == [(StepStatus.DONE, steps)] and not teardowns_failed:
+        tally = "all done"
+    else:
+        parts = [f"{count} {str(status).lower()}" for status, count in counts]
+        if teardowns_failed:
+            parts.append(
+                f"{teardowns_failed} teardown{'' if teardowns_failed == 1 else 's'} failed"
+            )
+        tally = ", ".join(parts) or "none ran"
+    return f"{head}: {tally}" + ("; the run was stopped" if stopped else "")
 
 
 def _describe(error: BaseException) -> str:
@@ -375,7 +406,8 @@ def _describe(error: BaseException) -> str:
         message = str(error)
     except Exception:  # noqa: BLE001 - as the traceback module does
         message = "<exception str() failed>"
-    return " ⏎ ".join(f"{type(error).__name__}: {message}".splitlines())
+    text = f"{type(error).__name__}: {message}" if message else type(error).__name__
+    return " ⏎ ".join(text.splitlines())
 
 
 def critical_path(graph: Graph, ends: Sequence[float | None]) -> tuple[str, ...]:
