@@ -483,3 +483,26 @@ async def test_a_read_only_directory_is_a_warning_and_the_next_run_tries_again(
     # nothing new succeeds in this run, but the unsaved durations are saved at its end
     await exegraph.run_with_result(Graph([rec.step("b", 1, error=ValueError())]), options(log))
     assert read(directory / "durations.json") == {"version": 1, "durations": {"a": 1.0}}
+
+
+@pytest.mark.parametrize("path", ["", "/", "."])
+def test_a_path_that_names_no_file_is_refused_at_once(path: str) -> None:
+    with pytest.raises(ValueError, match="must name a file"):
+        DurationLog(path)
+
+
+def test_a_number_too_large_for_a_float_is_a_corrupt_file(
+    tmp_path: pathlib.Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "durations.json"
+    path.write_text('{"version": 1, "durations": {"a": 1' + "0" * 400 + "}}")
+    assert dict(DurationLog(path)) == {}
+    assert "not finite seconds" in caplog.text
+
+
+async def test_an_estimate_too_large_for_a_float_is_a_value_error() -> None:
+    graph = Graph([Step("a", Recorder().action("a"))])
+    with pytest.raises(ValueError, match="finite seconds"):
+        await exegraph.run(graph, RunOptions(durations={"a": 10**400}))
+    with pytest.raises(ValueError, match="finite seconds"):
+        exegraph.plan(graph, RunOptions(durations={"a": 10**400}))

@@ -497,3 +497,14 @@ def test_the_planners_fast_planned_step_is_a_planned_step_like_any_other() -> No
     assert (fast, hash(fast), repr(fast)) == (slow, hash(slow), repr(slow))
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         fast.start = 0.0  # type: ignore[misc]
+
+
+def test_fail_that_is_not_a_list_of_names_is_a_type_error_saying_so() -> None:
+    async def act() -> None:
+        pass
+
+    graph = exegraph.Graph([exegraph.Step("a", act)])
+    with pytest.raises(TypeError, match=r"fail must be a list of step names, like .* not NoneType"):
+        exegraph.plan(graph, fail=None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"step names \(str\), got list"):
+        exegraph.plan(graph, fail=[["a"]])  # type: ignore[list-item]

@@ -945,3 +945,9 @@ def test_concurrent_runs_with_private_pools_never_deadlock(case: PoolCase) -> No
     results, slots, _ = run_concurrently(case)
     check_bounds(case, slots)
     check_settled(case, results)
+
+
+def test_one_pool_under_two_names_is_refused() -> None:
+    db = exegraph.Pool(1)
+    with pytest.raises(ValueError, match="'db' and 'database'"):
+        exegraph.RunOptions(pools={"db": db, "database": db, "net": 2})

@@ -602,3 +602,23 @@ def test_select_agrees_with_a_naive_reference(case: Case) -> None:
             assert step.depends_on == tuple(d for d in original.depends_on if d in selected)
             assert step == attrs.evolve(original, depends_on=step.depends_on)
     assert_consistent(selected)
+
+
+@pytest.mark.parametrize(
+    ("typed", "name"),
+    [
+        ("br", "[br]"),
+        ("job1", "job[1]"),
+        ("bang", "!bang"),
+        ("c", "c+"),
+        ("ace", "sp ace"),
+        ("tagx", "tag:x"),
+        ("star", "st*r"),
+    ],
+)
+def test_a_suggestion_is_a_term_that_selects_the_step_it_names(typed: str, name: str) -> None:
+    graph = Graph([Step(name, noop), Step("zzz-unrelated", noop)])
+    with pytest.raises(ValueError, match="did you mean") as info:
+        graph.select(typed)
+    suggested = re.findall(r"did you mean '([^']*)'", str(info.value))[0]
+    assert graph.select(suggested).names == (name,)

@@ -105,6 +105,7 @@ class DurationLog(Mapping[str, float], Instrument):
 
     Raises:
         TypeError: `path` is not a `str` or `os.PathLike`.
+        ValueError: `path` names no file (`""`, `"/"`, `"."`).
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -114,6 +115,11 @@ class DurationLog(Mapping[str, float], Instrument):
                 f"{path!r}"
             )
         self._path = Path(path)
+        if not self._path.name:
+            raise ValueError(
+                f"DurationLog path must name a file, like '.exegraph/durations.json', "
+                f"not {os.fspath(path)!r}"
+            )
         self._estimates: dict[str, float] = _load(self._path)
         self._dirty = False
 
@@ -226,13 +232,17 @@ def _parse(data: object) -> tuple[dict[str, float], str | None]:
     for name, seconds in durations.items():
         if not isinstance(name, str):
             return {}, f"step name {name!r} is not a string"
-        if (
-            isinstance(seconds, bool)
-            or not isinstance(seconds, int | float)
-            or not math.isfinite(seconds)
-            or seconds < 0
-        ):
-            return {}, f"duration of {name!r} is {seconds!r}, not finite seconds >= 0"
+        try:
+            good = (
+                not isinstance(seconds, bool)
+                and isinstance(seconds, int | float)
+                and math.isfinite(seconds)
+                and seconds >= 0
+            )
+        except OverflowError:  # an integer too large for a float
+            good = False
+        if not good:
+            return {}, f"duration of {name!r} is {seconds!r:.60}, not finite seconds >= 0"
         estimates[name] = float(seconds)
     return estimates, None
 

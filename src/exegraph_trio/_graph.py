@@ -424,9 +424,13 @@ class Graph:
                 and not isinstance(value, bool)
                 and 0 <= value < math.inf  # (not NaN)
             ):
-                known[i] = float(value)
-                continue
-            bad.append((i, f"{name!r}: {value!r}"))
+                try:
+                    known[i] = float(value)
+                except OverflowError:  # an int too large for a float
+                    pass
+                else:
+                    continue
+            bad.append((i, f"{name!r}: {value!r}"[:200]))
         if bad:
             raise ValueError(
                 "durations must map step names to finite seconds >= 0; got "

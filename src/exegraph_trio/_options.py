@@ -144,6 +144,18 @@ def _convert_pools(value: Any) -> Mapping[str, int | Pool]:
             "a pool's size must be >= 1, got "
             + ", ".join(f"{k!r}: {v!r}" for k, v in small.items())
         )
+    names: dict[int, list[str]] = {}  # a shared pool's names, by the object's id
+    for k, v in value.items():
+        if isinstance(v, Pool):
+            names.setdefault(id(v), []).append(k)
+    twice = [aliases for aliases in names.values() if len(aliases) > 1]
+    if twice:
+        raise ValueError(
+            "one exegraph.Pool is given under several names, "
+            + "; ".join(" and ".join(map(repr, aliases)) for aliases in twice)
+            + ": a step naming two of them would take its slots twice over; give each "
+            "Pool object one name"
+        )
     return types.MappingProxyType(dict(value))
 
 
@@ -192,7 +204,8 @@ class RunOptions:
             all its pool slots are free, taken at once; among ready steps, the
             highest-priority one that fits starts first. `run` refuses, before any step
             starts, a step using a pool that is not here or asking more slots than its
-            size (`ValueError` naming every such step).
+            size (`ValueError` naming every such step). One `Pool` object under two
+            names is a `ValueError` (a step naming both would take its slots twice).
         durations: estimated seconds of each step, by name (a `dict`, or an
             [`exegraph.DurationLog`][exegraph_trio.DurationLog] that learns them). When
             given, rule 3's priority is the step's *critical-path length*: its estimate

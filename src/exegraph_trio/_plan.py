@@ -261,13 +261,22 @@ def plan(graph: Graph, options: RunOptions | None = None, *, fail: Iterable[str]
 
 
 def _positions(graph: Graph, names: Iterable[str]) -> set[int]:
-    if isinstance(names, str) or not isinstance(names, Iterable):
+    if isinstance(names, str):
         raise TypeError(
             f"fail must be a list of step names, not the str {names!r}; write fail=[{names!r}]"
+        )
+    if not isinstance(names, Iterable):
+        raise TypeError(
+            f"fail must be a list of step names, like fail=['deploy'], not "
+            f"{type(names).__name__}: {names!r}"
         )
     positions: set[int] = set()
     missing: list[str] = []
     for name in names:
+        if not isinstance(name, str):
+            raise TypeError(
+                f"fail must be a list of step names (str), got {type(name).__name__}: {name!r}"
+            )
         if name in graph:
             positions.add(graph._index[name])
         else:

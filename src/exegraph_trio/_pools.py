@@ -206,5 +206,6 @@ def demands_of(
             + f" (RunOptions(pools=...) is {{{have}}}; give every pool the steps use, "
             "at least as large as any step's request)"
         )
-    shared = frozenset(pool for pool in pools.values() if pool in options.pools.values())
+    given = {id(value) for value in options.pools.values() if isinstance(value, Pool)}
+    shared = frozenset(pool for pool in pools.values() if id(pool) in given)
     return demands, shared

@@ -176,7 +176,29 @@ class _Matcher:
         first = (term.spelled(term.glob, tag=other.tag),) if self.matches(other) else ()
         there: Iterable[str] = self.tags if term.tag else self._index
         close = close_names(term.glob, list(there))
-        return (*first, *(term.spelled(name, tag=term.tag) for name in close))
+        return (
+            *first,
+            *(term.spelled(_as_glob(name, tag=term.tag), tag=term.tag) for name in close),
+        )
+
+
+def _as_glob(name: str, *, tag: bool) -> str:
+    """A glob that matches `name`, written so that it parses as one selector term.
+
+    `*`, `?` and `[` become `[*]`, `[?]`, `[[]`; `+` becomes `[+]`; a space, a comma or
+    a leading `!` becomes `?` (the escapes `Graph.select` documents); a step name
+    starting with `tag:` becomes `[t]ag:…`.
+    """
+    out = []
+    for k, char in enumerate(name):
+        if char in "*?[+":
+            out.append(f"[{char}]")
+        elif char.isspace() or char == "," or (char == "!" and k == 0):
+            out.append("?")
+        else:
+            out.append(char)
+    glob = "".join(out)
+    return "[t]" + glob[1:] if not tag and glob.startswith(_TAG) else glob
 
 
 def _mark(
