@@ -92,3 +92,43 @@ def test_a_run_held_back_by_an_older_waiter_goes_when_that_waiter_is_skipped(
 
     result = trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
     assert result == ("Skipped", 10, 12)
+
+
+@pytest.mark.parametrize("repeat", range(10))
+def test_a_younger_step_of_the_run_with_the_oldest_waiter_does_not_pass_another_runs_older_one(
+    repeat: int,
+) -> None:
+    # Pool(2): B's `b-long` holds a slot until 10 s. A's `x` (both slots) waits from
+    # 0.1 s, B's `y` from 1 s, A's `z` from 2.1 s. In the order they became ready: `x`
+    # when both slots are free (10 s), then `y` and `z` (11 s) — `z` never before `y`.
+    async def main() -> dict[str, float | None]:
+        pool = exegraph.Pool(2)
+        a = exegraph.Graph(
+            [
+                Step("a-gate", sleeping(2)),
+                Step("x", sleeping(1), pools={"db": 2}),
+                Step("z", sleeping(1), depends_on=["a-gate"], pools=["db"]),
+            ]
+        )
+        b = exegraph.Graph(
+            [
+                Step("b-long", sleeping(10), pools=["db"]),
+                Step("b-gate", sleeping(1)),
+                Step("y", sleeping(1), depends_on=["b-gate"], pools=["db"]),
+            ]
+        )
+        out: dict[str, exegraph.RunResult] = {}
+
+        async def go(name: str, graph: exegraph.Graph) -> None:
+            out[name] = await exegraph.run_with_result(
+                graph, exegraph.RunOptions(pools={"db": pool})
+            )
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(go, "b", b)
+            await trio.sleep(0.1)
+            nursery.start_soon(go, "a", a)
+        return {name: out[run][name].start for run, name in [("a", "x"), ("b", "y"), ("a", "z")]}
+
+    starts = trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    assert starts == {"x": 10, "y": 11, "z": 11}

@@ -170,7 +170,6 @@ class Core:
         "unsettled",
         "up",
         "waiting",
-        "waiting_queues",
     )
 
     def __init__(
@@ -596,9 +595,8 @@ class Core:
         self.demands = demands
         """Per step, the `(pool, slots)` it takes while it runs; `None` without pools."""
         self.queues: dict[tuple[tuple[Pool, int], ...], list[int]] | None = None
-        """With pools: a heap of ready steps per demand (`ready` holds those with none)."""
-        self.waiting_queues: list[tuple[list[int], tuple[tuple[Pool, int], ...]]] = []
-        """`queues` as `(heap, demand)` pairs, for `_take_pooled` to walk."""
+        """With pools: a heap of ready steps per demand (`ready` holds those with none);
+        a heap is dropped once emptied, so `take` walks only the demands now waiting."""
         self.shared = shared
         """The pools other runs may use too (their slots go to the oldest ticket first)."""
         self.tickets: list[int] = []
@@ -633,7 +631,6 @@ class Core:
         heap = queues.get(demand)
         if heap is None:
             queues[demand] = heap = [key]
-            self.waiting_queues.append((heap, demand))
         else:
             heappush(heap, key)
         if self.shared:
@@ -655,7 +652,10 @@ class Core:
         never holds back a lower-priority step that fits (no head-of-line blocking).
         Every step of a heap needs the same slots, so the head says whether any fits.
         A heap may hold steps no longer ready (skipped, an `AGAIN` step being cancelled):
-        they are dropped when they come out on top.
+        they are dropped when they come out on top. A head a shared pool refuses because
+        another run's step has waited longer (`Pool._may_take`) gives way, for that pool,
+        to this run's own oldest waiter, which may be inside a heap: the oldest waiter of
+        all runs can always go, so runs sharing pools never wait on each other for ever.
         """
         assert self.queues is not None
         assert self.demands is not None
@@ -663,32 +663,52 @@ class Core:
         if free <= 0 or self.stopped:
             return []
         ready, demands = self.ready, self.demands
-        waiting = self.waiting_queues
+        waiting = self.queues
         taken: list[int] = []
         by_rank, state, shared = self.by_rank, self.state, self.shared
+        key = self.key
         while free > 0:
             best: list[int] | None = None
             best_key = ready[0] if ready else None
             if best_key is not None:
                 best = ready
-            for heap, demand in waiting:
-                if not heap or (best_key is not None and heap[0] > best_key):
+            held_back: set[Pool] | None = None  # shared pools that refused a head by age
+            for demand, heap in waiting.items():
+                if best_key is not None and heap[0] > best_key:
                     continue
                 for pool, n in demand:  # does its head fit?
-                    if pool.size - pool.in_use < n or (
+                    if pool.size - pool.in_use < n:
+                        break
+                    if (
                         shared
                         and pool in shared
                         and not pool._may_take(self, self.tickets[by_rank[heap[0]]])
                     ):
+                        held_back = held_back or set()
+                        held_back.add(pool)
                         break
                 else:
                     best, best_key = heap, heap[0]
-            if best is None or best_key is None:
-                break
-            heappop(best)
-            i = by_rank[best_key]
+            outside_heap = None  # the run's oldest waiter, taken from inside its heap
+            for pool in held_back or ():
+                j = pool._oldest_step(self)
+                if j is None or (best_key is not None and key[j] > best_key):
+                    continue
+                if self._takable(j) and self._fits(j):
+                    best, best_key, outside_heap = None, key[j], j
+            if outside_heap is not None:
+                i = outside_heap  # its heap entry is dropped when it comes out on top
+            else:
+                if best is None or best_key is None:
+                    break
+                heappop(best)
+                i = by_rank[best_key]
+                if not best and best is not ready:  # an emptied heap: no demand waits
+                    del waiting[demands[i]]
             if state[i] != READY and not (state[i] == AGAIN and self._may_run_again(i)):
                 continue  # no longer ready
+            if outside_heap is not None:
+                best = None  # (not `ready`: it takes its pool slots)
             if best is not ready:
                 for pool, n in demands[i]:
                     pool.in_use += n
@@ -698,6 +718,16 @@ class Core:
             taken.append(i)
             free -= 1
         return taken
+
+    def _fits(self, i: int) -> bool:
+        """Whether ready step `i`'s slots are free and no older waiter holds them."""
+        assert self.demands is not None
+        ticket = self.tickets[i]
+        return all(
+            pool.size - pool.in_use >= n
+            and (pool not in self.shared or pool._may_take(self, ticket))
+            for pool, n in self.demands[i]
+        )
 
     def _left_queue(self, i: int) -> None:
         """Step `i` no longer waits for its pools (it started, or was skipped).

@@ -10,7 +10,7 @@ pool's slots in the order they became ready. Every step that needs a shared pool
 ticket (a number from one counter for the whole process) when it becomes ready; a run may
 give a pool's slots to one of its steps only if no other run has a step with an older
 ticket still waiting for that pool. Within one run, rule 3's order (the highest priority
-that fits) holds.
+that fits) holds among the steps that may.
 """
 
 from __future__ import annotations
@@ -114,14 +114,13 @@ class Pool:
     def _may_take(self, run: object, ticket: int) -> bool:
         """Whether a step of `run` holding `ticket` may take slots now.
 
-        Runs take turns by their oldest waiting ticket: `run` may unless another run has
-        a step waiting with an older ticket than any of `run`'s. (Comparing the step's
-        own ticket instead could deadlock: a run's best step by priority may be younger
-        than another run's waiter, itself younger than the run's oldest.) Within the
-        run, rule 3's order decides which of its steps that is.
+        It may unless a step of another run has waited for this pool since before it
+        (an older ticket): between runs, slots go in the order steps became ready. The
+        oldest waiter of all may always take, so each run also offers its own oldest
+        waiter (`_oldest_step`) when its best step by priority may not: no deadlock.
+        Within the run, rule 3's order decides among the steps that may.
         """
-        mine = min(ticket, self._oldest(run))
-        return not any(other is not run and self._oldest(other) < mine for other in self._waiting)
+        return not any(other is not run and self._oldest(other) < ticket for other in self._waiting)
 
     def _oldest(self, run: object) -> float:
         """The oldest ticket of `run` still waiting (dropping stale ones), or infinity."""
@@ -132,6 +131,10 @@ class Pool:
         while heap and not waits(heap[0][1], heap[0][0]):
             heappop(heap)
         return heap[0][0] if heap else math.inf
+
+    def _oldest_step(self, run: object) -> int | None:
+        """The step of `run` that has waited longest for this pool, if any."""
+        return self._waiting[run][0][1] if self._oldest(run) != math.inf else None
 
     def _release(self, n: int, run: object) -> None:
         """`n` slots come free: tell every other run using the pool."""
