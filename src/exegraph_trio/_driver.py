@@ -835,30 +835,6 @@ class PlainRun(Run):
                 # Spawned inside the run's context: Trio gives the task a copy of it.
                 enter(start_soon, spawn, i, name=steps[i].name)
 
-    def _tell_done(self, i: int, step: Step, status: StepStatus) -> None:
-        """`Run._tell_done` for plain steps, with `_timing` inlined."""
-        observers = self.observers
-        if observers.want_step_done:
-            start = self.starts[i]
-            attempts = 0 if start is None else 1
-            if self.attempts:  # an interrupt kept an action from beginning (`_step`)
-                attempts = self.attempts.get(i, attempts)
-            timing = _timing(
-                step.name,
-                status,
-                start,
-                self.ends[i],
-                self.errors.get(i),
-                self.values[i],
-                attempts,
-                (),
-                None,
-                None,
-            )
-            if self.timings is not None:
-                self.timings[i] = timing
-            observers.step_done(step, timing)
-
     def _timing(self, i: int, status: StepStatus) -> StepTiming:
         """`Run._timing` for plain steps: one attempt at most, no teardown, no pools."""
         start = self.starts[i]
