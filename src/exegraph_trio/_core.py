@@ -666,7 +666,6 @@ class Core:
         waiting = self.queues
         taken: list[int] = []
         by_rank, state, shared = self.by_rank, self.state, self.shared
-        key = self.key
         while free > 0:
             best: list[int] | None = None
             best_key = ready[0] if ready else None
@@ -689,13 +688,8 @@ class Core:
                         break
                 else:
                     best, best_key = heap, heap[0]
-            outside_heap = None  # the run's oldest waiter, taken from inside its heap
-            for pool in held_back or ():
-                j = pool._oldest_step(self)
-                if j is None or (best_key is not None and key[j] > best_key):
-                    continue
-                if self._takable(j) and self._fits(j):
-                    best, best_key, outside_heap = None, key[j], j
+            # The run's oldest waiter, taken from inside its heap, if it beats the best.
+            outside_heap = self._oldest_that_may(held_back, best_key) if held_back else None
             if outside_heap is not None:
                 i = outside_heap  # its heap entry is dropped when it comes out on top
             else:
@@ -718,6 +712,20 @@ class Core:
             taken.append(i)
             free -= 1
         return taken
+
+    def _oldest_that_may(self, held_back: set[Pool], best_key: int | None) -> int | None:
+        """This run's oldest waiter for a pool of `held_back`, if it may start now.
+
+        Only one whose key beats `best_key` (of several such pools, the best one).
+        """
+        found: int | None = None
+        for pool in held_back:
+            j = pool._oldest_step(self)
+            if j is None or (best_key is not None and self.key[j] > best_key):
+                continue
+            if self._takable(j) and self._fits(j):
+                found, best_key = j, self.key[j]
+        return found
 
     def _fits(self, i: int) -> bool:
         """Whether ready step `i`'s slots are free and no older waiter holds them."""
