@@ -51,7 +51,9 @@ class Pool:
     such as several pipelines sharing one database). A step takes its slots when it
     starts and gives them back when its action ends, whatever the outcome, and while it
     waits to be retried. Between runs, slots go to waiting steps in the order they
-    became ready.
+    became ready (SPEC 2.2), strictly: a step waiting for more slots than are free, or
+    for its own run's bound, keeps its place, and other runs' younger steps wait behind
+    it; within one run, the highest-priority step that may go goes first.
 
     Args:
         size: how many slots (`>= 1`).
