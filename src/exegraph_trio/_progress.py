@@ -10,25 +10,23 @@ ten times a second; off a terminal, each settled step is one line written at onc
 
 from __future__ import annotations
 
-import collections
 import logging
 import math
 import sys
-import threading
 from collections.abc import Mapping
-from typing import IO, TYPE_CHECKING, Final, Protocol, final
+from typing import TYPE_CHECKING, Final, Protocol, final
 
 import trio
 
 from ._errors import StepSkippedError
 from ._instrument import Instrument, RunInfo
+from ._live import Screen
 from ._result import RunResult, StepStatus, StepTiming, summary
 from ._result import _describe as _type_and_message
 from ._step import Step
 
 if TYPE_CHECKING:
-    from rich.console import Console, ConsoleOptions, RenderResult
-    from rich.live import Live
+    from rich.console import Console
     from rich.text import Text
 
 __all__ = ["Progress"]
@@ -36,7 +34,6 @@ __all__ = ["Progress"]
 logger: Final = logging.getLogger("exegraph_trio")
 
 _INSTALL: Final = "pip install 'exegraph-trio[progress]'"
-_REFRESH_PER_SECOND: Final = 10
 _RUNNING_SHOWN: Final = 10
 """Running steps listed per run in the live area, longest-running first; then `… N more`."""
 _BAR_WIDTH: Final = 24
@@ -152,7 +149,7 @@ class Progress(Instrument):
             # engine does not call at all (it skips what an instrument leaves as is).
             self.step_started = super().step_started  # type: ignore[method-assign]
         self._runs: dict[RunInfo, _RunState] = {}
-        self._screen: _Screen | None = None
+        self._screen: Screen | None = None
 
     @property
     def console(self) -> Console:
@@ -170,7 +167,7 @@ class Progress(Instrument):
         self._runs[run] = state
         if self._live_mode and self._screen is None:
             try:
-                self._screen = _Screen(self._console, self._runs)
+                self._screen = Screen(self._console, self._runs)
             except BaseException:
                 del self._runs[run]
                 raise
@@ -519,106 +516,3 @@ class _RunState:
         if len(shown) > _RUNNING_SHOWN:
             lines.append(Text(f"  … {len(shown) - _RUNNING_SHOWN} more", style="dim"))
         return lines
-
-
-@final
-class _Screen:
-    """The live area and the thread that draws it, shared by the runs of one `Progress`.
-
-    The Trio thread only queues lines (`say`); the drawing thread prints the queued lines
-    above the area, or else redraws it, every tenth of a second. `close` (at the last
-    `run_done`) stops the thread, prints what is left and removes the area.
-    """
-
-    def __init__(self, console: Console, runs: dict[RunInfo, _RunState]) -> None:
-        from rich.live import Live  # noqa: PLC0415 - rich is an optional extra
-
-        self._console = console
-        self._runs = runs
-        self._pending: collections.deque[Text] = collections.deque()
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        before = sys.stdout, sys.stderr
-        self._live: Live = Live(
-            self,
-            console=console,
-            auto_refresh=False,
-            transient=True,
-            redirect_stdout=True,
-            redirect_stderr=True,
-        )
-        self._live.start()
-        self._rerouted = _route_logging(before, (sys.stdout, sys.stderr))
-        self._thread = threading.Thread(target=self._draw, name="exegraph-progress", daemon=True)
-        self._thread.start()
-
-    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        for state in list(self._runs.values()):
-            yield from state.render()
-
-    def say(self, label: str, mark: str, style: str, text: str) -> None:
-        """Queue a line to print above the area at the next redraw."""
-        from rich.text import Text  # noqa: PLC0415 - rich is an optional extra
-
-        line = Text(label)
-        line.append(mark, style=style)
-        line.append(" " + text)
-        self._pending.append(line)
-
-    def _draw(self) -> None:
-        try:
-            while not self._stop.wait(1 / _REFRESH_PER_SECOND):
-                self._paint()
-        except Exception:
-            logger.exception("the progress display failed; it stops drawing")
-
-    def _paint(self) -> None:
-        with self._lock:
-            if self._stop.is_set():
-                return
-            lines = []
-            while self._pending:
-                lines.append(self._pending.popleft())
-            if lines:
-                from rich.text import Text  # noqa: PLC0415 - rich is an optional extra
-
-                self._console.print(Text("\n").join(lines))  # redraws the area below
-            else:
-                self._live.refresh()
-
-    def close(self) -> None:
-        """Stop drawing, print the queued lines and remove the area."""
-        self._stop.set()
-        try:
-            self._thread.join()
-        finally:
-            with self._lock:
-                try:
-                    _restore_logging(self._rerouted)
-                    while self._pending:
-                        self._console.print(self._pending.popleft())
-                finally:
-                    self._live.stop()
-
-
-def _route_logging(
-    before: tuple[IO[str], IO[str]], after: tuple[IO[str], IO[str]]
-) -> list[tuple[logging.StreamHandler[IO[str]], IO[str]]]:
-    """Point the root logger's handlers on the old stdout/stderr at their redirections."""
-    rerouted: list[tuple[logging.StreamHandler[IO[str]], IO[str]]] = []
-    for handler in logging.getLogger().handlers:
-        if not isinstance(handler, logging.StreamHandler) or isinstance(
-            handler, logging.FileHandler
-        ):
-            continue
-        for old, new in zip(before, after, strict=True):
-            if handler.stream is old and new is not old:
-                handler.setStream(new)
-                rerouted.append((handler, old))
-                break
-    return rerouted
-
-
-def _restore_logging(rerouted: list[tuple[logging.StreamHandler[IO[str]], IO[str]]]) -> None:
-    for handler, old in rerouted:
-        handler.setStream(old)
