@@ -835,22 +835,6 @@ class PlainRun(Run):
                 # Spawned inside the run's context: Trio gives the task a copy of it.
                 enter(start_soon, spawn, i, name=steps[i].name)
 
-    def _timing(self, i: int, status: StepStatus) -> StepTiming:
-        """`Run._timing` for plain steps: one attempt at most, no teardown, no pools."""
-        start = self.starts[i]
-        return _timing(
-            self.steps[i].name,
-            status,
-            start,
-            self.ends[i],
-            self.errors.get(i),
-            self.values[i],
-            self.attempts.get(i, int(start is not None)),
-            (),
-            None,
-            None,
-        )
-
     @enable_ki_protection
     def _done(self, i: int, start: float, value: object, *, resource: bool = False) -> None:
         """`Run._done` for plain steps: its success never skips or releases anything."""
