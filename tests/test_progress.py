@@ -110,6 +110,10 @@ def dedent(text: str) -> str:
     return text.removeprefix("\n").rstrip("\n")
 
 
+async def noop() -> None:
+    pass
+
+
 async def sleep_then(seconds: float, *, error: Exception | None = None) -> None:
     await trio.sleep(seconds)
     if error is not None:
@@ -562,36 +566,136 @@ async def test_plain_lines_of_concurrent_runs_say_which_run(
     )
 
 
-async def test_a_plain_line_is_out_as_its_step_settles(
+class Watched(io.StringIO):
+    """A file that lets another thread wait, without sleeping, until some text is in it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.changed = threading.Condition()
+
+    def write(self, text: str) -> int:
+        with self.changed:
+            written = super().write(text)
+            self.changed.notify_all()
+        return written
+
+    def wait_for(self, text: str, timeout: float = 30.0) -> bool:
+        with self.changed:
+            return self.changed.wait_for(lambda: text in self.getvalue(), timeout)
+
+
+async def test_a_plain_line_is_out_within_a_tenth_of_a_second_even_if_the_loop_blocks(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    out = Watched()
+    progress = Progress(console=Console(file=out, force_terminal=False, width=100))
+    written: list[bool] = []
+
+    async def block_until_a_is_written() -> None:
+        # Synchronous, on Trio's own thread: only the writing thread can write `a`'s line.
+        written.append(out.wait_for("[1/2] a  Done"))
+
+    graph = Graph([Step("a", noop), Step("b", block_until_a_is_written, depends_on=["a"])])
+    await exegraph.run(graph, RunOptions(instruments=[progress]))
+    assert written == [True]
+    assert out.getvalue() == (
+        "[1/2] a  Done        0.000 s\n[2/2] b  Done        0.000 s\n2 steps in 0.000 s: all done\n"
+    )
+
+
+async def test_a_log_record_comes_after_the_lines_of_the_steps_settled_before_it(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     progress, out = plain()
-    seen: list[str] = []
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(logging.Formatter("log: %(message)s"))
+    log = logging.getLogger("tests.progress.order")
+    log.addHandler(handler)
+    log.propagate = False
+    factory = logging.getLogRecordFactory()
 
-    async def look() -> None:
-        seen.append(out.getvalue())
+    async def say(text: str) -> None:
+        log.warning(text)
         await trio.sleep(1.0)
 
     graph = Graph(
         [
-            Step("a", look),
-            Step("b", look, depends_on=["a"]),
-            Step("c", look, depends_on=["b"]),
+            Step("a", partial(say, "a runs")),
+            Step("b", partial(say, "b runs"), depends_on=["a"]),
+            Step("c", partial(say, "c runs"), depends_on=["b"]),
         ]
     )
+    try:
+        await exegraph.run(graph, RunOptions(instruments=[progress]))
+    finally:
+        log.removeHandler(handler)
+    assert out.getvalue() == (
+        "log: a runs\n"
+        "[1/3] a  Done        1.000 s\n"
+        "log: b runs\n"
+        "[2/3] b  Done        1.000 s\n"
+        "log: c runs\n"
+        "[3/3] c  Done        1.000 s\n"
+        "3 steps in 3.000 s: all done\n"
+    )
+    # The record factory in front of logging's is gone with the run.
+    assert logging.getLogRecordFactory() is factory
+
+
+async def test_a_record_factory_put_in_front_during_a_run_stays_and_still_works(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    progress, out = plain()
+    before = logging.getLogRecordFactory()
+    made: list[str] = []
+    below: list[Callable[..., logging.LogRecord]] = []
+
+    def counting(*args: object, **kwargs: object) -> logging.LogRecord:
+        record = below[0](*args, **kwargs)
+        made.append(record.getMessage())
+        return record
+
+    async def install() -> None:  # what a program might do while a run goes
+        below.append(logging.getLogRecordFactory())
+        logging.setLogRecordFactory(counting)
+
+    log = logging.getLogger("tests.progress.factory")
+    log.addHandler(logging.NullHandler())
+    log.propagate = False
+    try:
+        await exegraph.run(Graph([Step("a", install)]), RunOptions(instruments=[progress]))
+        assert logging.getLogRecordFactory() is counting  # theirs stays, in front
+        log.warning("after %d", 1)
+        # Another run with the hook still in their chain: it is not installed twice.
+        await exegraph.run(Graph([Step("b", noop)]), RunOptions(instruments=[progress]))
+        assert logging.getLogRecordFactory() is counting
+        log.warning("after %d", 2)
+        # They take theirs away: the next run ends with logging's own factory back.
+        logging.setLogRecordFactory(below[0])
+        await exegraph.run(Graph([Step("c", noop)]), RunOptions(instruments=[progress]))
+        assert logging.getLogRecordFactory() is before
+    finally:
+        logging.setLogRecordFactory(before)
+    assert made == ["after 1", "after 2"]
+    assert out.getvalue().count("all done") == 3
+
+
+async def test_a_run_s_lines_are_all_out_when_it_returns(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    progress, out = plain()
+    graph = Graph([Step(f"s{i}", noop) for i in range(200)])
     await exegraph.run(graph, RunOptions(instruments=[progress]))
-    # Each line is written and flushed before the step's dependents start.
-    assert seen == [
-        "",
-        "[1/3] a  Done        1.000 s\n",
-        "[1/3] a  Done        1.000 s\n[2/3] b  Done        1.000 s\n",
-    ]
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 201
+    assert lines[-1] == "200 steps in 0.000 s: all done"
+    assert [line.split("]")[0] for line in lines[:-1]] == [f"[{i:>3}/200" for i in range(1, 201)]
 
 
 async def test_a_file_that_fails_stops_the_lines_of_that_run_only(
     autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    class Closing(io.StringIO):
+    class Closing(Watched):
         """A pipe whose reader goes away after the first line."""
 
         broken = False
@@ -603,11 +707,16 @@ async def test_a_file_that_fails_stops_the_lines_of_that_run_only(
             return super().write(text)
 
     out = Closing()
+
+    async def after_a_is_written() -> None:
+        assert out.wait_for("[1/2] a")
+        await trio.sleep(1.0)
+
     progress = Progress(console=Console(file=out, force_terminal=False, width=100))
-    graph = Graph([Step("a", partial(sleep_then, 1.0)), Step("b", partial(sleep_then, 2.0))])
+    graph = Graph([Step("a", noop), Step("b", after_a_is_written, depends_on=["a"])])
     result = await exegraph.run_with_result(graph, RunOptions(instruments=[progress]))
     assert result.ok
-    assert out.getvalue() == "[1/2] a  Done        1.000 s\n"
+    assert out.getvalue() == "[1/2] a  Done        0.000 s\n"
     (record,) = [r for r in caplog.records if r.name == "exegraph_trio"]
     assert record.levelname == "WARNING"
     assert "BrokenPipeError" in record.getMessage()
@@ -617,6 +726,19 @@ async def test_a_file_that_fails_stops_the_lines_of_that_run_only(
         Graph([Step("c", partial(sleep_then, 1.0))]), RunOptions(instruments=[progress])
     )
     assert again.getvalue() == "[1/1] c  Done        1.000 s\n1 step in 1.000 s: all done\n"
+
+
+async def test_a_closed_file_stops_the_lines_too(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    progress, out = plain()
+    out.close()
+    result = await exegraph.run_with_result(
+        Graph([Step("a", noop)]), RunOptions(instruments=[progress])
+    )
+    assert result.ok
+    (record,) = [r for r in caplog.records if r.name == "exegraph_trio"]
+    assert "ValueError: I/O operation on closed file" in record.getMessage()
 
 
 async def test_plain_lines_have_no_ansi_codes(autojump_clock: trio.testing.MockClock) -> None:

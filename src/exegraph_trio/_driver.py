@@ -66,6 +66,7 @@ _STATUS: Final = {
     _core.CANCELLED: StepStatus.CANCELLED,
     _core.SKIPPED: StepStatus.SKIPPED,
 }
+_DONE: Final = StepStatus.DONE
 
 
 def _times_of(times: list[float], end: float | None) -> tuple[float, ...]:
@@ -253,7 +254,7 @@ class Run:
             self.core.close()
             if self.core.running or self.core.retrying or self.resume:
                 self._sweep()
-            if want_result or self.observers.instruments:
+            if want_result or self.observers.hooks["run_done"]:
                 result = self._result(stopped=outside or self.interrupt is not None)
                 self.observers.run_done(result)
         if self.interrupt is not None:
@@ -839,10 +840,15 @@ class PlainRun(Run):
     def _done(self, i: int, start: float, value: object, *, resource: bool = False) -> None:
         """`Run._done` for plain steps: its success never skips or releases anything."""
         self.starts[i] = start
-        self.ends[i] = self.now()
+        self.ends[i] = end = self.now()
         self.values[i] = value
-        if self.observed:
-            self._tell_done(i, self.steps[i], StepStatus.DONE)
+        if self.observed and self.observers.want_step_done:  # `_tell_done`, for a success:
+            # one attempt, no earlier errors, no teardown, no pool (as `_timing` would find)
+            step = self.steps[i]
+            timing = _timing(step.name, _DONE, start, end, None, value, 1, (), None, None)
+            if self.timings is not None:
+                self.timings[i] = timing
+            self.observers.step_done(step, timing)
         self.order.append(i)
         self.core.done(i)
         self._decide()

@@ -3,9 +3,11 @@
 It draws with `rich`, an optional dependency (the `progress` extra), imported only when a
 `Progress` is made: the engine itself never imports it.
 
-On the scheduler's path a `Progress` only updates counters and a dict of running steps. On
-a terminal, everything that reaches the screen is written by a thread of its own, at most
-ten times a second; off a terminal, each settled step is one line written at once.
+On the scheduler's path a `Progress` only updates counters and a dict of running steps, or
+queues a line. On a terminal, everything that reaches the screen is written by a thread of
+its own, at most ten times a second; off a terminal, the lines of settled steps are written
+together at most a tenth of a second later, and always before the program's next log
+record (`_lines.py`).
 """
 
 from __future__ import annotations
@@ -14,12 +16,13 @@ import logging
 import math
 import sys
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Final, Protocol, final
+from typing import TYPE_CHECKING, Final, final
 
 import trio
 
 from ._errors import StepSkippedError
 from ._instrument import Instrument, RunInfo
+from ._lines import BATCH, Lines, Writer
 from ._live import Screen
 from ._result import RunResult, StepStatus, StepTiming, summary
 from ._result import _describe as _type_and_message
@@ -93,9 +96,13 @@ class Progress(Instrument):
     records, use `rich.logging.RichHandler(console=progress.console)` instead: it prints
     through the same console.
 
-    **Not on a terminal** (a CI log, a file) each settled step is one plain line,
-    written and flushed at once to `console.file` (by the scheduler's thread), and a run
-    ends with a summary line; no ANSI codes:
+    **Not on a terminal** (a CI log, a file) each settled step is one plain line on
+    `console.file`, and a run ends with a summary line; no ANSI codes. Lines are written
+    in batches (a system call per line would cost about what a no-op step costs): at most
+    a tenth of a second after their step settled, even while the program blocks, always
+    before the program's next `logging` record (so a step's own log records come after
+    the lines of the steps that settled before it), and all of a run's lines before the
+    run returns:
 
     ```text
     [1/7] checkout   Done        0.503 s
@@ -150,6 +157,8 @@ class Progress(Instrument):
             self.step_started = super().step_started  # type: ignore[method-assign]
         self._runs: dict[RunInfo, _RunState] = {}
         self._screen: Screen | None = None
+        self._lines = Lines()
+        self._pending = self._lines.pending
 
     @property
     def console(self) -> Console:
@@ -165,7 +174,9 @@ class Progress(Instrument):
             for other in (*self._runs.values(), state):
                 other.label = f"run {other.run_id}: "
         self._runs[run] = state
-        if self._live_mode and self._screen is None:
+        if not self._live_mode:
+            self._lines.open()
+        elif self._screen is None:
             try:
                 self._screen = Screen(self._console, self._runs)
             except BaseException:
@@ -194,12 +205,11 @@ class Progress(Instrument):
             state.done += 1
             start, end = timing.start, timing.end
             if timing.error is None and start is not None and end is not None:
-                line = state.line % (state.settled, timing.name, "Done", end - start)
-                try:
-                    state.file.write(state.label + line if state.label else line)
-                    state.file.flush()
-                except OSError as exc:
-                    _lost(state, exc)
+                line = state.done_line % (state.settled, timing.name, end - start)
+                pending = self._pending  # `Lines.add`, inlined
+                pending.append((state, state.label + line if state.label else line))
+                if len(pending) >= BATCH:
+                    self._lines.write()
             else:
                 self._line(state, timing)
             return
@@ -281,13 +291,16 @@ class Progress(Instrument):
             text = _summary(state, result)
             if screen is None:
                 self._write(state, text)
+                self._lines.write()  # the run's lines are out when it returns
             else:
                 mark, style = ("✓", "green") if _succeeded(state, result) else ("✗", "red")
                 screen.say(label, mark, style, text)
         finally:
-            if screen is not None and not self._runs:
-                self._screen = None
-                screen.close()
+            if not self._runs:
+                if screen is not None:
+                    self._screen = None
+                    screen.close()
+                self._lines.close()
 
     def _line(self, state: _RunState, timing: StepTiming) -> None:
         start, end, error = timing.start, timing.end, timing.error
@@ -312,23 +325,13 @@ class Progress(Instrument):
         self._write(state, line)
 
     def _write(self, state: _RunState | None, line: str) -> None:
-        """Write the plain `line` (after the run's label), flushed."""
-        if state is None:
-            file: _Writer = self._console.file
+        """Queue the plain `line` (after the run's label), or write it for an unknown run."""
+        if state is not None:
+            self._lines.add(state, state.label + line.rstrip() + "\n")
         else:
-            file, line = state.file, state.label + line
-        try:
-            file.write(line.rstrip() + "\n")
-            file.flush()
-        except OSError as exc:
-            if state is None:
-                raise
-            _lost(state, exc)
-
-
-class _Writer(Protocol):
-    def write(self, text: str, /) -> int: ...
-    def flush(self) -> None: ...
+            self._lines.write()
+            self._console.file.write(line.rstrip() + "\n")
+            self._console.file.flush()
 
 
 class _Discard:
@@ -339,16 +342,6 @@ class _Discard:
 
     def flush(self) -> None:
         pass
-
-
-def _lost(state: _RunState, error: OSError) -> None:
-    """The console's file failed (a closed pipe, a full disk): stop writing this run."""
-    logger.warning(
-        "the progress lines of run %d could not be written (%s); no more are written",
-        state.run_id,
-        _describe(error),
-    )
-    state.file = _Discard()
 
 
 def _describe(error: BaseException) -> str:
@@ -418,8 +411,11 @@ class _RunState:
         self.total = len(graph)
         self.count_width = len(str(self.total))
         self.name_width = min(_NAME_WIDTH, max(map(len, graph.names), default=0))
-        self.line = f"[%{self.count_width}d/{self.total}] %-{self.name_width}s  %-9s %7.3f s\n"
+        count_and_name = f"[%{self.count_width}d/{self.total}] %-{self.name_width}s  "
+        self.line = count_and_name + "%-9s %7.3f s\n"
         """The plain line of a step that ran without error: settled count, name, status, seconds."""
+        self.done_line = count_and_name + f"{_DONE._value_:<9} %7.3f s\n"
+        """`line` of a step that is done: settled count, name, seconds."""
         self.settled = self.done = self.failed = self.skipped = self.cancelled = 0
         self.stopped = 0
         self.teardowns_failed = 0
@@ -427,7 +423,7 @@ class _RunState:
         self.running: dict[str, float] = {}
         self.notes: dict[str, str] = {}
         self.seen: set[str] | None = None
-        self.file: _Writer = sys.stdout
+        self.file: Writer = sys.stdout
         """Where plain lines go: the console's file, looked up once per run."""
         if durations is None:
             return
@@ -441,6 +437,15 @@ class _RunState:
         self.next_unstarted = 0
         self.slots = run.options.concurrency_limit
         self.seen = set()
+
+    def lost(self, error: Exception) -> None:
+        """The console's file failed (a closed pipe, a full disk): stop writing this run."""
+        logger.warning(
+            "the progress lines of run %d could not be written (%s); no more are written",
+            self.run_id,
+            _describe(error),
+        )
+        self.file = _Discard()
 
     def settle(self, name: str, status: StepStatus) -> None:
         self.settled += 1
