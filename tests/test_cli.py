@@ -246,6 +246,34 @@ def test_ctrl_c_tears_the_resources_down_and_exits_130(entry: str, tmp_path: Pat
     )
 
 
+def test_ctrl_c_exits_130_even_when_standard_error_is_gone(tmp_path: Path) -> None:
+    # Progress lines and `exegraph: interrupted` go to a pipe nobody reads any more (a
+    # `head` that exited): the teardown still runs and the status still says interrupted.
+    gone, stderr = os.pipe()
+    os.close(gone)
+    try:
+        process = subprocess.Popen(
+            _command("exegraph", ("run", "cli_pipeline:interruptible", "--progress")),
+            cwd=GRAPHS,
+            env=_environment({"CLI_TEST_DIR": str(tmp_path)}),
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            preexec_fn=_restore_default_sigint,  # noqa: PLW1509 - no threads in this process
+        )
+    finally:
+        os.close(stderr)
+    try:
+        _read_until(process, b"waiting for Ctrl-C\n")
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=TIMEOUT)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 130
+    assert (tmp_path / "torn-down").read_text(encoding="utf-8") == "the teardown ran\n"
+
+
 # -- --durations and --trace ---------------------------------------------------------------
 
 

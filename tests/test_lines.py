@@ -8,11 +8,14 @@ itself.
 from __future__ import annotations
 
 import io
+import logging
+import os
 import threading
 
 import attrs
+import pytest
 
-from exegraph_trio._lines import BATCH, Lines, Writer
+from exegraph_trio._lines import BATCH, DISCARD, LINES, Lines, Writer
 
 
 class Counting(io.StringIO):
@@ -32,7 +35,6 @@ class Sink:
 
     def lost(self, error: Exception) -> None:
         self.errors.append(error)
-        self.file = io.StringIO()  # somewhere else, as `Progress` discards
 
 
 def test_a_full_batch_is_written_by_the_thread_that_adds_it_in_one_write() -> None:
@@ -57,7 +59,7 @@ def test_lines_for_several_files_keep_their_order_one_write_per_run_of_one_file(
     assert (first.writes, second.writes) == (2, 2)
 
 
-def test_a_file_that_fails_loses_its_own_batch_only() -> None:
+def test_a_file_that_fails_stops_its_own_sink_only_and_the_sink_is_told() -> None:
     class Broken(io.StringIO):
         def write(self, text: str) -> int:
             raise BrokenPipeError(32, "Broken pipe")
@@ -69,18 +71,102 @@ def test_a_file_that_fails_loses_its_own_batch_only() -> None:
     lines.add(bad, "after\n")
     lines.write()
     assert good.getvalue() == "kept\n"
-    assert [type(e) for e in bad.errors] == [BrokenPipeError]
-    assert bad.file.getvalue() == "after\n"  # type: ignore[attr-defined]
+    assert [type(e) for e in bad.errors] == [BrokenPipeError]  # told once
+    assert bad.file is DISCARD
+    assert fine.errors == []
 
 
-def test_close_writes_what_waits_and_ends_the_thread() -> None:
+def test_a_sink_is_told_of_its_failure_outside_the_lock() -> None:
+    # `lost` logs a warning, and a log record makes the queue write: were the lock held,
+    # another thread writing then (another display's writer) would wait for it, and two
+    # displays whose files failed together deadlocked.
+    lines = Lines()
+    wrote: list[bool] = []
+
+    class Telling(Sink):
+        def lost(self, error: Exception) -> None:
+            super().lost(error)
+            other = threading.Thread(target=lambda: wrote.append(lines.write() is None))
+            other.start()
+            other.join(timeout=30)
+
+    class Broken(io.StringIO):
+        def write(self, text: str) -> int:
+            raise BrokenPipeError(32, "Broken pipe")
+
+    sink = Telling(Broken())
+    lines.add(sink, "a\n")
+    lines.write()
+    assert wrote == [True]
+    assert [type(e) for e in sink.errors] == [BrokenPipeError]
+
+
+def test_a_line_that_cannot_be_encoded_stops_its_own_run_not_the_batch() -> None:
+    out = io.TextIOWrapper(io.BytesIO(), encoding="ascii")
+    first, second, lines = Sink(out), Sink(out), Lines()
+    for i in range(3):
+        lines.add(first, f"first {i}\n")
+        lines.add(second, "café\n" if i == 1 else f"second {i}\n")
+    lines.write()
+    out.flush()
+    written = out.buffer.getvalue().decode()
+    assert written.splitlines() == ["first 0", "second 0", "first 1", "first 2"]
+    assert (first.errors, [type(e) for e in second.errors]) == ([], [UnicodeEncodeError])
+
+
+def test_lines_a_ctrl_c_stopped_are_written_later_in_their_place() -> None:
+    class Interrupted(io.StringIO):
+        calls = 0
+
+        def write(self, text: str) -> int:
+            self.calls += 1
+            if self.calls == 1:
+                raise KeyboardInterrupt
+            return super().write(text)
+
+    out = Interrupted()
+    sink, lines = Sink(out), Lines()
+    lines.add(sink, "a\n")
+    lines.add(sink, "b\n")
+    with pytest.raises(KeyboardInterrupt):
+        lines.write()
+    lines.add(sink, "c\n")
+    lines.write()
+    assert out.getvalue() == "a\nb\nc\n"
+
+
+def test_open_and_close_count_runs_one_thread_for_all() -> None:
     out = io.StringIO()
     sink, lines = Sink(out), Lines()
     lines.open()
-    lines.open()  # idempotent: one thread
+    lines.open()  # a second run: still one thread
     assert [t.name for t in threading.enumerate()].count("exegraph-progress") == 1
     lines.add(sink, "a\n")
-    lines.close()
+    lines.close()  # one run left: everything waiting is written, the thread goes on
     assert out.getvalue() == "a\n"
+    assert "exegraph-progress" in [t.name for t in threading.enumerate()]
+    lines.close()
     assert "exegraph-progress" not in [t.name for t in threading.enumerate()]
-    lines.close()  # and so is closing
+    lines.close()  # more closes than opens: nothing happens
+    assert lines.open_runs == 0
+
+
+def test_a_forked_child_has_none_of_the_parent_s_lines() -> None:
+    out = io.StringIO()
+    LINES.open()
+    try:
+        LINES.add(Sink(out), "the parent's\n")
+        reader, writer = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: nothing waits, no run is open, logging works
+            logging.getLogger("tests.lines.child").warning("from the child")
+            os.write(writer, b"%d %d" % (len(LINES.pending), LINES.open_runs))
+            os._exit(0)
+        os.close(writer)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert os.read(reader, 100) == b"0 0"
+        os.close(reader)
+    finally:
+        LINES.close()
+    assert out.getvalue() == "the parent's\n"

@@ -670,14 +670,59 @@ async def test_a_record_factory_put_in_front_during_a_run_stays_and_still_works(
         await exegraph.run(Graph([Step("b", noop)]), RunOptions(instruments=[progress]))
         assert logging.getLogRecordFactory() is counting
         log.warning("after %d", 2)
-        # They take theirs away: the next run ends with logging's own factory back.
+        # They put back what they found: the next run leaves just that in place.
         logging.setLogRecordFactory(below[0])
         await exegraph.run(Graph([Step("c", noop)]), RunOptions(instruments=[progress]))
-        assert logging.getLogRecordFactory() is before
+        assert logging.getLogRecordFactory() is below[0]
+        assert isinstance(below[0]("n", logging.INFO, "p", 1, "m", (), None), logging.LogRecord)
     finally:
         logging.setLogRecordFactory(before)
     assert made == ["after 1", "after 2"]
     assert out.getvalue().count("all done") == 3
+
+
+async def test_a_program_that_puts_back_the_factory_it_found_keeps_records_in_order(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # The usual "wrap, then restore" idiom, ending while a run goes: later runs still
+    # write their lines before the program's records.
+    progress, out = plain()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(logging.Formatter("log: %(message)s"))
+    log = logging.getLogger("tests.progress.restore")
+    log.addHandler(handler)
+    log.propagate = False
+    before = logging.getLogRecordFactory()
+
+    async def wrap_and_restore() -> None:
+        found = logging.getLogRecordFactory()
+
+        def theirs(*args: object, **kwargs: object) -> logging.LogRecord:
+            return found(*args, **kwargs)
+
+        logging.setLogRecordFactory(theirs)
+        await trio.sleep(1.0)
+        logging.setLogRecordFactory(before)  # not what it found: ours is gone
+
+    async def say(text: str) -> None:
+        log.warning(text)
+        await trio.sleep(1.0)
+
+    try:
+        await exegraph.run(
+            Graph([Step("wrap", wrap_and_restore)]), RunOptions(instruments=[progress])
+        )
+        graph = Graph([Step("a", noop), Step("b", partial(say, "b runs"), depends_on=["a"])])
+        await exegraph.run(graph, RunOptions(instruments=[progress]))
+    finally:
+        log.removeHandler(handler)
+        logging.setLogRecordFactory(before)
+    assert out.getvalue().splitlines()[2:] == [
+        "[1/2] a  Done        0.000 s",
+        "log: b runs",
+        "[2/2] b  Done        1.000 s",
+        "2 steps in 1.000 s: all done",
+    ]
 
 
 async def test_a_run_s_lines_are_all_out_when_it_returns(
@@ -747,6 +792,101 @@ async def test_plain_lines_have_no_ansi_codes(autojump_clock: trio.testing.MockC
     await exegraph.run_with_result(graph, RunOptions(instruments=[progress]))
     assert "\x1b" not in out.getvalue()
     assert out.getvalue().endswith("1 step in 1.000 s: 1 failed\n")
+
+
+async def test_plain_lines_escape_line_breaks_and_control_characters_in_names(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    progress, out = plain()
+    names = ["a\nb", "cr\rname", "ansi\x1b[31mred", "café-🚀"]
+    graph = Graph([Step(name, partial(sleep_then, 1.0)) for name in names])
+    await exegraph.run(graph, RunOptions(instruments=[progress], max_concurrency=1))
+    assert out.getvalue().splitlines() == [
+        "[1/4] a\\nb             Done        1.000 s",
+        "[2/4] cr\\rname         Done        1.000 s",
+        "[3/4] ansi\\x1b[31mred  Done        1.000 s",
+        "[4/4] café-🚀           Done        1.000 s",
+        "4 steps in 4.000 s: all done",
+    ]
+
+
+async def test_durations_round_to_the_millisecond_as_printf_does_short_ones_included(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # A step under half a millisecond reads 0.000 without a float being formatted.
+    progress, out = plain()
+    seconds = [0.0, 0.0004999, 0.0005, 0.0015, 2.0625]
+    graph = Graph([Step(f"s{i}", partial(sleep_then, t)) for i, t in enumerate(seconds)])
+    await exegraph.run(graph, RunOptions(instruments=[progress], max_concurrency=1))
+    lines = out.getvalue().splitlines()[:-1]
+    assert [line.split()[-2] for line in lines] == [f"{t:.3f}" for t in seconds]
+    assert [line.split()[-2] for line in lines] == ["0.000", "0.000", "0.001", "0.002", "2.062"]
+
+
+async def test_lines_of_two_progress_displays_on_one_file_keep_their_order(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    out = io.StringIO()
+
+    def display() -> Progress:
+        return Progress(console=Console(file=out, force_terminal=False, width=100))
+
+    async def nested() -> None:
+        graph = Graph(
+            [
+                Step("inner0", noop),
+                Step("inner1", noop, depends_on=["inner0"]),
+                Step("inner2", noop, depends_on=["inner1"]),
+            ]
+        )
+        await exegraph.run(graph, RunOptions(instruments=[display()]))
+
+    outer = Graph([Step("before", noop), Step("nested", nested, depends_on=["before"])])
+    await exegraph.run(outer, RunOptions(instruments=[display()]))
+    assert [line.split()[1] for line in out.getvalue().splitlines()] == [
+        "before",
+        "inner0",
+        "inner1",
+        "inner2",
+        "steps",
+        "nested",
+        "steps",
+    ]
+
+
+def test_two_displays_whose_files_fail_each_warn_once_and_their_runs_end() -> None:
+    # In a process of its own: a hang would hang it, not the test suite. (That a sink is
+    # told outside the queue's lock, which once made two such displays deadlock, is
+    # `test_lines.py::test_a_sink_is_told_of_its_failure_outside_the_lock`.)
+    code = """if True:
+        import io, trio, exegraph_trio as exegraph
+        from rich.console import Console
+
+        class Failing(io.StringIO):
+            def write(self, text):
+                raise BrokenPipeError(32, "Broken pipe")
+
+        async def step():
+            await trio.sleep(0)
+
+        async def main():
+            async with trio.open_nursery() as nursery:
+                for prefix in "ab":
+                    console = Console(file=Failing(), force_terminal=False)
+                    graph = exegraph.Graph(
+                        exegraph.Step(f"{prefix}{i}", step) for i in range(2000)
+                    )
+                    options = exegraph.RunOptions(instruments=[exegraph.Progress(console=console)])
+                    nursery.start_soon(exegraph.run, graph, options)
+            print("both runs returned")
+
+        trio.run(main)
+    """
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.stdout == "both runs returned\n", done.stderr
+    assert done.stderr.count("could not be written (BrokenPipeError") == 2
 
 
 # -- the extra -------------------------------------------------------------------------------

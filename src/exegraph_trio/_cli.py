@@ -18,6 +18,7 @@ the live progress display go to stderr, so they never mix into it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import importlib.util
 import inspect
@@ -522,8 +523,14 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "exegraph") -> int:
     except _CommandError as exc:
         if args.traceback and exc.__cause__ is not None:
             traceback.print_exception(exc.__cause__)
-        print(f"{prog}: error: {exc}", file=sys.stderr)
+        _complain(f"{prog}: error: {exc}")
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
+        _complain(f"{prog}: interrupted")
         return EXIT_INTERRUPTED
+
+
+def _complain(text: str) -> None:
+    """Say `text` on standard error, unless it is gone (a pipe closed by `head`)."""
+    with contextlib.suppress(OSError):  # the exit status still says it
+        print(text, file=sys.stderr, flush=True)

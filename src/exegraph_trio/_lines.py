@@ -1,38 +1,43 @@
-"""The plain lines of `Progress` on their way to a file: in order, at most 0.1 s late.
+"""The plain lines of `Progress` on their way to their files: in order, at most 0.1 s late.
 
 A system call per line costs about as much as a no-op step, so `Progress` does not write
-each line as its step settles. It hands the line to `Lines`, and the lines are written
-together, each batch in one `write`:
+each line as its step settles. It queues the line in `LINES`, the one queue of the
+process (so lines keep their order whichever `Progress` and run they come from), and the
+lines are written together, each run of lines for one file in one `write`:
 
-- by the thread that adds the `BATCH`th waiting line (a busy run writes its own lines);
-- by a thread of their own, ten times a second while a run goes (so a line is out within
-  0.1 s even when the program then blocks in a long synchronous call);
-- before any log record is made, in any thread, while lines wait: the program's own log
-  records, printed to the same log, come after the lines of the steps that settled
-  before them (a `logging` record factory, put in front of the one in place while some
-  `Lines` is open);
+- by the thread that queues the `BATCH`th waiting line (a busy run writes its own lines);
+- by a thread of their own, ten times a second while a run is open (so a line is out
+  within 0.1 s even when the program then blocks in a long synchronous call);
+- before any log record is made, in any thread, while a run is open: the program's own
+  log records, printed to the same log, come after the lines of the steps that settled
+  before them (a `logging` record factory in front of the one in place);
 - when a run ends (`Progress.run_done` writes its summary line after them).
 
-Lines of several runs are written in the order they came; a file that fails stops the
-lines of the run that wrote to it (its `Sink.lost`), nothing else.
+A file that fails (a closed pipe, a closed file, a line it cannot encode) stops the lines
+of the run whose line failed, nothing else: its `Sink.file` becomes `DISCARD`, and its
+`Sink.lost` is told, outside the queue's lock (it logs a warning, and a log record makes
+the queue write). A `KeyboardInterrupt` that lands during a write puts the lines back in
+front of the queue. A forked child starts with an empty queue of its own.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
-import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import Final, Protocol, final
 
-__all__ = ["BATCH", "INTERVAL", "Lines", "Sink", "Writer"]
+from trio.lowlevel import disable_ki_protection
+
+__all__ = ["BATCH", "DISCARD", "INTERVAL", "LINES", "Lines", "Sink", "Writer"]
 
 INTERVAL: Final = 0.1
 """Seconds between two writes of the waiting lines by the writing thread."""
 BATCH: Final = 64
-"""Lines that the thread adding the last of them writes at once (it has them in its cache:
-the writing thread would be several times slower at it)."""
+"""Lines that the thread queueing the last of them writes at once (it has them in its
+cache: the writing thread is several times slower at it)."""
 
 
 class Writer(Protocol):
@@ -43,31 +48,45 @@ class Writer(Protocol):
 
 
 class Sink(Protocol):
-    """Where the lines of one run go: its file, and what to do when that fails."""
+    """Where the lines of one run go: its file, and who to tell when it fails."""
 
     file: Writer
 
     def lost(self, error: Exception) -> None:
-        """Stop writing (the file failed: a closed pipe, a full disk, a closed file)."""
+        """The file failed with `error`; the sink's lines go to `DISCARD` from now on."""
+
+
+@final
+class _Discard:
+    """Where the lines of a sink go once its file failed: nowhere."""
+
+    def write(self, text: str, /) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+DISCARD: Final = _Discard()
 
 
 @final
 class Lines:
-    """Lines waiting to be written, and the thread that writes them (`open` to `close`).
+    """Lines waiting to be written, and the thread that writes them while runs are open.
 
-    `add` is what a settled step costs `Progress`: one `deque.append`, safe from any thread
-    without a lock. Writing takes a re-entrant lock, so that two writers never interleave
-    and a log record made while a batch is written (say, the warning of a failed file)
-    does not wait for itself.
+    Queueing a line is what a settled step costs `Progress`: a `deque.append`, safe from
+    any thread without a lock. Writing takes a re-entrant lock, so that two writers never
+    interleave, and a log record made by the writer itself does not wait for itself.
     """
 
-    __slots__ = ("__weakref__", "_lock", "_stop", "_thread", "_writing", "pending")
+    __slots__ = ("_lock", "_stop", "_thread", "_users", "_writing", "pending")
 
     def __init__(self) -> None:
         self.pending: deque[tuple[Sink, str]] = deque()
         """The lines waiting, oldest first (`add` appends; a hot caller may do it itself)."""
         self._lock = threading.RLock()
         self._writing = False
+        self._users = 0
         self._stop: threading.Event | None = None
         self._thread: threading.Thread | None = None
 
@@ -79,106 +98,139 @@ class Lines:
             self.write()
 
     def open(self) -> None:
-        """Start the writing thread and write before log records (idempotent)."""
-        if self._thread is not None:
-            return
-        stop = self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=_every_interval,
-            args=(weakref.ref(self), stop),
-            name="exegraph-progress",
-            daemon=True,
-        )
-        self._thread.start()
-        _before_records(self)
+        """One more run writes lines: the writing thread and the record hook run."""
+        with self._lock:
+            self._users += 1
+            if self._thread is None:
+                stop = self._stop = threading.Event()
+                self._thread = threading.Thread(
+                    target=self._every_interval,
+                    args=(stop,),
+                    name="exegraph-progress",
+                    daemon=True,
+                )
+                self._thread.start()
+                _hook_records()
 
     def close(self) -> None:
-        """Write what waits, then end the thread and the record hook."""
-        try:
-            self.write()
-        finally:
+        """A run is done: write what waits; with no run left, end the thread and hook."""
+        self.write()
+        with self._lock:
+            self._users = max(0, self._users - 1)
+            if self._users:
+                return
             stop, thread = self._stop, self._thread
             self._stop = self._thread = None
-            _no_longer_before_records(self)
-            if stop is not None and thread is not None:
-                stop.set()
-                thread.join()  # at most one batch long: it waits for nothing else
+            _unhook_records()
+        if stop is not None and thread is not None:
+            stop.set()
+            thread.join()  # it waits for nothing but the lock, which is free
 
+    @property
+    def open_runs(self) -> int:
+        """How many runs are open (between `open` and `close`)."""
+        return self._users
+
+    @disable_ki_protection  # a Ctrl-C may stop a write that blocks (a pipe nobody reads)
     def write(self) -> None:
         """Write every waiting line now: consecutive lines for one file in one `write`."""
-        pending = self.pending
-        if not pending:
-            return
+        failed: list[tuple[Sink, Exception]] = []
         with self._lock:
             if self._writing:  # a record made while this thread writes: it comes after
                 return
             self._writing = True
             try:
-                self._write_all(pending)
+                self._write_all(failed)
             finally:
                 self._writing = False
+        for sink, error in failed:  # outside the lock: `lost` logs
+            sink.lost(error)
 
-    @staticmethod
-    def _write_all(pending: deque[tuple[Sink, str]]) -> None:
-        # Only the lines there now: lines added meanwhile (by a run going on in the Trio
+    def _write_all(self, failed: list[tuple[Sink, Exception]]) -> None:
+        # Only the lines there now: lines queued meanwhile (by a run going on in the Trio
         # thread, while this is the writing thread) wait for the next batch, or the two
         # threads would take turns with the GIL until the run pauses.
+        pending = self.pending
         popleft = pending.popleft
         left = len(pending)
         while left:
-            sink, line = popleft()
+            group = [popleft()]
             left -= 1
-            file, batch = sink.file, [line]
+            file = group[0][0].file
             while left and pending[0][0].file is file:
-                batch.append(popleft()[1])
+                group.append(popleft())
                 left -= 1
             try:
-                file.write("".join(batch))
+                file.write("".join([line for _, line in group]))
                 file.flush()
-            except Exception as exc:  # noqa: BLE001 - said by `lost`; the run goes on
-                sink.lost(exc)
+            except Exception:  # noqa: BLE001 - which line, which sink: one by one
+                _one_by_one(group, failed)
+            except BaseException:  # a Ctrl-C: these lines are still to be written
+                pending.extendleft(reversed(group))
+                raise
+
+    def _every_interval(self, stop: threading.Event) -> None:
+        while not stop.wait(INTERVAL):
+            self.write()
+
+    def _forget(self) -> None:
+        """In a forked child: the parent's lines, thread and lock are not the child's."""
+        self.pending.clear()
+        self._lock = threading.RLock()
+        self._writing = False
+        self._users = 0
+        self._stop = self._thread = None
 
 
-def _every_interval(ref: weakref.ref[Lines], stop: threading.Event) -> None:
-    """The writing thread: until `stop`, or until nothing holds the `Lines` any more."""
-    while not stop.wait(INTERVAL):
-        lines = ref()
-        if lines is None:
-            return
-        lines.write()
-        del lines
+def _one_by_one(group: list[tuple[Sink, str]], failed: list[tuple[Sink, Exception]]) -> None:
+    """Write `group` line by line: a line that fails stops its own sink only."""
+    for sink, line in group:
+        file = sink.file
+        try:
+            file.write(line)
+            file.flush()
+        except Exception as exc:  # noqa: BLE001 - told to the sink, outside the lock
+            if file is not DISCARD:
+                sink.file = DISCARD
+                failed.append((sink, exc))
 
 
-_open: Final[weakref.WeakSet[Lines]] = weakref.WeakSet()
-"""Every open `Lines` (changed in the Trio thread; read from any, by `_record`). Weak: a
-`Progress` never closed (an instrument disabled for raising) ends its thread when it goes."""
-_wrapped: Callable[..., logging.LogRecord] = logging.LogRecord
-"""The record factory `_record` is in front of, while it is installed."""
-_installed = False
-"""Whether `_record` is in the chain of record factories (even behind someone else's)."""
+LINES: Final = Lines()
+"""The queue of the process: every `Progress` off a terminal writes through it."""
+
+_hook: Callable[..., logging.LogRecord] | None = None
+"""The record factory `_hook_records` put in front, while it is there."""
+_under: Callable[..., logging.LogRecord] | None = None
+"""The factory `_hook` makes its records with (the one in place when it was put there)."""
 
 
-def _record(*args: object, **kwargs: object) -> logging.LogRecord:
-    """The record factory while lines may wait: write them, then make the record."""
-    for lines in tuple(_open):
-        lines.write()
-    return _wrapped(*args, **kwargs)
+def _hook_records() -> None:
+    """Put a record factory in front of the one in place: it writes the lines first.
+
+    Each time a new one, with the factory it found: a program may have put its own in
+    front of an earlier one (it stays in their chain and, with no run open, only passes
+    records on), or put back what was there before (then it is simply gone).
+    """
+    global _hook, _under
+    under = logging.getLogRecordFactory()
+    if under is _hook:
+        return
+
+    def make_record(*args: object, **kwargs: object) -> logging.LogRecord:
+        if LINES.open_runs:
+            LINES.write()
+        return under(*args, **kwargs)
+
+    _hook, _under = make_record, under
+    logging.setLogRecordFactory(make_record)
 
 
-def _before_records(lines: Lines) -> None:
-    global _wrapped, _installed  # noqa: PLW0603 - the one hook, shared by every `Lines`
-    _open.add(lines)
-    if not _installed:
-        _wrapped = logging.getLogRecordFactory()
-        logging.setLogRecordFactory(_record)
-        _installed = True
+def _unhook_records() -> None:
+    """Take the record factory of `_hook_records` away, if it is still in front."""
+    global _hook, _under  # noqa: PLW0603 - the process's one hook
+    if _hook is not None and _under is not None and logging.getLogRecordFactory() is _hook:
+        logging.setLogRecordFactory(_under)
+    _hook = _under = None
 
 
-def _no_longer_before_records(lines: Lines) -> None:
-    global _installed  # noqa: PLW0603 - the one hook, shared by every `Lines`
-    _open.discard(lines)
-    if not _open and _installed and logging.getLogRecordFactory() is _record:
-        # Put back what was there. If someone put a factory in front of `_record` since,
-        # `_record` stays in their chain, and with nothing open it only passes records on.
-        logging.setLogRecordFactory(_wrapped)
-        _installed = False
+os.register_at_fork(after_in_child=LINES._forget)

@@ -19,10 +19,11 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Final, final
 
 import trio
+from trio.lowlevel import enable_ki_protection
 
 from ._errors import StepSkippedError
 from ._instrument import Instrument, RunInfo
-from ._lines import BATCH, Lines, Writer
+from ._lines import BATCH, LINES, Writer
 from ._live import Screen
 from ._result import RunResult, StepStatus, StepTiming, summary
 from ._result import _describe as _type_and_message
@@ -43,6 +44,8 @@ _BAR_WIDTH: Final = 24
 _DONE: Final = StepStatus.DONE
 _FAILED: Final = StepStatus.FAILED
 _SKIPPED: Final = StepStatus.SKIPPED
+_UNDER_A_MILLISECOND: Final = 0.0005
+"""Seconds under which `%7.3f` reads `  0.000` (a float costs more to format than a step)."""
 _NAME_WIDTH: Final = 40
 """Plain lines pad step names to the graph's longest name, up to this many characters."""
 
@@ -157,14 +160,14 @@ class Progress(Instrument):
             self.step_started = super().step_started  # type: ignore[method-assign]
         self._runs: dict[RunInfo, _RunState] = {}
         self._screen: Screen | None = None
-        self._lines = Lines()
-        self._pending = self._lines.pending
+        self._pending = LINES.pending
 
     @property
     def console(self) -> Console:
         """The `rich` console the display is drawn on."""
         return self._console
 
+    @enable_ki_protection  # its counts and lines are kept whole (a Ctrl-C waits)
     def run_started(self, run: RunInfo) -> None:
         """Start following `run` (and open the live area, on a terminal)."""
         durations = self._durations if self._durations is not None else run.options.durations
@@ -175,7 +178,7 @@ class Progress(Instrument):
                 other.label = f"run {other.run_id}: "
         self._runs[run] = state
         if not self._live_mode:
-            self._lines.open()
+            LINES.open()
         elif self._screen is None:
             try:
                 self._screen = Screen(self._console, self._runs)
@@ -193,23 +196,34 @@ class Progress(Instrument):
             if state.seen is not None:
                 state.seen.add(step.name)
 
+    @enable_ki_protection  # its counts and lines are kept whole (a Ctrl-C waits)
     def step_done(self, run: RunInfo, step: Step, timing: StepTiming) -> None:
         """Count `step` as settled; a failure is printed (above the live area)."""
         state = self._runs.get(run)
         if state is None:  # a run it never saw start: nothing to show
             return
         status = timing.status
-        if status is _DONE and state.seen is None and not self._live_mode:
-            # The common case off a terminal, kept short: `settle` and `_line` inlined.
+        if status is _DONE and state.seen is None:
+            # The common case (no estimates to take off), kept short: `settle` inlined.
             state.settled += 1
             state.done += 1
-            start, end = timing.start, timing.end
+            if self._live_mode:
+                state.running.pop(step.name, None)
+                if state.notes:
+                    state.notes.pop(step.name, None)
+                return
+            start, end = timing.start, timing.end  # and `_line`'s common case
             if timing.error is None and start is not None and end is not None:
-                line = state.done_line % (state.settled, timing.name, end - start)
-                pending = self._pending  # `Lines.add`, inlined
+                name = timing.name if not state.shown else state.show(timing.name)
+                seconds = end - start
+                if seconds < _UNDER_A_MILLISECOND:  # it reads 0.000: no float to format
+                    line = state.done_at_once % (state.settled, name)
+                else:
+                    line = state.done_line % (state.settled, name, seconds)
+                pending = self._pending  # `LINES.add`, inlined
                 pending.append((state, state.label + line if state.label else line))
                 if len(pending) >= BATCH:
-                    self._lines.write()
+                    LINES.write()
             else:
                 self._line(state, timing)
             return
@@ -222,6 +236,7 @@ class Progress(Instrument):
         else:
             self._line(state, timing)
 
+    @enable_ki_protection  # its counts and lines are kept whole (a Ctrl-C waits)
     def step_skipped(self, run: RunInfo, step: Step, timing: StepTiming) -> None:
         """Count `step` as settled, skipped."""
         state = self._runs.get(run)
@@ -235,6 +250,7 @@ class Progress(Instrument):
         if not self._live_mode:
             self._line(state, timing)
 
+    @enable_ki_protection  # its counts and lines are kept whole (a Ctrl-C waits)
     def step_retrying(
         self, run: RunInfo, step: Step, attempt: int, error: BaseException, delay: float
     ) -> None:
@@ -248,7 +264,7 @@ class Progress(Instrument):
             if self._screen is not None:
                 self._screen.say(state.label, "↻", "yellow", f"{step.name}: {text}")
         else:
-            self._write(state, f"{step.name}: {text}")
+            self._write(state, f"{state.show(step.name)}: {text}")
 
     def attempt_started(self, run: RunInfo, step: Step, attempt: int) -> None:
         """Show the attempt number next to `step`."""
@@ -266,12 +282,14 @@ class Progress(Instrument):
             state.notes[step.name] = "teardown"
             state.running[step.name] = state.clock.current_time()
 
+    @enable_ki_protection  # its counts and lines are kept whole (a Ctrl-C waits)
     def teardown_done(self, run: RunInfo, step: Step, error: BaseException | None) -> None:
         """Take the teardown off the running steps; a failed one is printed."""
-        text = None if error is None else f"{step.name}: teardown failed: {_describe(error)}"
         state = self._runs.get(run)
         if state is None:  # a run it never saw start: nothing to show
             return
+        name = step.name if self._live_mode else state.show(step.name)
+        text = None if error is None else f"{name}: teardown failed: {_describe(error)}"
         if error is not None:
             state.teardowns_failed += 1
         if self._live_mode:
@@ -282,6 +300,7 @@ class Progress(Instrument):
         elif text is not None:
             self._write(state, text)
 
+    @enable_ki_protection  # its counts and lines are kept whole (a Ctrl-C waits)
     def run_done(self, run: RunInfo, result: RunResult) -> None:
         """Print the run's summary; the live area closes when no run is left."""
         state = self._runs.pop(run, None)
@@ -291,21 +310,25 @@ class Progress(Instrument):
             text = _summary(state, result)
             if screen is None:
                 self._write(state, text)
-                self._lines.write()  # the run's lines are out when it returns
             else:
                 mark, style = ("✓", "green") if _succeeded(state, result) else ("✗", "red")
                 screen.say(label, mark, style, text)
         finally:
-            if not self._runs:
-                if screen is not None:
-                    self._screen = None
-                    screen.close()
-                self._lines.close()
+            if state is not None and not self._live_mode:
+                LINES.close()  # the run's lines are out when it returns
+            if screen is not None and not self._runs:
+                self._screen = None
+                screen.close()
 
     def _line(self, state: _RunState, timing: StepTiming) -> None:
         start, end, error = timing.start, timing.end, timing.error
         if error is None and start is not None and end is not None:  # kept short: most steps
-            line = state.line % (state.settled, timing.name, timing.status._value_, end - start)
+            line = state.line % (
+                state.settled,
+                state.show(timing.name),
+                timing.status._value_,
+                end - start,
+            )
         else:
             if error is None:
                 why = ""
@@ -320,28 +343,24 @@ class Progress(Instrument):
             duration = "-" if start is None or end is None else f"{end - start:.3f} s"
             line = (
                 f"[{state.settled:>{state.count_width}}/{state.total}] "
-                f"{timing.name:<{state.name_width}}  {timing.status!s:<9} {duration:>9}  {why}"
+                f"{state.show(timing.name):<{state.name_width}}  "
+                f"{timing.status!s:<9} {duration:>9}  {why}"
             ).rstrip() + "\n"
         self._write(state, line)
 
     def _write(self, state: _RunState | None, line: str) -> None:
         """Queue the plain `line` (after the run's label), or write it for an unknown run."""
         if state is not None:
-            self._lines.add(state, state.label + line.rstrip() + "\n")
+            LINES.add(state, state.label + line.rstrip() + "\n")
         else:
-            self._lines.write()
+            LINES.write()
             self._console.file.write(line.rstrip() + "\n")
             self._console.file.flush()
 
 
-class _Discard:
-    """Where the lines of a run go once its file failed: nowhere."""
-
-    def write(self, text: str, /) -> int:
-        return len(text)
-
-    def flush(self) -> None:
-        pass
+def _printable(name: str) -> str:
+    """`name` with each character that is not printable escaped as Python would."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in name)
 
 
 def _describe(error: BaseException) -> str:
@@ -410,12 +429,17 @@ class _RunState:
         self.start = self.clock.current_time()
         self.total = len(graph)
         self.count_width = len(str(self.total))
-        self.name_width = min(_NAME_WIDTH, max(map(len, graph.names), default=0))
+        self.shown = {name: _printable(name) for name in graph.names if not name.isprintable()}
+        """Names with a line break or a control character, as plain lines show them."""
+        shown = (self.shown.get(name, name) for name in graph.names) if self.shown else graph.names
+        self.name_width = min(_NAME_WIDTH, max(map(len, shown), default=0))
         count_and_name = f"[%{self.count_width}d/{self.total}] %-{self.name_width}s  "
         self.line = count_and_name + "%-9s %7.3f s\n"
         """The plain line of a step that ran without error: settled count, name, status, seconds."""
         self.done_line = count_and_name + f"{_DONE._value_:<9} %7.3f s\n"
         """`line` of a step that is done: settled count, name, seconds."""
+        self.done_at_once = count_and_name + f"{_DONE._value_:<9} {0.0:7.3f} s\n"
+        """`done_line` of a step done in under half a millisecond: settled count, name."""
         self.settled = self.done = self.failed = self.skipped = self.cancelled = 0
         self.stopped = 0
         self.teardowns_failed = 0
@@ -438,14 +462,17 @@ class _RunState:
         self.slots = run.options.concurrency_limit
         self.seen = set()
 
+    def show(self, name: str) -> str:
+        """`name` as a plain line shows it: on one line, control characters escaped."""
+        return self.shown.get(name, name) if self.shown else name
+
     def lost(self, error: Exception) -> None:
-        """The console's file failed (a closed pipe, a full disk): stop writing this run."""
+        """The console's file failed (a closed pipe, a full disk): say so, once."""
         logger.warning(
             "the progress lines of run %d could not be written (%s); no more are written",
             self.run_id,
             _describe(error),
         )
-        self.file = _Discard()
 
     def settle(self, name: str, status: StepStatus) -> None:
         self.settled += 1
