@@ -55,6 +55,7 @@ class Observers:
     __slots__ = (
         "context",
         "disabled",
+        "done_calls",
         "hooks",
         "info",
         "instruments",
@@ -62,6 +63,7 @@ class Observers:
         "on_done",
         "on_start",
         "reversed_hooks",
+        "start_calls",
         "want_step_done",
         "want_step_skipped",
         "want_step_started",
@@ -105,6 +107,8 @@ class Observers:
 
     def _wanted(self) -> None:
         """Note which timings are worth making (after any observer is disabled)."""
+        self.start_calls = self.hooks["step_started"]
+        self.done_calls = self.reversed_hooks["step_done"]
         self.want_step_done = self.on_done is not None or bool(self.hooks["step_done"])
         self.want_step_skipped = bool(self.hooks["step_skipped"])
         self.want_step_started = self.on_start is not None or bool(self.hooks["step_started"])
@@ -135,7 +139,7 @@ class Observers:
 
     def step_started(self, step: Step) -> None:
         """`step_started` of each instrument, then `on_step_start` (in the step's task)."""
-        for instrument, bound in self.hooks["step_started"]:  # `_call`, inlined
+        for instrument, bound in self.start_calls:  # `_call`, inlined
             if self.disabled and id(instrument) in self.disabled:
                 continue  # disabled by an earlier call
             try:
@@ -164,7 +168,7 @@ class Observers:
                 self._wanted()
             except BaseException as exc:  # noqa: BLE001 - an interrupt: the run stops
                 self.interrupted(exc)
-        for instrument, bound in self.reversed_hooks["step_done"]:  # `_call`, inlined
+        for instrument, bound in self.done_calls:  # `_call`, inlined
             if self.disabled and id(instrument) in self.disabled:
                 continue  # disabled by an earlier call
             try:
