@@ -135,6 +135,21 @@ def test_lines_a_ctrl_c_stopped_are_written_later_in_their_place() -> None:
     assert out.getvalue() == "a\nb\nc\n"
 
 
+def test_a_ctrl_c_during_the_last_write_still_closes() -> None:
+    class Interrupted(io.StringIO):
+        def write(self, text: str) -> int:
+            raise KeyboardInterrupt
+
+    sink, lines = Sink(Interrupted()), Lines()
+    lines.open()
+    lines.add(sink, "a\n")
+    with pytest.raises(KeyboardInterrupt):
+        lines.close()
+    assert lines.open_runs == 0
+    assert "exegraph-progress" not in [t.name for t in threading.enumerate()]
+    assert [line for _, line in lines.pending] == ["a\n"]  # for the next run to write
+
+
 def test_open_and_close_count_runs_one_thread_for_all() -> None:
     out = io.StringIO()
     sink, lines = Sink(out), Lines()

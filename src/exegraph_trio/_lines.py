@@ -29,7 +29,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Final, Protocol, final
 
-from trio.lowlevel import disable_ki_protection
+from trio.lowlevel import disable_ki_protection, enable_ki_protection
 
 __all__ = ["BATCH", "DISCARD", "INTERVAL", "LINES", "Lines", "Sink", "Writer"]
 
@@ -113,8 +113,17 @@ class Lines:
                 _hook_records()
 
     def close(self) -> None:
-        """A run is done: write what waits; with no run left, end the thread and hook."""
-        self.write()
+        """A run is done: write what waits; with no run left, end the thread and hook.
+
+        A Ctrl-C that stops the write (a pipe nobody reads) still closes: the lines it
+        stopped wait for the next run.
+        """
+        try:
+            self.write()
+        finally:
+            self._release()
+
+    def _release(self) -> None:
         with self._lock:
             self._users = max(0, self._users - 1)
             if self._users:
@@ -131,7 +140,7 @@ class Lines:
         """How many runs are open (between `open` and `close`)."""
         return self._users
 
-    @disable_ki_protection  # a Ctrl-C may stop a write that blocks (a pipe nobody reads)
+    @enable_ki_protection  # a Ctrl-C waits, but for `_put` (see there)
     def write(self) -> None:
         """Write every waiting line now: consecutive lines for one file in one `write`."""
         failed: list[tuple[Sink, Exception]] = []
@@ -161,10 +170,10 @@ class Lines:
                 group.append(popleft())
                 left -= 1
             try:
-                file.write("".join([line for _, line in group]))
-                file.flush()
-            except Exception:  # noqa: BLE001 - which line, which sink: one by one
-                _one_by_one(group, failed)
+                try:
+                    _put(file, "".join([line for _, line in group]))
+                except Exception:  # noqa: BLE001 - which line, which sink: one by one
+                    _one_by_one(group, failed)
             except BaseException:  # a Ctrl-C: these lines are still to be written
                 pending.extendleft(reversed(group))
                 raise
@@ -182,13 +191,18 @@ class Lines:
         self._stop = self._thread = None
 
 
+@disable_ki_protection  # a Ctrl-C may stop a write that blocks (a pipe nobody reads)
+def _put(file: Writer, text: str) -> None:
+    file.write(text)
+    file.flush()
+
+
 def _one_by_one(group: list[tuple[Sink, str]], failed: list[tuple[Sink, Exception]]) -> None:
     """Write `group` line by line: a line that fails stops its own sink only."""
     for sink, line in group:
         file = sink.file
         try:
-            file.write(line)
-            file.flush()
+            _put(file, line)
         except Exception as exc:  # noqa: BLE001 - told to the sink, outside the lock
             if file is not DISCARD:
                 sink.file = DISCARD
