@@ -114,15 +114,18 @@ def test_a_line_that_cannot_be_encoded_stops_its_own_run_not_the_batch() -> None
     assert (first.errors, [type(e) for e in second.errors]) == ([], [UnicodeEncodeError])
 
 
-def test_lines_a_ctrl_c_stopped_are_written_later_in_their_place() -> None:
+def test_a_ctrl_c_that_stops_a_write_writes_nothing_twice() -> None:
     class Interrupted(io.StringIO):
+        """A file whose first write takes the text, then is stopped (a flush)."""
+
         calls = 0
 
         def write(self, text: str) -> int:
             self.calls += 1
+            written = super().write(text)
             if self.calls == 1:
                 raise KeyboardInterrupt
-            return super().write(text)
+            return written
 
     out = Interrupted()
     sink, lines = Sink(out), Lines()
@@ -133,6 +136,25 @@ def test_lines_a_ctrl_c_stopped_are_written_later_in_their_place() -> None:
     lines.add(sink, "c\n")
     lines.write()
     assert out.getvalue() == "a\nb\nc\n"
+
+
+def test_a_write_that_fails_part_way_is_not_retried() -> None:
+    class Partial(io.StringIO):
+        """A non-blocking pipe that takes part of a write, then raises."""
+
+        def write(self, text: str) -> int:
+            super().write(text[:3])
+            raise BlockingIOError(11, "Resource temporarily unavailable", 3)
+
+    out = Partial()
+    first, second, lines = Sink(out), Sink(out), Lines()
+    lines.add(first, "one\n")
+    lines.add(second, "two\n")
+    lines.write()
+    assert out.getvalue() == "one"  # no line twice
+    assert first.file is DISCARD
+    assert second.file is DISCARD
+    assert [type(e) for e in first.errors + second.errors] == [BlockingIOError] * 2
 
 
 def test_a_ctrl_c_during_the_last_write_still_closes() -> None:
@@ -147,7 +169,23 @@ def test_a_ctrl_c_during_the_last_write_still_closes() -> None:
         lines.close()
     assert lines.open_runs == 0
     assert "exegraph-progress" not in [t.name for t in threading.enumerate()]
-    assert [line for _, line in lines.pending] == ["a\n"]  # for the next run to write
+    assert not lines.pending  # the file took them, or they are lost: never written twice
+
+
+def test_a_thread_that_cannot_start_opens_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    lines = Lines()
+    with monkeypatch.context() as patch:
+        patch.setattr(threading.Thread, "start", refuse)
+        with pytest.raises(RuntimeError, match="can't start new thread"):
+            lines.open()
+    assert lines.open_runs == 0
+    lines.open()  # and the next run opens as if nothing happened
+    assert "exegraph-progress" in [t.name for t in threading.enumerate()]
+    lines.close()
+    assert lines.open_runs == 0
 
 
 def test_open_and_close_count_runs_one_thread_for_all() -> None:

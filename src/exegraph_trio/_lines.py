@@ -5,7 +5,8 @@ each line as its step settles. It queues the line in `LINES`, the one queue of t
 process (so lines keep their order whichever `Progress` and run they come from), and the
 lines are written together, each run of lines for one file in one `write`:
 
-- by the thread that queues the `BATCH`th waiting line (a busy run writes its own lines);
+- by the thread that queues the `BATCH`th waiting line (a busy run writes its own lines),
+  unless another thread is writing (a run never waits for a file that blocks);
 - by a thread of their own, ten times a second while a run is open (so a line is out
   within 0.1 s even when the program then blocks in a long synchronous call);
 - before any log record is made, in any thread, while a run is open: the program's own
@@ -14,10 +15,15 @@ lines are written together, each run of lines for one file in one `write`:
 - when a run ends (`Progress.run_done` writes its summary line after them).
 
 A file that fails (a closed pipe, a closed file, a line it cannot encode) stops the lines
-of the run whose line failed, nothing else: its `Sink.file` becomes `DISCARD`, and its
-`Sink.lost` is told, outside the queue's lock (it logs a warning, and a log record makes
-the queue write). A `KeyboardInterrupt` that lands during a write puts the lines back in
-front of the queue. A forked child starts with an empty queue of its own.
+of the runs whose lines failed, nothing else: their `Sink.file` becomes `DISCARD`, and
+their `Sink.lost` is told, outside the queue's lock (it logs a warning, and a log record
+makes the queue write). A batch that failed to encode is tried line by line, so only the
+run of the line that cannot be encoded stops; other failures are not retried, as part of
+the batch may be written. A `KeyboardInterrupt` may stop a write (a pipe nobody reads):
+what the file took stays taken, nothing is written twice. A forked child starts with an
+empty queue of its own. One file that blocks holds up the lines of every run, the log
+records made while runs are open, and the end of each run, until it takes them (a
+Ctrl-C stops that wait).
 """
 
 from __future__ import annotations
@@ -95,22 +101,28 @@ class Lines:
         pending = self.pending
         pending.append((sink, line))
         if len(pending) >= BATCH:
-            self.write()
+            self.write(wait=False)
 
     def open(self) -> None:
-        """One more run writes lines: the writing thread and the record hook run."""
+        """One more run writes lines: the writing thread and the record hook run.
+
+        Raises:
+            RuntimeError: the thread could not be started (the process may have no more);
+                nothing is opened then.
+        """
         with self._lock:
-            self._users += 1
             if self._thread is None:
-                stop = self._stop = threading.Event()
-                self._thread = threading.Thread(
+                stop = threading.Event()
+                thread = threading.Thread(
                     target=self._every_interval,
                     args=(stop,),
                     name="exegraph-progress",
                     daemon=True,
                 )
-                self._thread.start()
-                _hook_records()
+                thread.start()
+                self._stop, self._thread = stop, thread
+            self._users += 1
+            _hook_records()  # again: a program may have put its factory back meanwhile
 
     def close(self) -> None:
         """A run is done: write what waits; with no run left, end the thread and hook.
@@ -123,6 +135,7 @@ class Lines:
         finally:
             self._release()
 
+    @disable_ki_protection  # a Ctrl-C may stop the wait for a writer stuck on a pipe
     def _release(self) -> None:
         with self._lock:
             self._users = max(0, self._users - 1)
@@ -140,11 +153,18 @@ class Lines:
         """How many runs are open (between `open` and `close`)."""
         return self._users
 
-    @enable_ki_protection  # a Ctrl-C waits, but for `_put` (see there)
-    def write(self) -> None:
-        """Write every waiting line now: consecutive lines for one file in one `write`."""
+    @disable_ki_protection  # a Ctrl-C may stop the wait for a writer stuck on a pipe
+    def write(self, *, wait: bool = True) -> None:
+        """Write every waiting line now: consecutive lines for one file in one `write`.
+
+        Args:
+            wait: whether to wait while another thread writes (else leave the lines to
+                it, or to the next call: a run goes on even if its file blocks).
+        """
         failed: list[tuple[Sink, Exception]] = []
-        with self._lock:
+        if not self._lock.acquire(blocking=wait):
+            return
+        try:
             if self._writing:  # a record made while this thread writes: it comes after
                 return
             self._writing = True
@@ -152,9 +172,12 @@ class Lines:
                 self._write_all(failed)
             finally:
                 self._writing = False
+        finally:
+            self._lock.release()
         for sink, error in failed:  # outside the lock: `lost` logs
             sink.lost(error)
 
+    @enable_ki_protection  # a Ctrl-C waits, but for `_put` (see there)
     def _write_all(self, failed: list[tuple[Sink, Exception]]) -> None:
         # Only the lines there now: lines queued meanwhile (by a run going on in the Trio
         # thread, while this is the writing thread) wait for the next batch, or the two
@@ -169,14 +192,18 @@ class Lines:
             while left and pending[0][0].file is file:
                 group.append(popleft())
                 left -= 1
+            # A Ctrl-C that stops `_put` propagates: the file may have taken the text
+            # already (a flush stopped), so it is not written again.
             try:
-                try:
-                    _put(file, "".join([line for _, line in group]))
-                except Exception:  # noqa: BLE001 - which line, which sink: one by one
-                    _one_by_one(group, failed)
-            except BaseException:  # a Ctrl-C: these lines are still to be written
-                pending.extendleft(reversed(group))
-                raise
+                _put(file, "".join([line for _, line in group]))
+            except UnicodeError:  # raised before anything is written: which line?
+                _one_by_one(group, failed)
+            except Exception as exc:  # noqa: BLE001 - told to each sink, outside the lock
+                # Some of it may be written (a partial write): no retry, no line twice.
+                for sink, _ in group:
+                    if sink.file is not DISCARD:  # once per sink
+                        sink.file = DISCARD
+                        failed.append((sink, exc))
 
     def _every_interval(self, stop: threading.Event) -> None:
         while not stop.wait(INTERVAL):

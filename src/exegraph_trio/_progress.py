@@ -178,7 +178,11 @@ class Progress(Instrument):
                 other.label = f"run {other.run_id}: "
         self._runs[run] = state
         if not self._live_mode:
-            LINES.open()
+            try:
+                LINES.open()
+            except BaseException:
+                del self._runs[run]
+                raise
         elif self._screen is None:
             try:
                 self._screen = Screen(self._console, self._runs)
@@ -223,7 +227,7 @@ class Progress(Instrument):
                 pending = self._pending  # `LINES.add`, inlined
                 pending.append((state, state.label + line if state.label else line))
                 if len(pending) >= BATCH:
-                    LINES.write()
+                    LINES.write(wait=False)
             else:
                 self._line(state, timing)
             return
