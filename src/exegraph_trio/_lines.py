@@ -31,6 +31,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Final, Protocol, final
@@ -85,11 +86,13 @@ class Lines:
     interleave, and a log record made by the writer itself does not wait for itself.
     """
 
-    __slots__ = ("_lock", "_stop", "_thread", "_users", "_writing", "pending")
+    __slots__ = ("_lock", "_stop", "_thread", "_users", "_writing", "pending", "since")
 
     def __init__(self) -> None:
         self.pending: deque[tuple[Sink, str]] = deque()
         """The lines waiting, oldest first (`add` appends; a hot caller may do it itself)."""
+        self.since = 0.0
+        """When the oldest waiting line was queued (`time.monotonic()`), roughly."""
         self._lock = threading.RLock()
         self._writing = False
         self._users = 0
@@ -99,6 +102,8 @@ class Lines:
     def add(self, sink: Sink, line: str) -> None:
         """Queue `line` (ending in a newline) for `sink`'s file; write a full batch."""
         pending = self.pending
+        if not pending:
+            self.since = time.monotonic()
         pending.append((sink, line))
         if len(pending) >= BATCH:
             self.write(wait=False)
@@ -206,8 +211,12 @@ class Lines:
                         failed.append((sink, exc))
 
     def _every_interval(self, stop: threading.Event) -> None:
-        while not stop.wait(INTERVAL):
-            self.write()
+        # Only lines that waited: while a run queues lines, its own thread writes them
+        # (the lock held here while this thread waits for the GIL would turn that
+        # thread away, and its lines would pile up for this slower one).
+        while not stop.wait(INTERVAL / 2):
+            if self.pending and time.monotonic() - self.since >= INTERVAL / 2:
+                self.write()
 
     def _forget(self) -> None:
         """In a forked child: the parent's lines, thread and lock are not the child's."""

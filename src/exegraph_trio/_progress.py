@@ -23,7 +23,7 @@ from trio.lowlevel import enable_ki_protection
 
 from ._errors import StepSkippedError
 from ._instrument import Instrument, RunInfo
-from ._lines import BATCH, LINES, Writer
+from ._lines import LINES, Writer
 from ._live import Screen
 from ._result import RunResult, StepStatus, StepTiming, summary
 from ._result import _describe as _type_and_message
@@ -160,7 +160,6 @@ class Progress(Instrument):
             self.step_started = super().step_started  # type: ignore[method-assign]
         self._runs: dict[RunInfo, _RunState] = {}
         self._screen: Screen | None = None
-        self._pending = LINES.pending
 
     @property
     def console(self) -> Console:
@@ -224,10 +223,7 @@ class Progress(Instrument):
                     line = state.done_at_once % (state.settled, name)
                 else:
                     line = state.done_line % (state.settled, name, seconds)
-                pending = self._pending  # `LINES.add`, inlined
-                pending.append((state, state.label + line if state.label else line))
-                if len(pending) >= BATCH:
-                    LINES.write(wait=False)
+                LINES.add(state, state.label + line if state.label else line)
             else:
                 self._line(state, timing)
             return
