@@ -7,8 +7,9 @@ lines are written together, each run of lines for one file in one `write`:
 
 - by the thread that queues the `BATCH`th waiting line (a busy run writes its own lines),
   unless another thread is writing (a run never waits for a file that blocks);
-- by a thread of their own, ten times a second while a run is open (so a line is out
-  within 0.1 s even when the program then blocks in a long synchronous call);
+- by a thread of their own, while a run is open, once lines waited half of `INTERVAL`
+  (it looks twice an interval: a line is out within 0.1 s even when the program then
+  blocks in a long synchronous call);
 - before any log record is made, in any thread, while a run is open: the program's own
   log records, printed to the same log, come after the lines of the steps that settled
   before them (a `logging` record factory in front of the one in place);
@@ -41,7 +42,7 @@ from trio.lowlevel import disable_ki_protection, enable_ki_protection
 __all__ = ["BATCH", "DISCARD", "INTERVAL", "LINES", "Lines", "Sink", "Writer"]
 
 INTERVAL: Final = 0.1
-"""Seconds between two writes of the waiting lines by the writing thread."""
+"""Seconds a line may wait before it is written, at most (while a run is open)."""
 BATCH: Final = 64
 """Lines that the thread queueing the last of them writes at once (it has them in its
 cache: the writing thread is several times slower at it)."""
