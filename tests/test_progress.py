@@ -603,32 +603,40 @@ async def test_a_plain_line_is_out_within_a_tenth_of_a_second_even_if_the_loop_b
     )
 
 
+@contextlib.contextmanager
+def logged_into(out: io.StringIO, log: logging.Logger) -> Iterator[None]:
+    """While inside, `log`'s records are `log: MESSAGE` lines in `out`, and nowhere else."""
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(logging.Formatter("log: %(message)s"))
+    propagate, log.propagate = log.propagate, False
+    log.addHandler(handler)
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.propagate = propagate
+
+
+async def warn_then_sleep(log: logging.Logger, text: str) -> None:
+    log.warning(text)
+    await trio.sleep(1.0)
+
+
 async def test_a_log_record_comes_after_the_lines_of_the_steps_settled_before_it(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     progress, out = plain()
-    handler = logging.StreamHandler(out)
-    handler.setFormatter(logging.Formatter("log: %(message)s"))
     log = logging.getLogger("tests.progress.order")
-    log.addHandler(handler)
-    log.propagate = False
     factory = logging.getLogRecordFactory()
-
-    async def say(text: str) -> None:
-        log.warning(text)
-        await trio.sleep(1.0)
-
     graph = Graph(
         [
-            Step("a", partial(say, "a runs")),
-            Step("b", partial(say, "b runs"), depends_on=["a"]),
-            Step("c", partial(say, "c runs"), depends_on=["b"]),
+            Step("a", partial(warn_then_sleep, log, "a runs")),
+            Step("b", partial(warn_then_sleep, log, "b runs"), depends_on=["a"]),
+            Step("c", partial(warn_then_sleep, log, "c runs"), depends_on=["b"]),
         ]
     )
-    try:
+    with logged_into(out, log):
         await exegraph.run(graph, RunOptions(instruments=[progress]))
-    finally:
-        log.removeHandler(handler)
     assert out.getvalue() == (
         "log: a runs\n"
         "[1/3] a  Done        1.000 s\n"
@@ -687,11 +695,7 @@ async def test_a_program_that_puts_back_the_factory_it_found_keeps_records_in_or
     # The usual "wrap, then restore" idiom, ending while a run goes: later runs still
     # write their lines before the program's records.
     progress, out = plain()
-    handler = logging.StreamHandler(out)
-    handler.setFormatter(logging.Formatter("log: %(message)s"))
     log = logging.getLogger("tests.progress.restore")
-    log.addHandler(handler)
-    log.propagate = False
     before = logging.getLogRecordFactory()
 
     async def wrap_and_restore() -> None:
@@ -704,18 +708,15 @@ async def test_a_program_that_puts_back_the_factory_it_found_keeps_records_in_or
         await trio.sleep(1.0)
         logging.setLogRecordFactory(before)  # not what it found: ours is gone
 
-    async def say(text: str) -> None:
-        log.warning(text)
-        await trio.sleep(1.0)
-
+    said = partial(warn_then_sleep, log, "b runs")
     try:
-        await exegraph.run(
-            Graph([Step("wrap", wrap_and_restore)]), RunOptions(instruments=[progress])
-        )
-        graph = Graph([Step("a", noop), Step("b", partial(say, "b runs"), depends_on=["a"])])
-        await exegraph.run(graph, RunOptions(instruments=[progress]))
+        with logged_into(out, log):
+            await exegraph.run(
+                Graph([Step("wrap", wrap_and_restore)]), RunOptions(instruments=[progress])
+            )
+            graph = Graph([Step("a", noop), Step("b", said, depends_on=["a"])])
+            await exegraph.run(graph, RunOptions(instruments=[progress]))
     finally:
-        log.removeHandler(handler)
         logging.setLogRecordFactory(before)
     assert out.getvalue().splitlines()[2:] == [
         "[1/2] a  Done        0.000 s",

@@ -91,7 +91,7 @@ class Lines:
 
     def __init__(self) -> None:
         self.pending: deque[tuple[Sink, str]] = deque()
-        """The lines waiting, oldest first (`add` appends; a hot caller may do it itself)."""
+        """The lines waiting, oldest first (`add` appends, `_write_all` takes)."""
         self.since = 0.0
         """When the oldest waiting line was queued (`time.monotonic()`), roughly."""
         self._lock = threading.RLock()
@@ -133,8 +133,8 @@ class Lines:
     def close(self) -> None:
         """A run is done: write what waits; with no run left, end the thread and hook.
 
-        A Ctrl-C that stops the write (a pipe nobody reads) still closes: the lines it
-        stopped wait for the next run.
+        A Ctrl-C that stops the write (a pipe nobody reads) still closes; the file keeps
+        what it took, and nothing is written twice.
         """
         try:
             self.write()
@@ -207,9 +207,7 @@ class Lines:
             except Exception as exc:  # noqa: BLE001 - told to each sink, outside the lock
                 # Some of it may be written (a partial write): no retry, no line twice.
                 for sink, _ in group:
-                    if sink.file is not DISCARD:  # once per sink
-                        sink.file = DISCARD
-                        failed.append((sink, exc))
+                    _fail(sink, exc, failed)
 
     def _every_interval(self, stop: threading.Event) -> None:
         # Only lines that waited: while a run queues lines, its own thread writes them
@@ -237,13 +235,17 @@ def _put(file: Writer, text: str) -> None:
 def _one_by_one(group: list[tuple[Sink, str]], failed: list[tuple[Sink, Exception]]) -> None:
     """Write `group` line by line: a line that fails stops its own sink only."""
     for sink, line in group:
-        file = sink.file
         try:
-            _put(file, line)
+            _put(sink.file, line)
         except Exception as exc:  # noqa: BLE001 - told to the sink, outside the lock
-            if file is not DISCARD:
-                sink.file = DISCARD
-                failed.append((sink, exc))
+            _fail(sink, exc, failed)
+
+
+def _fail(sink: Sink, error: Exception, failed: list[tuple[Sink, Exception]]) -> None:
+    """`sink`'s file failed: its lines go nowhere from now on; it is told once, later."""
+    if sink.file is not DISCARD:
+        sink.file = DISCARD
+        failed.append((sink, error))
 
 
 LINES: Final = Lines()
