@@ -33,7 +33,7 @@ import contextvars
 import logging
 import math
 from collections.abc import Callable, Sequence
-from typing import Final, final
+from typing import Final, cast, final
 
 import trio
 from trio.lowlevel import enable_ki_protection
@@ -482,10 +482,15 @@ class Run:
         state, status, kept = self.core.state, _STATUS, self.timings
         if kept is None:
             timings = tuple(self._timing(i, status[state[i]]) for i in self.order)
+        elif all(kept):  # each made for the instruments already (`in` would call `__eq__`)
+            timings = tuple(map(cast("list[StepTiming]", kept).__getitem__, self.order))
         else:  # made for the instruments already, unless changed since
             timings = tuple(kept[i] or self._timing(i, status[state[i]]) for i in self.order)
-        starts = [t for t in self.starts if t is not None]
-        ends = [t for t in self.ends if t is not None]
+        if None in self.starts or None in self.ends:  # some never started (skipped) or ended
+            starts = [t for t in self.starts if t is not None]
+            ends = [t for t in self.ends if t is not None]
+        else:  # every step ran: no list to make
+            starts, ends = cast("list[float]", self.starts), cast("list[float]", self.ends)
         total = max(ends) - min(starts) if starts else 0.0
         error = RunError(self._message(), self.members) if self.members else None
         return RunResult(timings, total, error, graph=self.graph, _stopped=stopped)
