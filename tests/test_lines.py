@@ -11,11 +11,13 @@ import io
 import logging
 import os
 import threading
+from collections.abc import Callable
 
 import attrs
 import pytest
 
-from exegraph_trio._lines import BATCH, DISCARD, LINES, Lines, Writer
+from exegraph_trio import _lines
+from exegraph_trio._lines import BATCH, DISCARD, INTERVAL, LINES, Lines, Writer
 
 
 class Counting(io.StringIO):
@@ -57,6 +59,60 @@ def test_lines_for_several_files_keep_their_order_one_write_per_run_of_one_file(
     lines.write()
     assert (first.getvalue(), second.getvalue()) == ("1\n2\n4\n", "3\n5\n6\n")
     assert (first.writes, second.writes) == (2, 2)
+
+
+@attrs.define
+class Ticks:
+    """A `threading.Event` for `Lines._every_interval` that only passes time.
+
+    Each `wait` notes its timeout, moves the clock on by it, then calls `then(now)`
+    (which may queue lines); the `rounds`th wait returns true (stop).
+    """
+
+    rounds: int
+    then: Callable[[float], None]
+    now: float = 0.0
+    waits: list[float] = attrs.Factory(list)
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def wait(self, timeout: float) -> bool:
+        self.waits.append(round(timeout, 6))
+        self.now = round(self.now + timeout, 6)
+        self.then(self.now)
+        return len(self.waits) >= self.rounds
+
+
+def test_the_writing_thread_sleeps_until_the_oldest_line_is_due(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Each wake of that thread costs a busy run more than the wake itself (it waits for
+    # the GIL while the Trio thread lets go of it and takes it back at every turn of its
+    # loop): it wakes once an interval at most, yet writes each line no later than an
+    # interval after it was queued.
+    lines = Lines()
+    written: list[tuple[float, str]] = []
+
+    class Stamped(io.StringIO):
+        def write(self, text: str) -> int:
+            written.append((ticks.now, text))
+            return len(text)
+
+    sink = Sink(Stamped())
+
+    def then(now: float) -> None:
+        if now == 0.1:  # nothing waited; a line comes at once
+            lines.add(sink, "a\n")
+        if now == 0.3:  # one came at 0.25, while the thread slept
+            lines.add(sink, "b\n")
+            lines.since = 0.25
+
+    ticks = Ticks(rounds=5, then=then)
+    monkeypatch.setattr(_lines.time, "monotonic", ticks.monotonic)  # type: ignore[attr-defined]
+    lines._every_interval(ticks)  # type: ignore[arg-type]
+    assert written == [(0.2, "a\n"), (0.35, "b\n")]
+    assert ticks.waits == [INTERVAL, INTERVAL, INTERVAL, 0.05, INTERVAL]
 
 
 def test_a_file_that_fails_stops_its_own_sink_only_and_the_sink_is_told() -> None:

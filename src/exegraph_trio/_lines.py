@@ -7,9 +7,10 @@ lines are written together, each run of lines for one file in one `write`:
 
 - by the thread that queues the `BATCH`th waiting line (a busy run writes its own lines),
   unless another thread is writing (a run never waits for a file that blocks);
-- by a thread of their own, while a run is open, once lines waited half of `INTERVAL`
-  (it looks twice an interval: a line is out within 0.1 s even when the program then
-  blocks in a long synchronous call);
+- by a thread of their own, while a run is open, when the oldest line waited `INTERVAL`
+  (it sleeps until then, or an interval when none waits: a line is out within 0.1 s even
+  when the program then blocks in a long synchronous call, and a busy run is woken ten
+  times a second at most);
 - before any log record is made, in any thread, while a run is open: the program's own
   log records, printed to the same log, come after the lines of the steps that settled
   before them (a `logging` record factory in front of the one in place);
@@ -30,10 +31,10 @@ Ctrl-C stops that wait).
 from __future__ import annotations
 
 import logging
+import operator
 import os
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from typing import Final, Protocol, final
 
@@ -77,12 +78,15 @@ class _Discard:
 
 DISCARD: Final = _Discard()
 
+_sink_of: Final = operator.itemgetter(0)
+_line_of: Final = operator.itemgetter(1)
+
 
 @final
 class Lines:
     """Lines waiting to be written, and the thread that writes them while runs are open.
 
-    Queueing a line is what a settled step costs `Progress`: a `deque.append`, safe from
+    Queueing a line is what a settled step costs `Progress`: a `list.append`, safe from
     any thread without a lock. Writing takes a re-entrant lock, so that two writers never
     interleave, and a log record made by the writer itself does not wait for itself.
     """
@@ -90,7 +94,7 @@ class Lines:
     __slots__ = ("_lock", "_stop", "_thread", "_users", "_writing", "pending", "since")
 
     def __init__(self) -> None:
-        self.pending: deque[tuple[Sink, str]] = deque()
+        self.pending: list[tuple[Sink, str]] = []
         """The lines waiting, oldest first (`add` appends, `_write_all` takes)."""
         self.since = 0.0
         """When the oldest waiting line was queued (`time.monotonic()`), roughly."""
@@ -187,21 +191,31 @@ class Lines:
     def _write_all(self, failed: list[tuple[Sink, Exception]]) -> None:
         # Only the lines there now: lines queued meanwhile (by a run going on in the Trio
         # thread, while this is the writing thread) wait for the next batch, or the two
-        # threads would take turns with the GIL until the run pauses.
+        # threads would take turns with the GIL until the run pauses. `add` only appends
+        # and only this method, under the lock, takes from the front: the copy and the
+        # deletion of the first `count` (one C call each) take exactly those lines,
+        # whatever another thread appends between them.
         pending = self.pending
-        popleft = pending.popleft
-        left = len(pending)
-        while left:
-            group = [popleft()]
-            left -= 1
-            file = group[0][0].file
-            while left and pending[0][0].file is file:
-                group.append(popleft())
-                left -= 1
+        count = len(pending)
+        if not count:
+            return
+        taken = pending[:count]
+        del pending[:count]
+        sinks = list(map(_sink_of, taken))
+        if sinks.count(sinks[0]) == count:  # the common case: one run's lines
+            groups = [taken]
+        else:  # consecutive lines for one file together, in order
+            groups = []
+            for item in taken:
+                if groups and groups[-1][0][0].file is item[0].file:
+                    groups[-1].append(item)
+                else:
+                    groups.append([item])
+        for group in groups:
             # A Ctrl-C that stops `_put` propagates: the file may have taken the text
             # already (a flush stopped), so it is not written again.
             try:
-                _put(file, "".join([line for _, line in group]))
+                _put(group[0][0].file, "".join(map(_line_of, group)))
             except UnicodeError:  # raised before anything is written: which line?
                 _one_by_one(group, failed)
             except Exception as exc:  # noqa: BLE001 - told to each sink, outside the lock
@@ -212,10 +226,20 @@ class Lines:
     def _every_interval(self, stop: threading.Event) -> None:
         # Only lines that waited: while a run queues lines, its own thread writes them
         # (the lock held here while this thread waits for the GIL would turn that
-        # thread away, and its lines would pile up for this slower one).
-        while not stop.wait(INTERVAL / 2):
-            if self.pending and time.monotonic() - self.since >= INTERVAL / 2:
-                self.write()
+        # thread away, and its lines would pile up for this slower one). It wakes when
+        # the oldest line is due, else an interval later: each wake costs the run more
+        # than the wake itself, as this thread waits for the GIL (up to the switch
+        # interval) while the Trio thread lets go of it and takes it back at every
+        # turn of its loop, each time with a futex call to wake this one.
+        wait = INTERVAL
+        while not stop.wait(wait):
+            wait = INTERVAL
+            if self.pending:
+                age = time.monotonic() - self.since
+                if age >= INTERVAL * 0.9:  # due, or nearly: now, not in a few ms
+                    self.write()
+                else:
+                    wait = INTERVAL - age
 
     def _forget(self) -> None:
         """In a forked child: the parent's lines, thread and lock are not the child's."""
