@@ -209,7 +209,6 @@ class Progress(Instrument):
         if status is _DONE and state.seen is None:
             # The common case (no estimates to take off), kept short: `settle` inlined.
             state.settled += 1
-            state.done += 1
             if self._live_mode:
                 state.running.pop(step.name, None)
                 if state.notes:
@@ -440,7 +439,7 @@ class _RunState:
         """`line` of a step that is done: settled count, name, seconds."""
         self.done_at_once = count_and_name + f"{_DONE._value_:<9} {0.0:7.3f} s\n"
         """`done_line` of a step done in under half a millisecond: settled count, name."""
-        self.settled = self.done = self.failed = self.skipped = self.cancelled = 0
+        self.settled = self.failed = self.skipped = self.cancelled = 0
         self.stopped = 0
         self.teardowns_failed = 0
         """Steps skipped for a failure or a stop (a `StepSkippedError`): the run is not ok."""
@@ -462,6 +461,11 @@ class _RunState:
         self.slots = run.options.concurrency_limit
         self.seen = set()
 
+    @property
+    def done(self) -> int:
+        """Steps done: the settled ones not counted otherwise (one count less per step)."""
+        return self.settled - self.failed - self.skipped - self.cancelled
+
     def show(self, name: str) -> str:
         """`name` as a plain line shows it: on one line, control characters escaped."""
         return self.shown.get(name, name) if self.shown else name
@@ -475,15 +479,15 @@ class _RunState:
         )
 
     def settle(self, name: str, status: StepStatus) -> None:
-        self.settled += 1
-        if status is _DONE:
-            self.done += 1
-        elif status is _FAILED:
+        # Its kind first: the drawing thread, reading between the two, shows one step
+        # fewer done, never a failed one as done.
+        if status is _FAILED:
             self.failed += 1
         elif status is _SKIPPED:
             self.skipped += 1
-        else:
+        elif status is not _DONE:
             self.cancelled += 1
+        self.settled += 1
         if self.seen is not None:
             self.work_left -= self.estimates[name]
 
