@@ -25,6 +25,7 @@ import trio.testing
 
 import exegraph_trio as exegraph
 from exegraph_trio import Graph, RunOptions, Step, StepStatus
+from exegraph_trio._observers import protected
 from support import Recorder
 
 FAIL_FAST = exegraph.ErrorPolicy.FAIL_FAST
@@ -712,3 +713,57 @@ async def test_a_cleanup_error_during_an_outside_cancellation_is_not_retried_awa
     with pytest.RaisesGroup(ValueError, check=lambda e: isinstance(e, exegraph.RunError)):
         with trio.move_on_after(1):
             await exegraph.run_with_result(Graph([Step("s", stuck, retry=retry)]))
+
+
+async def test_hooks_and_instruments_run_without_ki_protection_as_user_code_does() -> None:
+    # The engine's bookkeeping around them is KI-protected; a Ctrl-C must still be able
+    # to stop a hook or an instrument that hangs, as it can any user code.
+    seen: dict[str, bool] = {}
+
+    class Watching(exegraph.Instrument):
+        def run_started(self, run: exegraph.RunInfo) -> None:
+            seen["run_started"] = trio.lowlevel.currently_ki_protected()
+
+        def step_started(self, run: exegraph.RunInfo, step: Step) -> None:
+            seen["step_started"] = trio.lowlevel.currently_ki_protected()
+
+        def step_done(self, run: exegraph.RunInfo, step: Step, timing: exegraph.StepTiming) -> None:
+            seen["step_done"] = trio.lowlevel.currently_ki_protected()
+
+        def run_done(self, run: exegraph.RunInfo, result: exegraph.RunResult) -> None:
+            seen["run_done"] = trio.lowlevel.currently_ki_protected()
+
+    def on_start(name: str) -> None:
+        seen["on_step_start"] = trio.lowlevel.currently_ki_protected()
+
+    def on_done(name: str, error: BaseException | None) -> None:
+        seen["on_step_done"] = trio.lowlevel.currently_ki_protected()
+
+    options = RunOptions(instruments=[Watching()], on_step_start=on_start, on_step_done=on_done)
+    await exegraph.run(Graph([Step("a", trio.lowlevel.checkpoint)]), options)
+    assert seen == dict.fromkeys(
+        ["run_started", "step_started", "step_done", "run_done", "on_step_start", "on_step_done"],
+        False,
+    )
+
+
+async def test_a_method_marked_protected_is_called_directly_and_runs_protected() -> None:
+    # `Progress` marks its per-step methods so (its counts and lines are kept whole):
+    # the engine then calls them without the frame that unprotects user code.
+    seen: list[tuple[str, bool, str]] = []
+
+    class Marked(exegraph.Instrument):
+        @protected
+        def step_started(self, run: exegraph.RunInfo, step: Step) -> None:
+            caller = sys._getframe(1).f_code.co_name
+            seen.append(("started", trio.lowlevel.currently_ki_protected(), caller))
+
+        @protected
+        def step_done(self, run: exegraph.RunInfo, step: Step, timing: exegraph.StepTiming) -> None:
+            caller = sys._getframe(1).f_code.co_name
+            seen.append(("done", trio.lowlevel.currently_ki_protected(), caller))
+
+    await exegraph.run(
+        Graph([Step("a", trio.lowlevel.checkpoint)]), RunOptions(instruments=[Marked()])
+    )
+    assert seen == [("started", True, "step_started"), ("done", True, "step_done")]

@@ -11,19 +11,22 @@ anywhere, whatever protected bookkeeping it is called from.
 from __future__ import annotations
 
 import contextvars
+import functools
 import logging
 from collections.abc import Callable
 from types import MethodType
-from typing import Final, final
+from typing import Final, TypeVar, final
 
-from trio.lowlevel import disable_ki_protection
+from trio.lowlevel import disable_ki_protection, enable_ki_protection
 
 from ._instrument import Instrument, RunInfo
 from ._options import RunOptions
 from ._result import RunResult, StepTiming
 from ._step import Step
 
-__all__ = ["Observers"]
+__all__ = ["Observers", "protected"]
+
+_F = TypeVar("_F", bound=Callable[..., object])
 
 _METHODS: Final = (
     "run_started",
@@ -107,8 +110,9 @@ class Observers:
 
     def _wanted(self) -> None:
         """Note which timings are worth making (after any observer is disabled)."""
-        self.start_calls = self.hooks["step_started"]
-        self.done_calls = self.reversed_hooks["step_done"]
+        starts, dones = self.hooks["step_started"], self.reversed_hooks["step_done"]
+        self.start_calls = tuple((instrument, _caller(bound)) for instrument, bound in starts)
+        self.done_calls = tuple((instrument, _caller(bound)) for instrument, bound in dones)
         self.want_step_done = self.on_done is not None or bool(self.hooks["step_done"])
         self.want_step_skipped = bool(self.hooks["step_skipped"])
         self.want_step_started = self.on_start is not None or bool(self.hooks["step_started"])
@@ -139,11 +143,11 @@ class Observers:
 
     def step_started(self, step: Step) -> None:
         """`step_started` of each instrument, then `on_step_start` (in the step's task)."""
-        for instrument, bound in self.start_calls:  # `_call`, inlined
+        for instrument, call in self.start_calls:  # `_call`, inlined
             if self.disabled and id(instrument) in self.disabled:
                 continue  # disabled by an earlier call
             try:
-                _observe(bound, self.info, step)
+                call(self.info, step)
             except Exception:  # noqa: BLE001 - logged with its traceback by _failed
                 self._failed(instrument, "step_started")
             except BaseException as exc:  # noqa: BLE001 - an interrupt: the run stops
@@ -168,11 +172,11 @@ class Observers:
                 self._wanted()
             except BaseException as exc:  # noqa: BLE001 - an interrupt: the run stops
                 self.interrupted(exc)
-        for instrument, bound in self.done_calls:  # `_call`, inlined
+        for instrument, call in self.done_calls:  # `_call`, inlined
             if self.disabled and id(instrument) in self.disabled:
                 continue  # disabled by an earlier call
             try:
-                _observe(bound, self.info, step, timing)
+                call(self.info, step, timing)
             except Exception:  # noqa: BLE001 - logged with its traceback by _failed
                 self._failed(instrument, "step_done")
             except BaseException as exc:  # noqa: BLE001 - an interrupt: the run stops
@@ -270,3 +274,24 @@ class Observers:
 def _observe(callback: Callable[..., object], *args: object) -> None:
     """Call a hook or an instrument method, without KI protection (it is user code)."""
     callback(*args)
+
+
+def protected(method: _F) -> _F:
+    """Mark an instrument method of this package as KI-protected in its own frame.
+
+    The engine calls hooks and instruments through `_observe`, a frame that takes Trio's
+    `KeyboardInterrupt` protection off, as user code expects. A method marked so keeps
+    its work whole (a Ctrl-C waits for it: `trio.lowlevel.enable_ki_protection`), which its
+    own frame decides, so the per-step calls skip that frame (`Observers.step_started`,
+    `Observers.step_done`).
+    """
+    enable_ki_protection(method)
+    method._exegraph_protected = True  # type: ignore[attr-defined]
+    return method
+
+
+def _caller(bound: Callable[..., object]) -> Callable[..., object]:
+    """How a per-step call reaches `bound`: directly if `protected`, else through `_observe`."""
+    if getattr(getattr(bound, "__func__", None), "_exegraph_protected", False):
+        return bound
+    return functools.partial(_observe, bound)

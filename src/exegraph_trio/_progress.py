@@ -25,6 +25,7 @@ from ._errors import StepSkippedError
 from ._instrument import Instrument, RunInfo
 from ._lines import LINES, Writer
 from ._live import Screen
+from ._observers import protected
 from ._result import RunResult, StepStatus, StepTiming, summary
 from ._result import _describe as _type_and_message
 from ._step import Step
@@ -189,6 +190,7 @@ class Progress(Instrument):
                 del self._runs[run]
                 raise
 
+    @protected  # its counts are kept whole (a Ctrl-C waits); called directly
     def step_started(self, run: RunInfo, step: Step) -> None:
         """Count `step` as running (nothing is drawn here)."""
         if self._live_mode:
@@ -199,7 +201,7 @@ class Progress(Instrument):
             if state.seen is not None:
                 state.seen.add(step.name)
 
-    @enable_ki_protection  # its counts and lines are kept whole (a Ctrl-C waits)
+    @protected  # its counts and lines are kept whole (a Ctrl-C waits); called directly
     def step_done(self, run: RunInfo, step: Step, timing: StepTiming) -> None:
         """Count `step` as settled; a failure is printed (above the live area)."""
         state = self._runs.get(run)
