@@ -105,7 +105,10 @@ class Lines:
         self._thread: threading.Thread | None = None
 
     def add(self, sink: Sink, line: str) -> None:
-        """Queue `line` (ending in a newline) for `sink`'s file; write a full batch."""
+        """Queue `line` (ending in a newline) for `sink`'s file; write a full batch.
+
+        `Progress.step_done` does the same inline for a step done (keep the two alike).
+        """
         pending = self.pending
         if not pending:
             self.since = time.monotonic()

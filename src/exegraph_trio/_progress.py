@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import sys
+import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Final, final
 
@@ -23,7 +24,7 @@ from trio.lowlevel import enable_ki_protection
 
 from ._errors import StepSkippedError
 from ._instrument import Instrument, RunInfo
-from ._lines import LINES, Writer
+from ._lines import BATCH, LINES, Writer
 from ._live import Screen
 from ._observers import protected
 from ._result import RunResult, StepStatus, StepTiming, summary
@@ -224,7 +225,12 @@ class Progress(Instrument):
                     line = state.done_at_once % (state.settled, name)
                 else:
                     line = state.done_line % (state.settled, name, seconds)
-                LINES.add(state, state.label + line if state.label else line)
+                pending = LINES.pending  # `LINES.add`, inlined (a call costs ~10 % of this)
+                if not pending:
+                    LINES.since = time.monotonic()
+                pending.append((state, state.label + line if state.label else line))
+                if len(pending) >= BATCH:
+                    LINES.write(wait=False)
             else:
                 self._line(state, timing)
             return
