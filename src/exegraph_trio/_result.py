@@ -260,21 +260,24 @@ class RunResult:
         return tuple(timing for timing in self.steps if timing.status is status)
 
     def table(self) -> str:
-        """A plain-text table of the steps, in completion order, and a line that sums it up.
+        r"""A plain-text table of the steps, in completion order, and a line that sums it up.
 
         Columns: name, status, start (seconds after the first step started), duration and
-        error. The last line counts the steps by status, as in
-        `13 steps in 0.110 s: 10 done, 1 failed, 2 skipped` (or `…: all done`).
+        error; a character of a name or an error that is not printable (a line break, an
+        escape code) is escaped as Python would (`\n`, `\x1b`). The last line counts the
+        steps by status, as in `13 steps in 0.110 s: 10 done, 1 failed, 2 skipped` (or
+        `…: all done`).
         """
         origin = min((t.start for t in self.steps if t.start is not None), default=0.0)
-        width = max((len(timing.name) for timing in self.steps), default=4)
+        names = [printable(timing.name) for timing in self.steps]
+        width = max(map(len, names), default=4)
         width = max(width, 4)
         lines = [f"{'step':<{width}}  {'status':<9}  {'start':>8}  {'duration':>8}  error"]
-        for timing in self.steps:
+        for name, timing in zip(names, self.steps, strict=True):
             start = "-" if timing.start is None else f"{timing.start - origin:8.3f}"
             error = "" if timing.error is None else _describe(timing.error)
             lines.append(
-                f"{timing.name:<{width}}  {timing.status!s:<9}  {start:>8}  "
+                f"{name:<{width}}  {timing.status!s:<9}  {start:>8}  "
                 f"{timing.duration:8.3f}  {error}".rstrip()
             )
         lines.append(self._summary())
@@ -400,13 +403,28 @@ def summary(
 
 
 def _describe(error: BaseException) -> str:
-    """`Type: message` on one line, also for a message of several lines or a broken `__str__`."""
+    """`Type: message` on one line, also for a message of several lines or a broken `__str__`.
+
+    Its line breaks become ` ⏎ `, and other characters that are not printable (an escape
+    code, a bell) are escaped (`printable`): it goes to terminals and logs.
+    """
     try:
         message = str(error)
     except Exception:  # noqa: BLE001 - as the traceback module does
         message = "<exception str() failed>"
     text = f"{type(error).__name__}: {message}" if message else type(error).__name__
-    return " ⏎ ".join(text.splitlines())
+    return printable(" ⏎ ".join(text.splitlines()))
+
+
+def printable(text: str) -> str:
+    r"""`text` as a terminal or a log may show it: on one line, no escape codes.
+
+    Each character that is not printable (a line break, a tab, an escape, a bell) is
+    written as Python escapes it in a string (`\n`, `\t`, `\x1b`, `\x07`).
+    """
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def critical_path(graph: Graph, ends: Sequence[float | None]) -> tuple[str, ...]:
