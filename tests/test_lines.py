@@ -194,6 +194,32 @@ def test_a_ctrl_c_that_stops_a_write_writes_nothing_twice() -> None:
     assert out.getvalue() == "a\nb\nc\n"
 
 
+def test_a_ctrl_c_that_stops_a_blocked_write_gives_that_file_no_more_lines(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A pipe nobody reads: each batch would block in turn and take a Ctrl-C of its own.
+    clock = [0.0]
+    monkeypatch.setattr(_lines.time, "monotonic", lambda: clock[0])  # type: ignore[attr-defined]
+
+    class Stuck(io.StringIO):
+        def write(self, text: str) -> int:
+            clock[0] += INTERVAL  # blocked that long, then the Ctrl-C
+            raise KeyboardInterrupt
+
+    stuck, other = Sink(Stuck()), Sink(io.StringIO())
+    lines = Lines()
+    lines.add(stuck, "a\n")
+    lines.add(other, "b\n")
+    with pytest.raises(KeyboardInterrupt):
+        lines.write()
+    assert stuck.file is DISCARD
+    assert stuck.errors == []  # not told: its warning would go to the same stuck stream
+    assert [line for _, line in lines.pending] == ["b\n"]  # the other file's line waits
+    lines.add(stuck, "c\n")
+    lines.write()
+    assert other.file.getvalue() == "b\n"  # type: ignore[attr-defined]
+
+
 def test_a_write_that_fails_part_way_is_not_retried() -> None:
     class Partial(io.StringIO):
         """A non-blocking pipe that takes part of a write, then raises."""

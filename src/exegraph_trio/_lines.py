@@ -6,7 +6,7 @@ process (so lines keep their order whichever `Progress` and run they come from),
 lines are written together, each run of lines for one file in one `write`:
 
 - by the thread that queues the `BATCH`th waiting line (a busy run writes its own lines),
-  unless another thread is writing (a run never waits for a file that blocks);
+  unless another thread is writing (then it leaves them to it);
 - by a thread of their own, while a run is open, when the oldest line waited `INTERVAL`
   (it sleeps until then, or an interval when none waits: a line is out within 0.1 s even
   when the program then blocks in a long synchronous call, and a busy run is woken ten
@@ -22,10 +22,16 @@ their `Sink.lost` is told, outside the queue's lock (it logs a warning, and a lo
 makes the queue write). A batch that failed to encode is tried line by line, so only the
 run of the line that cannot be encoded stops; other failures are not retried, as part of
 the batch may be written. A `KeyboardInterrupt` may stop a write (a pipe nobody reads):
-what the file took stays taken, nothing is written twice. A forked child starts with an
-empty queue of its own. One file that blocks holds up the lines of every run, the log
+what the file took stays taken, nothing is written twice, and a file whose write it
+stopped after a tenth of a second or more gets no more lines. A forked child starts with
+an empty queue of its own. One file that blocks holds up the lines of every run, the log
 records made while runs are open, and the end of each run, until it takes them (a
-Ctrl-C stops that wait).
+Ctrl-C stops that wait); a thread that writes to it (the run's own, for a full batch)
+waits too. A file slow to write slows the runs that write to it, by a write per batch.
+
+"Within 0.1 s" needs the writing thread to get the GIL: a step that holds it in one
+long call into C (a huge `pow`, a regular expression that backtracks) holds the lines
+up for as long.
 """
 
 from __future__ import annotations
@@ -214,9 +220,8 @@ class Lines:
                     groups[-1].append(item)
                 else:
                     groups.append([item])
-        for group in groups:
-            # A Ctrl-C that stops `_put` propagates: the file may have taken the text
-            # already (a flush stopped), so it is not written again.
+        for index, group in enumerate(groups):
+            began = time.monotonic()
             try:
                 _put(group[0][0].file, "".join(map(_line_of, group)))
             except UnicodeError:  # raised before anything is written: which line?
@@ -225,6 +230,17 @@ class Lines:
                 # Some of it may be written (a partial write): no retry, no line twice.
                 for sink, _ in group:
                     _fail(sink, exc, failed)
+            except KeyboardInterrupt:
+                # It propagates. The file may have taken the text already (a flush
+                # stopped): it is not written again. A file that blocked that long (a
+                # pipe nobody reads) gets no more lines, or each later batch would block
+                # in turn and take a Ctrl-C of its own; its sinks are not told (a warning
+                # would go to the same stuck stream). The other files' lines wait.
+                if time.monotonic() - began >= INTERVAL:
+                    for sink, _ in group:
+                        sink.file = DISCARD
+                pending[0:0] = [item for later in groups[index + 1 :] for item in later]
+                raise
 
     def _every_interval(self, stop: threading.Event) -> None:
         # Only lines that waited: while a run queues lines, its own thread writes them
