@@ -27,7 +27,7 @@ from ._instrument import Instrument, RunInfo
 from ._lines import BATCH, LINES, Writer
 from ._live import Screen
 from ._observers import protected
-from ._result import RunResult, StepStatus, StepTiming, summary
+from ._result import RunResult, StepStatus, StepTiming, printable, summary
 from ._result import _describe as _type_and_message
 from ._step import Step
 
@@ -129,15 +129,20 @@ class Progress(Instrument):
     [`run_id`][exegraph_trio.RunInfo]).
 
     Args:
-        console: the `rich.console.Console` to draw on. `None`: a new one on standard
-            error, so that the display does not mix with what a program prints on its
-            standard output.
+        console: the `rich.console.Console` to draw on (live when rich takes its file
+            for a terminal, `console.is_terminal`). `None`: a new one on standard error,
+            so that the display does not mix with what a program prints on its standard
+            output; live only if standard error is a terminal (`isatty()`), whatever
+            `FORCE_COLOR` or `TTY_COMPATIBLE` say (set for colours in many CI logs, where
+            a live area would be cursor codes instead of lines).
         durations: estimated seconds per step name (a `dict`, an
             [`exegraph.DurationLog`][exegraph_trio.DurationLog]) for the ETA. `None`: the
             run's own `RunOptions.durations`; with neither, no ETA is shown.
 
     Raises:
-        ImportError: `rich` is not installed (`pip install 'exegraph-trio[progress]'`).
+        ImportError: `rich` is not installed (`pip install 'exegraph-trio[progress]'`),
+            or it is but cannot be imported (the message says what failed: a file of the
+            program's named like a module rich imports, `colorsys.py`, stands in for it).
     """
 
     def __init__(
@@ -149,11 +154,23 @@ class Progress(Instrument):
         try:
             from rich.console import Console  # noqa: PLC0415 - rich is an optional extra
         except ImportError as exc:
+            if exc.name is not None and exc.name.partition(".")[0] != "rich":
+                # A module rich imports failed (or a file of the program's, colorsys.py,
+                # stood in for it): not a missing rich.
+                raise ImportError(
+                    f"exegraph.Progress draws with rich, which cannot be imported: {exc}",
+                    name=exc.name,
+                ) from exc
             raise ImportError(
                 f"exegraph.Progress draws with rich, which is not installed: {_INSTALL}",
                 name="rich",
             ) from exc
-        self._console = Console(stderr=True) if console is None else console
+        if console is None:
+            # The live area moves the cursor: it needs stderr to be a terminal. rich also
+            # takes a file for a terminal when FORCE_COLOR or TTY_COMPATIBLE is set (for
+            # colours, as many CI setups ask): that gives plain lines here.
+            console = Console(stderr=True, force_terminal=None if _is_a_tty(sys.stderr) else False)
+        self._console = console
         self._durations = durations
         self._live_mode = self._console.is_terminal and not self._console.is_dumb_terminal
         if not self._live_mode:
@@ -365,9 +382,11 @@ class Progress(Instrument):
             self._console.file.flush()
 
 
-def _printable(name: str) -> str:
-    """`name` with each character that is not printable escaped as Python would."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in name)
+def _is_a_tty(stream: object) -> bool:
+    try:
+        return bool(stream.isatty())  # type: ignore[attr-defined]
+    except Exception:  # noqa: BLE001 - none (pythonw), closed, or not a file at all
+        return False
 
 
 def _describe(error: BaseException) -> str:
@@ -436,7 +455,7 @@ class _RunState:
         self.start = self.clock.current_time()
         self.total = len(graph)
         self.count_width = len(str(self.total))
-        self.shown = {name: _printable(name) for name in graph.names if not name.isprintable()}
+        self.shown = {name: printable(name) for name in graph.names if not name.isprintable()}
         """Names with a line break or a control character, as plain lines show them."""
         shown = (self.shown.get(name, name) for name in graph.names) if self.shown else graph.names
         self.name_width = min(_NAME_WIDTH, max(map(len, shown), default=0))
