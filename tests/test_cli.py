@@ -338,6 +338,11 @@ def test_a_trace_in_a_missing_folder_is_refused_before_running(tmp_path: Path) -
     assert_one_line_error(done, f"--trace {str(trace)!r}: no such directory")
 
 
+def test_a_trace_that_names_a_directory_is_refused_before_running(tmp_path: Path) -> None:
+    done = exegraph("run", "cli_pipeline:wide", "--trace", str(tmp_path))
+    assert_one_line_error(done, f"--trace {str(tmp_path)!r} is a directory")
+
+
 # -- --progress ----------------------------------------------------------------------------
 
 
@@ -363,6 +368,30 @@ def _hide_rich(tmp_path: Path) -> dict[str, str]:
         "raise ModuleNotFoundError(\"No module named 'rich'\", name='rich')\n", encoding="utf-8"
     )
     return {"PYTHONPATH": str(shadow.parent)}
+
+
+@pytest.mark.parametrize("variable", ["FORCE_COLOR", "TTY_COMPATIBLE"])
+def test_progress_off_a_terminal_prints_plain_lines_whatever_force_color_says(
+    variable: str,
+) -> None:
+    # rich takes the file for a terminal then (for colours); a live area in a CI log
+    # would be cursor codes instead of a line per step.
+    done = exegraph("run", "cli_pipeline:graph", "--progress", env={variable: "1"})
+    assert done.returncode == 0, done.stderr
+    assert "\x1b" not in done.stderr
+    assert re.search(r"^\[\d+/\d+\] ", done.stderr, re.MULTILINE), done.stderr
+
+
+def test_a_file_beside_the_graph_named_like_a_module_rich_imports_breaks_nothing(
+    tmp_path: Path,
+) -> None:
+    # The graph's folder goes first on sys.path (as `python file.py` puts it): its
+    # colorsys.py would stand in for the standard library's, which rich imports.
+    shutil.copy(PIPELINE, tmp_path / "pipeline.py")
+    (tmp_path / "colorsys.py").write_text("raise ImportError('the wrong colorsys')\n")
+    done = exegraph("run", "pipeline.py:graph", "--progress", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"^\[\d+/\d+\] ", done.stderr, re.MULTILINE), done.stderr
 
 
 def test_progress_without_rich_says_what_to_install(tmp_path: Path) -> None:
@@ -619,7 +648,7 @@ def test_attr_is_a_graph_a_builder_or_a_function_returning_one(
         (
             "cli_pipeline:pipeline",
             "cli_pipeline has no attribute 'pipeline' (its graphs: 'broken_builder', "
-            "'builder', 'failing', 'graph', 'hanging', 'interruptible', 'pooled', 'wide')",
+            "'builder', 'empty', 'failing', 'graph', 'hanging', 'interruptible', 'pooled', 'wide')",
         ),
         (
             "cli_pipeline:not_a_graph",
@@ -689,6 +718,123 @@ def test_a_module_that_fails_to_import_is_a_one_line_error(
     done = exegraph("plan", f"{name}:graph", cwd=tmp_path)
     line = assert_one_line_error(done, f"cannot import {name!r}: ", message)
     assert line.count("\n") == 0
+
+
+@pytest.mark.parametrize(
+    ("source", "target", "message"),
+    [
+        # A script's `sys.exit(main())` without a `__main__` guard: not a success.
+        ("import sys\nsys.exit(0)\n", "exits.py:graph", "cannot import 'exits.py': SystemExit: 0"),
+        (
+            "raise SystemExit('no config')\n",
+            "exits:graph",
+            "cannot import 'exits': SystemExit: no config",
+        ),
+        (
+            "def build():\n    raise SystemExit(0)\n",
+            "exits.py:build",
+            "exits.py:build() raised SystemExit: 0",
+        ),
+        (
+            "class Holder:\n    @property\n    def graph(self):\n"
+            "        raise RuntimeError('not yet')\nholder = Holder()\n",
+            "exits.py:holder.graph",
+            "getting 'graph' from exits.py:holder raised RuntimeError: not yet",
+        ),
+        (
+            "def __getattr__(name):\n    raise LookupError(name)\n",
+            "exits.py:graph",
+            "getting 'graph' from exits.py raised LookupError: graph",
+        ),
+    ],
+)
+def test_a_module_or_attribute_that_exits_or_raises_is_a_one_line_error(
+    source: str, target: str, message: str, tmp_path: Path
+) -> None:
+    (tmp_path / "exits.py").write_text(source, encoding="utf-8")
+    done = exegraph("run", target, "--no-progress", cwd=tmp_path)
+    line = assert_one_line_error(done)
+    assert line == f"exegraph: error: {message}"
+
+
+def test_a_hint_for_a_missing_attribute_runs_no_property(tmp_path: Path) -> None:
+    (tmp_path / "holder.py").write_text(
+        "class Holder:\n    @property\n    def graph(self):\n"
+        "        raise RuntimeError('evaluated')\nholder = Holder()\n",
+        encoding="utf-8",
+    )
+    done = exegraph("list", "holder.py:holder.grahp", cwd=tmp_path)
+    assert_one_line_error(done, "holder.py:holder has no attribute 'grahp'")
+
+
+def test_list_of_an_empty_graph_prints_nothing() -> None:
+    done = exegraph("list", "cli_pipeline:empty")
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+
+
+@pytest.mark.parametrize("command", ["list", "plan", "graph", "run"])
+def test_a_reader_that_stops_early_ends_the_command_quietly_with_141(command: str) -> None:
+    # `exegraph list ... | head -1`: stdout is a pipe whose reader is gone.
+    args = [command, "cli_pipeline:wide", *(["--no-progress"] if command == "run" else [])]
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        done = subprocess.run(
+            _command("exegraph", tuple(args)),
+            cwd=GRAPHS,
+            env=_environment(),
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=TIMEOUT,
+            check=False,
+        )
+    finally:
+        os.close(write)
+    assert (done.returncode, done.stderr) == (141, "")
+
+
+def test_an_output_encoding_without_the_characters_gets_escapes_not_a_crash(
+    tmp_path: Path,
+) -> None:
+    # As on Windows, output redirected to a file is in its ANSI code page (cp1252).
+    (tmp_path / "unicode.py").write_text(
+        "import exegraph_trio as e\nasync def a() -> None: ...\n"
+        "graph = e.Graph([e.Step('café→', a), e.Step('next', a, depends_on=['café→'])])\n",
+        encoding="utf-8",
+    )
+    for command in ("plan", "run", "list"):
+        args = (command, "unicode.py:graph", *(["--progress"] if command == "run" else []))
+        done = subprocess.run(
+            _command("exegraph", args),
+            cwd=tmp_path,
+            env=_environment({"PYTHONIOENCODING": "latin-1"}),
+            capture_output=True,
+            timeout=TIMEOUT,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        assert "café\\u2192" in done.stdout.decode("latin-1"), done.stdout
+        if command == "run":
+            assert "café\\u2192" in done.stderr.decode("latin-1"), done.stderr
+
+
+def test_names_and_errors_in_the_run_table_are_escaped(tmp_path: Path) -> None:
+    (tmp_path / "odd.py").write_text(
+        "import exegraph_trio as e\n"
+        "async def boom() -> None:\n    raise RuntimeError('red \\x1b[31m bell \\x07')\n"
+        "graph = e.Graph([e.Step('two\\nlines', boom)])\n",
+        encoding="utf-8",
+    )
+    done = exegraph("run", "odd.py:graph", "--progress", cwd=tmp_path)
+    assert done.returncode == 1, done.stderr
+    assert "\x1b" not in done.stdout + done.stderr
+    assert "\x07" not in done.stdout + done.stderr
+    (row,) = [line for line in done.stdout.splitlines() if line.startswith("two")]
+    assert row.startswith("two\\nlines  Failed")
+    assert row.endswith("RuntimeError: red \\x1b[31m bell \\x07")
+    (line,) = [line for line in done.stderr.splitlines() if "two" in line]
+    assert line.endswith("RuntimeError: red \\x1b[31m bell \\x07")
 
 
 def test_traceback_shows_the_traceback_then_the_one_line() -> None:

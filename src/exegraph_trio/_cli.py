@@ -8,7 +8,9 @@ $ python -m exegraph_trio plan pipelines.deploy:build_graph
 `main` is the console script's entry point (and `python -m exegraph_trio`'s). Exit statuses:
 0 every step succeeded (or nothing was run), 1 a step failed, 2 a usage or graph error (a
 `MODULE:ATTR` that cannot be loaded, a bad selector, a graph the run refuses), 130 the run
-was interrupted (Ctrl-C: the engine tears the held resources down first).
+was interrupted (Ctrl-C: the engine tears the held resources down first), 141 standard
+output was closed before everything was printed (`exegraph list ... | head -1`), as a
+process killed by `SIGPIPE` would end.
 
 Output: what a command is for goes to stdout (the result table of `run`, the plan, the
 list, the picture), so it can be redirected or piped; errors, the interruption notice and
@@ -22,6 +24,7 @@ import contextlib
 import importlib
 import importlib.util
 import inspect
+import io
 import os
 import sys
 import traceback
@@ -39,7 +42,7 @@ from ._graph import Graph, GraphBuilder
 from ._instrument import Instrument, RunInfo
 from ._options import ErrorPolicy, RunOptions
 from ._plan import plan
-from ._result import RunResult, _describe
+from ._result import RunResult, _describe, printable
 from ._run import run_with_result
 from ._step import Step
 from ._version import __version__
@@ -50,6 +53,7 @@ EXIT_OK: Final = 0
 EXIT_STEP_FAILED: Final = 1
 EXIT_USAGE: Final = 2
 EXIT_INTERRUPTED: Final = 130
+EXIT_BROKEN_PIPE: Final = 141
 
 _EPILOG: Final = """\
 MODULE:ATTR names the graph. MODULE is a dotted module name found from the
@@ -58,7 +62,8 @@ current directory or on sys.path (pipelines.deploy), or the path of a .py file
 (graph, build_graph).
 
 exit status: 0 success, 1 a step failed, 2 a usage or graph error,
-130 interrupted (Ctrl-C; held resources are torn down first).
+130 interrupted (Ctrl-C; held resources are torn down first),
+141 standard output closed early (| head).
 """
 
 
@@ -248,6 +253,8 @@ def _load_graph(target: str, selector: str | None) -> Graph:
         except AttributeError:
             hint = _attribute_hint(value, part)
             raise _CommandError(f"{where} has no attribute {part!r}{hint}") from None
+        except (Exception, SystemExit) as exc:  # a property or a module `__getattr__`
+            raise _CommandError(f"getting {part!r} from {where} raised {_describe(exc)}") from exc
         where = f"{where}:{part}" if where == module_name else f"{where}.{part}"
     graph = _as_graph(value, target)
     if selector is None:
@@ -260,8 +267,11 @@ def _load_graph(target: str, selector: str | None) -> Graph:
 
 def _attribute_hint(namespace: object, missing: str) -> str:
     """Close names among the graphs, builders and functions of `namespace`, else its graphs."""
+    # Looked up statically: a property (or a module `__getattr__`) is not run for a hint.
     candidates: dict[str, object] = {
-        name: getattr(namespace, name, None) for name in dir(namespace) if not name.startswith("_")
+        name: inspect.getattr_static(namespace, name, None)
+        for name in dir(namespace)
+        if not name.startswith("_")
     }
     usable = [
         name
@@ -290,7 +300,7 @@ def _import(name: str) -> ModuleType:
                 "(give a file as path/to/file.py)"
             ) from exc
         raise _CommandError(f"cannot import {name!r}: {_describe(exc)}") from exc
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # `sys.exit()` at import: not a success
         raise _CommandError(f"cannot import {name!r}: {_describe(exc)}") from exc
 
 
@@ -311,7 +321,7 @@ def _import_file(path: Path) -> ModuleType:
     sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # `sys.exit()` at import: not a success
         del sys.modules[name]
         raise _CommandError(f"cannot import {given!r}: {_describe(exc)}") from exc
     return module
@@ -325,7 +335,7 @@ def _as_graph(value: object, target: str) -> Graph:
     if callable(value) and not isinstance(value, type):
         try:
             made = value()
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
             raise _CommandError(f"{target}() raised {_describe(exc)}") from exc
         if isinstance(made, Graph):
             return made
@@ -407,14 +417,14 @@ def _list(args: argparse.Namespace) -> int:
     graph = _load_graph(args.target, args.select)
     rows = [
         (
-            step.name,
-            f"[{', '.join(step.tags)}]" if step.tags else "",
-            f"<- {', '.join(step.depends_on)}" if step.depends_on else "",
+            printable(step.name),
+            f"[{', '.join(map(printable, step.tags))}]" if step.tags else "",
+            f"<- {', '.join(map(printable, step.depends_on))}" if step.depends_on else "",
         )
         for step in graph
     ]
-    name_width = max(len(name) for name, _, _ in rows)
-    tags_width = max(len(tags) for _, tags, _ in rows)
+    name_width = max((len(name) for name, _, _ in rows), default=0)
+    tags_width = max((len(tags) for _, tags, _ in rows), default=0)
     for name, tags, after in rows:
         print(f"{name:<{name_width}}  {tags:<{tags_width}}  {after}".rstrip())
     return EXIT_OK
@@ -438,6 +448,9 @@ class _Keeper(Instrument):
 
 
 def _run(args: argparse.Namespace) -> int:
+    # Made first: rich is imported before the graph's folder goes first on sys.path,
+    # where a file of the program's (colorsys.py) would stand in for a module of rich's.
+    progress = None if args.dry_run else _progress(wanted=args.progress)
     graph = _load_graph(args.target, args.select)
     options = _options(args)
     if args.dry_run:
@@ -446,11 +459,12 @@ def _run(args: argparse.Namespace) -> int:
     trace: str | None = args.trace
     if trace is not None and not Path(trace).resolve().parent.is_dir():
         raise _CommandError(f"--trace {trace!r}: no such directory")
+    if trace is not None and Path(trace).is_dir():
+        raise _CommandError(f"--trace {trace!r} is a directory; name the file to write")
     keeper = _Keeper()
     instruments: list[Instrument] = [keeper]
     if isinstance(options.durations, DurationLog):
         instruments.append(options.durations)
-    progress = _progress(wanted=args.progress)
     if progress is not None:
         instruments.append(progress)
     options = attrs.evolve(options, instruments=instruments)
@@ -492,6 +506,8 @@ def _progress(*, wanted: bool | None) -> Instrument | None:
     except ImportError as exc:
         if not explicit:
             return None  # the default on a terminal, without the extra: run without it
+        if exc.name != "rich":  # rich is there, but something it imports failed
+            raise _CommandError(f"--progress: rich cannot be imported: {_describe(exc)}") from exc
         raise _CommandError(
             "--progress needs rich, which is not installed: install the 'progress' extra "
             "(pip install -e '.[progress]' in a clone), or pass --no-progress"
@@ -510,8 +526,11 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "exegraph") -> int:
 
     Returns:
         The exit status: 0 success, 1 a step failed, 2 a usage or graph error, 130
-        interrupted.
+        interrupted, 141 standard output closed early.
     """
+    for stream in (sys.stdout, sys.stderr):  # a name or an arrow the encoding lacks: escaped
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
     parser = _parser(prog)
     try:
         args = parser.parse_args(argv)
@@ -528,9 +547,17 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "exegraph") -> int:
     except KeyboardInterrupt:
         _complain(f"{prog}: interrupted")
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # stdout closed by its reader (`| head`): nothing to say
+        # Python would complain of the pipe again when it flushes stdout at exit.
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
 
 
 def _complain(text: str) -> None:
-    """Say `text` on standard error, unless it is gone (a pipe closed by `head`)."""
-    with contextlib.suppress(OSError):  # the exit status still says it
+    """Say `text` on standard error, unless it is gone (a pipe closed by `head`).
+
+    A pipe nobody reads blocks the write: a Ctrl-C then ends it (the exit status says it).
+    """
+    with contextlib.suppress(OSError, KeyboardInterrupt):
         print(text, file=sys.stderr, flush=True)

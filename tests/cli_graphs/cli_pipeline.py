@@ -134,6 +134,10 @@ not_a_graph = 42
 steps = [Step("fetch", nothing), Step("build", nothing, depends_on=["fetch"])]
 
 
+empty = Graph([])
+"""A graph of no steps (`list` prints nothing)."""
+
+
 def returns_a_number() -> int:
     """A function that returns something other than a graph."""
     return 7
