@@ -50,6 +50,7 @@ from __future__ import annotations
 import argparse
 import gc
 import os
+import stat
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -146,6 +147,12 @@ def count(variant: str, kind: str, size: int) -> int:
     return instructions_of(__file__, ["--child", variant, "--shapes", kind, "--size", str(size)])
 
 
+def _check_null_device() -> None:
+    """Warn when the null device is not one (a plain file on one machine of ours)."""
+    if not stat.S_ISCHR(os.stat(os.devnull).st_mode):
+        print(f"warning: {os.devnull} is not a device here: the lines are really written")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--size", type=int, default=10_000, help="steps per graph")
@@ -158,6 +165,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         child(args.child, args.shapes, args.size)
         return
     kinds = args.shapes.split(",")
+    _check_null_device()
     if args.instructions:
         print(f"{args.size} no-op steps; instructions (millions)")
         print("× bare; plain, live: also × instrument")
