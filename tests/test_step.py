@@ -131,3 +131,43 @@ def test_steps_are_values_that_compare_and_evolve() -> None:
     assert (b.name, b.depends_on, b.action) == ("b", ("a",), noop)
     with pytest.raises(ValueError, match="itself"):
         attrs.evolve(a, depends_on=["a"])
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},
+        {"depends_on": ("a",)},
+        {"depends_on": ["a", "b", "a"], "tags": ["x"], "timeout": 2},
+        {"inputs": {"who": "a"}, "retry": exegraph.Retry(), "pools": ["db"]},
+        {"trigger_rule": exegraph.TriggerRule.ALL_DONE, "pools": {"db": 2}, "timeout": 0},
+    ],
+)
+def test_a_step_is_made_as_attrs_would_make_it_field_by_field(kwargs: dict[str, Any]) -> None:
+    # `Step.__init__` stores its fields while the instance is a writable `_Writable`.
+    step = exegraph.Step("s", greet, **kwargs)
+    assert type(step) is exegraph.Step
+    by_hand = object.__new__(exegraph.Step)
+    for field in attrs.fields(exegraph.Step):
+        object.__setattr__(by_hand, field.name, getattr(step, field.name))
+    assert step == by_hand
+    assert hash(step) == hash(by_hand)
+    assert [getattr(step, f.name) for f in attrs.fields(exegraph.Step)] == [
+        getattr(by_hand, f.name) for f in attrs.fields(exegraph.Step)
+    ]
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        step.name = "t"  # type: ignore[misc]
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        del step.tags
+
+
+def test_a_subclass_of_step_keeps_its_class_and_its_fields() -> None:
+    class Named(exegraph.Step):  # type: ignore[misc]  # `@final`, but Python allows it
+        __slots__ = ()
+
+    step = Named("s", noop, depends_on=["a"], tags=["x"], timeout=1)
+    assert type(step) is Named
+    assert (step.name, step.depends_on, step.tags, step.timeout) == ("s", ("a",), ("x",), 1.0)
+    assert not step.is_resource
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        step.name = "t"  # type: ignore[misc]
