@@ -927,6 +927,65 @@ def test_the_start_order_depends_only_on_the_inputs_not_on_the_event_order(
     assert _outcomes(first) == _outcomes(shuffled)
 
 
+def _plain_run(case: Case, *, fused: bool) -> list[tuple[int, str, tuple[int, ...]]]:
+    """Drive a `PlainCore` through a run where every step succeeds, as the driver does.
+
+    After each completion the decision is taken at once when `decide_now()` allows it,
+    else once every completion of that instant has reported. `fused`: through `finish`,
+    else through `done`, `decide_now` and `take`.
+    """
+    core = PlainCore(
+        case.deps,
+        case.dependents,
+        _reference_ranking(_priorities_of(case.dependents)),
+        limit=case.limit,
+        fail_fast=case.fail_fast,
+    )
+    log: list[tuple[int, str, tuple[int, ...]]] = []
+    ends: dict[int, int] = {}
+    now = 0
+
+    def started(taken: list[int], how: str) -> None:
+        log.append((now, how, tuple(taken)))
+        for i in taken:
+            ends[i] = now + case.durations[i]
+
+    core.start()
+    started(core.take(), "first")
+    while ends:
+        now = min(ends.values())
+        for i in sorted(i for i, end in ends.items() if end == now):
+            del ends[i]
+            if fused:
+                taken = core.finish(i)
+            else:
+                core.done(i)
+                taken = core.take() if core.decide_now() else None
+            assert_consistent(core)
+            if taken is not None:
+                started(taken, f"after {i}")
+        started(core.take(), "instant")
+    assert not core.unsettled
+    return log
+
+
+@_PROPERTY
+@given(cases())
+def test_finish_is_done_then_take_when_the_decision_may_be_taken_at_once(case: Case) -> None:
+    # `PlainCore.finish` is the driver's one call for a success (`PlainRun._done`).
+    assert _plain_run(case, fused=True) == _plain_run(case, fused=False)
+
+
+def test_finish_does_not_take_once_the_run_is_being_cancelled() -> None:
+    core = PlainCore(
+        ((), (), ()), ((), (), ()), _reference_ranking([0, 0, 0]), limit=1, fail_fast=True
+    )
+    core.start()
+    assert core.take() == [0]
+    assert core.finish(0, take=False) == []
+    assert core.take() == [1]  # (still ready: nothing was taken)
+
+
 @_PROPERTY
 @given(cases(stop=True), st.randoms(use_true_random=False))
 def test_the_plain_core_decides_as_the_full_core_does(case: Case, shuffle: random.Random) -> None:

@@ -885,3 +885,33 @@ class PlainCore(Core):
     def decide_now(self) -> bool:
         """`Core.decide_now` for plain steps (nothing retries, no pool, no soft stop)."""
         return not self.running or self.limit >= self.unsettled or not self.releasing
+
+    def finish(self, i: int, *, take: bool = True) -> list[int] | None:
+        """Step `i` succeeded: `done(i)`, then `take()` if `decide_now()` (one call for both).
+
+        Args:
+            i: the step that succeeded.
+            take: whether steps may start (false once the run is being cancelled).
+
+        Returns:
+            The steps to start now, best first (maybe none); `None` when the decision
+            must wait for every completion of this instant (`decide_now()` is false).
+        """
+        state = self.state
+        state[i] = DONE
+        self.running -= 1
+        self.unsettled -= 1
+        dependents = self.dependents[i]
+        if dependents:
+            self.releasing -= 1
+            waiting, ready, key = self.waiting, self.ready, self.key
+            for j in dependents:
+                waiting[j] -= 1
+                if not waiting[j] and state[j] == PENDING:
+                    state[j] = READY
+                    heappush(ready, key[j])
+        if self.running and self.limit < self.unsettled and self.releasing:
+            return None
+        if not take or not self.ready:
+            return []
+        return self.take()

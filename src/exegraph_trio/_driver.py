@@ -825,6 +825,7 @@ class PlainRun(Run):
 
     __slots__ = ()
     _Core = _core.PlainCore
+    core: _core.PlainCore
 
     def _start_ready(self) -> None:
         """`Run._start_ready` for plain steps: start what the core says, in the nursery."""
@@ -855,8 +856,21 @@ class PlainRun(Run):
                 self.timings[i] = timing
             self.observers.step_done(step, timing)
         self.order.append(i)
-        self.core.done(i)
-        self._decide()
+        core = self.core
+        taken = core.finish(i, take=self.cancelled_at == math.inf)  # `done`, `_decide`
+        if taken is None:  # decided with the other completions of this instant
+            if core.ready:
+                self._wake()
+            return
+        if taken:  # `_start_ready`, inlined
+            nursery, steps, spawn = self.main, self.steps, self._step
+            assert nursery is not None
+            start_soon: Callable[..., None] = nursery.start_soon
+            enter = self.context.run
+            for j in taken:
+                enter(start_soon, spawn, j, name=steps[j].name)
+        if not core.unsettled:
+            self._wake()
 
     def _decide(self) -> None:
         """`Run._decide` for plain steps: no teardowns, no pools."""
