@@ -264,3 +264,22 @@ def test_the_step_decorator_refuses_sync_functions_and_duplicates() -> None:
 
     with pytest.raises(exegraph.DuplicateStepError):
         builder.step(name="once")(noop)
+
+
+def test_a_step_depending_on_itself_past_steps_own_check_is_a_cycle() -> None:
+    # `Step` refuses it; a subclass with attrs' own `__init__` does not check. The graph,
+    # whose steps come in dependency order otherwise, must still see the cycle.
+    @attrs.frozen
+    class Noted(Step):  # type: ignore[misc]  # `@final`, but Python allows it
+        note: str = ""
+
+    looped = Noted("a", noop, depends_on=("z", "a"))
+    with pytest.raises(exegraph.CycleError) as caught:
+        Graph([s("z"), looped])
+    assert caught.value.cycle == ("a", "a")
+
+
+def test_a_missing_dependency_error_has_no_lookup_error_as_its_context() -> None:
+    with pytest.raises(exegraph.MissingDependencyError) as caught:
+        Graph([s("a", "nope")])
+    assert caught.value.__context__ is None

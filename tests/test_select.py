@@ -622,3 +622,14 @@ def test_a_suggestion_is_a_term_that_selects_the_step_it_names(typed: str, name:
         graph.select(typed)
     suggested = re.findall(r"did you mean '([^']*)'", str(info.value))[0]
     assert graph.select(suggested).names == (name,)
+
+
+def test_a_selected_part_breaks_critical_path_ties_as_the_whole_graph_orders_them() -> None:
+    # Ties of the critical path go to the step latest in the graph's (Kahn's) topological
+    # order; a part made by `select` keeps the whole graph's order of its steps.
+    async def one() -> None: ...
+
+    graph = Graph([Step("x", one), Step("a", one, depends_on=["x"]), Step("b", one)])
+    part = graph.select("a,b", with_dependencies=False)
+    assert exegraph.plan(part).critical_path == ("a",)  # x, b, a: a is the latest
+    assert exegraph.plan(Graph([Step("a", one), Step("b", one)])).critical_path == ("b",)

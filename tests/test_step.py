@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import math
+import sys
+from types import FrameType
 from typing import Any
 
 import attrs
@@ -171,3 +173,36 @@ def test_a_subclass_of_step_keeps_its_class_and_its_fields() -> None:
     assert not step.is_resource
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         step.name = "t"  # type: ignore[misc]
+
+
+def test_an_exception_while_the_fields_are_stored_leaves_a_frozen_step() -> None:
+    # `Step.__init__` makes the instance a writable `_Writable` for its stores; whatever
+    # lands in that window (here raised by a trace function at its first line, as a
+    # signal handler could), the instance is a frozen `Step` again afterwards.
+    init = exegraph.Step.__init__.__code__
+    seen: list[object] = []
+
+    def tracer(frame: FrameType, event: str, arg: object) -> Any:
+        if frame.f_code is not init:
+            return None
+
+        def local(frame: FrameType, event: str, arg: object) -> Any:
+            me = frame.f_locals.get("self")
+            if event == "line" and me is not None and type(me) is not exegraph.Step and not seen:
+                seen.append(me)
+                raise KeyboardInterrupt
+            return local
+
+        return local
+
+    sys.settrace(tracer)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            exegraph.Step("a", noop)
+    finally:
+        sys.settrace(None)
+    assert seen, "the trace function never saw the window"
+    step = seen[0]
+    assert type(step) is exegraph.Step
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        step.name = "b"  # type: ignore[misc]

@@ -13,7 +13,7 @@ import operator
 import statistics
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from functools import partial
-from itertools import repeat
+from itertools import compress, repeat
 from typing import Any, Final, Literal, TypeVar, cast, final, overload
 
 import attrs
@@ -183,19 +183,22 @@ class Graph:
         index = dict(zip(map(_name_of, steps), range(n), strict=True))
         if len(index) < n:
             raise DuplicateStepError(_duplicates(steps))
+        deps: tuple[tuple[int, ...], ...] | None
         try:  # each step's dependencies as positions: `tuple(map(index.__getitem__, ...))`
             deps = tuple(map(tuple, map(partial(map, index.__getitem__), map(_needs, steps))))
         except KeyError:
+            deps = None  # (raised below, without the KeyError as its context)
+        if deps is None:
             missing = [
                 (step.name, dep) for step in steps for dep in step.depends_on if dep not in index
             ]
-            raise MissingDependencyError.among(missing, index) from None
+            raise MissingDependencyError.among(missing, index)
         dependents: list[list[int]] = [[] for _ in range(n)]
-        later = False  # a step depends on one added after it
-        for i, step_deps in enumerate(deps):
-            for dep in step_deps:
+        later = False  # a step depends on one added after it (or on itself)
+        for i in compress(range(n), deps):  # (the steps without dependencies skipped in C)
+            for dep in deps[i]:
                 dependents[dep].append(i)
-                if dep > i:
+                if dep >= i:  # (`Step` refuses itself, a subclass's own `__init__` may not)
                     later = True
         # Steps added dependencies first (the usual way) are in topological order already,
         # and cannot form a cycle; else Kahn's algorithm orders them (or finds a cycle).
@@ -413,14 +416,21 @@ class Graph:
         """
         lazy = self._lazy
         if lazy.places is None:
-            order = self._order
-            if isinstance(order, range):  # steps in the order added: Kahn's order is made
-                order = _topological_order(self._deps, self._dependents)
             places = [0] * len(self.steps)
-            for place, i in enumerate(order):
+            for place, i in enumerate(self._kahn_order()):
                 places[i] = place
             lazy.places = places
         return lazy.places
+
+    def _kahn_order(self) -> Sequence[int]:
+        """The topological order Kahn's algorithm gives.
+
+        `_order`, unless that is the order the steps were added in (which skipped it).
+        """
+        order = self._order
+        if isinstance(order, range):
+            return _topological_order(self._deps, self._dependents)
+        return order
 
     def _features(self) -> Features:
         """Which steps use results, retries, trigger rules or resources (cached)."""
@@ -568,11 +578,15 @@ def _count_dependents(
     """
     n = len(deps)
     counts = [0] * n
+    if not any(deps):  # no edges
+        return counts
     if max(map(len, deps), default=0) <= 1 or max(map(len, dependents), default=0) <= 1:
         count_of = counts.__getitem__
         for i in reversed(order):
             direct = dependents[i]
-            if direct:
+            if len(direct) == 1:  # a chain's link: no `map` to make
+                counts[i] = counts[direct[0]] + 1
+            elif direct:
                 counts[i] = len(direct) + sum(map(count_of, direct))
         return counts
     unions: dict[int, int] = {}  # what the dependents processed so far pushed to a step
@@ -583,7 +597,8 @@ def _count_dependents(
         if deps[i]:
             own = below | 1 << (n - 1 - place)
             for d in deps[i]:
-                unions[d] = unions.get(d, 0) | own
+                pushed = unions.get(d)  # (the first push keeps `own` itself: no copy)
+                unions[d] = own if pushed is None else pushed | own
     return counts
 
 

@@ -370,13 +370,9 @@ def _assemble(graph: Graph, keep: bytearray, *, cut: bool) -> Graph:
     new_dependents = tuple(
         [tuple(map(at, filter(kept, d))) if d else () for d in compress(dependents, keep)]
     )
-    # Kept steps in the parent's topological order are in a topological order of the part
-    # (in the order they were added when the parent's were).
-    order: Sequence[int] = (
-        range(len(new_steps))
-        if isinstance(graph._order, range)
-        else tuple(map(at, filter(kept, graph._order)))
-    )
+    # Kept steps in the parent's topological order are in a topological order of the part.
+    # Kahn's order, as ever: critical-path ties go by it (`Graph._places`).
+    order = tuple(map(at, filter(kept, graph._kahn_order())))
     result = object.__new__(type(graph))
     set_ = object.__setattr__
     set_(result, "steps", tuple(new_steps))

@@ -376,7 +376,14 @@ class Step:
             kind = COROUTINE
         else:
             kind = _kind_of(name, action)
-        needs = _names(depends_on, "depends_on")
+        needs: tuple[str, ...]
+        if type(depends_on) is tuple and (
+            not depends_on
+            or (len(depends_on) == 1 and type(depends_on[0]) is str and depends_on[0])
+        ):
+            needs = depends_on  # `_names`' first case, inlined: no name or one
+        else:
+            needs = _names(depends_on, "depends_on")
         labels: tuple[str, ...] = tags if type(tags) is tuple and not tags else _names(tags, "tags")
         seconds = None if timeout is None else _convert_timeout(timeout)
         takes = _NO_INPUTS if inputs is None else _convert_inputs(name, inputs)
@@ -391,9 +398,9 @@ class Step:
             raise ValueError(f"step {name!r} depends on itself; remove it from depends_on")
         made: type[object] = type(self)
         if made is Step:
-            object.__setattr__(self, "__class__", _Writable)
-            writable: Any = self  # (a `_Writable` now, which mypy's attrs plugin cannot see)
-            try:
+            writable: Any = self  # (a `_Writable` for the stores; mypy's attrs plugin cannot see)
+            try:  # (an exception landing anywhere in the window still finds a `Step`)
+                object.__setattr__(self, "__class__", _Writable)
                 writable.name = name
                 writable.action = action
                 writable.depends_on = needs
