@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 import math
+import pickle
 import sys
 from types import FrameType
 from typing import Any
@@ -173,6 +175,9 @@ def test_a_subclass_of_step_keeps_its_class_and_its_fields() -> None:
     assert not step.is_resource
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         step.name = "t"  # type: ignore[misc]
+    copied = copy.copy(step)  # (as Python copies any object: its fields as its state)
+    assert type(copied) is Named
+    assert copied == step
 
 
 def test_an_exception_while_the_fields_are_stored_leaves_a_frozen_step() -> None:
@@ -206,3 +211,40 @@ def test_an_exception_while_the_fields_are_stored_leaves_a_frozen_step() -> None
     assert type(step) is exegraph.Step
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         step.name = "b"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},
+        {"depends_on": ["a", "b"], "tags": ["x", "y"], "timeout": 2.5},
+        {"inputs": {"who": "a"}, "pools": {"db": 2}, "retry": exegraph.Retry(attempts=2)},
+        {"trigger_rule": exegraph.TriggerRule.ONE_FAILED, "pools": ["net"]},
+    ],
+)
+def test_a_step_pickles_and_deep_copies_as_an_equal_step(kwargs: dict[str, Any]) -> None:
+    step = exegraph.Step("s", greet if "inputs" in kwargs else noop, **kwargs)
+    for again in (pickle.loads(pickle.dumps(step)), copy.deepcopy(step), copy.copy(step)):
+        assert type(again) is exegraph.Step
+        assert again == step
+        assert [getattr(again, f.name) for f in attrs.fields(exegraph.Step)] == [
+            getattr(step, f.name) for f in attrs.fields(exegraph.Step)
+        ]
+
+
+async def test_a_pickled_graph_runs_as_the_original(autojump_clock: object) -> None:
+    graph = exegraph.Graph(
+        [
+            exegraph.Step("a", greet_a),
+            exegraph.Step("b", greet, inputs={"who": "a"}, tags=["t"]),
+        ]
+    )
+    again = pickle.loads(pickle.dumps(graph))
+    assert again == graph
+    assert again.priority("a") == 1
+    result = await exegraph.run_with_result(copy.deepcopy(again))
+    assert result["b"].value == "a"
+
+
+async def greet_a() -> str:
+    return "a"

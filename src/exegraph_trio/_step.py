@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copyreg
 import functools
 import inspect
 import keyword
@@ -432,6 +433,32 @@ class Step:
         if missing:
             object.__setattr__(self, "depends_on", (*self.depends_on, *dict.fromkeys(missing)))
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle (and `copy.deepcopy`) a step as the call that makes it again.
+
+        Its `inputs` and `pools` are read-only views (`types.MappingProxyType`), which
+        cannot be pickled themselves; the step is made again from plain dicts, through
+        the same checks. The action must be picklable (a module-level function). A
+        subclass is pickled as Python pickles any object (its fields as its state).
+        """
+        made: type[object] = type(self)
+        if made is not Step:
+            return (copyreg.__newobj__, (made,), self.__getstate__())  # type: ignore[attr-defined]
+        return (
+            _remade,
+            (
+                self.name,
+                self.action,
+                self.depends_on,
+                self.tags,
+                self.timeout,
+                dict(self.inputs),
+                self.retry,
+                self.trigger_rule,
+                dict(self.pools),
+            ),
+        )
+
     @property
     def is_resource(self) -> bool:
         """Whether this is a resource step (its action has a teardown after its `yield`)."""
@@ -451,6 +478,31 @@ class _Writable(Step):  # type: ignore[misc]  # (only ever a `Step` being initia
     __slots__ = ()
     __setattr__ = object.__setattr__
     __delattr__ = object.__delattr__  # (with attrs' frozen one, stores would call both)
+
+
+def _remade(  # noqa: PLR0917 - `Step.__reduce__`'s fields, in order
+    name: str,
+    action: Action,
+    depends_on: tuple[str, ...],
+    tags: tuple[str, ...],
+    timeout: float | None,
+    inputs: dict[str, str],
+    retry: Retry | None,
+    trigger_rule: TriggerRule,
+    pools: dict[str, int],
+) -> Step:
+    """The step `Step.__reduce__` describes, made again."""
+    return Step(
+        name,
+        action,
+        depends_on=depends_on,
+        tags=tags,
+        timeout=timeout,
+        inputs=inputs or None,
+        retry=retry,
+        trigger_rule=trigger_rule,
+        pools=pools or None,
+    )
 
 
 _FIELDS: Final = tuple(field.name for field in attrs.fields(Step))
