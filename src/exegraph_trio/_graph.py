@@ -12,7 +12,6 @@ import math
 import operator
 import statistics
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from functools import partial
 from itertools import compress, repeat
 from typing import Any, Final, Literal, TypeVar, cast, final, overload
 
@@ -185,7 +184,7 @@ class Graph:
             raise DuplicateStepError(_duplicates(steps))
         deps: tuple[tuple[int, ...], ...] | None
         try:  # each step's dependencies as positions: `tuple(map(index.__getitem__, ...))`
-            deps = tuple(map(tuple, map(partial(map, index.__getitem__), map(_needs, steps))))
+            deps = tuple(map(tuple, map(map, repeat(index.__getitem__), map(_needs, steps))))
         except KeyError:
             deps = None  # (raised below, without the KeyError as its context)
         if deps is None:
