@@ -867,19 +867,7 @@ class PlainCore(Core):
 
         Returns `()`: a success skips nothing (and a tuple costs no allocation).
         """
-        state = self.state
-        state[i] = DONE
-        self.running -= 1
-        self.unsettled -= 1
-        dependents = self.dependents[i]
-        if dependents:
-            self.releasing -= 1
-            waiting, ready, key = self.waiting, self.ready, self.key
-            for j in dependents:
-                waiting[j] -= 1
-                if not waiting[j] and state[j] == PENDING:
-                    state[j] = READY
-                    heappush(ready, key[j])
+        self.finish(i, take=False)  # (the driver calls `finish` itself)
         return ()
 
     def decide_now(self) -> bool:
@@ -887,7 +875,9 @@ class PlainCore(Core):
         return not self.running or self.limit >= self.unsettled or not self.releasing
 
     def finish(self, i: int, *, take: bool = True) -> list[int] | None:
-        """Step `i` succeeded: `done(i)`, then `take()` if `decide_now()` (one call for both).
+        """Step `i` succeeded: `done(i)`, then `take()` if `decide_now()`, in one call.
+
+        What the driver calls for a success (`PlainCore.done` is this without the take).
 
         Args:
             i: the step that succeeded.

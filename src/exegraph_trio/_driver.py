@@ -834,13 +834,17 @@ class PlainRun(Run):
             return
         taken = core.take()
         if taken:
-            nursery, steps, spawn = self.main, self.steps, self._step
-            assert nursery is not None
-            start_soon: Callable[..., None] = nursery.start_soon
-            enter = self.context.run
-            for i in taken:
-                # Spawned inside the run's context: Trio gives the task a copy of it.
-                enter(start_soon, spawn, i, name=steps[i].name)
+            self._spawn(taken)
+
+    def _spawn(self, taken: list[int]) -> None:
+        """Start a task for each step of `taken`, in the run's nursery."""
+        nursery, steps, spawn = self.main, self.steps, self._step
+        assert nursery is not None
+        start_soon: Callable[..., None] = nursery.start_soon
+        enter = self.context.run
+        for i in taken:
+            # Spawned inside the run's context: Trio gives the task a copy of it.
+            enter(start_soon, spawn, i, name=steps[i].name)
 
     @enable_ki_protection
     def _done(self, i: int, start: float, value: object, *, resource: bool = False) -> None:
@@ -862,13 +866,8 @@ class PlainRun(Run):
             if core.ready:
                 self._wake()
             return
-        if taken:  # `_start_ready`, inlined
-            nursery, steps, spawn = self.main, self.steps, self._step
-            assert nursery is not None
-            start_soon: Callable[..., None] = nursery.start_soon
-            enter = self.context.run
-            for j in taken:
-                enter(start_soon, spawn, j, name=steps[j].name)
+        if taken:
+            self._spawn(taken)
         if not core.unsettled:
             self._wake()
 
