@@ -4,11 +4,12 @@ Each shape (`shapes.py`, no-op actions) is built once; then `exegraph.run` of it
 with these options:
 
 - `bare`: no instrument (the baseline);
-- `result`: no instrument, through `exegraph.run_with_result`: `run` alone never builds a
-  `RunResult`, while a run with any instrument does, for `run_done`;
-- `instrument`: one `exegraph.Instrument()` that overrides nothing: what the engine's
-  calls to any instrument cost (a `StepTiming` for each `step_done`, the `RunResult` for
-  `run_done`), before `Progress` does anything;
+- `result`: no instrument, through `exegraph.run_with_result`, its result not read: a
+  `RunResult` makes its `StepTiming`s when first read, and `Progress` never reads them
+  (its `run_done` gets a result too);
+- `instrument`: one `exegraph.Instrument()` that overrides nothing: the engine skips
+  the methods an instrument leaves as they are, so this is what attaching one costs,
+  before `Progress` does anything;
 - `plain`: `Progress` on a console that is not a terminal (a CI log), writing its line per
   step to the null device and flushing it;
 - `live`: `Progress` on a console forced to be a terminal, drawing its live area into the

@@ -285,9 +285,10 @@ class _Seen(exegraph.Instrument):
 async def test_the_result_says_what_changed_after_an_instrument_saw_a_step(
     autojump_clock: trio.abc.Clock,
 ) -> None:
-    # The driver keeps the timing it made for the instruments and reuses it in the
-    # result, unless the step changed since: its value released (keep_values=False), its
-    # teardown failed. Those must show in the result, not the stale timing.
+    # The result's timings are made when it is read, from what the run knows then: a
+    # step that changed after an instrument saw it (its value released with
+    # keep_values=False, its teardown failed) shows the change; the others read as the
+    # instrument was told.
     async def make() -> bytes:
         return b"payload"
 
@@ -331,7 +332,9 @@ async def test_the_result_says_what_changed_after_an_instrument_saw_a_step(
     assert isinstance(result["resource"].teardown_error, OSError)
     assert result["resource"].value == "handle"
     for name in ("take", "boom", "never", "use"):  # unchanged since: the same timing
-        assert result[name] is seen.timings[name]
+        told, read = seen.timings[name], result[name]
+        assert read == told
+        assert (read.value, read.error, read.attempts) == (told.value, told.error, told.attempts)
     assert result["never"].status is exegraph.StepStatus.SKIPPED
 
 

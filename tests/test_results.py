@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 import trio
 
@@ -161,3 +163,127 @@ def test_the_engines_fast_timing_is_a_step_timing_like_any_other() -> None:
     assert repr(fast) == repr(slow)
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         fast.start = 0.0  # type: ignore[misc]
+
+
+# A run's `RunResult` makes its `StepTiming`s when they are first read (an instrument's
+# `run_done` that only counts, such as `Progress`, never makes them); it must read, compare,
+# copy and pickle like a result made by hand.
+
+
+async def _value() -> int:
+    return 7
+
+
+async def _boom() -> None:
+    raise ValueError("boom")
+
+
+async def _a_result() -> exegraph.RunResult:
+    graph = Graph(
+        [
+            exegraph.Step("value", _value),
+            exegraph.Step("boom", _boom),
+            exegraph.Step("after", _value, depends_on=["boom"]),
+        ]
+    )
+    options = RunOptions(error_policy=ErrorPolicy.CONTINUE_ON_ERROR)
+    return await exegraph.run_with_result(graph, options)
+
+
+_NAMES = ["after", "boom", "value"]  # sorted: which of `boom` and `value` ends first is Trio's
+
+
+def _by_hand(result: exegraph.RunResult) -> exegraph.RunResult:
+    return exegraph.RunResult(
+        tuple(result.steps),
+        result.total_duration,
+        result.error,
+        graph=result.graph,
+        _stopped=result._stopped,
+    )
+
+
+async def test_a_runs_result_reads_compares_and_hashes_like_one_made_by_hand(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    import copy
+
+    for read_first in ("steps", "index", "eq", "repr", "hash"):
+        result = await _a_result()
+        if read_first == "steps":
+            assert sorted(t.name for t in result.steps) == _NAMES
+        elif read_first == "index":
+            assert result["value"].value == 7
+        elif read_first == "eq":
+            assert result == copy.copy(result)  # (made by `__reduce__` from its fields)
+        elif read_first == "repr":
+            assert "StepTiming(name='boom'" in repr(result)
+        else:
+            assert hash(result) == hash(_by_hand(result))
+        assert result.steps is result.steps  # made once, then kept
+        assert sorted(t.name for t in result) == _NAMES
+        assert result["after"].status is StepStatus.SKIPPED
+        assert repr(result) == repr(_by_hand(result))
+        assert result == _by_hand(result)
+        assert not result.ok
+
+
+async def test_a_runs_result_pickles_and_copies_with_its_timings(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    import copy
+    import pickle
+
+    def pickled(result: exegraph.RunResult) -> exegraph.RunResult:
+        clone: exegraph.RunResult = pickle.loads(pickle.dumps(result))
+        return clone
+
+    clone_of: Callable[[exegraph.RunResult], exegraph.RunResult]
+    for clone_of in (pickled, copy.copy, copy.deepcopy):
+        result = await _a_result()
+        clone = clone_of(result)
+        assert clone == result
+        assert [t.name for t in clone] == [t.name for t in result]
+        assert clone["value"].value == 7
+        assert clone.graph is not None
+        assert clone.critical_path() == result.critical_path()
+        assert not clone.ok
+
+
+async def test_a_result_nobody_reads_makes_no_timings(
+    autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from exegraph_trio import _driver
+
+    made: list[str] = []
+    real = _driver._timing  # type: ignore[attr-defined]
+
+    def counting(name: str, *rest: object) -> StepTiming:
+        made.append(name)
+        return real(name, *rest)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_driver, "_timing", counting)
+
+    class Counts(exegraph.Instrument):
+        def run_done(self, run: exegraph.RunInfo, result: exegraph.RunResult) -> None:
+            self.result = result
+            self.ok = result.error is None and result.total_duration == 0
+
+    async def noop() -> None:
+        pass
+
+    counts = Counts()
+    graph = Graph(exegraph.Step(f"s{i}", noop) for i in range(100))
+    await exegraph.run(graph, RunOptions(instruments=[counts]))
+    assert counts.ok
+    assert made == []
+    assert len(counts.result.steps) == 100  # read later: made then, from the run's facts
+    assert sorted(made) == sorted(f"s{i}" for i in range(100))
+    assert all(t.status is StepStatus.DONE for t in counts.result)
+
+
+def test_a_result_made_by_hand_has_no_attribute_it_does_not_declare() -> None:
+    result = exegraph.RunResult((StepTiming("a", StepStatus.DONE, 0.0, 1.0),), 1.0)
+    with pytest.raises(AttributeError, match="'RunResult' object has no attribute 'stpes'"):
+        result.stpes  # type: ignore[attr-defined]  # noqa: B018
+    assert result["a"].end == 1.0

@@ -85,14 +85,81 @@ def new_run(graph: Graph, options: RunOptions) -> Run:
     return Run(graph, options)
 
 
-class Run:
+class _Facts:
+    """What each step of a run did, kept compact: what its `StepTiming`s are made from.
+
+    `Run` keeps them as it goes; its `RunResult` keeps a `_Facts` of its own (the same
+    containers, not the whole run) and makes its timings when they are first read.
+    """
+
+    __slots__ = (
+        "attempt_times",
+        "attempts",
+        "earlier",
+        "ends",
+        "errors",
+        "order",
+        "ready_at",
+        "starts",
+        "state",
+        "steps",
+        "teardown_errors",
+        "values",
+    )
+
+    steps: tuple[Step, ...]
+    state: bytearray  # the core's: each step's state (`_core.DONE`, …)
+    order: list[int]  # steps in the order their outcome was known
+    starts: list[float | None]
+    ends: list[float | None]
+    values: list[object]
+    ready_at: list[float | None] | None
+    errors: dict[int, BaseException]
+    earlier: dict[int, list[BaseException]]  # earlier attempts' errors
+    attempts: dict[int, int]  # attempts begun, for steps that may have several
+    # For steps retried: each attempt's start and end, flat; the last attempt's end is
+    # the step's (`ends`).
+    attempt_times: dict[int, list[float]]
+    teardown_errors: dict[int, BaseException]
+
+    def _timing(self, i: int, status: StepStatus) -> StepTiming:
+        start = self.starts[i]
+        attempts = self.attempts.get(i, int(start is not None))
+        earlier = self.earlier.get(i)
+        times = self.attempt_times.get(i)
+        return _timing(
+            self.steps[i].name,
+            status,
+            start,
+            self.ends[i],
+            self.errors.get(i),
+            self.values[i],
+            attempts,
+            () if earlier is None else tuple(earlier),
+            self.teardown_errors.get(i),
+            None if self.ready_at is None else self.ready_at[i],
+            () if times is None else _times_of(times, self.ends[i]),
+        )
+
+    def _timings(self) -> tuple[StepTiming, ...]:
+        """Every settled step's timing, in the order their outcomes were known."""
+        state, status = self.state, _STATUS
+        return tuple([self._timing(i, status[state[i]]) for i in self.order])
+
+    def _kept(self) -> _Facts:
+        """These facts alone (their containers, not copied), for a result read later."""
+        facts = object.__new__(_Facts)
+        for name in _Facts.__slots__:
+            setattr(facts, name, getattr(self, name))
+        return facts
+
+
+class Run(_Facts):
     """The state of one run of one graph: the core, plus what Trio needs."""
 
     # Slots, not a __dict__: with this many fields an instance dict stops sharing its keys
     # and every attribute read of the hot path gets slower (CPython's specialization).
     __slots__ = (
-        "attempt_times",
-        "attempts",
         "cancel_pending",
         "cancelled_at",
         "clock",
@@ -101,9 +168,6 @@ class Run:
         "core",
         "dispatcher",
         "due",
-        "earlier",
-        "ends",
-        "errors",
         "errors_while_cancelled",
         "failing_fast",
         "graph",
@@ -117,24 +181,17 @@ class Run:
         "observe_start",
         "observed",
         "observers",
-        "order",
         "outer",
         "outside_at",
         "parked",
         "pooled",
-        "ready_at",
         "resources",
         "resume",
         "retries",
         "rules",
         "special",
         "split",
-        "starts",
         "step_timeout",
-        "steps",
-        "teardown_errors",
-        "timings",
-        "values",
     )
 
     _Core: type[_core.Core] = _core.Core
@@ -185,31 +242,27 @@ class Run:
         self.observed = bool(self.observers)
         # Whether to call `step_started` (a hook disabled later is skipped by `Observers`).
         self.observe_start = self.observers.want_step_started
-        # The timings made for the instruments, kept for the result (`_result`).
-        self.timings: list[StepTiming | None] | None = (
-            [None] * n if self.observers.instruments else None
-        )
         self.clock = trio.lowlevel.current_clock()
 
         self.now = self.clock.current_time
-        # What each step did, kept compact; `StepTiming`s are made only when asked for.
-        self.order: list[int] = []  # steps in the order their outcome was known
-        self.starts: list[float | None] = [None] * n
-        self.ends: list[float | None] = [None] * n
-        self.values: list[object] = [None] * n
-        self.ready_at: list[float | None] | None = [None] * n if self.pooled else None
+        # What each step did, kept compact (`_Facts`); `StepTiming`s are made only when
+        # asked for: for the observers as steps settle, for the result when it is read.
+        self.state = self.core.state
+        self.order = []
+        self.starts = [None] * n
+        self.ends = [None] * n
+        self.values = [None] * n
+        self.ready_at = [None] * n if self.pooled else None
         self.left = (
             list(features.consumers)
             if features.consumers is not None and not options.keep_values
             else None
         )  # per step: inputs taking its value whose step has not settled yet
-        self.errors: dict[int, BaseException] = {}
-        self.earlier: dict[int, list[BaseException]] = {}  # earlier attempts' errors
-        self.attempts: dict[int, int] = {}  # attempts begun, for steps that may have several
-        # For steps retried: each attempt's start and end, flat; the last attempt's end
-        # is the step's (`ends`).
-        self.attempt_times: dict[int, list[float]] = {}
-        self.teardown_errors: dict[int, BaseException] = {}
+        self.errors = {}
+        self.earlier = {}
+        self.attempts = {}
+        self.attempt_times = {}
+        self.teardown_errors = {}
         self.members: list[Exception] = []
         self.errors_while_cancelled = False
         self.interrupt: BaseException | None = None
@@ -450,42 +503,14 @@ class Run:
             message += f", {count} teardown{'s' if count != 1 else ''} failed"
         return message
 
-    def _timing(self, i: int, status: StepStatus) -> StepTiming:
-        start = self.starts[i]
-        attempts = self.attempts.get(i, int(start is not None))
-        earlier = self.earlier.get(i)
-        times = self.attempt_times.get(i)
-        return _timing(
-            self.steps[i].name,
-            status,
-            start,
-            self.ends[i],
-            self.errors.get(i),
-            self.values[i],
-            attempts,
-            () if earlier is None else tuple(earlier),
-            self.teardown_errors.get(i),
-            None if self.ready_at is None else self.ready_at[i],
-            () if times is None else _times_of(times, self.ends[i]),
-        )
-
     def _tell_done(self, i: int, step: Step, status: StepStatus) -> None:
-        """Tell the observers step `i` settled (not skipped); keep the timing made for them."""
+        """Tell the observers step `i` settled (not skipped)."""
         observers = self.observers
         if observers.want_step_done:
-            timing = self._timing(i, status)
-            if self.timings is not None:
-                self.timings[i] = timing
-            observers.step_done(step, timing)
+            observers.step_done(step, self._timing(i, status))
 
     def _result(self, *, stopped: bool) -> RunResult:
-        state, status, kept = self.core.state, _STATUS, self.timings
-        if kept is None:
-            timings = tuple(self._timing(i, status[state[i]]) for i in self.order)
-        elif all(kept):  # each made for the instruments already (`in` would call `__eq__`)
-            timings = tuple(map(cast("list[StepTiming]", kept).__getitem__, self.order))
-        else:  # made for the instruments already, unless changed since
-            timings = tuple(kept[i] or self._timing(i, status[state[i]]) for i in self.order)
+        """The run's result; its `StepTiming`s are made when first read (`_Facts`)."""
         if None in self.starts or None in self.ends:  # some never started (skipped) or ended
             starts = [t for t in self.starts if t is not None]
             ends = [t for t in self.ends if t is not None]
@@ -493,7 +518,9 @@ class Run:
             starts, ends = cast("list[float]", self.starts), cast("list[float]", self.ends)
         total = max(ends) - min(starts) if starts else 0.0
         error = RunError(self._message(), self.members) if self.members else None
-        return RunResult(timings, total, error, graph=self.graph, _stopped=stopped)
+        return RunResult._later(
+            self._kept()._timings, total, error, graph=self.graph, stopped=stopped
+        )
 
     # -- one step --------------------------------------------------------------------------
 
@@ -734,24 +761,18 @@ class Run:
             for j, _ in skips:
                 self._release_values(j)
         if self.observers.want_step_skipped:
-            kept = self.timings
             for j, _ in skips:
-                timing = self._timing(j, StepStatus.SKIPPED)
-                if kept is not None:
-                    kept[j] = timing
-                self.observers.step_skipped(steps[j], timing)
+                self.observers.step_skipped(steps[j], self._timing(j, StepStatus.SKIPPED))
 
     def _release_values(self, j: int) -> None:
         """Step `j` settled: drop the values only it was still to take (`keep_values=False`)."""
         assert self.left is not None
         assert self.inputs is not None
-        left, values, kept = self.left, self.values, self.timings
+        left, values = self.left, self.values
         for _, d in self.inputs[j]:
             left[d] -= 1
             if not left[d]:
                 values[d] = None
-                if kept is not None:
-                    kept[d] = None  # its timing holds the value: made again for the result
 
     # -- resources -------------------------------------------------------------------------
 
@@ -787,8 +808,6 @@ class Run:
         if error is not None:
             note(error, f"exegraph: raised by the teardown of step {step.name!r}")
             self.teardown_errors[i] = error
-            if self.timings is not None:
-                self.timings[i] = None  # made again for the result, with the error
             interrupt = interrupt_in(error)
             if interrupt is not None:
                 self._interrupted(interrupt)
@@ -856,8 +875,6 @@ class PlainRun(Run):
             # one attempt, no earlier errors, no teardown, no pool (as `_timing` would find)
             step = self.steps[i]
             timing = _timing(step.name, _DONE, start, end, None, value, 1, (), None, None)
-            if self.timings is not None:
-                self.timings[i] = timing
             self.observers.step_done(step, timing)
         self.order.append(i)
         core = self.core

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import collections
 import enum
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Literal, final
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Literal, final
 
 import attrs
 
@@ -184,6 +184,10 @@ class RunResult:
         error: the [`RunError`][exegraph_trio.RunError] that [`run`][exegraph_trio.run]
             would have raised, or `None` when every step succeeded.
         graph: the graph that ran (`None` for a result made by hand).
+
+    A run's result makes its `StepTiming`s when they are first read (`steps`, an
+    index, iteration, comparison, a copy): a run whose result nobody reads, such as one
+    whose only instrument counts steps, makes none for it.
     """
 
     steps: tuple[StepTiming, ...]
@@ -194,13 +198,62 @@ class RunResult:
         default=False, kw_only=True, eq=False, repr=False, alias="_stopped"
     )
     """The run was cancelled from outside or interrupted (`ok` is then false)."""
+    # Made when first read (`__getattr__`): the engine's results hold, in `_make`, what
+    # makes their `steps`, and a run whose result nobody reads (an instrument's `run_done`
+    # that only counts) makes no `StepTiming` for it.
     _by_name: dict[str, StepTiming] = attrs.field(
         init=False, repr=False, eq=False, hash=False, alias="_by_name"
     )
+    _make: Callable[[], tuple[StepTiming, ...]] | None = attrs.field(
+        init=False, default=None, repr=False, eq=False, hash=False, alias="_make"
+    )
 
-    @_by_name.default
-    def _index(self) -> dict[str, StepTiming]:
-        return {timing.name: timing for timing in self.steps}
+    @classmethod
+    def _later(
+        cls,
+        make: Callable[[], tuple[StepTiming, ...]],
+        total_duration: float,
+        error: RunError | None,
+        *,
+        graph: Graph,
+        stopped: bool,
+    ) -> RunResult:
+        """A result whose `steps` are `make()`, called when they are first read."""
+        result = object.__new__(cls)
+        for name, value in (
+            ("total_duration", total_duration),
+            ("error", error),
+            ("graph", graph),
+            ("_stopped", stopped),
+            ("_make", make),
+        ):
+            object.__setattr__(result, name, value)
+        return result
+
+    if not TYPE_CHECKING:  # (so that mypy still refuses a misspelt attribute)
+
+        def __getattr__(self, name: str) -> object:
+            """Make `steps` or the index by name, the first time either is read."""
+            if name == "steps":
+                make = self._make
+                if make is not None:
+                    steps = make()
+                    if self._make is not None:  # (another thread may have made them)
+                        object.__setattr__(self, "steps", steps)
+                        object.__setattr__(self, "_make", None)
+                    return object.__getattribute__(self, "steps")
+            elif name == "_by_name":
+                index = {timing.name: timing for timing in self.steps}
+                object.__setattr__(self, "_by_name", index)
+                return index
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __reduce__(self) -> tuple[object, ...]:
+        """Pickle and copy as the plain result: its steps made, its index left to make."""
+        return (
+            _remade,
+            (self.steps, self.total_duration, self.error, self.graph, self._stopped),
+        )
 
     @property
     def ok(self) -> bool:
@@ -372,6 +425,17 @@ class RunResult:
             teardowns_failed=teardowns,
             stopped=self._stopped,
         )
+
+
+def _remade(
+    steps: tuple[StepTiming, ...],
+    total_duration: float,
+    error: RunError | None,
+    graph: Graph | None,
+    stopped: bool,  # noqa: FBT001 - positional, from `RunResult.__reduce__`
+) -> RunResult:
+    """`RunResult.__reduce__`'s maker: a result from its fields."""
+    return RunResult(steps, total_duration, error, graph=graph, _stopped=stopped)
 
 
 def summary(
