@@ -17,7 +17,7 @@ import attrs
 import pytest
 
 from exegraph_trio import _lines
-from exegraph_trio._lines import BATCH, DISCARD, INTERVAL, LINES, Lines, Writer
+from exegraph_trio._lines import BATCH, BUSY, DISCARD, INTERVAL, LINES, Lines, Writer
 
 
 class Counting(io.StringIO):
@@ -113,6 +113,44 @@ def test_the_writing_thread_sleeps_until_the_oldest_line_is_due(
     lines._every_interval(ticks)  # type: ignore[arg-type]
     assert written == [(0.2, "a\n"), (0.35, "b\n")]
     assert ticks.waits == [INTERVAL, INTERVAL, INTERVAL, 0.05, INTERVAL]
+
+
+def test_the_writing_thread_looks_once_a_busy_interval_while_runs_write_their_batches(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A wake costs a busy run some milliseconds (the GIL, above); while the runs write
+    # full batches themselves the thread is not needed, and sleeps `BUSY` seconds (a
+    # line left over then may wait that long). Once they stop, it is back to the
+    # interval.
+    lines = Lines()
+    written: list[tuple[float, int]] = []
+
+    class Stamped(io.StringIO):
+        def write(self, text: str) -> int:
+            written.append((ticks.now, text.count("\n")))
+            return len(text)
+
+    sink = Sink(Stamped())
+    late = round(INTERVAL + BUSY + INTERVAL, 6)
+
+    def then(now: float) -> None:
+        if now == INTERVAL:  # a busy run: a full batch, written by the thread that queued it
+            for _ in range(BATCH + 1):
+                lines.add(sink, "x\n")
+            lines.since = now
+        if now == late:  # a step done later: the thread is back to the interval
+            lines.add(sink, "late\n")
+            lines.since = now
+
+    ticks = Ticks(rounds=5, then=then)
+    monkeypatch.setattr(_lines.time, "monotonic", ticks.monotonic)  # type: ignore[attr-defined]
+    lines._every_interval(ticks)  # type: ignore[arg-type]
+    assert ticks.waits == [INTERVAL, BUSY, INTERVAL, INTERVAL, INTERVAL]
+    assert written == [
+        (INTERVAL, BATCH),  # the full batch, at once, by the run
+        (round(INTERVAL + BUSY, 6), 1),  # the line left over, at the thread's next look
+        (round(late + INTERVAL, 6), 1),  # `late`: an interval after it came
+    ]
 
 
 def test_a_file_that_fails_stops_its_own_sink_only_and_the_sink_is_told() -> None:

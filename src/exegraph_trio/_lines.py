@@ -9,8 +9,11 @@ lines are written together, each run of lines for one file in one `write`:
   unless another thread is writing (then it leaves them to it);
 - by a thread of their own, while a run is open, when the oldest line waited `INTERVAL`
   (it sleeps until then, or an interval when none waits: a line is out within 0.1 s even
-  when the program then blocks in a long synchronous call, and a busy run is woken ten
-  times a second at most);
+  when the program then blocks in a long synchronous call). Each wake of that thread
+  costs a busy run some milliseconds (see `_every_interval`), so while the runs write
+  full batches themselves it looks only once every `BUSY` seconds: a line queued just
+  as a busy run stops settling steps (one of its steps then computes for seconds
+  without yielding) may wait up to that long;
 - before any log record is made, in any thread, while a run is open: the program's own
   log records, printed to the same log, come after the lines of the steps that settled
   before them (a `logging` record factory in front of the one in place);
@@ -46,10 +49,13 @@ from typing import Final, Protocol, final
 
 from trio.lowlevel import disable_ki_protection, enable_ki_protection
 
-__all__ = ["BATCH", "DISCARD", "INTERVAL", "LINES", "Lines", "Sink", "Writer"]
+__all__ = ["BATCH", "BUSY", "DISCARD", "INTERVAL", "LINES", "Lines", "Sink", "Writer"]
 
 INTERVAL: Final = 0.1
 """Seconds a line may wait before it is written, at most (while a run is open)."""
+BUSY: Final = 1.0
+"""Seconds the writing thread sleeps after a wake that found full batches written by the
+runs themselves since the last one (they write their own lines: it is not needed)."""
 BATCH: Final = 64
 """Lines that the thread queueing the last of them writes at once (it has them in its
 cache: the writing thread is several times slower at it)."""
@@ -97,13 +103,24 @@ class Lines:
     interleave, and a log record made by the writer itself does not wait for itself.
     """
 
-    __slots__ = ("_lock", "_stop", "_thread", "_users", "_writing", "pending", "since")
+    __slots__ = (
+        "_lock",
+        "_stop",
+        "_thread",
+        "_users",
+        "_writing",
+        "batches",
+        "pending",
+        "since",
+    )
 
     def __init__(self) -> None:
         self.pending: list[tuple[Sink, str]] = []
         """The lines waiting, oldest first (`add` appends, `_write_all` takes)."""
         self.since = 0.0
         """When the oldest waiting line was queued (`time.monotonic()`), roughly."""
+        self.batches = 0
+        """Full batches written (or left to a writer) by the threads that queued them."""
         self._lock = threading.RLock()
         self._writing = False
         self._users = 0
@@ -181,6 +198,8 @@ class Lines:
                 it, or to the next call: a run goes on even if its file blocks).
         """
         failed: list[tuple[Sink, Exception]] = []
+        if not wait:  # a full batch (`add`): the runs write their own lines
+            self.batches += 1
         if not self._lock.acquire(blocking=wait):
             return
         try:
@@ -246,11 +265,14 @@ class Lines:
         # Only lines that waited: while a run queues lines, its own thread writes them
         # (the lock held here while this thread waits for the GIL would turn that
         # thread away, and its lines would pile up for this slower one). It wakes when
-        # the oldest line is due, else an interval later: each wake costs the run more
-        # than the wake itself, as this thread waits for the GIL (up to the switch
-        # interval) while the Trio thread lets go of it and takes it back at every
-        # turn of its loop, each time with a futex call to wake this one.
+        # the oldest line is due, else an interval later. Each wake costs a busy run more
+        # than the wake itself: this thread waits for the GIL (up to the switch interval,
+        # 5 ms) while the Trio thread lets go of it and takes it back at every turn of
+        # its loop, each time with a futex call to wake this one. Ten wakes a second
+        # cost a run of no-op steps 5-15 % (bench/progress.py), so once the runs write
+        # full batches themselves, it sleeps `BUSY` seconds.
         wait = INTERVAL
+        batches = self.batches
         while not stop.wait(wait):
             wait = INTERVAL
             if self.pending:
@@ -259,6 +281,9 @@ class Lines:
                     self.write()
                 else:
                     wait = INTERVAL - age
+            if self.batches != batches:  # written by the runs since the last wake
+                batches = self.batches
+                wait = BUSY
 
     def _forget(self) -> None:
         """In a forked child: the parent's lines, thread and lock are not the child's."""

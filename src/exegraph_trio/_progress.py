@@ -6,7 +6,8 @@ It draws with `rich`, an optional dependency (the `progress` extra), imported on
 On the scheduler's path a `Progress` only updates counters and a dict of running steps, or
 queues a line. On a terminal, everything that reaches the screen is written by a thread of
 its own, at most ten times a second; off a terminal, the lines of settled steps are written
-together at most a tenth of a second later, and always before the program's next log
+together at most a tenth of a second later (a second while steps settle by the dozen),
+and always before the program's next log
 record (`_lines.py`).
 """
 
@@ -104,10 +105,12 @@ class Progress(Instrument):
     **Not on a terminal** (a CI log, a file) each settled step is one plain line on
     `console.file`, and a run ends with a summary line; no ANSI codes. Lines are written
     in batches (a system call per line would cost about what a no-op step costs): at most
-    a tenth of a second after their step settled, even while the program blocks, always
-    before the program's next `logging` record (so a step's own log records come after
-    the lines of the steps that settled before it), and all of a run's lines before the
-    run returns:
+    a tenth of a second after their step settled, even while the program blocks (while
+    steps settle by the dozen, the run writes its own batches and the check for lines
+    left over comes once a second: a line left over as a step then blocks the program
+    may wait that long), always before the program's next `logging` record (so a step's
+    own log records come after the lines of the steps that settled before it), and all
+    of a run's lines before the run returns:
 
     ```text
     [1/7] checkout   Done        0.503 s
@@ -400,8 +403,11 @@ def _failure(timing: StepTiming) -> str:
 
 
 def _summary(state: _RunState | None, result: RunResult) -> str:
-    """`result`'s summary line, from the counts `state` kept when they cover every step."""
-    if state is None or state.settled != len(result.steps):
+    """`result`'s summary line, from the counts `state` kept when they cover every step.
+
+    (Its `steps` are left unread then: they are made when first read.)
+    """
+    if state is None or state.settled != state.total:
         return result._summary()
     counts = {
         StepStatus.DONE: state.done,
@@ -420,7 +426,7 @@ def _summary(state: _RunState | None, result: RunResult) -> str:
 
 def _succeeded(state: _RunState | None, result: RunResult) -> bool:
     """`result.ok`, from the counts `state` kept when they cover every step."""
-    if state is None or state.settled != len(result.steps):
+    if state is None or state.settled != state.total:
         return result.ok
     if result._stopped or result.error is not None:
         return False
