@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import attrs
 import pytest
 import trio
 
@@ -143,8 +144,6 @@ def test_the_engines_fast_timing_is_a_step_timing_like_any_other() -> None:
     # The driver makes its timings with `_timing`, which fills a writable twin of the
     # class and then gives it StepTiming's class; a field added to StepTiming without it
     # would be left unset (or the layouts would differ), and this fails.
-    import attrs
-
     from exegraph_trio._result import _Fields, _timing
 
     assert _Fields.__slots__ == StepTiming.__slots__  # type: ignore[attr-defined]
@@ -287,3 +286,65 @@ def test_a_result_made_by_hand_has_no_attribute_it_does_not_declare() -> None:
     with pytest.raises(AttributeError, match="'RunResult' object has no attribute 'stpes'"):
         result.stpes  # type: ignore[attr-defined]  # noqa: B018
     assert result["a"].end == 1.0
+
+
+def test_an_attribute_error_inside_a_property_is_not_reported_as_a_missing_property() -> None:
+    # `__getattr__` (which makes a run's result's timings) is also what Python calls when
+    # a property raises AttributeError: the property's own error must come out.
+    @attrs.frozen
+    class Named:
+        name: str  # no `status`
+
+    result = exegraph.RunResult((Named("a"),), 1.0)  # type: ignore[arg-type]
+    with pytest.raises(AttributeError, match="'Named' object has no attribute 'status'"):
+        _ = result.ok
+
+
+async def test_a_deep_copy_of_a_result_keeps_a_cycle_back_to_it(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    import copy
+
+    result = await _a_result()
+    holder: dict[str, object] = {"result": result}
+    object.__setattr__(result, "error", holder)  # (a cycle: result -> holder -> result)
+    clone = copy.deepcopy(result)
+    assert clone.error["result"] is clone  # type: ignore[index]
+    assert sorted(t.name for t in clone) == _NAMES
+
+
+async def test_threads_reading_a_new_result_at_once_make_its_timings_once(
+    autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from exegraph_trio import _driver
+
+    made: list[str] = []
+    real = _driver._timing  # type: ignore[attr-defined]
+
+    def counting(name: str, *rest: object) -> StepTiming:
+        made.append(name)
+        return real(name, *rest)  # type: ignore[arg-type]
+
+    async def noop() -> None:
+        pass
+
+    result = await exegraph.run_with_result(
+        Graph(exegraph.Step(f"s{i}", noop) for i in range(2000))
+    )
+    monkeypatch.setattr(_driver, "_timing", counting)
+    seen: list[object] = []
+    start = threading.Barrier(8)
+
+    def read() -> None:
+        start.wait()
+        seen.append(result.steps)
+
+    threads = [threading.Thread(target=read) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(made) == 2000
+    assert all(steps is result.steps for steps in seen)

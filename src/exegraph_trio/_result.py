@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import collections
 import enum
+import os
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Literal, final
 
@@ -14,6 +16,18 @@ from ._graph import Graph
 from ._pictures import chrome_trace, result_gantt, result_mermaid
 
 __all__ = ["RunResult", "StepStatus", "StepTiming"]
+
+_MAKING = threading.Lock()
+"""Held while a result makes its `steps` when first read (`RunResult._later`)."""
+
+
+def _new_lock_after_fork() -> None:
+    """In a forked child: a lock held by another thread of the parent would never free."""
+    global _MAKING  # noqa: PLW0603 - the process's one lock
+    _MAKING = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_lock_after_fork)
 
 
 @final
@@ -198,15 +212,19 @@ class RunResult:
         default=False, kw_only=True, eq=False, repr=False, alias="_stopped"
     )
     """The run was cancelled from outside or interrupted (`ok` is then false)."""
-    # Made when first read (`__getattr__`): the engine's results hold, in `_make`, what
-    # makes their `steps`, and a run whose result nobody reads (an instrument's `run_done`
-    # that only counts) makes no `StepTiming` for it.
+    # The engine's results make `steps` when first read (`_later`, `__getattr__`): they
+    # hold, in `_make`, what makes them, and a run whose result nobody reads (an
+    # instrument's `run_done` that only counts) makes no `StepTiming` for it.
     _by_name: dict[str, StepTiming] = attrs.field(
         init=False, repr=False, eq=False, hash=False, alias="_by_name"
     )
     _make: Callable[[], tuple[StepTiming, ...]] | None = attrs.field(
         init=False, default=None, repr=False, eq=False, hash=False, alias="_make"
     )
+
+    @_by_name.default
+    def _index(self) -> dict[str, StepTiming]:
+        return {timing.name: timing for timing in self.steps}
 
     @classmethod
     def _later(
@@ -218,7 +236,7 @@ class RunResult:
         graph: Graph,
         stopped: bool,
     ) -> RunResult:
-        """A result whose `steps` are `make()`, called when they are first read."""
+        """A result whose `steps` (and index) are `make()`, made when first read."""
         result = object.__new__(cls)
         for name, value in (
             ("total_duration", total_duration),
@@ -233,27 +251,22 @@ class RunResult:
     if not TYPE_CHECKING:  # (so that mypy still refuses a misspelt attribute)
 
         def __getattr__(self, name: str) -> object:
-            """Make `steps` or the index by name, the first time either is read."""
-            if name == "steps":
-                make = self._make
-                if make is not None:
-                    steps = make()
-                    if self._make is not None:  # (another thread may have made them)
-                        object.__setattr__(self, "steps", steps)
+            """Make `steps` and the index the first time either is read (`_later`)."""
+            if name in {"steps", "_by_name"}:
+                with _MAKING:  # one thread makes them; the others wait, then read them
+                    make = object.__getattribute__(self, "_make")
+                    if make is not None:
+                        object.__setattr__(self, "steps", make())
+                        object.__setattr__(self, "_by_name", self._index())
                         object.__setattr__(self, "_make", None)
-                    return object.__getattribute__(self, "steps")
-            elif name == "_by_name":
-                index = {timing.name: timing for timing in self.steps}
-                object.__setattr__(self, "_by_name", index)
-                return index
-            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-
-    def __reduce__(self) -> tuple[object, ...]:
-        """Pickle and copy as the plain result: its steps made, its index left to make."""
-        return (
-            _remade,
-            (self.steps, self.total_duration, self.error, self.graph, self._stopped),
-        )
+                return object.__getattribute__(self, name)
+            if hasattr(type(self), name):
+                # A property (`ok`) whose own code raised an AttributeError, or a slot
+                # never set: the error of the normal lookup, not "no attribute".
+                return object.__getattribute__(self, name)
+            raise AttributeError(
+                f"{type(self).__name__!r} object has no attribute {name!r}", name=name, obj=self
+            )
 
     @property
     def ok(self) -> bool:
@@ -425,17 +438,6 @@ class RunResult:
             teardowns_failed=teardowns,
             stopped=self._stopped,
         )
-
-
-def _remade(
-    steps: tuple[StepTiming, ...],
-    total_duration: float,
-    error: RunError | None,
-    graph: Graph | None,
-    stopped: bool,  # noqa: FBT001 - positional, from `RunResult.__reduce__`
-) -> RunResult:
-    """`RunResult.__reduce__`'s maker: a result from its fields."""
-    return RunResult(steps, total_duration, error, graph=graph, _stopped=stopped)
 
 
 def summary(
