@@ -180,6 +180,7 @@ class Progress(Instrument):
             # Plain lines need nothing when a step starts: the inherited no-op, which the
             # engine does not call at all (it skips what an instrument leaves as is).
             self.step_started = super().step_started  # type: ignore[method-assign]
+            self.step_done = self._plain_step_done  # type: ignore[method-assign]
         self._runs: dict[RunInfo, _RunState] = {}
         self._screen: Screen | None = None
 
@@ -225,6 +226,9 @@ class Progress(Instrument):
     @protected  # its counts and lines are kept whole (a Ctrl-C waits); called directly
     def step_done(self, run: RunInfo, step: Step, timing: StepTiming) -> None:
         """Count `step` as settled; a failure is printed (above the live area)."""
+        if not self._live_mode:  # (called through the class: the instance has its own)
+            self._plain_step_done(run, step, timing)
+            return
         state = self._runs.get(run)
         if state is None:  # a run it never saw start: nothing to show
             return
@@ -232,36 +236,44 @@ class Progress(Instrument):
         if status is _DONE and state.seen is None:
             # The common case (no estimates to take off), kept short: `settle` inlined.
             state.settled += 1
-            if self._live_mode:
-                state.running.pop(step.name, None)
-                if state.notes:
-                    state.notes.pop(step.name, None)
-                return
-            start, end = timing.start, timing.end  # and `_line`'s common case
-            if timing.error is None and start is not None and end is not None:
-                name = timing.name if not state.shown else state.show(timing.name)
-                seconds = end - start
-                if seconds < _UNDER_A_MILLISECOND:  # it reads 0.000: no float to format
-                    line = state.done_at_once % (state.settled, name)
-                else:
-                    line = state.done_line % (state.settled, name, seconds)
-                pending = LINES.pending  # `LINES.add`, inlined (a call costs ~10 % of this)
-                if not pending:
-                    LINES.since = time.monotonic()
-                pending.append((state, state.label + line if state.label else line))
-                if len(pending) >= BATCH:
-                    LINES.write(wait=False)
-            else:
-                self._line(state, timing)
+            state.running.pop(step.name, None)
+            if state.notes:
+                state.notes.pop(step.name, None)
             return
         state.settle(step.name, status)
-        if self._live_mode:
-            state.running.pop(step.name, None)
-            state.notes.pop(step.name, None)
-            if timing.status is _FAILED and self._screen is not None:
-                self._screen.say(state.label, "✗", "red", _failure(timing))
-        else:
+        state.running.pop(step.name, None)
+        state.notes.pop(step.name, None)
+        if timing.status is _FAILED and self._screen is not None:
+            self._screen.say(state.label, "✗", "red", _failure(timing))
+
+    @protected  # its counts and lines are kept whole (a Ctrl-C waits); called directly
+    def _plain_step_done(self, run: RunInfo, step: Step, timing: StepTiming) -> None:
+        """`step_done` off a terminal (set in `__init__`): queue the line of `step`."""
+        state = self._runs.get(run)
+        if state is None:  # a run it never saw start: nothing to show
+            return
+        start, end = timing.start, timing.end
+        if timing.status is not _DONE or timing.error is not None or start is None or end is None:
+            state.settle(step.name, timing.status)
             self._line(state, timing)
+            return
+        # The common case, kept short: `settle` and `_line` inlined.
+        state.settled += 1
+        name = timing.name if not state.shown else state.show(timing.name)
+        if end - start < _UNDER_A_MILLISECOND:  # it reads 0.000: no float to format
+            # (`state.done_line` with `0.000`: `rjust` and `ljust` cost less than `%`.)
+            line = (
+                f"{state.label}[{str(state.settled).rjust(state.count_width)}{state.of_total}"
+                f"{name.ljust(state.name_width)}{state.done_at_once}"
+            )
+        else:
+            line = state.label + state.done_line % (state.settled, name, end - start)
+        pending = LINES.pending  # `LINES.add`, inlined (a call costs ~10 % of this)
+        if not pending:
+            LINES.since = time.monotonic()
+        pending.append((state, line))
+        if len(pending) >= BATCH:
+            LINES.write(wait=False)
 
     @enable_ki_protection  # its counts and lines are kept whole (a Ctrl-C waits)
     def step_skipped(self, run: RunInfo, step: Step, timing: StepTiming) -> None:
@@ -470,8 +482,10 @@ class _RunState:
         """The plain line of a step that ran without error: settled count, name, status, seconds."""
         self.done_line = count_and_name + f"{_DONE._value_:<9} %7.3f s\n"
         """`line` of a step that is done: settled count, name, seconds."""
-        self.done_at_once = count_and_name + f"{_DONE._value_:<9} {0.0:7.3f} s\n"
-        """`done_line` of a step done in under half a millisecond: settled count, name."""
+        self.of_total = f"/{self.total}] "
+        """What follows the settled count in a plain line."""
+        self.done_at_once = f"  {_DONE._value_:<9} {0.0:7.3f} s\n"
+        """What follows the name in the line of a step done in under half a millisecond."""
         self.settled = self.failed = self.skipped = self.cancelled = 0
         self.stopped = 0
         self.teardowns_failed = 0
