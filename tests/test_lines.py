@@ -153,6 +153,75 @@ def test_the_writing_thread_looks_once_a_busy_interval_while_runs_write_their_ba
     ]
 
 
+@attrs.define
+class Naps:
+    """`Ticks` that a rouse (`Lines.rouse`) cuts short: `events` come at their times."""
+
+    rounds: int
+    events: dict[float, Callable[[float], None]]
+    now: float = 0.0
+    waits: list[float] = attrs.Factory(list)
+    roused: bool = False
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def wait(self, timeout: float) -> bool:
+        self.waits.append(round(timeout, 6))
+        end = round(self.now + timeout, 6)
+        for at in sorted(self.events):
+            if self.now < at <= end:
+                self.now = at
+                self.events.pop(at)(at)
+                if self.roused:
+                    self.roused = False
+                    return len(self.waits) >= self.rounds
+        self.now = end
+        return len(self.waits) >= self.rounds
+
+    def rouse(self) -> None:
+        self.roused = True
+
+
+def test_a_line_queued_once_the_runs_went_quiet_rouses_the_napping_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # After a burst (a batch written by the run) the thread naps; a step settling later,
+    # the Trio loop idle in between, must not wait for the nap to end: its line rouses
+    # the thread, which writes it (and what the burst left over) within an interval.
+    lines = Lines()
+    written: list[tuple[float, int]] = []
+
+    class Stamped(io.StringIO):
+        def write(self, text: str) -> int:
+            written.append((naps.now, text.count("\n")))
+            return len(text)
+
+    sink = Sink(Stamped())
+
+    def burst(now: float) -> None:
+        for _ in range(BATCH + 1):  # one left over
+            lines.add(sink, "x\n")
+
+    def slow(now: float) -> None:
+        lines.add(sink, "slow\n")
+
+    def later(now: float) -> None:
+        lines.add(sink, "later\n")
+
+    naps = Naps(rounds=7, events={0.1: burst, 0.5: slow, 0.8: later})
+    lines._signal = naps  # type: ignore[assignment]
+    monkeypatch.setattr(_lines.time, "monotonic", naps.monotonic)  # type: ignore[attr-defined]
+    lines._every_interval(naps)  # type: ignore[arg-type]
+    assert naps.waits == [INTERVAL, BUSY, *[INTERVAL] * 5]
+    assert written == [
+        (0.1, BATCH),  # the burst's batch, by the run
+        (0.5, 2),  # roused by `slow` at 0.5: the left-over line was due, `slow` with it
+        (0.9, 1),  # `later`: the thread was awake, an interval after it came
+    ]
+    assert not lines.napping
+
+
 def test_a_file_that_fails_stops_its_own_sink_only_and_the_sink_is_told() -> None:
     class Broken(io.StringIO):
         def write(self, text: str) -> int:

@@ -13,6 +13,7 @@ The plain form is compared line for line.
 from __future__ import annotations
 
 import contextlib
+import enum
 import io
 import logging
 import subprocess
@@ -501,6 +502,30 @@ async def test_off_a_terminal_each_settled_step_is_one_plain_line(
         "[3/4] package  Skipped           -  its dependency 'lint' failed\n"
         "[4/4] compile  Done        2.000 s\n"
         "4 steps in 3.000 s: 2 done, 1 failed, 1 skipped\n"
+    )
+
+
+async def test_a_name_of_a_str_subclass_is_printed_as_str_prints_it_however_long_its_step(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # A step done at once has its line made with `ljust` (cheaper than `%s`), which
+    # would print the bare value of an `enum` member that is also a `str`.
+    class Stage(str, enum.Enum):  # noqa: UP042 - not StrEnum: its str() is the member's name
+        FETCH = "fetch"
+        BUILD = "build"
+
+    progress, out = plain()
+    graph = Graph(
+        [
+            Step(Stage.FETCH, noop),
+            Step(Stage.BUILD, partial(sleep_then, 1.0), depends_on=[Stage.FETCH]),
+        ]
+    )
+    await exegraph.run(graph, RunOptions(instruments=[progress]))
+    assert out.getvalue() == (
+        "[1/2] Stage.FETCH  Done        0.000 s\n"
+        "[2/2] Stage.BUILD  Done        1.000 s\n"
+        "2 steps in 1.000 s: all done\n"
     )
 
 

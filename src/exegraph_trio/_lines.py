@@ -11,9 +11,10 @@ lines are written together, each run of lines for one file in one `write`:
   (it sleeps until then, or an interval when none waits: a line is out within 0.1 s even
   when the program then blocks in a long synchronous call). Each wake of that thread
   costs a busy run some milliseconds (see `_every_interval`), so while the runs write
-  full batches themselves it looks only once every `BUSY` seconds: a line queued just
-  as a busy run stops settling steps (one of its steps then computes for seconds
-  without yielding) may wait up to that long;
+  full batches themselves (a batch in the last `INTERVAL`) it naps `BUSY` seconds, and
+  the first line queued once they went quiet (no batch for an interval) rouses it. The
+  lines left over from a burst of steps wait up to `BUSY` then, unless another line
+  comes; so do lines queued while a step keeps the program busy right after a burst;
 - before any log record is made, in any thread, while a run is open: the program's own
   log records, printed to the same log, come after the lines of the steps that settled
   before them (a `logging` record factory in front of the one in place);
@@ -40,6 +41,7 @@ up for as long.
 from __future__ import annotations
 
 import logging
+import math
 import operator
 import os
 import threading
@@ -54,8 +56,8 @@ __all__ = ["BATCH", "BUSY", "DISCARD", "INTERVAL", "LINES", "Lines", "Sink", "Wr
 INTERVAL: Final = 0.1
 """Seconds a line may wait before it is written, at most (while a run is open)."""
 BUSY: Final = 1.0
-"""Seconds the writing thread sleeps after a wake that found full batches written by the
-runs themselves since the last one (they write their own lines: it is not needed)."""
+"""Seconds the writing thread naps after a wake that found a full batch written by a run
+in the last `INTERVAL` (the runs write their own lines), unless roused (`Lines.rouse`)."""
 BATCH: Final = 64
 """Lines that the thread queueing the last of them writes at once (it has them in its
 cache: the writing thread is several times slower at it)."""
@@ -105,11 +107,12 @@ class Lines:
 
     __slots__ = (
         "_lock",
-        "_stop",
+        "_signal",
         "_thread",
         "_users",
         "_writing",
-        "batches",
+        "last_batch",
+        "napping",
         "pending",
         "since",
     )
@@ -119,25 +122,36 @@ class Lines:
         """The lines waiting, oldest first (`add` appends, `_write_all` takes)."""
         self.since = 0.0
         """When the oldest waiting line was queued (`time.monotonic()`), roughly."""
-        self.batches = 0
-        """Full batches written (or left to a writer) by the threads that queued them."""
+        self.last_batch = -math.inf
+        """When a thread that queued lines last wrote a full batch (`time.monotonic()`)."""
+        self.napping = False
+        """Whether the writing thread naps `BUSY` seconds (the runs write their batches)."""
         self._lock = threading.RLock()
         self._writing = False
         self._users = 0
-        self._stop: threading.Event | None = None
+        self._signal: _Signal | None = None
         self._thread: threading.Thread | None = None
 
     def add(self, sink: Sink, line: str) -> None:
         """Queue `line` (ending in a newline) for `sink`'s file; write a full batch.
 
-        `Progress.step_done` does the same inline for a step done (keep the two alike).
+        `Progress._plain_step_done` does the same inline for a step done (keep the two alike).
         """
         pending = self.pending
         if not pending:
             self.since = time.monotonic()
+        if self.napping and time.monotonic() - self.last_batch >= INTERVAL:
+            self.rouse()  # the runs went quiet: this line is out within an interval
         pending.append((sink, line))
         if len(pending) >= BATCH:
             self.write(wait=False)
+
+    def rouse(self) -> None:
+        """End the writing thread's nap: the runs went quiet, a line waits."""
+        self.napping = False
+        signal = self._signal
+        if signal is not None:
+            signal.rouse()
 
     def open(self) -> None:
         """One more run writes lines: the writing thread and the record hook run.
@@ -148,15 +162,15 @@ class Lines:
         """
         with self._lock:
             if self._thread is None:
-                stop = threading.Event()
+                signal = _Signal()
                 thread = threading.Thread(
                     target=self._every_interval,
-                    args=(stop,),
+                    args=(signal,),
                     name="exegraph-progress",
                     daemon=True,
                 )
                 thread.start()
-                self._stop, self._thread = stop, thread
+                self._signal, self._thread = signal, thread
             self._users += 1
             _hook_records()  # again: a program may have put its factory back meanwhile
 
@@ -177,11 +191,12 @@ class Lines:
             self._users = max(0, self._users - 1)
             if self._users:
                 return
-            stop, thread = self._stop, self._thread
-            self._stop = self._thread = None
+            signal, thread = self._signal, self._thread
+            self._signal = self._thread = None
+            self.napping = False
             _unhook_records()
-        if stop is not None and thread is not None:
-            stop.set()
+        if signal is not None and thread is not None:
+            signal.stop()
             thread.join()  # it waits for nothing but the lock, which is free
 
     @property
@@ -199,7 +214,7 @@ class Lines:
         """
         failed: list[tuple[Sink, Exception]] = []
         if not wait:  # a full batch (`add`): the runs write their own lines
-            self.batches += 1
+            self.last_batch = time.monotonic()
         if not self._lock.acquire(blocking=wait):
             return
         try:
@@ -261,19 +276,18 @@ class Lines:
                 pending[0:0] = [item for later in groups[index + 1 :] for item in later]
                 raise
 
-    def _every_interval(self, stop: threading.Event) -> None:
+    def _every_interval(self, signal: _Signal) -> None:
         # Only lines that waited: while a run queues lines, its own thread writes them
         # (the lock held here while this thread waits for the GIL would turn that
         # thread away, and its lines would pile up for this slower one). It wakes when
         # the oldest line is due, else an interval later. Each wake costs a busy run more
-        # than the wake itself: this thread waits for the GIL (up to the switch interval,
-        # 5 ms) while the Trio thread lets go of it and takes it back at every turn of
-        # its loop, each time with a futex call to wake this one. Ten wakes a second
-        # cost a run of no-op steps 5-15 % (bench/progress.py), so once the runs write
-        # full batches themselves, it sleeps `BUSY` seconds.
+        # than the wake itself: this thread waits for the GIL while the Trio thread lets
+        # go of it and takes it back at every turn of its loop, each time with a futex
+        # call to wake this one. Ten wakes a second cost a run of no-op steps 5-15 %
+        # (bench/progress.py), so while the runs write full batches themselves it naps
+        # `BUSY` seconds, until a line queued once they went quiet rouses it (`add`).
         wait = INTERVAL
-        batches = self.batches
-        while not stop.wait(wait):
+        while not signal.wait(wait):
             wait = INTERVAL
             if self.pending:
                 age = time.monotonic() - self.since
@@ -281,8 +295,9 @@ class Lines:
                     self.write()
                 else:
                     wait = INTERVAL - age
-            if self.batches != batches:  # written by the runs since the last wake
-                batches = self.batches
+            busy = time.monotonic() - self.last_batch < INTERVAL
+            self.napping = busy
+            if busy:
                 wait = BUSY
 
     def _forget(self) -> None:
@@ -291,7 +306,32 @@ class Lines:
         self._lock = threading.RLock()
         self._writing = False
         self._users = 0
-        self._stop = self._thread = None
+        self.napping = False
+        self._signal = self._thread = None
+
+
+@final
+class _Signal:
+    """What the writing thread sleeps on: its stop, or a rouse from its nap."""
+
+    __slots__ = ("_event", "_stopped")
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._stopped = False
+
+    def wait(self, timeout: float) -> bool:
+        """Sleep up to `timeout` seconds, or until roused or stopped; whether stopped."""
+        self._event.wait(timeout)
+        self._event.clear()  # (a rouse or stop after the wake: this one is already up)
+        return self._stopped
+
+    def rouse(self) -> None:
+        self._event.set()
+
+    def stop(self) -> None:
+        self._stopped = True
+        self._event.set()
 
 
 @disable_ki_protection  # a Ctrl-C may stop a write that blocks (a pipe nobody reads)

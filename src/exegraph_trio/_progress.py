@@ -6,8 +6,8 @@ It draws with `rich`, an optional dependency (the `progress` extra), imported on
 On the scheduler's path a `Progress` only updates counters and a dict of running steps, or
 queues a line. On a terminal, everything that reaches the screen is written by a thread of
 its own, at most ten times a second; off a terminal, the lines of settled steps are written
-together at most a tenth of a second later (a second while steps settle by the dozen),
-and always before the program's next log
+together at most a tenth of a second later (those left over from a burst of steps
+settling, up to a second), and always before the program's next log
 record (`_lines.py`).
 """
 
@@ -25,7 +25,7 @@ from trio.lowlevel import enable_ki_protection
 
 from ._errors import StepSkippedError
 from ._instrument import Instrument, RunInfo
-from ._lines import BATCH, LINES, Writer
+from ._lines import BATCH, INTERVAL, LINES, Writer
 from ._live import Screen
 from ._observers import protected
 from ._result import RunResult, StepStatus, StepTiming, printable, summary
@@ -105,12 +105,12 @@ class Progress(Instrument):
     **Not on a terminal** (a CI log, a file) each settled step is one plain line on
     `console.file`, and a run ends with a summary line; no ANSI codes. Lines are written
     in batches (a system call per line would cost about what a no-op step costs): at most
-    a tenth of a second after their step settled, even while the program blocks (while
-    steps settle by the dozen, the run writes its own batches and the check for lines
-    left over comes once a second: a line left over as a step then blocks the program
-    may wait that long), always before the program's next `logging` record (so a step's
-    own log records come after the lines of the steps that settled before it), and all
-    of a run's lines before the run returns:
+    a tenth of a second after their step settled, even while the program blocks, always
+    before the program's next `logging` record (so a step's own log records come after
+    the lines of the steps that settled before it), and all of a run's lines before the
+    run returns. One exception: while steps settle by the dozen the run writes its own
+    batches, and the lines left over from such a burst (fewer than a batch) may wait up
+    to a second if no other line comes and the program blocks or the run goes on:
 
     ```text
     [1/7] checkout   Done        0.503 s
@@ -271,6 +271,8 @@ class Progress(Instrument):
         pending = LINES.pending  # `LINES.add`, inlined (a call costs ~10 % of this)
         if not pending:
             LINES.since = time.monotonic()
+        if LINES.napping and time.monotonic() - LINES.last_batch >= INTERVAL:
+            LINES.rouse()
         pending.append((state, line))
         if len(pending) >= BATCH:
             LINES.write(wait=False)
@@ -473,8 +475,13 @@ class _RunState:
         self.start = self.clock.current_time()
         self.total = len(graph)
         self.count_width = len(str(self.total))
-        self.shown = {name: printable(name) for name in graph.names if not name.isprintable()}
-        """Names with a line break or a control character, as plain lines show them."""
+        self.shown = {
+            name: printable(str(name))
+            for name in graph.names
+            if name.__class__ is not str or not name.isprintable()
+        }
+        """Names with a line break or a control character, or of a subclass of `str` (an
+        `enum` member: printed as `str()` gives it), as plain lines show them."""
         shown = (self.shown.get(name, name) for name in graph.names) if self.shown else graph.names
         self.name_width = min(_NAME_WIDTH, max(map(len, shown), default=0))
         count_and_name = f"[%{self.count_width}d/{self.total}] %-{self.name_width}s  "
