@@ -84,6 +84,17 @@ class Ticks:
         return len(self.waits) >= self.rounds
 
 
+def stamped(clock: Ticks | Naps, written: list[tuple[float, str]]) -> Sink:
+    """A sink whose file notes each `write` with `clock`'s time then."""
+
+    class Stamped(io.StringIO):
+        def write(self, text: str) -> int:
+            written.append((clock.now, text))
+            return len(text)
+
+    return Sink(Stamped())
+
+
 def test_the_writing_thread_sleeps_until_the_oldest_line_is_due(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -94,13 +105,6 @@ def test_the_writing_thread_sleeps_until_the_oldest_line_is_due(
     lines = Lines()
     written: list[tuple[float, str]] = []
 
-    class Stamped(io.StringIO):
-        def write(self, text: str) -> int:
-            written.append((ticks.now, text))
-            return len(text)
-
-    sink = Sink(Stamped())
-
     def then(now: float) -> None:
         if now == 0.1:  # nothing waited; a line comes at once
             lines.add(sink, "a\n")
@@ -109,6 +113,7 @@ def test_the_writing_thread_sleeps_until_the_oldest_line_is_due(
             lines.since = 0.25
 
     ticks = Ticks(rounds=5, then=then)
+    sink = stamped(ticks, written)
     monkeypatch.setattr(_lines.time, "monotonic", ticks.monotonic)  # type: ignore[attr-defined]
     lines._every_interval(ticks)  # type: ignore[arg-type]
     assert written == [(0.2, "a\n"), (0.35, "b\n")]
@@ -123,14 +128,7 @@ def test_the_writing_thread_looks_once_a_busy_interval_while_runs_write_their_ba
     # line left over then may wait that long). Once they stop, it is back to the
     # interval.
     lines = Lines()
-    written: list[tuple[float, int]] = []
-
-    class Stamped(io.StringIO):
-        def write(self, text: str) -> int:
-            written.append((ticks.now, text.count("\n")))
-            return len(text)
-
-    sink = Sink(Stamped())
+    written: list[tuple[float, str]] = []
     late = round(INTERVAL + BUSY + INTERVAL, 6)
 
     def then(now: float) -> None:
@@ -143,10 +141,11 @@ def test_the_writing_thread_looks_once_a_busy_interval_while_runs_write_their_ba
             lines.since = now
 
     ticks = Ticks(rounds=5, then=then)
+    sink = stamped(ticks, written)
     monkeypatch.setattr(_lines.time, "monotonic", ticks.monotonic)  # type: ignore[attr-defined]
     lines._every_interval(ticks)  # type: ignore[arg-type]
     assert ticks.waits == [INTERVAL, BUSY, INTERVAL, INTERVAL, INTERVAL]
-    assert written == [
+    assert [(at, text.count("\n")) for at, text in written] == [
         (INTERVAL, BATCH),  # the full batch, at once, by the run
         (round(INTERVAL + BUSY, 6), 1),  # the line left over, at the thread's next look
         (round(late + INTERVAL, 6), 1),  # `late`: an interval after it came
@@ -190,14 +189,7 @@ def test_a_line_queued_once_the_runs_went_quiet_rouses_the_napping_thread(
     # the Trio loop idle in between, must not wait for the nap to end: its line rouses
     # the thread, which writes it (and what the burst left over) within an interval.
     lines = Lines()
-    written: list[tuple[float, int]] = []
-
-    class Stamped(io.StringIO):
-        def write(self, text: str) -> int:
-            written.append((naps.now, text.count("\n")))
-            return len(text)
-
-    sink = Sink(Stamped())
+    written: list[tuple[float, str]] = []
 
     def burst(now: float) -> None:
         for _ in range(BATCH + 1):  # one left over
@@ -210,11 +202,12 @@ def test_a_line_queued_once_the_runs_went_quiet_rouses_the_napping_thread(
         lines.add(sink, "later\n")
 
     naps = Naps(rounds=7, events={0.1: burst, 0.5: slow, 0.8: later})
+    sink = stamped(naps, written)
     lines._signal = naps  # type: ignore[assignment]
     monkeypatch.setattr(_lines.time, "monotonic", naps.monotonic)  # type: ignore[attr-defined]
     lines._every_interval(naps)  # type: ignore[arg-type]
     assert naps.waits == [INTERVAL, BUSY, *[INTERVAL] * 5]
-    assert written == [
+    assert [(at, text.count("\n")) for at, text in written] == [
         (0.1, BATCH),  # the burst's batch, by the run
         (0.5, 2),  # roused by `slow` at 0.5: the left-over line was due, `slow` with it
         (0.9, 1),  # `later`: the thread was awake, an interval after it came

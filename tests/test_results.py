@@ -249,9 +249,9 @@ async def test_a_runs_result_pickles_and_copies_with_its_timings(
         assert not clone.ok
 
 
-async def test_a_result_nobody_reads_makes_no_timings(
-    autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def made(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the `StepTiming`s the driver makes, in order, from now on."""
     from exegraph_trio import _driver
 
     made: list[str] = []
@@ -262,6 +262,12 @@ async def test_a_result_nobody_reads_makes_no_timings(
         return real(name, *rest)  # type: ignore[arg-type]
 
     monkeypatch.setattr(_driver, "_timing", counting)
+    return made
+
+
+async def test_a_result_nobody_reads_makes_no_timings(
+    autojump_clock: trio.testing.MockClock, made: list[str]
+) -> None:
 
     class Counts(exegraph.Instrument):
         def run_done(self, run: exegraph.RunInfo, result: exegraph.RunResult) -> None:
@@ -314,18 +320,9 @@ async def test_a_deep_copy_of_a_result_keeps_a_cycle_back_to_it(
 
 
 async def test_threads_reading_a_new_result_at_once_make_its_timings_once(
-    autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+    autojump_clock: trio.testing.MockClock, made: list[str]
 ) -> None:
     import threading
-
-    from exegraph_trio import _driver
-
-    made: list[str] = []
-    real = _driver._timing  # type: ignore[attr-defined]
-
-    def counting(name: str, *rest: object) -> StepTiming:
-        made.append(name)
-        return real(name, *rest)  # type: ignore[arg-type]
 
     async def noop() -> None:
         pass
@@ -333,7 +330,7 @@ async def test_threads_reading_a_new_result_at_once_make_its_timings_once(
     result = await exegraph.run_with_result(
         Graph(exegraph.Step(f"s{i}", noop) for i in range(2000))
     )
-    monkeypatch.setattr(_driver, "_timing", counting)
+    assert made == []  # (a run without instruments makes none)
     seen: list[object] = []
     start = threading.Barrier(8)
 
