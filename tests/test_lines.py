@@ -62,99 +62,13 @@ def test_lines_for_several_files_keep_their_order_one_write_per_run_of_one_file(
 
 
 @attrs.define
-class Ticks:
-    """A `threading.Event` for `Lines._every_interval` that only passes time.
+class Sleeps:
+    """What `Lines._every_interval` sleeps on (its `_Signal`), in virtual time.
 
-    Each `wait` notes its timeout, moves the clock on by it, then calls `then(now)`
-    (which may queue lines); the `rounds`th wait returns true (stop).
+    Each `wait` notes its timeout and moves the clock on by it, calling the `events` due
+    meanwhile at their times (they may queue lines); a rouse (`Lines.rouse`, once
+    `Lines._signal` is this) ends the wait there. The `rounds`th wait returns true (stop).
     """
-
-    rounds: int
-    then: Callable[[float], None]
-    now: float = 0.0
-    waits: list[float] = attrs.Factory(list)
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def wait(self, timeout: float) -> bool:
-        self.waits.append(round(timeout, 6))
-        self.now = round(self.now + timeout, 6)
-        self.then(self.now)
-        return len(self.waits) >= self.rounds
-
-
-def stamped(clock: Ticks | Naps, written: list[tuple[float, str]]) -> Sink:
-    """A sink whose file notes each `write` with `clock`'s time then."""
-
-    class Stamped(io.StringIO):
-        def write(self, text: str) -> int:
-            written.append((clock.now, text))
-            return len(text)
-
-    return Sink(Stamped())
-
-
-def test_the_writing_thread_sleeps_until_the_oldest_line_is_due(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # Each wake of that thread costs a busy run more than the wake itself (it waits for
-    # the GIL while the Trio thread lets go of it and takes it back at every turn of its
-    # loop): it wakes once an interval at most, yet writes each line no later than an
-    # interval after it was queued.
-    lines = Lines()
-    written: list[tuple[float, str]] = []
-
-    def then(now: float) -> None:
-        if now == 0.1:  # nothing waited; a line comes at once
-            lines.add(sink, "a\n")
-        if now == 0.3:  # one came at 0.25, while the thread slept
-            lines.add(sink, "b\n")
-            lines.since = 0.25
-
-    ticks = Ticks(rounds=5, then=then)
-    sink = stamped(ticks, written)
-    monkeypatch.setattr(_lines.time, "monotonic", ticks.monotonic)  # type: ignore[attr-defined]
-    lines._every_interval(ticks)  # type: ignore[arg-type]
-    assert written == [(0.2, "a\n"), (0.35, "b\n")]
-    assert ticks.waits == [INTERVAL, INTERVAL, INTERVAL, 0.05, INTERVAL]
-
-
-def test_the_writing_thread_looks_once_a_busy_interval_while_runs_write_their_batches(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # A wake costs a busy run some milliseconds (the GIL, above); while the runs write
-    # full batches themselves the thread is not needed, and sleeps `BUSY` seconds (a
-    # line left over then may wait that long). Once they stop, it is back to the
-    # interval.
-    lines = Lines()
-    written: list[tuple[float, str]] = []
-    late = round(INTERVAL + BUSY + INTERVAL, 6)
-
-    def then(now: float) -> None:
-        if now == INTERVAL:  # a busy run: a full batch, written by the thread that queued it
-            for _ in range(BATCH + 1):
-                lines.add(sink, "x\n")
-            lines.since = now
-        if now == late:  # a step done later: the thread is back to the interval
-            lines.add(sink, "late\n")
-            lines.since = now
-
-    ticks = Ticks(rounds=5, then=then)
-    sink = stamped(ticks, written)
-    monkeypatch.setattr(_lines.time, "monotonic", ticks.monotonic)  # type: ignore[attr-defined]
-    lines._every_interval(ticks)  # type: ignore[arg-type]
-    assert ticks.waits == [INTERVAL, BUSY, INTERVAL, INTERVAL, INTERVAL]
-    assert [(at, text.count("\n")) for at, text in written] == [
-        (INTERVAL, BATCH),  # the full batch, at once, by the run
-        (round(INTERVAL + BUSY, 6), 1),  # the line left over, at the thread's next look
-        (round(late + INTERVAL, 6), 1),  # `late`: an interval after it came
-    ]
-
-
-@attrs.define
-class Naps:
-    """`Ticks` that a rouse (`Lines.rouse`) cuts short: `events` come at their times."""
 
     rounds: int
     events: dict[float, Callable[[float], None]]
@@ -182,6 +96,74 @@ class Naps:
         self.roused = True
 
 
+def stamped(clock: Sleeps, written: list[tuple[float, str]]) -> Sink:
+    """A sink whose file notes each `write` with `clock`'s time then."""
+
+    class Stamped(io.StringIO):
+        def write(self, text: str) -> int:
+            written.append((clock.now, text))
+            return len(text)
+
+    return Sink(Stamped())
+
+
+def test_the_writing_thread_sleeps_until_the_oldest_line_is_due(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Each wake of that thread costs a busy run more than the wake itself (it waits for
+    # the GIL while the Trio thread lets go of it and takes it back at every turn of its
+    # loop): it wakes once an interval at most, yet writes each line no later than an
+    # interval after it was queued.
+    lines = Lines()
+    written: list[tuple[float, str]] = []
+
+    def first(now: float) -> None:  # nothing waited; a line comes at once
+        lines.add(sink, "a\n")
+
+    def second(now: float) -> None:  # one came at 0.25, while the thread slept
+        lines.add(sink, "b\n")
+        lines.since = 0.25
+
+    ticks = Sleeps(rounds=5, events={0.1: first, 0.3: second})
+    sink = stamped(ticks, written)
+    monkeypatch.setattr(_lines.time, "monotonic", ticks.monotonic)  # type: ignore[attr-defined]
+    lines._every_interval(ticks)  # type: ignore[arg-type]
+    assert written == [(0.2, "a\n"), (0.35, "b\n")]
+    assert ticks.waits == [INTERVAL, INTERVAL, INTERVAL, 0.05, INTERVAL]
+
+
+def test_the_writing_thread_looks_once_a_busy_interval_while_runs_write_their_batches(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A wake costs a busy run some milliseconds (the GIL, above); while the runs write
+    # full batches themselves the thread is not needed, and sleeps `BUSY` seconds (a
+    # line left over then may wait that long). Once they stop, it is back to the
+    # interval.
+    lines = Lines()
+    written: list[tuple[float, str]] = []
+    late = round(INTERVAL + BUSY + INTERVAL, 6)
+
+    def burst(now: float) -> None:  # a full batch, written by the thread that queued it
+        for _ in range(BATCH + 1):
+            lines.add(sink, "x\n")
+        lines.since = now
+
+    def later(now: float) -> None:  # a step done later: the thread is back to the interval
+        lines.add(sink, "late\n")
+        lines.since = now
+
+    ticks = Sleeps(rounds=5, events={INTERVAL: burst, late: later})
+    sink = stamped(ticks, written)
+    monkeypatch.setattr(_lines.time, "monotonic", ticks.monotonic)  # type: ignore[attr-defined]
+    lines._every_interval(ticks)  # type: ignore[arg-type]
+    assert ticks.waits == [INTERVAL, BUSY, INTERVAL, INTERVAL, INTERVAL]
+    assert [(at, text.count("\n")) for at, text in written] == [
+        (INTERVAL, BATCH),  # the full batch, at once, by the run
+        (round(INTERVAL + BUSY, 6), 1),  # the line left over, at the thread's next look
+        (round(late + INTERVAL, 6), 1),  # `late`: an interval after it came
+    ]
+
+
 def test_a_line_queued_once_the_runs_went_quiet_rouses_the_napping_thread(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -201,7 +183,7 @@ def test_a_line_queued_once_the_runs_went_quiet_rouses_the_napping_thread(
     def later(now: float) -> None:
         lines.add(sink, "later\n")
 
-    naps = Naps(rounds=7, events={0.1: burst, 0.5: slow, 0.8: later})
+    naps = Sleeps(rounds=7, events={0.1: burst, 0.5: slow, 0.8: later})
     sink = stamped(naps, written)
     lines._signal = naps  # type: ignore[assignment]
     monkeypatch.setattr(_lines.time, "monotonic", naps.monotonic)  # type: ignore[attr-defined]
