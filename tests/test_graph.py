@@ -7,9 +7,12 @@ from typing import Any
 
 import attrs
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import exegraph_trio as exegraph
 from exegraph_trio import Graph, GraphBuilder, Step
+from exegraph_trio import _graph as exegraph_graph
 
 
 async def noop() -> None:
@@ -191,6 +194,60 @@ def test_priority_matches_a_brute_force_count_on_random_dags(seed: int, shuffled
         rng.shuffle(steps)
     graph = Graph(steps)
     assert {name: graph.priority(name) for name in graph.names} == brute_force_priorities(graph)
+
+
+def dependents_by_sets(graph: Graph) -> dict[str, int]:
+    """Transitive dependents counted with Python sets: the obvious way, for larger graphs."""
+    below: dict[str, set[str]] = {}
+    for name in reversed(graph.names):  # (the graphs below list dependencies first)
+        below[name] = set()
+        for dependent in graph.dependents(name):
+            below[name] |= below[dependent.name] | {dependent.name}
+    return {name: len(found) for name, found in below.items()}
+
+
+def layers(count: int, width: int, fan_in: int, seed: int) -> list[Step]:
+    rng = random.Random(seed)
+    steps = [s(f"l0-{j}") for j in range(width)]
+    for layer in range(1, count):
+        for j in range(width):
+            deps = rng.sample(range(width), fan_in)
+            steps.append(s(f"l{layer}-{j}", *(f"l{layer - 1}-{d}" for d in deps)))
+    return steps
+
+
+def test_priority_of_a_deep_graph_whose_dependents_become_runs_of_bits() -> None:
+    # 300 layers of 10: past 2 048 steps from the end, an early step's dependents are a run
+    # of every later step, which the count keeps as a pair (`_RUN_MASK`).
+    graph = Graph(layers(300, 10, 3, seed=1))
+    assert {name: graph.priority(name) for name in graph.names} == dependents_by_sets(graph)
+    assert graph.priority("l0-0") > 2_048
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    st.integers(1, 60),
+    st.integers(1, 4),
+    st.sampled_from([1, 3, 0xF, 0xFF]),
+    st.booleans(),
+    st.randoms(use_true_random=False),
+)
+def test_priority_matches_a_brute_force_count_whatever_the_run_threshold(
+    n: int, most: int, mask: int, shuffled: bool, rng: random.Random
+) -> None:
+    # A small `_RUN_MASK` makes pairs (run, rest) of small graphs, and pairs meet plain
+    # bitsets and other pairs with other runs: every way two unions can merge.
+    steps = [
+        s(f"n{i}", *(f"n{j}" for j in rng.sample(range(max(0, i - 8), i), min(i, most))))
+        for i in range(n)
+    ]
+    if shuffled:
+        rng.shuffle(steps)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(exegraph_graph, "_RUN_MASK", mask)
+        graph = Graph(steps)
+        found = {name: graph.priority(name) for name in graph.names}
+    assert found == brute_force_priorities(graph)
 
 
 def test_a_100_000_step_chain_validates_and_prioritises_without_recursion() -> None:

@@ -311,8 +311,8 @@ class Graph:
         When more steps are ready than there are free slots, the one with the higher
         priority starts first (ties go to the step added first), so that long tails of
         work are not left for last. All priorities are computed together the first time one
-        is needed, in O(V·E/64) with bitsets freed as soon as they are consumed, and
-        cached.
+        is needed, in O(V·E/64) with bitsets freed as soon as they are consumed (a bitset
+        whose low bits are all set keeps them as a count), and cached.
         """
         return self._priorities()[self._position(name)]
 
@@ -559,6 +559,13 @@ def _find_cycle(deps: tuple[tuple[int, ...], ...], order: Sequence[int]) -> list
     return cycle
 
 
+_RUN_MASK: Final = (1 << 2048) - 1
+"""A bitset of transitive dependents whose lowest 2048 bits are all set is kept as a run.
+
+(See `_count_dependents`; a module name so that tests can make it small.)
+"""
+
+
 def _count_dependents(
     deps: tuple[tuple[int, ...], ...],
     dependents: tuple[tuple[int, ...], ...],
@@ -571,9 +578,20 @@ def _count_dependents(
     counts simply add up. Otherwise each step's transitive dependents form a bitset: the
     union of what its dependents pushed to it. Once counted, a step pushes that union plus
     its own bit into the union of each of its dependencies, and keeps nothing; so only the
-    unions of steps with a dependent counted and themselves not yet counted are alive. The
-    step at position `p` of `order` has bit `n - 1 - p`, so the sets of late steps are
-    small: an `order` close to the order steps were added keeps them compact.
+    unions of steps with a dependent counted and themselves not yet counted are alive.
+
+    Only steps with a dependency have a bit (no step depends on the others), given in the
+    order the walk meets them, so the latest steps have the lowest bits and the sets of late
+    steps are small: an `order` close to the order steps were added keeps them compact.
+
+    In a deep graph whose steps fan in from many (layers of a pipeline), an early step's
+    dependents are nearly every later step: its bitset is mostly a run of set low bits, and
+    the cost of a union grows with the graph. Such a union, once its lowest bits
+    (`_RUN_MASK`) are all set, is kept as a pair `(m, rest)`: bits `0 … m - 1` all set, and
+    `rest << m`. A union with a pair is a pair, so the run is never made again; only the
+    bits above it are ORed. (10⁵ steps in layers of 100, each depending on three of the
+    layer above: 7.0 → 1.3 billion instructions; a random graph with holes everywhere never
+    makes a pair, and pays one test a step.)
     """
     n = len(deps)
     counts = [0] * n
@@ -588,17 +606,67 @@ def _count_dependents(
             elif direct:
                 counts[i] = len(direct) + sum(map(count_of, direct))
         return counts
-    unions: dict[int, int] = {}  # what the dependents processed so far pushed to a step
+    _count_by_bitsets(deps, order, counts)
+    return counts
+
+
+def _count_by_bitsets(
+    deps: tuple[tuple[int, ...], ...], order: Sequence[int], counts: list[int]
+) -> None:
+    """`_count_dependents` for graphs whose dependents' sets overlap: into `counts`."""
+    n = len(deps)
+    mask = _RUN_MASK
+    # What the dependents walked so far pushed to a step: a bitset, or a pair (m, rest).
+    unions: dict[int, int | tuple[int, int]] = {}
+    bit = 0  # the next step with a dependency gets this bit
     for place in range(n - 1, -1, -1):
         i = order[place]
         below = unions.pop(i, 0)
-        counts[i] = below.bit_count()
-        if deps[i]:
-            own = below | 1 << (n - 1 - place)
-            for d in deps[i]:
-                pushed = unions.get(d)  # (the first push keeps `own` itself: no copy)
-                unions[d] = own if pushed is None else pushed | own
-    return counts
+        if isinstance(below, int):
+            counts[i] = below.bit_count()
+            if not deps[i]:
+                continue
+            if below < mask or below & mask != mask:
+                own = below | 1 << bit
+                bit += 1
+                for d in deps[i]:
+                    pushed = unions.get(d)  # (the first push keeps `own` itself: no copy)
+                    if pushed is None:
+                        unions[d] = own
+                    elif isinstance(pushed, int):
+                        unions[d] = pushed | own
+                    else:
+                        m, rest = pushed
+                        unions[d] = (m, rest | own >> m)
+                continue
+            run = ((below + 1) & ~below).bit_length() - 1  # the set low bits
+            rest = below >> run
+        else:
+            run, rest = below
+            counts[i] = run + rest.bit_count()
+            if not deps[i]:
+                continue
+            if rest >= mask and rest & mask == mask:
+                more = ((rest + 1) & ~rest).bit_length() - 1
+                run += more
+                rest >>= more
+        rest |= 1 << (bit - run)
+        bit += 1
+        pair = (run, rest)
+        for d in deps[i]:
+            pushed = unions.get(d)
+            if pushed is None:
+                unions[d] = pair
+            elif isinstance(pushed, int):
+                unions[d] = (run, rest | pushed >> run)
+            else:
+                m, other = pushed
+                if m == run:
+                    unions[d] = (run, rest | other)
+                elif m < run:
+                    unions[d] = (run, rest | other >> (run - m))
+                else:
+                    unions[d] = (m, other | rest >> (m - run))
 
 
 @final
