@@ -17,6 +17,7 @@ from typing import Any, Final, Literal, TypeVar, cast, final, overload
 
 import attrs
 
+from ._collector import collector_paused
 from ._core import ALL_DONE, ALL_SUCCESS, ONE_FAILED
 from ._errors import CycleError, DuplicateStepError, MissingDependencyError, unknown_step
 from ._lifecycle import Retry, TriggerRule
@@ -173,6 +174,7 @@ class Graph:
     dependencies first."""
     _lazy: _Lazy = attrs.field(init=False, eq=False, hash=False)
 
+    @collector_paused
     def __attrs_post_init__(self) -> None:
         # Each pass over the steps is one C call where it can be (`map`, `dict(zip(...))`):
         # a graph of 10⁵ steps is made in a loop, and a Python loop per step costs what the
@@ -566,6 +568,7 @@ _RUN_MASK: Final = (1 << 2048) - 1
 """
 
 
+@collector_paused
 def _count_dependents(
     deps: tuple[tuple[int, ...], ...],
     dependents: tuple[tuple[int, ...], ...],

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Literal, final
 
 import attrs
 
+from ._collector import collector_paused
 from ._errors import RunError, unknown_step
 from ._graph import Graph
 from ._pictures import chrome_trace, result_gantt, result_mermaid
@@ -254,11 +255,8 @@ class RunResult:
             """Make `steps` and the index the first time either is read (`_later`)."""
             if name in {"steps", "_by_name"}:
                 with _MAKING:  # one thread makes them; the others wait, then read them
-                    make = object.__getattribute__(self, "_make")
-                    if make is not None:
-                        object.__setattr__(self, "steps", make())
-                        object.__setattr__(self, "_by_name", self._index())
-                        object.__setattr__(self, "_make", None)
+                    if object.__getattribute__(self, "_make") is not None:
+                        self._make_steps()
                 return object.__getattribute__(self, name)
             if hasattr(type(self), name):
                 # A property (`ok`) whose own code raised an AttributeError, or a slot
@@ -267,6 +265,12 @@ class RunResult:
             raise AttributeError(
                 f"{type(self).__name__!r} object has no attribute {name!r}", name=name, obj=self
             )
+
+    @collector_paused
+    def _make_steps(self) -> None:
+        object.__setattr__(self, "steps", object.__getattribute__(self, "_make")())
+        object.__setattr__(self, "_by_name", self._index())
+        object.__setattr__(self, "_make", None)
 
     @property
     def ok(self) -> bool:
