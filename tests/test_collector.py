@@ -49,6 +49,23 @@ def test_the_collector_is_back_on_when_the_work_raises(collector_on: None) -> No
     assert gc.isenabled()
 
 
+def test_an_interrupt_as_the_collector_is_paused_still_turns_it_back_on(
+    collector_on: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A signal handler runs as soon as a call into C returns: a Ctrl-C can land just after
+    # `gc.disable()`, before the work, and must not leave the collector off for good.
+    disable = gc.disable
+
+    def disable_then_interrupted() -> None:
+        disable()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(gc, "disable", disable_then_interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        Graph([Step("a", noop)])
+    assert gc.isenabled()
+
+
 def test_a_collector_the_program_turned_off_stays_off(collector_on: None) -> None:
     seen = []
 

@@ -19,18 +19,19 @@ def collector_paused(work: Callable[_P, _R]) -> Callable[_P, _R]:
     start a collection, and every so often one that walks every object alive, the user's
     steps included: at 10⁵ steps that was 40 % of `Graph(...)` (450 → 150 ms) and of
     making a result's `steps` (320 → 185 ms). Mercurial pauses the collector the same way
-    when it builds its large indexes (`util.nogc`). Only for code that runs no user code
-    and waits for nothing. A collector the program turned off stays off; one that another
-    thread turns off while a graph is being made is on again when it is made (the
-    collector has one switch for the whole process; `util.nogc` has the same race).
+    when it builds its large indexes (`util.nogc`). Only for code that waits for nothing
+    and runs no user code but a step's or a name's own methods. A collector the program
+    turned off stays off; one that another thread turns off while a graph is being made
+    is on again when it is made (the collector has one switch for the whole process;
+    `util.nogc` has the same race).
     """
 
     @functools.wraps(work)
     def paused(*args: _P.args, **kwargs: _P.kwargs) -> _R:
         if not gc.isenabled():
             return work(*args, **kwargs)
-        gc.disable()
-        try:
+        try:  # (a signal's KeyboardInterrupt raised as `disable` returns still enables)
+            gc.disable()
             return work(*args, **kwargs)
         finally:
             gc.enable()
