@@ -109,3 +109,28 @@ async def test_a_results_timings_are_made_with_the_collector_paused(
     assert [t.name for t in result.steps] == ["a", "b"]
     assert seen == [False, False]
     assert gc.isenabled()
+
+
+def test_a_plan_is_made_with_the_collector_paused(collector_on: None) -> None:
+    from collections.abc import Mapping
+
+    seen: list[bool] = []
+
+    class Durations(Mapping[str, float]):
+        def __getitem__(self, name: str) -> float:
+            seen.append(gc.isenabled())
+            return {"a": 1.0, "b": 2.0}[name]
+
+        def __iter__(self) -> Iterator[str]:
+            seen.append(gc.isenabled())
+            return iter(["a", "b"])
+
+        def __len__(self) -> int:
+            return 2
+
+    graph = Graph([Step("a", noop), Step("b", noop, depends_on=["a"])])
+    planned = exegraph.plan(graph, exegraph.RunOptions(durations=Durations()))
+    assert planned["b"].start == 1.0
+    assert seen
+    assert not any(seen)
+    assert gc.isenabled()

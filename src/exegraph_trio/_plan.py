@@ -17,6 +17,7 @@ from typing import final
 import attrs
 
 from . import _core
+from ._collector import collector_paused
 from ._errors import close_names, did_you_mean, unknown_step
 from ._graph import Graph
 from ._options import ErrorPolicy, RunOptions
@@ -158,6 +159,7 @@ class Plan:
         return plan_gantt(self, title=title)
 
 
+@collector_paused
 def plan(graph: Graph, options: RunOptions | None = None, *, fail: Iterable[str] = ()) -> Plan:
     """Predict what [`run`][exegraph_trio.run] would do, without running anything.
 
