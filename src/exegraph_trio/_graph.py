@@ -620,6 +620,8 @@ def _count_by_bitsets(
     n = len(deps)
     mask = _RUN_MASK
     # What the dependents walked so far pushed to a step: a bitset, or a pair (m, rest).
+    # The two push loops below are one merge, for a bitset and for a pair, written out:
+    # a call per edge cost more than the pairs save at 10⁴ steps.
     unions: dict[int, int | tuple[int, int]] = {}
     bit = 0  # the next step with a dependency gets this bit
     for place in range(n - 1, -1, -1):
