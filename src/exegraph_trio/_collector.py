@@ -28,12 +28,12 @@ def collector_paused(work: Callable[_P, _R]) -> Callable[_P, _R]:
 
     @functools.wraps(work)
     def paused(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-        if not gc.isenabled():
-            return work(*args, **kwargs)
+        was_on = gc.isenabled()
         try:  # (a signal's KeyboardInterrupt raised as `disable` returns still enables)
             gc.disable()
             return work(*args, **kwargs)
         finally:
-            gc.enable()
+            if was_on:
+                gc.enable()
 
     return paused
