@@ -14,7 +14,7 @@ import math
 import attrs
 import trio
 import trio.testing
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import exegraph_trio as exegraph
@@ -390,6 +390,20 @@ def real_errors(result: RunResult) -> list[BaseException]:
 
 @settings(max_examples=120, deadline=None)
 @given(cancel_cases())
+@example(  # at t=4 n2 fails, n0's cleanup of its own timeout fails, the scope cancels
+    CancelCase(
+        deps=((), (), ()),
+        durations=(1, 1, 3),
+        failing=frozenset({2}),
+        timeouts=(1, None, None),
+        cleanup={1: 1, 0: 3},
+        cleanup_fails=frozenset({0}),
+        bound=2,
+        policy=ErrorPolicy.FAIL_FAST,
+        cancel_at=4.0,
+        sibling=True,
+    )
+)
 def test_a_run_cancelled_from_outside_loses_nothing_and_ends_as_a_nursery_would(
     case: CancelCase,
 ) -> None:
@@ -468,15 +482,16 @@ def test_a_run_cancelled_from_outside_loses_nothing_and_ends_as_a_nursery_would(
     errors = real_errors(result)
     # Raised while being cancelled: a cleanup's error (its step was cancelled), or any
     # error raised after the outside cancellation (Trio cancels at once). Not an error
-    # raised after fail-fast decided in the same batch: fail-fast cancels on the
-    # dispatcher's next turn, so steps that end at that same instant fail on their own
-    # (SPEC, "same-instant completions are decided together").
+    # raised at the instant fail-fast decided: fail-fast cancels on the dispatcher's next
+    # turn, so steps that end at that same instant (the failing cleanup of a step's own
+    # timeout, say) fail on their own (SPEC, "same-instant completions are decided
+    # together"); a step cancelled by fail-fast cleans up for at least a second.
     outside_key = out.cancel_key if reached else None
     raised_late = [
         key
         for name, keys in log.keys("raise").items()
         for key in keys
-        if (isinstance(out.step_errors[name], CleanupError) and key > first)
+        if (isinstance(out.step_errors[name], CleanupError) and key[0] > first[0])
         or (outside_key is not None and key > outside_key)
     ]
     if not reached:
