@@ -887,21 +887,31 @@ class PlainCore(Core):
             The steps to start now, best first (maybe none); `None` when the decision
             must wait for every completion of this instant (`decide_now()` is false).
         """
-        state = self.state
+        state, ready = self.state, self.ready
         state[i] = DONE
-        self.running -= 1
+        self.running = running = self.running - 1
         self.unsettled -= 1
         dependents = self.dependents[i]
         if dependents:
             self.releasing -= 1
-            waiting, ready, key = self.waiting, self.ready, self.key
+            waiting, key = self.waiting, self.key
             for j in dependents:
                 waiting[j] -= 1
                 if not waiting[j] and state[j] == PENDING:
                     state[j] = READY
                     heappush(ready, key[j])
-        if self.running and self.limit < self.unsettled and self.releasing:
+        if running and self.releasing and self.limit < self.unsettled:
             return None
-        if not take or not self.ready:
+        if not ready or not take or self.stopped:
             return []
+        if self.limit - running == 1 and (len(ready) == 1 or not isinstance(self.by_rank, range)):
+            # One slot freed, and the heap's order is the ranks' (or one step is ready):
+            # `take()`'s short path, inlined, since this is what a bounded run does for
+            # nearly every step.
+            j = self.by_rank[heappop(ready)]
+            state[j] = RUNNING
+            self.running = running + 1
+            if self.dependents[j]:
+                self.releasing += 1
+            return [j]
         return self.take()

@@ -191,6 +191,7 @@ class Run(_Facts):
         "rules",
         "special",
         "split",
+        "start_soon",
         "step_timeout",
     )
 
@@ -273,6 +274,7 @@ class Run(_Facts):
 
         self.outer: trio.Nursery | None = None
         self.main: trio.Nursery | None = None
+        self.start_soon: Callable[..., None]  # `main.start_soon`, once it is open
         self.closing: trio.Event | None = None
         self.dispatcher: trio.lowlevel.Task | None = None
         self.parked = False
@@ -295,6 +297,7 @@ class Run(_Facts):
                     if self.split:
                         self.closing = trio.Event()
                         self.main = await nursery.start(self._hold_main)
+                    self.start_soon = self.main.start_soon
                     await self._dispatch_loop()
                     if self.closing is not None:
                         self.closing.set()
@@ -883,7 +886,10 @@ class PlainRun(Run):
             if core.ready:
                 self._wake()
             return
-        if taken:
+        if len(taken) == 1:  # one slot freed: `_spawn`, inlined
+            j = taken[0]
+            self.context.run(self.start_soon, self._step, j, name=self.steps[j].name)
+        elif taken:
             self._spawn(taken)
         if not core.unsettled:
             self._wake()
