@@ -822,7 +822,7 @@ def test_an_output_encoding_without_the_characters_gets_escapes_not_a_crash(
 def test_names_and_errors_in_the_run_table_are_escaped(tmp_path: Path) -> None:
     (tmp_path / "odd.py").write_text(
         "import exegraph_trio as e\n"
-        "async def boom() -> None:\n    raise RuntimeError('red \\x1b[31m bell \\x07')\n"
+        "async def boom() -> None:\n    raise RuntimeError('one\\ntwo red \\x1b[31m bell \\x07')\n"
         "graph = e.Graph([e.Step('two\\nlines', boom)])\n",
         encoding="utf-8",
     )
@@ -832,9 +832,10 @@ def test_names_and_errors_in_the_run_table_are_escaped(tmp_path: Path) -> None:
     assert "\x07" not in done.stdout + done.stderr
     (row,) = [line for line in done.stdout.splitlines() if line.startswith("two")]
     assert row.startswith("two\\nlines  Failed")
-    assert row.endswith("RuntimeError: red \\x1b[31m bell \\x07")
-    (line,) = [line for line in done.stderr.splitlines() if "two" in line]
-    assert line.endswith("RuntimeError: red \\x1b[31m bell \\x07")
+    # (the lines of a message are joined with " ⏎ ", as the guide says)
+    assert row.endswith("RuntimeError: one ⏎ two red \\x1b[31m bell \\x07")
+    (line,) = [line for line in done.stderr.splitlines() if "two\\nlines" in line]
+    assert line.endswith("RuntimeError: one ⏎ two red \\x1b[31m bell \\x07")
 
 
 def test_traceback_shows_the_traceback_then_the_one_line() -> None:
