@@ -484,6 +484,26 @@ def test_fail_fast_a_second_failure_skips_nothing_more() -> None:
     assert run.core.unsettled == 0
 
 
+def test_fail_fast_failures_of_one_instant_each_name_the_steps_downstream_of_them() -> None:
+    run = _failing_fast()
+    skips = run._skips(run.core.failed_together([run.index["b"], run.index["a"]]))
+    assert skips == {"c": "a", "d": "b", "e": None, "f": "a"}
+    assert run.states()["a"] == run.states()["b"] == FAILED
+    assert run.core.failing
+    assert run.core.running == 0
+    assert run.core.unsettled == 0
+
+
+def test_failed_together_without_fail_fast_is_failed_for_each() -> None:
+    run = Driven.of(_FAST, limit=2)
+    run.start()
+    assert run.take() == ["a", "b"]
+    skips = run._skips(run.core.failed_together([run.index["a"], run.index["b"]]))
+    assert skips == {"c": "a", "d": "b", "f": "a"}
+    assert not run.core.failing
+    assert run.take() == ["e"]
+
+
 # -- withdraw(), stop(), settled() --------------------------------------------------------
 
 

@@ -654,6 +654,44 @@ def test_nothing_is_lost_every_error_raised_is_in_the_run_error_or_the_result(
     assert (error is None) == (not failed_steps and not torn)
 
 
+def _outline(result: RunResult) -> dict[str, tuple[object, ...]]:
+    """What a run decided, step by step: all of it but the order of the timings."""
+    outline: dict[str, tuple[object, ...]] = {}
+    for t in result.steps:
+        error = t.error
+        skipped_for = (
+            error.failed_dependency if isinstance(error, exegraph.StepSkippedError) else None
+        )
+        outline[t.name] = (
+            t.status,
+            t.start,
+            t.end,
+            t.attempts,
+            type(error).__name__,
+            skipped_for,
+            type(t.teardown_error).__name__,
+        )
+    return outline
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(cases())
+def test_the_same_case_runs_the_same_way_whatever_order_trio_runs_its_tasks_in(
+    case: Case,
+) -> None:
+    # SPEC, "same-instant completions are decided together": under a MockClock, what a
+    # run does depends only on the graph, the options and when each action finishes.
+    # Trio runs the tasks of one batch in a random order: run the case a few times.
+    outlines = []
+    for _ in range(4):
+        result = run_case(case).result
+        assert result is not None
+        outlines.append(_outline(result))
+        members = [] if result.error is None else result.error.exceptions
+        outlines[-1]["members"] = tuple(sorted(type(m).__name__ for m in members))
+    assert all(outline == outlines[0] for outline in outlines[1:])
+
+
 # -- the sans-I/O core driven directly -------------------------------------------------------
 
 _FINAL: Final = frozenset({_core.DONE, _core.FAILED, _core.SKIPPED, _core.CANCELLED})

@@ -129,3 +129,156 @@ def test_a_trigger_rule_step_handed_out_as_fail_fast_begins_keeps_its_retries() 
         result = _run(graph, FAIL_FAST)
         assert calls == [1.0, 1.0]
         assert (result["t"].status, result["t"].attempts) == (StepStatus.DONE, 2)
+
+
+# Found by a fresh-eyes review: a fail-fast failure was told to the core as soon as its
+# task ran, so what else ended at that instant depended on Trio's order of the tasks.
+
+
+def test_an_attempt_failing_at_the_instant_fail_fast_decides_waits_to_retry_then_is_cancelled() -> (
+    None
+):
+    async def flaky() -> None:
+        await trio.sleep(1)
+        raise ValueError("transient")
+
+    async def boom() -> None:
+        await trio.sleep(1)
+        raise KeyError("boom")
+
+    graph = Graph([Step("flaky", flaky, retry=Retry(attempts=3, delay=1)), Step("boom", boom)])
+    for _ in range(40):
+        result = _run(graph, FAIL_FAST)
+        flaky_timing = result["flaky"]
+        assert (flaky_timing.status, flaky_timing.attempts) == (StepStatus.CANCELLED, 1)
+        assert result.error is not None
+        assert [type(e) for e in result.error.exceptions] == [KeyError]
+
+
+def test_a_retry_without_delay_competes_for_its_slot_at_once() -> None:
+    attempts: list[float] = []
+
+    async def a() -> None:
+        attempts.append(trio.current_time())
+        await trio.sleep(1)
+        if len(attempts) == 1:
+            raise ValueError("transient")
+
+    async def one() -> None:
+        await trio.sleep(1)
+
+    graph = Graph([Step("a", a, retry=Retry(attempts=2, delay=0)), Step("b", one), Step("c", one)])
+    for _ in range(40):
+        attempts.clear()
+        result = _run(graph, RunOptions(max_concurrency=1))
+        assert attempts == [0.0, 1.0]  # "a" was added first: it keeps the slot
+        assert [(t.name, t.start, t.end) for t in result.steps] == [
+            ("a", 0.0, 2.0),
+            ("b", 2.0, 3.0),
+            ("c", 3.0, 4.0),
+        ]
+
+
+def test_a_success_at_the_instant_of_a_failure_counts_as_done_before_it() -> None:
+    async def fail() -> None:
+        await trio.sleep(1)
+        raise ValueError("boom")
+
+    async def one() -> None:
+        await trio.sleep(1)
+
+    graph = Graph(
+        [
+            Step("fail", fail),
+            Step("ok", one),
+            Step("on_fail", one, depends_on=["ok"], trigger_rule=TriggerRule.ONE_FAILED),
+            Step("after", one, depends_on=["on_fail"]),
+        ]
+    )
+    for _ in range(40):
+        result = _run(graph, FAIL_FAST)
+        statuses = {t.name: (t.status, t.error) for t in result.steps}
+        assert statuses == {
+            "fail": (StepStatus.FAILED, statuses["fail"][1]),
+            "ok": (StepStatus.DONE, None),
+            "on_fail": (StepStatus.SKIPPED, None),  # nothing it needs failed: quietly
+            "after": (StepStatus.SKIPPED, None),
+        }
+        assert result.error is not None
+        assert [type(e) for e in result.error.exceptions] == [ValueError]
+
+
+def test_failures_of_one_instant_each_name_the_steps_downstream_of_them() -> None:
+    async def fail() -> None:
+        await trio.sleep(1)
+        raise ValueError("boom")
+
+    async def one() -> None:
+        await trio.sleep(1)
+
+    graph = Graph(
+        [
+            Step("f1", fail),
+            Step("f2", fail),
+            Step("x", one, depends_on=["f2"]),
+            Step("y", one, depends_on=["f1"]),
+            Step("z", one),
+        ]
+    )
+    for _ in range(40):
+        result = _run(graph, FAIL_FAST)
+        skipped = {
+            t.name: t.error.failed_dependency
+            for t in result.steps
+            if isinstance(t.error, exegraph.StepSkippedError)
+        }
+        assert skipped == {"x": "f2", "y": "f1", "z": None}
+        assert [t.name for t in result.steps][2:] == ["x", "y", "z"]
+
+
+def test_a_step_withdrawn_while_fail_fast_decides_skips_what_follows_naming_the_failure() -> None:
+    async def fail() -> None:
+        await trio.sleep(1)
+        raise ValueError("boom")
+
+    async def one() -> None:
+        await trio.sleep(1)
+
+    graph = Graph(
+        [
+            Step("fail", fail),
+            Step("ok", one),
+            Step("mid", one, depends_on=["ok"]),  # handed out at t=1, then withdrawn
+            Step("after", one, depends_on=["fail", "mid"]),
+        ]
+    )
+    for _ in range(40):
+        result = _run(graph, RunOptions(max_concurrency=4))
+        error = result["after"].error
+        assert isinstance(error, exegraph.StepSkippedError)
+        assert error.failed_dependency == "fail"
+        assert result["mid"].status is StepStatus.SKIPPED
+
+
+def test_a_retry_cancelled_while_fail_fast_decides_skips_what_follows_naming_the_failure() -> None:
+    async def fail() -> None:
+        await trio.sleep(1)
+        raise ValueError("boom")
+
+    async def flaky() -> None:
+        await trio.sleep(1)
+        raise ValueError("transient")
+
+    graph = Graph(
+        [
+            Step("fail", fail),
+            Step("flaky", flaky, retry=Retry(attempts=3, delay=0)),
+            Step("after", flaky, depends_on=["fail", "flaky"]),
+        ]
+    )
+    for _ in range(40):
+        result = _run(graph, RunOptions(max_concurrency=4))
+        assert result["flaky"].status is StepStatus.CANCELLED
+        error = result["after"].error
+        assert isinstance(error, exegraph.StepSkippedError)
+        assert error.failed_dependency == "fail"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
+from functools import partial
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 
@@ -237,7 +238,9 @@ def _run_late(run: Run, i: int) -> bool:
         return False
     if run.rules[i] == _core.ALL_SUCCESS or run.outer is None:
         return False
-    run.core.spare(i)  # not among the steps fail-fast cancels: it may still be retried
+    # Not among the steps fail-fast cancels: it may still be retried. (Told after the
+    # failures, if they are pending: the core counts what fail-fast cancels then.)
+    run._after_failures(partial(run.core.spare, i))
     start_soon: Callable[..., None] = run.outer.start_soon
     run.context.run(start_soon, full_step, run, i, True, name=run.steps[i].name)
     return True
@@ -279,11 +282,15 @@ async def _wait_to_retry(
     """
     first, attempt = progress
     ended = run.now()  # the step's end, if it is cancelled before another attempt
-    run._retrying(i, step, attempt, error, delay)
+    event = trio.Event()
+    if delay > 0:
+        run._retrying(i, step, attempt, error, delay)
+    else:  # ready again at this instant: it competes for its slot now
+        run._retrying(i, step, attempt, error, delay, again=event)
     try:
-        await trio.sleep(delay)
-        event = trio.Event()
-        run._again(i, event)
+        if delay > 0:
+            await trio.sleep(delay)
+            run._again(i, event)
         await event.wait()
     except BaseException as exc:  # noqa: BLE001 - classified by _ended
         run.resume.pop(i, None)

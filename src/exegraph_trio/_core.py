@@ -399,22 +399,33 @@ class Core:
         the steps in flight; steps with another trigger rule still run once their
         dependencies have settled. Otherwise only what needed `i` is skipped.
         """
-        self._ended(i, FAILED)
+        return self.failed_together([i])
+
+    def failed_together(self, failures: Sequence[int]) -> list[Skip]:
+        """Steps that failed for good at one instant; return the steps this skips.
+
+        As `failed` for each in turn, except under fail-fast, where they stop the run
+        together: a step not started that is downstream of some of them is skipped naming
+        the first of those (in the order given), whichever of them Trio ran first.
+        """
+        for i in failures:
+            self._ended(i, FAILED)
         if not self.fail_fast or self.failing or self.stopped:
-            return self._release_all([(i, i)])
+            return self._release_all([(i, i) for i in failures])
         self.failing = True
         if self.rules is not None:  # what is in flight now is cancelled, whatever its rule
             self.doomed = {j for j, s in enumerate(self.state) if RUNNING <= s <= AGAIN}
             self.doomed_left = len(self.doomed)
-        below = set(self._downstream(i))
+        cause: dict[int, int] = {}
+        for i in failures:
+            for j in self._downstream(i):
+                cause.setdefault(j, i)
         if self.rules is None:
-            return self._skip([(j, i if j in below else None) for j in self._unstarted()])
+            return self._skip([(j, cause.get(j)) for j in self._unstarted()])
         rules = self.rules
-        skips = [
-            (j, i if j in below else None) for j in self._unstarted() if rules[j] == ALL_SUCCESS
-        ]
+        skips = [(j, cause.get(j)) for j in self._unstarted() if rules[j] == ALL_SUCCESS]
         self._skip(skips)
-        return skips + self._release_all([(i, i), *skips])
+        return skips + self._release_all([*((i, i) for i in failures), *skips])
 
     def cancelled(self, i: int) -> list[Skip]:
         """Step `i` ended because the run was cancelled (fail-fast, or from outside).

@@ -33,6 +33,7 @@ import contextvars
 import logging
 import math
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Final, cast, final
 
 import trio
@@ -166,9 +167,11 @@ class Run(_Facts):
         "closing",
         "context",
         "core",
+        "deferred",
         "dispatcher",
         "due",
         "errors_while_cancelled",
+        "failed_pending",
         "failing_fast",
         "graph",
         "info",
@@ -271,6 +274,11 @@ class Run(_Facts):
         self.outside_at = math.inf  # when an enclosing scope or an interrupt did
         self.failing_fast = False
         self.cancel_pending = False  # fail-fast decided; the dispatcher cancels next turn
+        # The failures that decided it, told to the core on that turn, after every other
+        # completion of the instant (`_failed`); and what the core is told after them:
+        # the steps that reported cancelled or withdrawn meanwhile (`_after_failures`).
+        self.failed_pending: list[int] = []
+        self.deferred: list[Callable[[], Sequence[_core.Skip] | None]] = []
 
         self.outer: trio.Nursery | None = None
         self.main: trio.Nursery | None = None
@@ -361,8 +369,7 @@ class Run(_Facts):
                     self.parked = True
                     await trio.lowlevel.wait_task_rescheduled(self._abort)
                 if self.cancel_pending:
-                    self.cancel_pending = False
-                    self._cancel()
+                    self._fail_fast()
                 if core.doomed_left:
                     await self._let_the_cancelled_report()
                 self._start_ready()
@@ -426,6 +433,8 @@ class Run(_Facts):
             self._stamp_ready()
         elif not core.ready:
             return
+        if self.cancel_pending:  # a failure under fail-fast: the dispatcher decides
+            return
         if self.cancelled_at != math.inf and (not self.split or self.outside_at != math.inf):
             return  # (cancelled from outside implies cancelled: `_cancelled_now`)
         taken = core.take()
@@ -455,8 +464,42 @@ class Run(_Facts):
                     ready_at[j] = now
             readied.clear()
 
+    def _fail_fast(self) -> None:
+        """The dispatcher's turn after a failure under fail-fast: stop, cancel the rest."""
+        self.cancel_pending = False
+        self._feed_failed()
+        if self.resources:
+            self._tear_down_due()
+        self._cancel()
+
+    def _feed_failed(self) -> None:
+        """Tell the core the failures that decided fail-fast, in the graph's order."""
+        failed = self.failed_pending
+        if failed:
+            self.failed_pending = []
+            self._skipped(self.core.failed_together(sorted(failed)))
+            deferred, self.deferred = self.deferred, []
+            for event in deferred:
+                skips = event()
+                if skips:
+                    self._skipped(skips)
+
+    def _after_failures(self, event: Callable[[], Sequence[_core.Skip] | None]) -> None:
+        """Tell the core `event` now, or after the failures fail-fast is deciding on.
+
+        A step that reports cancelled or withdrawn while they are pending does so because
+        of them: what it skips names them, whichever task Trio ran first.
+        """
+        if self.failed_pending:
+            self.deferred.append(event)
+        else:
+            skips = event()
+            if skips:
+                self._skipped(skips)
+
     def _stop(self) -> None:
         """Start no more steps; skip every step that has not started."""
+        self._feed_failed()
         self._skipped(self.core.stop())
         if self.resources:
             self._tear_down_due()
@@ -483,6 +526,7 @@ class Run(_Facts):
         Only an interrupt landing in the few unprotected lines of a step task between its
         action and its report can do that; the step still gets its timing.
         """
+        self._feed_failed()  # (those reported, and are no step to sweep)
         core = self.core
         for i, state in enumerate(core.state):
             if state in (_core.RUNNING, _core.WAITING, _core.AGAIN):
@@ -585,11 +629,27 @@ class Run(_Facts):
 
     @enable_ki_protection
     def _retrying(
-        self, i: int, step: Step, attempt: int, error: BaseException, delay: float
+        self,
+        i: int,
+        step: Step,
+        attempt: int,
+        error: BaseException,
+        delay: float,
+        *,
+        again: trio.Event | None = None,
     ) -> None:
+        """Step `i`'s attempt failed and is retried after `delay` seconds.
+
+        `again` is given for no delay: the step is ready again at once, and competes for
+        the slot it freed with the steps already waiting (its priority decides, not
+        which task Trio runs first).
+        """
         self.earlier.setdefault(i, []).append(error)
         if self.observers.instruments:
             self.observers.step_retrying(step, attempt, error, delay)
+        if again is not None:
+            self.resume[i] = again
+            self.core.again(i)
         self._decide()  # its slot is free
 
     @enable_ki_protection
@@ -681,9 +741,7 @@ class Run(_Facts):
             self._tell_done(i, step, _STATUS[state])
         self.order.append(i)
         if state == _core.CANCELLED:
-            skips = self.core.cancelled(i)
-            if skips:
-                self._skipped(skips)
+            self._after_failures(partial(self.core.cancelled, i))
         else:
             self._failed(i, error)
         if self.left is not None:
@@ -720,8 +778,22 @@ class Run(_Facts):
                 # nursery would raise it, so the run does even if cancelled from outside.
                 # (`_failed` runs in the step's own task.)
                 self.errors_while_cancelled = True
-        skips = self.core.failed(i)
+        core = self.core
         interrupt = interrupt_in(error)
+        if interrupt is None and core.fail_fast and not core.failing and not core.stopped:
+            # Fail-fast, decided on the dispatcher's next turn, after every task Trio runs
+            # in this batch: the steps that end at this same instant end as they would
+            # have (done, failed with their own error, or waiting to retry), and count
+            # as done before the failure, whichever of them Trio happened to run first
+            # (as `plan()` does). Nothing starts meanwhile (`cancelled_at` is set).
+            self.failed_pending.append(i)
+            if not self.cancel_pending:
+                self.cancel_pending = True
+                self._cancelled_now(outside=False)
+                self._wake()
+            return
+        self._feed_failed()  # (an interrupt: the failures of this instant before it)
+        skips = core.failed(i)
         if interrupt is not None:
             if isinstance(error, BaseExceptionGroup):  # keep the rest as its context
                 note(interrupt, raised_by)
@@ -729,18 +801,11 @@ class Run(_Facts):
                 if interrupt.__context__ is None:
                     interrupt.__context__ = rest
             self._interrupted(interrupt)
-        elif self.core.fail_fast and not self.failing_fast and not self.cancel_pending:
-            # Cancel on the dispatcher's next turn, after every task Trio runs in this
-            # batch: the steps that end at this same instant end as they would have
-            # (done, or failed with their own error), not cancelled by whichever of
-            # them Trio happened to run first.
-            self.cancel_pending = True
-            self._wake()
         self._skipped(skips)
 
     @enable_ki_protection
     def _withdraw(self, i: int) -> None:
-        self._skipped(self.core.withdraw(i))
+        self._after_failures(partial(self.core.withdraw, i))
         self._decide()
 
     def _skipped(self, skips: Sequence[_core.Skip]) -> None:
