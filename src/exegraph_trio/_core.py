@@ -406,7 +406,8 @@ class Core:
 
         As `failed` for each in turn, except under fail-fast, where they stop the run
         together: a step not started that is downstream of some of them is skipped naming
-        the first of those (in the order given), whichever of them Trio ran first.
+        the first of those in the order given (the driver gives them in the graph's
+        order, not in the order their tasks happened to report).
         """
         for i in failures:
             self._ended(i, FAILED)
