@@ -282,3 +282,22 @@ def test_a_retry_cancelled_while_fail_fast_decides_skips_what_follows_naming_the
         error = result["after"].error
         assert isinstance(error, exegraph.StepSkippedError)
         assert error.failed_dependency == "fail"
+
+
+def test_continue_on_error_a_skip_after_failures_of_one_instant_names_the_first_in_the_graph() -> (
+    None
+):
+    async def fail() -> None:
+        await trio.sleep(1)
+        raise ValueError("boom")
+
+    async def one() -> None:
+        await trio.sleep(1)
+
+    graph = Graph([Step("f1", fail), Step("f2", fail), Step("after", one, depends_on=["f2", "f1"])])
+    options = RunOptions(error_policy=ErrorPolicy.CONTINUE_ON_ERROR)
+    for _ in range(40):
+        result = _run(graph, options)
+        error = result["after"].error
+        assert isinstance(error, exegraph.StepSkippedError)
+        assert error.failed_dependency == "f1"

@@ -404,10 +404,10 @@ class Core:
     def failed_together(self, failures: Sequence[int]) -> list[Skip]:
         """Steps that failed for good at one instant; return the steps this skips.
 
-        As `failed` for each in turn, except under fail-fast, where they stop the run
-        together: a step not started that is downstream of some of them is skipped naming
-        the first of those in the order given (the driver gives them in the graph's
-        order, not in the order their tasks happened to report).
+        As `failed` for each in the order given (the driver gives the graph's order, not
+        the order their tasks happened to report in): a step skipped because of several
+        names the first. Under fail-fast they stop the run together: a step not started
+        that is downstream of some of them is skipped naming the first of those.
         """
         for i in failures:
             self._ended(i, FAILED)

@@ -365,11 +365,15 @@ class Run(_Facts):
             self._skipped(core.start())
             self._start_ready()
             while core.unsettled:
-                if not self.cancel_pending:
+                if not self.cancel_pending and not self.failed_pending:
                     self.parked = True
                     await trio.lowlevel.wait_task_rescheduled(self._abort)
                 if self.cancel_pending:
                     self._fail_fast()
+                elif self.failed_pending:  # (continue-on-error)
+                    self._feed_failed()
+                    if self.resources:
+                        self._tear_down_due()
                 if core.doomed_left:
                     await self._let_the_cancelled_report()
                 self._start_ready()
@@ -780,17 +784,19 @@ class Run(_Facts):
                 self.errors_while_cancelled = True
         core = self.core
         interrupt = interrupt_in(error)
-        if interrupt is None and core.fail_fast and not core.failing and not core.stopped:
-            # Fail-fast, decided on the dispatcher's next turn, after every task Trio runs
-            # in this batch: the steps that end at this same instant end as they would
-            # have (done, failed with their own error, or waiting to retry), and count
-            # as done before the failure, whichever of them Trio happened to run first
-            # (as `plan()` does). Nothing starts meanwhile (`cancelled_at` is set).
+        if interrupt is None and not core.failing and not core.stopped:
+            # Told to the core on the dispatcher's next turn, after every task Trio runs
+            # in this batch: the steps that end at this same instant count as ended
+            # before the failure, whichever of them Trio happened to run first (as in
+            # `plan()`), and what several failures skip names the first in the graph.
+            # Under fail-fast that turn stops the run: the steps ending at this instant
+            # end as they would have (done, failed with their own error, or waiting to
+            # retry), and nothing starts meanwhile (`cancelled_at` is set).
             self.failed_pending.append(i)
-            if not self.cancel_pending:
+            if core.fail_fast and not self.cancel_pending:
                 self.cancel_pending = True
                 self._cancelled_now(outside=False)
-                self._wake()
+            self._wake()
             return
         self._feed_failed()  # (an interrupt: the failures of this instant before it)
         skips = core.failed(i)
