@@ -1061,6 +1061,25 @@ async def test_a_context_manager_exits_with_the_runs_first_failure_so_far(
     assert first.__notes__ == ["exegraph: raised by step 'first'"]
 
 
+async def test_a_context_manager_is_not_given_another_resources_teardown_error(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    res = Resources()
+    torn = OSError("teardown")
+    graph = Graph(
+        [
+            res.step(ACM, "db", setup=1),
+            res.step(ACM, "cache", setup=1, teardown_error=torn, depends_on=["db"]),
+            res.rec.step("use", 1, depends_on=["cache"]),
+        ]
+    )
+    result = await exegraph.run_with_result(graph)
+    assert res.given == {"cache": None, "db": None}  # no step failed
+    assert result["cache"].teardown_error is torn
+    assert result.error is not None
+    assert list(result.error.exceptions) == [torn]
+
+
 async def test_a_context_manager_exits_with_a_step_cancelled_error_when_cancelled_from_outside(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

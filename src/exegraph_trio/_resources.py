@@ -134,13 +134,15 @@ async def tear_down(run: Run, step: Step, holder: Any) -> None:
 def _teardown_exception(run: Run, step: Step) -> BaseException | None:
     """The exception an async context manager's `__aexit__` is given.
 
-    The interrupt, else the run's first failure so far, else a `StepCancelledError`
-    when cancelled from outside, else `None`.
+    The interrupt, else the run's first step failure so far (not a skip, not another
+    resource's teardown error), else a `StepCancelledError` when cancelled from
+    outside, else `None`.
     """
     if run.interrupt is not None:
         return run.interrupt
+    torn = {id(error) for error in run.teardown_errors.values()}
     for member in run.members:
-        if not isinstance(member, StepSkippedError):
+        if not isinstance(member, StepSkippedError) and id(member) not in torn:
             return member
     if run.outside_at != math.inf:
         return StepCancelledError(step.name)
