@@ -418,9 +418,10 @@ class Core:
             self.doomed = {j for j, s in enumerate(self.state) if RUNNING <= s <= AGAIN}
             self.doomed_left = len(self.doomed)
         cause: dict[int, int] = {}
+        seen: set[int] = set()
         for i in failures:
-            for j in self._downstream(i):
-                cause.setdefault(j, i)
+            for j in self._downstream(i, seen):
+                cause[j] = i
         if self.rules is None:
             return self._skip([(j, cause.get(j)) for j in self._unstarted()])
         rules = self.rules
@@ -785,10 +786,16 @@ class Core:
         state = self.state
         return [j for j in range(len(state)) if state[j] <= READY]
 
-    def _downstream(self, i: int) -> list[int]:
-        """The transitive dependents of `i` not started yet, breadth first."""
+    def _downstream(self, i: int, seen: set[int] | None = None) -> list[int]:
+        """The transitive dependents of `i` not started yet, breadth first.
+
+        `seen` is shared by the walks from several steps: each finds only what the
+        walks before it did not (together they walk each edge once).
+        """
         found: list[int] = []
-        seen = {i}
+        if seen is None:
+            seen = set()
+        seen.add(i)
         dependents, state = self.dependents, self.state
         todo = [i]
         for current in todo:  # `todo` grows while we walk it
