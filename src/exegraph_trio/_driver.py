@@ -368,12 +368,8 @@ class Run(_Facts):
                 if not self.cancel_pending and not self.failed_pending:
                     self.parked = True
                     await trio.lowlevel.wait_task_rescheduled(self._abort)
-                if self.cancel_pending:
-                    self._fail_fast()
-                elif self.failed_pending:  # (continue-on-error)
-                    self._feed_failed()
-                    if self.resources:
-                        self._tear_down_due()
+                if self.cancel_pending or self.failed_pending:
+                    self._failures_decided()
                 if core.doomed_left:
                     await self._let_the_cancelled_report()
                 self._start_ready()
@@ -468,13 +464,17 @@ class Run(_Facts):
                     ready_at[j] = now
             readied.clear()
 
-    def _fail_fast(self) -> None:
-        """The dispatcher's turn after a failure under fail-fast: stop, cancel the rest."""
-        self.cancel_pending = False
+    def _failures_decided(self) -> None:
+        """The dispatcher's turn after failures: tell the core, tear down, maybe cancel.
+
+        What the failures released is torn down; under fail-fast the rest is cancelled.
+        """
+        cancel, self.cancel_pending = self.cancel_pending, False
         self._feed_failed()
         if self.resources:
             self._tear_down_due()
-        self._cancel()
+        if cancel:
+            self._cancel()
 
     def _feed_failed(self) -> None:
         """Tell the core the failures that decided fail-fast, in the graph's order."""
@@ -651,10 +651,10 @@ class Run(_Facts):
         self.earlier.setdefault(i, []).append(error)
         if self.observers.instruments:
             self.observers.step_retrying(step, attempt, error, delay)
-        if again is not None:
-            self.resume[i] = again
-            self.core.again(i)
-        self._decide()  # its slot is free
+        if again is None:
+            self._decide()  # its slot is free
+        else:
+            self._again(i, again)  # ready again, for the slot it freed
 
     @enable_ki_protection
     def _again(self, i: int, event: trio.Event) -> None:
