@@ -13,6 +13,14 @@ beside what exegraph costs:
     started as its own task (by the task of the step that freed it) when its count is
     zero and fewer than the bound run, first in first out; no priorities, no timing, no
     hooks, no errors handled, no cancellation handled;
+  - `required`: `minimal` plus only what part 1 of the spec makes observable for such a
+    run, each done the cheapest way known: rule 3's order (a heap of ranks, the ranks
+    made beforehand like exegraph's), each step's start and end on Trio's clock and the
+    completion order, each task named after its step and spawned in the run's context,
+    an action's exception cancelling the rest (fail-fast), and item 9 of issue 8 (while
+    other running steps could still make steps ready at this instant, and not every
+    unfinished step fits in the bound, a completion leaves the choice to one waiting
+    task, woken once for all the completions of the batch: exegraph's rule);
   - `run`: `exegraph.run` of the same graph, built (priorities too) beforehand.
 - build (`--part build`), instructions per step of making the graph from its names:
   - `graphlib`: the peer's build (`peers.graphlib_build`: its actions and a prepared
@@ -32,22 +40,25 @@ beside what exegraph costs:
 from __future__ import annotations
 
 import argparse
+import contextvars
 import gc
+import heapq
 import os
 import sys
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Final
 
 import peers
 import shapes
 import trio
+import trio.testing
 from cachegrind import instructions_of
 
 import exegraph_trio as exegraph
 
-RUN_VARIANTS: Final = ("none", "floor", "minimal", "run")
+RUN_VARIANTS: Final = ("none", "floor", "minimal", "required", "run")
 BUILD_VARIANTS: Final = ("none", "graphlib", "unchecked", "steps", "graph", "priorities")
 WARM_UP: Final = 50
 
@@ -93,6 +104,94 @@ async def minimal(deps: Sequence[Sequence[int]], bound: int) -> None:
             launch()
 
         launch()
+
+
+def _prepared(
+    deps: Sequence[Sequence[int]], rank: Sequence[int]
+) -> tuple[list[int], list[list[int]], list[int], list[int]]:
+    """`required`'s state: dependencies left, dependents, the step of each rank, a heap."""
+    n = len(deps)
+    waiting = [len(ds) for ds in deps]
+    dependents: list[list[int]] = [[] for _ in range(n)]
+    for i, ds in enumerate(deps):
+        for d in ds:
+            dependents[d].append(i)
+    by_rank = [0] * n
+    for i, r in enumerate(rank):
+        by_rank[r] = i
+    ready = [rank[i] for i in range(n) if not waiting[i]]
+    heapq.heapify(ready)
+    return waiting, dependents, by_rank, ready
+
+
+async def required(
+    deps: Sequence[Sequence[int]],
+    rank: Sequence[int],
+    names: Sequence[str],
+    bound: int,
+    action: Callable[[], Awaitable[object]] = noop,
+) -> list[int]:
+    """The least runner keeping part 1's observable promises (see the module's docstring).
+
+    Every step runs `action`; returns the completion order (which
+    `exegraph.run_with_result` gives too). `check()` compares its starts with exegraph's.
+    """
+    n = len(deps)
+    waiting, dependents, by_rank, ready = _prepared(deps, rank)
+    starts = [0.0] * n
+    ends = [0.0] * n
+    order: list[int] = []
+    now = trio.lowlevel.current_clock().current_time  # (as exegraph: one call less)
+    context = contextvars.copy_context()
+    running = releasing = 0  # running steps, and those of them with a dependent
+    parked: list[trio.lowlevel.Task] = []
+
+    async with trio.open_nursery() as nursery:
+        start_soon: Callable[..., None] = nursery.start_soon
+
+        def launch() -> None:
+            nonlocal running, releasing
+            while ready and running < bound:
+                running += 1
+                i = by_rank[heapq.heappop(ready)]
+                if dependents[i]:
+                    releasing += 1
+                context.run(start_soon, task, i, name=names[i])
+
+        async def task(i: int) -> None:
+            nonlocal running, releasing
+            starts[i] = now()
+            try:
+                await action()
+            except BaseException:
+                nursery.cancel_scope.cancel()
+                raise
+            ends[i] = now()
+            order.append(i)
+            running -= 1
+            below = dependents[i]
+            if below:
+                releasing -= 1
+                for j in below:
+                    waiting[j] -= 1
+                    if not waiting[j]:
+                        heapq.heappush(ready, rank[j])
+            if not running or not releasing or bound >= n - len(order):
+                launch()
+                if len(order) == n and parked:  # the last one: let `decide` end
+                    trio.lowlevel.reschedule(parked.pop())
+            elif ready and parked:
+                trio.lowlevel.reschedule(parked.pop())
+
+        async def decide() -> None:
+            while len(order) < n:
+                parked.append(trio.lowlevel.current_task())
+                await trio.lowlevel.wait_task_rescheduled(lambda _: trio.lowlevel.Abort.SUCCEEDED)
+                launch()
+
+        launch()
+        nursery.start_soon(decide)
+    return order
 
 
 class Unchecked:
@@ -153,6 +252,16 @@ def exegraph_steps(shape: shapes.Shape) -> list[exegraph.Step]:
     ]
 
 
+def ranks(graph: exegraph.Graph) -> list[int]:
+    """Each step's place in rule 3's order: higher priority first, then graph order."""
+    priorities = [graph.priority(name) for name in graph.names]
+    by_rank = sorted(range(len(priorities)), key=lambda i: -priorities[i])
+    rank = [0] * len(by_rank)
+    for place, i in enumerate(by_rank):
+        rank[i] = place
+    return rank
+
+
 def run_child(variant: str, kind: str, size: int, bound: int) -> None:
     """One cell of the run part: build everything, warm up, then run `variant` once."""
     shape = shapes.make(kind, size)
@@ -161,14 +270,18 @@ def run_child(variant: str, kind: str, size: int, bound: int) -> None:
     small = shapes.make(kind, WARM_UP)
     small_graph = exegraph.Graph(exegraph_steps(small))
     options = exegraph.RunOptions(max_concurrency=bound)
+    rank = ranks(graph)
     trio.run(floor, WARM_UP)
     trio.run(minimal, small.deps, bound)
+    trio.run(required, small.deps, ranks(small_graph), small.names, bound)
     trio.run(exegraph.run, small_graph, options)
     gc.collect()
     if variant == "floor":
         trio.run(floor, size)
     elif variant == "minimal":
         trio.run(minimal, shape.deps, bound)
+    elif variant == "required":
+        trio.run(required, shape.deps, rank, shape.names, bound)
     elif variant == "run":
         trio.run(exegraph.run, graph, options)
 
@@ -192,6 +305,68 @@ def build_child(variant: str, kind: str, size: int) -> None:
             graph = exegraph.Graph(steps)
             if variant == "priorities":
                 graph.priority(shape.names[0])
+
+
+def check(size: int = 300, bounds: Sequence[int] = (1, 2, 3, 4, 7)) -> int:
+    """Assert that `required` starts every step when `exegraph.run` does; the cells checked.
+
+    Under `MockClock`, each step sleeping 1, 2 or 3 s (by its position), on every shape
+    and bound: the same start time for every step means the same decisions (rule 3 and
+    the decisions of one instant taken together), so `required` is a fair least runner.
+    """
+    started: dict[str, float] = {}
+
+    async def sleeper() -> None:
+        task = trio.lowlevel.current_task()
+        started[task.name] = trio.current_time()
+        await trio.sleep(1 + durations[task.name])
+
+    # Item 9's case: A and B end together; A's end makes X ready, B's makes Y and Z
+    # (which rank higher); with two slots, Y and Z start, whichever end Trio runs first.
+    names = ("A", "B", "X", "Y", "Z", "Y2", "Z2")
+    fork = exegraph.Graph(
+        exegraph.Step(name, sleeper, depends_on=ds)
+        for name, ds in zip(names, ((), (), ("A",), ("B",), ("B",), ("Y",), ("Z",)), strict=True)
+    )
+    fork_deps = [tuple(names.index(d) for d in fork[name].depends_on) for name in names]
+    durations = dict.fromkeys(names, 0)
+    for _ in range(20):
+        started.clear()
+        clock = trio.testing.MockClock(autojump_threshold=0)
+        trio.run(required, fork_deps, ranks(fork), names, 2, sleeper, clock=clock)
+        assert (started["X"], started["Z"]) == (2, 1), f"required broke item 9: {started}"
+    cells = 0
+    for kind in shapes.SHAPE_NAMES:
+        for seed in range(2):
+            shape = shapes.make(kind, size, seed)
+            durations = {name: i % 3 for i, name in enumerate(shape.names)}
+            graph = exegraph.Graph(
+                exegraph.Step(name, sleeper, depends_on=ds)
+                for name, ds in zip(shape.names, shape.dep_names, strict=True)
+            )
+            rank = ranks(graph)
+            for bound in bounds:
+                started.clear()
+                clock = trio.testing.MockClock(autojump_threshold=0)
+                trio.run(required, shape.deps, rank, shape.names, bound, sleeper, clock=clock)
+                least = dict(started)
+                started.clear()
+                clock = trio.testing.MockClock(autojump_threshold=0)
+                trio.run(
+                    exegraph.run, graph, exegraph.RunOptions(max_concurrency=bound), clock=clock
+                )
+                assert len(least) == len(shape), f"required missed steps on {kind}, bound {bound}"
+                assert least == started, (
+                    f"required starts steps unlike exegraph on {kind}[{size}] seed {seed}, "
+                    f"bound {bound}: "
+                    + ", ".join(
+                        f"{name} at {least.get(name)} against {started.get(name)}"
+                        for name in shape.names
+                        if least.get(name) != started.get(name)
+                    )[:500]
+                )
+                cells += 1
+    return cells
 
 
 def count(part: str, variant: str, kind: str, size: int, bound: int) -> int:
@@ -228,15 +403,20 @@ def main(argv: Sequence[str] | None = None) -> None:
             counts = dict(zip(cells, found, strict=True))
         if part == "run":
             print(f"run: {args.size} no-op steps, bound {args.bound}; k instructions per step")
-            print(f"{'shape':<8} {'floor':>7} {'minimal':>8} {'run':>7}   minimal÷floor  run÷floor")
+            print(
+                f"{'shape':<8} {'floor':>7} {'minimal':>8} {'required':>8} {'run':>7}"
+                "   minimal÷floor  required÷floor  run÷floor"
+            )
             for kind in kinds:
                 per = {
                     v: (counts[kind, v] - counts[kind, "none"]) / args.size / 1000
                     for v in RUN_VARIANTS[1:]
                 }
                 print(
-                    f"{kind:<8} {per['floor']:>7.1f} {per['minimal']:>8.1f} {per['run']:>7.1f}"
-                    f"   {per['minimal'] / per['floor']:>13.2f}  {per['run'] / per['floor']:>9.2f}"
+                    f"{kind:<8} {per['floor']:>7.1f} {per['minimal']:>8.1f}"
+                    f" {per['required']:>8.1f} {per['run']:>7.1f}"
+                    f"   {per['minimal'] / per['floor']:>13.2f}"
+                    f"  {per['required'] / per['floor']:>14.2f}  {per['run'] / per['floor']:>9.2f}"
                 )
         else:
             print(f"build: {args.size} steps; k instructions per step")

@@ -45,6 +45,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Final
 
+import budget
 import building
 import lifecycle
 import makespan
@@ -400,6 +401,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             offload.check_all()
             print("verifying the pooled runs (pools.py)")
             pools.check()
+            print("verifying budget.py's least runner against exegraph (starts under MockClock)")
+            budget.check()
         else:
             steps: dict[str, Callable[[], None]] = {
                 "overhead": lambda: run_overhead(args, results, timed=True),
