@@ -642,6 +642,33 @@ async def test_the_final_error_is_the_last_attempts_with_a_note_and_the_earlier_
     assert result.error.exceptions == (last,)
 
 
+async def test_an_error_raised_again_in_a_later_run_has_that_runs_attempt_note_and_the_step_last(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # A circuit breaker raises one exception object again and again: each run replaces
+    # the attempt note the previous one left, and the step's note stays the last.
+    breaker_open = ConnectionError("circuit open")
+
+    async def call() -> None:
+        await trio.sleep(1)
+        raise breaker_open
+
+    graph = Graph([Step("call", call)])
+    for attempts in (3, 2, 2):
+        result = await exegraph.run_with_result(
+            graph, RunOptions(retry=Retry(attempts=attempts, delay=1))
+        )
+        assert result["call"].error is breaker_open
+        assert breaker_open.__notes__ == [
+            f"exegraph: attempt {attempts} of {attempts}",
+            "exegraph: raised by step 'call'",
+        ]
+    # Without retries now: no attempt note is added, the step's note is still last.
+    await exegraph.run_with_result(graph)
+    assert breaker_open.__notes__[-1] == "exegraph: raised by step 'call'"
+    assert len(breaker_open.__notes__) == 2
+
+
 async def test_a_retried_failure_still_matches_except_star(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import Final
 
 import trio
 
@@ -56,11 +57,26 @@ def not_awaitable(exc: TypeError) -> str:
     return found[1] if found else ""
 
 
+_ATTEMPT: Final = "exegraph: attempt "
+
+
 def note(exc: BaseException, note: str) -> None:
-    """Add `note` to `exc` once; an exception that cannot take notes keeps none."""
+    """Add `note` to `exc` once, last; an exception that cannot take notes keeps none.
+
+    An exception raised again (a cached error, a circuit breaker) keeps one note per
+    step, not one per run (SPEC, clarifications of part 1): a note it has already is
+    moved to the end (the step's note stays last, as docs/guides/errors.md promises),
+    and an attempt note replaces the one an earlier run left.
+    """
     notes = getattr(exc, "__notes__", None)
-    if isinstance(notes, list) and note in notes:
-        return  # raised again (a cached error): one note per step, not one per run
+    if isinstance(notes, list):
+        if note.startswith(_ATTEMPT):
+            notes[:] = [n for n in notes if not (isinstance(n, str) and n.startswith(_ATTEMPT))]
+        elif note in notes:
+            if notes[-1] != note:
+                notes.remove(note)
+                notes.append(note)
+            return
     try:
         exc.add_note(note)
     except Exception:  # noqa: BLE001 - frozen, or __notes__ is not a list: leave it be
