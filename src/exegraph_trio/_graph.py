@@ -285,7 +285,9 @@ class Graph:
         silently dropped input.
 
         The steps keep their order in this graph. When nothing is left out, the result is
-        this graph itself. A selection costs O(V+E), whatever the selector.
+        this graph itself. A selection costs O(V+E) plus what its terms match: a literal
+        name or tag is looked up; a term with a wildcard tests every step name (or
+        every distinct tag) once.
 
         Args:
             selector: the terms, like `"build+ tag:deploy !lint"`.

@@ -10,8 +10,9 @@ term     := ["!"] ("tag:" GLOB | GLOB) ["+"]
 ```
 
 Everything works on the graph's integer adjacency (`Graph._deps`, `Graph._dependents`) with
-one mark per step, so a selection costs O(V+E) whatever the terms, and walks chains of any
-length without recursion. The result is assembled from the parent's own tables (positions
+one mark per step, so a selection costs O(V+E) plus the terms' matching (a literal name or
+tag is looked up; a glob tests every name, or every distinct tag, once), and walks chains
+of any length without recursion. The result is assembled from the parent's own tables (positions
 renumbered, its topological order filtered) instead of being validated again: a part of a
 valid graph, with the edges to the steps left out dropped, is a valid graph.
 """
@@ -21,7 +22,7 @@ from __future__ import annotations
 import fnmatch
 import operator
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from itertools import accumulate, chain, compress
 from typing import TYPE_CHECKING, Final, TypeAlias, final
 
@@ -129,39 +130,46 @@ def _matcher(glob: str) -> Callable[[str], object]:
 class _Matcher:
     """Finds the positions of the steps a term matches."""
 
-    __slots__ = ("_index", "_steps", "_tags", "_tags_of")
+    __slots__ = ("_carriers", "_index", "_steps")
 
     def __init__(self, graph: Graph) -> None:
         self._steps = graph.steps
         self._index = graph._index
-        self._tags_of: list[tuple[str, ...]] | None = None
-        self._tags: set[str] | None = None
+        self._carriers: dict[str, list[int]] | None = None
 
     @property
-    def tags_of(self) -> list[tuple[str, ...]]:
-        """The tags of each step, by position (made once)."""
-        if self._tags_of is None:
-            self._tags_of = list(map(operator.attrgetter("tags"), self._steps))
-        return self._tags_of
+    def carriers(self) -> dict[str, list[int]]:
+        """Every tag of the graph: the positions of the steps carrying it (made once)."""
+        if self._carriers is None:
+            carriers: dict[str, list[int]] = {}
+            for i, tags in enumerate(map(operator.attrgetter("tags"), self._steps)):
+                for tag in tags:
+                    carriers.setdefault(tag, []).append(i)
+            self._carriers = carriers
+        return self._carriers
 
     @property
-    def tags(self) -> set[str]:
-        """Every tag of the graph (made once)."""
-        if self._tags is None:
-            self._tags = set(chain.from_iterable(self.tags_of))
-        return self._tags
+    def tags(self) -> Collection[str]:
+        """Every tag of the graph."""
+        return self.carriers.keys()
 
     def matches(self, term: Term) -> list[int]:
-        """The positions of the steps `term` matches, without its `+`, in graph order."""
+        """The positions of the steps `term` matches, without its `+`, in graph order.
+
+        A literal term is looked up (a name in the graph's index, a tag in `carriers`); a
+        glob is tested against every name, or every distinct tag, once.
+        """
         glob = term.glob
         literal = _WILDCARDS.isdisjoint(glob)
         if term.tag:
-            tags = self.tags
-            wanted = ({glob} & tags) if literal else set(filter(_matcher(glob), tags))
-            if not wanted:
-                return []
-            carrying = map(operator.not_, map(wanted.isdisjoint, self.tags_of))
-            return list(compress(range(len(self._steps)), carrying))
+            carriers = self.carriers
+            if literal:
+                return list(carriers.get(glob, ()))
+            wanted = list(filter(_matcher(glob), carriers))
+            if len(wanted) == 1:
+                return list(carriers[wanted[0]])
+            # (a step carrying several of them is listed once, in graph order)
+            return sorted(set(chain.from_iterable(map(carriers.__getitem__, wanted))))
         index = self._index
         if literal:
             return [index[glob]] if glob in index else []
