@@ -32,7 +32,8 @@ class TriggerRule(enum.Enum):
 
     ONE_FAILED = "one_failed"
     """Every dependency settled and at least one did not succeed (failed, cancelled or
-    skipped): on-failure handlers. When none failed, the step is skipped without error."""
+    skipped because of a failure): on-failure handlers. When none failed, the step is
+    skipped without error (quietly); a dependency skipped quietly counts as no failure."""
 
     def __str__(self) -> str:
         return self.value
