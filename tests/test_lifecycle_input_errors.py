@@ -94,6 +94,39 @@ def test_retry_refuses_an_on_that_is_not_exception_types(on: Any, shown: str) ->
     assert message.endswith(f"got {shown}")
 
 
+@pytest.mark.parametrize(
+    ("on", "shown"),
+    [
+        (KeyboardInterrupt, "KeyboardInterrupt"),
+        (trio.Cancelled, "Cancelled"),
+        ((OSError, SystemExit), "SystemExit"),
+        (BaseExceptionGroup, "BaseExceptionGroup"),
+    ],
+)
+def test_retry_refuses_to_name_a_base_exception_that_is_never_retried(on: Any, shown: str) -> None:
+    with pytest.raises(ValueError, match=rf"Retry on={shown}: only Exceptions are retried"):
+        Retry(on=on)
+
+
+@pytest.mark.parametrize("on", [BaseException, Exception, ExceptionGroup, (OSError, TimeoutError)])
+def test_retry_accepts_exception_types_and_what_includes_them(on: Any) -> None:
+    assert Retry(on=on).on == (on if isinstance(on, tuple) else (on,))
+
+
+def test_an_int_too_large_for_a_float_is_infinite_seconds_not_an_overflow() -> None:
+    huge = 10**400
+    retry = Retry(delay=huge, max_delay=huge, backoff=huge)
+    assert (retry.delay, retry.max_delay, retry.backoff) == (float("inf"),) * 3
+    assert Step("s", nothing, timeout=huge).timeout == float("inf")
+    assert RunOptions(step_timeout=huge).step_timeout == float("inf")
+    with pytest.raises(ValueError, match="Retry delay must be >= 0 seconds"):
+        Retry(delay=-huge)
+    with pytest.raises(ValueError, match=r"jitter.*in \[0, 1\]"):
+        Retry(jitter=huge)
+    with pytest.raises(ValueError, match="timeout must be >= 0 seconds"):
+        Step("s", nothing, timeout=-huge)
+
+
 # -- Step(inputs=) -----------------------------------------------------------------------
 
 
@@ -126,7 +159,10 @@ def test_an_inputs_key_that_is_not_an_identifier_is_refused(key: Any) -> None:
     async def takes_anything(**kwargs: object) -> None: ...
 
     with pytest.raises(
-        ValueError, match=r"must be a Python identifier, got " + repr(key)
+        ValueError,
+        match=r"must be a Python identifier and not a keyword \(no parameter can be named "
+        + r".class.\), got "
+        + repr(key),
     ) as caught:
         Step("deploy", takes_anything, inputs={key: "build"})
     assert "step 'deploy'" in str(caught.value)

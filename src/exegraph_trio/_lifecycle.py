@@ -49,14 +49,26 @@ def _check_attempts(retry: Retry, attribute: attrs.Attribute[int], value: Any) -
         )
 
 
+def to_float(value: float) -> float:
+    """`float(value)`, and an int too large for a float is infinite (no `OverflowError`).
+
+    So `10**400` seconds means what `math.inf` means wherever seconds are taken.
+    """
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+
+
 def _seconds(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(
             f"Retry {name} must be a number of seconds, not {type(value).__name__}: {value!r}"
         )
-    if math.isnan(value) or value < 0:
+    seconds = to_float(value)
+    if math.isnan(seconds) or seconds < 0:
         raise ValueError(f"Retry {name} must be >= 0 seconds, got {value!r}")
-    return float(value)
+    return seconds
 
 
 def _convert_delay(value: Any) -> float:
@@ -70,23 +82,25 @@ def _convert_max_delay(value: Any) -> float:
 def _convert_backoff(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"Retry backoff must be a number, not {type(value).__name__}: {value!r}")
-    if math.isnan(value) or value < 1:
+    number = to_float(value)
+    if math.isnan(number) or number < 1:
         raise ValueError(
             f"Retry backoff multiplies each wait by itself: it must be >= 1 (1 keeps the "
             f"delay constant), got {value!r}"
         )
-    return float(value)
+    return number
 
 
 def _convert_jitter(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"Retry jitter must be a number, not {type(value).__name__}: {value!r}")
-    if math.isnan(value) or not 0 <= value <= 1:
+    number = to_float(value)
+    if math.isnan(number) or not 0 <= number <= 1:
         raise ValueError(
             f"Retry jitter is the largest fraction of a wait cut at random: it must be in "
             f"[0, 1], got {value!r}"
         )
-    return float(value)
+    return number
 
 
 def _convert_on(value: Any) -> tuple[type[BaseException], ...]:
@@ -99,6 +113,18 @@ def _convert_on(value: Any) -> tuple[type[BaseException], ...]:
         raise TypeError(
             f"Retry on must be an exception type or a tuple of them, like "
             f"on=(OSError, TimeoutError); got {shown}"
+        )
+    # A BaseException that is no Exception (KeyboardInterrupt, trio.Cancelled) is never
+    # retried (SPEC 2.1): naming one would promise what never happens.
+    never = [
+        item for item in items if not (issubclass(item, Exception) or issubclass(Exception, item))
+    ]
+    if never:
+        shown = ", ".join(item.__qualname__ for item in never)
+        raise ValueError(
+            f"Retry on={shown}: only Exceptions are retried; cancellation, "
+            f"KeyboardInterrupt, SystemExit and other BaseExceptions end the step as they "
+            f"are. Name Exception subclasses, like on=(OSError, TimeoutError)"
         )
     return items
 

@@ -12,7 +12,7 @@ from typing import Any, final
 import attrs
 
 from ._instrument import Instrument
-from ._lifecycle import Retry
+from ._lifecycle import Retry, to_float
 from ._pools import Pool
 from ._step import is_async_callable
 
@@ -55,9 +55,10 @@ def _convert_step_timeout(value: Any) -> float | None:
             f"step_timeout must be a number of seconds or None, not {type(value).__name__}: "
             f"{value!r}"
         )
-    if math.isnan(value) or value < 0:
+    seconds = to_float(value)
+    if math.isnan(seconds) or seconds < 0:
         raise ValueError(f"step_timeout must be >= 0 seconds (0 means none), got {value!r}")
-    return float(value) if value else None
+    return seconds if seconds else None
 
 
 def _check_policy(options: RunOptions, attribute: attrs.Attribute[ErrorPolicy], value: Any) -> None:

@@ -14,7 +14,7 @@ from typing import Any, Final, TypeAlias, final
 
 import attrs
 
-from ._lifecycle import Retry, TriggerRule
+from ._lifecycle import Retry, TriggerRule, to_float
 
 __all__ = ["Action", "Step", "is_async_callable"]
 
@@ -134,7 +134,7 @@ def _convert_timeout(value: Any) -> float | None:
         raise TypeError(
             f"timeout must be a number of seconds or None, not {type(value).__name__}: {value!r}"
         )
-    timeout = float(value)
+    timeout = to_float(value)
     if math.isnan(timeout) or timeout < 0:
         raise ValueError(f"timeout must be >= 0 seconds (0 means none), got {value!r}")
     return timeout
@@ -159,7 +159,8 @@ def _convert_inputs(name: str, value: Any) -> Mapping[str, str]:
     if bad_keys:
         raise ValueError(
             f"inputs keys of step {name!r} are the keyword arguments its action is called "
-            f"with: each must be a Python identifier, got {_repr_list(bad_keys)}"
+            f"with: each must be a Python identifier and not a keyword (no parameter can "
+            f"be named 'class'), got {_repr_list(bad_keys)}"
         )
     bad = [v for v in items.values() if not isinstance(v, str) or not v]
     if bad:
