@@ -159,7 +159,8 @@ class Retry:
     Raises:
         TypeError: a field has the wrong type (`on` holding something not an exception type).
         ValueError: a field is out of range (`attempts=0`, a negative delay, `backoff < 1`,
-            `jitter` outside `[0, 1]`).
+            `jitter` outside `[0, 1]`), or `on` names a `BaseException` that is no
+            `Exception` (`KeyboardInterrupt`, `trio.Cancelled`: never retried).
     """
 
     attempts: int = attrs.field(default=3, validator=_check_attempts)
