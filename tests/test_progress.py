@@ -388,6 +388,51 @@ a line printed by a step
 # -- redrawing -------------------------------------------------------------------------------
 
 
+async def test_the_live_area_escapes_line_breaks_and_control_characters_in_names(
+    autojump_clock: trio.testing.MockClock, screen: Screen
+) -> None:
+    # As the plain lines do: a name never moves the cursor, clears the screen or colours.
+    release = trio.Event()
+    seen: list[str] = []
+
+    async def running() -> None:
+        await release.wait()
+
+    async def failing() -> None:
+        await trio.sleep(0.5)
+        raise ValueError("oops")
+
+    async def resource() -> AsyncIterator[int]:
+        yield 1
+        raise ValueError("td")
+
+    async def watch() -> None:
+        await trio.sleep(2.0)
+        with released(release):
+            seen.append(
+                await trio.to_thread.run_sync(
+                    screen.wait_for, lambda text: "\\x1b[2Jrunning" in text
+                )
+            )
+
+    graph = Graph(
+        [
+            Step("\x1b[2Jrunning", running),
+            Step("watch", watch),
+            Step("two\nlines", failing),
+            Step("\x1b[32mres", resource),
+            Step("after", noop, depends_on=["\x1b[32mres"]),
+        ]
+    )
+    progress = Progress(console=terminal(screen))
+    options = RunOptions(instruments=[progress], error_policy=CONTINUE)
+    await exegraph.run_with_result(graph, options)
+    lines = seen[0].splitlines()
+    assert lines[0] == "✗ \\x1b[32mres: teardown failed: ValueError: td"
+    assert lines[1] == "✗ two\\nlines failed after 0.5s: ValueError: oops"
+    assert "  \\x1b[2Jrunning  2.0s" in lines
+
+
 async def test_the_area_is_redrawn_at_most_ten_times_a_second(screen: Screen) -> None:
     writes: list[int] = []
 

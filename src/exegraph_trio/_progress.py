@@ -244,7 +244,7 @@ class Progress(Instrument):
         state.running.pop(step.name, None)
         state.notes.pop(step.name, None)
         if timing.status is _FAILED and self._screen is not None:
-            self._screen.say(state.label, "✗", "red", _failure(timing))
+            self._screen.say(state.label, "✗", "red", _failure(timing, state.show(timing.name)))
 
     @protected  # its counts and lines are kept whole (a Ctrl-C waits); called directly
     def _plain_step_done(self, run: RunInfo, step: Step, timing: StepTiming) -> None:
@@ -329,7 +329,7 @@ class Progress(Instrument):
         state = self._runs.get(run)
         if state is None:  # a run it never saw start: nothing to show
             return
-        name = step.name if self._live_mode else state.show(step.name)
+        name = state.show(step.name)  # (on one line, escaped, also in the live area)
         text = None if error is None else f"{name}: teardown failed: {_describe(error)}"
         if error is not None:
             state.teardowns_failed += 1
@@ -411,9 +411,10 @@ def _describe(error: BaseException) -> str:
     return _type_and_message(error)
 
 
-def _failure(timing: StepTiming) -> str:
+def _failure(timing: StepTiming, name: str) -> str:
+    """The line of a failed step, `name` as it is shown (escaped)."""
     error = "" if timing.error is None else f": {_describe(timing.error)}"
-    return f"{timing.name} failed after {_clock(timing.duration)}{error}"
+    return f"{name} failed after {_clock(timing.duration)}{error}"
 
 
 def _summary(state: _RunState | None, result: RunResult) -> str:
@@ -595,10 +596,11 @@ class _RunState:
             parts.append(f"ETA {_clock(eta)}")
         header.append(" " + " · ".join(parts))
         lines = [header]
-        width = max((len(name) for name, _ in shown[:_RUNNING_SHOWN]), default=0)
-        for name, start in shown[:_RUNNING_SHOWN]:
+        names = [self.show(name) for name, _ in shown[:_RUNNING_SHOWN]]  # (escaped)
+        width = max(map(len, names), default=0)
+        for (name, start), seen_as in zip(shown[:_RUNNING_SHOWN], names, strict=True):
             line = Text(
-                f"  {name:<{width}}  {_clock(now - start)}", no_wrap=True, overflow="ellipsis"
+                f"  {seen_as:<{width}}  {_clock(now - start)}", no_wrap=True, overflow="ellipsis"
             )
             if name in notes:
                 line.append(f"  {notes[name]}", style="yellow")
