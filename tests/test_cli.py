@@ -332,6 +332,67 @@ def test_a_failed_run_still_writes_its_trace(tmp_path: Path) -> None:
     assert "boom" in {event["name"] for event in _trace_events(trace)}
 
 
+def test_a_step_calling_sys_exit_ends_the_command_with_its_status_after_table_and_trace(
+    tmp_path: Path,
+) -> None:
+    trace = tmp_path / "run.json"
+    done = exegraph("run", "cli_pipeline:exiting", "--no-progress", "--trace", str(trace))
+    assert done.returncode == 5, done.stderr
+    assert statuses(done.stdout)["fetch"] == "Done"
+    assert "Traceback" not in done.stderr
+    assert "fetch" in {event["name"] for event in _trace_events(trace)}
+
+
+def test_the_trace_is_written_though_standard_output_is_closed(tmp_path: Path) -> None:
+    # `exegraph run ... --trace t.json | true`: the table is lost, the trace is not.
+    trace = tmp_path / "run.json"
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        done = subprocess.run(
+            _command(
+                "exegraph", ("run", "cli_pipeline:graph", "--no-progress", "--trace", str(trace))
+            ),
+            cwd=GRAPHS,
+            env=_environment(),
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=TIMEOUT,
+            check=False,
+        )
+    finally:
+        os.close(write)
+    assert (done.returncode, done.stderr) == (141, "")
+    assert {event["name"] for event in _trace_events(trace) if event.get("ph") == "X"} == {
+        "fetch",
+        "build",
+        "lint",
+        "ship",
+    }
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full on this system")
+@pytest.mark.parametrize("command", ["list", "run"])
+def test_output_that_cannot_be_written_is_a_one_line_error_with_status_74(command: str) -> None:
+    args = [command, "cli_pipeline:graph", *(["--no-progress"] if command == "run" else [])]
+    with open("/dev/full", "w", encoding="utf-8") as full:  # every write: ENOSPC
+        done = subprocess.run(
+            _command("exegraph", tuple(args)),
+            cwd=GRAPHS,
+            env=_environment(),
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=TIMEOUT,
+            check=False,
+        )
+    assert done.returncode == 74, done.stderr
+    assert done.stderr.splitlines() == [
+        "exegraph: error: cannot write the output: OSError: [Errno 28] No space left on device"
+    ]
+
+
 def test_a_trace_in_a_missing_folder_is_refused_before_running(tmp_path: Path) -> None:
     trace = tmp_path / "missing" / "run.json"
     done = exegraph("run", "cli_pipeline:wide", "--trace", str(trace))
@@ -648,7 +709,8 @@ def test_attr_is_a_graph_a_builder_or_a_function_returning_one(
         (
             "cli_pipeline:pipeline",
             "cli_pipeline has no attribute 'pipeline' (its graphs: 'broken_builder', "
-            "'builder', 'empty', 'failing', 'graph', 'hanging', 'interruptible', 'pooled', 'wide')",
+            "'builder', 'empty', 'exiting', 'failing', 'graph', 'hanging', 'interruptible', "
+            "'pooled', 'wide')",
         ),
         (
             "cli_pipeline:not_a_graph",

@@ -10,7 +10,9 @@ $ python -m exegraph_trio plan pipelines.deploy:build_graph
 `MODULE:ATTR` that cannot be loaded, a bad selector, a graph the run refuses), 130 the run
 was interrupted (Ctrl-C: the engine tears the held resources down first), 141 standard
 output was closed before everything was printed (`exegraph list ... | head -1`), as a
-process killed by `SIGPIPE` would end.
+process killed by `SIGPIPE` would end, 74 what is printed could not be written (a full
+disk; `EX_IOERR`). A step that calls `sys.exit(N)` ends the command with `N`, after
+the table.
 
 Output: what a command is for goes to stdout (the result table of `run`, the plan, the
 list, the picture), so it can be redirected or piped; errors, the interruption notice and
@@ -52,6 +54,8 @@ __all__ = ["main"]
 EXIT_OK: Final = 0
 EXIT_STEP_FAILED: Final = 1
 EXIT_USAGE: Final = 2
+EXIT_IO_ERROR: Final = 74
+"""The output could not be written (`EX_IOERR` of BSD's sysexits.h)."""
 EXIT_INTERRUPTED: Final = 130
 EXIT_BROKEN_PIPE: Final = 141
 
@@ -62,8 +66,9 @@ current directory or on sys.path (pipelines.deploy), or the path of a .py file
 (graph, build_graph).
 
 exit status: 0 success, 1 a step failed, 2 a usage or graph error,
-130 interrupted (Ctrl-C; held resources are torn down first),
-141 standard output closed early (| head).
+74 the output could not be written (a full disk), 130 interrupted (Ctrl-C;
+held resources are torn down first), 141 standard output closed early
+(| head); a step calling sys.exit(N) ends the command with N.
 """
 
 
@@ -470,7 +475,7 @@ def _run(args: argparse.Namespace) -> int:
     options = attrs.evolve(options, instruments=instruments)
     try:
         result = trio.run(run_with_result, graph, options)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit):  # Ctrl-C, or a step called sys.exit()
         if keeper.result is not None:
             _report(keeper.result, trace)
         raise
@@ -481,12 +486,16 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _report(result: RunResult, trace: str | None) -> None:
-    print(result.table(), flush=True)
+    """Write the `--trace` file, then print the table (a closed stdout loses no trace)."""
+    failed: OSError | None = None
     if trace is not None:
         try:
             Path(trace).write_text(result.to_chrome_trace(), encoding="utf-8")
         except OSError as exc:
-            raise _CommandError(f"--trace {trace!r}: {_describe(exc)}") from exc
+            failed = exc
+    print(result.table(), flush=True)
+    if failed is not None:
+        raise _CommandError(f"--trace {trace!r}: {_describe(failed)}") from failed
 
 
 def _progress(*, wanted: bool | None) -> Instrument | None:
@@ -525,8 +534,12 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "exegraph") -> int:
         prog: the program's name in usage and error messages.
 
     Returns:
-        The exit status: 0 success, 1 a step failed, 2 a usage or graph error, 130
-        interrupted, 141 standard output closed early.
+        The exit status: 0 success, 1 a step failed, 2 a usage or graph error, 74 the
+        output could not be written, 130 interrupted, 141 standard output closed early.
+
+    Raises:
+        SystemExit: a step called `sys.exit()`: after the table is printed (and the
+            `--trace` file written), it goes on, so the process exits as the step asked.
     """
     for stream in (sys.stdout, sys.stderr):  # a name or an arrow the encoding lacks: escaped
         if isinstance(stream, io.TextIOWrapper):
@@ -548,10 +561,18 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "exegraph") -> int:
         _complain(f"{prog}: interrupted")
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # stdout closed by its reader (`| head`): nothing to say
-        # Python would complain of the pipe again when it flushes stdout at exit.
-        with contextlib.suppress(OSError, ValueError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _drop_stdout()
         return EXIT_BROKEN_PIPE
+    except OSError as exc:  # what is printed cannot be written: a full disk, an I/O error
+        _drop_stdout()
+        _complain(f"{prog}: error: cannot write the output: {_describe(exc)}")
+        return EXIT_IO_ERROR
+
+
+def _drop_stdout() -> None:
+    """Point stdout at the null device: Python would fail again when it flushes at exit."""
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _complain(text: str) -> None:

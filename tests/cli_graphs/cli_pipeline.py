@@ -74,6 +74,15 @@ failing = Graph(
     ]
 )
 
+
+async def exit_5() -> None:
+    """A step that ends the program as `sys.exit(5)` does."""
+    raise SystemExit(5)
+
+
+# `fetch` succeeds, then `leave` calls sys.exit(5): the command's exit status is 5.
+exiting = Graph([Step("fetch", nothing), Step("leave", exit_5, depends_on=["fetch"])])
+
 # A step that waits until its deadline (`--timeout`) or Ctrl-C.
 hanging = Graph([Step("fetch", nothing), Step("hang", forever, depends_on=["fetch"])])
 
