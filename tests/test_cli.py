@@ -187,6 +187,12 @@ def test_pool_gives_the_run_its_pools() -> None:
     assert statuses(done.stdout) == {"migrate": "Done"}
 
 
+@pytest.mark.parametrize("command", ["run", "plan"])
+def test_a_pool_given_twice_is_a_one_line_error(command: str) -> None:
+    done = exegraph(command, "cli_pipeline:pooled", "--pool", "db=1", "--pool", "db=2")
+    assert_one_line_error(done, "--pool gives 'db' more than once; give each pool once")
+
+
 # -- Ctrl-C --------------------------------------------------------------------------------
 
 
@@ -705,6 +711,7 @@ def test_attr_is_a_graph_a_builder_or_a_function_returning_one(
             "no module named 'cli_pipeline.inner' in the current directory or on sys.path",
         ),
         ("missing.py:graph", "cannot import 'missing.py': no such file"),
+        ("../cli_graphs:graph", "cannot import '../cli_graphs': a directory, not a .py file"),
         ("cli_pipeline:grahp", "cli_pipeline has no attribute 'grahp' (did you mean 'graph'?)"),
         (
             "cli_pipeline:pipeline",

@@ -312,7 +312,8 @@ def _import(name: str) -> ModuleType:
 def _import_file(path: Path) -> ModuleType:
     given = str(path)
     if not path.is_file():
-        raise _CommandError(f"cannot import {given!r}: no such file")
+        what = "a directory, not a .py file" if path.is_dir() else "no such file"
+        raise _CommandError(f"cannot import {given!r}: {what}")
     path = path.resolve()
     # Imported as `python path/to/file.py` would see it, its folder first on sys.path, but
     # under its own name rather than __main__, so its `if __name__ == "__main__":` does
@@ -388,6 +389,11 @@ def _options(args: argparse.Namespace) -> RunOptions:
     timeout: float | None = getattr(args, "timeout", None)
     durations: str | None = args.durations
     pools: list[tuple[str, int]] = args.pool
+    named = [name for name, _ in pools]
+    twice = sorted({name for name in named if named.count(name) > 1})
+    if twice:
+        listed = ", ".join(repr(name) for name in twice)
+        raise _CommandError(f"--pool gives {listed} more than once; give each pool once")
     return RunOptions(
         max_concurrency=jobs or 0,
         pools=dict(pools),
