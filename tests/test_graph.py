@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import random
 from typing import Any
 
@@ -305,6 +306,30 @@ def test_the_step_decorator_names_steps_after_functions_and_returns_them() -> No
     assert graph["build"].tags == ("ci",)
     assert graph["build"].timeout == 5
     assert graph["test-all"].action is test
+
+
+def test_the_step_decorator_takes_every_keyword_of_step_pools_included() -> None:
+    # `@builder.step` takes what `Step` takes: the two signatures' keywords agree.
+    step_keywords = set(inspect.signature(Step).parameters) - {"name", "action"}
+    decorator_keywords = set(inspect.signature(GraphBuilder.step).parameters) - {
+        "self",
+        "action",
+        "name",
+    }
+    assert decorator_keywords == step_keywords
+    builder = GraphBuilder()
+
+    @builder.step(pools=["db"])
+    async def migrate() -> None:
+        pass
+
+    @builder.step(pools={"db": 2})
+    async def backup() -> None:
+        pass
+
+    graph = builder.build()
+    assert graph["migrate"].pools == {"db": 1}
+    assert graph["backup"].pools == {"db": 2}
 
 
 def test_the_step_decorator_refuses_sync_functions_and_duplicates() -> None:

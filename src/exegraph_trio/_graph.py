@@ -738,6 +738,7 @@ class GraphBuilder:
         inputs: Mapping[str, str] | None = None,
         retry: Retry | None = None,
         trigger_rule: TriggerRule = TriggerRule.ALL_SUCCESS,
+        pools: Iterable[str] | Mapping[str, int] | None = None,
     ) -> Callable[[A], A]: ...
 
     def step(
@@ -752,6 +753,7 @@ class GraphBuilder:
         inputs: Mapping[str, str] | None = None,
         retry: Retry | None = None,
         trigger_rule: TriggerRule = TriggerRule.ALL_SUCCESS,
+        pools: Iterable[str] | Mapping[str, int] | None = None,
     ) -> Any:
         """Decorate an async function to add it as a step, named after the function.
 
@@ -767,6 +769,8 @@ class GraphBuilder:
             inputs: as for `Step`: keyword argument -> step name whose value it gets.
             retry: as for `Step`.
             trigger_rule: as for `Step`.
+            pools: as for `Step`: the pools the step takes a slot of (names, or name ->
+                slots).
 
         Raises:
             TypeError: as for `Step`, or the decorated object has no `__name__` and no
@@ -785,6 +789,7 @@ class GraphBuilder:
                     inputs=inputs,
                     retry=retry,
                     trigger_rule=trigger_rule,
+                    pools=pools,
                 )
             )
             return action
