@@ -24,6 +24,8 @@ import inspect
 import logging
 import math
 import signal
+import sys
+import types
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
 from contextlib import asynccontextmanager
 from typing import ParamSpec
@@ -36,7 +38,16 @@ import trio.lowlevel
 import trio.testing
 
 import exegraph_trio as exegraph
-from exegraph_trio import ErrorPolicy, Graph, RunOptions, Step, StepStatus, TriggerRule
+from exegraph_trio import (
+    ErrorPolicy,
+    Graph,
+    RunOptions,
+    Step,
+    StepStatus,
+    TriggerRule,
+    _attempts,
+    _resources,
+)
 from support import Recorder
 
 P = ParamSpec("P")
@@ -966,6 +977,103 @@ def test_ctrl_c_while_the_run_waits_tears_down_the_held_resource() -> None:
     assert result["db"].status is StepStatus.DONE
     assert result["db"].teardown_error is None
     assert result["use"].status is StepStatus.CANCELLED
+
+
+def _sigint_on_first_line_of(function: Callable[..., object]) -> Callable[..., object]:
+    """A `sys.settrace` hook that raises a real SIGINT once, as `function` begins."""
+    code = function.__code__
+    fired: list[bool] = []
+
+    def local(frame: types.FrameType, event: str, arg: object) -> object:
+        if event == "line" and not fired:
+            fired.append(True)
+            signal.raise_signal(signal.SIGINT)  # handled by Trio's handler, here and now
+        return local
+
+    def tracer(frame: types.FrameType, event: str, arg: object) -> object:
+        return local if frame.f_code is code else None
+
+    return tracer
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_ctrl_c_just_after_the_setup_still_holds_and_tears_the_resource_down(kind: str) -> None:
+    # Found by a real-SIGINT fuzz: a Ctrl-C landing between the setup's `yield` and the
+    # wait for its dependents left the resource set up, the step Cancelled, and its
+    # teardown never ran. That stretch is KI-protected now: Trio gives the interrupt to
+    # the main task, here the run's own (so this test calls `trio.run` itself).
+    res = Resources()
+    watch = Watch()
+    graph = Graph(
+        [
+            res.step(kind, "db", setup=1, teardown=2, value="conn"),
+            res.rec.step("use", 10, depends_on=["db"]),
+        ]
+    )
+    sys.settrace(_sigint_on_first_line_of(_resources.hold))  # type: ignore[arg-type]
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            trio.run(
+                exegraph.run,
+                graph,
+                RunOptions(instruments=[watch]),
+                clock=trio.testing.MockClock(autojump_threshold=0),
+            )
+    finally:
+        sys.settrace(None)
+    assert res.rec.times("torn-down") == {"db": 3}
+    (result,) = watch.results
+    assert result["db"].status is StepStatus.DONE
+    assert result["db"].value == "conn"
+    assert result["db"].teardown_error is None
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_an_interrupt_after_the_setup_ended_before_its_value_was_taken_still_tears_down(
+    autojump_clock: trio.testing.MockClock, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The last stretch a Ctrl-C can land in unprotected: the setup's generator has
+    # yielded, its value not yet taken. The generator, suspended at its `yield`, says
+    # the setup ended: the resource is held and torn down, its value unknown (None).
+    real_set_up = _resources.set_up  # (what `_attempts` calls, under that name)
+
+    async def set_up_then_ctrl_c(run: object, step: Step, holder: object) -> object:
+        await real_set_up(run, step, holder)  # type: ignore[arg-type]
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_attempts, "set_up", set_up_then_ctrl_c)
+    res = Resources()
+    watch = Watch()
+    graph = Graph(
+        [
+            res.step(kind, "db", setup=1, teardown=2, value="conn"),
+            res.rec.step("use", 10, depends_on=["db"]),
+        ]
+    )
+    with pytest.raises(KeyboardInterrupt):
+        await exegraph.run(graph, RunOptions(instruments=[watch]))
+    assert res.rec.times("torn-down") == {"db": 3}
+    (result,) = watch.results
+    assert result["db"].status is StepStatus.DONE
+    assert result["db"].value is None
+    assert result["use"].status is StepStatus.SKIPPED
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_an_interrupt_inside_the_setup_leaves_nothing_to_tear_down(
+    autojump_clock: trio.testing.MockClock, kind: str
+) -> None:
+    # The setup did not reach its `yield`: nothing was set up, nothing is torn down.
+    res = Resources()
+    watch = Watch()
+    interrupt = KeyboardInterrupt()
+    graph = Graph([res.step(kind, "db", setup=1, error=interrupt)])
+    with pytest.raises(KeyboardInterrupt) as info:
+        await exegraph.run(graph, RunOptions(instruments=[watch]))
+    assert info.value is interrupt
+    assert res.rec.times("teardown") == {}
+    (result,) = watch.results
+    assert result["db"].status is not StepStatus.DONE
 
 
 async def test_a_class_whose_instances_are_async_context_managers_makes_a_resource_step(

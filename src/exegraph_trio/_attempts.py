@@ -22,8 +22,8 @@ import trio
 
 from . import _core
 from ._errors import StepSkippedError
-from ._outcomes import note
-from ._resources import hold, set_up
+from ._outcomes import interrupt_in, note
+from ._resources import hold, set_up, set_up_ended
 from ._step import COROUTINE, Step
 
 if TYPE_CHECKING:
@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 __all__ = ["full_step"]
 
 _NO_KWARGS: Final[Mapping[str, Any]] = MappingProxyType({})
+_UNSET: Final = object()
+"""What a resource's holder or value is before it is had (`_resource_attempt`)."""
 
 
 async def full_step(run: Run, i: int, late: bool) -> None:  # noqa: FBT001, PLR0915 - start_soon; one readable loop
@@ -161,14 +163,27 @@ async def _resource_attempt(
     could not be cancelled (a thread) finished: the teardown keeps its own deadline.
     Returns the setup's error, or `None` once the resource is torn down.
     """
+    returned: object = _UNSET
+    value: object = _UNSET
     with trio.CancelScope() as life:
         try:
             returned = step.action(**kwargs)
             value = await set_up(run, step, returned)
-        except BaseException as exc:  # noqa: BLE001 - classified by the caller
-            return exc
-        life.shield = True
-        await hold(run, i, step, returned, (first, value), seconds=seconds, scope=life)
+            await hold(run, i, step, returned, (first, value), seconds=seconds, scope=life)
+        except BaseException as exc:  # (the setup's error is classified by the caller)
+            if life.shield:  # raised by `hold` itself (which shields `life` first)
+                raise
+            interrupt = interrupt_in(exc)
+            if interrupt is None or returned is _UNSET:
+                return exc
+            if value is _UNSET and not set_up_ended(step, returned):
+                return exc
+            # A Ctrl-C landed after the setup ended, before `hold` (KI-protected) began:
+            # the resource is set up all the same, so it is held and torn down (SPEC
+            # 2.1), and the interrupt stops the run. (Its value, if not taken yet, is lost.)
+            run._interrupt_from(interrupt)
+            value = None if value is _UNSET else value
+            await hold(run, i, step, returned, (first, value), seconds=seconds, scope=life)
     return None
 
 

@@ -15,6 +15,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 import trio
+from trio.lowlevel import disable_ki_protection, enable_ki_protection
 
 from ._errors import StepCancelledError, StepSkippedError, StepTimeoutError
 from ._outcomes import interrupt_in, is_cancellation
@@ -23,7 +24,7 @@ from ._step import GENERATOR, Step
 if TYPE_CHECKING:
     from ._driver import Run
 
-__all__ = ["hold", "set_up", "tear_down"]
+__all__ = ["hold", "set_up", "set_up_ended", "tear_down"]
 
 
 async def set_up(run: Run, step: Step, holder: object) -> object:
@@ -51,6 +52,25 @@ async def set_up(run: Run, step: Step, holder: object) -> object:
     return await enter()
 
 
+@enable_ki_protection
+def set_up_ended(step: Step, holder: object) -> bool:
+    """Whether the setup of `holder` (what `step`'s action returned) reached its `yield`.
+
+    For a `KeyboardInterrupt` raised after the setup ended, before its value was taken:
+    an async generator (or an `@asynccontextmanager`'s) suspended at a `yield`, not at
+    an `await`, has ended its setup. Of any other context manager nothing is known.
+    """
+    generator = holder if step._kind == GENERATOR else getattr(holder, "gen", None)
+    frame = getattr(generator, "ag_frame", None)
+    return (
+        frame is not None
+        and not generator.ag_running  # type: ignore[union-attr]
+        and generator.ag_await is None  # type: ignore[union-attr]
+        and frame.f_lasti > 0  # (0: not started)
+    )
+
+
+@enable_ki_protection
 async def hold(
     run: Run,
     i: int,
@@ -64,9 +84,12 @@ async def hold(
     """Resource `i` is set up: report it, wait until it is released, tear it down.
 
     `result` is `(start, value)` of its setup; `seconds` its teardown's deadline.
-    Runs inside the step's scope, now shielded: the teardown runs whatever cancels
-    the run, under its own deadline.
+    Runs inside the step's scope, which it shields first: the teardown runs whatever
+    cancels the run, under its own deadline. KI-protected up to the teardown (whose own
+    code, `tear_down`, is not): a Ctrl-C landing between the setup and the wait would
+    leave the resource set up and never torn down (it goes to the run instead).
     """
+    scope.shield = True
     event = trio.Event()
     run.due[i] = event
     start, value = result
@@ -99,6 +122,7 @@ async def hold(
     run._torn_down(i, step, error)
 
 
+@disable_ki_protection  # the resource's own code: a Ctrl-C may stop it, as any step's
 async def tear_down(run: Run, step: Step, holder: Any) -> None:
     """Run a resource's teardown: the rest of its generator, or its `__aexit__`.
 
