@@ -461,6 +461,59 @@ def test_sys_exit_in_a_hook_ends_the_process_with_its_status(tmp_path: object) -
     assert "Traceback" not in done.stderr
 
 
+def test_ctrl_c_while_the_run_starts_its_second_nursery_neither_hangs_nor_crashes_trio() -> None:
+    # Found by a real-SIGINT fuzz: a run with a trigger rule keeps its steps' nursery open
+    # with `nursery.start`; Trio's `TaskStatus.started` is not KI-protected, and a Ctrl-C
+    # landing in it after it moved the task out of its first nursery hung the run (or
+    # crashed Trio: `TrioInternalError`). The child raises a real SIGINT exactly there,
+    # by a trace hook on the lines of `started` (so it depends on Trio's code: it checks
+    # that the hook fired).
+    script = textwrap.dedent(
+        """
+        import linecache, signal, sys, trio, trio.testing
+        import exegraph_trio as exegraph
+        from trio._core import _run
+
+        fired, armed = [], []
+
+        def local(frame, event, arg):
+            if event == "line" and not fired:
+                if armed:  # the line after the old nursery's children were moved out
+                    fired.append(True)
+                    signal.raise_signal(signal.SIGINT)
+                elif "_children = set()" in linecache.getline(
+                    frame.f_code.co_filename, frame.f_lineno
+                ):
+                    armed.append(True)
+            return local
+
+        def tracer(frame, event, arg):
+            return local if frame.f_code is _run._TaskStatus.started.__code__ else None
+
+        async def nothing():
+            await trio.sleep(1)
+
+        graph = exegraph.Graph([
+            exegraph.Step("a", nothing),
+            exegraph.Step(
+                "after", nothing, depends_on=["a"],
+                trigger_rule=exegraph.TriggerRule.ALL_DONE,
+            ),
+        ])
+        sys.settrace(tracer)
+        try:
+            trio.run(exegraph.run, graph, clock=trio.testing.MockClock(autojump_threshold=0))
+        except KeyboardInterrupt:
+            print("KeyboardInterrupt", "fired" if fired else "not fired")
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert (done.returncode, done.stdout) == (0, "KeyboardInterrupt fired\n"), done.stderr
+    assert "TrioInternalError" not in done.stderr
+
+
 # -- timed out means its own deadline was the cause -------------------------------------
 
 

@@ -331,10 +331,16 @@ class Run(_Facts):
             return result if want_result else result.error
         return RunError(self._message(), self.members) if self.members else None
 
+    @enable_ki_protection
     async def _hold_main(
         self, task_status: trio.TaskStatus[trio.Nursery] = trio.TASK_STATUS_IGNORED
     ) -> None:
-        """Hold open the nursery of the steps fail-fast cancels, until the run is over."""
+        """Hold open the nursery of the steps fail-fast cancels, until the run is over.
+
+        KI-protected: Trio's `TaskStatus.started` is not, and a Ctrl-C landing inside it
+        (it moves this task to the run's nursery) left `nursery.start` waiting forever
+        for a child that had already left (a real-SIGINT fuzz found the run hanging).
+        """
         async with trio.open_nursery() as main:
             task_status.started(main)
             assert self.closing is not None
