@@ -74,14 +74,20 @@ async def floor(n: int) -> None:
             nursery.start_soon(noop)
 
 
-async def minimal(deps: Sequence[Sequence[int]], bound: int) -> None:
-    """The least task-per-step scheduler (see the module's docstring)."""
-    n = len(deps)
+def _counted(deps: Sequence[Sequence[int]]) -> tuple[list[int], list[list[int]]]:
+    """Each step's number of dependencies (left to finish), and its dependents."""
     waiting = [len(ds) for ds in deps]
-    dependents: list[list[int]] = [[] for _ in range(n)]
+    dependents: list[list[int]] = [[] for _ in deps]
     for i, ds in enumerate(deps):
         for d in ds:
             dependents[d].append(i)
+    return waiting, dependents
+
+
+async def minimal(deps: Sequence[Sequence[int]], bound: int) -> None:
+    """The least task-per-step scheduler (see the module's docstring)."""
+    n = len(deps)
+    waiting, dependents = _counted(deps)
     ready = deque(i for i in range(n) if not waiting[i])
     running = 0
     async with trio.open_nursery() as nursery:
@@ -111,11 +117,7 @@ def _prepared(
 ) -> tuple[list[int], list[list[int]], list[int], list[int]]:
     """`required`'s state: dependencies left, dependents, the step of each rank, a heap."""
     n = len(deps)
-    waiting = [len(ds) for ds in deps]
-    dependents: list[list[int]] = [[] for _ in range(n)]
-    for i, ds in enumerate(deps):
-        for d in ds:
-            dependents[d].append(i)
+    waiting, dependents = _counted(deps)
     by_rank = [0] * n
     for i, r in enumerate(rank):
         by_rank[r] = i

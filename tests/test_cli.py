@@ -31,6 +31,7 @@ import textwrap
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -80,6 +81,30 @@ def exegraph(
         timeout=TIMEOUT,
         check=False,
     )
+
+
+def exegraph_writing_to(stdout: int | IO[str], *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the command line with its standard output going to `stdout` (a descriptor or file)."""
+    return subprocess.run(
+        _command("exegraph", args),
+        cwd=GRAPHS,
+        env=_environment(),
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+
+
+def exegraph_into_a_closed_pipe(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run the command line with stdout a pipe whose reader is gone (`| head -1`, done)."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        return exegraph_writing_to(write, *args)
+    finally:
+        os.close(write)
 
 
 def assert_one_line_error(done: subprocess.CompletedProcess[str], *parts: str) -> str:
@@ -352,23 +377,9 @@ def test_a_step_calling_sys_exit_ends_the_command_with_its_status_after_table_an
 def test_the_trace_is_written_though_standard_output_is_closed(tmp_path: Path) -> None:
     # `exegraph run ... --trace t.json | true`: the table is lost, the trace is not.
     trace = tmp_path / "run.json"
-    read, write = os.pipe()
-    os.close(read)
-    try:
-        done = subprocess.run(
-            _command(
-                "exegraph", ("run", "cli_pipeline:graph", "--no-progress", "--trace", str(trace))
-            ),
-            cwd=GRAPHS,
-            env=_environment(),
-            stdout=write,
-            stderr=subprocess.PIPE,
-            text=True,
-            timeout=TIMEOUT,
-            check=False,
-        )
-    finally:
-        os.close(write)
+    done = exegraph_into_a_closed_pipe(
+        "run", "cli_pipeline:graph", "--no-progress", "--trace", str(trace)
+    )
     assert (done.returncode, done.stderr) == (141, "")
     assert {event["name"] for event in _trace_events(trace) if event.get("ph") == "X"} == {
         "fetch",
@@ -383,16 +394,7 @@ def test_the_trace_is_written_though_standard_output_is_closed(tmp_path: Path) -
 def test_output_that_cannot_be_written_is_a_one_line_error_with_status_74(command: str) -> None:
     args = [command, "cli_pipeline:graph", *(["--no-progress"] if command == "run" else [])]
     with open("/dev/full", "w", encoding="utf-8") as full:  # every write: ENOSPC
-        done = subprocess.run(
-            _command("exegraph", tuple(args)),
-            cwd=GRAPHS,
-            env=_environment(),
-            stdout=full,
-            stderr=subprocess.PIPE,
-            text=True,
-            timeout=TIMEOUT,
-            check=False,
-        )
+        done = exegraph_writing_to(full, *args)
     assert done.returncode == 74, done.stderr
     assert done.stderr.splitlines() == [
         "exegraph: error: cannot write the output: OSError: [Errno 28] No space left on device"
@@ -845,21 +847,7 @@ def test_list_of_an_empty_graph_prints_nothing() -> None:
 def test_a_reader_that_stops_early_ends_the_command_quietly_with_141(command: str) -> None:
     # `exegraph list ... | head -1`: stdout is a pipe whose reader is gone.
     args = [command, "cli_pipeline:wide", *(["--no-progress"] if command == "run" else [])]
-    read, write = os.pipe()
-    os.close(read)
-    try:
-        done = subprocess.run(
-            _command("exegraph", tuple(args)),
-            cwd=GRAPHS,
-            env=_environment(),
-            stdout=write,
-            stderr=subprocess.PIPE,
-            text=True,
-            timeout=TIMEOUT,
-            check=False,
-        )
-    finally:
-        os.close(write)
+    done = exegraph_into_a_closed_pipe(*args)
     assert (done.returncode, done.stderr) == (141, "")
 
 
