@@ -514,6 +514,69 @@ def test_ctrl_c_while_the_run_starts_its_second_nursery_neither_hangs_nor_crashe
     assert "TrioInternalError" not in done.stderr
 
 
+def test_ctrl_c_while_a_trigger_rule_step_is_respawned_after_fail_fast_does_not_hang() -> None:
+    # The same kind: a trigger-rule step spawned as fail-fast cancelled its nursery is
+    # spawned again in the outer nursery; Trio's `start_soon` is not KI-protected, and a
+    # Ctrl-C landing after it counted the task in the nursery, before it scheduled it,
+    # left the nursery waiting forever. The child retries the same-instant run until
+    # the respawn happens (Trio picks which of two tasks runs first), then raises a real
+    # SIGINT on that line of `spawn_impl`.
+    script = textwrap.dedent(
+        """
+        import linecache, signal, sys, trio, trio.testing
+        import exegraph_trio as exegraph
+        from exegraph_trio import _attempts
+        from trio._core import _run
+
+        fired = []
+
+        def local(frame, event, arg):
+            if event == "line" and not fired and "self.reschedule(task, None)" in (
+                linecache.getline(frame.f_code.co_filename, frame.f_lineno)
+            ):
+                caller = frame.f_back
+                while caller is not None and caller.f_code is not _attempts._run_late.__code__:
+                    caller = caller.f_back
+                if caller is not None:
+                    fired.append(True)
+                    signal.raise_signal(signal.SIGINT)
+            return local
+
+        def tracer(frame, event, arg):
+            return local if frame.f_code is _run.Runner.spawn_impl.__code__ else None
+
+        async def ok():
+            await trio.sleep(1)
+
+        async def bad():
+            await trio.sleep(1)
+            raise ValueError("bad")
+
+        graph = exegraph.Graph([
+            exegraph.Step("a", ok),
+            exegraph.Step("bad", bad),
+            exegraph.Step(
+                "h", ok, depends_on=["a"], trigger_rule=exegraph.TriggerRule.ALL_DONE
+            ),
+        ])
+        sys.settrace(tracer)
+        for _ in range(200):
+            try:
+                trio.run(exegraph.run, graph, clock=trio.testing.MockClock(autojump_threshold=0))
+            except KeyboardInterrupt:
+                print("KeyboardInterrupt", "fired" if fired else "not fired")
+                break
+            except exegraph.RunError:
+                pass
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert (done.returncode, done.stdout) == (0, "KeyboardInterrupt fired\n"), done.stderr
+    assert "TrioInternalError" not in done.stderr
+
+
 # -- timed out means its own deadline was the cause -------------------------------------
 
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import outcome
 import trio
+from trio.lowlevel import enable_ki_protection
 
 from . import _core
 from ._errors import StepSkippedError
@@ -202,11 +203,13 @@ def _attempt_began(run: Run, i: int, times: tuple[float, float, float]) -> None:
         recorded += (ended, start)
 
 
+@enable_ki_protection
 def _not_begun(run: Run, i: int, *, late: bool) -> None:
     """Step `i`'s task found the run stopping before its action began: it is withdrawn.
 
     A trigger-rule step spawned just as fail-fast cancelled its nursery runs after all,
-    in the outer nursery.
+    in the outer nursery. KI-protected bookkeeping: Trio's `start_soon` is not protected,
+    and a Ctrl-C landing inside it could leave a nursery counting a task never scheduled.
     """
     if not late and _run_late(run, i):
         return
