@@ -28,7 +28,7 @@ import sys
 import types
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
 from contextlib import asynccontextmanager
-from typing import ParamSpec
+from typing import Any, ParamSpec
 
 import attrs
 import outcome
@@ -1057,6 +1057,52 @@ async def test_an_interrupt_after_the_setup_ended_before_its_value_was_taken_sti
     assert result["db"].status is StepStatus.DONE
     assert result["db"].value is None
     assert result["use"].status is StepStatus.SKIPPED
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_an_interrupt_before_the_setup_began_leaves_nothing_to_tear_down(
+    autojump_clock: trio.testing.MockClock, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found by the fuzz after the fix above: a new generator of a closure (every one
+    # `Resources` makes) looked as if it had run, and a Ctrl-C before the setup began
+    # had its teardown run the setup ("yielded a second time").
+    async def ctrl_c_first(run: object, step: Step, holder: object) -> object:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_attempts, "set_up", ctrl_c_first)
+    res = Resources()
+    watch = Watch()
+    graph = Graph([res.step(kind, "db", setup=1, teardown=2)])
+    with pytest.raises(KeyboardInterrupt):
+        await exegraph.run(graph, RunOptions(instruments=[watch]))
+    assert res.rec.times("start") == {}  # the setup never ran, nor did a teardown
+    (result,) = watch.results
+    assert result["db"].status is not StepStatus.DONE
+    assert result["db"].teardown_error is None
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_setup_has_ended_only_at_its_yield(kind: str) -> None:
+    released = trio.Event()
+
+    async def resource() -> AsyncIterator[str]:  # a closure, as most actions are
+        await released.wait()
+        yield "conn"
+
+    action = resource if kind == GEN else asynccontextmanager(resource)
+    step = Step("db", action)
+    holder: Any = action()
+    generator = holder if kind == GEN else holder.gen
+    assert not _resources.set_up_ended(step, holder)  # created, not started
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(generator.asend, None)
+        await trio.testing.wait_all_tasks_blocked()
+        assert generator.ag_await is not None  # suspended at the setup's `await`
+        assert not _resources.set_up_ended(step, holder)
+        released.set()
+    assert _resources.set_up_ended(step, holder)  # suspended at its `yield`
+    await generator.aclose()
+    assert not _resources.set_up_ended(step, holder)  # finished
 
 
 @pytest.mark.parametrize("kind", KINDS)

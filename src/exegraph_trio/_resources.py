@@ -11,6 +11,7 @@ task and scope they were entered in, whatever cancels the run meanwhile.
 
 from __future__ import annotations
 
+import dis
 import math
 from typing import TYPE_CHECKING, Any
 
@@ -58,16 +59,20 @@ def set_up_ended(step: Step, holder: object) -> bool:
 
     For a `KeyboardInterrupt` raised after the setup ended, before its value was taken:
     an async generator (or an `@asynccontextmanager`'s) suspended at a `yield`, not at
-    an `await`, has ended its setup. Of any other context manager nothing is known.
+    an `await` (which is a `yield` too, of the awaited object: `ag_await`) and not before
+    its first line, has ended its setup. Of any other context manager nothing is known.
     """
     generator = holder if step._kind == GENERATOR else getattr(holder, "gen", None)
     frame = getattr(generator, "ag_frame", None)
-    return (
-        frame is not None
-        and not generator.ag_running  # type: ignore[union-attr]
-        and generator.ag_await is None  # type: ignore[union-attr]
-        and frame.f_lasti > 0  # (0: not started)
-    )
+    if frame is None or generator.ag_running or generator.ag_await is not None:  # type: ignore[union-attr]
+        return False
+    suspended = getattr(generator, "ag_suspended", None)  # Python 3.12+: not "created"
+    if suspended is not None:
+        return bool(suspended)
+    # Python 3.11: the last instruction run is the `yield`. (Not `f_lasti > 0`: a new
+    # generator of a closure has run `COPY_FREE_VARS` before its `RETURN_GENERATOR`.)
+    lasti: int = frame.f_lasti
+    return lasti >= 0 and dis.opname[frame.f_code.co_code[lasti]] == "YIELD_VALUE"
 
 
 @enable_ki_protection
