@@ -111,6 +111,31 @@ async def test_all_done_runs_once_every_dependency_settled_whatever_its_outcome(
     assert result["report"].end == 6
 
 
+@pytest.mark.parametrize("rule", [ALL_DONE, ONE_FAILED])
+async def test_a_step_after_a_handler_that_runs_is_skipped_by_fail_fast_not_by_the_failure(
+    autojump_clock: trio.testing.MockClock, rule: TriggerRule
+) -> None:
+    # Rules look at direct dependencies only: `notify` needs `handler`, which runs and
+    # succeeds; `build`'s failure is no failure of a dependency of `notify`'s. Fail-fast
+    # skips it (no `failed_dependency`); under continue-on-error it runs. (A review
+    # found it named `build`, and its span said `failed_dependency`.)
+    rec = Recorder()
+    graph = Graph(
+        [
+            rec.step("build", 1, error=ValueError("build")),
+            ruled(rec, "handler", 1, rule, depends_on=["build"]),
+            rec.step("notify", 1, depends_on=["handler"]),
+        ]
+    )
+    result = await exegraph.run_with_result(graph, FAIL_FAST)
+    assert result["handler"].status is StepStatus.DONE
+    assert result["notify"].status is StepStatus.SKIPPED
+    assert isinstance(result["notify"].error, exegraph.StepSkippedError)
+    assert result["notify"].error.failed_dependency is None
+    result = await exegraph.run_with_result(graph, CONTINUE)
+    assert result["notify"].status is StepStatus.DONE
+
+
 async def test_all_done_runs_when_every_dependency_succeeded(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

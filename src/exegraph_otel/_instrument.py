@@ -47,8 +47,9 @@ class OtelInstrument(exegraph_trio.Instrument):
     ends; it is the current span inside the action, so spans the action makes (also in
     tasks it spawns in its own nurseries, and nested exegraph runs) are its children. Each
     step span links to the spans of the steps it depends on. A skipped step gets a
-    zero-length span at the moment the skip is decided, also linked to the spans of its
-    dependencies, and says why it never ran in `exegraph.step.skip_reason`:
+    zero-length span at the moment the skip is decided, also linked to the spans its
+    dependencies have by then (a trigger-rule step that runs after fail-fast has none
+    yet), and says why it never ran in `exegraph.step.skip_reason`:
     `failed_dependency` (a step upstream failed: named in
     `exegraph.step.failed_dependency` and linked with link type `failed_dependency`),
     `fail_fast` or `interrupted` (a step that is not upstream failed, or raised

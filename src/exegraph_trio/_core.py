@@ -789,6 +789,9 @@ class Core:
     def _downstream(self, i: int, seen: set[int] | None = None) -> list[int]:
         """The transitive dependents of `i` not started yet, breadth first.
 
+        Only through `ALL_SUCCESS` steps: a step with another trigger rule still runs
+        after a failure (rules look at direct dependencies only, SPEC 2.1), so what
+        needs it is not downstream of the failure (fail-fast skips it, with no cause).
         `seen` is shared by the walks from several steps: each finds only what the
         walks before it did not (together they walk each edge once).
         """
@@ -796,12 +799,14 @@ class Core:
         if seen is None:
             seen = set()
         seen.add(i)
-        dependents, state = self.dependents, self.state
+        dependents, state, rules = self.dependents, self.state, self.rules
         todo = [i]
         for current in todo:  # `todo` grows while we walk it
             for j in dependents[current]:
                 if j not in seen:
                     seen.add(j)
+                    if rules is not None and rules[j] != ALL_SUCCESS:
+                        continue
                     todo.append(j)
                     if state[j] <= READY:
                         found.append(j)
