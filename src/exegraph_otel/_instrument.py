@@ -219,12 +219,24 @@ class OtelInstrument(exegraph_trio.Instrument):
         self._each("run_done", run, result)
 
     def _each(self, method: str, run: RunInfo, *args: object) -> None:
-        """Call `method` on tracing and on metrics, each guarded on its own."""
+        """Call `method` on tracing and on metrics, each guarded on its own.
+
+        An `Exception` of one part is logged and disables that part for the run. A
+        `KeyboardInterrupt` or `SystemExit` (Ctrl-C during a blocking export) is raised
+        once every part has been called, so that the other part still counts the step
+        (`exegraph.step.active` goes back down): the first such interrupt is raised.
+        """
+        interrupt: BaseException | None = None
         for part in self._parts:
             try:
                 getattr(part, method)(run, *args)
             except Exception:  # noqa: BLE001 - a broken provider must not reach the engine
                 self._failed(part, run, method)
+            except BaseException as exc:  # noqa: BLE001 - raised below, after the other part
+                if interrupt is None:
+                    interrupt = exc
+        if interrupt is not None:
+            raise interrupt
 
     @staticmethod
     def _failed(part: _Part, run: RunInfo, method: str) -> None:

@@ -17,8 +17,8 @@ import pytest
 import trio
 from opentelemetry import metrics, trace
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader, NumberDataPoint
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import NonRecordingSpan, Span, SpanContext, TraceFlags
@@ -281,6 +281,49 @@ async def test_a_span_that_cannot_end_still_restores_every_context(
     assert message.startswith("exegraph_otel: tracing raised in step_done")
     assert complaints(caplog, "opentelemetry.context") == []  # no "Failed to detach context"
     caplog.clear()
+
+
+@pytest.mark.parametrize("when", ["on_start", "on_end"])
+async def test_ctrl_c_inside_the_tracer_still_leaves_the_metrics_whole(
+    autojump_clock: trio.testing.MockClock,
+    meter_provider: MeterProvider,
+    metric_reader: InMemoryMetricReader,
+    when: str,
+) -> None:
+    # A `KeyboardInterrupt` raised in the tracing part (Ctrl-C during a blocking export
+    # of a span processor) skipped the metrics part: `exegraph.step.active` stayed at 1
+    # (or -1) and the step's outcome was never counted (a review found it).
+    class CtrlCDuringExport(SpanProcessor):
+        def on_start(self, span: Any, parent_context: Any = None) -> None:
+            if when == "on_start" and span.name == "a":
+                raise KeyboardInterrupt
+
+        def on_end(self, span: ReadableSpan) -> None:
+            if when == "on_end" and span.name == "a":
+                raise KeyboardInterrupt
+
+    tracer_provider = TracerProvider(shutdown_on_exit=False)
+    tracer_provider.add_span_processor(CtrlCDuringExport())
+    instrument = exegraph_otel.OtelInstrument(
+        tracer_provider=tracer_provider, meter_provider=meter_provider
+    )
+
+    async def one_second() -> None:
+        await trio.sleep(1)
+
+    graph = Graph([exegraph.Step("a", one_second), exegraph.Step("b", one_second)])
+    with pytest.raises(KeyboardInterrupt):
+        await exegraph.run(graph, RunOptions(instruments=[instrument]))
+    active = metric_points(metric_reader, "exegraph.step.active")
+    assert all(isinstance(point, NumberDataPoint) for point in active.values())
+    values = {
+        dict(attrs)["cicd.pipeline.task.name"]: point.value  # type: ignore[union-attr]
+        for attrs, point in active.items()
+    }
+    # (`b` started, or was skipped first: Trio picks which of the two tasks runs first)
+    assert values in ({"a": 0}, {"a": 0, "b": 0})
+    outcomes = metric_points(metric_reader, "exegraph.step.outcomes")
+    assert {dict(attrs)["cicd.pipeline.task.name"] for attrs in outcomes} == {"a", "b"}
 
 
 async def test_a_provider_that_cannot_give_a_tracer_leaves_metrics_working(
