@@ -111,7 +111,12 @@ def test_without_durations_each_step_takes_one_second() -> None:
 
 @pytest.mark.parametrize(
     ("known", "default"),
-    [({"a": 1.0, "b": 3.0, "c": 10.0}, 3.0), ({"a": 1.0, "b": 4.0}, 2.5), ({}, 1.0)],
+    [
+        ({"a": 1.0, "b": 3.0, "c": 10.0}, 3.0),
+        ({"a": 1.0, "b": 4.0}, 2.5),
+        ({}, 1.0),
+        ({"a": 1e308, "b": 1e308}, 1e308),  # halved before added: no overflow to inf
+    ],
 )
 def test_a_step_without_an_estimate_takes_the_median_of_the_known_ones(
     known: dict[str, float], default: float

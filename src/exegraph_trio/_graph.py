@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import operator
-import statistics
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from itertools import compress, repeat
 from typing import Any, Final, Literal, TypeVar, cast, final, overload
@@ -480,7 +479,7 @@ class Graph:
             return [1.0] * len(self.steps)
         if len(known) == len(self.steps):
             return [known[i] for i in range(len(self.steps))]
-        default = statistics.median(known.values())
+        default = _median(known.values())
         return [known.get(i, default) for i in range(len(self.steps))]
 
     def _path_lengths(self, estimates: Sequence[float]) -> list[float]:
@@ -528,6 +527,18 @@ class Graph:
                 rank[i] = place
             lazy.rank, lazy.by_rank = rank, by_rank
         return lazy.rank, lazy.by_rank
+
+
+def _median(values: Iterable[float]) -> float:
+    """The median of finite numbers >= 0, finite too.
+
+    (`statistics.median` of two `1e308` is `inf`: it adds before it halves.)
+    """
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    if len(ordered) % 2:
+        return ordered[middle]
+    return ordered[middle - 1] / 2 + ordered[middle] / 2
 
 
 def _topological_order(
