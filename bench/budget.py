@@ -22,6 +22,14 @@ beside what exegraph costs:
     unfinished step fits in the bound, a completion leaves the choice to one waiting
     task, woken once for all the completions of the batch: exegraph's rule);
   - `run`: `exegraph.run` of the same graph, built (priorities too) beforehand.
+- run with a deadline on every step (`--part timeout`): `floor_scope` (each bare task in
+  its own `trio.CancelScope(deadline=...)`), `required_timeout` (`required`, each action in
+  such a scope, its deadline read from the step's start, `StepTimeoutError` if it passes)
+  and `run_timeout` (`exegraph.run` with `step_timeout`);
+- whole jobs, build and run (`--part job`, `--actions noop|yield`): `peer` (the
+  graphlib-trio peer, `peers.graphlib_trio`), `least` (`unchecked`, the priorities counted
+  by exegraph's own function, then `required`: a lower bound on any job keeping part 1)
+  and `job` (exegraph's `Step`s, `Graph(...)` and `run`);
 - build (`--part build`), instructions per step of making the graph from its names:
   - `graphlib`: the peer's build (`peers.graphlib_build`: its actions and a prepared
     `TopologicalSorter`);
@@ -32,7 +40,8 @@ beside what exegraph costs:
     `priority()`, each counted on its own (the difference from the step before).
 
 ```sh
-.venv/bin/python bench/budget.py                       # both parts, ~6 min on 2 cores
+.venv/bin/python bench/budget.py                       # run and build, ~6 min on 2 cores
+.venv/bin/python bench/budget.py --part all --actions yield   # every part, ~10 min
 .venv/bin/python bench/budget.py --part build --size 100000 --shapes layered
 ```
 """
@@ -41,6 +50,7 @@ from __future__ import annotations
 
 import argparse
 import contextvars
+import functools
 import gc
 import heapq
 import os
@@ -57,8 +67,13 @@ import trio.testing
 from cachegrind import instructions_of
 
 import exegraph_trio as exegraph
+from exegraph_trio._graph import _count_dependents
 
 RUN_VARIANTS: Final = ("none", "floor", "minimal", "required", "run")
+TIMEOUT_VARIANTS: Final = ("none", "floor_scope", "required_timeout", "run_timeout")
+JOB_VARIANTS: Final = ("none", "peer", "least", "job")
+STEP_TIMEOUT: Final = 3600.0
+"""The deadline of every step in the timeout part (as `runners.STEP_TIMEOUT`: never reached)."""
 BUILD_VARIANTS: Final = ("none", "graphlib", "unchecked", "steps", "graph", "priorities")
 WARM_UP: Final = 50
 
@@ -113,11 +128,16 @@ async def minimal(deps: Sequence[Sequence[int]], bound: int) -> None:
 
 
 def _prepared(
-    deps: Sequence[Sequence[int]], rank: Sequence[int]
-) -> tuple[list[int], list[list[int]], list[int], list[int]]:
+    deps: Sequence[Sequence[int]],
+    rank: Sequence[int],
+    dependents: Sequence[Sequence[int]] | None = None,
+) -> tuple[list[int], Sequence[Sequence[int]], list[int], list[int]]:
     """`required`'s state: dependencies left, dependents, the step of each rank, a heap."""
     n = len(deps)
-    waiting, dependents = _counted(deps)
+    if dependents is None:
+        waiting, dependents = _counted(deps)
+    else:
+        waiting = [len(ds) for ds in deps]
     by_rank = [0] * n
     for i, r in enumerate(rank):
         by_rank[r] = i
@@ -126,20 +146,26 @@ def _prepared(
     return waiting, dependents, by_rank, ready
 
 
-async def required(
+async def required(  # noqa: PLR0915 - one function, as a hand-written runner would be
     deps: Sequence[Sequence[int]],
     rank: Sequence[int],
     names: Sequence[str],
     bound: int,
     action: Callable[[], Awaitable[object]] = noop,
+    *,
+    step_timeout: float | None = None,
+    dependents: Sequence[Sequence[int]] | None = None,
 ) -> list[int]:
     """The least runner keeping part 1's observable promises (see the module's docstring).
 
-    Every step runs `action`; returns the completion order (which
-    `exegraph.run_with_result` gives too). `check()` compares its starts with exegraph's.
+    Every step runs `action`, inside a cancel scope with a deadline `step_timeout` seconds
+    after its start when it is given (`StepTimeoutError` if it passes: rule 5);
+    `dependents`, when given, are each step's dependents (a build made them already).
+    Returns the completion order (which `exegraph.run_with_result` gives too). `check()`
+    compares its starts with exegraph's.
     """
     n = len(deps)
-    waiting, dependents, by_rank, ready = _prepared(deps, rank)
+    waiting, dependents, by_rank, ready = _prepared(deps, rank, dependents)
     starts = [0.0] * n
     ends = [0.0] * n
     order: list[int] = []
@@ -162,9 +188,15 @@ async def required(
 
         async def task(i: int) -> None:
             nonlocal running, releasing
-            starts[i] = now()
+            starts[i] = start = now()
             try:
-                await action()
+                if step_timeout is None:
+                    await action()
+                else:
+                    with trio.CancelScope(deadline=start + step_timeout) as scope:
+                        await action()
+                    if scope.cancelled_caught:
+                        raise exegraph.StepTimeoutError(names[i], step_timeout)
             except BaseException:
                 nursery.cancel_scope.cancel()
                 raise
@@ -237,10 +269,12 @@ class Unchecked:
         self._kind = 0
 
 
-def unchecked_build(shape: shapes.Shape) -> tuple[list[Unchecked], list[tuple[int, ...]]]:
+def unchecked_build(
+    shape: shapes.Shape, action: Callable[[], Awaitable[object]] = noop
+) -> tuple[list[Unchecked], list[tuple[int, ...]]]:
     """The `unchecked` build: the objects, a name index, dependencies as positions."""
     steps = [
-        Unchecked(name, noop, depends_on=ds)
+        Unchecked(name, action, depends_on=ds)
         for name, ds in zip(shape.names, shape.dep_names, strict=True)
     ]
     index = {step.name: i for i, step in enumerate(steps)}
@@ -262,6 +296,46 @@ def ranks(graph: exegraph.Graph) -> list[int]:
     for place, i in enumerate(by_rank):
         rank[i] = place
     return rank
+
+
+def ranks_of(priorities: Sequence[int]) -> list[int]:
+    """`ranks` from the priorities themselves (higher first, then position)."""
+    by_rank = sorted(range(len(priorities)), key=lambda i: -priorities[i])
+    rank = [0] * len(by_rank)
+    for place, i in enumerate(by_rank):
+        rank[i] = place
+    return rank
+
+
+async def least_job(
+    shape: shapes.Shape, bound: int, action: Callable[[], Awaitable[object]]
+) -> None:
+    """The least whole job keeping part 1's promises: `unchecked`, priorities, `required`.
+
+    The priorities are counted by exegraph's own function (the cheapest exact way known,
+    see `bench/README.md`); the dependents it needs are made once and given to `required`.
+    No validation at all (a graph's checks are left out: this is a lower bound).
+    """
+    _steps, deps = unchecked_build(shape, action)
+    n = len(deps)
+    dependents: list[list[int]] = [[] for _ in deps]
+    for i, ds in enumerate(deps):
+        for d in ds:
+            dependents[d].append(i)
+    frozen = tuple(map(tuple, dependents))
+    priorities = _count_dependents(tuple(deps), frozen, range(n))
+    await required(deps, ranks_of(priorities), shape.names, bound, action, dependents=frozen)
+
+
+async def exegraph_job(
+    shape: shapes.Shape, bound: int, action: Callable[[], Awaitable[object]]
+) -> None:
+    """Exegraph's whole job, as `runners.py` times it: the `Step`s, `Graph(...)`, `run`."""
+    steps = [
+        exegraph.Step(name, a, depends_on=ds)
+        for name, a, ds in zip(shape.names, [action] * len(shape), shape.dep_names, strict=True)
+    ]
+    await exegraph.run(exegraph.Graph(steps), exegraph.RunOptions(max_concurrency=bound))
 
 
 def run_child(variant: str, kind: str, size: int, bound: int) -> None:
@@ -288,6 +362,48 @@ def run_child(variant: str, kind: str, size: int, bound: int) -> None:
         trio.run(exegraph.run, graph, options)
 
 
+def timeout_child(variant: str, kind: str, size: int, bound: int) -> None:
+    """One cell of the timeout part: as `run_child`, a deadline on every step."""
+    shape = shapes.make(kind, size)
+    graph = exegraph.Graph(exegraph_steps(shape))
+    graph.priority(shape.names[0])
+    small = shapes.make(kind, WARM_UP)
+    small_graph = exegraph.Graph(exegraph_steps(small))
+    options = exegraph.RunOptions(max_concurrency=bound, step_timeout=STEP_TIMEOUT)
+    rank = ranks(graph)
+    actions = [noop] * size
+    trio.run(peers.floor_scoped, actions[:WARM_UP], STEP_TIMEOUT)
+    timed = functools.partial(required, step_timeout=STEP_TIMEOUT)
+    trio.run(timed, small.deps, ranks(small_graph), small.names, bound)
+    trio.run(exegraph.run, small_graph, options)
+    gc.collect()
+    if variant == "floor_scope":
+        trio.run(peers.floor_scoped, actions, STEP_TIMEOUT)
+    elif variant == "required_timeout":
+        trio.run(timed, shape.deps, rank, shape.names, bound)
+    elif variant == "run_timeout":
+        trio.run(exegraph.run, graph, options)
+
+
+def job_child(variant: str, kind: str, size: int, bound: int, action_kind: str) -> None:
+    """One cell of the job part: warm-ups, then `variant`'s whole job (build and run)."""
+    shape = shapes.make(kind, size)
+    _ = shape.dep_names
+    action = peers.noop if action_kind == "noop" else peers.trio_yield
+    small = shapes.make(kind, WARM_UP)
+    _ = small.dep_names
+    trio.run(peers.graphlib_trio, small.deps, [action] * WARM_UP, bound)
+    trio.run(least_job, small, bound, action)
+    trio.run(exegraph_job, small, bound, action)
+    gc.collect()
+    if variant == "peer":
+        trio.run(peers.graphlib_trio, shape.deps, [action] * size, bound)
+    elif variant == "least":
+        trio.run(least_job, shape, bound, action)
+    elif variant == "job":
+        trio.run(exegraph_job, shape, bound, action)
+
+
 def build_child(variant: str, kind: str, size: int) -> None:
     """One cell of the build part: the inputs made and a warm-up, then `variant`'s build."""
     shape = shapes.make(kind, size)
@@ -311,6 +427,9 @@ def build_child(variant: str, kind: str, size: int) -> None:
 
 def check(size: int = 300, bounds: Sequence[int] = (1, 2, 3, 4, 7)) -> int:
     """Assert that `required` starts every step when `exegraph.run` does; the cells checked.
+
+    (`required` with a deadline on every step and the dependents given, as the timeout
+    and job parts run it, too; and `least_job`'s ranks are exegraph's.)
 
     Under `MockClock`, each step sleeping 1, 2 or 3 s (by its position), on every shape
     and bound: the same start time for every step means the same decisions (rule 3 and
@@ -347,11 +466,22 @@ def check(size: int = 300, bounds: Sequence[int] = (1, 2, 3, 4, 7)) -> int:
                 for name, ds in zip(shape.names, shape.dep_names, strict=True)
             )
             rank = ranks(graph)
+            index = {name: i for i, name in enumerate(shape.names)}
+            dependents = tuple(
+                tuple(index[step.name] for step in graph.dependents(name)) for name in shape.names
+            )
+            counted = _count_dependents(shape.deps, dependents, range(len(shape)))
+            assert ranks_of(counted) == rank, f"least_job ranks {kind} unlike exegraph"
             for bound in bounds:
                 started.clear()
                 clock = trio.testing.MockClock(autojump_threshold=0)
                 trio.run(required, shape.deps, rank, shape.names, bound, sleeper, clock=clock)
                 least = dict(started)
+                started.clear()
+                clock = trio.testing.MockClock(autojump_threshold=0)
+                timed = functools.partial(required, step_timeout=100, dependents=dependents)
+                trio.run(timed, shape.deps, rank, shape.names, bound, sleeper, clock=clock)
+                assert started == least, f"required with deadlines differs on {kind}, {bound}"
                 started.clear()
                 clock = trio.testing.MockClock(autojump_threshold=0)
                 trio.run(
@@ -371,73 +501,149 @@ def check(size: int = 300, bounds: Sequence[int] = (1, 2, 3, 4, 7)) -> int:
     return cells
 
 
-def count(part: str, variant: str, kind: str, size: int, bound: int) -> int:
+def count(  # noqa: PLR0917 - a cell's coordinates
+    part: str, variant: str, kind: str, size: int, bound: int, actions: str = "noop"
+) -> int:
     """Instructions of one child process under cachegrind."""
     options = ["--part", part, "--shapes", kind, "--size", str(size), "--bound", str(bound)]
-    return instructions_of(__file__, ["--child", variant, *options])
+    return instructions_of(__file__, ["--child", variant, *options, "--actions", actions])
+
+
+PARTS: Final = {
+    "run": RUN_VARIANTS,
+    "timeout": TIMEOUT_VARIANTS,
+    "job": JOB_VARIANTS,
+    "build": BUILD_VARIANTS,
+}
+
+
+def _print_run(
+    counts: dict[tuple[str, str], int], kinds: Sequence[str], args: argparse.Namespace
+) -> None:
+    print(f"run: {args.size} no-op steps, bound {args.bound}; k instructions per step")
+    print(
+        f"{'shape':<8} {'floor':>7} {'minimal':>8} {'required':>8} {'run':>7}"
+        "   minimal÷floor  required÷floor  run÷floor"
+    )
+    for kind in kinds:
+        per = {
+            v: (counts[kind, v] - counts[kind, "none"]) / args.size / 1000 for v in RUN_VARIANTS[1:]
+        }
+        print(
+            f"{kind:<8} {per['floor']:>7.1f} {per['minimal']:>8.1f}"
+            f" {per['required']:>8.1f} {per['run']:>7.1f}"
+            f"   {per['minimal'] / per['floor']:>13.2f}"
+            f"  {per['required'] / per['floor']:>14.2f}  {per['run'] / per['floor']:>9.2f}"
+        )
+
+
+def _print_timeout(
+    counts: dict[tuple[str, str], int], kinds: Sequence[str], args: argparse.Namespace
+) -> None:
+    print(
+        f"run+timeout: {args.size} no-op steps, each with a deadline, bound {args.bound};"
+        " k instructions per step"
+    )
+    print(
+        f"{'shape':<8} {'floor+scope':>11} {'required':>8} {'run':>7}"
+        "   required÷floor+scope  run÷floor+scope"
+    )
+    for kind in kinds:
+        per = {
+            v: (counts[kind, v] - counts[kind, "none"]) / args.size / 1000
+            for v in TIMEOUT_VARIANTS[1:]
+        }
+        floor_ = per["floor_scope"]
+        print(
+            f"{kind:<8} {floor_:>11.1f} {per['required_timeout']:>8.1f} {per['run_timeout']:>7.1f}"
+            f"   {per['required_timeout'] / floor_:>20.2f}  {per['run_timeout'] / floor_:>15.2f}"
+        )
+
+
+def _print_job(
+    counts: dict[tuple[str, str], int], kinds: Sequence[str], args: argparse.Namespace
+) -> None:
+    print(
+        f"job (build + run): {args.size} steps, {args.actions} actions, bound {args.bound};"
+        " k instructions per step"
+    )
+    print(
+        f"{'shape':<8} {'graphlib-trio':>13} {'least':>7} {'job':>7}"
+        "   graphlib-trio÷least  graphlib-trio÷job"
+    )
+    for kind in kinds:
+        per = {
+            v: (counts[kind, v] - counts[kind, "none"]) / args.size / 1000 for v in JOB_VARIANTS[1:]
+        }
+        print(
+            f"{kind:<8} {per['peer']:>13.1f} {per['least']:>7.1f} {per['job']:>7.1f}"
+            f"   {per['peer'] / per['least']:>19.2f}  {per['peer'] / per['job']:>17.2f}"
+        )
+
+
+def _print_build(
+    counts: dict[tuple[str, str], int], kinds: Sequence[str], args: argparse.Namespace
+) -> None:
+    print(f"build: {args.size} steps; k instructions per step")
+    print(
+        f"{'shape':<8} {'graphlib':>8} {'unchecked':>9} {'Steps':>6} {'Graph':>6}"
+        f" {'prio':>6} {'exegraph':>8}   unchecked÷graphlib  exegraph÷graphlib"
+    )
+    for kind in kinds:
+        c = {v: counts[kind, v] / args.size / 1000 for v in BUILD_VARIANTS}
+        steps = c["steps"] - c["none"]
+        graph = c["graph"] - c["steps"]
+        prio = c["priorities"] - c["graph"]
+        total = c["priorities"] - c["none"]
+        lib = c["graphlib"] - c["none"]
+        bare = c["unchecked"] - c["none"]
+        print(
+            f"{kind:<8} {lib:>8.1f} {bare:>9.1f} {steps:>6.1f} {graph:>6.1f}"
+            f" {prio:>6.1f} {total:>8.1f}   {bare / lib:>18.2f}  {total / lib:>17.2f}"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--part", choices=("run", "build", "both"), default="both")
+    parser.add_argument(
+        "--part",
+        choices=(*PARTS, "both", "all"),
+        default="both",
+        help="both: run and build; all: every part",
+    )
     parser.add_argument("--size", type=int, default=3000, help="steps per graph")
     parser.add_argument("--shapes", default="chain,wide,layered,random", help="comma-separated")
-    parser.add_argument("--bound", type=int, default=4, help="max_concurrency of the run part")
+    parser.add_argument("--bound", type=int, default=4, help="max_concurrency of the runs")
+    parser.add_argument(
+        "--actions", choices=("noop", "yield"), default="noop", help="the job part's actions"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         if args.part == "run":
             run_child(args.child, args.shapes, args.size, args.bound)
+        elif args.part == "timeout":
+            timeout_child(args.child, args.shapes, args.size, args.bound)
+        elif args.part == "job":
+            job_child(args.child, args.shapes, args.size, args.bound, args.actions)
         else:
             build_child(args.child, args.shapes, args.size)
         return
     kinds = args.shapes.split(",")
-    parts = ("run", "build") if args.part == "both" else (args.part,)
+    parts = {"both": ("run", "build"), "all": tuple(PARTS)}.get(args.part, (args.part,))
+    printers = {"run": _print_run, "timeout": _print_timeout, "job": _print_job}
     workers = os.cpu_count() or 1
     for part in parts:
-        variants = RUN_VARIANTS if part == "run" else BUILD_VARIANTS
-        cells = [(kind, variant) for kind in kinds for variant in variants]
+        cells = [(kind, variant) for kind in kinds for variant in PARTS[part]]
         with ThreadPoolExecutor(max_workers=workers) as pool:
             found = pool.map(
-                lambda cell, part=part: count(part, cell[1], cell[0], args.size, args.bound),
+                lambda cell, part=part: count(
+                    part, cell[1], cell[0], args.size, args.bound, args.actions
+                ),
                 cells,
             )
             counts = dict(zip(cells, found, strict=True))
-        if part == "run":
-            print(f"run: {args.size} no-op steps, bound {args.bound}; k instructions per step")
-            print(
-                f"{'shape':<8} {'floor':>7} {'minimal':>8} {'required':>8} {'run':>7}"
-                "   minimal÷floor  required÷floor  run÷floor"
-            )
-            for kind in kinds:
-                per = {
-                    v: (counts[kind, v] - counts[kind, "none"]) / args.size / 1000
-                    for v in RUN_VARIANTS[1:]
-                }
-                print(
-                    f"{kind:<8} {per['floor']:>7.1f} {per['minimal']:>8.1f}"
-                    f" {per['required']:>8.1f} {per['run']:>7.1f}"
-                    f"   {per['minimal'] / per['floor']:>13.2f}"
-                    f"  {per['required'] / per['floor']:>14.2f}  {per['run'] / per['floor']:>9.2f}"
-                )
-        else:
-            print(f"build: {args.size} steps; k instructions per step")
-            print(
-                f"{'shape':<8} {'graphlib':>8} {'unchecked':>9} {'Steps':>6} {'Graph':>6}"
-                f" {'prio':>6} {'exegraph':>8}   unchecked÷graphlib  exegraph÷graphlib"
-            )
-            for kind in kinds:
-                c = {v: counts[kind, v] / args.size / 1000 for v in BUILD_VARIANTS}
-                steps = c["steps"] - c["none"]
-                graph = c["graph"] - c["steps"]
-                prio = c["priorities"] - c["graph"]
-                total = c["priorities"] - c["none"]
-                lib = c["graphlib"] - c["none"]
-                bare = c["unchecked"] - c["none"]
-                print(
-                    f"{kind:<8} {lib:>8.1f} {bare:>9.1f} {steps:>6.1f} {graph:>6.1f}"
-                    f" {prio:>6.1f} {total:>8.1f}   {bare / lib:>18.2f}  {total / lib:>17.2f}"
-                )
+        printers.get(part, _print_build)(counts, kinds, args)
     sys.stdout.flush()
 
 
