@@ -338,8 +338,8 @@ async def exegraph_job(
     await exegraph.run(exegraph.Graph(steps), exegraph.RunOptions(max_concurrency=bound))
 
 
-def run_child(variant: str, kind: str, size: int, bound: int) -> None:
-    """One cell of the run part: build everything, warm up, then run `variant` once."""
+def run_child(variant: str, kind: str, size: int, bound: int, runs: int = 1) -> None:
+    """One cell of the run part: build everything, warm up, then run `variant` `runs` times."""
     shape = shapes.make(kind, size)
     graph = exegraph.Graph(exegraph_steps(shape))
     graph.priority(shape.names[0])
@@ -352,17 +352,18 @@ def run_child(variant: str, kind: str, size: int, bound: int) -> None:
     trio.run(required, small.deps, ranks(small_graph), small.names, bound)
     trio.run(exegraph.run, small_graph, options)
     gc.collect()
-    if variant == "floor":
-        trio.run(floor, size)
-    elif variant == "minimal":
-        trio.run(minimal, shape.deps, bound)
-    elif variant == "required":
-        trio.run(required, shape.deps, rank, shape.names, bound)
-    elif variant == "run":
-        trio.run(exegraph.run, graph, options)
+    for _ in range(runs):
+        if variant == "floor":
+            trio.run(floor, size)
+        elif variant == "minimal":
+            trio.run(minimal, shape.deps, bound)
+        elif variant == "required":
+            trio.run(required, shape.deps, rank, shape.names, bound)
+        elif variant == "run":
+            trio.run(exegraph.run, graph, options)
 
 
-def timeout_child(variant: str, kind: str, size: int, bound: int) -> None:
+def timeout_child(variant: str, kind: str, size: int, bound: int, runs: int = 1) -> None:
     """One cell of the timeout part: as `run_child`, a deadline on every step."""
     shape = shapes.make(kind, size)
     graph = exegraph.Graph(exegraph_steps(shape))
@@ -377,15 +378,18 @@ def timeout_child(variant: str, kind: str, size: int, bound: int) -> None:
     trio.run(timed, small.deps, ranks(small_graph), small.names, bound)
     trio.run(exegraph.run, small_graph, options)
     gc.collect()
-    if variant == "floor_scope":
-        trio.run(peers.floor_scoped, actions, STEP_TIMEOUT)
-    elif variant == "required_timeout":
-        trio.run(timed, shape.deps, rank, shape.names, bound)
-    elif variant == "run_timeout":
-        trio.run(exegraph.run, graph, options)
+    for _ in range(runs):
+        if variant == "floor_scope":
+            trio.run(peers.floor_scoped, actions, STEP_TIMEOUT)
+        elif variant == "required_timeout":
+            trio.run(timed, shape.deps, rank, shape.names, bound)
+        elif variant == "run_timeout":
+            trio.run(exegraph.run, graph, options)
 
 
-def job_child(variant: str, kind: str, size: int, bound: int, action_kind: str) -> None:
+def job_child(  # noqa: PLR0917 - a cell's coordinates
+    variant: str, kind: str, size: int, bound: int, action_kind: str, runs: int = 1
+) -> None:
     """One cell of the job part: warm-ups, then `variant`'s whole job (build and run)."""
     shape = shapes.make(kind, size)
     _ = shape.dep_names
@@ -396,12 +400,13 @@ def job_child(variant: str, kind: str, size: int, bound: int, action_kind: str) 
     trio.run(least_job, small, bound, action)
     trio.run(exegraph_job, small, bound, action)
     gc.collect()
-    if variant == "peer":
-        trio.run(peers.graphlib_trio, shape.deps, [action] * size, bound)
-    elif variant == "least":
-        trio.run(least_job, shape, bound, action)
-    elif variant == "job":
-        trio.run(exegraph_job, shape, bound, action)
+    for _ in range(runs):
+        if variant == "peer":
+            trio.run(peers.graphlib_trio, shape.deps, [action] * size, bound)
+        elif variant == "least":
+            trio.run(least_job, shape, bound, action)
+        elif variant == "job":
+            trio.run(exegraph_job, shape, bound, action)
 
 
 def build_child(variant: str, kind: str, size: int) -> None:
@@ -502,11 +507,29 @@ def check(size: int = 300, bounds: Sequence[int] = (1, 2, 3, 4, 7)) -> int:
 
 
 def count(  # noqa: PLR0917 - a cell's coordinates
-    part: str, variant: str, kind: str, size: int, bound: int, actions: str = "noop"
+    part: str, variant: str, kind: str, size: int, bound: int, actions: str = "noop", runs: int = 1
 ) -> int:
     """Instructions of one child process under cachegrind."""
     options = ["--part", part, "--shapes", kind, "--size", str(size), "--bound", str(bound)]
-    return instructions_of(__file__, ["--child", variant, *options, "--actions", actions])
+    options += ["--actions", actions, "--runs", str(runs)]
+    return instructions_of(__file__, ["--child", variant, *options])
+
+
+def cell(part: str, variant: str, kind: str, args: argparse.Namespace) -> int:
+    """A cell's instructions: of a second run, or of the first or a build.
+
+    A second run is counted as one run and two, in two processes, subtracted (run.py's
+    repeats run a graph again and again); the first (`--first`) and a build are counted
+    with the warm-ups, whose `none` count is subtracted when printed.
+    """
+    if part == "build" or args.first:
+        return count(part, variant, kind, args.size, args.bound, args.actions)
+    if variant == "none":
+        return 0
+    once, twice = (
+        count(part, variant, kind, args.size, args.bound, args.actions, runs) for runs in (1, 2)
+    )
+    return twice - once
 
 
 PARTS: Final = {
@@ -517,10 +540,16 @@ PARTS: Final = {
 }
 
 
+def _which(args: argparse.Namespace) -> str:
+    return " (the first run)" if args.first else " (a second run, as run.py's repeats)"
+
+
 def _print_run(
     counts: dict[tuple[str, str], int], kinds: Sequence[str], args: argparse.Namespace
 ) -> None:
-    print(f"run: {args.size} no-op steps, bound {args.bound}; k instructions per step")
+    print(
+        f"run: {args.size} no-op steps, bound {args.bound}; k instructions per step{_which(args)}"
+    )
     print(
         f"{'shape':<8} {'floor':>7} {'minimal':>8} {'required':>8} {'run':>7}"
         "   minimal÷floor  required÷floor  run÷floor"
@@ -542,7 +571,7 @@ def _print_timeout(
 ) -> None:
     print(
         f"run+timeout: {args.size} no-op steps, each with a deadline, bound {args.bound};"
-        " k instructions per step"
+        f" k instructions per step{_which(args)}"
     )
     print(
         f"{'shape':<8} {'floor+scope':>11} {'required':>8} {'run':>7}"
@@ -565,7 +594,7 @@ def _print_job(
 ) -> None:
     print(
         f"job (build + run): {args.size} steps, {args.actions} actions, bound {args.bound};"
-        " k instructions per step"
+        f" k instructions per step{_which(args)}"
     )
     print(
         f"{'shape':<8} {'graphlib-trio':>13} {'least':>7} {'job':>7}"
@@ -617,15 +646,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--actions", choices=("noop", "yield"), default="noop", help="the job part's actions"
     )
+    parser.add_argument(
+        "--first",
+        action="store_true",
+        help="count the first run of each runner (exegraph's makes what it caches on the graph)"
+        " instead of a second one",
+    )
+    parser.add_argument("--runs", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         if args.part == "run":
-            run_child(args.child, args.shapes, args.size, args.bound)
+            run_child(args.child, args.shapes, args.size, args.bound, args.runs)
         elif args.part == "timeout":
-            timeout_child(args.child, args.shapes, args.size, args.bound)
+            timeout_child(args.child, args.shapes, args.size, args.bound, args.runs)
         elif args.part == "job":
-            job_child(args.child, args.shapes, args.size, args.bound, args.actions)
+            job_child(args.child, args.shapes, args.size, args.bound, args.actions, args.runs)
         else:
             build_child(args.child, args.shapes, args.size)
         return
@@ -637,9 +673,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         cells = [(kind, variant) for kind in kinds for variant in PARTS[part]]
         with ThreadPoolExecutor(max_workers=workers) as pool:
             found = pool.map(
-                lambda cell, part=part: count(
-                    part, cell[1], cell[0], args.size, args.bound, args.actions
-                ),
+                lambda kv, part=part: cell(part, kv[1], kv[0], args),
                 cells,
             )
             counts = dict(zip(cells, found, strict=True))

@@ -365,3 +365,59 @@ def test_a_missing_dependency_error_has_no_lookup_error_as_its_context() -> None
     with pytest.raises(exegraph.MissingDependencyError) as caught:
         Graph([s("a", "nope")])
     assert caught.value.__context__ is None
+
+
+async def _noop_action() -> None:
+    pass
+
+
+async def _taking(a: object) -> None:
+    pass
+
+
+async def _resource() -> Any:
+    yield 1
+
+
+def test_features_find_each_step_that_needs_more_than_the_plain_path() -> None:
+    # A graph's first run finds these in C, by comparing each step's parts with a plain
+    # step's: each feature alone must still be found, and an empty `inputs` is plain.
+    graph = Graph(
+        [
+            Step("a", _noop_action),
+            Step("empty", _noop_action, inputs={}),
+            Step("takes", _taking, inputs={"a": "a"}),
+            Step("again", _noop_action, retry=exegraph.Retry(attempts=2)),
+            Step("rule", _noop_action, trigger_rule=exegraph.TriggerRule.ALL_DONE),
+            Step("res", _resource),
+            Step("pooled", _noop_action, pools={"db": 1}),
+        ]
+    )
+    features = graph._features()
+    assert features.special is not None
+    assert [graph.names[i] for i, flag in enumerate(features.special) if flag] == [
+        "takes",
+        "again",
+        "rule",
+        "res",
+    ]
+    assert features.rules is not None
+    assert features.rules[graph.names.index("rule")] != 0
+    assert features.retries is not None
+    assert features.retries[graph.names.index("again")]
+    assert features.resources
+    assert features.pooled
+    assert features.inputs is not None
+    assert features.inputs[2] == (("a", 0),)
+    assert features.consumers is not None
+    assert features.consumers[0] == 1
+
+
+def test_a_graph_of_plain_steps_has_no_features() -> None:
+    features = Graph([Step("a", _noop_action), Step("b", _noop_action, inputs={})])._features()
+    assert features.special is None
+    assert features.rules is None
+    assert features.retries is None
+    assert features.inputs is None
+    assert not features.resources
+    assert not features.pooled

@@ -22,7 +22,7 @@ from ._errors import CycleError, DuplicateStepError, MissingDependencyError, unk
 from ._lifecycle import Retry, TriggerRule
 from ._pictures import graph_dot, graph_mermaid
 from ._select import select_subgraph
-from ._step import Action, Step
+from ._step import _NO_INPUTS, COROUTINE, Action, Step
 
 __all__ = ["Graph", "GraphBuilder"]
 
@@ -76,6 +76,12 @@ class _Lazy:
         self.features: Features | None = None
 
 
+_pools_of: Final = operator.attrgetter("pools")
+_parts_of: Final = operator.attrgetter("retry", "trigger_rule", "_kind", "inputs")
+_PLAIN_PARTS: Final = (None, TriggerRule.ALL_SUCCESS, COROUTINE, _NO_INPUTS)
+"""`_parts_of` a step that uses no part-2 feature (an empty `inputs` compares equal)."""
+
+
 @final
 class Features:
     """Which steps of a graph use results, retries, trigger rules or resources.
@@ -106,12 +112,14 @@ class Features:
         self.resources = False
         self.inputs: list[tuple[tuple[str, int], ...]] | None = None
         self.consumers: list[int] | None = None
-        self.pooled = any(step.pools for step in steps)
-        for i, step in enumerate(steps):
+        self.pooled = any(map(_pools_of, steps))
+        n = len(steps)
+        # The steps using none of it, found in C: a graph's first run pays this per step.
+        for i in compress(range(n), map(_PLAIN_PARTS.__ne__, map(_parts_of, steps))):
+            step = steps[i]
             rule = step.trigger_rule is not TriggerRule.ALL_SUCCESS
             if not (step.inputs or step.retry is not None or rule or step._kind):
-                continue
-            n = len(steps)
+                continue  # (an empty `inputs` mapping of its own)
             if self.special is None:
                 self.special = bytearray(n)
             self.special[i] = 1
@@ -521,7 +529,8 @@ class Graph:
         lazy = self._lazy
         if lazy.rank is None or lazy.by_rank is None:
             priorities = self._priorities()
-            by_rank = sorted(range(len(priorities)), key=lambda i: -priorities[i])
+            # (A sort in reverse keeps equal keys in their order: graph order breaks ties.)
+            by_rank = sorted(range(len(priorities)), key=priorities.__getitem__, reverse=True)
             rank = [0] * len(by_rank)
             for place, i in enumerate(by_rank):
                 rank[i] = place
