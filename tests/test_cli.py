@@ -317,6 +317,22 @@ def test_durations_are_learned_into_the_file(tmp_path: Path) -> None:
     assert set(saved["durations"]) == {"fetch", "build", "lint", "ship"}
 
 
+@pytest.mark.parametrize("command", ["run", "plan"])
+def test_a_durations_file_that_is_not_a_log_is_an_error_and_left_alone(
+    tmp_path: Path, command: str
+) -> None:
+    notes = tmp_path / "notes.md"  # (say, a path typed wrong)
+    notes.write_text("# my notes\n", encoding="utf-8")
+    done = exegraph(command, "cli_pipeline:graph", "--durations", str(notes))
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert done.stderr == (
+        f"exegraph: error: --durations {notes}: not a durations log (not JSON: Expecting "
+        "value: line 1 column 1 (char 0)); remove it, or choose another path\n"
+    )
+    assert done.stdout == ""
+    assert notes.read_text(encoding="utf-8") == "# my notes\n"
+
+
 def _write_durations(path: Path, durations: Mapping[str, float]) -> str:
     path.write_text(json.dumps({"version": 1, "durations": dict(durations)}), encoding="utf-8")
     return path.read_text(encoding="utf-8")

@@ -367,7 +367,7 @@ def test_clear_forgets_every_estimate(tmp_path: pathlib.Path) -> None:
 CORRUPT = {
     "not JSON": b'{"version": 1, "durations": {',
     "not UTF-8": b"\xff\xfe\x00",
-    "empty": b"",
+    "whitespace": b" \n",
     "a list": b"[1, 2]",
     "no version": b'{"durations": {"a": 1}}',
     "another version": b'{"version": 2, "durations": {"a": 1}}',
@@ -386,12 +386,13 @@ CORRUPT = {
 
 
 @pytest.mark.parametrize("content", CORRUPT.values(), ids=CORRUPT.keys())
-async def test_a_corrupt_file_is_a_warning_and_an_empty_log_and_gets_replaced(
+async def test_a_file_that_is_not_a_log_is_a_warning_an_empty_log_and_never_replaced(
     autojump_clock: trio.testing.MockClock,
     tmp_path: pathlib.Path,
     caplog: pytest.LogCaptureFixture,
     content: bytes,
 ) -> None:
+    # Another program's file, a newer format, a hand edit gone wrong: nothing is lost.
     rec = Recorder()
     path = tmp_path / "durations.json"
     path.write_bytes(content)
@@ -399,9 +400,46 @@ async def test_a_corrupt_file_is_a_warning_and_an_empty_log_and_gets_replaced(
     assert len(log) == 0
     [warning] = warnings_of(caplog)
     assert f"DurationLog ignores {path}" in warning
-    assert "starts empty" in warning
+    assert "never replaces that file" in warning
+    caplog.clear()
     result = await exegraph.run_with_result(Graph([rec.step("a", 1)]), options(log))
     assert result.ok
+    assert path.read_bytes() == content
+    assert dict(log) == {"a": 1.0}  # learnt, in memory
+    [warning] = warnings_of(caplog)
+    assert f"DurationLog could not save {path} after run " in warning
+    assert "DurationLog does not replace" in warning
+    assert "remove it, or choose another path" in warning
+    assert names_in(tmp_path) == ["durations.json"]  # no temporary file left
+    with pytest.raises(FileExistsError, match="it is not a durations log"):
+        log.save()
+    # Once the file is gone, the next run's end saves what the log learnt.
+    path.unlink()
+    await exegraph.run_with_result(Graph([rec.step("b", 2)]), options(log))
+    assert read(path) == {"version": 1, "durations": {"a": 1.0, "b": 2.0}}
+
+
+def test_a_file_made_a_log_since_is_replaced(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "durations.json"
+    path.write_text("not json")
+    log = DurationLog(path)
+    path.write_text('{"version": 1, "durations": {"old": 1}}')  # (fixed by hand, say)
+    log.save()
+    assert read(path) == {"version": 1, "durations": {}}
+
+
+async def test_an_empty_file_is_an_empty_log_and_gets_replaced(
+    autojump_clock: trio.testing.MockClock,
+    tmp_path: pathlib.Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    rec = Recorder()
+    path = tmp_path / "durations.json"
+    path.touch()
+    log = DurationLog(path)
+    assert len(log) == 0
+    assert warnings_of(caplog) == []
+    assert (await exegraph.run_with_result(Graph([rec.step("a", 1)]), options(log))).ok
     assert read(path) == {"version": 1, "durations": {"a": 1.0}}
 
 

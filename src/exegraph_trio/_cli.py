@@ -38,7 +38,7 @@ from typing import Final
 import attrs
 import trio
 
-from ._durations import DurationLog
+from ._durations import DurationLog, read_log_file
 from ._errors import close_names, did_you_mean
 from ._graph import Graph, GraphBuilder
 from ._instrument import Instrument, RunInfo
@@ -394,6 +394,13 @@ def _options(args: argparse.Namespace) -> RunOptions:
     if twice:
         listed = ", ".join(repr(name) for name in twice)
         raise _CommandError(f"--pool gives {listed} more than once; give each pool once")
+    if durations is not None:
+        _, problem = read_log_file(Path(durations))
+        if problem is not None:  # (a typo'd path must not lose the file it names)
+            raise _CommandError(
+                f"--durations {durations}: not a durations log ({problem}); remove it, "
+                "or choose another path"
+            )
     return RunOptions(
         max_concurrency=jobs or 0,
         pools=dict(pools),

@@ -70,11 +70,16 @@ class DurationLog(Mapping[str, float], Instrument):
     concurrent runs of one Trio program; each adds its durations when it ends, in the
     order they end; nothing is kept per run.
 
-    **The file.** Read once, when the log is made: a missing file is an empty log; an
-    unreadable or corrupt one (not JSON, another shape or `version`, a negative, infinite
-    or NaN duration) is logged as a warning (logger `exegraph_trio`) and read as an empty
-    log, and it is replaced at the next save. Its format, sorted and indented; `version`
-    lets a later format change safely (a file of another version is not read):
+    **The file.** Read once, when the log is made: a missing or empty file is an empty log.
+    A file that cannot be read as a durations log (not JSON, another shape or `version`, a
+    negative, infinite or NaN duration, or unreadable) is logged as a warning (logger
+    `exegraph_trio`) and read as an empty log, and **it is never replaced**: it may be
+    another program's file named by mistake, a newer exegraph's, or a hand edit gone
+    wrong, and nothing is lost. The log still learns, in memory; each save is refused
+    (`FileExistsError`, a warning at a run's end) until that file is removed or becomes
+    a durations log, and then the next save writes it. Its format, sorted and indented;
+    `version` lets a later format change safely (a file of another version is neither
+    read nor replaced):
 
     ```json
     {
@@ -120,7 +125,7 @@ class DurationLog(Mapping[str, float], Instrument):
                 f"DurationLog path must name a file, like '.exegraph/durations.json', "
                 f"not {os.fspath(path)!r}"
             )
-        self._estimates: dict[str, float] = _load(self._path)
+        self._estimates, self._foreign = _load(self._path)
         self._dirty = False
 
     @property
@@ -160,8 +165,18 @@ class DurationLog(Mapping[str, float], Instrument):
         """Write the file now, atomically (runs with the log attached save by themselves).
 
         Raises:
+            FileExistsError: the file was not a durations log when the log was made, and
+                still is not (it is never replaced; remove it, or choose another path).
             OSError: the file could not be written; the previous file, if any, is intact.
         """
+        if self._foreign is not None:
+            _, problem = read_log_file(self._path)  # (removed, or made a log, since?)
+            if problem is not None:
+                raise FileExistsError(
+                    f"DurationLog does not replace {str(self._path)!r}: it is not a durations "
+                    f"log ({problem}); remove it, or choose another path"
+                )
+            self._foreign = None
         text = json.dumps(
             {"version": _VERSION, "durations": self._estimates},
             allow_nan=False,
@@ -197,25 +212,32 @@ class DurationLog(Mapping[str, float], Instrument):
         self._dirty = True
 
 
-def _load(path: Path) -> dict[str, float]:
-    """The estimates stored at `path`: empty when it is missing, or unreadable (a warning)."""
+def _load(path: Path) -> tuple[dict[str, float], str | None]:
+    """The estimates stored at `path`, and why it is not a durations log (a warning)."""
+    estimates, problem = read_log_file(path)
+    if problem is not None:
+        _warn_unreadable(path, problem)
+    return estimates, problem
+
+
+def read_log_file(path: Path) -> tuple[dict[str, float], str | None]:
+    """The estimates stored at `path`, or why it is not a durations log.
+
+    A missing or empty file holds none.
+    """
     try:
         raw = path.read_bytes()
     except (FileNotFoundError, NotADirectoryError):  # missing, as is a parent directory
-        return {}
+        return {}, None
     except OSError as exc:
-        _warn_unreadable(path, f"cannot read it: {exc}")
-        return {}
+        return {}, f"cannot read it: {exc}"
+    if not raw:
+        return {}, None
     try:
         data: object = json.loads(raw)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
-        _warn_unreadable(path, f"not JSON: {exc}")
-        return {}
-    estimates, problem = _parse(data)
-    if problem is not None:
-        _warn_unreadable(path, problem)
-        return {}
-    return estimates
+        return {}, f"not JSON: {exc}"
+    return _parse(data)
 
 
 def _parse(data: object) -> tuple[dict[str, float], str | None]:
@@ -249,7 +271,8 @@ def _parse(data: object) -> tuple[dict[str, float], str | None]:
 
 def _warn_unreadable(path: Path, problem: str) -> None:
     logger.warning(
-        "DurationLog ignores %s (%s): it starts empty, and the file is replaced at the next save",
+        "DurationLog ignores %s (%s): it starts empty and never replaces that file; remove "
+        "it, or choose another path, to keep what it learns",
         path,
         problem,
     )
