@@ -9,6 +9,7 @@ module because they start with the test process's `sys.path`, where pytest put `
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from pathlib import Path
 
@@ -73,6 +74,11 @@ def return_rebuilt() -> Rebuilt:
 def raise_type_error(message: str) -> None:
     """Raise the function's own `TypeError(message)` in the worker."""
     raise TypeError(message)
+
+
+def leave(code: int) -> None:
+    """`sys.exit(code)` in the worker."""
+    sys.exit(code)
 
 
 def stop() -> None:

@@ -283,6 +283,15 @@ async def test_a_keyboard_interrupt_raised_by_fn_interrupts_the_run() -> None:
         await exegraph.run(Graph([Step("ki", exegraph.in_thread(interrupt))]))
 
 
+@pytest.mark.parametrize("offload", [exegraph.in_thread, exegraph.in_process])
+async def test_sys_exit_in_fn_leaves_the_run_with_its_code(offload: Offload) -> None:
+    # (trio-parallel remakes a worker's `SystemExit` without its `code`: `exegraph run`
+    # would have exited 0.)
+    with pytest.raises(SystemExit) as raised:
+        await exegraph.run(Graph([Step("leave", offload(fns.leave, 3))]))
+    assert raised.value.code == 3
+
+
 # -- the action itself -------------------------------------------------------------------
 
 

@@ -299,6 +299,10 @@ class _InProcess(_Offloaded[T]):
         target = self._call(inputs) if inputs else self._target
         try:
             return await self._run_sync(target, *self._args, kill_on_cancel=True)
+        except SystemExit as exc:
+            if exc.code is None and len(exc.args) == 1:  # (trio-parallel remakes it
+                exc.code = exc.args[0]  # without calling `__init__`, which sets `code`)
+            raise
         except RuntimeError as exc:
             if not _is_stop_iteration(exc):
                 raise
