@@ -326,11 +326,31 @@ def test_a_durations_file_that_is_not_a_log_is_an_error_and_left_alone(
     done = exegraph(command, "cli_pipeline:graph", "--durations", str(notes))
     assert done.returncode == 2, (done.stdout, done.stderr)
     assert done.stderr == (
-        f"exegraph: error: --durations {notes}: not a durations log (not JSON: Expecting "
-        "value: line 1 column 1 (char 0)); remove it, or choose another path\n"
+        f"exegraph: error: --durations {notes}: not JSON: Expecting value: line 1 column 1 "
+        "(char 0); choose another path, or fix or remove that file\n"
     )
     assert done.stdout == ""
     assert notes.read_text(encoding="utf-8") == "# my notes\n"
+
+
+def test_a_durations_path_that_could_never_be_saved_is_an_error_before_running(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "graph.py").write_text("", encoding="utf-8")
+    cases = {
+        str(tmp_path): f"it is a directory; name a file in it, like "
+        f"{str(tmp_path / 'durations.json')!r}",
+        str(tmp_path / "graph.py" / "d.json"): f"{str(tmp_path / 'graph.py')!r} is a file, "
+        "not a folder",
+        str(tmp_path / "graph.py" / "deeper" / "d.json"): f"{str(tmp_path / 'graph.py')!r} is "
+        "a file, not a folder",
+        ".": "name a file, like durations.json",
+    }
+    for path, message in cases.items():
+        done = exegraph("run", "cli_pipeline:graph", "--durations", path)
+        assert done.returncode == 2, (path, done.stdout, done.stderr)
+        assert message in done.stderr, (path, done.stderr)
+        assert done.stdout == ""
 
 
 def _write_durations(path: Path, durations: Mapping[str, float]) -> str:

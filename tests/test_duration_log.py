@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import pathlib
+import stat
 from collections.abc import Iterator, Mapping
 
 import pytest
@@ -19,6 +20,7 @@ import trio
 
 import exegraph_trio as exegraph
 from exegraph_trio import DurationLog, ErrorPolicy, Graph, Retry, RunOptions, Step, StepStatus
+from exegraph_trio import _durations as exegraph_durations
 from support import Recorder
 
 
@@ -308,7 +310,7 @@ def test_save_replaces_the_file_with_a_complete_fsynced_temporary(
         source, target = pathlib.Path(source), pathlib.Path(target)
         steps.append("replace")
         assert source.parent == tmp_path
-        assert source.name.startswith(".durations.json.")
+        assert source.name.startswith(".durations-")
         assert target == path
         # the new content is complete before it takes the file's name...
         assert read(source) == {"version": 1, "durations": {}}
@@ -367,7 +369,6 @@ def test_clear_forgets_every_estimate(tmp_path: pathlib.Path) -> None:
 CORRUPT = {
     "not JSON": b'{"version": 1, "durations": {',
     "not UTF-8": b"\xff\xfe\x00",
-    "whitespace": b" \n",
     "a list": b"[1, 2]",
     "no version": b'{"durations": {"a": 1}}',
     "another version": b'{"version": 2, "durations": {"a": 1}}',
@@ -409,9 +410,9 @@ async def test_a_file_that_is_not_a_log_is_a_warning_an_empty_log_and_never_repl
     [warning] = warnings_of(caplog)
     assert f"DurationLog could not save {path} after run " in warning
     assert "DurationLog does not replace" in warning
-    assert "remove it, or choose another path" in warning
+    assert "choose another path, or fix or remove that file" in warning
     assert names_in(tmp_path) == ["durations.json"]  # no temporary file left
-    with pytest.raises(FileExistsError, match="it is not a durations log"):
+    with pytest.raises(FileExistsError, match="DurationLog does not replace"):
         log.save()
     # Once the file is gone, the next run's end saves what the log learnt.
     path.unlink()
@@ -419,23 +420,28 @@ async def test_a_file_that_is_not_a_log_is_a_warning_an_empty_log_and_never_repl
     assert read(path) == {"version": 1, "durations": {"a": 1.0, "b": 2.0}}
 
 
-def test_a_file_made_a_log_since_is_replaced(tmp_path: pathlib.Path) -> None:
+def test_a_file_made_a_log_since_is_saved_with_its_entries_kept(tmp_path: pathlib.Path) -> None:
     path = tmp_path / "durations.json"
-    path.write_text("not json")
+    path.write_text('{"version": 1, "durations": {"keep": 7.0,}}')  # a hand edit gone wrong
     log = DurationLog(path)
-    path.write_text('{"version": 1, "durations": {"old": 1}}')  # (fixed by hand, say)
+    log._learn("x", 1.0)
+    with pytest.raises(FileExistsError):
+        log.save()
+    path.write_text('{"version": 1, "durations": {"keep": 7.0}}')  # fixed
     log.save()
-    assert read(path) == {"version": 1, "durations": {}}
+    assert read(path) == {"version": 1, "durations": {"keep": 7.0, "x": 1.0}}
 
 
+@pytest.mark.parametrize("content", [b"", b" \n"], ids=["empty", "whitespace"])
 async def test_an_empty_file_is_an_empty_log_and_gets_replaced(
     autojump_clock: trio.testing.MockClock,
     tmp_path: pathlib.Path,
     caplog: pytest.LogCaptureFixture,
+    content: bytes,
 ) -> None:
     rec = Recorder()
     path = tmp_path / "durations.json"
-    path.touch()
+    path.write_bytes(content)
     log = DurationLog(path)
     assert len(log) == 0
     assert warnings_of(caplog) == []
@@ -450,16 +456,137 @@ def test_the_warning_says_what_is_wrong(
     path.write_text('{"version": 1, "durations": {"a": 1, "b": -0.5}}')
     DurationLog(path)
     [warning] = warnings_of(caplog)
-    assert "duration of 'b' is -0.5, not finite seconds >= 0" in warning
+    assert 'duration of "b" is -0.5, not finite seconds >= 0' in warning
 
 
-def test_an_unreadable_path_is_a_warning_and_an_empty_log(
+def test_a_directory_is_a_warning_and_an_empty_log_that_says_to_name_a_file(
     tmp_path: pathlib.Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    log = DurationLog(tmp_path)  # a directory
+    log = DurationLog(tmp_path)
     assert len(log) == 0
     [warning] = warnings_of(caplog)
-    assert "cannot read it" in warning
+    assert "(it is a directory)" in warning
+    assert f"name a file in it, like {str(tmp_path / 'durations.json')!r}" in warning
+    with pytest.raises(FileExistsError, match="it is a directory"):
+        log.save()
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+def test_a_pipe_is_neither_read_nor_replaced(
+    tmp_path: pathlib.Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # (Reading one would block until a writer came; a device like /dev/zero never ends,
+    # and /dev/null, read as empty, was replaced by a file: neither is a regular file.)
+    path = tmp_path / "fifo"
+    os.mkfifo(path)
+    log = DurationLog(path)
+    assert "not a regular file" in warnings_of(caplog)[0]
+    with pytest.raises(FileExistsError, match="not a regular file"):
+        log.save()
+    assert stat.S_ISFIFO(path.stat().st_mode)
+
+
+def test_a_file_too_large_to_be_a_log_is_not_read(
+    tmp_path: pathlib.Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(exegraph_durations, "_MAX_BYTES", 10)
+    path = tmp_path / "big.json"
+    path.write_text('{"version": 1, "durations": {}}')
+    assert len(DurationLog(path)) == 0
+    assert "31 bytes, too large for a durations log" in warnings_of(caplog)[0]
+
+
+def test_a_file_that_is_no_longer_a_log_when_saved_is_left_alone(tmp_path: pathlib.Path) -> None:
+    # (A step of the run wrote its report where the log was to go, say.)
+    path = tmp_path / "report.json"
+    log = DurationLog(path)
+    log._learn("a", 1.0)
+    path.write_text('{"tests": 120}\n')
+    with pytest.raises(FileExistsError, match="not a durations log: no 'version'"):
+        log.save()
+    assert path.read_text() == '{"tests": 120}\n'
+
+
+def test_a_save_keeps_the_entries_and_keys_the_file_has_and_the_log_does_not(
+    tmp_path: pathlib.Path,
+) -> None:
+    path = tmp_path / "durations.json"
+    path.write_text('{"version": 1, "durations": {"a": 1}, "comment": "keep me"}')
+    log = DurationLog(path)
+    other = DurationLog(path)  # (another process, say)
+    other._learn("b", 2.0)
+    other.save()
+    log._learn("a", 3.0)
+    log.save()
+    assert read(path) == {"version": 1, "durations": {"a": 2.0, "b": 2.0}, "comment": "keep me"}
+    assert dict(log) == {"a": 2.0, "b": 2.0}
+
+
+def test_a_relative_path_stays_where_it_was_when_the_log_was_made(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    monkeypatch.chdir(tmp_path / "one")
+    log = DurationLog("durations.json")
+    assert log.path == tmp_path / "one" / "durations.json"
+    monkeypatch.chdir(tmp_path / "two")
+    log._learn("a", 1.0)
+    log.save()
+    assert names_in(tmp_path / "two") == []
+    assert read(tmp_path / "one" / "durations.json") == {"version": 1, "durations": {"a": 1.0}}
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symbolic links")
+def test_a_symbolic_link_stays_a_link_to_the_file_saved(tmp_path: pathlib.Path) -> None:
+    real = tmp_path / "shared" / "durations.json"
+    real.parent.mkdir()
+    real.write_text('{"version": 1, "durations": {"a": 1}}')
+    link = tmp_path / "link.json"
+    link.symlink_to(real)
+    dangling = tmp_path / "dangling.json"
+    dangling.symlink_to(tmp_path / "shared" / "new.json")
+    for path in (link, dangling):
+        log = DurationLog(path)
+        log._learn("b", 2.0)
+        log.save()
+        assert path.is_symlink()
+    assert read(real) == {"version": 1, "durations": {"a": 1.0, "b": 2.0}}
+    assert read(tmp_path / "shared" / "new.json") == {"version": 1, "durations": {"b": 2.0}}
+    assert sorted(names_in(tmp_path / "shared")) == ["durations.json", "new.json"]
+
+
+@pytest.mark.skipif(not hasattr(os, "fchmod"), reason="POSIX permissions")
+def test_a_save_keeps_the_files_permissions(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "durations.json"
+    path.write_text('{"version": 1, "durations": {}}')
+    path.chmod(0o600)  # a private log stays private
+    log = DurationLog(path)
+    log._learn("a", 1.0)
+    log.save()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_a_file_name_at_the_systems_limit_still_saves(tmp_path: pathlib.Path) -> None:
+    limit = os.pathconf(tmp_path, "PC_NAME_MAX") if hasattr(os, "pathconf") else 255
+    path = tmp_path / ("d" * (limit - 5) + ".json")
+    log = DurationLog(path)
+    log._learn("a", 1.0)
+    log.save()
+    assert read(path) == {"version": 1, "durations": {"a": 1.0}}
+
+
+def test_a_folder_on_the_way_that_is_a_file_is_said_so(tmp_path: pathlib.Path) -> None:
+    (tmp_path / "graph.py").write_text("")
+    log = DurationLog(tmp_path / "graph.py" / "durations.json")
+    with pytest.raises(NotADirectoryError, match="a folder on the way to it is a file"):
+        log.save()
+
+
+@pytest.mark.parametrize("path", ["..", "some/.."])
+def test_a_path_ending_in_dot_dot_names_no_file(path: str) -> None:
+    with pytest.raises(ValueError, match="must name a file"):
+        DurationLog(path)
 
 
 async def test_a_file_that_cannot_be_saved_is_a_warning_and_the_run_succeeds(

@@ -395,12 +395,7 @@ def _options(args: argparse.Namespace) -> RunOptions:
         listed = ", ".join(repr(name) for name in twice)
         raise _CommandError(f"--pool gives {listed} more than once; give each pool once")
     if durations is not None:
-        _, problem = read_log_file(Path(durations))
-        if problem is not None:  # (a typo'd path must not lose the file it names)
-            raise _CommandError(
-                f"--durations {durations}: not a durations log ({problem}); remove it, "
-                "or choose another path"
-            )
+        _check_durations_path(durations)
     return RunOptions(
         max_concurrency=jobs or 0,
         pools=dict(pools),
@@ -408,6 +403,25 @@ def _options(args: argparse.Namespace) -> RunOptions:
         step_timeout=timeout,
         durations=None if durations is None else DurationLog(durations),
     )
+
+
+def _check_durations_path(durations: str) -> None:
+    """Refuse, before anything runs, a `--durations` path that could never be saved to.
+
+    A path typed wrong must not lose the file it names (`DurationLog` never replaces a
+    file that is not a durations log, and here that is an error rather than a warning).
+    """
+    path = Path(durations)
+    if path.name in ("", ".", ".."):
+        raise _CommandError(f"--durations {durations!r}: name a file, like durations.json")
+    found = read_log_file(path)
+    if found.problem is not None:
+        raise _CommandError(f"--durations {durations}: {found.problem}; {found.advice}")
+    folder = path.absolute().parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent  # (the missing folders are made at the first save)
+    if not folder.is_dir():
+        raise _CommandError(f"--durations {durations}: {str(folder)!r} is a file, not a folder")
 
 
 def _plan(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ import logging
 import math
 import os
 import secrets
+import stat
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, final
@@ -71,15 +72,16 @@ class DurationLog(Mapping[str, float], Instrument):
     order they end; nothing is kept per run.
 
     **The file.** Read once, when the log is made: a missing or empty file is an empty log.
-    A file that cannot be read as a durations log (not JSON, another shape or `version`, a
-    negative, infinite or NaN duration, or unreadable) is logged as a warning (logger
+    Anything else that cannot be read as a durations log (not JSON, another shape or
+    `version`, a negative, infinite or NaN duration; a directory, a device or a pipe; a
+    file that cannot be read or is larger than 256 MiB) is logged as a warning (logger
     `exegraph_trio`) and read as an empty log, and **it is never replaced**: it may be
     another program's file named by mistake, a newer exegraph's, or a hand edit gone
     wrong, and nothing is lost. The log still learns, in memory; each save is refused
-    (`FileExistsError`, a warning at a run's end) until that file is removed or becomes
-    a durations log, and then the next save writes it. Its format, sorted and indented;
-    `version` lets a later format change safely (a file of another version is neither
-    read nor replaced):
+    (`FileExistsError`, a warning at a run's end) while that path holds such a file. The
+    path is made absolute when the log is made, so a later change of the working
+    directory does not move it. Its format, sorted and indented; `version` lets a later
+    format change safely (a file of another version is neither read nor replaced):
 
     ```json
     {
@@ -91,16 +93,21 @@ class DurationLog(Mapping[str, float], Instrument):
     }
     ```
 
-    At `run_done`, when anything changed, the file is written atomically: a temporary
-    file in the same directory, flushed and `fsync`-ed, then `os.replace`-d over it, so a
-    reader (or a crash) sees the old file or the new one, whole. Missing parent
-    directories are created. A save that fails (a read-only directory, a full disk) is
-    logged as a warning and tried again at the next run's end: the run itself never fails
-    because of its log. The save is a small synchronous write in `run_done`, after every
-    step of that run has finished; the Trio program waits for it (mostly the `fsync`).
-    It is not handed to a thread: the instrument has no nursery, and this way the file is
-    up to date when `run` returns (a script that exits right after loses nothing). Two
-    processes sharing one file do not merge their learning: the last save wins.
+    At `run_done`, when anything changed, the file is saved: read again first (if it
+    is no longer a durations log, it is left alone, as above), the entries it holds that
+    the log does not have (another process's, a hand edit's) added to the log, and other
+    top-level keys kept; then written atomically: a temporary file in the same directory,
+    flushed and `fsync`-ed, then `os.replace`-d over it, so a reader (or a crash) sees the
+    old file or the new one, whole. The new file keeps the old one's permissions (and
+    owner, where the process may set it); a symbolic link stays a link, and the file it
+    points to is written. Missing parent directories are created. A save that fails (a
+    read-only directory, a full disk) is logged as a warning and tried again at the next
+    run's end: the run itself never fails because of its log. The save is a small
+    synchronous write in `run_done`, after every step of that run has finished; the Trio
+    program waits for it (mostly the `fsync`). It is not handed to a thread: the
+    instrument has no nursery, and this way the file is up to date when `run` returns (a
+    script that exits right after loses nothing). Two processes (or two logs) sharing one
+    file keep each other's step names; for a name both learned, the last save wins.
 
     A log is an object with state, not a value: it equals only itself and hashes by
     identity (compare contents with `dict(log) == {...}`).
@@ -110,7 +117,7 @@ class DurationLog(Mapping[str, float], Instrument):
 
     Raises:
         TypeError: `path` is not a `str` or `os.PathLike`.
-        ValueError: `path` names no file (`""`, `"/"`, `"."`).
+        ValueError: `path` names no file (`""`, `"/"`, `"."`, `".."`).
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -119,18 +126,20 @@ class DurationLog(Mapping[str, float], Instrument):
                 f"DurationLog path must be a str or os.PathLike, not {type(path).__name__}: "
                 f"{path!r}"
             )
-        self._path = Path(path)
-        if not self._path.name:
+        given = Path(path)
+        if given.name in ("", ".", ".."):
             raise ValueError(
                 f"DurationLog path must name a file, like '.exegraph/durations.json', "
                 f"not {os.fspath(path)!r}"
             )
-        self._estimates, self._foreign = _load(self._path)
+        self._path = given.absolute()
+        self._estimates = _load(self._path)
         self._dirty = False
+        self._cleared = False  # (since the last save: the file's entries are not kept)
 
     @property
     def path(self) -> Path:
-        """The JSON file this log is read from and saved to."""
+        """The JSON file this log is read from and saved to (absolute)."""
         return self._path
 
     def __getitem__(self, name: str) -> float:
@@ -160,31 +169,34 @@ class DurationLog(Mapping[str, float], Instrument):
         """Forget every estimate; the file is rewritten at the next run's end or `save()`."""
         self._estimates.clear()
         self._dirty = True
+        self._cleared = True
 
     def save(self) -> None:
         """Write the file now, atomically (runs with the log attached save by themselves).
 
+        The file is read again first: its entries this log does not have are added to the
+        log (unless `clear()` was called since the last save), and its other top-level
+        keys are kept.
+
         Raises:
-            FileExistsError: the file was not a durations log when the log was made, and
-                still is not (it is never replaced; remove it, or choose another path).
+            FileExistsError: the path holds something that is not a durations log (it is
+                never replaced; the message says what it is, and what to do).
+            NotADirectoryError: a folder on the way to the file is a file.
             OSError: the file could not be written; the previous file, if any, is intact.
         """
-        if self._foreign is not None:
-            _, problem = read_log_file(self._path)  # (removed, or made a log, since?)
-            if problem is not None:
-                raise FileExistsError(
-                    f"DurationLog does not replace {str(self._path)!r}: it is not a durations "
-                    f"log ({problem}); remove it, or choose another path"
-                )
-            self._foreign = None
-        text = json.dumps(
-            {"version": _VERSION, "durations": self._estimates},
-            allow_nan=False,
-            indent=2,
-            sort_keys=True,
-        )
+        found = read_log_file(self._path)
+        if found.problem is not None:
+            raise FileExistsError(
+                f"DurationLog does not replace {str(self._path)!r} ({found.problem}); "
+                f"{found.advice}"
+            )
+        if not self._cleared:
+            for name, seconds in found.estimates.items():
+                self._estimates.setdefault(name, seconds)
+        document = {**found.other, "version": _VERSION, "durations": self._estimates}
+        text = json.dumps(document, indent=2, sort_keys=True)
         _write_atomically(self._path, text + "\n")
-        self._dirty = False
+        self._dirty = self._cleared = False
 
     def run_done(self, run: RunInfo, result: RunResult) -> None:
         """Learn the duration of every step of `result` that succeeded, then save."""
@@ -212,48 +224,106 @@ class DurationLog(Mapping[str, float], Instrument):
         self._dirty = True
 
 
-def _load(path: Path) -> tuple[dict[str, float], str | None]:
-    """The estimates stored at `path`, and why it is not a durations log (a warning)."""
-    estimates, problem = read_log_file(path)
-    if problem is not None:
-        _warn_unreadable(path, problem)
-    return estimates, problem
+_MAX_BYTES: Final = 256 * 1024 * 1024
+"""The largest file read as a durations log (10⁶ steps take about 50 MiB)."""
 
 
-def read_log_file(path: Path) -> tuple[dict[str, float], str | None]:
-    """The estimates stored at `path`, or why it is not a durations log.
+@final
+class Found:
+    """What `read_log_file` found at a path.
 
-    A missing or empty file holds none.
+    Attributes:
+        estimates: the durations it holds (none when the file is missing or empty).
+        other: its other top-level keys, kept by a save.
+        problem: why it is not a durations log (`None` when it is, or is missing).
+        advice: what to do about `problem`.
+    """
+
+    __slots__ = ("advice", "estimates", "other", "problem")
+
+    def __init__(
+        self,
+        estimates: dict[str, float] | None = None,
+        other: dict[str, object] | None = None,
+        problem: str | None = None,
+        advice: str = "",
+    ) -> None:
+        self.estimates = {} if estimates is None else estimates
+        self.other = {} if other is None else other
+        self.problem = problem
+        self.advice = advice
+
+
+_FIX: Final = "choose another path, or fix or remove that file"
+
+
+def _load(path: Path) -> dict[str, float]:
+    """The estimates stored at `path`: none when it is not a durations log (a warning)."""
+    found = read_log_file(path)
+    if found.problem is not None:
+        _warn_unreadable(path, found)
+    return found.estimates
+
+
+def read_log_file(path: Path) -> Found:  # noqa: PLR0911 - one return per finding
+    """What `path` holds: a durations log, nothing (missing or empty), or something else.
+
+    Follows symbolic links. Only a regular file is read (a device or a pipe could block,
+    or never end), and only up to `_MAX_BYTES`.
     """
     try:
-        raw = path.read_bytes()
+        info = path.stat()
     except (FileNotFoundError, NotADirectoryError):  # missing, as is a parent directory
-        return {}, None
+        return Found()
     except OSError as exc:
-        return {}, f"cannot read it: {exc}"
-    if not raw:
-        return {}, None
+        return Found(problem=f"cannot look at it: {exc.strerror or exc}", advice=_CHECK)
+    if stat.S_ISDIR(info.st_mode):
+        return Found(
+            problem="it is a directory",
+            advice=f"name a file in it, like {str(path / 'durations.json')!r}",
+        )
+    if not stat.S_ISREG(info.st_mode):
+        return Found(
+            problem="not a regular file (a device, a pipe or a socket)",
+            advice="choose another path",
+        )
+    if info.st_size > _MAX_BYTES:
+        return Found(
+            problem=f"{info.st_size} bytes, too large for a durations log",
+            advice="choose another path",
+        )
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        return Found(problem=f"cannot read it: {exc.strerror or exc}", advice=_CHECK)
+    if not raw.strip():
+        return Found()
     try:
         data: object = json.loads(raw)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
-        return {}, f"not JSON: {exc}"
+        return Found(problem=f"not JSON: {exc!s:.200}", advice=_FIX)
     return _parse(data)
 
 
-def _parse(data: object) -> tuple[dict[str, float], str | None]:
+_CHECK: Final = "check the path and its permissions, or choose another path"
+
+
+def _parse(data: object) -> Found:  # noqa: PLR0911 - one return per finding
     """The estimates in a decoded file, or why it is not a durations file of ours."""
     if not isinstance(data, dict):
-        return {}, f"expected a JSON object, got {type(data).__name__}"
-    version = data.get("version")
+        return _not_ours(f"expected a JSON object, got {_json_type(data)}")
+    if "version" not in data:
+        return _not_ours("no 'version'")
+    version = data["version"]
     if type(version) is not int or version != _VERSION:
-        return {}, f"expected version {_VERSION}, got {version!r}"
-    durations = data.get("durations")
+        return _not_ours(f"expected version {_VERSION}, got {_json_repr(version)}")
+    if "durations" not in data:
+        return _not_ours("no 'durations'")
+    durations = data["durations"]
     if not isinstance(durations, dict):
-        return {}, f"expected 'durations' to be an object, got {type(durations).__name__}"
+        return _not_ours(f"expected 'durations' to be an object, got {_json_type(durations)}")
     estimates: dict[str, float] = {}
     for name, seconds in durations.items():
-        if not isinstance(name, str):
-            return {}, f"step name {name!r} is not a string"
         try:
             good = (
                 not isinstance(seconds, bool)
@@ -264,34 +334,91 @@ def _parse(data: object) -> tuple[dict[str, float], str | None]:
         except OverflowError:  # an integer too large for a float
             good = False
         if not good:
-            return {}, f"duration of {name!r} is {seconds!r:.60}, not finite seconds >= 0"
+            return _not_ours(
+                f"duration of {_json_repr(name)} is {_json_repr(seconds)}, not finite seconds >= 0"
+            )
         estimates[name] = float(seconds)
-    return estimates, None
+    other = {key: value for key, value in data.items() if key not in ("version", "durations")}
+    return Found(estimates, other)
 
 
-def _warn_unreadable(path: Path, problem: str) -> None:
+def _not_ours(problem: str) -> Found:
+    return Found(problem=f"not a durations log: {problem}", advice=_FIX)
+
+
+_JSON_TYPES: Final = {
+    type(None): "null",
+    bool: "a boolean",
+    int: "a number",
+    float: "a number",
+    str: "a string",
+    list: "an array",
+    dict: "an object",
+}
+
+
+def _json_type(value: object) -> str:
+    return _JSON_TYPES.get(type(value), type(value).__name__)
+
+
+def _json_repr(value: object) -> str:
+    """`value` as JSON writes it, cut at 60 characters (a file may hold anything)."""
+    try:
+        text = json.dumps(value)
+    except (ValueError, OverflowError, RecursionError):
+        text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _warn_unreadable(path: Path, found: Found) -> None:
     logger.warning(
-        "DurationLog ignores %s (%s): it starts empty and never replaces that file; remove "
-        "it, or choose another path, to keep what it learns",
+        "DurationLog ignores %s (%s): it starts empty and never replaces that file; %s",
         path,
-        problem,
+        found.problem,
+        found.advice,
     )
 
 
 def _write_atomically(path: Path, text: str) -> None:
-    """Replace `path` by a file holding `text`: readers see the old file or the new, whole."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    """Replace `path` by a file holding `text`: readers see the old file or the new, whole.
+
+    A symbolic link stays one: the file it points to is replaced. The new file takes the
+    old one's permissions, and its owner where the process may set it.
+    """
+    target = Path(os.path.realpath(path))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # a file where a folder should be
+        raise NotADirectoryError(
+            f"cannot save {str(path)!r}: a folder on the way to it is a file"
+        ) from None
+    try:
+        before: os.stat_result | None = target.stat()
+    except OSError:
+        before = None
+    # A short name of its own: a file name close to the system's limit still saves.
+    temporary = target.with_name(f".durations-{secrets.token_hex(6)}.tmp")
     # Created like any new file (mode 0o666 less the umask), unlike tempfile's private 0o600.
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     fd = os.open(temporary, flags, 0o666)
     try:
         with open(fd, "wb") as file:
+            if before is not None:
+                _keep_mode_and_owner(file.fileno(), before)
             file.write(text.encode("utf-8"))
             file.flush()
             os.fsync(file.fileno())
-        os.replace(temporary, path)
+        os.replace(temporary, target)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         raise
+
+
+def _keep_mode_and_owner(fd: int, before: os.stat_result) -> None:
+    """Give the file `fd` the permissions (and, where allowed, the owner) of `before`."""
+    if hasattr(os, "fchmod"):  # (not on Windows)
+        os.fchmod(fd, stat.S_IMODE(before.st_mode))
+    if hasattr(os, "fchown") and (before.st_uid, before.st_gid) != (os.getuid(), os.getgid()):
+        with contextlib.suppress(OSError):  # only root may give a file away
+            os.fchown(fd, before.st_uid, before.st_gid)
