@@ -6,8 +6,10 @@ This script counts, with valgrind's cachegrind (one fresh process per cell, the 
 ±0.1 % from one try to the next), what the least a scheduler or a build could do costs,
 beside what exegraph costs:
 
-- run (`--part run`), instructions per step of one run at full size, after a 50-step
-  warm-up run of every runner:
+- run (`--part run`), instructions per step of a second run at full size (as `run.py`
+  times repeated runs of one graph: each cell counted with one run and with two, in two
+  processes, the difference taken; `--first`: the first run, less the warm-ups), after a
+  50-step warm-up run of every runner:
   - `floor`: the n tasks started at once in one nursery (the targets' floor);
   - `minimal`: the least task-per-step scheduler: dependencies counted down, a step
     started as its own task (by the task of the step that freed it) when its count is
