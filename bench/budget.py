@@ -315,7 +315,8 @@ async def least_job(
     """The least whole job keeping part 1's promises: `unchecked`, priorities, `required`.
 
     The priorities are counted by exegraph's own function (the cheapest exact way known,
-    see `bench/README.md`); the dependents it needs are made once and given to `required`.
+    see `bench/README.md`), unless every step fits in the bound (exegraph does not count
+    them then either); the dependents it needs are made once and given to `required`.
     No validation at all (a graph's checks are left out: this is a lower bound).
     """
     _steps, deps = unchecked_build(shape, action)
@@ -325,8 +326,11 @@ async def least_job(
         for d in ds:
             dependents[d].append(i)
     frozen = tuple(map(tuple, dependents))
-    priorities = _count_dependents(tuple(deps), frozen, range(n))
-    await required(deps, ranks_of(priorities), shape.names, bound, action, dependents=frozen)
+    if bound >= n:  # every step fits: rule 3 never decides, and no priority is needed
+        rank: list[int] = list(range(n))
+    else:
+        rank = ranks_of(_count_dependents(tuple(deps), frozen, range(n)))
+    await required(deps, rank, shape.names, bound, action, dependents=frozen)
 
 
 async def exegraph_job(
