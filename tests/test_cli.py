@@ -345,6 +345,8 @@ def test_a_durations_path_that_could_never_be_saved_is_an_error_before_running(
         str(tmp_path / "graph.py" / "deeper" / "d.json"): f"{str(tmp_path / 'graph.py')!r} is "
         "a file, not a folder",
         ".": "name a file, like durations.json",
+        str(tmp_path / "new") + "/": "name a file, like durations.json",
+        str(tmp_path / "esc\x1b[2J.json") + "/": "esc\\x1b[2J.json/: name a file",
     }
     for path, message in cases.items():
         done = exegraph("run", "cli_pipeline:graph", "--durations", path)

@@ -493,7 +493,17 @@ def test_a_file_too_large_to_be_a_log_is_not_read(
     path = tmp_path / "big.json"
     path.write_text('{"version": 1, "durations": {}}')
     assert len(DurationLog(path)) == 0
-    assert "31 bytes, too large for a durations log" in warnings_of(caplog)[0]
+    assert "more than 10 bytes, too large for a durations log" in warnings_of(caplog)[0]
+
+
+@pytest.mark.skipif(not pathlib.Path("/proc/self/status").exists(), reason="Linux's /proc")
+def test_a_file_that_says_it_is_empty_is_read_only_up_to_the_limit(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(exegraph_durations, "_MAX_BYTES", 10)
+    assert pathlib.Path("/proc/self/status").stat().st_size == 0
+    assert len(DurationLog("/proc/self/status")) == 0
+    assert "more than 10 bytes" in warnings_of(caplog)[0]
 
 
 def test_a_file_that_is_no_longer_a_log_when_saved_is_left_alone(tmp_path: pathlib.Path) -> None:
@@ -520,6 +530,88 @@ def test_a_save_keeps_the_entries_and_keys_the_file_has_and_the_log_does_not(
     log.save()
     assert read(path) == {"version": 1, "durations": {"a": 2.0, "b": 2.0}, "comment": "keep me"}
     assert dict(log) == {"a": 2.0, "b": 2.0}
+
+
+def test_a_save_puts_in_only_what_the_log_learned_since_its_last_save(
+    tmp_path: pathlib.Path,
+) -> None:
+    # (A value the log only read when it was made is not written back over a newer one.)
+    path = tmp_path / "durations.json"
+    path.write_text('{"version": 1, "durations": {"build": 10}}')
+    first, second = DurationLog(path), DurationLog(path)
+    second._learn("build", 30.0)
+    second.save()
+    first._learn("test", 1.0)
+    first.save()
+    assert read(path) == {"version": 1, "durations": {"build": 20.0, "test": 1.0}}
+    assert dict(first) == {"build": 20.0, "test": 1.0}  # what was written
+
+
+def test_a_name_removed_from_the_file_stays_removed(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "durations.json"
+    path.write_text('{"version": 1, "durations": {"a": 1, "old": 2}}')
+    log = DurationLog(path)
+    path.write_text('{"version": 1, "durations": {"a": 1}}')  # edited by hand
+    log._learn("b", 3.0)
+    log.save()
+    assert read(path) == {"version": 1, "durations": {"a": 1.0, "b": 3.0}}
+    path.unlink()  # removed
+    log._learn("c", 4.0)
+    log.save()
+    assert read(path) == {"version": 1, "durations": {"c": 4.0}}
+
+
+def test_clear_keeps_the_files_other_keys_and_then_only_what_is_learned(
+    tmp_path: pathlib.Path,
+) -> None:
+    path = tmp_path / "durations.json"
+    path.write_text('{"version": 1, "durations": {"a": 1}, "comment": "keep me"}')
+    log = DurationLog(path)
+    log.clear()
+    log._learn("b", 2.0)
+    log.save()
+    assert read(path) == {"version": 1, "durations": {"b": 2.0}, "comment": "keep me"}
+    log._learn("c", 3.0)
+    log.save()  # (the file's entries are kept again)
+    assert read(path) == {"version": 1, "durations": {"b": 2.0, "c": 3.0}, "comment": "keep me"}
+
+
+def test_a_read_only_file_is_not_replaced(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "durations.json"
+    path.write_text('{"version": 1, "durations": {"a": 1}}')
+    log = DurationLog(path)
+    log._learn("b", 2.0)
+    # (`os.access` answers for the process: root may write anything, so the test cannot
+    # rely on a mode alone; it asks the same question the save does.)
+    real_access = os.access
+    monkeypatch.setattr(
+        os, "access", lambda p, mode, **kw: mode != os.W_OK and real_access(p, mode)
+    )
+    with pytest.raises(PermissionError, match="it is read-only; make it writable"):
+        log.save()
+    assert read(path) == {"version": 1, "durations": {"a": 1}}
+    assert names_in(tmp_path) == ["durations.json"]
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() != 0, reason="only root may give a file away"
+)
+def test_a_save_keeps_the_files_owner_and_group(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "durations.json"
+    path.write_text('{"version": 1, "durations": {}}')
+    os.chown(path, 65534, 4242)
+    log = DurationLog(path)
+    log._learn("a", 1.0)
+    log.save()
+    assert (path.stat().st_uid, path.stat().st_gid) == (65534, 4242)
+
+
+@pytest.mark.parametrize("path", ["cache/", "some/where/"])
+def test_a_path_ending_in_a_slash_names_no_file(path: str) -> None:
+    with pytest.raises(ValueError, match="must name a file"):
+        DurationLog(path)
 
 
 def test_a_relative_path_stays_where_it_was_when_the_log_was_made(
@@ -576,9 +668,10 @@ def test_a_file_name_at_the_systems_limit_still_saves(tmp_path: pathlib.Path) ->
     assert read(path) == {"version": 1, "durations": {"a": 1.0}}
 
 
-def test_a_folder_on_the_way_that_is_a_file_is_said_so(tmp_path: pathlib.Path) -> None:
+@pytest.mark.parametrize("under", ["durations.json", "sub/durations.json"])
+def test_a_folder_on_the_way_that_is_a_file_is_said_so(tmp_path: pathlib.Path, under: str) -> None:
     (tmp_path / "graph.py").write_text("")
-    log = DurationLog(tmp_path / "graph.py" / "durations.json")
+    log = DurationLog(tmp_path / "graph.py" / under)
     with pytest.raises(NotADirectoryError, match="a folder on the way to it is a file"):
         log.save()
 

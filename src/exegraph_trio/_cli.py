@@ -412,16 +412,17 @@ def _check_durations_path(durations: str) -> None:
     file that is not a durations log, and here that is an error rather than a warning).
     """
     path = Path(durations)
-    if path.name in ("", ".", ".."):
-        raise _CommandError(f"--durations {durations!r}: name a file, like durations.json")
+    shown = printable(durations)
+    if path.name in ("", ".", "..") or durations.endswith(("/", os.sep)):
+        raise _CommandError(f"--durations {shown}: name a file, like durations.json")
     found = read_log_file(path)
     if found.problem is not None:
-        raise _CommandError(f"--durations {durations}: {found.problem}; {found.advice}")
+        raise _CommandError(f"--durations {shown}: {found.problem}; {found.advice}")
     folder = path.absolute().parent
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent  # (the missing folders are made at the first save)
     if not folder.is_dir():
-        raise _CommandError(f"--durations {durations}: {str(folder)!r} is a file, not a folder")
+        raise _CommandError(f"--durations {shown}: {str(folder)!r} is a file, not a folder")
 
 
 def _plan(args: argparse.Namespace) -> int:

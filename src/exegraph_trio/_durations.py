@@ -66,12 +66,13 @@ class DurationLog(Mapping[str, float], Instrument):
     (`clear()` forgets everything).
 
     **When the mapping changes.** Only at `run_done` (all of that run's durations at once,
-    then the save), never while a run is going: a run that uses the log as its
-    `durations` is ordered by what finished runs taught. One log may serve several
+    then the save) and at `save()`, never while a run is going: a run that uses the log as
+    its `durations` is ordered by what finished runs taught. One log may serve several
     concurrent runs of one Trio program; each adds its durations when it ends, in the
     order they end; nothing is kept per run.
 
-    **The file.** Read once, when the log is made: a missing or empty file is an empty log.
+    **The file.** Read when the log is made, and again at each save (below): a missing or
+    empty file is an empty log.
     Anything else that cannot be read as a durations log (not JSON, another shape or
     `version`, a negative, infinite or NaN duration; a directory, a device or a pipe; a
     file that cannot be read or is larger than 256 MiB) is logged as a warning (logger
@@ -93,21 +94,26 @@ class DurationLog(Mapping[str, float], Instrument):
     }
     ```
 
-    At `run_done`, when anything changed, the file is saved: read again first (if it
-    is no longer a durations log, it is left alone, as above), the entries it holds that
-    the log does not have (another process's, a hand edit's) added to the log, and other
-    top-level keys kept; then written atomically: a temporary file in the same directory,
-    flushed and `fsync`-ed, then `os.replace`-d over it, so a reader (or a crash) sees the
-    old file or the new one, whole. The new file keeps the old one's permissions (and
-    owner, where the process may set it); a symbolic link stays a link, and the file it
-    points to is written. Missing parent directories are created. A save that fails (a
-    read-only directory, a full disk) is logged as a warning and tried again at the next
-    run's end: the run itself never fails because of its log. The save is a small
-    synchronous write in `run_done`, after every step of that run has finished; the Trio
-    program waits for it (mostly the `fsync`). It is not handed to a thread: the
-    instrument has no nursery, and this way the file is up to date when `run` returns (a
-    script that exits right after loses nothing). Two processes (or two logs) sharing one
-    file keep each other's step names; for a name both learned, the last save wins.
+    At `run_done`, when the run taught anything, the file is saved. The file is the
+    record, the log what it adds: a save reads the file again (if it is no longer a
+    durations log, or is read-only, it is left alone, as above) and writes its entries,
+    with the durations this log learned since its last save put in, and its other
+    top-level keys kept; the log then holds what was written. So another process's
+    entries, or a hand edit's, are kept, and a name removed from the file (or the file
+    removed) stays removed unless a step of that name runs again; for a name both learned,
+    the last save wins (saves are not locked against each other: two processes saving at
+    the same instant can lose one's new names). The file is written atomically: a
+    temporary file in the same directory, flushed and `fsync`-ed, then `os.replace`-d over
+    it, so a reader (or a crash) sees the old file or the new one, whole. The new file
+    keeps the old one's permissions (and owner and group, as far as the process may set
+    them); a symbolic link stays a link, and the file it points to is written. Missing
+    parent directories are created. A save that fails (a read-only directory, a full disk)
+    is logged as a warning and tried again at the next run's end: the run itself never
+    fails because of its log. The save is a small synchronous write in `run_done`, after
+    every step of that run has finished; the Trio program waits for it (mostly the
+    `fsync`). It is not handed to a thread: the instrument has no nursery, and this way
+    the file is up to date when `run` returns (a script that exits right after loses
+    nothing).
 
     A log is an object with state, not a value: it equals only itself and hashes by
     identity (compare contents with `dict(log) == {...}`).
@@ -117,7 +123,7 @@ class DurationLog(Mapping[str, float], Instrument):
 
     Raises:
         TypeError: `path` is not a `str` or `os.PathLike`.
-        ValueError: `path` names no file (`""`, `"/"`, `"."`, `".."`).
+        ValueError: `path` names no file (`""`, `"/"`, `"."`, `".."`, `"cache/"`).
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -127,14 +133,14 @@ class DurationLog(Mapping[str, float], Instrument):
                 f"{path!r}"
             )
         given = Path(path)
-        if given.name in ("", ".", ".."):
+        if given.name in ("", ".", "..") or os.fspath(path).endswith(("/", os.sep)):
             raise ValueError(
                 f"DurationLog path must name a file, like '.exegraph/durations.json', "
                 f"not {os.fspath(path)!r}"
             )
         self._path = given.absolute()
         self._estimates = _load(self._path)
-        self._dirty = False
+        self._learned: set[str] = set()  # (since the last save: what a save puts in)
         self._cleared = False  # (since the last save: the file's entries are not kept)
 
     @property
@@ -166,21 +172,26 @@ class DurationLog(Mapping[str, float], Instrument):
         return f"<DurationLog {str(self._path)!r}: {count} {noun}>"
 
     def clear(self) -> None:
-        """Forget every estimate; the file is rewritten at the next run's end or `save()`."""
+        """Forget every estimate, in the log and at the next save.
+
+        The next save (at a run's end, or `save()`) writes only what the log learns from
+        now on, the file's other top-level keys kept.
+        """
         self._estimates.clear()
-        self._dirty = True
+        self._learned.clear()
         self._cleared = True
 
     def save(self) -> None:
         """Write the file now, atomically (runs with the log attached save by themselves).
 
-        The file is read again first: its entries this log does not have are added to the
-        log (unless `clear()` was called since the last save), and its other top-level
-        keys are kept.
+        The file's entries (none after `clear()`), with what this log learned since its
+        last save put in, and its other top-level keys: the log then holds what was
+        written (see the class).
 
         Raises:
             FileExistsError: the path holds something that is not a durations log (it is
                 never replaced; the message says what it is, and what to do).
+            PermissionError: the file is read-only (or cannot be replaced).
             NotADirectoryError: a folder on the way to the file is a file.
             OSError: the file could not be written; the previous file, if any, is intact.
         """
@@ -190,20 +201,22 @@ class DurationLog(Mapping[str, float], Instrument):
                 f"DurationLog does not replace {str(self._path)!r} ({found.problem}); "
                 f"{found.advice}"
             )
-        if not self._cleared:
-            for name, seconds in found.estimates.items():
-                self._estimates.setdefault(name, seconds)
-        document = {**found.other, "version": _VERSION, "durations": self._estimates}
+        written = {} if self._cleared else found.estimates
+        for name in self._learned:
+            written[name] = self._estimates[name]
+        document = {**found.other, "version": _VERSION, "durations": written}
         text = json.dumps(document, indent=2, sort_keys=True)
         _write_atomically(self._path, text + "\n")
-        self._dirty = self._cleared = False
+        self._estimates = written
+        self._learned.clear()
+        self._cleared = False
 
     def run_done(self, run: RunInfo, result: RunResult) -> None:
         """Learn the duration of every step of `result` that succeeded, then save."""
         for timing in result.steps:
             if timing.status is StepStatus.DONE:
                 self._learn(timing.name, timing.duration)
-        if not self._dirty:
+        if not (self._learned or self._cleared):
             return
         try:
             self.save()
@@ -221,7 +234,7 @@ class DurationLog(Mapping[str, float], Instrument):
             return
         old = self._estimates.get(name)
         self._estimates[name] = seconds if old is None else (old + seconds) / 2
-        self._dirty = True
+        self._learned.add(name)
 
 
 _MAX_BYTES: Final = 256 * 1024 * 1024
@@ -269,40 +282,54 @@ def read_log_file(path: Path) -> Found:  # noqa: PLR0911 - one return per findin
     """What `path` holds: a durations log, nothing (missing or empty), or something else.
 
     Follows symbolic links. Only a regular file is read (a device or a pipe could block,
-    or never end), and only up to `_MAX_BYTES`.
+    or never end: it is opened without blocking and looked at first), and only up to
+    `_MAX_BYTES` (a file of /proc says it is empty, whatever it holds).
     """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
     try:
-        info = path.stat()
+        fd = os.open(path, flags)
     except (FileNotFoundError, NotADirectoryError):  # missing, as is a parent directory
         return Found()
-    except OSError as exc:
-        return Found(problem=f"cannot look at it: {exc.strerror or exc}", advice=_CHECK)
-    if stat.S_ISDIR(info.st_mode):
-        return Found(
-            problem="it is a directory",
-            advice=f"name a file in it, like {str(path / 'durations.json')!r}",
-        )
-    if not stat.S_ISREG(info.st_mode):
-        return Found(
-            problem="not a regular file (a device, a pipe or a socket)",
-            advice="choose another path",
-        )
-    if info.st_size > _MAX_BYTES:
-        return Found(
-            problem=f"{info.st_size} bytes, too large for a durations log",
-            advice="choose another path",
-        )
-    try:
-        raw = path.read_bytes()
+    except IsADirectoryError:  # (where a directory cannot be opened)
+        return _directory(path)
     except OSError as exc:
         return Found(problem=f"cannot read it: {exc.strerror or exc}", advice=_CHECK)
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            return _directory(path)
+        if not stat.S_ISREG(mode):
+            return Found(
+                problem="not a regular file (a device, a pipe or a socket)",
+                advice="choose another path",
+            )
+        with open(fd, "rb", closefd=False) as file:
+            raw = file.read(_MAX_BYTES + 1)
+    except OSError as exc:
+        return Found(problem=f"cannot read it: {exc.strerror or exc}", advice=_CHECK)
+    finally:
+        os.close(fd)
+    if len(raw) > _MAX_BYTES:
+        return Found(
+            problem=f"more than {_MAX_BYTES} bytes, too large for a durations log",
+            advice="choose another path",
+        )
     if not raw.strip():
         return Found()
     try:
         data: object = json.loads(raw)
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
+    except RecursionError:
+        return Found(problem="JSON nested too deeply to read", advice=_FIX)
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
         return Found(problem=f"not JSON: {exc!s:.200}", advice=_FIX)
     return _parse(data)
+
+
+def _directory(path: Path) -> Found:
+    return Found(
+        problem="it is a directory",
+        advice=f"name a file in it, like {str(path / 'durations.json')!r}",
+    )
 
 
 _CHECK: Final = "check the path and its permissions, or choose another path"
@@ -388,7 +415,7 @@ def _write_atomically(path: Path, text: str) -> None:
     target = Path(os.path.realpath(path))
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:  # a file where a folder should be
+    except (FileExistsError, NotADirectoryError):  # a file where a folder should be
         raise NotADirectoryError(
             f"cannot save {str(path)!r}: a folder on the way to it is a file"
         ) from None
@@ -396,6 +423,11 @@ def _write_atomically(path: Path, text: str) -> None:
         before: os.stat_result | None = target.stat()
     except OSError:
         before = None
+    if before is not None and not os.access(target, os.W_OK):
+        raise PermissionError(
+            f"DurationLog does not replace {str(path)!r}: it is read-only; make it "
+            "writable, or choose another path"
+        )
     # A short name of its own: a file name close to the system's limit still saves.
     temporary = target.with_name(f".durations-{secrets.token_hex(6)}.tmp")
     # Created like any new file (mode 0o666 less the umask), unlike tempfile's private 0o600.
@@ -416,9 +448,16 @@ def _write_atomically(path: Path, text: str) -> None:
 
 
 def _keep_mode_and_owner(fd: int, before: os.stat_result) -> None:
-    """Give the file `fd` the permissions (and, where allowed, the owner) of `before`."""
-    if hasattr(os, "fchmod"):  # (not on Windows)
+    """Give the file `fd` the permissions, owner and group of `before`, where allowed.
+
+    (Its group at least, so that a file of a team's group stays readable by the team.)
+    """
+    if hasattr(os, "fchmod"):  # (on Windows since 3.13: only its read-only flag)
         os.fchmod(fd, stat.S_IMODE(before.st_mode))
-    if hasattr(os, "fchown") and (before.st_uid, before.st_gid) != (os.getuid(), os.getgid()):
-        with contextlib.suppress(OSError):  # only root may give a file away
-            os.fchown(fd, before.st_uid, before.st_gid)
+    if not hasattr(os, "fchown"):  # (Windows)
+        return
+    try:  # only root may give a file away; its owner may give it to one of its groups
+        os.fchown(fd, before.st_uid, before.st_gid)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.fchown(fd, -1, before.st_gid)
