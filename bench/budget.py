@@ -546,6 +546,16 @@ PARTS: Final = {
 }
 
 
+def _per_step(
+    counts: dict[tuple[str, str], int],
+    kind: str,
+    variants: Sequence[str],
+    args: argparse.Namespace,
+) -> dict[str, float]:
+    """Each variant's k instructions per step on `kind`, the warm-ups' (`none`) taken off."""
+    return {v: (counts[kind, v] - counts[kind, "none"]) / args.size / 1000 for v in variants[1:]}
+
+
 def _which(args: argparse.Namespace) -> str:
     return " (the first run)" if args.first else " (a second run, as run.py's repeats)"
 
@@ -561,9 +571,7 @@ def _print_run(
         "   minimal÷floor  required÷floor  run÷floor"
     )
     for kind in kinds:
-        per = {
-            v: (counts[kind, v] - counts[kind, "none"]) / args.size / 1000 for v in RUN_VARIANTS[1:]
-        }
+        per = _per_step(counts, kind, RUN_VARIANTS, args)
         print(
             f"{kind:<8} {per['floor']:>7.1f} {per['minimal']:>8.1f}"
             f" {per['required']:>8.1f} {per['run']:>7.1f}"
@@ -584,10 +592,7 @@ def _print_timeout(
         "   required÷floor+scope  run÷floor+scope"
     )
     for kind in kinds:
-        per = {
-            v: (counts[kind, v] - counts[kind, "none"]) / args.size / 1000
-            for v in TIMEOUT_VARIANTS[1:]
-        }
+        per = _per_step(counts, kind, TIMEOUT_VARIANTS, args)
         floor_ = per["floor_scope"]
         print(
             f"{kind:<8} {floor_:>11.1f} {per['required_timeout']:>8.1f} {per['run_timeout']:>7.1f}"
@@ -607,9 +612,7 @@ def _print_job(
         "   graphlib-trio÷least  graphlib-trio÷job"
     )
     for kind in kinds:
-        per = {
-            v: (counts[kind, v] - counts[kind, "none"]) / args.size / 1000 for v in JOB_VARIANTS[1:]
-        }
+        per = _per_step(counts, kind, JOB_VARIANTS, args)
         print(
             f"{kind:<8} {per['peer']:>13.1f} {per['least']:>7.1f} {per['job']:>7.1f}"
             f"   {per['peer'] / per['least']:>19.2f}  {per['peer'] / per['job']:>17.2f}"
