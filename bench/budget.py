@@ -292,12 +292,7 @@ def exegraph_steps(shape: shapes.Shape) -> list[exegraph.Step]:
 
 def ranks(graph: exegraph.Graph) -> list[int]:
     """Each step's place in rule 3's order: higher priority first, then graph order."""
-    priorities = [graph.priority(name) for name in graph.names]
-    by_rank = sorted(range(len(priorities)), key=lambda i: -priorities[i])
-    rank = [0] * len(by_rank)
-    for place, i in enumerate(by_rank):
-        rank[i] = place
-    return rank
+    return ranks_of([graph.priority(name) for name in graph.names])
 
 
 def ranks_of(priorities: Sequence[int]) -> list[int]:
@@ -560,62 +555,49 @@ def _which(args: argparse.Namespace) -> str:
     return " (the first run)" if args.first else " (a second run, as run.py's repeats)"
 
 
-def _print_run(
-    counts: dict[tuple[str, str], int], kinds: Sequence[str], args: argparse.Namespace
+_TABLES: Final = {
+    "run": (
+        "run: {size} no-op steps, bound {bound}",
+        {"floor": "floor", "minimal": "minimal", "required": "required", "run": "run"},
+        (("minimal", "floor"), ("required", "floor"), ("run", "floor")),
+    ),
+    "timeout": (
+        "run+timeout: {size} no-op steps, each with a deadline, bound {bound}",
+        {"floor_scope": "floor+scope", "required_timeout": "required", "run_timeout": "run"},
+        (("required_timeout", "floor_scope"), ("run_timeout", "floor_scope")),
+    ),
+    "job": (
+        "job (build + run): {size} steps, {actions} actions, bound {bound}",
+        {"peer": "graphlib-trio", "least": "least", "job": "job"},
+        (("peer", "least"), ("peer", "job")),
+    ),
+}
+"""Each counted part's table: its title, its variants' column labels, the ratios shown."""
+
+
+def _print_table(
+    part: str, counts: dict[tuple[str, str], int], kinds: Sequence[str], args: argparse.Namespace
 ) -> None:
+    """A counted part's table: each variant's k instructions per step, then the ratios."""
+    title, labels, ratios = _TABLES[part]
+    heads = [f"{labels[a]}÷{labels[b]}" for a, b in ratios]
+    print(title.format(**vars(args)) + f"; k instructions per step{_which(args)}")
     print(
-        f"run: {args.size} no-op steps, bound {args.bound}; k instructions per step{_which(args)}"
-    )
-    print(
-        f"{'shape':<8} {'floor':>7} {'minimal':>8} {'required':>8} {'run':>7}"
-        "   minimal÷floor  required÷floor  run÷floor"
+        f"{'shape':<8}"
+        + "".join(f" {label:>8}" for label in labels.values())
+        + "  "
+        + "  ".join(heads)
     )
     for kind in kinds:
-        per = _per_step(counts, kind, RUN_VARIANTS, args)
+        per = _per_step(counts, kind, PARTS[part], args)
         print(
-            f"{kind:<8} {per['floor']:>7.1f} {per['minimal']:>8.1f}"
-            f" {per['required']:>8.1f} {per['run']:>7.1f}"
-            f"   {per['minimal'] / per['floor']:>13.2f}"
-            f"  {per['required'] / per['floor']:>14.2f}  {per['run'] / per['floor']:>9.2f}"
-        )
-
-
-def _print_timeout(
-    counts: dict[tuple[str, str], int], kinds: Sequence[str], args: argparse.Namespace
-) -> None:
-    print(
-        f"run+timeout: {args.size} no-op steps, each with a deadline, bound {args.bound};"
-        f" k instructions per step{_which(args)}"
-    )
-    print(
-        f"{'shape':<8} {'floor+scope':>11} {'required':>8} {'run':>7}"
-        "   required÷floor+scope  run÷floor+scope"
-    )
-    for kind in kinds:
-        per = _per_step(counts, kind, TIMEOUT_VARIANTS, args)
-        floor_ = per["floor_scope"]
-        print(
-            f"{kind:<8} {floor_:>11.1f} {per['required_timeout']:>8.1f} {per['run_timeout']:>7.1f}"
-            f"   {per['required_timeout'] / floor_:>20.2f}  {per['run_timeout'] / floor_:>15.2f}"
-        )
-
-
-def _print_job(
-    counts: dict[tuple[str, str], int], kinds: Sequence[str], args: argparse.Namespace
-) -> None:
-    print(
-        f"job (build + run): {args.size} steps, {args.actions} actions, bound {args.bound};"
-        f" k instructions per step{_which(args)}"
-    )
-    print(
-        f"{'shape':<8} {'graphlib-trio':>13} {'least':>7} {'job':>7}"
-        "   graphlib-trio÷least  graphlib-trio÷job"
-    )
-    for kind in kinds:
-        per = _per_step(counts, kind, JOB_VARIANTS, args)
-        print(
-            f"{kind:<8} {per['peer']:>13.1f} {per['least']:>7.1f} {per['job']:>7.1f}"
-            f"   {per['peer'] / per['least']:>19.2f}  {per['peer'] / per['job']:>17.2f}"
+            f"{kind:<8}"
+            + "".join(f" {per[v]:>{max(8, len(labels[v]))}.1f}" for v in labels)
+            + "  "
+            + "  ".join(
+                f"{per[a] / per[b]:>{len(head)}.2f}"
+                for (a, b), head in zip(ratios, heads, strict=True)
+            )
         )
 
 
@@ -676,7 +658,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     kinds = args.shapes.split(",")
     parts = {"both": ("run", "build"), "all": tuple(PARTS)}.get(args.part, (args.part,))
-    printers = {"run": _print_run, "timeout": _print_timeout, "job": _print_job}
     workers = os.cpu_count() or 1
     for part in parts:
         cells = [(kind, variant) for kind in kinds for variant in PARTS[part]]
@@ -686,7 +667,10 @@ def main(argv: Sequence[str] | None = None) -> None:
                 cells,
             )
             counts = dict(zip(cells, found, strict=True))
-        printers.get(part, _print_build)(counts, kinds, args)
+        if part == "build":
+            _print_build(counts, kinds, args)
+        else:
+            _print_table(part, counts, kinds, args)
     sys.stdout.flush()
 
 

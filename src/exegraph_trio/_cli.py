@@ -38,7 +38,7 @@ from typing import Final
 import attrs
 import trio
 
-from ._durations import DurationLog, read_log_file
+from ._durations import DurationLog, names_no_file, read_log_file
 from ._errors import close_names, did_you_mean
 from ._graph import Graph, GraphBuilder
 from ._instrument import Instrument, RunInfo
@@ -413,7 +413,7 @@ def _check_durations_path(durations: str) -> None:
     """
     path = Path(durations)
     shown = printable(durations)
-    if path.name in ("", ".", "..") or durations.endswith(("/", os.sep)):
+    if names_no_file(durations):
         raise _CommandError(f"--durations {shown}: name a file, like durations.json")
     found = read_log_file(path)
     if found.problem is not None:

@@ -133,7 +133,7 @@ class DurationLog(Mapping[str, float], Instrument):
                 f"{path!r}"
             )
         given = Path(path)
-        if given.name in ("", ".", "..") or os.fspath(path).endswith(("/", os.sep)):
+        if names_no_file(path):
             raise ValueError(
                 f"DurationLog path must name a file, like '.exegraph/durations.json', "
                 f"not {os.fspath(path)!r}"
@@ -235,6 +235,12 @@ class DurationLog(Mapping[str, float], Instrument):
         old = self._estimates.get(name)
         self._estimates[name] = seconds if old is None else (old + seconds) / 2
         self._learned.add(name)
+
+
+def names_no_file(path: str | os.PathLike[str]) -> bool:
+    """Whether `path` cannot name a file: `""`, `"."`, `".."`, a root, or ends in a slash."""
+    text = os.fspath(path)
+    return Path(text).name in ("", ".", "..") or text.endswith(("/", os.sep))
 
 
 _MAX_BYTES: Final = 256 * 1024 * 1024
