@@ -225,7 +225,7 @@ def test_priority_of_a_deep_graph_whose_dependents_become_runs_of_bits() -> None
     assert graph.priority("l0-0") > 2_048
 
 
-@settings(max_examples=120, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(
     st.integers(1, 60),
     st.integers(1, 4),
@@ -237,9 +237,14 @@ def test_priority_matches_a_brute_force_count_whatever_the_run_threshold(
     n: int, most: int, mask: int, shuffled: bool, rng: random.Random
 ) -> None:
     # A small `_RUN_MASK` makes pairs (run, rest) of small graphs, and pairs meet plain
-    # bitsets and other pairs with other runs: every way two unions can merge.
+    # bitsets and other pairs with other runs: every way two unions can merge. Steps with
+    # one dependency among steps with more hang below a step that counts them (a block of
+    # bits that may straddle a run's end).
     steps = [
-        s(f"n{i}", *(f"n{j}" for j in rng.sample(range(max(0, i - 8), i), min(i, most))))
+        s(
+            f"n{i}",
+            *(f"n{j}" for j in rng.sample(range(max(0, i - 8), i), min(i, rng.randint(0, most)))),
+        )
         for i in range(n)
     ]
     if shuffled:
@@ -249,6 +254,25 @@ def test_priority_matches_a_brute_force_count_whatever_the_run_threshold(
         graph = Graph(steps)
         found = {name: graph.priority(name) for name in graph.names}
     assert found == brute_force_priorities(graph)
+
+
+def test_priority_of_a_fan_out_and_back_in_with_steps_hanging_below() -> None:
+    # root -> 50 000 middles -> sink, each middle also with a step of its own below it, and
+    # the sink with a chain of 3 below: the steps with one dependency take no bit (see
+    # `_count_dependents`), so this is counted in linear time (it was quadratic).
+    k = 50_000
+    steps = [s("root")]
+    for i in range(k):
+        steps += [s(f"m{i}", "root"), s(f"leaf{i}", f"m{i}")]
+    steps += [s("sink", *(f"m{i}" for i in range(k))), s("t1", "sink"), s("t2", "t1")]
+    steps.append(s("t3", "t2"))
+    graph = Graph(steps)
+    assert graph.priority("root") == len(steps) - 1
+    assert graph.priority("m0") == graph.priority(f"m{k - 1}") == 1 + 1 + 3  # leaf, sink, t1-3
+    assert graph.priority("sink") == 3
+    assert graph.priority("leaf7") == graph.priority("t3") == 0
+    small = Graph([*steps[:41], s("sink", *(f"m{i}" for i in range(20)))])
+    assert {name: small.priority(name) for name in small.names} == dependents_by_sets(small)
 
 
 def test_a_100_000_step_chain_validates_and_prioritises_without_recursion() -> None:

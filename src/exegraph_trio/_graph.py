@@ -599,15 +599,23 @@ def _count_dependents(
     """The number of transitive dependents of every step.
 
     Walks the topological order backwards. When every step has at most one dependency, or
-    at most one dependent (trees, fans, chains), the dependents' sets are disjoint and the
-    counts simply add up. Otherwise each step's transitive dependents form a bitset: the
-    union of what its dependents pushed to it. Once counted, a step pushes that union plus
-    its own bit into the union of each of its dependencies, and keeps nothing; so only the
-    unions of steps with a dependent counted and themselves not yet counted are alive.
+    at most one dependent (chains, trees fanning out or in), the dependents' sets are
+    disjoint and the counts simply add up. Otherwise each step's transitive dependents form
+    a bitset: the union of what its dependents pushed to it. Once counted, a step pushes
+    that union plus its own bits into the union of each of its dependencies, and keeps
+    nothing; so only the unions of steps with a dependent counted and themselves not yet
+    counted are alive.
 
-    Only steps with a dependency have a bit (no step depends on the others), given in the
-    order the walk meets them, so the latest steps have the lowest bits and the sets of late
-    steps are small: an `order` close to the order steps were added keeps them compact.
+    Bits go only to steps with two dependencies or more, in the order the walk meets them,
+    so the latest steps have the lowest bits and the sets of late steps are small: an
+    `order` close to the order steps were added keeps them compact. A step whose single
+    dependency is `d` is a transitive dependent of a step `s` exactly when `d` is one or is
+    `s`, so it needs no bit of its own: each step counts instead the steps *hanging* below
+    it (reached through single dependencies only: a tree, whose sizes add up), and a step
+    with two dependencies or more takes one bit for itself and one for each step hanging
+    below it, so that a bitset's count is still a number of steps. (Without this, a fan out
+    and back in, one step -> 10⁵ steps -> one step, made 10⁵ bitsets each with a bit near
+    the top and one at the bottom: quadratic. Now each has one bit.)
 
     In a deep graph whose steps fan in from many (layers of a pipeline), an early step's
     dependents are nearly every later step: its bitset is mostly a run of set low bits, and
@@ -635,7 +643,7 @@ def _count_dependents(
     return counts
 
 
-def _count_by_bitsets(
+def _count_by_bitsets(  # noqa: PLR0915 - one loop, its merges written out (below)
     deps: tuple[tuple[int, ...], ...], order: Sequence[int], counts: list[int]
 ) -> None:
     """`_count_dependents` for graphs whose dependents' sets overlap: into `counts`."""
@@ -645,42 +653,63 @@ def _count_by_bitsets(
     # The two push loops below are one merge, for a bitset and for a pair, written out:
     # a call per edge cost more than the pairs save at 10⁴ steps.
     unions: dict[int, int | tuple[int, int]] = {}
-    bit = 0  # the next step with a dependency gets this bit
+    # How many steps hang below each step through single dependencies (see the docstring).
+    hanging = [0] * n
+    bit = 0  # the next step with two dependencies or more gets this bit (and what hangs)
     for place in range(n - 1, -1, -1):
         i = order[place]
         below = unions.pop(i, 0)
+        needs = deps[i]
         if isinstance(below, int):
-            counts[i] = below.bit_count()
-            if not deps[i]:
+            hung = hanging[i]
+            counts[i] = hung + below.bit_count()
+            if not needs:
                 continue
-            if below < mask or below & mask != mask:
-                own = below | 1 << bit
-                bit += 1
-                for d in deps[i]:
-                    pushed = unions.get(d)  # (the first push keeps `own` itself: no copy)
+            if len(needs) == 1:  # no bit: its dependency counts it and what hangs below it
+                d = needs[0]
+                hanging[d] += hung + 1
+                if below:  # (pushed as it is, even a run: the dependency makes the pair)
+                    pushed = unions.get(d)
                     if pushed is None:
-                        unions[d] = own
+                        unions[d] = below
                     elif isinstance(pushed, int):
-                        unions[d] = pushed | own
+                        unions[d] = pushed | below
                     else:
                         m, rest = pushed
-                        unions[d] = (m, rest | own >> m)
+                        unions[d] = (m, rest | below >> m)
+                continue
+            if below < mask or below & mask != mask:
+                below |= ((2 << hung) - 1) << bit if hung else 1 << bit
+                bit += hung + 1
+                for d in needs:
+                    pushed = unions.get(d)  # (the first push keeps `below` itself: no copy)
+                    if pushed is None:
+                        unions[d] = below
+                    elif isinstance(pushed, int):
+                        unions[d] = pushed | below
+                    else:
+                        m, rest = pushed
+                        unions[d] = (m, rest | below >> m)
                 continue
             run = ((below + 1) & ~below).bit_length() - 1  # the set low bits
             rest = below >> run
         else:
             run, rest = below
-            counts[i] = run + rest.bit_count()
-            if not deps[i]:
+            hung = hanging[i]
+            counts[i] = hung + run + rest.bit_count()
+            if not needs:
                 continue
-            if rest >= mask and rest & mask == mask:
+            if len(needs) > 1 and rest >= mask and rest & mask == mask:
                 more = ((rest + 1) & ~rest).bit_length() - 1
                 run += more
                 rest >>= more
-        rest |= 1 << (bit - run)
-        bit += 1
+        if len(needs) == 1:
+            hanging[needs[0]] += hung + 1
+        else:
+            rest |= ((2 << hung) - 1) << (bit - run) if hung else 1 << (bit - run)
+            bit += hung + 1
         pair = (run, rest)
-        for d in deps[i]:
+        for d in needs:
             pushed = unions.get(d)
             if pushed is None:
                 unions[d] = pair
