@@ -38,6 +38,9 @@ beside what exegraph costs:
   - `unchecked`: the least an engine keeping one object per step could do: a slotted
     class of `Step`'s ten fields set from the arguments (no check), a name index and
     each step's dependencies as positions;
+  - `least`: `unchecked`, each step's dependents, and every priority counted by
+    exegraph's own function: a lower bound on any build keeping rule 3 (the cheapest
+    exact way known to count them, see `bench/README.md`);
   - `steps`, `graph`, `priorities`: exegraph's `Step`s, then `Graph(...)`, then the first
     `priority()`, each counted on its own (the difference from the step before).
 
@@ -67,21 +70,17 @@ import shapes
 import trio
 import trio.testing
 from cachegrind import instructions_of
+from least import least_build, noop, unchecked_build
 
 import exegraph_trio as exegraph
-from exegraph_trio._graph import _count_dependents
 
 RUN_VARIANTS: Final = ("none", "floor", "minimal", "required", "run")
 TIMEOUT_VARIANTS: Final = ("none", "floor_scope", "required_timeout", "run_timeout")
 JOB_VARIANTS: Final = ("none", "peer", "least", "job")
 STEP_TIMEOUT: Final = 3600.0
 """The deadline of every step in the timeout part (as `runners.STEP_TIMEOUT`: never reached)."""
-BUILD_VARIANTS: Final = ("none", "graphlib", "unchecked", "steps", "graph", "priorities")
+BUILD_VARIANTS: Final = ("none", "graphlib", "unchecked", "least", "steps", "graph", "priorities")
 WARM_UP: Final = 50
-
-
-async def noop() -> None:
-    pass
 
 
 async def floor(n: int) -> None:
@@ -230,59 +229,6 @@ async def required(  # noqa: PLR0915 - one function, as a hand-written runner wo
     return order
 
 
-class Unchecked:
-    """`Step`'s ten fields in slots, set as given: no check at all."""
-
-    __slots__ = (
-        "_kind",
-        "action",
-        "depends_on",
-        "inputs",
-        "name",
-        "pools",
-        "retry",
-        "tags",
-        "timeout",
-        "trigger_rule",
-    )
-
-    def __init__(
-        self,
-        name: str,
-        action: Callable[[], object],
-        *,
-        depends_on: tuple[str, ...] = (),
-        tags: tuple[str, ...] = (),
-        timeout: float | None = None,
-        inputs: object = None,
-        retry: object = None,
-        trigger_rule: object = None,
-        pools: object = None,
-    ) -> None:
-        self.name = name
-        self.action = action
-        self.depends_on = depends_on
-        self.tags = tags
-        self.timeout = timeout
-        self.inputs = inputs
-        self.retry = retry
-        self.trigger_rule = trigger_rule
-        self.pools = pools
-        self._kind = 0
-
-
-def unchecked_build(
-    shape: shapes.Shape, action: Callable[[], Awaitable[object]] = noop
-) -> tuple[list[Unchecked], list[tuple[int, ...]]]:
-    """The `unchecked` build: the objects, a name index, dependencies as positions."""
-    steps = [
-        Unchecked(name, action, depends_on=ds)
-        for name, ds in zip(shape.names, shape.dep_names, strict=True)
-    ]
-    index = {step.name: i for i, step in enumerate(steps)}
-    return steps, [tuple(index[d] for d in step.depends_on) for step in steps]
-
-
 def exegraph_steps(shape: shapes.Shape) -> list[exegraph.Step]:
     return [
         exegraph.Step(name, noop, depends_on=ds)
@@ -314,17 +260,9 @@ async def least_job(
     them then either); the dependents it needs are made once and given to `required`.
     No validation at all (a graph's checks are left out: this is a lower bound).
     """
-    _steps, deps = unchecked_build(shape, action)
-    n = len(deps)
-    dependents: list[list[int]] = [[] for _ in deps]
-    for i, ds in enumerate(deps):
-        for d in ds:
-            dependents[d].append(i)
-    frozen = tuple(map(tuple, dependents))
-    if bound >= n:  # every step fits: rule 3 never decides, and no priority is needed
-        rank: list[int] = list(range(n))
-    else:
-        rank = ranks_of(_count_dependents(tuple(deps), frozen, range(n)))
+    deps, frozen, priorities = least_build(shape, action, priorities=bound < len(shape))
+    # (when every step fits, rule 3 never decides, and no priority is needed)
+    rank = list(range(len(deps))) if priorities is None else ranks_of(priorities)
     await required(deps, rank, shape.names, bound, action, dependents=frozen)
 
 
@@ -418,11 +356,14 @@ def build_child(variant: str, kind: str, size: int) -> None:
     exegraph.Graph(exegraph_steps(small)).priority(small.names[0])
     peers.graphlib_build(small.deps, noop)
     unchecked_build(small)
+    least_build(small)
     gc.collect()
     if variant == "graphlib":
         peers.graphlib_build(shape.deps, noop)
     elif variant == "unchecked":
         unchecked_build(shape)
+    elif variant == "least":
+        least_build(shape)
     elif variant in ("steps", "graph", "priorities"):
         steps = exegraph_steps(shape)
         if variant != "steps":
@@ -472,12 +413,9 @@ def check(size: int = 300, bounds: Sequence[int] = (1, 2, 3, 4, 7)) -> int:
                 for name, ds in zip(shape.names, shape.dep_names, strict=True)
             )
             rank = ranks(graph)
-            index = {name: i for i, name in enumerate(shape.names)}
-            dependents = tuple(
-                tuple(index[step.name] for step in graph.dependents(name)) for name in shape.names
-            )
-            counted = _count_dependents(shape.deps, dependents, range(len(shape)))
-            assert ranks_of(counted) == rank, f"least_job ranks {kind} unlike exegraph"
+            _, dependents, counted = least_build(shape)
+            assert counted is not None
+            assert ranks_of(counted) == rank, f"least_build ranks {kind} unlike exegraph"
             for bound in bounds:
                 started.clear()
                 clock = trio.testing.MockClock(autojump_threshold=0)
@@ -606,8 +544,8 @@ def _print_build(
 ) -> None:
     print(f"build: {args.size} steps; k instructions per step")
     print(
-        f"{'shape':<8} {'graphlib':>8} {'unchecked':>9} {'Steps':>6} {'Graph':>6}"
-        f" {'prio':>6} {'exegraph':>8}   unchecked÷graphlib  exegraph÷graphlib"
+        f"{'shape':<8} {'graphlib':>8} {'unchecked':>9} {'least':>6} {'Steps':>6} {'Graph':>6}"
+        f" {'prio':>6} {'exegraph':>8}   unchecked÷graphlib  least÷graphlib  exegraph÷graphlib"
     )
     for kind in kinds:
         c = {v: counts[kind, v] / args.size / 1000 for v in BUILD_VARIANTS}
@@ -617,9 +555,11 @@ def _print_build(
         total = c["priorities"] - c["none"]
         lib = c["graphlib"] - c["none"]
         bare = c["unchecked"] - c["none"]
+        least = c["least"] - c["none"]
         print(
-            f"{kind:<8} {lib:>8.1f} {bare:>9.1f} {steps:>6.1f} {graph:>6.1f}"
-            f" {prio:>6.1f} {total:>8.1f}   {bare / lib:>18.2f}  {total / lib:>17.2f}"
+            f"{kind:<8} {lib:>8.1f} {bare:>9.1f} {least:>6.1f} {steps:>6.1f} {graph:>6.1f}"
+            f" {prio:>6.1f} {total:>8.1f}   {bare / lib:>18.2f}  {least / lib:>14.2f}"
+            f"  {total / lib:>17.2f}"
         )
 
 

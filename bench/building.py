@@ -5,10 +5,14 @@ Exegraph's build is the `Step`s, `Graph(...)` (validation, adjacency) and the fi
 peer's build (`peers.graphlib_build`) is its actions and a `graphlib.TopologicalSorter`
 with every node added and `prepare()` called (which checks for cycles). Each side starts
 from its input made beforehand (`Shape.dep_names` for exegraph, `Shape.deps` for the peer).
+Beside them, the `least` build (`least.least_build`: one unchecked object per step, the
+index, dependencies and dependents as positions, and every priority): a lower bound on any
+build that keeps rule 3.
 
-At every repeat both are built afresh, one after the other, the order alternating, after a
-`gc.collect()`; the ratio exegraph ÷ peer is taken within each repeat (both sides saw the
-same machine weather) and its median reported, like the per-step ratios of `overhead.py`.
+At every repeat the three are built afresh, one after the other, the order rotating, after
+a `gc.collect()`; the ratios exegraph ÷ peer and least ÷ peer are taken within each repeat
+(the sides saw the same machine weather) and their medians reported, like the per-step
+ratios of `overhead.py`.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import time
 from dataclasses import dataclass
 
 import peers
+from least import least_build
 from runners import Timing, build_steps
 from shapes import Shape
 
@@ -40,6 +45,9 @@ class BuildTimes:
         total: steps + graph + priorities (median of the sums).
         peer: the graphlib peer's build: its actions and a prepared `TopologicalSorter`.
         ratio: median over repeats of `total ÷ peer`, paired within each repeat.
+        least: the `least` build (`least.least_build`), a lower bound on any build
+            keeping rule 3's priorities.
+        least_ratio: median over repeats of `least ÷ peer`, paired within each repeat.
     """
 
     size: int
@@ -52,6 +60,8 @@ class BuildTimes:
     total: float
     peer: float
     ratio: float
+    least: float
+    least_ratio: float
 
     @property
     def graph_and_priority(self) -> float:
@@ -78,17 +88,30 @@ def _peer(shape: Shape, timing: Timing) -> float:
     return seconds
 
 
+def _least(shape: Shape, timing: Timing) -> float:
+    t0 = time.perf_counter()
+    built = least_build(shape, timing.trio)
+    seconds = time.perf_counter() - t0
+    del built
+    return seconds
+
+
 def measure_build(shape: Shape, timing: Timing, repeats: int) -> BuildTimes:
-    """Build `shape` with exegraph and with the graphlib peer `repeats` times, paired."""
+    """Build `shape` with exegraph, the graphlib peer and `least`, `repeats` times, paired."""
     phases: list[tuple[float, float, float]] = []
     peer: list[float] = []
+    least: list[float] = []
+    sides = ("exegraph", "peer", "least")
     for repeat in range(max(repeats, 1)):
-        for side in ("exegraph", "peer") if repeat % 2 == 0 else ("peer", "exegraph"):
+        for k in range(len(sides)):
+            side = sides[(repeat + k) % len(sides)]
             gc.collect()
             if side == "exegraph":
                 phases.append(_exegraph_phases(shape, timing))
-            else:
+            elif side == "peer":
                 peer.append(_peer(shape, timing))
+            else:
+                least.append(_least(shape, timing))
     totals = [sum(p) for p in phases]
     steps_s, graph_s, priority_s = (
         statistics.median(column) for column in zip(*phases, strict=True)
@@ -104,4 +127,6 @@ def measure_build(shape: Shape, timing: Timing, repeats: int) -> BuildTimes:
         total=statistics.median(totals),
         peer=statistics.median(peer),
         ratio=statistics.median(t / p for t, p in zip(totals, peer, strict=True)),
+        least=statistics.median(least),
+        least_ratio=statistics.median(x / p for x, p in zip(least, peer, strict=True)),
     )
