@@ -650,8 +650,9 @@ def _count_by_bitsets(  # noqa: PLR0915 - one loop, its merges written out (belo
     n = len(deps)
     mask = _RUN_MASK
     # What the dependents walked so far pushed to a step: a bitset, or a pair (m, rest).
-    # The two push loops below are one merge, for a bitset and for a pair, written out:
-    # a call per edge cost more than the pairs save at 10⁴ steps.
+    # The three pushes below are one merge (a bitset from a step with one dependency, a
+    # bitset from a step with more, a pair), written out: a call per edge cost more than
+    # the pairs save at 10⁴ steps.
     unions: dict[int, int | tuple[int, int]] = {}
     # How many steps hang below each step through single dependencies (see the docstring).
     hanging = [0] * n
