@@ -4,8 +4,9 @@
 name index and each step's dependencies as positions; `least_build` adds each step's
 dependents and every priority (rule 3's number of transitive dependents), counted by
 exegraph's own function, the cheapest exact way known (bitsets of the dependents; see
-`bench/README.md`). Each pass is made the way `Graph(...)` makes it, in C where it can be.
-No validation at all. `budget.py` counts its instructions, `building.py` times it.
+`bench/README.md`). Each pass is made the way `Graph(...)` makes it, in C where it can be,
+with the garbage collector paused as there. No validation at all. `budget.py` counts its
+instructions, `building.py` times it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Final
 
 import shapes
 
+from exegraph_trio._collector import collector_paused
 from exegraph_trio._graph import _count_dependents
 
 _name_of: Final = attrgetter("name")
@@ -76,8 +78,22 @@ def unchecked_build(
         Unchecked(name, action, depends_on=ds)
         for name, ds in zip(shape.names, shape.dep_names, strict=True)
     ]
+    return steps, _positions(steps)
+
+
+@collector_paused  # (as `Graph(...)`: each pass makes a container a step, and no cycle)
+def _positions(steps: list[Unchecked]) -> list[tuple[int, ...]]:
     index = dict(zip(map(_name_of, steps), range(len(steps)), strict=True))
-    return steps, list(map(tuple, map(map, repeat(index.__getitem__), map(_needs, steps))))
+    return list(map(tuple, map(map, repeat(index.__getitem__), map(_needs, steps))))
+
+
+@collector_paused
+def _dependents(deps: list[tuple[int, ...]]) -> tuple[tuple[int, ...], ...]:
+    dependents: list[list[int]] = [[] for _ in deps]
+    for i in compress(range(len(deps)), deps):  # (the steps without a dependency skipped)
+        for d in deps[i]:
+            dependents[d].append(i)
+    return tuple(map(tuple, dependents))
 
 
 def least_build(
@@ -93,11 +109,7 @@ def least_build(
     positions, and the priorities or `None`.
     """
     _steps, deps = unchecked_build(shape, action)
-    dependents: list[list[int]] = [[] for _ in deps]
-    for i in compress(range(len(deps)), deps):  # (the steps without a dependency skipped)
-        for d in deps[i]:
-            dependents[d].append(i)
-    frozen = tuple(map(tuple, dependents))
+    frozen = _dependents(deps)
     if not priorities:
         return deps, frozen, None
     return deps, frozen, _count_dependents(tuple(deps), frozen, range(len(deps)))
