@@ -600,31 +600,36 @@ def _count_dependents(
 
     Walks the topological order backwards. When every step has at most one dependency, or
     at most one dependent (chains, trees fanning out or in), the dependents' sets are
-    disjoint and the counts simply add up. Otherwise each step's transitive dependents form
-    a bitset: the union of what its dependents pushed to it. Once counted, a step pushes
-    that union plus its own bits into the union of each of its dependencies, and keeps
-    nothing; so only the unions of steps with a dependent counted and themselves not yet
-    counted are alive.
+    disjoint and the counts simply add up.
 
-    Bits go only to steps with two dependencies or more, in the order the walk meets them,
-    so the latest steps have the lowest bits and the sets of late steps are small: an
-    `order` close to the order steps were added keeps them compact. A step whose single
-    dependency is `d` is a transitive dependent of a step `s` exactly when `d` is one or is
-    `s`, so it needs no bit of its own: each step counts instead the steps *hanging* below
-    it (reached through single dependencies only: a tree, whose sizes add up), and a step
-    with two dependencies or more takes one bit for itself and one for each step hanging
-    below it, so that a bitset's count is still a number of steps. (Without this, a fan out
-    and back in, one step -> 10⁵ steps -> one step, made 10⁵ bitsets each with a bit near
-    the top and one at the bottom: quadratic. Now each has one bit.)
+    Otherwise a step's count is the number of steps *hanging* below it (its transitive
+    dependents reached through steps with a single dependency only: a tree, whose sizes add
+    up) plus the size of a bitset, the union of what its dependents pushed to it. A step
+    whose single dependency is `d` is a transitive dependent of a step `s` exactly when `d`
+    is a transitive dependent of `s` or `d` is `s`. So it takes no bit: it adds itself and
+    what hangs below it to `d`'s hanging count, and pushes its bitset unchanged into `d`'s
+    union. A step with two dependencies or more takes one bit for itself and one for each
+    step hanging below it (a block, so that a bitset's size is still a number of steps),
+    and pushes its bitset with them into the union of each of its dependencies. Once
+    counted, a step keeps nothing; so only the unions of steps with a dependent counted and
+    themselves not yet counted are alive.
+
+    Blocks are given in the order the walk meets the steps that take them, so later steps
+    mostly have lower bits and the sets of late steps are small: an `order` close to the
+    order steps were added keeps them compact. (Without the hanging counts, a fan out and
+    back in, one step -> 10⁵ steps -> one step, made 10⁵ bitsets each with a bit near the
+    top and one at the bottom: quadratic. Now each has one bit. A fan whose middle steps
+    have two dependencies or more still is: each of them takes a bit.)
 
     In a deep graph whose steps fan in from many (layers of a pipeline), an early step's
     dependents are nearly every later step: its bitset is mostly a run of set low bits, and
-    the cost of a union grows with the graph. Such a union, once its lowest bits
-    (`_RUN_MASK`) are all set, is kept as a pair `(m, rest)`: bits `0 … m - 1` all set, and
-    `rest << m`. A union with a pair is a pair, so the run is never made again; only the
-    bits above it are ORed. (10⁵ steps in layers of 100, each depending on three of the
-    layer above: 7.0 → 1.3 billion instructions; a random graph with holes everywhere never
-    makes a pair, and pays one test a step.)
+    the cost of a union grows with the graph. A step with two dependencies or more whose
+    union has its lowest bits (`_RUN_MASK`) all set keeps it as a pair `(m, rest)`: bits
+    `0 … m - 1` all set, and `rest << m` (a step with one dependency passes its union on as
+    it is). A union with a pair is a pair, so the run is never made again; only the bits
+    above it are ORed. (10⁵ steps in layers of 100, each depending on three of the layer
+    above: 7.0 → 1.3 billion instructions; a random graph with holes everywhere never makes
+    a pair, and pays one test a step.)
     """
     n = len(deps)
     counts = [0] * n
@@ -669,7 +674,7 @@ def _count_by_bitsets(  # noqa: PLR0915 - one loop, its merges written out (belo
             if len(needs) == 1:  # no bit: its dependency counts it and what hangs below it
                 d = needs[0]
                 hanging[d] += hung + 1
-                if below:  # (pushed as it is, even a run: the dependency makes the pair)
+                if below:  # (as it is, even a run: a step with more makes the pair)
                     pushed = unions.get(d)
                     if pushed is None:
                         unions[d] = below
