@@ -70,7 +70,8 @@ import shapes
 import trio
 import trio.testing
 from cachegrind import instructions_of
-from least import least_build, noop, unchecked_build
+from least import least_build, unchecked_build
+from peers import noop
 
 import exegraph_trio as exegraph
 
@@ -277,13 +278,20 @@ async def exegraph_job(
     await exegraph.run(exegraph.Graph(steps), exegraph.RunOptions(max_concurrency=bound))
 
 
-def run_child(variant: str, kind: str, size: int, bound: int, runs: int = 1) -> None:
-    """One cell of the run part: build everything, warm up, then run `variant` `runs` times."""
+def _graphs(
+    kind: str, size: int
+) -> tuple[shapes.Shape, exegraph.Graph, shapes.Shape, exegraph.Graph]:
+    """A run cell's shape and graph (its priorities counted), and the warm-up's."""
     shape = shapes.make(kind, size)
     graph = exegraph.Graph(exegraph_steps(shape))
     graph.priority(shape.names[0])
     small = shapes.make(kind, WARM_UP)
-    small_graph = exegraph.Graph(exegraph_steps(small))
+    return shape, graph, small, exegraph.Graph(exegraph_steps(small))
+
+
+def run_child(variant: str, kind: str, size: int, bound: int, runs: int = 1) -> None:
+    """One cell of the run part: build everything, warm up, then run `variant` `runs` times."""
+    shape, graph, small, small_graph = _graphs(kind, size)
     options = exegraph.RunOptions(max_concurrency=bound)
     rank = ranks(graph)
     trio.run(floor, WARM_UP)
@@ -304,11 +312,7 @@ def run_child(variant: str, kind: str, size: int, bound: int, runs: int = 1) -> 
 
 def timeout_child(variant: str, kind: str, size: int, bound: int, runs: int = 1) -> None:
     """One cell of the timeout part: as `run_child`, a deadline on every step."""
-    shape = shapes.make(kind, size)
-    graph = exegraph.Graph(exegraph_steps(shape))
-    graph.priority(shape.names[0])
-    small = shapes.make(kind, WARM_UP)
-    small_graph = exegraph.Graph(exegraph_steps(small))
+    shape, graph, small, small_graph = _graphs(kind, size)
     options = exegraph.RunOptions(max_concurrency=bound, step_timeout=STEP_TIMEOUT)
     rank = ranks(graph)
     actions = [noop] * size

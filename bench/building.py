@@ -20,6 +20,7 @@ from __future__ import annotations
 import gc
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import peers
@@ -80,17 +81,10 @@ def _exegraph_phases(shape: Shape, timing: Timing) -> tuple[float, float, float]
     return t1 - t0, t2 - t1, t3 - t2
 
 
-def _peer(shape: Shape, timing: Timing) -> float:
+def _seconds_of(build: Callable[[], object]) -> float:
+    """Seconds `build()` takes; what it made is dropped after the clock stops."""
     t0 = time.perf_counter()
-    built = peers.graphlib_build(shape.deps, timing.trio)
-    seconds = time.perf_counter() - t0
-    del built
-    return seconds
-
-
-def _least(shape: Shape, timing: Timing) -> float:
-    t0 = time.perf_counter()
-    built = least_build(shape, timing.trio)
+    built = build()
     seconds = time.perf_counter() - t0
     del built
     return seconds
@@ -109,9 +103,9 @@ def measure_build(shape: Shape, timing: Timing, repeats: int) -> BuildTimes:
             if side == "exegraph":
                 phases.append(_exegraph_phases(shape, timing))
             elif side == "peer":
-                peer.append(_peer(shape, timing))
+                peer.append(_seconds_of(lambda: peers.graphlib_build(shape.deps, timing.trio)))
             else:
-                least.append(_least(shape, timing))
+                least.append(_seconds_of(lambda: least_build(shape, timing.trio)))
     totals = [sum(p) for p in phases]
     steps_s, graph_s, priority_s = (
         statistics.median(column) for column in zip(*phases, strict=True)

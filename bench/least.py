@@ -17,16 +17,13 @@ from operator import attrgetter
 from typing import Final
 
 import shapes
+from peers import noop
 
 from exegraph_trio._collector import collector_paused
 from exegraph_trio._graph import _count_dependents
 
 _name_of: Final = attrgetter("name")
 _needs: Final = attrgetter("depends_on")
-
-
-async def noop() -> None:
-    """A step's action that does nothing."""
 
 
 class Unchecked:
