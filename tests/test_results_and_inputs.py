@@ -323,6 +323,90 @@ async def test_without_keep_values_a_value_stays_for_a_consumers_later_attempts(
     assert result["produce"].value is None
 
 
+async def test_without_keep_values_a_cancelled_consumer_releases_its_inputs(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # Inputs alone keep a run on the plain driver (`InputsRun`): its failure and
+    # cancellation paths release values as the full one's do.
+    refs: list[weakref.ref[Blob]] = []
+    alive: list[bool] = []
+
+    async def produce() -> Blob:
+        blob = Blob("big")
+        refs.append(weakref.ref(blob))
+        return blob
+
+    async def use(blob: Blob) -> None:
+        await trio.sleep(10)
+
+    async def look() -> None:
+        await trio.sleep(1)
+        alive.append(refs[0]() is not None)
+        raise OSError("stops the run")
+
+    graph = Graph(
+        [
+            Step("produce", produce),
+            Step("use", use, inputs={"blob": "produce"}),
+            Step("look", look, depends_on=["produce"]),
+        ]
+    )
+    result = await exegraph.run_with_result(graph, RunOptions(keep_values=False))
+    assert alive == [True]  # `use` was still running, holding it
+    assert result["use"].status is StepStatus.CANCELLED
+    assert result["produce"].value is None
+    assert refs[0]() is None
+
+
+@pytest.mark.parametrize("keep_values", [True, False])
+async def test_a_step_with_inputs_keeps_its_deadline_from_its_start(
+    autojump_clock: trio.testing.MockClock, keep_values: bool
+) -> None:
+    got: list[tuple[float, str]] = []
+
+    async def quick(word: str) -> str:
+        await trio.sleep(1)
+        got.append((trio.current_time(), word))
+        return word.upper()
+
+    async def stuck(word: str) -> None:
+        await trio.sleep(10)
+
+    graph = Graph(
+        [
+            Step("word", returning("hi", 2)),
+            Step("quick", quick, inputs={"word": "word"}, timeout=1.5),
+            Step("stuck", stuck, inputs={"word": "word"}, timeout=3),
+        ]
+    )
+    result = await exegraph.run_with_result(
+        graph, RunOptions(keep_values=keep_values, error_policy=CONTINUE)
+    )
+    assert got == [(3.0, "hi")]
+    assert result["quick"].value == "HI"
+    assert result["stuck"].status is StepStatus.FAILED
+    assert isinstance(result["stuck"].error, exegraph.StepTimeoutError)
+    assert result["stuck"].end == 5.0
+    assert (result["word"].value is None) is not keep_values
+
+
+def test_inputs_alone_keep_a_run_on_the_plain_driver() -> None:
+    # Inputs never change a decision; `Run` (the full driver) is for what does.
+    from exegraph_trio._driver import InputsRun, PlainRun, Run, new_run
+
+    async def take(blob: object) -> None: ...
+
+    steps = [Step("a", returning(1)), Step("b", take, inputs={"blob": "a"})]
+    retried = [steps[0], Step("b", take, inputs={"blob": "a"}, retry=exegraph.Retry())]
+
+    async def made(graph: Graph, options: RunOptions) -> type[object]:
+        return type(new_run(graph, options))
+
+    assert trio.run(made, Graph(steps), RunOptions()) is PlainRun
+    assert trio.run(made, Graph(steps), RunOptions(keep_values=False)) is InputsRun
+    assert trio.run(made, Graph(retried), RunOptions(keep_values=False)) is Run
+
+
 # -- trigger-rule steps receive outcomes -------------------------------------------------
 
 

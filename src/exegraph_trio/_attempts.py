@@ -30,7 +30,7 @@ from ._step import COROUTINE, Step
 if TYPE_CHECKING:
     from ._driver import Run
 
-__all__ = ["full_step"]
+__all__ = ["full_step", "kwargs_of"]
 
 _NO_KWARGS: Final[Mapping[str, Any]] = MappingProxyType({})
 _UNSET: Final = object()
@@ -77,7 +77,7 @@ async def full_step(run: Run, i: int, late: bool) -> None:  # noqa: FBT001, PLR0
             if not timeout and step._kind == COROUTINE:  # no scope needed: as cheap as _step
                 try:
                     if inputs:
-                        value = await step.action(**_kwargs(run, i))  # type: ignore[misc]
+                        value = await step.action(**kwargs_of(run, i))  # type: ignore[misc]
                     else:
                         value = await step.action()  # type: ignore[misc]
                 except BaseException as exc:  # noqa: BLE001 - classified below
@@ -86,7 +86,7 @@ async def full_step(run: Run, i: int, late: bool) -> None:  # noqa: FBT001, PLR0
                     run._done(i, first, value)
                     return
             else:
-                kwargs = _kwargs(run, i) if inputs else _NO_KWARGS
+                kwargs = kwargs_of(run, i) if inputs else _NO_KWARGS
                 attempted = await _scoped_attempt(
                     run, i, step, kwargs, (first, start), seconds=timeout, late=late
                 )
@@ -264,7 +264,7 @@ def _run_late(run: Run, i: int) -> bool:
     return True
 
 
-def _kwargs(run: Run, i: int) -> dict[str, Any]:
+def kwargs_of(run: Run, i: int) -> dict[str, Any]:
     """The keyword arguments of step `i`'s action: the values its inputs name.
 
     With a trigger rule other than `ALL_SUCCESS`, each is an `outcome.Outcome`.

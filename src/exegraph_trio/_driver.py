@@ -40,7 +40,7 @@ import trio
 from trio.lowlevel import enable_ki_protection
 
 from . import _core
-from ._attempts import full_step
+from ._attempts import full_step, kwargs_of
 from ._errors import (
     RunError,
     StepCancelledError,
@@ -57,7 +57,7 @@ from ._pools import demands_of
 from ._result import RunResult, StepStatus, StepTiming, _timing
 from ._step import Step
 
-__all__ = ["PlainRun", "Run", "new_run"]
+__all__ = ["InputsRun", "PlainRun", "Run", "new_run"]
 
 logger: Final = logging.getLogger("exegraph_trio")
 
@@ -79,10 +79,22 @@ def _times_of(times: list[float], end: float | None) -> tuple[float, ...]:
 
 
 def new_run(graph: Graph, options: RunOptions) -> Run:
-    """The driver for one run of `graph`: `PlainRun` when it uses none of the lifecycle."""
+    """The driver for one run of `graph`: `PlainRun` when it uses none of the lifecycle.
+
+    Inputs alone keep a run plain: they change what an action is called with and when a
+    value is released, never what the core decides.
+    """
     features = graph._features()
-    if features.special is None and not features.pooled and options.retry is None:
-        return PlainRun(graph, options)
+    if (
+        features.rules is None
+        and features.retries is None
+        and not features.resources
+        and not features.pooled
+        and options.retry is None
+    ):
+        if features.inputs is None or options.keep_values:
+            return PlainRun(graph, options)
+        return InputsRun(graph, options)  # (values to release)
     return Run(graph, options)
 
 
@@ -584,8 +596,9 @@ class Run(_Facts):
     async def _step(self, i: int) -> None:
         """The task of a plain step `i`: hooks, the action, its outcome reported to the core.
 
-        A plain step has no inputs, no retries, no trigger rule and is no resource: the
-        common case, kept short (`_attempts.full_step` does the rest). The bookkeeping (`_done`,
+        A plain step has no retries, no trigger rule, no pool and is no resource: the
+        common case, kept short (`_attempts.full_step` does the rest). In a `PlainRun` it
+        may have inputs: its action is then called with them. The bookkeeping (`_done`,
         `_ended`, `_withdraw`) is KI-protected, so that a `KeyboardInterrupt` never tears
         it; the action, hooks and instruments run unprotected, as Trio users expect.
         """
@@ -608,6 +621,9 @@ class Run(_Facts):
                     self.attempts[i] = 0
                     self._ended(i, step, self.now(), None, None)
                     return
+            action = step.action
+            if self.inputs is not None and self.inputs[i]:  # (in a `PlainRun` only)
+                action = partial(action, **kwargs_of(self, i))
             timeout = step.timeout
             if timeout is None:
                 timeout = self.step_timeout
@@ -616,7 +632,7 @@ class Run(_Facts):
                 error: BaseException | None = None
                 with trio.CancelScope(deadline=start + timeout) as scope:
                     try:
-                        value = await step.action()  # type: ignore[misc]
+                        value = await action()  # type: ignore[misc]
                     except BaseException as exc:  # noqa: BLE001 - classified by _ended
                         error = exc
                 # Its own deadline is the cause only if it came no later than any other
@@ -629,7 +645,7 @@ class Run(_Facts):
                     self._ended(i, step, start, error, None)
                 return
             try:
-                value = await step.action()  # type: ignore[misc]
+                value = await action()  # type: ignore[misc]
             except BaseException as exc:  # noqa: BLE001 - classified by _ended
                 self._ended(i, step, start, exc, None)
             else:
@@ -912,14 +928,13 @@ class Run(_Facts):
             self.due.pop(d).set()
 
 
-@final
 class PlainRun(Run):
     """A run whose steps use none of the lifecycle: the common case, kept short.
 
-    No step has inputs, a retry, a trigger rule or a pool, and none is a resource. Its
-    core is a `PlainCore`; every step runs `Run._step`; the decisions leave out what such
-    a run never has (teardowns, released values, skips on success, steps that start
-    after fail-fast).
+    No step has a retry, a trigger rule or a pool, and none is a resource (steps may have
+    inputs: they never change a decision). Its core is a `PlainCore`; every step runs
+    `Run._step`; the decisions leave out what such a run never has (teardowns, skips on
+    success, steps that start after fail-fast).
     """
 
     __slots__ = ()
@@ -947,7 +962,7 @@ class PlainRun(Run):
 
     @enable_ki_protection
     def _done(self, i: int, start: float, value: object, *, resource: bool = False) -> None:
-        """`Run._done` for plain steps: its success never skips or releases anything."""
+        """`Run._done` for plain steps: its success never skips anything."""
         self.starts[i] = start
         self.ends[i] = end = self.now()
         self.values[i] = value
@@ -980,3 +995,19 @@ class PlainRun(Run):
                 self._wake()
         elif core.ready:
             self._wake()
+
+
+@final
+class InputsRun(PlainRun):
+    """A `PlainRun` with `keep_values=False` and inputs: a success also releases values.
+
+    A step that succeeds drops the values it was the last to take, as `Run._done` does
+    (its failure goes through `Run._report`, which does too); `PlainRun._done` never looks.
+    """
+
+    __slots__ = ()
+
+    @enable_ki_protection
+    def _done(self, i: int, start: float, value: object, *, resource: bool = False) -> None:
+        self._release_values(i)
+        PlainRun._done(self, i, start, value, resource=resource)
