@@ -439,6 +439,52 @@ def test_output_that_cannot_be_written_is_a_one_line_error_with_status_74(comman
     ]
 
 
+_TRACE_LOST = """\
+import shutil, sys
+import exegraph_trio as exegraph
+
+OUT = {out!r}
+
+
+async def lose_the_folder() -> None:
+    shutil.rmtree(OUT)  # the --trace file's folder, checked before the run, is gone after it
+
+
+async def boom() -> None:
+    raise RuntimeError("boom")
+
+
+async def leave() -> None:
+    sys.exit(3)
+
+
+ok = exegraph.Graph([exegraph.Step("lose", lose_the_folder)])
+failing = exegraph.Graph([exegraph.Step("lose", lose_the_folder), exegraph.Step("boom", boom, depends_on=["lose"])])
+exiting = exegraph.Graph([exegraph.Step("lose", lose_the_folder), exegraph.Step("leave", leave, depends_on=["lose"])])
+"""
+
+
+@pytest.mark.parametrize(("attr", "status"), [("ok", 74), ("failing", 1), ("exiting", 3)])
+def test_a_trace_that_cannot_be_written_is_said_and_a_failed_run_keeps_its_status(
+    tmp_path: Path, attr: str, status: int
+) -> None:
+    # A failed step (1), a step's sys.exit(N) or a Ctrl-C (130) is what the status says;
+    # a run that succeeded but whose trace was lost exits 74, as for lost output.
+    out = tmp_path / "out"
+    out.mkdir()
+    (tmp_path / "lost.py").write_text(_TRACE_LOST.format(out=str(out)), encoding="utf-8")
+    trace = out / "run.json"
+    done = exegraph("run", f"{tmp_path / 'lost.py'}:{attr}", "--no-progress", "--trace", str(trace))
+    assert done.returncode == status, done.stderr
+    assert statuses(done.stdout)["lose"] == "Done"  # the table is printed
+    lines = done.stderr.splitlines()
+    assert lines[-1] == (
+        f"exegraph: error: --trace {str(trace)!r} was not written: FileNotFoundError: "
+        f"[Errno 2] No such file or directory: {str(trace)!r}"
+    )
+    assert "Traceback" not in done.stderr
+
+
 def test_a_trace_in_a_missing_folder_is_refused_before_running(tmp_path: Path) -> None:
     trace = tmp_path / "missing" / "run.json"
     done = exegraph("run", "cli_pipeline:wide", "--trace", str(trace))
