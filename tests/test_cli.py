@@ -458,9 +458,10 @@ async def leave() -> None:
     sys.exit(3)
 
 
-ok = exegraph.Graph([exegraph.Step("lose", lose_the_folder)])
-failing = exegraph.Graph([exegraph.Step("lose", lose_the_folder), exegraph.Step("boom", boom, depends_on=["lose"])])
-exiting = exegraph.Graph([exegraph.Step("lose", lose_the_folder), exegraph.Step("leave", leave, depends_on=["lose"])])
+lose = exegraph.Step("lose", lose_the_folder)
+ok = exegraph.Graph([lose])
+failing = exegraph.Graph([lose, exegraph.Step("boom", boom, depends_on=["lose"])])
+exiting = exegraph.Graph([lose, exegraph.Step("leave", leave, depends_on=["lose"])])
 """
 
 
