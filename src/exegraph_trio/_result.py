@@ -402,7 +402,7 @@ class RunResult:
 
         Args:
             title: the chart's title; by default the number of steps and the run's
-                duration.
+                duration; `""` for none.
 
         Returns:
             Mermaid source (without the Markdown fence), ending with a newline.
