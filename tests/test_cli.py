@@ -753,6 +753,51 @@ def test_a_py_file_imports_its_neighbours_as_python_file_py_would(tmp_path: Path
     assert done.stdout == "from-the-neighbour\n"
 
 
+@pytest.mark.parametrize("stem", ["cpu_pipe", "textwrap"])
+def test_a_file_named_like_a_module_already_imported_runs_its_process_steps(
+    stem: str, tmp_path: Path
+) -> None:
+    # `textwrap.py` is imported under another name (the standard library's `textwrap` is
+    # taken): a worker process cannot import that name, so what it defines is sent by
+    # value. (A worker that imports the module it hides, as every one does `json`, still
+    # fails: the warning says so.)
+    (tmp_path / f"{stem}.py").write_text(
+        textwrap.dedent(
+            """\
+            import exegraph_trio as exegraph
+
+            class Odd(Exception): ...
+
+            def work(n: int) -> int:
+                if n % 2:
+                    raise Odd(n)
+                return sum(range(n))
+
+            graph = exegraph.Graph([
+                exegraph.Step("even", exegraph.in_process(work, 1000)),
+                exegraph.Step("odd", exegraph.in_process(work, 7)),
+            ])
+            """
+        ),
+        encoding="utf-8",
+    )
+    done = exegraph("run", f"{tmp_path / stem}.py:graph", "--keep-going", "--no-progress", cwd=ROOT)
+    assert done.returncode == 1, done.stderr
+    assert statuses(done.stdout) == {"even": "Done", "odd": "Failed"}
+    assert "Odd: 7" in done.stdout  # its own exception class, back from the worker
+    warned = [line for line in done.stderr.splitlines() if "warning" in line]
+    assert warned == (
+        [
+            f"exegraph: warning: {tmp_path / stem}.py is named like the module {stem}, "
+            f"already imported: it is imported as _exegraph_file_{stem}; a worker process "
+            f"(in_process, on_cluster) finds the file first and may import it in place of "
+            f"{stem}: rename it if its steps fail there"
+        ]
+        if stem == "textwrap"
+        else []
+    )
+
+
 @pytest.mark.parametrize(
     ("attribute", "first_step"),
     [

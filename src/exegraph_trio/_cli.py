@@ -334,7 +334,32 @@ def _import_file(path: Path) -> ModuleType:
     except (Exception, SystemExit) as exc:  # `sys.exit()` at import: not a success
         del sys.modules[name]
         raise _CommandError(f"cannot import {given!r}: {_describe(exc)}") from exc
+    if name != path.stem:
+        _pickled_by_value(module)
+        _complain(
+            f"exegraph: warning: {given} is named like the module {path.stem}, already "
+            f"imported: it is imported as {name}; a worker process (in_process, "
+            f"on_cluster) finds the file first and may import it in place of {path.stem}: "
+            "rename it if its steps fail there"
+        )
     return module
+
+
+def _pickled_by_value(module: ModuleType) -> None:
+    """Have cloudpickle send what `module` defines by value, when it is installed.
+
+    A file imported under a name other than its own (`_exegraph_file_json` for a `json.py`,
+    the standard library's `json` being imported already) cannot be imported under that
+    name by a worker process: its functions, sent by reference, would fail every
+    `in_process` or `on_cluster` step there with a `ModuleNotFoundError`. (Without
+    cloudpickle, which trio-parallel uses when it is installed and distributed always
+    does, they still do: the file must then be renamed.)
+    """
+    try:
+        cloudpickle = importlib.import_module("cloudpickle")
+    except ImportError:
+        return
+    cloudpickle.register_pickle_by_value(module)
 
 
 def _as_graph(value: object, target: str) -> Graph:
