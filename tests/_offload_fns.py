@@ -8,6 +8,7 @@ module because they start with the test process's `sys.path`, where pytest put `
 
 from __future__ import annotations
 
+import ctypes
 import os
 import sys
 import threading
@@ -69,6 +70,28 @@ class Rebuilt:
 def return_rebuilt() -> Rebuilt:
     """A value that the worker pickles and the caller cannot unpickle."""
     return Rebuilt()
+
+
+def return_pointer() -> object:
+    """A ctypes pointer: pickling it raises `ValueError` (not `TypeError`)."""
+    return ctypes.pointer(ctypes.c_int(1))
+
+
+class Refuses:
+    """A value whose `__reduce__` raises `RuntimeError`: it cannot be pickled back."""
+
+    def __reduce__(self) -> tuple[object, tuple[()]]:
+        raise RuntimeError("not today")
+
+
+def return_refuses() -> Refuses:
+    """A value the worker cannot pickle, with a `RuntimeError`."""
+    return Refuses()
+
+
+def raise_value_error(message: str) -> None:
+    """Raise the function's own `ValueError(message)` in the worker."""
+    raise ValueError(message)
 
 
 def raise_type_error(message: str) -> None:

@@ -439,6 +439,53 @@ def test_output_that_cannot_be_written_is_a_one_line_error_with_status_74(comman
     ]
 
 
+_TRACE_LOST = """\
+import shutil, sys
+import exegraph_trio as exegraph
+
+OUT = {out!r}
+
+
+async def lose_the_folder() -> None:
+    shutil.rmtree(OUT)  # the --trace file's folder, checked before the run, is gone after it
+
+
+async def boom() -> None:
+    raise RuntimeError("boom")
+
+
+async def leave() -> None:
+    sys.exit(3)
+
+
+lose = exegraph.Step("lose", lose_the_folder)
+ok = exegraph.Graph([lose])
+failing = exegraph.Graph([lose, exegraph.Step("boom", boom, depends_on=["lose"])])
+exiting = exegraph.Graph([lose, exegraph.Step("leave", leave, depends_on=["lose"])])
+"""
+
+
+@pytest.mark.parametrize(("attr", "status"), [("ok", 74), ("failing", 1), ("exiting", 3)])
+def test_a_trace_that_cannot_be_written_is_said_and_a_failed_run_keeps_its_status(
+    tmp_path: Path, attr: str, status: int
+) -> None:
+    # A failed step (1), a step's sys.exit(N) or a Ctrl-C (130) is what the status says;
+    # a run that succeeded but whose trace was lost exits 74, as for lost output.
+    out = tmp_path / "out"
+    out.mkdir()
+    (tmp_path / "lost.py").write_text(_TRACE_LOST.format(out=str(out)), encoding="utf-8")
+    trace = out / "run.json"
+    done = exegraph("run", f"{tmp_path / 'lost.py'}:{attr}", "--no-progress", "--trace", str(trace))
+    assert done.returncode == status, done.stderr
+    assert statuses(done.stdout)["lose"] == "Done"  # the table is printed
+    lines = done.stderr.splitlines()
+    assert lines[-1] == (
+        f"exegraph: error: --trace {str(trace)!r} was not written: FileNotFoundError: "
+        f"[Errno 2] No such file or directory: {str(trace)!r}"
+    )
+    assert "Traceback" not in done.stderr
+
+
 def test_a_trace_in_a_missing_folder_is_refused_before_running(tmp_path: Path) -> None:
     trace = tmp_path / "missing" / "run.json"
     done = exegraph("run", "cli_pipeline:wide", "--trace", str(trace))
@@ -704,6 +751,51 @@ def test_a_py_file_imports_its_neighbours_as_python_file_py_would(tmp_path: Path
     done = exegraph("list", "ci/pipe.py:graph", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout == "from-the-neighbour\n"
+
+
+@pytest.mark.parametrize("stem", ["cpu_pipe", "textwrap"])
+def test_a_file_named_like_a_module_already_imported_runs_its_process_steps(
+    stem: str, tmp_path: Path
+) -> None:
+    # `textwrap.py` is imported under another name (the standard library's `textwrap` is
+    # taken): a worker process cannot import that name, so what it defines is sent by
+    # value. (A worker that imports the module it hides, as every one does `json`, still
+    # fails: the warning says so.)
+    (tmp_path / f"{stem}.py").write_text(
+        textwrap.dedent(
+            """\
+            import exegraph_trio as exegraph
+
+            class Odd(Exception): ...
+
+            def work(n: int) -> int:
+                if n % 2:
+                    raise Odd(n)
+                return sum(range(n))
+
+            graph = exegraph.Graph([
+                exegraph.Step("even", exegraph.in_process(work, 1000)),
+                exegraph.Step("odd", exegraph.in_process(work, 7)),
+            ])
+            """
+        ),
+        encoding="utf-8",
+    )
+    done = exegraph("run", f"{tmp_path / stem}.py:graph", "--keep-going", "--no-progress", cwd=ROOT)
+    assert done.returncode == 1, done.stderr
+    assert statuses(done.stdout) == {"even": "Done", "odd": "Failed"}
+    assert "Odd: 7" in done.stdout  # its own exception class, back from the worker
+    warned = [line for line in done.stderr.splitlines() if "warning" in line]
+    assert warned == (
+        [
+            f"exegraph: warning: {tmp_path / stem}.py is named like the module {stem}, "
+            f"already imported: it is imported as _exegraph_file_{stem}; a worker process "
+            f"(in_process, on_cluster) finds the file first and may import it in place of "
+            f"{stem}: rename it if its steps fail there"
+        ]
+        if stem == "textwrap"
+        else []
+    )
 
 
 @pytest.mark.parametrize(

@@ -621,6 +621,33 @@ async def test_a_value_or_exception_that_cannot_be_pickled_back_fails_the_step_s
     assert isinstance(error.__cause__, TypeError)
 
 
+@pytest.mark.parametrize(
+    ("fn", "why"),
+    [
+        (fns.return_pointer, "ValueError: ctypes objects containing pointers cannot be pickled"),
+        (fns.return_refuses, "RuntimeError: not today"),
+    ],
+)
+async def test_a_value_whose_pickling_raises_anything_fails_the_step_saying_so(
+    fn: Callable[[], object], why: str
+) -> None:
+    # Not the function's own error: a `Retry(on=ValueError)` must not run it again.
+    retry = exegraph.Retry(attempts=3, delay=0, on=(ValueError, RuntimeError))
+    step = Step("f", exegraph.in_process(fn), retry=retry)
+    timing = (await exegraph.run_with_result(Graph([step])))["f"]
+    assert type(timing.error) is TypeError
+    assert f"cannot be passed back from the worker: {why}. trio-parallel" in str(timing.error)
+    assert timing.attempts == 1
+
+
+async def test_the_functions_own_value_error_is_raised_as_it_is() -> None:
+    action = exegraph.in_process(fns.raise_value_error, "mine")
+    result = await exegraph.run_with_result(Graph([Step("f", action)]))
+    error = result["f"].error
+    assert type(error) is ValueError
+    assert str(error) == "mine"
+
+
 async def test_a_value_that_cannot_be_unpickled_here_fails_the_step_saying_so() -> None:
     result = await exegraph.run_with_result(
         Graph([Step("f", exegraph.in_process(fns.return_rebuilt))])

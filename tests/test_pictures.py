@@ -478,6 +478,8 @@ def drawn(scenes: Scenes, draw: DrawFn) -> dict[str, Drawing]:
         "hostile run gantt": scenes.hostile_run.to_gantt(),
         "hostile plan gantt": scenes.hostile_plan.to_gantt(),
         "hostile titled gantt": scenes.hostile_run.to_gantt(title=HOSTILE[21] + HOSTILE[8]),
+        "untitled run gantt": scenes.hostile_run.to_gantt(title=""),
+        "untitled plan gantt": scenes.hostile_plan.to_gantt(title=" \t"),
         "lifecycle graph": scenes.lifecycle.to_mermaid(),
         "lifecycle run": scenes.lifecycle_run.to_mermaid(direction="BT"),
         "lifecycle run gantt": scenes.lifecycle_run.to_gantt(),
@@ -648,6 +650,13 @@ def test_a_gantt_chart_shows_every_hostile_name_as_it_is(
 def test_a_gantt_title_is_escaped_too(drawn: dict[str, Drawing]) -> None:
     assert drawn["hostile titled gantt"].error is None
     assert drawn["hostile titled gantt"].title == HOSTILE[21] + HOSTILE[8]
+
+
+@pytest.mark.parametrize("name", ["untitled run gantt", "untitled plan gantt"])
+def test_a_gantt_chart_with_a_blank_title_has_none(drawn: dict[str, Drawing], name: str) -> None:
+    assert drawn[name].error is None
+    assert not drawn[name].title  # (Mermaid draws an empty one)
+    assert len(drawn[name].tasks) == len(HOSTILE)
 
 
 def test_an_empty_run_and_a_single_step_are_drawn(drawn: dict[str, Drawing]) -> None:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 import attrs
 import pytest
 import trio
 
 import exegraph_trio as exegraph
-from exegraph_trio import ErrorPolicy, Graph, RunOptions, StepStatus, StepTiming
+from exegraph_trio import ErrorPolicy, Graph, RunOptions, Step, StepStatus, StepTiming
 from support import Recorder
 
 
@@ -73,6 +73,27 @@ async def test_the_table_lists_every_step(autojump_clock: trio.testing.MockClock
     assert lines[1].split() == ["build", "Done", "0.000", "2.000"]
     assert lines[2].split() == ["test", "Failed", "2.000", "1.000", "ValueError:", "red"]
     assert lines[3] == "2 steps in 3.000 s: 1 done, 1 failed"
+
+
+async def test_the_table_shows_what_a_teardown_raised(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async def db() -> AsyncIterator[str]:
+        yield "conn"
+        raise OSError("could not drop database")
+
+    graph = Graph([Step("db", db), Recorder().step("migrate", 1, depends_on=["db"])])
+    result = await exegraph.run_with_result(graph)
+    lines = result.table().splitlines()
+    assert lines[1].split(maxsplit=4) == [
+        "db",
+        "Done",
+        "0.000",
+        "0.000",
+        "teardown failed: OSError: could not drop database",
+    ]
+    assert lines[2].split() == ["migrate", "Done", "0.000", "1.000"]
+    assert lines[3] == "2 steps in 1.000 s: 2 done, 1 teardown failed"
 
 
 async def test_the_table_ends_with_the_steps_counted_by_status(

@@ -48,6 +48,15 @@ ERROR_TYPE: Final = "error.type"
 EXCEPTION_MESSAGE: Final = "exception.message"
 """The message of a failed attempt's exception, on its `exegraph.retry` event."""
 
+EXCEPTION_TYPE: Final = "exception.type"
+"""The type of a recorded exception (an `exception` event, as the SDK makes one)."""
+
+EXCEPTION_STACKTRACE: Final = "exception.stacktrace"
+"""The traceback of a recorded exception (an `exception` event)."""
+
+EVENT_EXCEPTION: Final = "exception"
+"""The name of the event recording an exception (OTel semantic conventions)."""
+
 ACTION_RUN: Final = "RUN"
 
 RESULT_SUCCESS: Final = "success"

@@ -24,6 +24,7 @@ clock they show virtual time.
 from __future__ import annotations
 
 import math
+import traceback
 from typing import TYPE_CHECKING, Final
 
 import trio
@@ -217,7 +218,7 @@ class Tracing:
                     result = attr.attempt_result(error)
                     _settle(span, {attr.CICD_PIPELINE_TASK_RUN_RESULT: result}, error)
                     if self._record_exceptions:
-                        span.record_exception(error, timestamp=now)
+                        _record_exception(span, error, now)
                 entry.attempt = None  # from here on, ending it is up to us alone
                 span.end(end_time=now)
             if entry.span.is_recording():
@@ -267,7 +268,7 @@ class Tracing:
                 if error is not None and self._record_exceptions:
                     # At the span's end, not "now": the wall clock runs on from the
                     # anchor, so "now" would land after the end of a Trio-timed span.
-                    span.record_exception(error, timestamp=end)
+                    _record_exception(span, error, end)
             del state.running[step.name]  # from here on, ending it is up to us alone
             span.end(end_time=end)
             span_context = span.get_span_context()
@@ -369,7 +370,7 @@ class Tracing:
             if error is not None and span.is_recording():
                 _settle(span, {}, error)
                 if self._record_exceptions:
-                    span.record_exception(error, timestamp=end)
+                    _record_exception(span, error, end)
             del state.teardowns[step.name]  # from here on, ending it is up to us alone
             span.end(end_time=end)
         finally:
@@ -455,4 +456,29 @@ def _describe(error: BaseException) -> str:
     """A span status description: the exception's message, or its type if it has none."""
     if isinstance(error, BaseExceptionGroup):  # a RunError: without "(3 sub-exceptions)"
         return error.message
-    return str(error) or attr.error_type(error)
+    return _message(error) or attr.error_type(error)
+
+
+def _message(error: BaseException) -> str:
+    """`str(error)`, or what `traceback` shows when that raises (a broken `__str__`)."""
+    try:
+        return str(error)
+    except Exception:  # noqa: BLE001 - the exception's own bug must not stop the tracing
+        return "<exception str() failed>"
+
+
+def _record_exception(span: Span, error: BaseException, timestamp: int) -> None:
+    """`span.record_exception(error)`, also when `str(error)` raises.
+
+    The SDK's `record_exception` reads `str(error)`: for an exception whose `__str__`
+    raises, the same `exception` event is made here, with `traceback`'s stand-in message.
+    """
+    try:
+        span.record_exception(error, timestamp=timestamp)
+    except Exception:  # noqa: BLE001 - see above
+        attributes = {
+            attr.EXCEPTION_TYPE: attr.error_type(error),
+            attr.EXCEPTION_MESSAGE: _message(error),
+            attr.EXCEPTION_STACKTRACE: "".join(traceback.format_exception(error)),
+        }
+        span.add_event(attr.EVENT_EXCEPTION, attributes, timestamp=timestamp)

@@ -73,7 +73,11 @@ held resources are torn down first), 141 standard output closed early
 
 
 class _CommandError(Exception):
-    """What went wrong, in one line for stderr; the command exits with status 2."""
+    """What went wrong, in one line for stderr; the command exits with `status` (2)."""
+
+    def __init__(self, message: str, *, status: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 # -- the arguments -----------------------------------------------------------------------
@@ -330,7 +334,32 @@ def _import_file(path: Path) -> ModuleType:
     except (Exception, SystemExit) as exc:  # `sys.exit()` at import: not a success
         del sys.modules[name]
         raise _CommandError(f"cannot import {given!r}: {_describe(exc)}") from exc
+    if name != path.stem:
+        _pickled_by_value(module)
+        _complain(
+            f"exegraph: warning: {given} is named like the module {path.stem}, already "
+            f"imported: it is imported as {name}; a worker process (in_process, "
+            f"on_cluster) finds the file first and may import it in place of {path.stem}: "
+            "rename it if its steps fail there"
+        )
     return module
+
+
+def _pickled_by_value(module: ModuleType) -> None:
+    """Have cloudpickle send what `module` defines by value, when it is installed.
+
+    A file imported under a name other than its own (`_exegraph_file_json` for a `json.py`,
+    the standard library's `json` being imported already) cannot be imported under that
+    name by a worker process: its functions, sent by reference, would fail every
+    `in_process` or `on_cluster` step there with a `ModuleNotFoundError`. (Without
+    cloudpickle, which trio-parallel uses when it is installed and distributed always
+    does, they still do: the file must then be renamed.)
+    """
+    try:
+        cloudpickle = importlib.import_module("cloudpickle")
+    except ImportError:
+        return
+    cloudpickle.register_pickle_by_value(module)
 
 
 def _as_graph(value: object, target: str) -> Graph:
@@ -490,10 +519,8 @@ def _run(args: argparse.Namespace) -> int:
         _print_plan(graph, options, args.target)
         return EXIT_OK
     trace: str | None = args.trace
-    if trace is not None and not Path(trace).resolve().parent.is_dir():
-        raise _CommandError(f"--trace {trace!r}: no such directory")
-    if trace is not None and Path(trace).is_dir():
-        raise _CommandError(f"--trace {trace!r} is a directory; name the file to write")
+    if trace is not None:
+        _check_trace_path(trace)
     keeper = _Keeper()
     instruments: list[Instrument] = [keeper]
     if isinstance(options.durations, DurationLog):
@@ -505,16 +532,36 @@ def _run(args: argparse.Namespace) -> int:
         result = trio.run(run_with_result, graph, options)
     except (KeyboardInterrupt, SystemExit):  # Ctrl-C, or a step called sys.exit()
         if keeper.result is not None:
-            _report(keeper.result, trace)
+            unwritten = _report(keeper.result, trace)
+            if unwritten is not None:  # said; the interrupt's status stands
+                _complain(f"{args.prog}: error: {unwritten}")
         raise
     except Exception as exc:
         raise _refused("run", args.target, graph, exc) from exc
-    _report(result, trace)
+    unwritten = _report(result, trace)
+    if unwritten is not None:  # a failed run keeps its status; else the output's error
+        unwritten.status = EXIT_IO_ERROR if result.ok else EXIT_STEP_FAILED
+        raise unwritten
     return EXIT_OK if result.ok else EXIT_STEP_FAILED
 
 
-def _report(result: RunResult, trace: str | None) -> None:
-    """Write the `--trace` file, then print the table (a closed stdout loses no trace)."""
+def _check_trace_path(trace: str) -> None:
+    """Refuse, before anything runs, a `--trace` path that could never be written."""
+    folder = Path(trace).resolve().parent
+    if not folder.is_dir():
+        raise _CommandError(f"--trace {trace!r}: no such directory")
+    if Path(trace).is_dir():
+        raise _CommandError(f"--trace {trace!r} is a directory; name the file to write")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise _CommandError(f"--trace {trace!r}: {str(folder)!r} cannot be written to")
+
+
+def _report(result: RunResult, trace: str | None) -> _CommandError | None:
+    """Write the `--trace` file, then print the table (a closed stdout loses no trace).
+
+    Returns what to say if the trace could not be written (its folder checked beforehand,
+    a full disk or a file system refusing it can still fail the write).
+    """
     failed: OSError | None = None
     if trace is not None:
         try:
@@ -522,8 +569,11 @@ def _report(result: RunResult, trace: str | None) -> None:
         except OSError as exc:
             failed = exc
     print(result.table(), flush=True)
-    if failed is not None:
-        raise _CommandError(f"--trace {trace!r}: {_describe(failed)}") from failed
+    if failed is None:
+        return None
+    unwritten = _CommandError(f"--trace {trace!r} was not written: {_describe(failed)}")
+    unwritten.__cause__ = failed
+    return unwritten
 
 
 def _progress(*, wanted: bool | None) -> Instrument | None:
@@ -578,13 +628,14 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "exegraph") -> int:
     except SystemExit as exit_:  # --help, --version, or a usage error (already printed)
         return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
     handler: Callable[[argparse.Namespace], int] = args.handler
+    args.prog = prog
     try:
         return handler(args)
     except _CommandError as exc:
         if args.traceback and exc.__cause__ is not None:
             traceback.print_exception(exc.__cause__)
         _complain(f"{prog}: error: {exc}")
-        return EXIT_USAGE
+        return exc.status
     except KeyboardInterrupt:
         _complain(f"{prog}: interrupted")
         return EXIT_INTERRUPTED

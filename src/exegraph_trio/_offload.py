@@ -30,7 +30,7 @@ import trio
 from ._step import is_async_callable
 
 if TYPE_CHECKING:
-    from types import ModuleType, TracebackType
+    from types import ModuleType
 
 __all__ = ["in_process", "in_thread"]
 
@@ -303,13 +303,11 @@ class _InProcess(_Offloaded[T]):
             if exc.code is None and len(exc.args) == 1:  # (trio-parallel remakes it
                 exc.code = exc.args[0]  # without calling `__init__`, which sets `code`)
             raise
-        except RuntimeError as exc:
-            if not _is_stop_iteration(exc):
-                raise
-            raise self._stop_iteration() from exc.__cause__
-        except _PICKLING_ERRORS as exc:
-            where = _where_pickling_failed(exc.__traceback__)
-            if where == "fn":
+        except Exception as exc:
+            if isinstance(exc, RuntimeError) and _is_stop_iteration(exc):
+                raise self._stop_iteration() from exc.__cause__
+            where = _where_pickling_failed(exc)
+            if where is None:  # the function's own, or trio-parallel's (a broken worker)
                 raise
             step = trio.lowlevel.current_task().name
             if where == "back":
@@ -376,25 +374,42 @@ def _described(value: object) -> str:
     return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
 
 
-def _where_pickling_failed(tb: TracebackType | None) -> Literal["fn", "send", "back"]:
-    """Where the pickling error trio-parallel raised comes from, read from its traceback.
+def _where_pickling_failed(exc: Exception) -> Literal["send", "back"] | None:
+    """Where pickling failed, if `exc`, raised by trio-parallel's `run_sync`, says it did.
 
-    - `"fn"`: the function raised it in the worker (a frame of the worker's job runner);
+    Read from its traceback:
+
+    - `None`: the function raised it in the worker (a frame of the worker's job runner),
+      or nothing shows that pickling failed (trio-parallel's own errors);
     - `"send"`: pickling the job here failed (trio-parallel's `dumps` of the call);
     - `"back"`: the value or exception could not be pickled in the worker (trio-parallel
-      then sends the pickling error alone, without a frame or with its `safe_dumps` frame)
-      or not unpickled here.
+      then sends the error alone, without a frame: it is raised by unwrapping its outcome
+      here), or not unpickled here.
+
+    Pickling raises what the object's `__reduce__` raises (a ctypes pointer a
+    `ValueError`), so any exception type may say so; the usual ones (`TypeError`,
+    `PicklingError`, …) count as `"back"` also without a sign, as before.
     """
-    where: Literal["fn", "send", "back"] = "back"
+    tb = exc.__traceback__
+    where: Literal["send", "back"] | None = None
+    innermost = None
     while tb is not None:
         frame = tb.tb_frame
         module = frame.f_globals.get("__name__")
         if module == "_trio_parallel_workers" and frame.f_code.co_name == "handle_job":
-            return "fn"
+            return None
         if module == "trio_parallel._proc":
             line = linecache.getline(frame.f_code.co_filename, tb.tb_lineno)
             where = "back" if "loads(" in line else "send"
+        innermost = frame
         tb = tb.tb_next
+    if where is None and innermost is not None:
+        unwrapped = (
+            innermost.f_globals.get("__name__") == "outcome._impl"
+            and innermost.f_code.co_name == "unwrap"
+        )
+        if unwrapped or isinstance(exc, _PICKLING_ERRORS):
+            where = "back"
     return where
 
 

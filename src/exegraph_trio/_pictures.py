@@ -404,7 +404,8 @@ def gantt(bars: Iterable[_Bar], *, title: str) -> str:
     lines = [
         f"%%{{init: {json.dumps({'themeVariables': _GANTT_THEME})}}}%%",
         "gantt",
-        f"  title {_mermaid_text(title)}",
+        # (no title: no line, for a bare `title` is no statement of Mermaid's Gantt grammar)
+        *([f"  title {_mermaid_text(title)}"] if title.strip() else []),
         "  dateFormat x",
         f"  axisFormat {_axis_format(span_ms, interval_ms)}",
         f"  tickInterval {interval}",

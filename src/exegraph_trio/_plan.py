@@ -151,7 +151,8 @@ class Plan:
         ```
 
         Args:
-            title: the chart's title; by default the number of steps and the makespan.
+            title: the chart's title; by default the number of steps and the makespan;
+                `""` for none.
 
         Returns:
             Mermaid source (without the Markdown fence), ending with a newline.

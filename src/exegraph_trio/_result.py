@@ -333,10 +333,11 @@ class RunResult:
         r"""A plain-text table of the steps, in completion order, and a line that sums it up.
 
         Columns: name, status, start (seconds after the first step started), duration and
-        error; a character of a name or an error that is not printable (a line break, an
+        error (for a resource step whose teardown raised, `teardown failed: ` and that
+        error); a character of a name or an error that is not printable (a line break, an
         escape code) is escaped as Python would (`\n`, `\x1b`). The last line counts the
         steps by status, as in `13 steps in 0.110 s: 10 done, 1 failed, 2 skipped` (or
-        `…: all done`).
+        `…: all done`), and the teardowns that failed.
         """
         origin = min((t.start for t in self.steps if t.start is not None), default=0.0)
         names = [printable(timing.name) for timing in self.steps]
@@ -346,6 +347,9 @@ class RunResult:
         for name, timing in zip(names, self.steps, strict=True):
             start = "-" if timing.start is None else f"{timing.start - origin:8.3f}"
             error = "" if timing.error is None else _describe(timing.error)
+            if timing.teardown_error is not None:  # (its setup succeeded: no error of its own)
+                error = f"{error}; " if error else ""
+                error += f"teardown failed: {_describe(timing.teardown_error)}"
             lines.append(
                 f"{name:<{width}}  {timing.status!s:<9}  {start:>8}  "
                 f"{timing.duration:8.3f}  {error}".rstrip()
@@ -402,7 +406,7 @@ class RunResult:
 
         Args:
             title: the chart's title; by default the number of steps and the run's
-                duration.
+                duration; `""` for none.
 
         Returns:
             Mermaid source (without the Markdown fence), ending with a newline.

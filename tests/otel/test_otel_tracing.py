@@ -488,6 +488,53 @@ async def test_an_exception_event_is_stamped_at_the_end_of_its_span(
     assert bad.start_time == bad.end_time - 1_500_000_000
 
 
+class _Unprintable(Exception):
+    """An exception whose `__str__` raises (it reads an attribute that was never set)."""
+
+    def __str__(self) -> str:
+        return f"HTTP {self.status}"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("record_exceptions", [False, True])
+async def test_an_exception_whose_str_raises_is_traced_like_any_other(
+    autojump_clock: trio.testing.MockClock,
+    tracer_provider: TracerProvider,
+    span_exporter: InMemorySpanExporter,
+    caplog: pytest.LogCaptureFixture,
+    record_exceptions: bool,
+) -> None:
+    # The CLI's table and `Progress` show it as traceback does; tracing did not go on.
+    instrument = exegraph_otel.OtelInstrument(
+        tracer_provider=tracer_provider, record_exceptions=record_exceptions
+    )
+    graph = Graph(
+        [
+            step("bad", 1, error=_Unprintable()),
+            step("other", 1),
+            step("after", 1, depends_on=["other"]),
+        ]
+    )
+    policy = ErrorPolicy.CONTINUE_ON_ERROR
+    await exegraph.run_with_result(graph, options(instrument, error_policy=policy))
+
+    assert not caplog.records  # nothing disabled
+    spans = by_name(span_exporter.get_finished_spans())
+    assert set(spans) == {RUN, "bad", "other", "after"}
+    assert spans["bad"].status.status_code is StatusCode.ERROR
+    assert spans["bad"].status.description == "<exception str() failed>"
+    assert spans[RUN].status.status_code is StatusCode.ERROR
+    if record_exceptions:
+        (event,) = spans["bad"].events
+        attributes = event.attributes or {}
+        assert event.name == "exception"
+        assert event.timestamp == spans["bad"].end_time
+        assert str(attributes["exception.type"]).endswith("._Unprintable")
+        assert attributes["exception.message"] == "<exception str() failed>"
+        assert "raise error" in str(attributes["exception.stacktrace"])
+    else:
+        assert not spans["bad"].events
+
+
 # -- spans made by the steps themselves ---------------------------------------------------------
 
 
