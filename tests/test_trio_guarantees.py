@@ -150,6 +150,47 @@ async def test_an_abandoned_generator_holding_a_cancel_scope_damages_only_its_st
     assert result["c"].status is StepStatus.DONE
 
 
+@pytest.mark.filterwarnings("ignore::ResourceWarning")  # the generator is abandoned on purpose
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.parametrize("deadline", ["own timeout", "run's step_timeout", "with a retry"])
+async def test_a_step_leaving_a_cancel_scope_open_under_a_deadline_fails_only_itself(
+    autojump_clock: trio.testing.MockClock, deadline: str
+) -> None:
+    # Its deadline's scope cannot close over the generator's: Trio raises that its stack
+    # is corrupted, at that scope's exit. That is this step's failure, nobody else's.
+    async def agen() -> AsyncIterator[int]:
+        with trio.move_on_after(10):
+            yield 1
+
+    async def bad() -> str:
+        generator = agen()
+        await generator.__anext__()  # its cancel scope is now entered in this task
+        await trio.sleep(0.5)
+        return "abandoned"
+
+    retry = exegraph.Retry(attempts=2, delay=0, on=OSError) if deadline == "with a retry" else None
+    own = None if deadline == "run's step_timeout" else 5.0
+    rec = Recorder()
+    graph = Graph(
+        [
+            Step("bad", bad, timeout=own, retry=retry),
+            rec.step("other", 2),
+            rec.step("after", 1, depends_on=["other"]),
+        ]
+    )
+    options = RunOptions(error_policy=CONTINUE, step_timeout=5)
+    result = await exegraph.run_with_result(graph, options)
+    bad_timing = result["bad"]
+    assert bad_timing.status is StepStatus.FAILED
+    assert (bad_timing.start, bad_timing.end, bad_timing.attempts) == (0, 0.5, 1)
+    assert isinstance(bad_timing.error, RuntimeError)
+    assert str(bad_timing.error).startswith("Cancel scope stack corrupted")
+    assert bad_timing.error.__notes__[-1] == "exegraph: raised by step 'bad'"
+    assert [result[name].status for name in ("other", "after")] == [StepStatus.DONE] * 2
+    assert result.error is not None
+    assert result.error.exceptions == (bad_timing.error,)
+
+
 async def test_from_thread_run_in_a_step_sees_the_threads_context_not_the_steps() -> None:
     var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
     seen: list[str] = []
@@ -253,6 +294,49 @@ async def test_earlier_failures_do_not_turn_an_outer_cancellation_into_a_run_err
     assert result["long"].status is StepStatus.CANCELLED
 
 
+async def test_a_cleanup_failing_under_fail_fast_before_an_outer_cancellation_is_no_run_error(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # "fails" fails at 1: fail-fast cancels the others; "breaks" raises from its cleanup
+    # at 1.5, a failure before the outer cancellation (at 3), like "fails" itself. The run
+    # propagates Cancelled; both failures are in the result run_done receives.
+    async def fails() -> None:
+        await trio.sleep(1)
+        raise ValueError("fails")
+
+    def cleanup(seconds: float, error: Exception | None = None) -> exegraph.Action:
+        async def action() -> None:
+            try:
+                await trio.sleep(100)
+            finally:
+                with trio.CancelScope(shield=True):
+                    await trio.sleep(seconds)
+                if error is not None:
+                    raise error
+
+        return action
+
+    results = Results()
+    graph = Graph(
+        [
+            Step("fails", fails),
+            Step("breaks", cleanup(0.5, OSError("cleanup failed"))),
+            Step("slow", cleanup(5)),
+        ]
+    )
+    with trio.move_on_after(3) as scope:
+        await exegraph.run_with_result(graph, RunOptions(instruments=[results]))
+    assert scope.cancelled_caught
+    (result,) = results.results
+    assert [(t.name, str(t.status)) for t in result] == [
+        ("fails", "Failed"),
+        ("breaks", "Failed"),
+        ("slow", "Cancelled"),
+    ]
+    assert result.error is not None
+    assert [str(e) for e in result.error.exceptions] == ["fails", "cleanup failed"]
+
+
 @dataclasses.dataclass(frozen=True)
 class FrozenError(Exception):
     """An exception that cannot take a note."""
@@ -281,6 +365,35 @@ async def test_an_exception_whose_notes_are_not_a_list_still_fails_its_step() ->
     result = await exegraph.run_with_result(Graph([Step("o", odd)]))
     assert result["o"].error is error
     assert result["o"].status is StepStatus.FAILED
+
+
+class AttributeBagError(Exception):
+    """An exception whose `__getattr__` reads a dict: looking `__notes__` up raises KeyError."""
+
+    def __init__(self, **data: object) -> None:
+        super().__init__(data)
+        self.data = data
+
+    def __getattr__(self, name: str) -> object:
+        return self.data[name]
+
+
+async def test_an_exception_whose_notes_cannot_be_looked_up_still_fails_its_step(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async def api() -> None:
+        await trio.sleep(1)
+        raise AttributeBagError(status=500)
+
+    graph = Graph([Step("api", api), Step("other", _sleep(2))])
+    result = await exegraph.run_with_result(graph, RunOptions(error_policy=CONTINUE))
+    assert [(t.name, t.status) for t in result] == [
+        ("api", StepStatus.FAILED),
+        ("other", StepStatus.DONE),
+    ]
+    assert isinstance(result["api"].error, AttributeBagError)
+    assert result.error is not None
+    assert result.error.exceptions == (result["api"].error,)
 
 
 async def test_the_same_exception_raised_in_many_runs_carries_one_note() -> None:

@@ -126,18 +126,27 @@ async def _scoped_attempt(
     """
     first, start = times
     error: BaseException | None = None
-    with trio.CancelScope() as scope:
-        if seconds:
-            scope.deadline = start + seconds
-        if step._kind != COROUTINE:
-            error = await _resource_attempt(run, i, step, kwargs, first, seconds=seconds)
-            if error is None:
-                return None  # set up, held, torn down
-        else:
-            try:
-                value = await step.action(**kwargs)  # type: ignore[misc]
-            except BaseException as exc:  # noqa: BLE001 - classified by the caller
-                error = exc
+    try:
+        with trio.CancelScope() as scope:
+            if seconds:
+                scope.deadline = start + seconds
+            if step._kind != COROUTINE:
+                error = await _resource_attempt(run, i, step, kwargs, first, seconds=seconds)
+                if error is None:
+                    return None  # set up, held, torn down
+            else:
+                try:
+                    value = await step.action(**kwargs)  # type: ignore[misc]
+                except BaseException as exc:  # noqa: BLE001 - classified by the caller
+                    error = exc
+    except BaseException as exc:
+        if step._kind != COROUTINE:  # (a resource's own scopes are `hold`'s concern)
+            raise
+        # Raised by the scope's exit: a scope the action left open (an abandoned async
+        # generator's), which Trio says corrupted its stack. That fails this attempt.
+        if exc.__context__ is None:
+            exc.__context__ = error
+        return exc, False
     if error is None:
         run._done(i, first, value)
         return None

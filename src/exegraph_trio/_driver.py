@@ -250,9 +250,11 @@ class Run(_Facts):
             shared=shared,
             woken=self._wake,
         )
-        # Steps with a trigger rule may run after fail-fast cancelled the others: those run
-        # in the outer nursery, the others in a nursery inside it that fail-fast cancels.
-        self.split = features.rules is not None and self.core.fail_fast
+        # Under fail-fast the steps run in a nursery of their own inside the run's, which
+        # fail-fast cancels: the dispatcher, outside it, still sees a cancellation from
+        # an enclosing scope when it comes (a cleanup failing before it failed before it);
+        # steps with a trigger rule, which may run after fail-fast, run in the outer one.
+        self.split = self.core.fail_fast
         self.step_timeout = options.step_timeout
         self.observers = Observers(self.info, options, self.context, self._interrupted)
         self.observed = bool(self.observers)
@@ -396,6 +398,7 @@ class Run(_Facts):
                 # Cancelled from outside: start nothing more. The steps in flight were
                 # woken together with this task; let those that end at once report
                 # first, so that the order of the timings does not depend on Trio's.
+                self._cancelled_now(outside=True)  # (if not noted while it waited)
                 await trio.lowlevel.cancel_shielded_checkpoint()
                 self._stop()
             raise
@@ -630,11 +633,19 @@ class Run(_Facts):
             start = self.now()
             if timeout and timeout != math.inf:
                 error: BaseException | None = None
-                with trio.CancelScope(deadline=start + timeout) as scope:
-                    try:
-                        value = await action()  # type: ignore[misc]
-                    except BaseException as exc:  # noqa: BLE001 - classified by _ended
-                        error = exc
+                try:
+                    with trio.CancelScope(deadline=start + timeout) as scope:
+                        try:
+                            value = await action()  # type: ignore[misc]
+                        except BaseException as exc:  # noqa: BLE001 - classified by _ended
+                            error = exc
+                except BaseException as exc:  # noqa: BLE001 - raised by the scope's exit
+                    # A scope the action left open (an abandoned async generator's): Trio
+                    # says its stack is corrupted, here. That fails this step alone.
+                    if exc.__context__ is None:
+                        exc.__context__ = error
+                    self._ended(i, step, start, exc, None)
+                    return
                 # Its own deadline is the cause only if it came no later than any other
                 # cancellation of the run (fail-fast, an enclosing scope).
                 if error is None:
@@ -799,9 +810,12 @@ class Run(_Facts):
             if (
                 not isinstance(error, StepTimeoutError)
                 and trio.current_effective_deadline() == -math.inf
+                and not (self.failing_fast and self.outside_at == math.inf)
             ):
-                # Raised by a step while it was being cancelled (its cleanup failed): a
-                # nursery would raise it, so the run does even if cancelled from outside.
+                # Raised by a step while it was being cancelled from outside (its cleanup
+                # failed): a nursery would raise it, so the run does even if cancelled
+                # from outside. One raised while fail-fast cancelled it failed before any
+                # outside cancellation: it is in the result, as other earlier failures.
                 # (`_failed` runs in the step's own task.)
                 self.errors_while_cancelled = True
         core = self.core

@@ -68,16 +68,16 @@ def note(exc: BaseException, note: str) -> None:
     moved to the end (the step's note stays last, as docs/guides/errors.md promises),
     and an attempt note replaces the one an earlier run left.
     """
-    notes = getattr(exc, "__notes__", None)
-    if isinstance(notes, list):
-        if note.startswith(_ATTEMPT):
-            notes[:] = [n for n in notes if not (isinstance(n, str) and n.startswith(_ATTEMPT))]
-        elif note in notes:
-            if notes[-1] != note:
-                notes.remove(note)
-                notes.append(note)
-            return
-    try:
+    try:  # (all of it: looking `__notes__` up may raise anything, from a `__getattr__`)
+        notes = getattr(exc, "__notes__", None)
+        if isinstance(notes, list):
+            if note.startswith(_ATTEMPT):
+                notes[:] = [n for n in notes if not (isinstance(n, str) and n.startswith(_ATTEMPT))]
+            elif note in notes:
+                if notes[-1] != note:
+                    notes.remove(note)
+                    notes.append(note)
+                return
         exc.add_note(note)
     except Exception:  # noqa: BLE001 - frozen, or __notes__ is not a list: leave it be
         return
