@@ -761,6 +761,9 @@ class Simulation:
     """Steps started after fail-fast stopped the run (outside the cancelled nursery)."""
     waits: dict[int, float] = attrs.field(factory=dict)
     """Steps waiting to retry: when the wait is over."""
+    eager: bool = False
+    """Decide after each success when `decide_now()` allows, as the driver does (else
+    once after every event of the instant)."""
     resuming: set[int] = attrs.field(factory=set)
     """Steps whose wait is over, waiting for a slot."""
     tearing: dict[int, float] = attrs.field(factory=dict)
@@ -837,15 +840,21 @@ class Simulation:
         before = bytes(core.state)
         was_failing, was_stopped = core.failing, core.stopped
         taken = core.take()
-        assert len(set(taken)) == len(taken), "a step handed out twice at once"
         for i in taken:
             assert before[i] in (_core.READY, _core.AGAIN), (i, before[i])
+            assert (before[i] == _core.AGAIN) == (i in self.resuming), i
+        self.hand_out(taken, was_failing=was_failing, was_stopped=was_stopped)
+
+    def hand_out(self, taken: list[int], *, was_failing: bool, was_stopped: bool) -> None:
+        """Start (or resume, for a step back from its retry's wait) each step of `taken`."""
+        assert len(set(taken)) == len(taken), "a step handed out twice at once"
+        for i in taken:
             assert i not in self.ends, "a running step handed out again"
             assert not was_stopped
             if was_failing:
                 assert self.rule(i) is not ALL_SUCCESS
             self.attempts[i] += 1
-            if before[i] == _core.AGAIN:
+            if i in self.resuming:  # (it was AGAIN)
                 self.resuming.remove(i)
                 self.record("resume", i)
             else:
@@ -868,9 +877,17 @@ class Simulation:
             if resource:
                 self.set_up.add(i)
             self.record("done", i)
+            if isinstance(core, _core.RetryCore):  # as `RetryRun._done`: one call
+                was_failing, was_stopped = core.failing, core.stopped
+                taken = core.finish(i, take=not (was_failing or was_stopped))
+                # (`hand_out` checks the core once the steps taken are running)
+                self.hand_out(taken or [], was_failing=was_failing, was_stopped=was_stopped)
+                return
             skips = core.done(i, resource=resource)
             self.check()
             self.skipped(skips)
+            if self.eager and core.decide_now():  # as `Run._decide`, after each success
+                self.take()
             return
         error = case.error(i, attempt)
         retry = case.retry_of(i)
@@ -989,7 +1006,9 @@ class Simulation:
         return self.log
 
 
-def simulate(cc: CoreCase) -> tuple[list[CoreEvent], Simulation]:
+def simulate(
+    cc: CoreCase, core_class: type[_core.Core] = _core.Core, *, eager: bool = False
+) -> tuple[list[CoreEvent], Simulation]:
     case = cc.case
     dependents = case.dependents
     priorities = [len(descendants(dependents, [i])) for i in range(case.n)]
@@ -1003,7 +1022,7 @@ def simulate(cc: CoreCase) -> tuple[list[CoreEvent], Simulation]:
 
     rules = [_RULE_CODES[rule] for rule in case.rules]
     retries = [case.retry_of(i) for i in range(case.n)]
-    core = _core.Core(
+    core = core_class(
         case.deps,
         dependents,
         ranking,
@@ -1013,7 +1032,7 @@ def simulate(cc: CoreCase) -> tuple[list[CoreEvent], Simulation]:
         retries=retries if any(r is not None for r in retries) else None,
         resources=any(t is not None for t in case.teardowns),
     )
-    sim = Simulation(cc, core)
+    sim = Simulation(cc, core, eager=eager)
     return sim.run(), sim
 
 
@@ -1041,6 +1060,27 @@ def test_core_counters_agree_with_its_states_and_every_step_settles_once(cc: Cor
     core = sim.core
     assert (core.running, core.retrying, core.unsettled) == (0, 0, 0)
     assert not sim.resuming
+
+
+@_PROPERTY
+@given(core_cases())
+def test_the_retry_core_decides_as_the_full_core_does(cc: CoreCase) -> None:
+    # `RetryCore.finish` (what `RetryRun` calls for a success) is `done`, `decide_now`
+    # and `take`: on a case without trigger rules or resources, the same run, event for
+    # event, as `Core` deciding after each success.
+    case = attrs.evolve(
+        cc.case,
+        rules=(TriggerRule.ALL_SUCCESS,) * cc.case.n,
+        teardowns=(None,) * cc.case.n,
+        teardown_fails=frozenset(),
+    )
+    if case.default_retry is None and not any(case.retries):
+        case = attrs.evolve(case, default_retry=Retry(attempts=2, delay=1))
+    plain = attrs.evolve(cc, case=case)
+    full, _ = simulate(plain, eager=True)
+    fused, sim = simulate(plain, _core.RetryCore)
+    assert fused == full
+    assert (sim.core.running, sim.core.retrying, sim.core.unsettled) == (0, 0, 0)
 
 
 @_PROPERTY

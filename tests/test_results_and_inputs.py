@@ -392,19 +392,22 @@ async def test_a_step_with_inputs_keeps_its_deadline_from_its_start(
 
 def test_inputs_alone_keep_a_run_on_the_plain_driver() -> None:
     # Inputs never change a decision; `Run` (the full driver) is for what does.
-    from exegraph_trio._driver import InputsRun, PlainRun, Run, new_run
+    from exegraph_trio._driver import InputsRun, PlainRun, RetryRun, Run, new_run
 
     async def take(blob: object) -> None: ...
 
     steps = [Step("a", returning(1)), Step("b", take, inputs={"blob": "a"})]
     retried = [steps[0], Step("b", take, inputs={"blob": "a"}, retry=exegraph.Retry())]
+    ruled = [steps[0], Step("b", take, inputs={"blob": "a"}, trigger_rule=TriggerRule.ALL_DONE)]
 
     async def made(graph: Graph, options: RunOptions) -> type[object]:
         return type(new_run(graph, options))
 
     assert trio.run(made, Graph(steps), RunOptions()) is PlainRun
     assert trio.run(made, Graph(steps), RunOptions(keep_values=False)) is InputsRun
-    assert trio.run(made, Graph(retried), RunOptions(keep_values=False)) is Run
+    assert trio.run(made, Graph(retried), RunOptions(keep_values=False)) is RetryRun
+    assert trio.run(made, Graph(steps), RunOptions(retry=exegraph.Retry())) is RetryRun
+    assert trio.run(made, Graph(ruled), RunOptions()) is Run
 
 
 # -- trigger-rule steps receive outcomes -------------------------------------------------

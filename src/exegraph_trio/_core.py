@@ -85,6 +85,7 @@ __all__ = [
     "WAITING",
     "Core",
     "PlainCore",
+    "RetryCore",
     "Skip",
 ]
 
@@ -938,4 +939,62 @@ class PlainCore(Core):
             if self.dependents[j]:
                 self.releasing += 1
             return [j]
+        return self.take()
+
+
+class RetryCore(Core):
+    """The decisions of a run whose only lifecycle feature is retries.
+
+    No step has a trigger rule, none is a resource and no pool is in play (`rules` and
+    `demands` are `None`, `resources` is false): a success never skips anything, frees no
+    pool slot and holds no resource. `finish` is `done`, `decide_now` and `take` in one
+    call, as `PlainCore.finish` is (tests/test_lifecycle_properties.py checks that it
+    decides as those three do); the rest (retries, failures, stops) is `Core`'s.
+    """
+
+    __slots__ = ()
+
+    def finish(self, i: int, *, take: bool = True) -> list[int] | None:
+        """Step `i` succeeded: `done(i)`, then `take()` if `decide_now()`, in one call.
+
+        Args:
+            i: the step that succeeded.
+            take: whether steps may start (false once the run is being cancelled).
+
+        Returns:
+            The steps to start now (or to resume, for a step that was `AGAIN`), best
+            first (maybe none); `None` when the decision must wait for every completion
+            of this instant (`decide_now()` is false).
+        """
+        state, ready = self.state, self.ready
+        state[i] = DONE
+        self.running = running = self.running - 1
+        self.unsettled -= 1
+        if self.doomed_left and i in self.doomed:
+            self.doomed_left -= 1
+        dependents = self.dependents[i]
+        if dependents:
+            self.releasing -= 1
+            waiting, key = self.waiting, self.key
+            for j in dependents:
+                waiting[j] -= 1
+                if not waiting[j] and state[j] == PENDING:
+                    state[j] = READY
+                    heappush(ready, key[j])
+        if not self.decide_now():
+            return None
+        if not ready or not take or self.stopped:
+            return []
+        if self.limit - running == 1 and (len(ready) == 1 or not isinstance(self.by_rank, range)):
+            # One slot freed: `take()`'s short path, inlined (a step that is `AGAIN` goes
+            # through `take()`, which asks whether it may run again).
+            j = self.by_rank[ready[0]]
+            if state[j] == READY:
+                heappop(ready)
+                state[j] = RUNNING
+                self.running = running + 1
+                if self.dependents[j]:
+                    self.releasing += 1
+                self.attempts[j] += 1
+                return [j]
         return self.take()

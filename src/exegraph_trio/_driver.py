@@ -57,7 +57,7 @@ from ._pools import demands_of
 from ._result import RunResult, StepStatus, StepTiming, _timing
 from ._step import Step
 
-__all__ = ["InputsRun", "PlainRun", "Run", "new_run"]
+__all__ = ["InputsRun", "PlainRun", "RetryRun", "Run", "new_run"]
 
 logger: Final = logging.getLogger("exegraph_trio")
 
@@ -85,13 +85,9 @@ def new_run(graph: Graph, options: RunOptions) -> Run:
     value is released, never what the core decides.
     """
     features = graph._features()
-    if (
-        features.rules is None
-        and features.retries is None
-        and not features.resources
-        and not features.pooled
-        and options.retry is None
-    ):
+    if features.rules is None and not features.resources and not features.pooled:
+        if features.retries is not None or options.retry is not None:
+            return RetryRun(graph, options)
         if features.inputs is None or options.keep_values:
             return PlainRun(graph, options)
         return InputsRun(graph, options)  # (values to release)
@@ -460,20 +456,24 @@ class Run(_Facts):
             return  # (cancelled from outside implies cancelled: `_cancelled_now`)
         taken = core.take()
         if taken:
-            steps, resume, special = self.steps, self.resume, self.special
-            late = self.failing_fast or core.failing  # (the cancel may be pending)
-            nursery = self.outer if late else self.main
-            assert nursery is not None
-            start_soon: Callable[..., None] = nursery.start_soon
-            enter, plain = self.context.run, self._step
-            for i in taken:
-                if resume and i in resume:  # a retry that waited for its slot
-                    resume.pop(i).set()
-                elif special is None or not special[i]:
-                    # Spawned inside the run's context: Trio gives the task a copy of it.
-                    enter(start_soon, plain, i, name=steps[i].name)
-                else:
-                    enter(start_soon, full_step, self, i, late, name=steps[i].name)
+            self._spawn(taken)
+
+    def _spawn(self, taken: list[int]) -> None:
+        """Start a task for each step of `taken` (or resume it, a retry that waited)."""
+        steps, resume, special = self.steps, self.resume, self.special
+        late = self.failing_fast or self.core.failing  # (the cancel may be pending)
+        nursery = self.outer if late else self.main
+        assert nursery is not None
+        start_soon: Callable[..., None] = nursery.start_soon
+        enter, plain = self.context.run, self._step
+        for i in taken:
+            if resume and i in resume:  # a retry that waited for its slot
+                resume.pop(i).set()
+            elif special is None or not special[i]:
+                # Spawned inside the run's context: Trio gives the task a copy of it.
+                enter(start_soon, plain, i, name=steps[i].name)
+            else:
+                enter(start_soon, full_step, self, i, late, name=steps[i].name)
 
     def _stamp_ready(self) -> None:
         """Note when each step the core made ready first became so (its wait for slots)."""
@@ -1025,3 +1025,39 @@ class InputsRun(PlainRun):
     def _done(self, i: int, start: float, value: object, *, resource: bool = False) -> None:
         self._release_values(i)
         PlainRun._done(self, i, start, value, resource=resource)
+
+
+@final
+class RetryRun(Run):
+    """A run whose only lifecycle feature is retries (its steps may have inputs too).
+
+    `Run`, but a success is one call into the core (`RetryCore.finish`), as in `PlainRun`:
+    no trigger rule, resource or pool, so a success never skips, tears down or frees a
+    pool slot, and nothing starts once the run is being cancelled.
+    """
+
+    __slots__ = ()
+    _Core = _core.RetryCore
+    core: _core.RetryCore
+
+    @enable_ki_protection
+    def _done(self, i: int, start: float, value: object, *, resource: bool = False) -> None:
+        """`Run._done` for a run with retries: `Run._decide` folded into the core's call."""
+        self.starts[i] = start
+        self.ends[i] = self.now()
+        self.values[i] = value
+        if self.observed:
+            self._tell_done(i, self.steps[i], _DONE)
+        self.order.append(i)
+        if self.left is not None:
+            self._release_values(i)
+        core = self.core
+        taken = core.finish(i, take=self.cancelled_at == math.inf)
+        if taken is None:  # decided with the other completions of this instant
+            if core.ready:
+                self._wake()
+            return
+        if taken:
+            self._spawn(taken)
+        if not core.unsettled:
+            self._wake()
