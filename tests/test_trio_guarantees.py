@@ -191,6 +191,33 @@ async def test_a_step_leaving_a_cancel_scope_open_under_a_deadline_fails_only_it
     assert result.error.exceptions == (bad_timing.error,)
 
 
+@pytest.mark.filterwarnings("ignore::ResourceWarning")  # the generator is abandoned on purpose
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.parametrize("retry", [None, exegraph.Retry(attempts=2, delay=0)])
+async def test_an_interrupt_wins_over_a_cancel_scope_left_open_under_a_deadline(
+    retry: exegraph.Retry | None,
+) -> None:
+    # Trio's complaint about the open scope comes at the deadline scope's exit, after the
+    # action raised the interrupt: the interrupt is what reaches the caller.
+    async def leaky() -> AsyncIterator[None]:
+        with trio.CancelScope():
+            yield
+
+    kept = []
+    interrupt = KeyboardInterrupt("from the action")
+
+    async def interrupted() -> None:
+        generator = leaky()
+        await generator.__anext__()  # a cancel scope left open
+        kept.append(generator)
+        raise interrupt
+
+    graph = Graph([Step("s", interrupted, timeout=5, retry=retry)])
+    with pytest.raises(KeyboardInterrupt) as caught:
+        await exegraph.run(graph)
+    assert caught.value is interrupt
+
+
 async def test_from_thread_run_in_a_step_sees_the_threads_context_not_the_steps() -> None:
     var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
     seen: list[str] = []

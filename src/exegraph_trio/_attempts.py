@@ -23,7 +23,7 @@ from trio.lowlevel import enable_ki_protection
 
 from . import _core
 from ._errors import StepSkippedError
-from ._outcomes import interrupt_in, note
+from ._outcomes import interrupt_in, note, over_scope_error
 from ._resources import hold, set_up, set_up_ended
 from ._step import COROUTINE, Step
 
@@ -143,10 +143,9 @@ async def _scoped_attempt(
         if step._kind != COROUTINE:  # (a resource's own scopes are `hold`'s concern)
             raise
         # Raised by the scope's exit: a scope the action left open (an abandoned async
-        # generator's), which Trio says corrupted its stack. That fails this attempt.
-        if exc.__context__ is None:
-            exc.__context__ = error
-        return exc, False
+        # generator's), which Trio says corrupted its stack. That fails this attempt,
+        # unless the action was interrupted: the interrupt goes on.
+        return over_scope_error(exc, error), False
     if error is None:
         run._done(i, first, value)
         return None

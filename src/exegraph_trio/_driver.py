@@ -52,7 +52,14 @@ from ._instrument import RunInfo
 from ._lifecycle import Retry
 from ._observers import Observers
 from ._options import ErrorPolicy, RunOptions
-from ._outcomes import interrupt_in, is_cancellation, leaves, not_awaitable, note
+from ._outcomes import (
+    interrupt_in,
+    is_cancellation,
+    leaves,
+    not_awaitable,
+    note,
+    over_scope_error,
+)
 from ._pools import demands_of
 from ._result import RunResult, StepStatus, StepTiming, _timing
 from ._step import Step
@@ -641,10 +648,9 @@ class Run(_Facts):
                             error = exc
                 except BaseException as exc:  # noqa: BLE001 - raised by the scope's exit
                     # A scope the action left open (an abandoned async generator's): Trio
-                    # says its stack is corrupted, here. That fails this step alone.
-                    if exc.__context__ is None:
-                        exc.__context__ = error
-                    self._ended(i, step, start, exc, None)
+                    # says its stack is corrupted, here. That fails this step alone, unless
+                    # the action was interrupted: the interrupt goes on.
+                    self._ended(i, step, start, over_scope_error(exc, error), None)
                     return
                 # Its own deadline is the cause only if it came no later than any other
                 # cancellation of the run (fail-fast, an enclosing scope).

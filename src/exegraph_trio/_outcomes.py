@@ -12,7 +12,14 @@ from typing import Final
 
 import trio
 
-__all__ = ["interrupt_in", "is_cancellation", "leaves", "not_awaitable", "note"]
+__all__ = [
+    "interrupt_in",
+    "is_cancellation",
+    "leaves",
+    "not_awaitable",
+    "note",
+    "over_scope_error",
+]
 
 
 def is_cancellation(exc: BaseException) -> bool:
@@ -81,3 +88,17 @@ def note(exc: BaseException, note: str) -> None:
         exc.add_note(note)
     except Exception:  # noqa: BLE001 - frozen, or __notes__ is not a list: leave it be
         return
+
+
+def over_scope_error(exc: BaseException, error: BaseException | None) -> BaseException:
+    """The step's error when its scope's exit raised `exc` after its action raised `error`.
+
+    `exc` is Trio's complaint about a scope the action left open (an abandoned async
+    generator's), with the action's error as its context, as Trio chains them; but an
+    interrupt the action raised wins (it must reach the caller).
+    """
+    if error is not None and interrupt_in(error) is not None:
+        return error
+    if exc.__context__ is None:
+        exc.__context__ = error
+    return exc
