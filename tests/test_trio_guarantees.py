@@ -218,6 +218,56 @@ async def test_an_interrupt_wins_over_a_cancel_scope_left_open_under_a_deadline(
     assert caught.value is interrupt
 
 
+@pytest.mark.filterwarnings("ignore::ResourceWarning")  # the generator is abandoned on purpose
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.parametrize("policy", list(exegraph.ErrorPolicy))
+@pytest.mark.parametrize("retry", [None, exegraph.Retry(attempts=2, delay=0, on=OSError)])
+async def test_a_step_cancelled_by_a_scope_it_left_open_fails_and_the_run_goes_on(
+    autojump_clock: trio.testing.MockClock,
+    policy: exegraph.ErrorPolicy,
+    retry: exegraph.Retry | None,
+) -> None:
+    # The Cancelled comes from the step's own scope, not from the run: taken for an
+    # outside cancellation, it stopped the run from starting anything, and the run
+    # waited for ever.
+    async def leaky() -> AsyncIterator[None]:
+        with trio.move_on_after(0.5):
+            yield
+
+    kept = []
+
+    async def bad() -> None:
+        generator = leaky()
+        await generator.__anext__()  # its scope stays open in this task
+        kept.append(generator)
+        await trio.sleep(1)  # cancelled at 0.5 by that scope
+
+    rec = Recorder()
+    graph = Graph(
+        [
+            Step("bad", bad, retry=retry),
+            rec.step("good", 2),
+            rec.step("after", 1, depends_on=["good"]),
+        ]
+    )
+    with trio.fail_after(100):  # (a hang fails the test)
+        result = await exegraph.run_with_result(graph, RunOptions(error_policy=policy))
+    error = result["bad"].error
+    assert result["bad"].status is StepStatus.FAILED
+    assert isinstance(error, RuntimeError)
+    assert "cancelled by a cancel scope of its own that it left open" in str(error)
+    assert isinstance(error.__context__, trio.Cancelled)
+    if policy is exegraph.ErrorPolicy.CONTINUE_ON_ERROR:
+        assert [str(result[name].status) for name in ("good", "after")] == ["Done", "Done"]
+        assert result["after"].end == 3
+    else:  # it failed: fail-fast cancels the others
+        assert [str(result[name].status) for name in ("good", "after")] == [
+            "Cancelled",
+            "Skipped",
+        ]
+        assert result.total_duration == 0.5
+
+
 async def test_from_thread_run_in_a_step_sees_the_threads_context_not_the_steps() -> None:
     var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
     seen: list[str] = []

@@ -728,13 +728,7 @@ class Run(_Facts):
         if exc is None:
             return _core.CANCELLED, StepCancelledError(step.name)
         if is_cancellation(exc):
-            if expired is not None:
-                error = StepTimeoutError(step.name, expired)
-                error.__context__ = exc  # the traceback shows where it was stuck
-                return _core.FAILED, error
-            # From outside, if fail-fast did not say so first.
-            self._cancelled_now(outside=late or not self.failing_fast)
-            return _core.CANCELLED, StepCancelledError(step.name)
+            return self._cancellation(step, exc, expired, late=late)
         if isinstance(exc, TypeError) and (returned := not_awaitable(exc)):
             refused = TypeError(
                 f"the action of step {step.name!r} returned {returned}, not an awaitable; "
@@ -745,6 +739,30 @@ class Run(_Facts):
         if isinstance(exc, BaseExceptionGroup) and not isinstance(exc, Exception):
             return _core.FAILED, exc.split(trio.Cancelled)[1] or exc  # drop the cancellations
         return _core.FAILED, exc
+
+    def _cancellation(
+        self, step: Step, exc: BaseException, expired: float | None, *, late: bool
+    ) -> tuple[int, BaseException]:
+        """`_classify` for an action that ended cancelled: by what, and so how it ended."""
+        if expired is not None:
+            timed_out = StepTimeoutError(step.name, expired)
+            timed_out.__context__ = exc  # the traceback shows where it was stuck
+            return _core.FAILED, timed_out
+        if self.cancelled_at == math.inf and self.parked:
+            # Nothing cancelled the run: its dispatcher, inside every scope that could
+            # (fail-fast's notes itself), still waits undisturbed. A scope of the step's
+            # own that it never exited (an abandoned async generator's) did: that fails
+            # this step alone (SPEC, "each step is its own Trio task").
+            own = RuntimeError(
+                f"step {step.name!r} was cancelled by a cancel scope of its own that it "
+                "left open (an async generator abandoned inside a cancel scope?); the "
+                "run was not cancelled"
+            )
+            own.__context__ = exc
+            return _core.FAILED, own
+        # From outside, if fail-fast did not say so first.
+        self._cancelled_now(outside=late or not self.failing_fast)
+        return _core.CANCELLED, StepCancelledError(step.name)
 
     @enable_ki_protection
     def _ended(
@@ -1021,16 +1039,18 @@ class PlainRun(Run):
 class InputsRun(PlainRun):
     """A `PlainRun` with `keep_values=False` and inputs: a success also releases values.
 
-    A step that succeeds drops the values it was the last to take, as `Run._done` does
-    (its failure goes through `Run._report`, which does too); `PlainRun._done` never looks.
+    A step that succeeds drops the values it was the last to take once it has settled
+    (its `on_step_done` returned, rule 4), as `Run._done` does (its failure goes through
+    `Run._report`, which does too); `PlainRun._done` never looks. (The steps it starts
+    do not run before this returns: `start_soon` only schedules them.)
     """
 
     __slots__ = ()
 
     @enable_ki_protection
     def _done(self, i: int, start: float, value: object, *, resource: bool = False) -> None:
-        self._release_values(i)
         PlainRun._done(self, i, start, value, resource=resource)
+        self._release_values(i)
 
 
 @final
