@@ -44,6 +44,17 @@ def returning(value: object, seconds: float = 0.0) -> exegraph.Action:
     return act
 
 
+def producing(refs: list[weakref.ref[Blob]]) -> exegraph.Action:
+    """An action returning a new `Blob("big")`, watched through a `weakref` in `refs`."""
+
+    async def produce() -> Blob:
+        blob = Blob("big")
+        refs.append(weakref.ref(blob))
+        return blob
+
+    return produce
+
+
 def failing(error: BaseException, seconds: float = 0.0) -> exegraph.Action:
     """An action that sleeps `seconds`, then raises `error`."""
 
@@ -211,11 +222,6 @@ async def test_without_keep_values_a_value_is_released_once_every_consumer_settl
     refs: list[weakref.ref[Blob]] = []
     alive: dict[str, bool] = {}
 
-    async def produce() -> Blob:
-        blob = Blob("big")
-        refs.append(weakref.ref(blob))
-        return blob
-
     async def quick(blob: Blob) -> str:
         return f"quick saw {blob.label}"
 
@@ -231,7 +237,7 @@ async def test_without_keep_values_a_value_is_released_once_every_consumer_settl
 
     graph = Graph(
         [
-            Step("produce", produce),
+            Step("produce", producing(refs)),
             Step("quick", quick, inputs={"blob": "produce"}),
             Step("slow", slow, inputs={"blob": "produce"}),
             Step("after-quick", look("after-quick"), depends_on=["quick"]),
@@ -268,11 +274,6 @@ async def test_without_keep_values_a_value_is_released_when_its_consumer_is_skip
     refs: list[weakref.ref[Blob]] = []
     alive: list[bool] = []
 
-    async def produce() -> Blob:
-        blob = Blob("big")
-        refs.append(weakref.ref(blob))
-        return blob
-
     async def use(blob: Blob, other: None) -> None: ...
 
     async def look() -> None:
@@ -281,7 +282,7 @@ async def test_without_keep_values_a_value_is_released_when_its_consumer_is_skip
 
     graph = Graph(
         [
-            Step("produce", produce),
+            Step("produce", producing(refs)),
             Step("broken", failing(ValueError("broken"))),
             Step("use", use, inputs={"blob": "produce", "other": "broken"}),
             Step("look", look, depends_on=["produce"]),
@@ -331,11 +332,6 @@ async def test_without_keep_values_a_cancelled_consumer_releases_its_inputs(
     refs: list[weakref.ref[Blob]] = []
     alive: list[bool] = []
 
-    async def produce() -> Blob:
-        blob = Blob("big")
-        refs.append(weakref.ref(blob))
-        return blob
-
     async def use(blob: Blob) -> None:
         await trio.sleep(10)
 
@@ -346,7 +342,7 @@ async def test_without_keep_values_a_cancelled_consumer_releases_its_inputs(
 
     graph = Graph(
         [
-            Step("produce", produce),
+            Step("produce", producing(refs)),
             Step("use", use, inputs={"blob": "produce"}),
             Step("look", look, depends_on=["produce"]),
         ]

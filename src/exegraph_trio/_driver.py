@@ -708,18 +708,26 @@ class Run(_Facts):
     @enable_ki_protection
     def _done(self, i: int, start: float, value: object, *, resource: bool = False) -> None:
         """Step `i`'s action returned: the common case, kept short."""
+        self._succeeded(i, start, value)
+        skips = self.core.done(i, resource=resource)
+        if skips:
+            self._skipped(skips)
+        self._decide()
+
+    def _succeeded(self, i: int, start: float, value: object) -> None:
+        """Record that step `i`'s action returned `value`, and tell the observers.
+
+        Then drop the values it was the last to take (`keep_values=False`): it has settled
+        (rule 4), and what the core decides next never reads them.
+        """
         self.starts[i] = start
         self.ends[i] = self.now()
         self.values[i] = value
         if self.observed:
-            self._tell_done(i, self.steps[i], StepStatus.DONE)
+            self._tell_done(i, self.steps[i], _DONE)
         self.order.append(i)
-        skips = self.core.done(i, resource=resource)
-        if skips:
-            self._skipped(skips)
         if self.left is not None:
             self._release_values(i)
-        self._decide()
 
     def _classify(
         self, step: Step, exc: BaseException | None, expired: float | None, *, late: bool = False
@@ -1073,14 +1081,7 @@ class RetryRun(Run):
     @enable_ki_protection
     def _done(self, i: int, start: float, value: object, *, resource: bool = False) -> None:
         """`Run._done` for a run with retries: `Run._decide` folded into the core's call."""
-        self.starts[i] = start
-        self.ends[i] = self.now()
-        self.values[i] = value
-        if self.observed:
-            self._tell_done(i, self.steps[i], _DONE)
-        self.order.append(i)
-        if self.left is not None:
-            self._release_values(i)
+        self._succeeded(i, start, value)
         core = self.core
         taken = core.finish(i, take=self.cancelled_at == math.inf)
         if taken is None:  # decided with the other completions of this instant
