@@ -381,24 +381,12 @@ async def test_a_cleanup_failing_under_fail_fast_before_an_outer_cancellation_is
         await trio.sleep(1)
         raise ValueError("fails")
 
-    def cleanup(seconds: float, error: Exception | None = None) -> exegraph.Action:
-        async def action() -> None:
-            try:
-                await trio.sleep(100)
-            finally:
-                with trio.CancelScope(shield=True):
-                    await trio.sleep(seconds)
-                if error is not None:
-                    raise error
-
-        return action
-
     results = Results()
     graph = Graph(
         [
             Step("fails", fails),
-            Step("breaks", cleanup(0.5, OSError("cleanup failed"))),
-            Step("slow", cleanup(5)),
+            Step("breaks", _shielded_rollback(0.5, OSError("cleanup failed"))),
+            Step("slow", _shielded_rollback(5)),
         ]
     )
     with trio.move_on_after(3) as scope:
@@ -770,13 +758,17 @@ def test_ctrl_c_while_a_trigger_rule_step_is_respawned_after_fail_fast_does_not_
 # -- timed out means its own deadline was the cause -------------------------------------
 
 
-def _shielded_rollback(seconds: float) -> exegraph.Action:
+def _shielded_rollback(seconds: float, error: Exception | None = None) -> exegraph.Action:
+    """An action that, cancelled, rolls back for `seconds` shielded, then fails with `error`."""
+
     async def act() -> None:
         try:
             await trio.sleep(10)
         except trio.Cancelled:
             with trio.CancelScope(shield=True):
                 await trio.sleep(seconds)  # rollback
+            if error is not None:
+                raise error from None
             raise
 
     return act
