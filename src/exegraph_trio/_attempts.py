@@ -62,7 +62,7 @@ async def full_step(run: Run, i: int, late: bool) -> None:  # noqa: FBT001, PLR0
             run.observers.step_started(step)
             if run.interrupt is not None:  # Ctrl-C in a hook: the action never begins
                 run.attempts[i] = 0
-                run._ended(i, step, run.now(), None, None)
+                run._ended(i, run.now(), None, None)
                 return
         timeout = step.timeout
         if timeout is None:
@@ -279,10 +279,12 @@ def kwargs_of(run: Run, i: int) -> dict[str, Any]:
     """
     assert run.inputs is not None
     values = run.values
-    if run.rules is None or run.rules[i] == _core.ALL_SUCCESS:
-        return {keyword: values[j] for keyword, j in run.inputs[i]}
-    state, errors, steps = run.core.state, run.errors, run.steps
     kwargs: dict[str, Any] = {}
+    if run.rules is None or run.rules[i] == _core.ALL_SUCCESS:
+        for keyword, j in run.inputs[i]:  # (a loop: a comprehension's frame costs more)
+            kwargs[keyword] = values[j]
+        return kwargs
+    state, errors, steps = run.core.state, run.errors, run.steps
     for keyword, j in run.inputs[i]:
         if state[j] == _core.DONE:
             kwargs[keyword] = outcome.Value(values[j])
@@ -320,12 +322,12 @@ async def _wait_to_retry(
         await event.wait()
     except BaseException as exc:  # noqa: BLE001 - classified by _ended
         run.resume.pop(i, None)
-        run._ended(i, step, first, exc, None, late=late, end=ended)
+        run._ended(i, first, exc, None, late=late, end=ended)
         return False
     if run.outside_at != math.inf or (
         not late and (run.cancelled_at != math.inf or run.cancel_pending)
     ):
         # Given its slot just as the run began stopping: no attempt begins after that.
-        run._ended(i, step, first, None, None, late=late, end=ended)
+        run._ended(i, first, None, None, late=late, end=ended)
         return False
     return True

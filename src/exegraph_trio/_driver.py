@@ -629,13 +629,15 @@ class Run(_Facts):
                 self.observers.step_started(step)
                 if self.interrupt is not None:  # Ctrl-C in a hook: the action never begins
                     self.attempts[i] = 0
-                    self._ended(i, step, self.now(), None, None)
+                    self._ended(i, self.now(), None, None)
                     return
             # `value` holds the action until it holds what the action returned: one local
-            # fewer keeps each step's coroutine in a smaller block (10⁵ steps alive at once).
+            # fewer keeps each step's coroutine in a smaller block (10⁵ steps alive at once;
+            # `_ended` looks its step up, so that its calls leave room on the stack for
+            # `given`: 304 bytes a coroutine, with no partial made for a step's inputs).
             value: Any = step.action
-            if self.inputs is not None and self.inputs[i]:  # (in a `PlainRun` only)
-                value = partial(value, **kwargs_of(self, i))
+            # The keyword arguments it is called with (in a `PlainRun` only), or `None`.
+            given = kwargs_of(self, i) if self.inputs is not None and self.inputs[i] else None
             timeout = step.timeout
             if timeout is None:
                 timeout = self.step_timeout
@@ -645,7 +647,7 @@ class Run(_Facts):
                 try:
                     with trio.CancelScope(deadline=start + timeout) as scope:
                         try:
-                            value = await value()
+                            value = await (value() if given is None else value(**given))
                         except BaseException as exc:  # noqa: BLE001 - classified by _ended
                             error = exc
                 except BaseException as exc:  # noqa: BLE001 - raised by the scope's exit
@@ -654,21 +656,21 @@ class Run(_Facts):
                     # the action was interrupted: the interrupt goes on. (Worked out first,
                     # into `exc`: a shallower stack and one local fewer, as above.)
                     exc = over_scope_error(exc, error)
-                    self._ended(i, step, start, exc, None)
+                    self._ended(i, start, exc, None)
                     return
                 # Its own deadline is the cause only if it came no later than any other
                 # cancellation of the run (fail-fast, an enclosing scope).
                 if error is None:
                     self._done(i, start, value)
                 elif scope.cancel_called and start + timeout <= self.cancelled_at:
-                    self._ended(i, step, start, error, timeout)
+                    self._ended(i, start, error, timeout)
                 else:
-                    self._ended(i, step, start, error, None)
+                    self._ended(i, start, error, None)
                 return
             try:
-                value = await value()
+                value = await (value() if given is None else value(**given))
             except BaseException as exc:  # noqa: BLE001 - classified by _ended
-                self._ended(i, step, start, exc, None)
+                self._ended(i, start, exc, None)
             else:
                 self._done(i, start, value)
         except BaseException as exc:  # noqa: BLE001 - escaped the bookkeeping
@@ -780,7 +782,6 @@ class Run(_Facts):
     def _ended(
         self,
         i: int,
-        step: Step,
         start: float,
         exc: BaseException | None,
         expired: float | None,
@@ -792,6 +793,7 @@ class Run(_Facts):
 
         `end` is when its last attempt ended, if not now (cancelled during a retry's wait).
         """
+        step = self.steps[i]
         state, error = self._classify(step, exc, expired, late=late)
         self._report(i, step, start, state, error, end=end)
 
@@ -912,12 +914,13 @@ class Run(_Facts):
 
     def _release_values(self, j: int) -> None:
         """Step `j` settled: drop the values only it was still to take (`keep_values=False`)."""
-        assert self.left is not None
-        assert self.inputs is not None
-        left, values = self.left, self.values
-        for _, d in self.inputs[j]:
-            left[d] -= 1
-            if not left[d]:
+        left, values, inputs = self.left, self.values, self.inputs
+        assert left is not None
+        assert inputs is not None
+        for _, d in inputs[j]:
+            n = left[d] - 1
+            left[d] = n
+            if not n:
                 values[d] = None
 
     # -- resources -------------------------------------------------------------------------
@@ -1061,7 +1064,7 @@ class InputsRun(PlainRun):
 
     @enable_ki_protection
     def _done(self, i: int, start: float, value: object, *, resource: bool = False) -> None:
-        PlainRun._done(self, i, start, value, resource=resource)
+        PlainRun._done(self, i, start, value)  # (a `PlainRun` has no resource)
         self._release_values(i)
 
 
