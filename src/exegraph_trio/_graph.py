@@ -22,7 +22,7 @@ from ._errors import CycleError, DuplicateStepError, MissingDependencyError, unk
 from ._lifecycle import Retry, TriggerRule
 from ._pictures import graph_dot, graph_mermaid
 from ._select import select_subgraph
-from ._step import _NO_INPUTS, COROUTINE, Action, Step
+from ._step import Action, Step
 
 __all__ = ["Graph", "GraphBuilder"]
 
@@ -76,10 +76,7 @@ class _Lazy:
         self.features: Features | None = None
 
 
-_pools_of: Final = operator.attrgetter("pools")
-_parts_of: Final = operator.attrgetter("retry", "trigger_rule", "_kind", "inputs")
-_PLAIN_PARTS: Final = (None, TriggerRule.ALL_SUCCESS, COROUTINE, _NO_INPUTS)
-"""`_parts_of` a step that uses no part-2 feature (an empty `inputs` compares equal)."""
+_lifecycle_of: Final = operator.attrgetter("_lifecycle")
 
 
 @final
@@ -112,14 +109,16 @@ class Features:
         self.resources = False
         self.inputs: list[tuple[tuple[str, int], ...]] | None = None
         self.consumers: list[int] | None = None
-        self.pooled = any(map(_pools_of, steps))
+        self.pooled = False
         n = len(steps)
-        # The steps using none of it, found in C: a graph's first run pays this per step.
-        for i in compress(range(n), map(_PLAIN_PARTS.__ne__, map(_parts_of, steps))):
+        # The steps using some of it, found in C (a graph's first run pays this per step).
+        for i in compress(range(n), map(_lifecycle_of, steps)):
             step = steps[i]
+            if step.pools:
+                self.pooled = True
             rule = step.trigger_rule is not TriggerRule.ALL_SUCCESS
             if not (step.inputs or step.retry is not None or rule or step._kind):
-                continue  # (an empty `inputs` mapping of its own)
+                continue  # (pools only)
             if self.special is None:
                 self.special = bytearray(n)
             self.special[i] = 1
