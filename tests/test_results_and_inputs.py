@@ -296,6 +296,97 @@ async def test_without_keep_values_a_value_is_released_when_its_consumer_is_skip
     assert result["produce"].value is None
 
 
+@pytest.mark.parametrize("plain", [True, False], ids=["plain-producer", "retried-producer"])
+async def test_without_keep_values_a_value_whose_takers_were_all_skipped_first_is_not_kept(
+    autojump_clock: trio.testing.MockClock, *, plain: bool
+) -> None:
+    # Its only taker settled (skipped) at t=0; the value comes at t=2: it is dropped at
+    # once, not kept for the whole run (and in the result).
+    refs: list[weakref.ref[Blob]] = []
+    alive: list[bool] = []
+
+    async def produce() -> Blob:
+        await trio.sleep(2)
+        return await producing(refs)()
+
+    async def consume(data: Blob) -> None: ...
+
+    async def later() -> None:
+        await trio.sleep(5)
+        alive.append(refs[0]() is not None)
+
+    retry = None if plain else exegraph.Retry(attempts=2)  # (the full driver's path)
+    graph = Graph(
+        [
+            Step("produce", produce, retry=retry),
+            Step("check", failing(ValueError("check failed"))),
+            Step("consume", consume, inputs={"data": "produce"}, depends_on=["check"]),
+            Step("later", later),
+        ]
+    )
+    result = await exegraph.run_with_result(
+        graph, RunOptions(keep_values=False, error_policy=CONTINUE)
+    )
+    assert result["consume"].status is StepStatus.SKIPPED
+    assert result["produce"].status is StepStatus.DONE
+    assert alive == [False]
+    assert result["produce"].value is None
+
+
+@pytest.mark.parametrize("seconds", [None, 10.0], ids=["no-deadline", "deadline"])
+@pytest.mark.parametrize("plain", [True, False], ids=["plain", "retried"])
+async def test_without_keep_values_a_failed_takers_error_does_not_hold_its_inputs(
+    autojump_clock: trio.testing.MockClock, *, seconds: float | None, plain: bool
+) -> None:
+    # The error lives as long as the result; its traceback holds the step's own frames,
+    # which must not hold the values handed to the action (the action let go of its own).
+    refs: list[weakref.ref[Blob]] = []
+
+    async def parse(data: Blob) -> None:
+        del data
+        raise ValueError("bad format")
+
+    retry = None if plain else exegraph.Retry(attempts=1)
+    graph = Graph(
+        [
+            Step("load", producing(refs)),
+            Step("parse", parse, inputs={"data": "load"}, timeout=seconds, retry=retry),
+        ]
+    )
+    result = await exegraph.run_with_result(
+        graph, RunOptions(keep_values=False, error_policy=CONTINUE)
+    )
+    assert isinstance(result["parse"].error, ValueError)
+    assert refs[0]() is None
+
+
+async def test_an_outcome_input_is_the_error_itself_even_when_the_error_is_falsy(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    class ValidationErrors(Exception):
+        """An exception that is a collection of problems: falsy when it has none."""
+
+        def __len__(self) -> int:
+            return 0
+
+    error = ValidationErrors()
+    seen: list[outcome.Outcome[object]] = []
+
+    async def report(v: outcome.Outcome[object]) -> None:
+        seen.append(v)
+
+    graph = Graph(
+        [
+            Step("validate", failing(error)),
+            Step("report", report, inputs={"v": "validate"}, trigger_rule=TriggerRule.ALL_DONE),
+        ]
+    )
+    await exegraph.run_with_result(graph, RunOptions(error_policy=CONTINUE))
+    assert len(seen) == 1
+    assert isinstance(seen[0], outcome.Error)
+    assert seen[0].error is error
+
+
 async def test_without_keep_values_a_value_stays_for_a_consumers_later_attempts(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

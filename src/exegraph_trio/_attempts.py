@@ -139,9 +139,12 @@ async def _scoped_attempt(
                     value = await step.action(**kwargs)  # type: ignore[misc]
                 except BaseException as exc:  # noqa: BLE001 - classified by the caller
                     error = exc
+                    # Its traceback holds this frame: it must not hold the inputs too.
+                    kwargs = _NO_KWARGS
     except BaseException as exc:
         if step._kind != COROUTINE:  # (a resource's own scopes are `hold`'s concern)
             raise
+        kwargs = _NO_KWARGS
         # Raised by the scope's exit: a scope the action left open (an abandoned async
         # generator's), which Trio says corrupted its stack. That fails this attempt,
         # unless the action was interrupted: the interrupt goes on.
@@ -182,6 +185,7 @@ async def _resource_attempt(
         except BaseException as exc:  # (the setup's error is classified by the caller)
             if life.shield:  # raised by `hold` itself (which shields `life` first)
                 raise
+            kwargs = _NO_KWARGS  # (the error's traceback holds this frame)
             interrupt = interrupt_in(exc)
             if interrupt is None or returned is _UNSET:
                 return exc
@@ -289,7 +293,9 @@ def kwargs_of(run: Run, i: int) -> dict[str, Any]:
         if state[j] == _core.DONE:
             kwargs[keyword] = outcome.Value(values[j])
         else:
-            error = errors.get(j) or StepSkippedError(steps[j].name)
+            error = errors.get(j)  # (an exception may be falsy: it may define `__len__`)
+            if error is None:
+                error = StepSkippedError(steps[j].name)
             kwargs[keyword] = outcome.Error(error)
     return kwargs
 

@@ -278,7 +278,7 @@ class Run(_Facts):
             list(features.consumers)
             if features.consumers is not None and not options.keep_values
             else None
-        )  # per step: inputs taking its value whose step has not settled yet
+        )  # per step: inputs taking its value whose step has not settled yet (-1: all have)
         self.errors = {}
         self.earlier = {}
         self.attempts = {}
@@ -650,7 +650,9 @@ class Run(_Facts):
                             value = await (value() if given is None else value(**given))
                         except BaseException as exc:  # noqa: BLE001 - classified by _ended
                             error = exc
+                            given = None  # (its traceback holds this frame: see below)
                 except BaseException as exc:  # noqa: BLE001 - raised by the scope's exit
+                    given = None
                     # A scope the action left open (an abandoned async generator's): Trio
                     # says its stack is corrupted, here. That fails this step alone, unless
                     # the action was interrupted: the interrupt goes on. (Worked out first,
@@ -670,6 +672,9 @@ class Run(_Facts):
             try:
                 value = await (value() if given is None else value(**given))
             except BaseException as exc:  # noqa: BLE001 - classified by _ended
+                # The error's traceback holds this frame, and the error may live as long as
+                # the result: it must not hold the values too (`keep_values=False`).
+                given = None
                 self._ended(i, start, exc, None)
             else:
                 self._done(i, start, value)
@@ -729,6 +734,7 @@ class Run(_Facts):
             self._tell_done(i, self.steps[i], _DONE)
         self.order.append(i)
         if self.left is not None:
+            self._drop_unwanted(i)
             self._release_values(i)
 
     def _classify(
@@ -913,15 +919,27 @@ class Run(_Facts):
                 self.observers.step_skipped(steps[j], self._timing(j, StepStatus.SKIPPED))
 
     def _release_values(self, j: int) -> None:
-        """Step `j` settled: drop the values only it was still to take (`keep_values=False`)."""
+        """Step `j` settled: drop the values only it was still to take (`keep_values=False`).
+
+        A step whose takers have all settled before it succeeded (skipped) keeps no value
+        either: its count becomes -1 (`_drop_unwanted`).
+        """
         left, values, inputs = self.left, self.values, self.inputs
         assert left is not None
         assert inputs is not None
         for _, d in inputs[j]:
             n = left[d] - 1
-            left[d] = n
-            if not n:
+            if n:
+                left[d] = n
+            else:
+                left[d] = -1
                 values[d] = None
+
+    def _drop_unwanted(self, i: int) -> None:
+        """Step `i` succeeded after every step taking its value settled: drop its value."""
+        assert self.left is not None
+        if self.left[i] < 0:
+            self.values[i] = None
 
     # -- resources -------------------------------------------------------------------------
 
@@ -1065,6 +1083,7 @@ class InputsRun(PlainRun):
     @enable_ki_protection
     def _done(self, i: int, start: float, value: object, *, resource: bool = False) -> None:
         PlainRun._done(self, i, start, value)  # (a `PlainRun` has no resource)
+        self._drop_unwanted(i)
         self._release_values(i)
 
 
