@@ -307,7 +307,9 @@ async def test_without_keep_values_a_value_whose_takers_were_all_skipped_first_i
 
     async def produce() -> Blob:
         await trio.sleep(2)
-        return await producing(refs)()
+        blob = Blob("big")
+        refs.append(weakref.ref(blob))
+        return blob
 
     async def consume(data: Blob) -> None: ...
 
