@@ -47,8 +47,14 @@ def test_defaults_are_no_dependencies_no_tags_and_the_runs_timeout() -> None:
 
 @pytest.mark.parametrize(
     "action",
-    [noop, functools.partial(greet, "world"), AsyncCallable()],
-    ids=["async-def", "partial", "async-call-object"],
+    [
+        noop,
+        functools.partial(greet, "world"),
+        AsyncCallable(),
+        functools.partial(AsyncCallable()),
+        functools.partial(functools.partial(AsyncCallable())),
+    ],
+    ids=["async-def", "partial", "async-call-object", "partial-of-object", "partial-of-partial"],
 )
 def test_async_callables_are_accepted(action: Any) -> None:
     assert exegraph.Step("a", action).action is action

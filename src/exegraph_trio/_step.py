@@ -38,15 +38,16 @@ CONTEXT: Final = 2
 def is_async_callable(action: object) -> bool:
     """Whether calling `action()` is known to return a coroutine.
 
-    True for `async def` functions and methods, `functools.partial` objects wrapping one,
-    and objects whose class defines `async def __call__`.
+    True for `async def` functions and methods, objects whose class defines
+    `async def __call__`, and `functools.partial` objects wrapping either.
     """
     if type(action) is types.FunctionType and action.__code__.co_flags & inspect.CO_COROUTINE:
         return True  # the common case, without inspect's unwrapping
     if inspect.iscoroutinefunction(action):
         return True
-    call = getattr(type(action), "__call__", None)  # noqa: B004 - we want the class attribute
-    return not inspect.isroutine(action) and inspect.iscoroutinefunction(call)
+    inner = _unwrap_partial(action)  # (a partial of such an object too)
+    call = getattr(type(inner), "__call__", None)  # noqa: B004 - we want the class attribute
+    return not inspect.isroutine(inner) and inspect.iscoroutinefunction(call)
 
 
 def _check_name(value: object) -> None:
