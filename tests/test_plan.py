@@ -157,6 +157,20 @@ def test_the_table_shows_every_step_in_start_order_and_sums_up() -> None:
     )
 
 
+def test_the_table_escapes_names_that_are_not_printable() -> None:
+    # As `RunResult.table`: a name goes to terminals and logs, one line per step.
+    graph = chain_graph({"two\nlines": [], "b\x1bname": ["two\nlines"]})
+    table = exegraph.plan(graph, RunOptions(durations={"two\nlines": 1, "b\x1bname": 1})).table()
+    assert table == "\n".join(
+        [
+            "step        status        start       end  duration",
+            "two\\nlines  Done          0.000     1.000     1.000",
+            "b\\x1bname   Done          1.000     2.000     1.000",
+            "makespan 2.000 s; critical path: two\\nlines → b\\x1bname",
+        ]
+    )
+
+
 def test_the_table_of_an_empty_graph() -> None:
     plan = exegraph.plan(Graph([]))
     assert (plan.steps, plan.makespan, plan.critical_path) == ((), 0.0, ())

@@ -23,7 +23,7 @@ from ._graph import Graph
 from ._options import ErrorPolicy, RunOptions
 from ._pictures import plan_gantt
 from ._pools import demands_of
-from ._result import StepStatus, critical_path
+from ._result import StepStatus, critical_path, printable
 
 __all__ = ["Plan", "PlannedStep", "plan"]
 
@@ -121,21 +121,23 @@ class Plan:
         return len(self.steps)
 
     def table(self) -> str:
-        """A plain-text table of the planned steps, in start order.
+        r"""A plain-text table of the planned steps, in start order.
 
         Columns: name, status, start, end and duration (seconds); a last line gives the
-        makespan and the critical path.
+        makespan and the critical path. A character of a name that is not printable (a
+        line break, an escape code) is escaped as Python would (`\n`, `\x1b`), as in
+        [`RunResult.table`][exegraph_trio.RunResult.table].
         """
-        width = max([4, *(len(step.name) for step in self.steps)])
+        names = [printable(step.name) for step in self.steps]
+        width = max([4, *map(len, names)])
         lines = [f"{'step':<{width}}  {'status':<9}  {'start':>8}  {'end':>8}  {'duration':>8}"]
-        for step in self.steps:
+        for name, step in zip(names, self.steps, strict=True):
             start = "-" if step.start is None else f"{step.start:8.3f}"
             end = "-" if step.end is None else f"{step.end:8.3f}"
             lines.append(
-                f"{step.name:<{width}}  {step.status!s:<9}  {start:>8}  {end:>8}  "
-                f"{step.duration:8.3f}"
+                f"{name:<{width}}  {step.status!s:<9}  {start:>8}  {end:>8}  {step.duration:8.3f}"
             )
-        path = " → ".join(self.critical_path) or "(none)"
+        path = " → ".join(map(printable, self.critical_path)) or "(none)"
         lines.append(f"makespan {self.makespan:.3f} s; critical path: {path}")
         return "\n".join(lines)
 
