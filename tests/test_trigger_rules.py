@@ -14,6 +14,7 @@ import signal
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import ParamSpec
 
+import outcome
 import pytest
 import trio
 import trio.testing
@@ -823,3 +824,35 @@ def _fail_on_stray_cancelled(
 for _name, _test in list(globals().items()):
     if _name.startswith("test_") and inspect.iscoroutinefunction(_test):
         globals()[_name] = _fail_on_stray_cancelled(_test)
+
+
+@pytest.mark.parametrize("upstream", ["failed", "skipped"])
+async def test_a_step_raising_another_steps_error_fails_with_it_and_the_run_error_holds_it_once(
+    autojump_clock: trio.testing.MockClock, upstream: str
+) -> None:
+    # An ALL_DONE step unwrapping its `outcome.Error` input raises the same exception
+    # object as the step it came from: it fails with that error, and the RunError (and
+    # its message) counts each exception once.
+    async def build() -> None:
+        raise ValueError("build broke")
+
+    async def test(image: object) -> str:
+        return "tested"
+
+    async def summary(results: outcome.Outcome[object]) -> object:
+        return results.unwrap()
+
+    source = "build" if upstream == "failed" else "test"
+    graph = Graph(
+        [
+            Step("build", build),
+            Step("test", test, inputs={"image": "build"}),
+            Step("summary", summary, inputs={"results": source}, trigger_rule=ALL_DONE),
+        ]
+    )
+    result = await exegraph.run_with_result(graph, CONTINUE)
+    assert result["summary"].status is StepStatus.FAILED
+    assert result["summary"].error is result[source].error
+    assert result.error is not None
+    assert len({id(e) for e in result.error.exceptions}) == len(result.error.exceptions) == 2
+    assert result.error.message == "2 of 3 steps failed, 1 skipped"

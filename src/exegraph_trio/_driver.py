@@ -346,7 +346,7 @@ class Run(_Facts):
             await trio.lowlevel.checkpoint()  # raises the enclosing scope's Cancelled
         if result is not None:
             return result if want_result else result.error
-        return RunError(self._message(), self.members) if self.members else None
+        return RunError(self._message(), self._members()) if self.members else None
 
     @enable_ki_protection
     async def _hold_main(
@@ -566,14 +566,26 @@ class Run(_Facts):
                 self.errors[i] = StepCancelledError(self.steps[i].name)
                 self.order.append(i)
 
+    def _members(self) -> list[Exception]:
+        """The `RunError`'s members: each exception object once.
+
+        A step may raise another step's error (a trigger-rule step unwrapping an
+        `outcome.Error` input, a cached failure raised by two steps): it fails with it,
+        and the group holds it once.
+        """
+        members = self.members
+        return list({id(m): m for m in members}.values()) if len(members) > 1 else members
+
     def _failures(self) -> list[Exception]:
         """Every real error of the run (the members that are not skips)."""
-        return [m for m in self.members if not isinstance(m, StepSkippedError)]
+        return [m for m in self._members() if not isinstance(m, StepSkippedError)]
 
     def _message(self) -> str:
         n = len(self.steps)
         failed = self.core.state.count(_core.FAILED)  # an interrupt too, though no member
-        skipped = len(self.members) - len(self._failures())
+        # (Skipped steps that are members: a quiet skip is none, a skip re-raised as a
+        # step's own failure counts once.)
+        skipped = sum(isinstance(m, StepSkippedError) for m in self._members())
         message = f"{failed} of {n} step{'s' if n != 1 else ''} failed"
         if skipped:
             message += f", {skipped} skipped"
@@ -596,7 +608,7 @@ class Run(_Facts):
         else:  # every step ran: no list to make
             starts, ends = cast("list[float]", self.starts), cast("list[float]", self.ends)
         total = max(ends) - min(starts) if starts else 0.0
-        error = RunError(self._message(), self.members) if self.members else None
+        error = RunError(self._message(), self._members()) if self.members else None
         return RunResult._later(
             self._kept()._timings, total, error, graph=self.graph, stopped=stopped
         )
