@@ -6,6 +6,7 @@ wherever order matters.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 
 import pytest
@@ -107,6 +108,88 @@ async def test_a_step_that_fails_while_being_cancelled_is_a_failure(
 
 
 # -- continue-on-error -----------------------------------------------------------------
+
+
+def _same_round_outcomes(
+    raising: BaseException, *, hooks: bool, rule: exegraph.TriggerRule
+) -> set[tuple[object, ...]]:
+    """Every distinct outcome of 40 runs: `b` raises `raising` before its first checkpoint,
+    in the round of Trio's scheduler where `a` (started at the same instant) begins too.
+    """
+
+    async def slow() -> None:
+        await trio.sleep(1)
+
+    async def bad() -> None:
+        raise raising
+
+    async def ok() -> None:
+        pass
+
+    graph = Graph(
+        [
+            exegraph.Step("a", slow, trigger_rule=rule),
+            exegraph.Step("b", bad),
+            exegraph.Step("c", ok, depends_on=["b"]),
+        ]
+    )
+    outcomes: set[tuple[object, ...]] = set()
+    calls: list[str] = []
+    results: list[exegraph.RunResult] = []
+    options = RunOptions(
+        max_concurrency=4,
+        on_step_start=(lambda name: calls.append(f"start {name}")) if hooks else None,
+        on_step_done=(lambda name, _: calls.append(f"done {name}")) if hooks else None,
+        instruments=[Keep(results)],
+    )
+    for _ in range(40):
+        calls.clear()
+        results.clear()
+        clock = trio.testing.MockClock(autojump_threshold=0)
+        with contextlib.suppress(exegraph.RunError, KeyboardInterrupt):
+            trio.run(exegraph.run, graph, options, clock=clock)
+        (result,) = results
+        statuses = tuple((t.name, t.status) for t in sorted(result.steps, key=lambda t: t.name))
+        members = len(result.error.exceptions) if result.error is not None else 0
+        outcomes.add((statuses, members, tuple(sorted(calls))))
+    return outcomes
+
+
+class Keep(exegraph.Instrument):
+    """Keeps the `RunResult` of each run."""
+
+    def __init__(self, results: list[exegraph.RunResult]) -> None:
+        self.results = results
+
+    def run_done(self, run: exegraph.RunInfo, result: exegraph.RunResult) -> None:
+        self.results.append(result)
+
+
+@pytest.mark.parametrize("hooks", [False, True], ids=["no-hooks", "hooks"])
+@pytest.mark.parametrize(
+    "rule", [exegraph.TriggerRule.ALL_SUCCESS, exegraph.TriggerRule.ALL_DONE], ids=str
+)
+@pytest.mark.parametrize(
+    "raising", [ValueError("bad"), KeyboardInterrupt()], ids=["failure", "interrupt"]
+)
+def test_a_step_begun_as_another_fails_at_once_is_cancelled_whatever_trio_runs_first(
+    raising: BaseException, *, hooks: bool, rule: exegraph.TriggerRule
+) -> None:
+    # Trio runs the tasks of one round in an order it picks at random: `a` begins before
+    # or after `b` raises. Either way `a` was started before the failure: it is in flight
+    # and cancelled (its hooks called), never withdrawn as if it had not started.
+    outcomes = _same_round_outcomes(raising, hooks=hooks, rule=rule)
+    assert len(outcomes) == 1, outcomes
+    ((statuses, members, calls),) = outcomes
+    assert statuses == (
+        ("a", StepStatus.CANCELLED),
+        ("b", StepStatus.FAILED),
+        ("c", StepStatus.SKIPPED),
+    )
+    if isinstance(raising, ValueError):
+        assert members == 2  # b's error and c's skip
+    if hooks:
+        assert calls == ("done a", "done b", "start a", "start b")
 
 
 async def test_continue_on_error_runs_everything_not_downstream_of_a_failure(

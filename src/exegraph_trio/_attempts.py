@@ -44,14 +44,15 @@ async def full_step(run: Run, i: int, late: bool) -> None:  # noqa: FBT001, PLR0
     an outside cancellation or an interrupt counts against it.
     """
     try:
-        # Cancelled between this task's spawn and its start? As in `Run._step`: the
-        # dispatcher's abort callback notes it at once if it was waiting; else ask Trio.
-        if run.outside_at != math.inf or (
-            not late and (run.cancelled_at != math.inf or run.cancel_pending)
+        # Stopped between this task's spawn and its start? As in `Run._step`. (`late`:
+        # spawned after fail-fast, in the outer nursery, which only an interrupt or an
+        # outside cancellation stops.)
+        if (run.stop_seen and (not late or run.interrupt is not None)) or (
+            run.outside_at != math.inf and run.interrupt is None
         ):
             _not_begun(run, i, late=late)
             return
-        if not run.parked:
+        if not run.parked and (late or run.cancelled_at == math.inf):
             try:
                 await trio.lowlevel.checkpoint_if_cancelled()
             except trio.Cancelled:

@@ -170,6 +170,23 @@ class _Facts:
         return facts
 
 
+@final
+class _NextRound(trio.abc.Instrument):
+    """Sets `run.stop_seen` when Trio's scheduler begins its next round, then leaves.
+
+    (`after_io_wait` is called once a round, before any task of the round runs.)
+    """
+
+    __slots__ = ("run",)
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+
+    def after_io_wait(self, timeout: float) -> None:
+        self.run.stop_seen = True
+        trio.lowlevel.remove_instrument(self)
+
+
 class Run(_Facts):
     """The state of one run of one graph: the core, plus what Trio needs."""
 
@@ -211,6 +228,7 @@ class Run(_Facts):
         "split",
         "start_soon",
         "step_timeout",
+        "stop_seen",
     )
 
     _Core: type[_core.Core] = _core.Core
@@ -291,6 +309,9 @@ class Run(_Facts):
         self.outside_at = math.inf  # when an enclosing scope or an interrupt did
         self.failing_fast = False
         self.cancel_pending = False  # fail-fast decided; the dispatcher cancels next turn
+        # Fail-fast or an interrupt decided in an earlier round of Trio's scheduler (set by
+        # `_NextRound`): a step task beginning now was started in or after that round.
+        self.stop_seen = False
         # The failures that decided it, told to the core on that turn, after every other
         # completion of the instant (`_failed`); and what the core is told after them:
         # the steps that reported cancelled or withdrawn meanwhile (`_after_failures`).
@@ -540,8 +561,22 @@ class Run(_Facts):
         """A `KeyboardInterrupt`-like exception reached the run: cancel the rest."""
         if self.interrupt is None:
             self.interrupt = exc
+            self._stop_in_next_round()
         self._stop()
         self._cancel(outside=True)
+
+    def _stop_in_next_round(self) -> None:
+        """Fail-fast or an interrupt was decided: withdraw the steps begun from next round.
+
+        Steps started before it whose tasks begin in this round of Trio's scheduler begin
+        all the same, whether Trio runs them before or after the task that decided it (an
+        order it picks at random): they are in flight, and cancelled as such. Steps whose
+        tasks begin in a later round were started in this round or after it, at the
+        instant of the failure: they are withdrawn (skipped), as same-instant decisions
+        are taken together. So a step's outcome does not depend on Trio's order.
+        """
+        if not self.stop_seen:
+            trio.lowlevel.add_instrument(_NextRound(self))
 
     def _cancel(self, *, outside: bool = False) -> None:
         """Cancel the steps in flight (fail-fast; everything after an interrupt)."""
@@ -625,12 +660,14 @@ class Run(_Facts):
         it; the action, hooks and instruments run unprotected, as Trio users expect.
         """
         try:
-            # Cancelled between this task's spawn and its start? The dispatcher's abort
-            # callback notes it at once if the dispatcher was waiting; else ask Trio.
-            if self.cancelled_at != math.inf or self.cancel_pending:  # (fail-fast decided)
+            # Stopped between this task's spawn and its start? (`stopped_before`.) The
+            # dispatcher's abort callback notes an outside cancellation at once if the
+            # dispatcher was waiting; else ask Trio (unless fail-fast or an interrupt came
+            # in this round: a step begun in it begins, as a Trio task would).
+            if self.stop_seen or (self.outside_at != math.inf and self.interrupt is None):
                 self._withdraw(i)
                 return
-            if not self.parked:
+            if not self.parked and self.cancelled_at == math.inf:
                 try:
                     await trio.lowlevel.checkpoint_if_cancelled()
                 except trio.Cancelled:
@@ -888,6 +925,7 @@ class Run(_Facts):
             if core.fail_fast and not self.cancel_pending:
                 self.cancel_pending = True
                 self._cancelled_now(outside=False)
+                self._stop_in_next_round()
             self._wake()
             return
         self._feed_failed()  # (an interrupt: the failures of this instant before it)
