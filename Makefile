@@ -59,8 +59,8 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-## check: everything CI runs
-check: test lint docs
+## check: everything CI runs (.ci/run also installs Chromium, npm and Graphviz when missing)
+check: mermaid test lint docs bench-check
 
 clean:
 	rm -rf $(VENV) site .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -281,9 +281,22 @@ def traced(
     Returns:
         A copy of `options` whose `instruments` end with `instrument`, or `options` itself
         if it already holds that instrument.
+
+    Raises:
+        TypeError: `options` is not an `exegraph.RunOptions` (or `None`), or `instrument`
+            not an `OtelInstrument` (or `None`).
     """
     if options is None:
         options = exegraph_trio.RunOptions()
+    elif not isinstance(options, exegraph_trio.RunOptions):
+        raise TypeError(
+            f"traced takes exegraph.RunOptions or None, not {type(options).__name__}: {options!r}"
+        )
+    if instrument is not None and not isinstance(instrument, OtelInstrument):
+        raise TypeError(
+            f"instrument must be an exegraph_otel.OtelInstrument or None, not "
+            f"{type(instrument).__name__}: {instrument!r}"
+        )
     if instrument is None:
         instrument = _shared_instrument()
     if any(existing is instrument for existing in options.instruments):

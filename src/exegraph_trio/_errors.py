@@ -223,8 +223,9 @@ class StepSkippedError(Exception):
     Under `ErrorPolicy.CONTINUE_ON_ERROR` a step is skipped when a step it depends on,
     directly or through other skipped steps, failed; `failed_dependency` names that failed
     step. Under `ErrorPolicy.FAIL_FAST` every step that had not started when the first
-    failure stopped the run is skipped; `failed_dependency` is set only when the failed
-    step is upstream of it.
+    failure stopped the run is skipped, but for the `ALL_DONE` and `ONE_FAILED` steps,
+    which still run once their dependencies have settled; `failed_dependency` is set only
+    when the failed step is upstream of it.
 
     Attributes:
         step_name: the step that did not run.

@@ -213,11 +213,22 @@ class RunOptions:
             plus the longest estimated path through its dependents (ninja's rule), ties
             broken by transitive dependent count, then graph order. A step without an
             estimate gets the median of the known ones (1 s when none). Names that are
-            not in the graph are ignored; a negative or NaN estimate is a `ValueError`
-            when the run starts.
+            not in the graph are ignored; an estimate that is not a finite number of
+            seconds >= 0 (negative, NaN, infinite, not a number) is a `ValueError` when
+            the run starts.
 
     Hooks and instruments observe, they never change an outcome: one that raises is logged
     (logger `exegraph_trio`) with its traceback and not called again during that run.
+
+    Raises:
+        TypeError: a field has the wrong type: `max_concurrency` not an `int` (a `bool`
+            or a `float` is refused too), `step_timeout` not a number or `None`,
+            `error_policy` not an `ErrorPolicy`, a hook not a plain (sync) callable,
+            an instrument not an `Instrument`, `retry` not a `Retry` or `None`,
+            `keep_values` not a `bool`, `pools` not a mapping of names to an `int` or a
+            `Pool`, `durations` not a mapping or a `DurationLog`.
+        ValueError: a negative or NaN `step_timeout`, a pool size below 1, or one `Pool`
+            object under two names.
     """
 
     max_concurrency: int = attrs.field(default=0, converter=_convert_concurrency)

@@ -191,6 +191,8 @@ def plan(graph: Graph, options: RunOptions | None = None, *, fail: Iterable[str]
             failure are counted as done before it).
 
     Raises:
+        TypeError: `graph` is not a `Graph`, `options` not a `RunOptions`, or `fail` not
+            an iterable of step names (a bare `str` is refused: write `fail=["x"]`).
         ValueError: a name in `fail` is not a step of the graph (close names are
             suggested), a pool the run cannot give (as `run`), a bad estimate.
     """

@@ -40,6 +40,12 @@ async def run(graph: Graph, options: RunOptions | None = None) -> None:
             instrument or Ctrl-C, itself (not in a group), after the other steps were
             cancelled.
         trio.Cancelled: an enclosing cancel scope cancelled the run.
+        TypeError: `graph` is not a `Graph` (a list of steps, say), or `options` not a
+            `RunOptions`; raised before any step starts.
+        ValueError: a step takes slots of a pool `options.pools` does not define, or more
+            slots than the pool has; or `options.durations` gives a step an estimate that
+            is not a finite number of seconds >= 0; raised before any step starts.
+        RuntimeError: called outside Trio (under asyncio, say).
     """
     options = _check_arguments(graph, options)
     error = await new_run(graph, options).execute(want_result=False)
@@ -60,6 +66,16 @@ async def run_with_result(graph: Graph, options: RunOptions | None = None) -> Ru
 
     Returns:
         A [`RunResult`][exegraph_trio.RunResult] with a timing for every step.
+
+    Raises:
+        RunError: the run was cancelled from outside and a step raised a real error while
+            being cancelled (as a nursery would: the run did not end, so there is no
+            result to return).
+        BaseException: a `KeyboardInterrupt` or `SystemExit`, as from `run`.
+        trio.Cancelled: an enclosing cancel scope cancelled the run.
+        TypeError: as from `run` (`graph` or `options` of the wrong type).
+        ValueError: as from `run` (pools, durations).
+        RuntimeError: called outside Trio.
     """
     options = _check_arguments(graph, options)
     result = await new_run(graph, options).execute(want_result=True)

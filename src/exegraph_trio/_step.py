@@ -359,11 +359,14 @@ class Step:
             [`Pool`][exegraph_trio.Pool]). A bare `str` is refused.
 
     Raises:
-        TypeError: a field has the wrong type (a sync `action`, a `str` for `depends_on` or
-            `inputs`, a `retry` that is not a `Retry`, a `trigger_rule` that is not a
-            `TriggerRule`), or `inputs` names keywords the action cannot take.
-        ValueError: an empty name, a negative timeout, a step depending on itself or
-            taking its own value, or an `inputs` key that is not an identifier.
+        TypeError: a field has the wrong type (a sync `action`, a `str` for `depends_on`,
+            `tags`, `inputs` or `pools`, a name that is not a `str`, a `timeout` that is
+            not a number, a `retry` that is not a `Retry`, a `trigger_rule` that is not a
+            `TriggerRule`, a pool's slots that are not an `int`), or `inputs` names
+            keywords the action cannot take.
+        ValueError: an empty name, a negative or NaN timeout, a step depending on itself
+            or taking its own value, an `inputs` key that is not an identifier, a pool
+            named twice in a list, or fewer than 1 slot of a pool.
     """
 
     name: str

@@ -744,6 +744,13 @@ def test_traced_appends_the_instrument_given_after_the_others(
     assert options.instruments == (other, instrument)
 
 
+def test_traced_refuses_what_is_not_run_options_or_an_instrument() -> None:
+    with pytest.raises(TypeError, match=r"traced takes exegraph\.RunOptions or None, not dict"):
+        exegraph_otel.traced({"max_concurrency": 2})  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"instrument must be an exegraph_otel\.OtelInstrument"):
+        exegraph_otel.traced(instrument=exegraph.Instrument())  # type: ignore[arg-type]
+
+
 def test_the_instrument_refuses_a_bad_pipeline_name() -> None:
     with pytest.raises(TypeError, match="pipeline_name must be a str"):
         exegraph_otel.OtelInstrument(pipeline_name=None)  # type: ignore[arg-type]
