@@ -1133,7 +1133,8 @@ class InputsRun(PlainRun):
     @enable_ki_protection
     def _done(self, i: int, start: float, value: object, *, resource: bool = False) -> None:
         PlainRun._done(self, i, start, value)  # (a `PlainRun` has no resource)
-        self._drop_unwanted(i)
+        if self.left[i] < 0:  # type: ignore[index]  # (`_drop_unwanted`, inlined)
+            self.values[i] = None
         self._release_values(i)
 
 
