@@ -9,8 +9,10 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 
+import attrs
 import pytest
 import trio
+import trio.lowlevel
 
 import exegraph_trio as exegraph
 from exegraph_trio import ErrorPolicy, Graph, RunOptions, StepStatus
@@ -190,6 +192,102 @@ def test_a_step_begun_as_another_fails_at_once_is_cancelled_whatever_trio_runs_f
         assert members == 2  # b's error and c's skip
     if hooks:
         assert calls == ("done a", "done b", "start a", "start b")
+
+
+def _distinct_outcomes(graph: Graph, options: RunOptions) -> set[tuple[object, ...]]:
+    """The distinct (status, attempts) of every step over 40 runs under `MockClock`."""
+    outcomes: set[tuple[object, ...]] = set()
+    results: list[exegraph.RunResult] = []
+    options = attrs.evolve(options, instruments=[Keep(results)])
+    for _ in range(40):
+        results.clear()
+        clock = trio.testing.MockClock(autojump_threshold=0)
+        with contextlib.suppress(exegraph.RunError, KeyboardInterrupt):
+            trio.run(exegraph.run, graph, options, clock=clock)
+        (result,) = results
+        outcomes.add(tuple(sorted((t.name, t.status, t.attempts) for t in result.steps)))
+    return outcomes
+
+
+async def _yields_once() -> None:
+    await trio.lowlevel.checkpoint()
+
+
+async def _raises_at_once() -> None:
+    raise ValueError("bad")
+
+
+async def _interrupts_at_once() -> None:
+    raise KeyboardInterrupt
+
+
+async def _returns() -> None:
+    pass
+
+
+def test_a_step_resuming_in_the_round_after_a_failure_ends_as_it_would_have() -> None:
+    # `a` yields once as `b` raises: it resumes in the next round of Trio's scheduler and
+    # returns, before fail-fast cancels what is in flight (the round after): Done, as
+    # `plan()` says, whatever Trio runs first in either round.
+    graph = Graph([exegraph.Step("a", _yields_once), exegraph.Step("b", _raises_at_once)])
+    assert _distinct_outcomes(graph, RunOptions()) == {
+        (("a", StepStatus.DONE, 1), ("b", StepStatus.FAILED, 1))
+    }
+    planned = exegraph.plan(graph, RunOptions(durations={"a": 0, "b": 0}), fail=["b"])
+    assert planned["a"].status is StepStatus.DONE
+
+
+def test_another_tasks_interrupt_does_not_stop_a_step_after_its_start_hook() -> None:
+    # The check after `on_step_start` is for a Ctrl-C raised by the hook itself: an
+    # interrupt from a step Trio ran just before leaves this one in flight.
+    graph = Graph([exegraph.Step("a", _returns), exegraph.Step("b", _interrupts_at_once)])
+    options = RunOptions(on_step_start=lambda name: None)
+    assert _distinct_outcomes(graph, options) == {
+        (("a", StepStatus.DONE, 1), ("b", StepStatus.FAILED, 1))
+    }
+
+
+def test_a_retry_given_its_slot_in_the_round_of_a_failure_makes_its_attempt() -> None:
+    flaky_calls: list[int] = []
+
+    async def flaky() -> None:
+        flaky_calls.append(1)
+        if len(flaky_calls) % 2:
+            raise OSError("first attempt")
+
+    async def fails_after_a_checkpoint() -> None:
+        await trio.lowlevel.checkpoint()
+        raise ValueError("bad")
+
+    graph = Graph(
+        [
+            exegraph.Step("r", flaky, retry=exegraph.Retry(attempts=3, delay=0)),
+            exegraph.Step("b", fails_after_a_checkpoint),
+        ]
+    )
+    assert _distinct_outcomes(graph, RunOptions()) == {
+        (("b", StepStatus.FAILED, 1), ("r", StepStatus.DONE, 2))
+    }
+
+
+async def test_fail_fast_cancels_a_step_waiting_on_nothing_that_will_ever_happen() -> None:
+    # Fail-fast cancels at the start of a later round of Trio's scheduler: there must be
+    # one although no task is runnable and no deadline is due. (Trio's real clock: with
+    # a MockClock, its autojump runs a round before it jumps. A run waiting for a round
+    # would wait for `fail_after`, and the test end with TooSlowError.)
+    never = trio.Event()
+
+    async def waits() -> None:
+        await never.wait()
+
+    async def bad() -> None:
+        await trio.lowlevel.checkpoint()
+        raise ValueError("bad")
+
+    graph = Graph([exegraph.Step("waits", waits), exegraph.Step("bad", bad)])
+    with trio.fail_after(30):
+        result = await exegraph.run_with_result(graph)
+    assert result["waits"].status is StepStatus.CANCELLED
 
 
 async def test_continue_on_error_runs_everything_not_downstream_of_a_failure(

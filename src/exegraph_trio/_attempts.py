@@ -37,19 +37,15 @@ _UNSET: Final = object()
 """What a resource's holder or value is before it is had (`_resource_attempt`)."""
 
 
-async def full_step(run: Run, i: int, late: bool) -> None:  # noqa: FBT001, PLR0915 - start_soon; one readable loop
+async def full_step(run: Run, i: int, late: bool) -> None:  # noqa: FBT001 - start_soon
     """The task of step `i` with inputs, retries, a trigger rule or a resource.
 
     `late`: spawned in the outer nursery after fail-fast (a trigger-rule step): only
     an outside cancellation or an interrupt counts against it.
     """
     try:
-        # Stopped between this task's spawn and its start? As in `Run._step`. (`late`:
-        # spawned after fail-fast, in the outer nursery, which only an interrupt or an
-        # outside cancellation stops.)
-        if (run.stop_seen and (not late or run.interrupt is not None)) or (
-            run.outside_at != math.inf and run.interrupt is None
-        ):
+        # Stopped between this task's spawn and its start? As in `Run._step`.
+        if _stopped_before(run, late=late):
             _not_begun(run, i, late=late)
             return
         if not run.parked and (late or run.cancelled_at == math.inf):
@@ -59,12 +55,8 @@ async def full_step(run: Run, i: int, late: bool) -> None:  # noqa: FBT001, PLR0
                 _not_begun(run, i, late=late)
                 return
         step = run.steps[i]
-        if run.observe_start:
-            run.observers.step_started(step)
-            if run.interrupt is not None:  # Ctrl-C in a hook: the action never begins
-                run.attempts[i] = 0
-                run._ended(i, run.now(), None, None)
-                return
+        if run.observe_start and run._interrupted_at_start(i, step):
+            return
         timeout = step.timeout
         if timeout is None:
             timeout = run.step_timeout
@@ -216,6 +208,19 @@ def _attempt_began(run: Run, i: int, times: tuple[float, float, float]) -> None:
         recorded += (ended, start)
 
 
+def _stopped_before(run: Run, *, late: bool) -> bool:
+    """Whether a step task (or a retry given its slot) resuming now may not begin.
+
+    As in `Run._step`: cancelled from outside, or fail-fast or an interrupt decided in an
+    earlier round of Trio's scheduler (one decided in this round finds the step in
+    flight, whichever task Trio ran first). `late`: spawned after fail-fast, in the outer
+    nursery, which only an interrupt or an outside cancellation stops.
+    """
+    if run.outside_at != math.inf and run.interrupt is None:
+        return True
+    return run.stop_seen and (not late or run.interrupt is not None)
+
+
 @enable_ki_protection
 def _not_begun(run: Run, i: int, *, late: bool) -> None:
     """Step `i`'s task found the run stopping before its action began: it is withdrawn.
@@ -331,10 +336,8 @@ async def _wait_to_retry(
         run.resume.pop(i, None)
         run._ended(i, first, exc, None, late=late, end=ended)
         return False
-    if run.outside_at != math.inf or (
-        not late and (run.cancelled_at != math.inf or run.cancel_pending)
-    ):
-        # Given its slot just as the run began stopping: no attempt begins after that.
+    if _stopped_before(run, late=late):
+        # Given its slot after the run began stopping: no attempt begins after that.
         run._ended(i, first, None, None, late=late, end=ended)
         return False
     return True

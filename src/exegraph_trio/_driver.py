@@ -172,18 +172,32 @@ class _Facts:
 
 @final
 class _NextRound(trio.abc.Instrument):
-    """Sets `run.stop_seen` when Trio's scheduler begins its next round, then leaves.
+    """Marks the rounds of Trio's scheduler after fail-fast or an interrupt was decided.
 
-    (`after_io_wait` is called once a round, before any task of the round runs.)
+    At the start of the next round `run.stop_seen` is set: a step task beginning from
+    then on is withdrawn. At the start of the round after, fail-fast cancels the steps in
+    flight: the dispatcher told the core the failures in between (its turn comes in one
+    of those two rounds, whichever Trio runs first), and a step that resumed and ended in
+    between ended as it would have. (`after_io_wait` is called once a round, before any
+    task of the round runs.)
     """
 
-    __slots__ = ("run",)
+    __slots__ = ("cancel", "rounds", "run")
 
-    def __init__(self, run: Run) -> None:
+    def __init__(self, run: Run, *, cancel: bool) -> None:
         self.run = run
+        self.cancel = cancel
+        self.rounds = 0
 
     def after_io_wait(self, timeout: float) -> None:
-        self.run.stop_seen = True
+        run = self.run
+        self.rounds += 1
+        if self.rounds == 1:
+            run.stop_seen = True
+            if self.cancel:
+                return
+        elif self.cancel:
+            run._cancel()
         trio.lowlevel.remove_instrument(self)
 
 
@@ -414,6 +428,15 @@ class Run(_Facts):
                     await trio.lowlevel.wait_task_rescheduled(self._abort)
                 if self.cancel_pending or self.failed_pending:
                     self._failures_decided()
+                    for _ in range(3):  # (two are enough: see `_NextRound`)
+                        if not core.failing or self.failing_fast:
+                            break
+                        # Fail-fast cancels at the start of the round after next
+                        # (`_NextRound`): make sure there is one, though every step may be
+                        # waiting on something else.
+                        await trio.lowlevel.cancel_shielded_checkpoint()
+                    else:
+                        self._cancel()  # (never needed: the instrument did not run)
                 if core.doomed_left:
                     await self._let_the_cancelled_report()
                 self._start_ready()
@@ -514,16 +537,15 @@ class Run(_Facts):
             readied.clear()
 
     def _failures_decided(self) -> None:
-        """The dispatcher's turn after failures: tell the core, tear down, maybe cancel.
+        """The dispatcher's turn after failures: tell the core, tear down.
 
-        What the failures released is torn down; under fail-fast the rest is cancelled.
+        What the failures released is torn down; under fail-fast the steps in flight are
+        cancelled at the start of the next round of Trio's scheduler (`_NextRound`).
         """
-        cancel, self.cancel_pending = self.cancel_pending, False
+        self.cancel_pending = False  # (`_NextRound` cancels the steps in flight)
         self._feed_failed()
         if self.resources:
             self._tear_down_due()
-        if cancel:
-            self._cancel()
 
     def _feed_failed(self) -> None:
         """Tell the core the failures that decided fail-fast, in the graph's order."""
@@ -561,22 +583,24 @@ class Run(_Facts):
         """A `KeyboardInterrupt`-like exception reached the run: cancel the rest."""
         if self.interrupt is None:
             self.interrupt = exc
-            self._stop_in_next_round()
+            self._stop_in_next_round(cancel=False)  # (cancelled at once, below)
         self._stop()
         self._cancel(outside=True)
 
-    def _stop_in_next_round(self) -> None:
-        """Fail-fast or an interrupt was decided: withdraw the steps begun from next round.
+    def _stop_in_next_round(self, *, cancel: bool) -> None:
+        """Fail-fast or an interrupt was decided: mark the rounds that follow (`_NextRound`).
 
         Steps started before it whose tasks begin in this round of Trio's scheduler begin
         all the same, whether Trio runs them before or after the task that decided it (an
         order it picks at random): they are in flight, and cancelled as such. Steps whose
         tasks begin in a later round were started in this round or after it, at the
         instant of the failure: they are withdrawn (skipped), as same-instant decisions
-        are taken together. So a step's outcome does not depend on Trio's order.
+        are taken together. `cancel` (fail-fast): the steps in flight are cancelled at
+        the start of the round after next, not by whichever task Trio runs first. So a
+        step's outcome does not depend on Trio's order.
         """
         if not self.stop_seen:
-            trio.lowlevel.add_instrument(_NextRound(self))
+            trio.lowlevel.add_instrument(_NextRound(self, cancel=cancel))
 
     def _cancel(self, *, outside: bool = False) -> None:
         """Cancel the steps in flight (fail-fast; everything after an interrupt)."""
@@ -674,12 +698,8 @@ class Run(_Facts):
                     self._withdraw(i)
                     return
             step = self.steps[i]
-            if self.observe_start:
-                self.observers.step_started(step)
-                if self.interrupt is not None:  # Ctrl-C in a hook: the action never begins
-                    self.attempts[i] = 0
-                    self._ended(i, self.now(), None, None)
-                    return
+            if self.observe_start and self._interrupted_at_start(i, step):
+                return
             # `value` holds the action until it holds what the action returned: one local
             # fewer keeps each step's coroutine in a smaller block (10⁵ steps alive at once;
             # `_ended` looks its step up, so that its calls leave room on the stack for
@@ -729,6 +749,20 @@ class Run(_Facts):
                 self._done(i, start, value)
         except BaseException as exc:  # noqa: BLE001 - escaped the bookkeeping
             self._escaped(i, exc)
+
+    def _interrupted_at_start(self, i: int, step: Step) -> bool:
+        """Tell the observers step `i` starts; whether they were interrupted (Ctrl-C).
+
+        The step then ends cancelled, its action never begun. An interrupt that came from
+        another task before (in this round) does not count: this step is in flight.
+        """
+        before = self.interrupt
+        self.observers.step_started(step)
+        if self.interrupt is before:
+            return False
+        self.attempts[i] = 0
+        self._ended(i, self.now(), None, None)
+        return True
 
     @enable_ki_protection
     def _retrying(
@@ -925,7 +959,7 @@ class Run(_Facts):
             if core.fail_fast and not self.cancel_pending:
                 self.cancel_pending = True
                 self._cancelled_now(outside=False)
-                self._stop_in_next_round()
+                self._stop_in_next_round(cancel=True)
             self._wake()
             return
         self._feed_failed()  # (an interrupt: the failures of this instant before it)
