@@ -412,6 +412,7 @@ async def test_run_refuses_unknown_pools_and_oversized_requests_before_any_step_
             step("plain"),
             step("typo", ["dbb"]),
             step("greedy", {"db": 3}),
+            step("greedy_too", {"db": 3}),  # the same request: named too
             step("fine", ["net"]),
             step("greedy_net", {"net": 2}),
             step("gpu1", ["gpu"]),
@@ -425,7 +426,7 @@ async def test_run_refuses_unknown_pools_and_oversized_requests_before_any_step_
         with pytest.raises(ValueError, match="pool") as caught:
             await runner(graph, options)
         message = str(caught.value)
-        for name in ("typo", "greedy", "greedy_net", "gpu1", "gpu2"):
+        for name in ("typo", "greedy", "greedy_too", "greedy_net", "gpu1", "gpu2"):
             assert repr(name) in message
         assert "'fine'" not in message
         assert "'plain'" not in message

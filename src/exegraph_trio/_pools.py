@@ -184,19 +184,22 @@ def demands_of(
         if demand is not None:
             demands.append(demand)
             continue
+        refused = False  # (a request refused is not shared: every step asking it is named)
         for name, slots in step.pools.items():
             pool = pools.get(name)
             if pool is None:
                 unknown.setdefault(name, []).append(step.name)
+                refused = True
             elif slots > pool.size:
                 too_big.append(
                     f"step {step.name!r} asks {slots} slots of pool {name!r}, which has {pool.size}"
                 )
-        if all(name in pools for name in step.pools):
+                refused = True
+        if refused:
+            demand = ()
+        else:
             demand = tuple((pools[name], slots) for name, slots in sorted(asked))
             known[asked] = demand
-        else:
-            demand = ()
         demands.append(demand)
     if unknown or too_big:
         problems = [
