@@ -527,3 +527,22 @@ def test_fail_that_is_not_a_list_of_names_is_a_type_error_saying_so() -> None:
         exegraph.plan(graph, fail=None)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"step names \(str\), got list"):
         exegraph.plan(graph, fail=[["a"]])  # type: ignore[list-item]
+
+
+def test_fail_naming_steps_the_graph_lacks_says_which_and_suggests_for_the_first_few() -> None:
+    # Close names cost a pass over the graph each: the first few get them, the message
+    # names 20 and counts the rest.
+    async def act() -> None:
+        pass
+
+    graph = exegraph.Graph([exegraph.Step(f"step-{i}", act) for i in range(100)])
+    with pytest.raises(ValueError, match="does not have") as caught:
+        exegraph.plan(graph, fail=["step-1", *(f"stepx-{i}" for i in range(30))])
+    message = str(caught.value)
+    assert "'stepx-0' (did you mean 'step-0'" in message
+    assert "'stepx-4' (did you mean" in message
+    assert "'stepx-5' (did you mean" not in message
+    assert "'stepx-5'" in message
+    assert "'stepx-19'" in message
+    assert "'stepx-20'" not in message
+    assert message.endswith(", …and 10 more")

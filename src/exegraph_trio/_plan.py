@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable, Iterator
-from typing import final
+from typing import Final, final
 
 import attrs
 
 from . import _core
 from ._collector import collector_paused
-from ._errors import close_names, did_you_mean, unknown_step
+from ._errors import MAX_SUGGESTED, close_names, did_you_mean, unknown_step
 from ._graph import Graph
 from ._options import ErrorPolicy, RunOptions
 from ._pictures import plan_gantt
@@ -267,6 +267,10 @@ def plan(graph: Graph, options: RunOptions | None = None, *, fail: Iterable[str]
     return _plan_of(graph, core, starts, ends)
 
 
+_SHOWN: Final = 20
+"""How many of the names `fail` gives that the graph does not have an error shows."""
+
+
 def _positions(graph: Graph, names: Iterable[str]) -> set[int]:
     if isinstance(names, str):
         raise TypeError(
@@ -286,10 +290,14 @@ def _positions(graph: Graph, names: Iterable[str]) -> set[int]:
             )
         if name in graph:
             positions.add(graph._index[name])
-        else:
+        elif len(missing) < MAX_SUGGESTED:  # (close names for the first few: each costs V)
             missing.append(f"{name!r}{did_you_mean(close_names(name, graph.names))}")
+        else:
+            missing.append(repr(name))
     if missing:
-        raise ValueError(f"fail names steps the graph does not have: {', '.join(missing)}")
+        shown = ", ".join(missing[:_SHOWN])
+        more = f", …and {len(missing) - _SHOWN} more" if len(missing) > _SHOWN else ""
+        raise ValueError(f"fail names steps the graph does not have: {shown}{more}")
     return positions
 
 
