@@ -13,6 +13,7 @@ record (`_lines.py`).
 
 from __future__ import annotations
 
+import heapq
 import logging
 import math
 import sys
@@ -588,7 +589,10 @@ class _RunState:
             if count:
                 parts.append(f"{count} {word}")
         position = self.position
-        shown = sorted(running.items(), key=lambda item: (item[1], position(item[0])))
+        # (The first few only: `nsmallest` keeps a heap of them, not all 10⁵ sorted.)
+        shown = heapq.nsmallest(
+            _RUNNING_SHOWN, running.items(), key=lambda item: (item[1], position(item[0]))
+        )
         parts.append(f"{sum(1 for name in running if notes.get(name) != 'teardown')} running")
         parts.append(_clock(now - self.start))
         eta = self.eta(now, running, notes)
@@ -596,15 +600,15 @@ class _RunState:
             parts.append(f"ETA {_clock(eta)}")
         header.append(" " + " · ".join(parts))
         lines = [header]
-        names = [self.show(name) for name, _ in shown[:_RUNNING_SHOWN]]  # (escaped)
+        names = [self.show(name) for name, _ in shown]  # (escaped)
         width = max(map(len, names), default=0)
-        for (name, start), seen_as in zip(shown[:_RUNNING_SHOWN], names, strict=True):
+        for (name, start), seen_as in zip(shown, names, strict=True):
             line = Text(
                 f"  {seen_as:<{width}}  {_clock(now - start)}", no_wrap=True, overflow="ellipsis"
             )
             if name in notes:
                 line.append(f"  {notes[name]}", style="yellow")
             lines.append(line)
-        if len(shown) > _RUNNING_SHOWN:
-            lines.append(Text(f"  … {len(shown) - _RUNNING_SHOWN} more", style="dim"))
+        if len(running) > _RUNNING_SHOWN:
+            lines.append(Text(f"  … {len(running) - _RUNNING_SHOWN} more", style="dim"))
         return lines
