@@ -759,6 +759,18 @@ def test_graphviz_lays_out_every_hostile_name_as_it_is(dot: str, scenes: Scenes)
     assert _dot_nodes(svg) == {f"s{i}": shown(step.name) for i, step in enumerate(scenes.hostile)}
 
 
+def test_graphviz_lays_out_names_longer_than_one_of_its_strings(dot: str) -> None:
+    # Graphviz refuses a quoted string of more than 16 384 characters: a long name is
+    # written as several, joined with `+`, and drawn whole.
+    async def act() -> None:
+        pass
+
+    names = ["x" * 17_000, "&" * 4_000, 'q"\\' * 3_000]
+    graph = Graph([Step(name, act) for name in names])
+    svg = _layout(dot, graph.to_dot())
+    assert _dot_nodes(svg) == {f"s{i}": name for i, name in enumerate(names)}
+
+
 def test_graphviz_draws_an_edge_from_each_dependency(dot: str, scenes: Scenes) -> None:
     index = {name: i for i, name in enumerate(scenes.hostile.names)}
     expected = {

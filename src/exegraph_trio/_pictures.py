@@ -39,7 +39,7 @@ import json
 import math
 import re
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TYPE_CHECKING, Final, Protocol, TypeVar
 
 from ._lifecycle import TriggerRule
 
@@ -190,9 +190,22 @@ def _mermaid_text(text: str, *, unquoted: bool = False) -> str:
     return head + _MERMAID_ENTITY.sub(_entity_of_match, text) + tail
 
 
+_DOT_CHUNK: Final = 3000
+"""Characters of a name per quoted DOT string: escaped, at most 5 each (`&amp;`), they stay
+under the 16 384 characters Graphviz takes in one string."""
+
+
 def _dot_text(text: str) -> str:
-    """`text` for a quoted DOT string that Graphviz draws as it is."""
-    return _printable(text).replace("\\", "\\\\").replace('"', '\\"').replace("&", "&amp;")
+    """`text` for a quoted DOT string that Graphviz draws as it is.
+
+    A long one is cut into strings joined with DOT's `+` (`"…" + "…"`): Graphviz refuses a
+    quoted string longer than 16 384 characters.
+    """
+    text = _printable(text)
+    chunks = [text[k : k + _DOT_CHUNK] for k in range(0, len(text), _DOT_CHUNK)] or [""]
+    return '" + "'.join(
+        chunk.replace("\\", "\\\\").replace('"', '\\"').replace("&", "&amp;") for chunk in chunks
+    )
 
 
 def _check_direction(direction: str) -> None:
