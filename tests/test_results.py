@@ -366,3 +366,22 @@ async def test_threads_reading_a_new_result_at_once_make_its_timings_once(
         thread.join()
     assert len(made) == 2000
     assert all(steps is result.steps for steps in seen)
+
+
+async def test_the_repr_of_a_big_result_its_error_and_its_plan_shows_the_first_twenty(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # A run of 10⁶ steps made reprs of hundreds of megabytes (a REPL echo, an assertion).
+    async def bad() -> None:
+        raise ValueError("bad")
+
+    graph = exegraph.Graph([exegraph.Step(f"s{i}", bad) for i in range(100)])
+    result = await exegraph.run_with_result(
+        graph, exegraph.RunOptions(error_policy=exegraph.ErrorPolicy.CONTINUE_ON_ERROR)
+    )
+    assert result.error is not None
+    for shown in (repr(result), repr(result.error), repr(exegraph.plan(graph))):
+        assert "…and 80 more" in shown
+        assert "'s19'" in shown or "ValueError('bad')" in shown
+        assert len(shown) < 5_000
+    assert repr(result.error).startswith("RunError('100 of 100 steps failed', [ValueError(")

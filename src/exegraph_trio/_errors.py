@@ -46,6 +46,24 @@ def _quoted(names: Iterable[str]) -> str:
     return ", ".join(repr(name) for name in names)
 
 
+REPR_ITEMS = 20
+"""How many items of a run's steps or a group's members a `repr` shows (the rest counted)."""
+
+
+def short_repr(items: Sequence[object], *, brackets: str = "()") -> str:
+    """`repr` of a sequence, its first `REPR_ITEMS` items then `…and N more`.
+
+    A result of 10⁶ steps would otherwise make a repr of hundreds of megabytes (a REPL
+    echo, a failing assertion in a test).
+    """
+    shown = ", ".join(map(repr, items[:REPR_ITEMS]))
+    if len(items) > REPR_ITEMS:
+        shown += f", …and {len(items) - REPR_ITEMS} more"
+    elif len(items) == 1 and brackets == "()":
+        shown += ","
+    return f"{brackets[0]}{shown}{brackets[1]}"
+
+
 MAX_SUGGESTED = 5
 """For how many missing names a `MissingDependencyError` looks for close ones.
 
@@ -306,6 +324,9 @@ class RunError(ExceptionGroup[Exception]):
         ...  # the steps that never ran
     ```
     """
+
+    def __repr__(self) -> str:
+        return f"RunError({self.message!r}, {short_repr(self.exceptions, brackets='[]')})"
 
     def derive(self, excs: Sequence[Exception]) -> RunError:  # type: ignore[override]
         """Keep the `RunError` type when `except*` or `split` take the group apart."""

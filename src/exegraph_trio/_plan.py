@@ -18,7 +18,7 @@ import attrs
 
 from . import _core
 from ._collector import collector_paused
-from ._errors import MAX_SUGGESTED, close_names, did_you_mean, unknown_step
+from ._errors import MAX_SUGGESTED, close_names, did_you_mean, short_repr, unknown_step
 from ._graph import Graph
 from ._options import ErrorPolicy, RunOptions
 from ._pictures import plan_gantt
@@ -95,9 +95,9 @@ class Plan:
         graph: the graph planned.
     """
 
-    steps: tuple[PlannedStep, ...]
+    steps: tuple[PlannedStep, ...] = attrs.field(repr=short_repr)
     makespan: float
-    critical_path: tuple[str, ...]
+    critical_path: tuple[str, ...] = attrs.field(repr=short_repr)
     graph: Graph = attrs.field(eq=False, repr=False)
     _by_name: dict[str, PlannedStep] = attrs.field(
         init=False, repr=False, eq=False, hash=False, alias="_by_name"

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Literal, final
 import attrs
 
 from ._collector import collector_paused
-from ._errors import RunError, unknown_step
+from ._errors import RunError, short_repr, unknown_step
 from ._graph import Graph
 from ._pictures import chrome_trace, result_gantt, result_mermaid
 
@@ -205,7 +205,7 @@ class RunResult:
     whose only instrument counts steps, makes none for it.
     """
 
-    steps: tuple[StepTiming, ...]
+    steps: tuple[StepTiming, ...] = attrs.field(repr=short_repr)
     total_duration: float
     error: RunError | None = attrs.field(default=None, eq=False)
     graph: Graph | None = attrs.field(default=None, eq=False, repr=False, kw_only=True)
