@@ -445,3 +445,23 @@ def test_a_graph_of_plain_steps_has_no_features() -> None:
     assert features.inputs is None
     assert not features.resources
     assert not features.pooled
+
+
+def test_errors_about_many_names_list_twenty_and_count_the_rest() -> None:
+    # 10⁵ mistakes made messages of megabytes; the attributes keep every one.
+    async def act() -> None:
+        pass
+
+    n = 100
+    with pytest.raises(exegraph.CycleError) as cycle:
+        Graph([Step(f"s{i}", act, depends_on=[f"s{(i + 1) % n}"]) for i in range(n)])
+    assert len(cycle.value.cycle) == n + 1
+    assert " → s19 → …80 more… → s0 (each step" in str(cycle.value)
+    with pytest.raises(exegraph.MissingDependencyError) as missing:
+        Graph([Step(f"s{i}", act, depends_on=[f"x{i}"]) for i in range(n)])
+    assert len(missing.value.edges) == n
+    assert "'s19' depends on 'x19'; …and 80 more; add the missing" in str(missing.value)
+    with pytest.raises(exegraph.DuplicateStepError) as duplicate:
+        Graph([Step(f"d{i}", act) for i in range(n)] * 2)
+    assert len(duplicate.value.names) == n
+    assert "'d19', …and 80 more; every step" in str(duplicate.value)

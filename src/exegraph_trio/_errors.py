@@ -42,8 +42,19 @@ __all__ = [
 ]
 
 
-def _quoted(names: Iterable[str]) -> str:
-    return ", ".join(repr(name) for name in names)
+def _quoted(names: Sequence[str]) -> str:
+    return listed([repr(name) for name in names[:LISTED]], len(names))
+
+
+LISTED = 20
+"""How many offending names (edges, requests…) an error's message lists: 10⁵ mistakes
+make a message of megabytes otherwise. The error's attributes keep them all."""
+
+
+def listed(shown: Sequence[str], count: int, separator: str = ", ") -> str:
+    """`shown` (the first of `count` items) joined, then `…and N more` if some are left out."""
+    text = separator.join(shown)
+    return f"{text}{separator}…and {count - len(shown)} more" if count > len(shown) else text
 
 
 REPR_ITEMS = 20
@@ -204,9 +215,13 @@ class MissingDependencyError(GraphError):
         return tuple(dict.fromkeys(dep for _, dep in self.edges))
 
     def __str__(self) -> str:
-        edges = "; ".join(
-            f"{step!r} depends on {dep!r}{did_you_mean(self.suggestions.get(dep, ()))}"
-            for step, dep in self.edges
+        edges = listed(
+            [
+                f"{step!r} depends on {dep!r}{did_you_mean(self.suggestions.get(dep, ()))}"
+                for step, dep in self.edges[:LISTED]
+            ],
+            len(self.edges),
+            "; ",
         )
         return (
             f"missing dependenc{'ies' if len(self.missing) > 1 else 'y'}: {edges}; "
@@ -228,8 +243,13 @@ class CycleError(GraphError):
         self.cycle: tuple[str, ...] = tuple(cycle)
 
     def __str__(self) -> str:
+        cycle = self.cycle
+        if len(cycle) > LISTED + 1:  # the first steps, then the one that closes it
+            path = f"{' → '.join(cycle[:LISTED])} → …{len(cycle) - LISTED - 1} more… → {cycle[-1]}"
+        else:
+            path = " → ".join(cycle)
         return (
-            f"dependency cycle: {' → '.join(self.cycle)} "
+            f"dependency cycle: {path} "
             "(each step depends on the next); remove one of these dependencies"
         )
 

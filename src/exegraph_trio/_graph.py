@@ -18,7 +18,14 @@ import attrs
 
 from ._collector import collector_paused
 from ._core import ALL_DONE, ALL_SUCCESS, ONE_FAILED
-from ._errors import CycleError, DuplicateStepError, MissingDependencyError, unknown_step
+from ._errors import (
+    LISTED,
+    CycleError,
+    DuplicateStepError,
+    MissingDependencyError,
+    listed,
+    unknown_step,
+)
 from ._lifecycle import Retry, TriggerRule
 from ._pictures import graph_dot, graph_mermaid
 from ._select import select_subgraph
@@ -478,10 +485,8 @@ class Graph:
                     continue
             bad.append((i, f"{name!r}: {value!r}"[:200]))
         if bad:
-            raise ValueError(
-                "durations must map step names to finite seconds >= 0; got "
-                + ", ".join(text for _, text in sorted(bad))
-            )
+            shown = listed([text for _, text in sorted(bad)[:LISTED]], len(bad))
+            raise ValueError(f"durations must map step names to finite seconds >= 0; got {shown}")
         if not known:
             return [1.0] * len(self.steps)
         if len(known) == len(self.steps):

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from heapq import heappop, heappush
 from typing import TYPE_CHECKING, Final, final
 
-from ._errors import close_names, did_you_mean
+from ._errors import LISTED, MAX_SUGGESTED, close_names, did_you_mean, listed
 
 if TYPE_CHECKING:
     from ._graph import Graph
@@ -203,14 +203,19 @@ def demands_of(
         demands.append(demand)
     if unknown or too_big:
         problems = [
-            f"pool {name!r}{did_you_mean(close_names(name, pools))} is not one of the run's, "
-            f"used by step{'s' if len(users) > 1 else ''} {', '.join(map(repr, users))}"
-            for name, users in unknown.items()
+            f"pool {name!r}{did_you_mean(close_names(name, pools)) if k < MAX_SUGGESTED else ''}"
+            f" is not one of the run's, used by step{'s' if len(users) > 1 else ''} "
+            f"{listed([repr(user) for user in users[:LISTED]], len(users))}"
+            for k, (name, users) in enumerate(list(unknown.items())[:LISTED])
         ]
-        have = ", ".join(f"{name!r}: {pool.size}" for name, pool in pools.items())
+        problems += too_big[: max(LISTED - len(problems), 1)]
+        count = len(unknown) + len(too_big)
+        have = listed(
+            [f"{name!r}: {pool.size}" for name, pool in list(pools.items())[:LISTED]], len(pools)
+        )
         raise ValueError(
             "steps ask for pools this run cannot give: "
-            + "; ".join(problems + too_big)
+            + listed(problems, count, "; ")
             + f" (RunOptions(pools=...) is {{{have}}}; give every pool the steps use, "
             "at least as large as any step's request)"
         )
