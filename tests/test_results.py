@@ -385,3 +385,17 @@ async def test_the_repr_of_a_big_result_its_error_and_its_plan_shows_the_first_t
         assert "'s19'" in shown or "ValueError('bad')" in shown
         assert len(shown) < 5_000
     assert repr(result.error).startswith("RunError('100 of 100 steps failed', [ValueError(")
+
+
+def test_a_very_long_name_does_not_widen_every_row_of_the_table() -> None:
+    # The name column stops at 40 characters: a name of 10⁵ overflows its own row, and
+    # the other rows stay short (every row was padded to it: gigabytes at 10⁴ steps).
+    long = "x" * 100_000
+    steps = [StepTiming(long, StepStatus.DONE, 0.0, 1.0, attempts=1)] + [
+        StepTiming(f"s{i}", StepStatus.DONE, 0.0, 1.0, attempts=1) for i in range(10)
+    ]
+    table = exegraph.RunResult(tuple(steps), 1.0).table()
+    lines = table.splitlines()
+    assert lines[1].startswith(long + "  Done")
+    assert all(len(line) < 100 for line in lines[2:])
+    assert lines[2].startswith("s0" + " " * 38 + "  Done")

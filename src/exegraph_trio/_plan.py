@@ -23,7 +23,7 @@ from ._graph import Graph
 from ._options import ErrorPolicy, RunOptions
 from ._pictures import plan_gantt
 from ._pools import demands_of
-from ._result import StepStatus, critical_path, printable
+from ._result import StepStatus, critical_path, name_width, printable
 
 __all__ = ["Plan", "PlannedStep", "plan"]
 
@@ -125,11 +125,12 @@ class Plan:
 
         Columns: name, status, start, end and duration (seconds); a last line gives the
         makespan and the critical path. A character of a name that is not printable (a
-        line break, an escape code) is escaped as Python would (`\n`, `\x1b`), as in
+        line break, an escape code) is escaped as Python would (`\n`, `\x1b`), and the name
+        column is at most 40 characters wide, as in
         [`RunResult.table`][exegraph_trio.RunResult.table].
         """
         names = [printable(step.name) for step in self.steps]
-        width = max([4, *map(len, names)])
+        width = name_width(names)
         lines = [f"{'step':<{width}}  {'status':<9}  {'start':>8}  {'end':>8}  {'duration':>8}"]
         for name, step in zip(names, self.steps, strict=True):
             start = "-" if step.start is None else f"{step.start:8.3f}"

@@ -7,7 +7,7 @@ import enum
 import os
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Literal, final
+from typing import TYPE_CHECKING, Final, Literal, final
 
 import attrs
 
@@ -335,14 +335,15 @@ class RunResult:
         Columns: name, status, start (seconds after the first step started), duration and
         error (for a resource step whose teardown raised, `teardown failed: ` and that
         error); a character of a name or an error that is not printable (a line break, an
-        escape code) is escaped as Python would (`\n`, `\x1b`). The last line counts the
-        steps by status, as in `13 steps in 0.110 s: 10 done, 1 failed, 2 skipped` (or
-        `…: all done`), and the teardowns that failed.
+        escape code) is escaped as Python would (`\n`, `\x1b`). The name column is as wide
+        as the longest name up to 40 characters; a longer name overflows its row. The last
+        line counts the steps by status, as in
+        `13 steps in 0.110 s: 10 done, 1 failed, 2 skipped` (or `…: all done`), and the
+        teardowns that failed.
         """
         origin = min((t.start for t in self.steps if t.start is not None), default=0.0)
         names = [printable(timing.name) for timing in self.steps]
-        width = max(map(len, names), default=4)
-        width = max(width, 4)
+        width = name_width(names)
         lines = [f"{'step':<{width}}  {'status':<9}  {'start':>8}  {'duration':>8}  error"]
         for name, timing in zip(names, self.steps, strict=True):
             start = "-" if timing.start is None else f"{timing.start - origin:8.3f}"
@@ -488,6 +489,19 @@ def _describe(error: BaseException) -> str:
         message = "<exception str() failed>"
     text = f"{type(error).__name__}: {message}" if message else type(error).__name__
     return printable(" ⏎ ".join(text.splitlines()))
+
+
+NAME_WIDTH: Final = 40
+"""The widest a table's name column is padded to; a longer name overflows its row."""
+
+
+def name_width(names: Sequence[str]) -> int:
+    """The width of a table's name column: the longest name, from 4 up to `NAME_WIDTH`.
+
+    (Padding every row to one very long name made tables of gigabytes: 10⁴ steps and a
+    name of 10⁵ characters.)
+    """
+    return min(max(4, max(map(len, names), default=4)), NAME_WIDTH)
 
 
 def printable(text: str) -> str:
