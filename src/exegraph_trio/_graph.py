@@ -330,6 +330,14 @@ class Graph:
         work are not left for last. All priorities are computed together the first time one
         is needed, in O(V·E/64) with bitsets freed as soon as they are consumed (a bitset
         whose low bits are all set keeps them as a count), and cached.
+
+        Counting transitive dependents exactly is costly on large graphs whose steps share
+        many of them in no regular pattern: the bitsets alive at once can take O(V²/8)
+        bytes. On a random DAG (each step depending on up to six random earlier steps)
+        this took 0.6 s and 0.2 GB at 10⁵ steps, 13 s and 3.5 GB at 4·10⁵, and 226 s
+        and 23 GB at 10⁶. Chains, trees, fans and layered graphs stay linear in memory. A
+        run counts them only when more steps are ready than slots: with
+        `max_concurrency` at least the number of steps, it never does.
         """
         return self._priorities()[self._position(name)]
 
