@@ -322,7 +322,7 @@ class Run(_Facts):
         self.cancelled_at = math.inf  # when fail-fast or an enclosing scope first cancelled
         self.outside_at = math.inf  # when an enclosing scope or an interrupt did
         self.failing_fast = False
-        self.cancel_pending = False  # fail-fast decided; the dispatcher cancels next turn
+        self.cancel_pending = False  # fail-fast decided; the dispatcher tells the core next
         # Fail-fast or an interrupt decided in an earlier round of Trio's scheduler (set by
         # `_NextRound`): a step task beginning now was started in or after that round.
         self.stop_seen = False
@@ -540,7 +540,8 @@ class Run(_Facts):
         """The dispatcher's turn after failures: tell the core, tear down.
 
         What the failures released is torn down; under fail-fast the steps in flight are
-        cancelled at the start of the next round of Trio's scheduler (`_NextRound`).
+        cancelled at the start of the second round of Trio's scheduler after the failure's
+        (`_NextRound`).
         """
         self.cancel_pending = False  # (`_NextRound` cancels the steps in flight)
         self._feed_failed()
@@ -684,10 +685,10 @@ class Run(_Facts):
         it; the action, hooks and instruments run unprotected, as Trio users expect.
         """
         try:
-            # Stopped between this task's spawn and its start? (`stopped_before`.) The
-            # dispatcher's abort callback notes an outside cancellation at once if the
-            # dispatcher was waiting; else ask Trio (unless fail-fast or an interrupt came
-            # in this round: a step begun in it begins, as a Trio task would).
+            # Stopped between this task's spawn and its start? (`_attempts._stopped_before`,
+            # inlined.) The dispatcher's abort callback notes an outside cancellation at
+            # once if the dispatcher was waiting; else ask Trio (unless fail-fast or an
+            # interrupt came in this round: a step begun in it begins, as a Trio task would).
             if self.stop_seen or (self.outside_at != math.inf and self.interrupt is None):
                 self._withdraw(i)
                 return
