@@ -12,6 +12,7 @@ words a user needs, not on whole sentences.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -385,3 +386,29 @@ async def test_an_asynccontextmanager_that_yields_twice_fails_its_teardown(
     assert "didn't stop" in str(result["r"].teardown_error)
     assert closed == [True]
     assert not result.ok
+
+
+async def _takes_a_and_any(a: object, **values: object) -> None: ...
+
+
+class _CallableTakingAny:
+    async def __call__(self, **values: object) -> None: ...
+
+    async def method(self, **values: object) -> None: ...
+
+
+@pytest.mark.parametrize(
+    ("action", "keyword"),
+    [
+        (functools.partial(_takes_a_and_any, 0), "a"),
+        (_CallableTakingAny(), "self"),
+        (_CallableTakingAny().method, "self"),
+    ],
+    ids=["partial-binds-it", "callable-object-self", "bound-method-self"],
+)
+def test_inputs_for_a_parameter_already_bound_are_refused(action: Any, keyword: str) -> None:
+    # `**values` would take the keyword, but the call would give it twice ("multiple
+    # values for argument"): refused when the step is made, as the spec asks.
+    with pytest.raises(TypeError, match=rf"step 'deploy' already has '{keyword}', bound by"):
+        Step("deploy", action, inputs={keyword: "build"})
+    assert Step("deploy", action, inputs={"other": "build"}).inputs == {"other": "build"}

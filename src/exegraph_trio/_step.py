@@ -288,6 +288,41 @@ def _check_signature(step: Step) -> None:
             f"the action of step {step.name!r} cannot be called with the keyword arguments "
             f"its inputs name ({_repr_list(step.inputs)}): {exc}{advice}"
         ) from None
+    taken = _bound_already(step.action) & set(step.inputs)
+    if taken:  # (`**kwargs` in the signature takes them; the call would give them twice)
+        raise TypeError(
+            f"the action of step {step.name!r} already has {_repr_list(sorted(taken))}, "
+            "bound by a functools.partial or as the instance of a method or callable object: "
+            "its inputs cannot give it again; name the input after another parameter"
+        )
+
+
+def _bound_already(action: object) -> set[str]:
+    """The names of the parameters of `action`'s function that are already given a value.
+
+    The leading positional parameters a `functools.partial` binds (`partial(f, 0)` binds
+    `f`'s first one), and the `self` of a bound method or a callable object. A signature
+    with `**kwargs` accepts these names as keywords, but the call would give them twice.
+    """
+    bound = 0
+    while isinstance(action, functools.partial):
+        bound += len(action.args)
+        action = action.func
+    if inspect.ismethod(action):
+        action, bound = action.__func__, bound + 1
+    elif not inspect.isroutine(action) and not isinstance(action, type):
+        if getattr(action, "__signature__", None) is not None:
+            return set()  # (it says what it takes: `in_thread(fn)` gives `fn`'s)
+        action = getattr(type(action), "__call__", None)  # noqa: B004 - the class attribute
+        bound += 1
+    if not bound or not inspect.isfunction(action):
+        return set()
+    positional = [
+        parameter.name
+        for parameter in inspect.signature(action).parameters.values()
+        if parameter.kind in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD)
+    ]
+    return set(positional[:bound])
 
 
 def _callable_name(action: object) -> str:
