@@ -290,6 +290,27 @@ async def test_fail_fast_cancels_a_step_waiting_on_nothing_that_will_ever_happen
     assert result["waits"].status is StepStatus.CANCELLED
 
 
+def test_an_attempt_failing_in_the_round_after_the_failure_waits_to_retry_and_is_cancelled() -> (
+    None
+):
+    # As errors.md says of an attempt ending at the failure's instant: it waits for its
+    # retry and is cancelled then, whether or not the dispatcher told the core the
+    # failure before this task ran (the order Trio picks); its error is no member.
+    async def flaky() -> None:
+        await trio.lowlevel.checkpoint()
+        raise OSError("flaky")
+
+    graph = Graph(
+        [
+            exegraph.Step("boom", _raises_at_once),
+            exegraph.Step("flaky", flaky, retry=exegraph.Retry(attempts=2, delay=0)),
+        ]
+    )
+    assert _distinct_outcomes(graph, RunOptions()) == {
+        (("boom", StepStatus.FAILED, 1), ("flaky", StepStatus.CANCELLED, 1))
+    }
+
+
 async def test_continue_on_error_runs_everything_not_downstream_of_a_failure(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

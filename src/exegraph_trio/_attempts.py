@@ -253,7 +253,16 @@ async def _after_attempt(
     # error raised meanwhile (a cleanup's, a deadline at the same instant) is the step's.
     cancelled = trio.current_effective_deadline() == -math.inf
     if state == _core.FAILED and isinstance(error, Exception) and not cancelled:
-        delay = run.core.retry(i, error)
+        # Fail-fast decided at this instant and not yet cancelling (`_NextRound`): the
+        # attempt waits for its retry and is cancelled then, whether or not the dispatcher
+        # told the core the failure before this task ran (Trio's order).
+        with_failure = (
+            not late
+            and run.cancelled_at != math.inf
+            and run.outside_at == math.inf  # (fail-fast's: not from outside, no interrupt)
+            and not run.failing_fast
+        )
+        delay = run.core.retry(i, error, with_failure=with_failure)
         if delay is not None:
             return await _wait_to_retry(
                 run, i, step, (first, attempt), error, delay=delay, late=late

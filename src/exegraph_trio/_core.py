@@ -355,13 +355,18 @@ class Core:
                 heappush(ready, key[j])
         return []
 
-    def retry(self, i: int, error: BaseException) -> float | None:
+    def retry(self, i: int, error: BaseException, *, with_failure: bool = False) -> float | None:
         """Attempt of step `i` failed with `error`: will it be tried again?
 
         Returns the seconds to wait before the next attempt (`i` is `WAITING` from now
         on, holding no slot; call `again(i)` when the wait is over), or `None`: no more
         attempts (report `failed(i)`). The caller never asks for a cancellation or an
         interrupt: those are never retried.
+
+        `with_failure`: the attempt ended at the instant of the failure that made the run
+        fail fast, before the driver cancelled the steps in flight: it waits for its retry
+        as if it had ended just before that failure (the wait is then cancelled), whether
+        or not the driver told the core that failure yet.
         """
         retries = self.retries
         if retries is None:
@@ -372,7 +377,7 @@ class Core:
             retry is None
             or attempt >= retry.attempts
             or self.stopped
-            or not self._may_run_again(i)
+            or not (with_failure or self._may_run_again(i))
             or not retry.retries(error)
         ):
             return None
