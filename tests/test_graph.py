@@ -465,3 +465,17 @@ def test_errors_about_many_names_list_twenty_and_count_the_rest() -> None:
         Graph([Step(f"d{i}", act) for i in range(n)] * 2)
     assert len(duplicate.value.names) == n
     assert "'d19', …and 80 more; every step" in str(duplicate.value)
+
+
+def test_the_repr_of_an_error_about_many_names_is_short_too() -> None:
+    async def act() -> None:
+        pass
+
+    n = 1000
+    with pytest.raises(exegraph.CycleError) as cycle:
+        Graph([Step(f"s{i}", act, depends_on=[f"s{(i + 1) % n}"]) for i in range(n)])
+    assert repr(cycle.value).startswith("CycleError(('s0', 's1', ")
+    assert repr(cycle.value).endswith("…and 981 more))")
+    with pytest.raises(exegraph.DuplicateStepError) as duplicate:
+        Graph([Step("a", act)] * 2)
+    assert repr(duplicate.value) == "DuplicateStepError(('a',))"

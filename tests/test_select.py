@@ -633,3 +633,11 @@ def test_a_selected_part_breaks_critical_path_ties_as_the_whole_graph_orders_the
     part = graph.select("a,b", with_dependencies=False)
     assert exegraph.plan(part).critical_path == ("a",)  # x, b, a: a is the latest
     assert exegraph.plan(Graph([Step("a", one), Step("b", one)])).critical_path == ("b",)
+
+
+def test_an_error_quotes_at_most_200_characters_of_the_selector() -> None:
+    selector = " ".join(f"zz{i}" for i in range(20_000))
+    with pytest.raises(ValueError, match="matches no step name") as info:
+        PIPELINE.select(selector)
+    assert f"selector {selector[:200]!r}…: " in str(info.value)
+    assert len(str(info.value)) < 2_000

@@ -144,6 +144,13 @@ class GraphError(ValueError):
     Catch this to handle any invalid graph; catch a subclass to handle one kind of mistake.
     """
 
+    def __repr__(self) -> str:
+        # (Its arguments hold every offending name: 10⁵ of them made a repr of megabytes.)
+        shown = ", ".join(
+            short_repr(arg) if isinstance(arg, tuple) else repr(arg) for arg in self.args
+        )
+        return f"{type(self).__name__}({shown})"
+
 
 @final
 class DuplicateStepError(GraphError):

@@ -115,7 +115,7 @@ def parse_selector(selector: object) -> tuple[Term, ...]:
     texts = _TERMS.findall(selector)
     if not texts:
         raise ValueError(
-            f"empty selector {selector!r}: give step-name globs or tag:GLOB terms separated "
+            f"empty selector {_echo(selector)}: give step-name globs or tag:GLOB terms separated "
             "by spaces or commas, like 'build+ tag:deploy !lint'"
         )
     return tuple(Term.parse(text) for text in texts)
@@ -250,16 +250,21 @@ def _listed(items: list[str]) -> str:
     return "; ".join(items[:_LISTED]) + (f"; and {more} more" if more > 0 else "")
 
 
+def _echo(selector: str) -> str:
+    """The selector as an error quotes it: its first 200 characters (a long one is cut)."""
+    return repr(selector) if len(selector) <= 200 else f"{selector[:200]!r}…"
+
+
 def _no_match(selector: str, unmatched: list[Term], matcher: _Matcher, n: int) -> ValueError:
     if n == 0:
-        return ValueError(f"selector {selector!r} selects nothing: the graph has no steps")
+        return ValueError(f"selector {_echo(selector)} selects nothing: the graph has no steps")
     parts = []
     for k, term in enumerate(unmatched):
         # Each look for close names compares with every name of the graph: keep it to a few.
         hint = did_you_mean(matcher.suggestions(term)) if k < MAX_SUGGESTED else ""
         what = "no tag of any step" if term.tag else "no step name"
         parts.append(f"{term.text!r} matches {what}{hint}")
-    return ValueError(f"selector {selector!r}: {_listed(parts)}")
+    return ValueError(f"selector {_echo(selector)}: {_listed(parts)}")
 
 
 def select_subgraph(graph: Graph, selector: str, *, with_dependencies: bool) -> Graph:
@@ -300,7 +305,7 @@ def select_subgraph(graph: Graph, selector: str, *, with_dependencies: bool) -> 
         removals = ", ".join(repr(term.text) for term, _ in removing)
         what = "every step the other terms select" if adding else "every step of the graph"
         verb = "removes" if len(removing) == 1 else "remove"
-        raise ValueError(f"selector {selector!r} selects no step: {removals} {verb} {what}")
+        raise ValueError(f"selector {_echo(selector)} selects no step: {removals} {verb} {what}")
     if kept == n:  # nothing left out, so no edge dropped either
         return graph
     return _assemble(graph, keep, cut=not with_dependencies)
@@ -326,7 +331,7 @@ def _check_removals(
     if pairs:
         listed = _listed([f"{kept!r} depends on {dep!r}" for kept, dep in pairs])
         raise ValueError(
-            f"selector {selector!r} would remove steps that kept steps need: {listed}; "
+            f"selector {_echo(selector)} would remove steps that kept steps need: {listed}; "
             f"remove their dependents too (a trailing '+', like '!{pairs[0][1]}+'), or pass "
             "with_dependencies=False to drop those dependencies instead"
         )
