@@ -90,7 +90,8 @@ def _kind_of(name: str, value: object) -> int:
         "`functools.partial(async_fn, *args)` for arguments, and run blocking code "
         "inside it with `await trio.to_thread.run_sync(blocking_fn)` "
         "(or `exegraph.in_thread(blocking_fn)`); a resource step's action is an async "
-        "generator function or an `@asynccontextmanager` function"
+        "generator function or an `@asynccontextmanager` function (itself, not a lambda "
+        "or function calling it: `functools.partial(acm_fn, *args)` for arguments)"
     )
 
 
