@@ -447,35 +447,33 @@ def test_a_graph_of_plain_steps_has_no_features() -> None:
     assert not features.pooled
 
 
+def _cycle_of(n: int) -> list[Step]:
+    """`n` steps, each depending on the next, the last on the first."""
+    return [Step(f"s{i}", _noop_action, depends_on=[f"s{(i + 1) % n}"]) for i in range(n)]
+
+
 def test_errors_about_many_names_list_twenty_and_count_the_rest() -> None:
     # 10⁵ mistakes made messages of megabytes; the attributes keep every one.
-    async def act() -> None:
-        pass
-
     n = 100
     with pytest.raises(exegraph.CycleError) as cycle:
-        Graph([Step(f"s{i}", act, depends_on=[f"s{(i + 1) % n}"]) for i in range(n)])
+        Graph(_cycle_of(n))
     assert len(cycle.value.cycle) == n + 1
     assert " → s19 → …80 more… → s0 (each step" in str(cycle.value)
     with pytest.raises(exegraph.MissingDependencyError) as missing:
-        Graph([Step(f"s{i}", act, depends_on=[f"x{i}"]) for i in range(n)])
+        Graph([Step(f"s{i}", _noop_action, depends_on=[f"x{i}"]) for i in range(n)])
     assert len(missing.value.edges) == n
     assert "'s19' depends on 'x19'; …and 80 more; add the missing" in str(missing.value)
     with pytest.raises(exegraph.DuplicateStepError) as duplicate:
-        Graph([Step(f"d{i}", act) for i in range(n)] * 2)
+        Graph([Step(f"d{i}", _noop_action) for i in range(n)] * 2)
     assert len(duplicate.value.names) == n
     assert "'d19', …and 80 more; every step" in str(duplicate.value)
 
 
 def test_the_repr_of_an_error_about_many_names_is_short_too() -> None:
-    async def act() -> None:
-        pass
-
-    n = 1000
     with pytest.raises(exegraph.CycleError) as cycle:
-        Graph([Step(f"s{i}", act, depends_on=[f"s{(i + 1) % n}"]) for i in range(n)])
+        Graph(_cycle_of(1000))
     assert repr(cycle.value).startswith("CycleError(('s0', 's1', ")
     assert repr(cycle.value).endswith("…and 981 more))")
     with pytest.raises(exegraph.DuplicateStepError) as duplicate:
-        Graph([Step("a", act)] * 2)
+        Graph([Step("a", _noop_action)] * 2)
     assert repr(duplicate.value) == "DuplicateStepError(('a',))"
