@@ -66,6 +66,36 @@ def test_any_iterable_of_names_is_stored_as_a_tuple_without_repeats() -> None:
     assert step.tags == ("t",)
 
 
+@pytest.mark.parametrize(
+    ("given", "stored"),
+    [
+        (("a", "b"), ("a", "b")),
+        (("a", "a"), ("a",)),
+        (("a", "b", "c"), ("a", "b", "c")),
+        (("a", "b", "a"), ("a", "b")),
+        (("a", "a", "b"), ("a", "b")),
+        (("b", "a", "a"), ("b", "a")),
+        (("a", "a", "a"), ("a",)),
+        (("a", "b", "c", "b"), ("a", "b", "c")),
+    ],
+)
+def test_a_tuple_of_a_few_names_keeps_its_first_of_each(
+    given: tuple[str, ...], stored: tuple[str, ...]
+) -> None:
+    # (two and three names take a path of their own in `_names`)
+    assert exegraph.Step("z", noop, depends_on=given).depends_on == stored
+    assert exegraph.Step("z", noop, tags=given).tags == stored
+
+
+@pytest.mark.parametrize(
+    "given",
+    [("a", ""), ("", "a"), ("a", 1), (1, "a"), ("a", "b", ""), ("a", None, "b"), (2, "a", "b")],
+)
+def test_a_tuple_of_a_few_names_holding_a_non_name_is_refused(given: tuple[Any, ...]) -> None:
+    with pytest.raises(TypeError, match="non-empty str names"):
+        exegraph.Step("z", noop, depends_on=given)
+
+
 @pytest.mark.parametrize("name", ["", None, 3])
 def test_a_name_must_be_a_non_empty_str(name: Any) -> None:
     with pytest.raises((TypeError, ValueError), match="name"):
