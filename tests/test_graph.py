@@ -256,7 +256,71 @@ def test_priority_matches_a_brute_force_count_whatever_the_run_threshold(
     assert found == brute_force_priorities(graph)
 
 
-def test_priority_of_a_fan_out_and_back_in_with_steps_hanging_below() -> None:
+@settings(max_examples=300, deadline=None)
+@given(
+    st.integers(1, 80),
+    st.integers(2, 5),
+    st.sampled_from([1, 3, 0xFF, (1 << 2048) - 1]),
+    st.sampled_from([0, 1, 6, 40, 300]),
+    st.sampled_from([1, 2, 5]),
+    st.booleans(),
+    st.randoms(use_true_random=False),
+)
+def test_priority_counted_a_window_of_bits_at_a_time_is_the_same(  # noqa: PLR0917
+    n: int,
+    most: int,
+    mask: int,
+    alive_bits: int,
+    least_window: int,
+    shuffled: bool,
+    rng: random.Random,
+) -> None:
+    # With a tiny `_ALIVE_BITS`, the unions alive at once are soon "too many": the count
+    # starts again a window of bits at a time, windows shrinking to `_LEAST_WINDOW` as more
+    # unions are seen alive; blocks of hanging steps straddle windows, runs form inside one.
+    # Edges go anywhere behind a step, as in the graphs whose memory this bounds.
+    steps = [
+        s(f"n{i}", *(f"n{j}" for j in rng.sample(range(i), min(i, rng.randint(0, most)))))
+        for i in range(n)
+    ]
+    if shuffled:
+        rng.shuffle(steps)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(exegraph_graph, "_RUN_MASK", mask)
+        patch.setattr(exegraph_graph, "_ALIVE_BITS", alive_bits)
+        patch.setattr(exegraph_graph, "_LEAST_WINDOW", least_window)
+        patch.setattr(exegraph_graph, "_LOOK_EVERY", 1)
+        graph = Graph(steps)
+        found = {name: graph.priority(name) for name in graph.names}
+    assert found == brute_force_priorities(graph)
+
+
+def test_priority_of_a_graph_whose_unions_would_fill_the_memory_is_counted_in_windows() -> None:
+    # 6 000 steps, each depending on three anywhere behind it: nearly every union is alive
+    # until the end. With `_ALIVE_BITS` at 2¹⁶ the count goes by windows, to the same counts.
+    rng = random.Random(3)
+    steps = [
+        s(f"n{i}", *(f"n{j}" for j in ({rng.randrange(i) for _ in range(3)} if i else ())))
+        for i in range(6_000)
+    ]
+    whole = Graph(steps)
+    expected = [whole.priority(name) for name in whole.names]
+    walks: list[tuple[int, int]] = []
+    walk = exegraph_graph._bitset_walk
+
+    def counted(*args: Any, **kwargs: Any) -> int:
+        walks.append((args[5], args[6]))  # (lo, hi)
+        return walk(*args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(exegraph_graph, "_ALIVE_BITS", 1 << 16)
+        patch.setattr(exegraph_graph, "_LEAST_WINDOW", 64)
+        patch.setattr(exegraph_graph, "_bitset_walk", counted)
+        windowed = Graph(steps)
+        assert [windowed.priority(name) for name in windowed.names] == expected
+    widths = {hi - lo for lo, hi in walks[1:]}
+    assert len(walks) > 3
+    assert max(widths) < 6_000  # (windows, not the whole graph's bits)
     # root -> 50 000 middles -> sink, each middle also with a step of its own below it, and
     # the sink with a chain of 3 below: the steps with one dependency take no bit (see
     # `_count_dependents`), so this is counted in linear time (it was quadratic).

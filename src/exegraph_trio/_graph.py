@@ -332,12 +332,15 @@ class Graph:
         whose low bits are all set keeps them as a count), and cached.
 
         Counting transitive dependents exactly is costly on large graphs whose steps share
-        many of them in no regular pattern: the bitsets alive at once can take O(V²/8)
-        bytes. On a random DAG (each step depending on up to six random earlier steps)
-        this took 0.6 s and 0.2 GB at 10⁵ steps, 13 s and 3.5 GB at 4·10⁵, and 226 s
-        and 23 GB at 10⁶. Chains, trees, fans and layered graphs stay linear in memory. A
-        run counts them only when more steps are ready than slots: with
-        `max_concurrency` at least the number of steps, it never does.
+        many of them in no regular pattern: the bitsets alive at once could take O(V²/8)
+        bytes. When they could take more than 256 MiB, the count goes a window of bits at a
+        time instead, which holds them to about that, for the price of a walk over the
+        graph per window. On a random DAG (each step depending on up to six random earlier
+        steps) this takes 0.7 s and 0.2 GB at 10⁵ steps, 13.5 s and 53 MB at 4·10⁵ (3.5 GB
+        in one walk), and 138 s and 69 MB at 10⁶ (226 s and 23 GB in one walk). Chains,
+        trees, fans and layered graphs stay linear in memory. A run counts them only when
+        more steps are ready than slots: with `max_concurrency` at least the number of
+        steps, it never does.
         """
         return self._priorities()[self._position(name)]
 
@@ -660,87 +663,185 @@ def _count_dependents(
     return counts
 
 
-def _count_by_bitsets(  # noqa: PLR0915 - one loop, its merges written out (below)
+def _count_by_bitsets(
     deps: tuple[tuple[int, ...], ...], order: Sequence[int], counts: list[int]
 ) -> None:
-    """`_count_dependents` for graphs whose dependents' sets overlap: into `counts`."""
+    """`_count_dependents` for graphs whose dependents' sets overlap: into `counts`.
+
+    One walk, as `_count_dependents` tells, unless the unions alive at once could take
+    more than `_ALIVE_BITS` bits (their number times the bits given so far, looked at every
+    `_LOOK_EVERY` steps): in a graph whose edges go anywhere nearly every step's union is
+    alive at once, each up to a bit per step: quadratic memory (10⁶ such steps: 23 GB).
+    The count then starts again, a *window* of bits at a time: a walk keeps only the
+    blocks of bits given from the window's first bit (a block, a step's bit and those of
+    the steps hanging below it, is in the window its first bit is in), and a step's count
+    is what hangs below it plus its bits in every window. Bits are given in the order of
+    the walk, so the walk of a window starts at the step taking its first block (the
+    unions of the steps walked before hold none of its bits). Windows are made small
+    enough for the unions seen alive, and smaller again, down to `_LEAST_WINDOW` bits, if
+    more are alive later. The instructions are about those of one walk (each window's
+    unions are that much shorter), plus the Python of a walk per window from its start.
+    """
     n = len(deps)
-    mask = _RUN_MASK
-    # What the dependents walked so far pushed to a step: a bitset, or a pair (m, rest).
-    # The three pushes below are one merge (a bitset from a step with one dependency, a
-    # bitset from a step with more, a pair), written out: a call per edge cost more than
-    # the pairs save at 10⁴ steps.
-    unions: dict[int, int | tuple[int, int]] = {}
-    # How many steps hang below each step through single dependencies (see the docstring).
     hanging = [0] * n
+    alive = _bitset_walk(deps, order, counts, hanging, hanging, n - 1, 0, n + 1)
+    while alive:
+        # Too many bits alive at once: windows of bits that many unions can hold.
+        width = max(_LEAST_WINDOW, _ALIVE_BITS // (2 * alive))
+        hanging = [0] * n
+        starts: list[tuple[int, int]] = []  # each later window's first step and block
+        alive = _bitset_walk(deps, order, counts, hanging, hanging, n - 1, 0, width, starts)
+        scratch = [0] * n  # (a later walk's sums of what hangs: complete already)
+        for first, given in starts:
+            if alive:
+                break
+            # (the walk stores each step's count there: what hangs below it plus its bits)
+            more = hanging.copy()
+            top = (given // width + 1) * width  # (the window `given` is in ends there)
+            alive = _bitset_walk(deps, order, more, hanging, scratch, first, given, top)
+            counts[:] = map(operator.add, counts, map(operator.sub, more, hanging))
+
+
+def _bitset_walk(  # noqa: PLR0915, PLR0917 - one loop, merges written out
+    deps: tuple[tuple[int, ...], ...],
+    order: Sequence[int],
+    counts: list[int],
+    hanging: list[int],
+    hung_onto: list[int],
+    first: int,
+    given: int,
+    top: int,
+    starts: list[tuple[int, int]] | None = None,
+) -> int:
+    """One walk of `_count_by_bitsets`: the blocks of bits from `given` up to `top`.
+
+    Walks the places `first`, `first - 1`, … 0 of `order`; the first block of bits is
+    given there, at bit `given`, and the blocks starting at `top` or above are left out.
+    Reads what hangs below a step from `hanging` and adds it up into `hung_onto` (the same
+    list on a first walk; on a later one `hanging` is complete and the sums go to a list
+    thrown away). Stores each step's count (what hangs below it plus its bits kept) into
+    `counts`. With `starts` (a first walk: `given` is 0, the windows are `top` bits wide),
+    appends for every later window holding a block the place of the step giving its first
+    block and that block's first bit.
+
+    Returns:
+        0 when done; else the number of unions alive when they could hold more than
+        `_ALIVE_BITS` bits (the walk stopped there), unless `top - given` is at most
+        `_LEAST_WINDOW` bits.
+    """
+    mask = _RUN_MASK
+    width = top - given
+    watch = width > _LEAST_WINDOW
+    look = _LOOK_EVERY
+    # A block starting past `boundary` is the first of a later window (for `starts`).
+    boundary = top - 1 if starts is not None else len(deps)  # (no block starts past n)
+    # What the dependents walked so far pushed to a step: a bitset, or a pair (m, rest),
+    # its bits numbered from `given`. The three pushes below are one merge (a bitset from a
+    # step with one dependency, a bitset from a step with more, a pair), written out: a
+    # call per edge cost more than the pairs save at 10⁴ steps.
+    unions: dict[int, int | tuple[int, int]] = {}
     bit = 0  # the next step with two dependencies or more gets this bit (and what hangs)
-    for place in range(n - 1, -1, -1):
-        i = order[place]
-        below = unions.pop(i, 0)
-        needs = deps[i]
-        if isinstance(below, int):
-            hung = hanging[i]
-            counts[i] = hung + below.bit_count()
-            if not needs:
-                continue
-            if len(needs) == 1:  # no bit: its dependency counts it and what hangs below it
-                d = needs[0]
-                hanging[d] += hung + 1
-                if below:  # (as it is, even a run: a step with more makes the pair)
-                    pushed = unions.get(d)
-                    if pushed is None:
-                        unions[d] = below
-                    elif isinstance(pushed, int):
-                        unions[d] = pushed | below
-                    else:
-                        m, rest = pushed
-                        unions[d] = (m, rest | below >> m)
-                continue
-            if below < mask or below & mask != mask:
-                below |= ((2 << hung) - 1) << bit if hung else 1 << bit
-                bit += hung + 1
-                for d in needs:
-                    pushed = unions.get(d)  # (the first push keeps `below` itself: no copy)
-                    if pushed is None:
-                        unions[d] = below
-                    elif isinstance(pushed, int):
-                        unions[d] = pushed | below
-                    else:
-                        m, rest = pushed
-                        unions[d] = (m, rest | below >> m)
-                continue
-            run = ((below + 1) & ~below).bit_length() - 1  # the set low bits
-            rest = below >> run
-        else:
-            run, rest = below
-            hung = hanging[i]
-            counts[i] = hung + run + rest.bit_count()
-            if not needs:
-                continue
-            if len(needs) > 1 and rest >= mask and rest & mask == mask:
-                more = ((rest + 1) & ~rest).bit_length() - 1
-                run += more
-                rest >>= more
-        if len(needs) == 1:
-            hanging[needs[0]] += hung + 1
-        else:
-            rest |= ((2 << hung) - 1) << (bit - run) if hung else 1 << (bit - run)
-            bit += hung + 1
-        pair = (run, rest)
-        for d in needs:
-            pushed = unions.get(d)
-            if pushed is None:
-                unions[d] = pair
-            elif isinstance(pushed, int):
-                unions[d] = (run, rest | pushed >> run)
+    end = width  # (bits from `given`: the blocks starting at `end` or above are left out)
+    for high in range(first, -1, -look):
+        if watch and len(unions) * min(bit, end) > _ALIVE_BITS:
+            return len(unions)
+        for place in range(high, max(high - look, -1), -1):
+            i = order[place]
+            below = unions.pop(i, 0)
+            needs = deps[i]
+            if isinstance(below, int):
+                hung = hanging[i]
+                counts[i] = hung + below.bit_count()
+                if not needs:
+                    continue
+                if len(needs) == 1:  # no bit: its dependency counts it and what hangs below
+                    d = needs[0]
+                    hung_onto[d] += hung + 1
+                    if below:  # (as it is, even a run: a step with more makes the pair)
+                        pushed = unions.get(d)
+                        if pushed is None:
+                            unions[d] = below
+                        elif isinstance(pushed, int):
+                            unions[d] = pushed | below
+                        else:
+                            m, rest = pushed
+                            unions[d] = (m, rest | below >> m)
+                    continue
+                if below < mask or below & mask != mask:
+                    if bit < end:
+                        below |= ((2 << hung) - 1) << bit if hung else 1 << bit
+                    elif bit > boundary:  # (past `end`, so past a boundary below it)
+                        boundary = _marked(starts, place, bit, width)
+                    bit += hung + 1
+                    for d in needs:
+                        pushed = unions.get(d)  # (the first push keeps `below`: no copy)
+                        if pushed is None:
+                            unions[d] = below
+                        elif isinstance(pushed, int):
+                            unions[d] = pushed | below
+                        else:
+                            m, rest = pushed
+                            unions[d] = (m, rest | below >> m)
+                    continue
+                run = ((below + 1) & ~below).bit_length() - 1  # the set low bits
+                rest = below >> run
             else:
-                m, other = pushed
-                if m == run:
-                    unions[d] = (run, rest | other)
-                elif m < run:
-                    unions[d] = (run, rest | other >> (run - m))
+                run, rest = below
+                hung = hanging[i]
+                counts[i] = hung + run + rest.bit_count()
+                if not needs:
+                    continue
+                if len(needs) > 1 and rest >= mask and rest & mask == mask:
+                    more = ((rest + 1) & ~rest).bit_length() - 1
+                    run += more
+                    rest >>= more
+            if len(needs) == 1:
+                hung_onto[needs[0]] += hung + 1
+            else:
+                if bit < end:  # (numbered from the run's end: above every bit given before)
+                    at = bit - run
+                    rest |= ((2 << hung) - 1) << at if hung else 1 << at
+                elif bit > boundary:
+                    boundary = _marked(starts, place, bit, width)
+                bit += hung + 1
+            pair = (run, rest)
+            for d in needs:
+                pushed = unions.get(d)
+                if pushed is None:
+                    unions[d] = pair
+                elif isinstance(pushed, int):
+                    unions[d] = (run, rest | pushed >> run)
                 else:
-                    unions[d] = (m, other | rest >> (m - run))
+                    m, other = pushed
+                    if m == run:
+                        unions[d] = (run, rest | other)
+                    elif m < run:
+                        unions[d] = (run, rest | other >> (run - m))
+                    else:
+                        unions[d] = (m, other | rest >> (m - run))
+    return 0
+
+
+def _marked(starts: list[tuple[int, int]] | None, place: int, bit: int, width: int) -> int:
+    """Note the block starting at `bit`, the first of its window of `width` bits.
+
+    Appends `(place, bit)` to `starts` (the windows it skipped hold no block) and returns
+    the last bit of that window (a block starting past it is the next window's first).
+    """
+    assert starts is not None  # (no block starts past the boundary of a walk without)
+    starts.append((place, bit))
+    return (bit // width + 1) * width - 1
+
+
+_ALIVE_BITS: Final = 1 << 31
+"""The most bits (256 MiB) the unions alive at once may hold before windows are used.
+
+(See `_count_by_bitsets`; module names so that tests can make them small.)
+"""
+_LEAST_WINDOW: Final = 1 << 12
+"""The fewest bits a window holds: below it, the Python of a walk per window dominates."""
+_LOOK_EVERY: Final = 1 << 10
+"""How often, in steps walked, a walk compares the unions alive to `_ALIVE_BITS`."""
 
 
 @final
