@@ -305,22 +305,73 @@ def test_priority_of_a_graph_whose_unions_would_fill_the_memory_is_counted_in_wi
     ]
     whole = Graph(steps)
     expected = [whole.priority(name) for name in whole.names]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(exegraph_graph, "_ALIVE_BITS", 1 << 16)
+        patch.setattr(exegraph_graph, "_LEAST_WINDOW", 64)
+        walks = _walks(patch)
+        windowed = Graph(steps)
+        assert [windowed.priority(name) for name in windowed.names] == expected
+    assert walks[0] == (0, 6_001)  # (the first walk: every bit, stopped)
+    windows = walks[1:]
+    assert len(windows) > 3
+    assert all(width < 6_000 for _, width in windows)
+    assert sorted({lo for lo, _ in windows}) == [lo for lo, _ in windows]  # (one walk each)
+
+
+def _walks(patch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """The `(first bit, width)` of every walk the priorities' count makes from now on."""
     walks: list[tuple[int, int]] = []
     walk = exegraph_graph._bitset_walk
 
     def counted(*args: Any, **kwargs: Any) -> int:
-        walks.append((args[5], args[6]))  # (lo, hi)
+        walks.append((args[7], args[8]))
         return walk(*args, **kwargs)
 
+    patch.setattr(exegraph_graph, "_bitset_walk", counted)
+    return walks
+
+
+def test_priority_of_many_steps_sharing_one_small_union_is_counted_in_one_walk() -> None:
+    # 3 000 steps depend on both roots and a sink on all of them: 3 000 unions alive at
+    # once, but all the same two-bit set (the first push shares it). Bounding them by
+    # their number times the bits given would window this graph; weighing them does not.
+    k = 3_000
+    steps = [s("a"), s("b"), *(s(f"m{i}", "a", "b") for i in range(k))]
+    steps.append(s("sink", *(f"m{i}" for i in range(k))))
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(exegraph_graph, "_ALIVE_BITS", 1 << 16)
+        patch.setattr(exegraph_graph, "_ALIVE_BITS", 50_000)  # (< 3 000 × 3 001 bits)
         patch.setattr(exegraph_graph, "_LEAST_WINDOW", 64)
-        patch.setattr(exegraph_graph, "_bitset_walk", counted)
-        windowed = Graph(steps)
-        assert [windowed.priority(name) for name in windowed.names] == expected
-    widths = {hi - lo for lo, hi in walks[1:]}
-    assert len(walks) > 3
-    assert max(widths) < 6_000  # (windows, not the whole graph's bits)
+        patch.setattr(exegraph_graph, "_LOOK_EVERY", 1)
+        walks = _walks(patch)
+        graph = Graph(steps)
+        assert graph.priority("a") == graph.priority("b") == k + 1
+    assert walks == [(0, k + 4)]
+
+
+def test_priority_cuts_a_block_of_hanging_steps_at_the_end_of_each_window() -> None:
+    # `x` depends on 400 steps `y{k}` (each on two roots) and 3 000 steps hang below it:
+    # its block of 3 001 bits reaches every `y{k}`'s union and, through them, the roots'.
+    # Windows of 64 bits cut it; the count is the same.
+    m, h = 400, 3_000
+    steps = [s(f"r{k}") for k in range(m)]
+    steps += [s(f"y{k}", f"r{k}", f"r{(k + 1) % m}") for k in range(m)]
+    steps += [s("x", *(f"y{k}" for k in range(m))), *(s(f"h{j}", "x") for j in range(h))]
+    steps.append(s("w", "r0", "r1"))  # (walked first: its bit keeps runs of bits from forming)
+    expected = brute_force_priorities(Graph(steps))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(exegraph_graph, "_ALIVE_BITS", 100_000)
+        patch.setattr(exegraph_graph, "_LEAST_WINDOW", 64)
+        patch.setattr(exegraph_graph, "_LOOK_EVERY", 1)
+        walks = _walks(patch)
+        graph = Graph(steps)
+        assert {name: graph.priority(name) for name in graph.names} == expected
+    assert expected["r0"] == 1 + 2 + 1 + h  # (w, y0 and y399, x, what hangs below x)
+    width = walks[-1][1]  # (the last windows' width: the block is cut into windows)
+    assert width < h
+    assert sum(1 for _, each in walks if each == width) >= h // width
+
+
+def test_priority_of_a_fan_out_and_back_in_with_steps_hanging_below() -> None:
     # root -> 50 000 middles -> sink, each middle also with a step of its own below it, and
     # the sink with a chain of 3 below: the steps with one dependency take no bit (see
     # `_count_dependents`), so this is counted in linear time (it was quadratic).

@@ -333,14 +333,15 @@ class Graph:
 
         Counting transitive dependents exactly is costly on large graphs whose steps share
         many of them in no regular pattern: the bitsets alive at once could take O(V²/8)
-        bytes. When they could take more than 256 MiB, the count goes a window of bits at a
-        time instead, which holds them to about that, for the price of a walk over the
-        graph per window. On a random DAG (each step depending on up to six random earlier
-        steps) this takes 0.7 s and 0.2 GB at 10⁵ steps, 13.5 s and 53 MB at 4·10⁵ (3.5 GB
-        in one walk), and 138 s and 69 MB at 10⁶ (226 s and 23 GB in one walk). Chains,
-        trees, fans and layered graphs stay linear in memory. A run counts them only when
-        more steps are ready than slots: with `max_concurrency` at least the number of
-        steps, it never does.
+        bytes. Once they hold more than 512 MiB, the count starts again a window of bits at
+        a time, which keeps them near that, for the price of a walk over the graph per
+        window. (They are weighed every 1 024 steps at most, and less often while many are
+        alive: a burst in between can pass the bound.) On a random DAG (each step depending
+        on up to six random earlier steps) this takes 0.7 s and 0.2 GB at 10⁵ steps, 13 s
+        and 0.8 GB at 4·10⁵ (10-13 s and 3.5 GB in one walk), and 109 s and 0.6 GB at 10⁶
+        (226 s and 23 GB in one walk). Chains, trees, fans and layered graphs stay linear
+        in memory. A run counts them only when more steps are ready than slots: with
+        `max_concurrency` at least the number of steps, it never does.
         """
         return self._priorities()[self._position(name)]
 
@@ -668,37 +669,35 @@ def _count_by_bitsets(
 ) -> None:
     """`_count_dependents` for graphs whose dependents' sets overlap: into `counts`.
 
-    One walk, as `_count_dependents` tells, unless the unions alive at once could take
-    more than `_ALIVE_BITS` bits (their number times the bits given so far, looked at every
-    `_LOOK_EVERY` steps): in a graph whose edges go anywhere nearly every step's union is
-    alive at once, each up to a bit per step: quadratic memory (10⁶ such steps: 23 GB).
-    The count then starts again, a *window* of bits at a time: a walk keeps only the
-    blocks of bits given from the window's first bit (a block, a step's bit and those of
-    the steps hanging below it, is in the window its first bit is in), and a step's count
-    is what hangs below it plus its bits in every window. Bits are given in the order of
-    the walk, so the walk of a window starts at the step taking its first block (the
-    unions of the steps walked before hold none of its bits). Windows are made small
-    enough for the unions seen alive, and smaller again, down to `_LEAST_WINDOW` bits, if
-    more are alive later. The instructions are about those of one walk (each window's
-    unions are that much shorter), plus the Python of a walk per window from its start.
+    One walk, as `_count_dependents` tells, unless the unions alive at once come to hold
+    more than `_ALIVE_BITS` bits (`_bits_alive`): in a graph whose edges go anywhere nearly
+    every step's union is alive until the end, each up to a bit per step, quadratic memory
+    (10⁶ such steps: 23 GB in one walk). The count then starts again, a *window* of bits at
+    a time: a walk keeps only the bits of its window (a block of bits crossing a window's
+    end is cut there), and a step's count is what hangs below it plus its bits in every
+    window. Bits are given in the order of the walk, so the walk of a window starts at the
+    step whose block holds the window's first bit (the unions of the steps walked before
+    hold none of its bits). Windows are made as wide as the unions seen alive allow, and
+    narrower again, down to `_LEAST_WINDOW` bits, if more are alive later. Each window
+    costs the Python of a walk from its start; the bit operations of all the windows
+    together are about those of one walk.
     """
     n = len(deps)
     hanging = [0] * n
-    alive = _bitset_walk(deps, order, counts, hanging, hanging, n - 1, 0, n + 1)
+    alive = _bitset_walk(deps, order, counts, hanging, hanging, n - 1, 0, 0, n + 1)
     while alive:
         # Too many bits alive at once: windows of bits that many unions can hold.
         width = max(_LEAST_WINDOW, _ALIVE_BITS // (2 * alive))
         hanging = [0] * n
-        starts: list[tuple[int, int]] = []  # each later window's first step and block
-        alive = _bitset_walk(deps, order, counts, hanging, hanging, n - 1, 0, width, starts)
+        starts: list[tuple[int, int, int]] = []  # (first place, its block's bit, window)
+        alive = _bitset_walk(deps, order, counts, hanging, hanging, n - 1, 0, 0, width, starts)
         scratch = [0] * n  # (a later walk's sums of what hangs: complete already)
-        for first, given in starts:
+        for first, given, lo in starts:
             if alive:
                 break
             # (the walk stores each step's count there: what hangs below it plus its bits)
             more = hanging.copy()
-            top = (given // width + 1) * width  # (the window `given` is in ends there)
-            alive = _bitset_walk(deps, order, more, hanging, scratch, first, given, top)
+            alive = _bitset_walk(deps, order, more, hanging, scratch, first, given, lo, width)
             counts[:] = map(operator.add, counts, map(operator.sub, more, hanging))
 
 
@@ -710,41 +709,59 @@ def _bitset_walk(  # noqa: PLR0915, PLR0917 - one loop, merges written out
     hung_onto: list[int],
     first: int,
     given: int,
-    top: int,
-    starts: list[tuple[int, int]] | None = None,
+    lo: int,
+    width: int,
+    starts: list[tuple[int, int, int]] | None = None,
 ) -> int:
-    """One walk of `_count_by_bitsets`: the blocks of bits from `given` up to `top`.
+    """One walk of `_count_by_bitsets`, keeping the bits `lo … lo + width - 1`.
 
     Walks the places `first`, `first - 1`, … 0 of `order`; the first block of bits is
-    given there, at bit `given`, and the blocks starting at `top` or above are left out.
-    Reads what hangs below a step from `hanging` and adds it up into `hung_onto` (the same
-    list on a first walk; on a later one `hanging` is complete and the sums go to a list
-    thrown away). Stores each step's count (what hangs below it plus its bits kept) into
-    `counts`. With `starts` (a first walk: `given` is 0, the windows are `top` bits wide),
-    appends for every later window holding a block the place of the step giving its first
-    block and that block's first bit.
+    given there, from bit `given` (at most `lo`). Reads what hangs below a step from
+    `hanging` and adds it up into `hung_onto` (the same list on a first walk; on a later
+    one `hanging` is complete and the sums go to a list thrown away). Stores each step's
+    count (what hangs below it plus its bits kept) into `counts`. With `starts` (a first
+    walk: `given` and `lo` 0), appends `(place, bit, k * width)` for every later window
+    `k ≥ 1`: the place of the step whose block holds the window's first bit, and the
+    first bit of that block.
 
     Returns:
-        0 when done; else the number of unions alive when they could hold more than
-        `_ALIVE_BITS` bits (the walk stopped there), unless `top - given` is at most
-        `_LEAST_WINDOW` bits.
+        0 when done; else how many unions were alive when they held more than
+        `_ALIVE_BITS` bits (the walk stopped there), unless the window is `_LEAST_WINDOW`
+        bits wide or less.
     """
     mask = _RUN_MASK
-    width = top - given
-    watch = width > _LEAST_WINDOW
     look = _LOOK_EVERY
-    # A block starting past `boundary` is the first of a later window (for `starts`).
-    boundary = top - 1 if starts is not None else len(deps)  # (no block starts past n)
-    # What the dependents walked so far pushed to a step: a bitset, or a pair (m, rest),
-    # its bits numbered from `given`. The three pushes below are one merge (a bitset from a
-    # step with one dependency, a bitset from a step with more, a pair), written out: a
-    # call per edge cost more than the pairs save at 10⁴ steps.
+    watch = width > _LEAST_WINDOW
+    # The bits of the unions, numbered from `lo`: past `end`, outside the window.
+    end = width
+    # What the dependents walked so far pushed to a step: a bitset, or a pair (m, rest).
+    # The three pushes below are one merge (a bitset from a step with one dependency, a
+    # bitset from a step with more, a pair), written out: a call per edge cost more than
+    # the pairs save at 10⁴ steps.
     unions: dict[int, int | tuple[int, int]] = {}
-    bit = 0  # the next step with two dependencies or more gets this bit (and what hangs)
-    end = width  # (bits from `given`: the blocks starting at `end` or above are left out)
+    bit = given - lo  # the next step with two dependencies or more gets this bit (and what hangs)
+    if bit < 0:  # its block begins in the window before: the part in this one
+        i = order[first]
+        hung = hanging[i]
+        counts[i] = hung  # (nothing walked before it: no bits below it)
+        block = _cut(bit, hung, end)
+        for d in deps[i]:
+            unions[d] = block
+        bit += hung + 1
+        first -= 1
+    # A block reaching past `boundary` holds the first bit of a later window (`starts`).
+    boundary = end - 1 if starts is not None else len(deps)  # (no block reaches past n)
+    after = look  # (when the unions are next weighed against `_ALIVE_BITS`)
     for high in range(first, -1, -look):
-        if watch and len(unions) * min(bit, end) > _ALIVE_BITS:
-            return len(unions)
+        if watch and len(unions) * min(bit, end) > _ALIVE_BITS:  # (at most that many)
+            after -= look
+            if after <= 0:
+                alive, bits = _bits_alive(unions)
+                if bits > _ALIVE_BITS:
+                    return alive
+                # (weighing costs a look at each union: amortised, 16 unions a step at most;
+                # until then the bits alive may grow past the bound, as fast as they come)
+                after = max(look, len(unions) // 16)
         for place in range(high, max(high - look, -1), -1):
             i = order[place]
             below = unions.pop(i, 0)
@@ -768,10 +785,12 @@ def _bitset_walk(  # noqa: PLR0915, PLR0917 - one loop, merges written out
                             unions[d] = (m, rest | below >> m)
                     continue
                 if below < mask or below & mask != mask:
-                    if bit < end:
+                    if bit + hung < end:
                         below |= ((2 << hung) - 1) << bit if hung else 1 << bit
-                    elif bit > boundary:  # (past `end`, so past a boundary below it)
-                        boundary = _marked(starts, place, bit, width)
+                    else:  # (cut at the window's end; past a boundary below it)
+                        below |= _cut(bit, hung, end)
+                        if bit + hung > boundary:
+                            boundary = _marked(starts, place, bit, hung, boundary, width)
                     bit += hung + 1
                     for d in needs:
                         pushed = unions.get(d)  # (the first push keeps `below`: no copy)
@@ -798,11 +817,14 @@ def _bitset_walk(  # noqa: PLR0915, PLR0917 - one loop, merges written out
             if len(needs) == 1:
                 hung_onto[needs[0]] += hung + 1
             else:
-                if bit < end:  # (numbered from the run's end: above every bit given before)
+                # (numbered from the run's end: a block is above every bit given before it)
+                if bit + hung < end:
                     at = bit - run
                     rest |= ((2 << hung) - 1) << at if hung else 1 << at
-                elif bit > boundary:
-                    boundary = _marked(starts, place, bit, width)
+                else:
+                    rest |= _cut(bit, hung, end) >> run
+                    if bit + hung > boundary:
+                        boundary = _marked(starts, place, bit, hung, boundary, width)
                 bit += hung + 1
             pair = (run, rest)
             for d in needs:
@@ -822,26 +844,52 @@ def _bitset_walk(  # noqa: PLR0915, PLR0917 - one loop, merges written out
     return 0
 
 
-def _marked(starts: list[tuple[int, int]] | None, place: int, bit: int, width: int) -> int:
-    """Note the block starting at `bit`, the first of its window of `width` bits.
+def _cut(bit: int, hung: int, end: int) -> int:
+    """The bits `bit … bit + hung` that are in `0 … end - 1`."""
+    low, high = max(bit, 0), min(bit + hung + 1, end)
+    return ((1 << (high - low)) - 1) << low if low < high else 0
 
-    Appends `(place, bit)` to `starts` (the windows it skipped hold no block) and returns
-    the last bit of that window (a block starting past it is the next window's first).
+
+def _marked(  # noqa: PLR0917 - the walk's state
+    starts: list[tuple[int, int, int]] | None,
+    place: int,
+    bit: int,
+    hung: int,
+    boundary: int,
+    width: int,
+) -> int:
+    """Note the windows whose first bit the block `bit … bit + hung` holds; the next one.
+
+    Appends `(place, bit, k * width)` to `starts` for each window `k` whose first bit
+    `k * width` is in the block, and returns the last bit of the window before the next.
     """
-    assert starts is not None  # (no block starts past the boundary of a walk without)
-    starts.append((place, bit))
-    return (bit // width + 1) * width - 1
+    assert starts is not None  # (no block reaches past the boundary of a walk without)
+    while boundary < bit + hung:
+        starts.append((place, bit, boundary + 1))
+        boundary += width
+    return boundary
 
 
-_ALIVE_BITS: Final = 1 << 31
-"""The most bits (256 MiB) the unions alive at once may hold before windows are used.
+def _bits_alive(unions: dict[int, int | tuple[int, int]]) -> tuple[int, int]:
+    """How many distinct bitsets the unions hold, and their bits together.
+
+    (Many steps may hold the same bitset: the first push of one shares it.)
+    """
+    sets = [union if isinstance(union, int) else union[1] for union in unions.values()]
+    distinct = list({id(bits): bits for bits in sets}.values())
+    return len(distinct), sum(map(int.bit_length, distinct))
+
+
+_ALIVE_BITS: Final = 1 << 32
+"""The most bits (512 MiB) the bitsets alive at once may hold before windows are used.
 
 (See `_count_by_bitsets`; module names so that tests can make them small.)
 """
 _LEAST_WINDOW: Final = 1 << 12
 """The fewest bits a window holds: below it, the Python of a walk per window dominates."""
 _LOOK_EVERY: Final = 1 << 10
-"""How often, in steps walked, a walk compares the unions alive to `_ALIVE_BITS`."""
+"""How often, in steps walked, a walk bounds the bits its unions hold (`len × bits given`);
+past `_ALIVE_BITS` it counts them (`_bits_alive`), no more often than once per union."""
 
 
 @final
