@@ -7,7 +7,7 @@ wherever order matters.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import attrs
 import pytest
@@ -308,6 +308,111 @@ def test_an_attempt_failing_in_the_round_after_the_failure_waits_to_retry_and_is
     )
     assert _distinct_outcomes(graph, RunOptions()) == {
         (("boom", StepStatus.FAILED, 1), ("flaky", StepStatus.CANCELLED, 1))
+    }
+
+
+def _distinct_reports(graph: Graph, options: RunOptions) -> set[tuple[object, ...]]:
+    """The distinct (statuses, `RunError` messages) over 40 runs under `MockClock`."""
+    outcomes: set[tuple[object, ...]] = set()
+    results: list[exegraph.RunResult] = []
+    options = attrs.evolve(options, instruments=[Keep(results)])
+    for _ in range(40):
+        results.clear()
+        clock = trio.testing.MockClock(autojump_threshold=0)
+        with contextlib.suppress(exegraph.RunError):
+            trio.run(exegraph.run, graph, options, clock=clock)
+        (result,) = results
+        statuses = tuple(sorted((t.name, t.status) for t in result.steps))
+        error = result.error
+        messages = () if error is None else tuple(sorted(map(str, error.exceptions)))
+        outcomes.add((statuses, messages))
+    return outcomes
+
+
+def _fails_after(checkpoints: int, name: str) -> Callable[[], Awaitable[None]]:
+    async def fails() -> None:
+        for _ in range(checkpoints):
+            await trio.lowlevel.checkpoint()
+        raise ValueError(name)
+
+    return fails
+
+
+def test_failures_in_consecutive_rounds_of_one_instant_are_decided_together() -> None:
+    # `f1` raises, and `f2` raises in the next round of Trio's scheduler, at the same
+    # instant: the round in which the dispatcher, woken by `f1`, takes its turn, before
+    # or after `f2`'s task (Trio's order). The core is told both together, between two
+    # rounds: `c`, after `f2`, is skipped naming it, never "the run stopped".
+    graph = Graph(
+        [
+            exegraph.Step("f1", _fails_after(1, "f1")),
+            exegraph.Step("f2", _fails_after(2, "f2")),
+            exegraph.Step("c", _returns, depends_on=["f2"]),
+        ]
+    )
+    assert _distinct_reports(graph, RunOptions()) == {
+        (
+            (
+                ("c", StepStatus.SKIPPED),
+                ("f1", StepStatus.FAILED),
+                ("f2", StepStatus.FAILED),
+            ),
+            ("f1", "f2", "step 'c' was skipped: its dependency 'f2' failed"),
+        )
+    }
+
+
+def test_continue_on_error_names_the_first_failure_of_one_instant_in_consecutive_rounds() -> (
+    None
+):
+    # As above, without fail-fast: `f2` raises first, `f1` a round later at the same
+    # instant. A step skipped because of both names the first in the graph, `f1`,
+    # whether or not the dispatcher took its turn before `f1`'s task.
+    graph = Graph(
+        [
+            exegraph.Step("f1", _fails_after(2, "f1")),
+            exegraph.Step("f2", _fails_after(1, "f2")),
+            exegraph.Step("c", _returns, depends_on=["f1", "f2"]),
+        ]
+    )
+    options = RunOptions(error_policy=ErrorPolicy.CONTINUE_ON_ERROR)
+    assert _distinct_reports(graph, options) == {
+        (
+            (
+                ("c", StepStatus.SKIPPED),
+                ("f1", StepStatus.FAILED),
+                ("f2", StepStatus.FAILED),
+            ),
+            ("f1", "f2", "step 'c' was skipped: its dependency 'f1' failed"),
+        )
+    }
+
+
+def test_a_success_in_the_round_after_a_failure_settles_a_one_failed_rule_before_it() -> None:
+    # `d` returns in the round after `f` raised (the dispatcher's turn, before or after
+    # `d`'s task): it counts as ended before the failure, so its `ONE_FAILED` dependent
+    # `g` is skipped quietly (nothing it depends on failed), and `h` after it too: no
+    # `StepSkippedError` for `h`, whatever Trio runs first.
+    graph = Graph(
+        [
+            exegraph.Step("f", _raises_at_once),
+            exegraph.Step("d", _yields_once),
+            exegraph.Step(
+                "g", _returns, depends_on=["d"], trigger_rule=exegraph.TriggerRule.ONE_FAILED
+            ),
+            exegraph.Step("h", _returns, depends_on=["g"]),
+        ]
+    )
+    assert _distinct_reports(graph, RunOptions()) == {
+        (
+            (
+                ("d", StepStatus.DONE),
+                ("f", StepStatus.FAILED),
+                ("g", StepStatus.SKIPPED),
+                ("h", StepStatus.SKIPPED),
+            ),
+            ("bad",),
+        )
     }
 
 

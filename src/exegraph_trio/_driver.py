@@ -172,32 +172,43 @@ class _Facts:
 
 @final
 class _NextRound(trio.abc.Instrument):
-    """Marks the rounds of Trio's scheduler after fail-fast or an interrupt was decided.
+    """Marks the rounds of Trio's scheduler after a failure, fail-fast or an interrupt.
 
-    At the start of the next round `run.stop_seen` is set: a step task beginning from
-    then on is withdrawn. At the start of the round after, fail-fast cancels the steps in
-    flight: the dispatcher told the core the failures in between (its turn comes in one
-    of those two rounds, whichever Trio runs first), and a step that resumed and ended in
-    between ended as it would have. (`after_io_wait` is called once a round, before any
-    task of the round runs.)
+    `stop` (fail-fast, an interrupt): at the start of the next round `run.stop_seen` is
+    set, and a step task beginning from then on is withdrawn. `feed` (failures): at the
+    start of the round after, before any task of it runs, the core is told every failure
+    reported in the two rounds before (`Run._feed_core`), together, in the graph's
+    order; the dispatcher records what they skipped on its turn. `cancel` (fail-fast):
+    then the steps in flight are cancelled. A step that resumed and ended in between
+    ended as it would have, whichever task Trio ran first; and since the core is told
+    between two rounds, not by the dispatcher in the middle of one, no completion or
+    failure of the round after races with it. (`after_io_wait` is called once a round,
+    before any task of the round runs.)
     """
 
-    __slots__ = ("cancel", "rounds", "run")
+    __slots__ = ("cancel", "feed", "rounds", "run", "stop")
 
-    def __init__(self, run: Run, *, cancel: bool) -> None:
+    def __init__(self, run: Run, *, stop: bool, cancel: bool, feed: bool = False) -> None:
         self.run = run
+        self.stop = stop
         self.cancel = cancel
+        self.feed = feed
         self.rounds = 0
 
     def after_io_wait(self, timeout: float) -> None:
         run = self.run
         self.rounds += 1
         if self.rounds == 1:
-            run.stop_seen = True
-            if self.cancel:
+            if self.stop:
+                run.stop_seen = True
+            if self.cancel or self.feed:
                 return
-        elif self.cancel:
-            run._cancel()
+        else:
+            if self.feed:
+                run.feed_armed = False
+                run._feed_core()
+            if self.cancel:
+                run._cancel()
         trio.lowlevel.remove_instrument(self)
 
 
@@ -219,6 +230,8 @@ class Run(_Facts):
         "errors_while_cancelled",
         "failed_pending",
         "failing_fast",
+        "feed_armed",
+        "fed",
         "graph",
         "info",
         "inputs",
@@ -331,6 +344,10 @@ class Run(_Facts):
         # the steps that reported cancelled or withdrawn meanwhile (`_after_failures`).
         self.failed_pending: list[int] = []
         self.deferred: list[Callable[[], Sequence[_core.Skip] | None]] = []
+        # A `_NextRound` will tell the core the pending failures at the start of a round;
+        # what they skipped, for the dispatcher to record (`_feed_failed`).
+        self.feed_armed = False
+        self.fed: list[Sequence[_core.Skip]] = []
 
         self.outer: trio.Nursery | None = None
         self.main: trio.Nursery | None = None
@@ -370,6 +387,8 @@ class Run(_Facts):
             self.core.close()
             if self.core.running or self.core.retrying or self.resume:
                 self._sweep()
+            elif self.failed_pending or self.fed:
+                self._feed_failed()
             if want_result or self.observers.hooks["run_done"]:
                 result = self._result(stopped=outside or self.interrupt is not None)
                 self.observers.run_done(result)
@@ -423,19 +442,21 @@ class Run(_Facts):
             self._skipped(core.start())
             self._start_ready()
             while core.unsettled:
-                if not self.cancel_pending and not self.failed_pending:
+                if not (self.cancel_pending or self.failed_pending or self.fed):
                     self.parked = True
                     await trio.lowlevel.wait_task_rescheduled(self._abort)
-                if self.cancel_pending or self.failed_pending:
-                    self._failures_decided()
+                if self.cancel_pending or self.failed_pending or self.fed:
                     for _ in range(3):  # (two are enough: see `_NextRound`)
-                        if not core.failing or self.failing_fast:
+                        if not self.feed_armed:
                             break
-                        # Fail-fast cancels at the start of the round after next
-                        # (`_NextRound`): make sure there is one, though every step may be
-                        # waiting on something else.
+                        # The core is told the failures at the start of the round after
+                        # next (`_NextRound`): make sure there is one, though every step
+                        # may be waiting on something else.
                         await trio.lowlevel.cancel_shielded_checkpoint()
                     else:
+                        self.feed_armed = False  # (never needed: the instrument did not run)
+                    self._failures_decided()
+                    if core.failing and not self.failing_fast:
                         self._cancel()  # (never needed: the instrument did not run)
                 if core.doomed_left:
                     await self._let_the_cancelled_report()
@@ -537,28 +558,42 @@ class Run(_Facts):
             readied.clear()
 
     def _failures_decided(self) -> None:
-        """The dispatcher's turn after failures: tell the core, tear down.
+        """The dispatcher's turn after failures: record what they skipped, tear down.
 
-        What the failures released is torn down; under fail-fast the steps in flight are
-        cancelled at the start of the second round of Trio's scheduler after the failure's
-        (`_NextRound`).
+        `_NextRound` told the core the failures at the start of the second round of
+        Trio's scheduler after the first one's, and under fail-fast cancelled the steps in
+        flight.
         """
-        self.cancel_pending = False  # (`_NextRound` cancels the steps in flight)
+        self.cancel_pending = False
         self._feed_failed()
         if self.resources:
             self._tear_down_due()
 
-    def _feed_failed(self) -> None:
-        """Tell the core the failures that decided fail-fast, in the graph's order."""
+    def _feed_core(self) -> None:
+        """Tell the core the pending failures, in the graph's order, then what waited on them.
+
+        Only the core: what they skip is recorded by `_feed_failed`. Called by
+        `_NextRound` between two rounds of Trio's scheduler (no task runs), or by
+        `_feed_failed`.
+        """
         failed = self.failed_pending
         if failed:
             self.failed_pending = []
-            self._skipped(self.core.failed_together(sorted(failed)))
+            fed = self.fed
+            fed.append(self.core.failed_together(sorted(failed)))
             deferred, self.deferred = self.deferred, []
             for event in deferred:
                 skips = event()
                 if skips:
-                    self._skipped(skips)
+                    fed.append(skips)
+
+    def _feed_failed(self) -> None:
+        """Tell the core the pending failures (if not told yet); record what they skipped."""
+        self._feed_core()
+        if self.fed:
+            fed, self.fed = self.fed, []
+            for skips in fed:
+                self._skipped(skips)
 
     def _after_failures(self, event: Callable[[], Sequence[_core.Skip] | None]) -> None:
         """Tell the core `event` now, or after the failures fail-fast is deciding on.
@@ -569,6 +604,7 @@ class Run(_Facts):
         if self.failed_pending:
             self.deferred.append(event)
         else:
+            self._feed_failed()  # (what the failures skipped is recorded first)
             skips = event()
             if skips:
                 self._skipped(skips)
@@ -601,7 +637,7 @@ class Run(_Facts):
         step's outcome does not depend on Trio's order.
         """
         if not self.stop_seen:
-            trio.lowlevel.add_instrument(_NextRound(self, cancel=cancel))
+            trio.lowlevel.add_instrument(_NextRound(self, stop=True, cancel=cancel))
 
     def _cancel(self, *, outside: bool = False) -> None:
         """Cancel the steps in flight (fail-fast; everything after an interrupt)."""
@@ -811,6 +847,8 @@ class Run(_Facts):
         Then drop the values it was the last to take (`keep_values=False`): it has settled
         (rule 4), and what the core decides next never reads them.
         """
+        if self.fed:  # skips decided between two rounds (`_NextRound`) come first
+            self._feed_failed()
         self.starts[i] = start
         self.ends[i] = self.now()
         self.values[i] = value
@@ -899,6 +937,8 @@ class Run(_Facts):
         end: float | None = None,
     ) -> None:
         """Step `i` ended in `state` (`FAILED` or `CANCELLED`) with `error`."""
+        if self.fed:  # skips decided between two rounds (`_NextRound`) come first
+            self._feed_failed()
         self.starts[i] = start
         self.ends[i] = self.now() if end is None else end
         self.errors[i] = error
@@ -957,10 +997,13 @@ class Run(_Facts):
             # end as they would have (done, failed with their own error, or waiting to
             # retry), and nothing starts meanwhile (`cancelled_at` is set).
             self.failed_pending.append(i)
-            if core.fail_fast and not self.cancel_pending:
-                self.cancel_pending = True
-                self._cancelled_now(outside=False)
-                self._stop_in_next_round(cancel=True)
+            if not self.feed_armed:
+                self.feed_armed = True
+                stop = core.fail_fast and not self.cancel_pending and not self.stop_seen
+                if stop:
+                    self.cancel_pending = True
+                    self._cancelled_now(outside=False)
+                trio.lowlevel.add_instrument(_NextRound(self, stop=stop, cancel=stop, feed=True))
             self._wake()
             return
         self._feed_failed()  # (an interrupt: the failures of this instant before it)
@@ -1119,6 +1162,8 @@ class PlainRun(Run):
     @enable_ki_protection
     def _done(self, i: int, start: float, value: object, *, resource: bool = False) -> None:
         """`Run._done` for plain steps: its success never skips anything."""
+        if self.fed:  # skips decided between two rounds (`_NextRound`) come first
+            self._feed_failed()
         self.starts[i] = start
         self.ends[i] = end = self.now()
         self.values[i] = value
