@@ -311,9 +311,12 @@ def test_an_attempt_failing_in_the_round_after_the_failure_waits_to_retry_and_is
     }
 
 
-def _distinct_reports(graph: Graph, options: RunOptions) -> set[tuple[object, ...]]:
+_Report = tuple[tuple[tuple[str, StepStatus], ...], tuple[str, ...]]
+
+
+def _distinct_reports(graph: Graph, options: RunOptions) -> set[_Report]:
     """The distinct (statuses, `RunError` messages) over 40 runs under `MockClock`."""
-    outcomes: set[tuple[object, ...]] = set()
+    outcomes: set[_Report] = set()
     results: list[exegraph.RunResult] = []
     options = attrs.evolve(options, instruments=[Keep(results)])
     for _ in range(40):
@@ -362,9 +365,7 @@ def test_failures_in_consecutive_rounds_of_one_instant_are_decided_together() ->
     }
 
 
-def test_continue_on_error_names_the_first_failure_of_one_instant_in_consecutive_rounds() -> (
-    None
-):
+def test_continue_on_error_names_the_first_failure_of_one_instant_in_consecutive_rounds() -> None:
     # As above, without fail-fast: `f2` raises first, `f1` a round later at the same
     # instant. A step skipped because of both names the first in the graph, `f1`,
     # whether or not the dispatcher took its turn before `f1`'s task.
@@ -414,6 +415,46 @@ def test_a_success_in_the_round_after_a_failure_settles_a_one_failed_rule_before
             ("bad",),
         )
     }
+
+
+async def _yields_twice() -> None:
+    await trio.lowlevel.checkpoint()
+    await trio.lowlevel.checkpoint()
+
+
+async def _sleeps() -> None:
+    await trio.sleep(1)
+
+
+@pytest.mark.parametrize("bound", ["pools", "max_concurrency"])
+def test_what_the_dispatcher_starts_does_not_depend_on_a_completion_of_its_round(
+    bound: str,
+) -> None:
+    # `a` returns and the dispatcher must decide (a pool, or the concurrency bound, makes
+    # the decision wait for the other completions of the instant); `b` returns in the next
+    # round of Trio's scheduler, the one of the dispatcher's turn, before or after it
+    # (Trio's order). The decision is taken at the start of that round, before any task
+    # of it runs: `x` is started then, `y` (released by `b`) at the start of the next, so
+    # `x`'s failure always finds `y` not begun: skipped.
+    steps = [
+        exegraph.Step("a", _yields_once, pools=["p"] if bound == "pools" else ()),
+        exegraph.Step("b", _yields_twice),
+        exegraph.Step("x", _raises_at_once, depends_on=["a"]),
+        exegraph.Step("y", _yields_once, depends_on=["b"]),
+    ]
+    if bound == "pools":
+        options = RunOptions(pools={"p": 1})
+    else:
+        steps += [
+            exegraph.Step("c", _sleeps),  # holds the third slot
+            exegraph.Step("z", _returns, depends_on=["c"]),
+        ]
+        options = RunOptions(max_concurrency=3)
+    ((statuses, messages),) = _distinct_reports(Graph(steps), options)
+    status = dict(statuses)
+    assert (status["a"], status["b"]) == (StepStatus.DONE, StepStatus.DONE)
+    assert (status["x"], status["y"]) == (StepStatus.FAILED, StepStatus.SKIPPED)
+    assert "step 'y' was skipped: the run stopped before it could start" in messages
 
 
 async def test_continue_on_error_runs_everything_not_downstream_of_a_failure(

@@ -29,6 +29,7 @@ KI protection; the actions, hooks and instruments run without it, as Trio users 
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import logging
 import math
@@ -206,10 +207,39 @@ class _NextRound(trio.abc.Instrument):
         else:
             if self.feed:
                 run.feed_armed = False
+                run.cancel_pending = False  # (the core is told now)
                 run._feed_core()
             if self.cancel:
                 run._cancel()
+            if self.feed:
+                run._take_at_boundary()  # what may start after the failures
         trio.lowlevel.remove_instrument(self)
+
+
+@final
+class _Takes(trio.abc.Instrument):
+    """Decides what starts between two rounds of Trio's scheduler, for the dispatcher.
+
+    A step task whose completion needs the dispatcher's decision (`Core.decide_now` is
+    false) sets `run.take_due` and wakes it. The core is asked what starts at the start
+    of the next round, before any task of it runs (`Run._take_at_boundary`), and the
+    dispatcher starts those steps on its turn in that round. Had the dispatcher asked
+    on its turn, a completion of that same round would count or not depending on
+    whether Trio ran its task first: the steps it releases would start a round earlier
+    or later, and a failure of that instant find them in flight or not begun. Installed
+    for the rest of the run the first time it is needed (`after_io_wait` is called once
+    a round).
+    """
+
+    __slots__ = ("run",)
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+
+    def after_io_wait(self, timeout: float) -> None:
+        run = self.run
+        if run.take_due:
+            run._take_at_boundary()
 
 
 class Run(_Facts):
@@ -230,8 +260,8 @@ class Run(_Facts):
         "errors_while_cancelled",
         "failed_pending",
         "failing_fast",
-        "feed_armed",
         "fed",
+        "feed_armed",
         "graph",
         "info",
         "inputs",
@@ -246,6 +276,7 @@ class Run(_Facts):
         "outer",
         "outside_at",
         "parked",
+        "past_doomed",
         "pooled",
         "resources",
         "resume",
@@ -256,6 +287,9 @@ class Run(_Facts):
         "start_soon",
         "step_timeout",
         "stop_seen",
+        "take_due",
+        "taken",
+        "takes",
     )
 
     _Core: type[_core.Core] = _core.Core
@@ -296,7 +330,7 @@ class Run(_Facts):
             resources=features.resources,
             demands=demands,
             shared=shared,
-            woken=self._wake,
+            woken=self._wake_to_decide,
         )
         # Under fail-fast the steps run in a nursery of their own inside the run's, which
         # fail-fast cancels: the dispatcher, outside it, still sees a cancellation from
@@ -348,6 +382,13 @@ class Run(_Facts):
         # what they skipped, for the dispatcher to record (`_feed_failed`).
         self.feed_armed = False
         self.fed: list[Sequence[_core.Skip]] = []
+        # The dispatcher's decisions, taken between two rounds (`_Takes`): whether one is
+        # due at the start of the next round, the steps it took (the dispatcher starts
+        # them), and the instrument (once needed).
+        self.take_due = False
+        self.past_doomed = False
+        self.taken: list[int] = []
+        self.takes: _Takes | None = None
 
         self.outer: trio.Nursery | None = None
         self.main: trio.Nursery | None = None
@@ -384,6 +425,9 @@ class Run(_Facts):
             if outside:
                 self._stop()  # nothing may start after an outside cancellation
         finally:
+            if self.takes is not None:
+                with contextlib.suppress(KeyError):  # (Trio drops an instrument that raised)
+                    trio.lowlevel.remove_instrument(self.takes)
             self.core.close()
             if self.core.running or self.core.retrying or self.resume:
                 self._sweep()
@@ -442,9 +486,17 @@ class Run(_Facts):
             self._skipped(core.start())
             self._start_ready()
             while core.unsettled:
-                if not (self.cancel_pending or self.failed_pending or self.fed):
+                if not (
+                    self.cancel_pending
+                    or self.failed_pending
+                    or self.fed
+                    or self.take_due
+                    or self.taken
+                ):
                     self.parked = True
                     await trio.lowlevel.wait_task_rescheduled(self._abort)
+                if self.taken:  # taken at the start of this round: they start now
+                    self._spawn_taken()
                 if self.cancel_pending or self.failed_pending or self.fed:
                     for _ in range(3):  # (two are enough: see `_NextRound`)
                         if not self.feed_armed:
@@ -453,14 +505,31 @@ class Run(_Facts):
                         # next (`_NextRound`): make sure there is one, though every step
                         # may be waiting on something else.
                         await trio.lowlevel.cancel_shielded_checkpoint()
-                    else:
-                        self.feed_armed = False  # (never needed: the instrument did not run)
+                        self._spawn_taken()
+                    else:  # (never needed: the instrument did not run)
+                        self.feed_armed = False
+                        self._arm_take()
                     self._failures_decided()
                     if core.failing and not self.failing_fast:
                         self._cancel()  # (never needed: the instrument did not run)
                 if core.doomed_left:
                     await self._let_the_cancelled_report()
-                self._start_ready()
+                    self.past_doomed = True  # (some may shield themselves: decide now)
+                    self._arm_take()
+                if self.taken:
+                    self._spawn_taken()
+                if self.take_due:
+                    if core.running >= core.limit or not (core.ready or core.queues):
+                        # Nothing may start, whatever the rest of this round does without
+                        # asking for a decision again (what frees a slot or makes a step
+                        # ready asks): nothing to decide at the start of the next.
+                        self.take_due = False
+                        continue
+                    # Asked for in this round, before this turn: decided at the start of
+                    # the next (`_Takes`) with every completion of this one, whichever
+                    # task Trio runs first. (Waking up makes sure there is a next round.)
+                    await trio.lowlevel.cancel_shielded_checkpoint()
+                    self._spawn_taken()
         except trio.Cancelled:
             if self.split or not self.failing_fast:
                 # Cancelled from outside: start nothing more. The steps in flight were
@@ -488,6 +557,7 @@ class Run(_Facts):
         while core.doomed_left and idle < 2:
             left = core.doomed_left
             await trio.lowlevel.cancel_shielded_checkpoint()
+            self._spawn_taken()
             idle = idle + 1 if core.doomed_left == left else 0
 
     def _abort(self, raise_cancel: object) -> trio.lowlevel.Abort:
@@ -509,6 +579,45 @@ class Run(_Facts):
             assert self.dispatcher is not None
             trio.lowlevel.reschedule(self.dispatcher)
 
+    def _wake_to_decide(self) -> None:
+        """Have the dispatcher start what the core says at the start of the next round.
+
+        Decided then (`_Takes`), with every completion of this round, whichever Trio runs
+        first; the dispatcher is woken then if a step may start.
+        """
+        if not self.take_due:
+            self._arm_take()
+        self._wake()  # (a task runnable: there is a next round)
+
+    def _arm_take(self) -> None:
+        """Ask the core what starts at the start of the next round (`_Takes`)."""
+        self.take_due = True
+        if self.takes is None:
+            self.takes = _Takes(self)
+            trio.lowlevel.add_instrument(self.takes)
+
+    def _take_at_boundary(self) -> None:
+        """Between two rounds: what the core says starts now, for the dispatcher to start.
+
+        Nothing while steps fail-fast cancelled have not reported: the dispatcher lets
+        them report first (`_let_the_cancelled_report`), then asks again.
+        """
+        self.take_due = False
+        if self.core.doomed_left and not self.past_doomed:
+            return
+        self.past_doomed = False
+        taken = self._take()
+        if taken:
+            self.taken += taken
+
+    def _spawn_taken(self) -> None:
+        """Start the steps taken at the start of this round (the dispatcher's turn)."""
+        taken, self.taken = self.taken, []
+        if taken:
+            state = self.core.state
+            # (A retry given its slot then may have been cancelled since, in this round.)
+            self._spawn([i for i in taken if state[i] == _core.RUNNING])
+
     def _start_ready(self) -> None:
         """Start every step the core says may start now, each in a new task.
 
@@ -517,18 +626,22 @@ class Run(_Facts):
         ends cancelled, whichever comes first); after fail-fast only steps with another
         trigger rule start, in the outer nursery.
         """
+        taken = self._take()
+        if taken:
+            self._spawn(taken)
+
+    def _take(self) -> list[int]:
+        """The steps that may start now (`_start_ready` starts them)."""
         core = self.core
         if self.pooled:
             self._stamp_ready()
         elif not core.ready:
-            return
-        if self.cancel_pending:  # a failure under fail-fast: the dispatcher decides
-            return
+            return []
+        if self.cancel_pending:  # a failure under fail-fast: decided with it
+            return []
         if self.cancelled_at != math.inf and (not self.split or self.outside_at != math.inf):
-            return  # (cancelled from outside implies cancelled: `_cancelled_now`)
-        taken = core.take()
-        if taken:
-            self._spawn(taken)
+            return []  # (cancelled from outside implies cancelled: `_cancelled_now`)
+        return core.take()
 
     def _spawn(self, taken: list[int]) -> None:
         """Start a task for each step of `taken` (or resume it, a retry that waited)."""
@@ -656,6 +769,10 @@ class Run(_Facts):
         """
         self._feed_failed()  # (those reported, and are no step to sweep)
         core = self.core
+        taken, self.taken = self.taken, []
+        for i in taken:  # taken between two rounds, never started: withdrawn
+            if core.state[i] == _core.RUNNING and i not in self.resume:
+                self._skipped(core.withdraw(i))
         for i, state in enumerate(core.state):
             if state in (_core.RUNNING, _core.WAITING, _core.AGAIN):
                 core.cancelled(i)
@@ -968,7 +1085,7 @@ class Run(_Facts):
             if not core.unsettled:
                 self._wake()
         elif core.ready or self.pooled:
-            self._wake()
+            self._wake_to_decide()
 
     def _failed(self, i: int, error: BaseException) -> None:
         raised_by = f"exegraph: raised by step {self.steps[i].name!r}"
@@ -1149,6 +1266,13 @@ class PlainRun(Run):
         if taken:
             self._spawn(taken)
 
+    def _take(self) -> list[int]:
+        """`Run._take` for plain steps."""
+        core = self.core
+        if not core.ready or self.cancelled_at != math.inf:
+            return []
+        return core.take()
+
     def _spawn(self, taken: list[int]) -> None:
         """Start a task for each step of `taken`, in the run's nursery."""
         nursery, steps, spawn = self.main, self.steps, self._step
@@ -1177,7 +1301,7 @@ class PlainRun(Run):
         taken = core.finish(i, take=self.cancelled_at == math.inf)  # `done`, `_decide`
         if taken is None:  # decided with the other completions of this instant
             if core.ready:
-                self._wake()
+                self._wake_to_decide()
             return
         if len(taken) == 1:  # one slot freed: `_spawn`, inlined
             j = taken[0]
@@ -1195,7 +1319,7 @@ class PlainRun(Run):
             if not core.unsettled:
                 self._wake()
         elif core.ready:
-            self._wake()
+            self._wake_to_decide()
 
 
 @final
@@ -1239,7 +1363,7 @@ class RetryRun(Run):
         taken = core.finish(i, take=self.cancelled_at == math.inf)
         if taken is None:  # decided with the other completions of this instant
             if core.ready:
-                self._wake()
+                self._wake_to_decide()
             return
         if taken:
             self._spawn(taken)
