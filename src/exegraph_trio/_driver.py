@@ -11,11 +11,15 @@ core's (`_core.py`). One run is:
   action starts), classifies the outcome and reports it to the core.
 
 Completions are decided together: a step task reports its outcome and wakes the
-dispatcher, which asks the core what to start only on its next turn, after every task
-that Trio runs in the same batch (every completion of that clock instant) has reported.
-When the core says no other completion could change the choice (`Core.decide_now`: no
-other step running, as in a chain, or none that could release a step), the step task asks
-the core itself and saves the dispatcher a turn.
+dispatcher; the core is asked what to start at the start of the next round of Trio's
+scheduler, before any task of it runs (`_Takes`, an instrument), after every task that
+Trio ran in the round before (every completion of that clock instant so far) has
+reported, and the dispatcher starts those steps on its turn. Asking in the middle of a
+round would count the completions of that round that Trio happened to run first. When the
+core says no other completion could change the choice (`Core.decide_now`: no other step
+running, as in a chain, or none that could release a step), the step task asks the core
+itself and saves the dispatcher a turn. Failures are told to the core between two rounds
+too (`_NextRound`).
 
 The observers (hooks and instruments) live in `_observers.py`, the reading of exceptions
 in `_outcomes.py`, and the entry points `run` and `run_with_result` in `_run.py`.
