@@ -33,7 +33,6 @@ KI protection; the actions, hooks and instruments run without it, as Trio users 
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import logging
 import math
@@ -208,15 +207,10 @@ class _NextRound(trio.abc.Instrument):
                 run.stop_seen = True
             if self.cancel or self.feed:
                 return
-        else:
-            if self.feed:
-                run.feed_armed = False
-                run.cancel_pending = False  # (the core is told now)
-                run._feed_core()
-            if self.cancel:
-                run._cancel()
-            if self.feed:
-                run._take_at_boundary()  # what may start after the failures
+        elif self.feed:
+            run._feed_at_boundary(cancel=self.cancel)
+        elif self.cancel:
+            run._cancel()
         trio.lowlevel.remove_instrument(self)
 
 
@@ -230,20 +224,56 @@ class _Takes(trio.abc.Instrument):
     dispatcher starts those steps on its turn in that round. Had the dispatcher asked
     on its turn, a completion of that same round would count or not depending on
     whether Trio ran its task first: the steps it releases would start a round earlier
-    or later, and a failure of that instant find them in flight or not begun. Installed
-    for the rest of the run the first time it is needed (`after_io_wait` is called once
-    a round).
+    or later, and a failure of that instant find them in flight or not begun.
+
+    It also tells the core the failures of a run not failing fast (or failing fast
+    already) at the start of the second round after theirs, as `_NextRound` does for
+    the failure that makes a run fail fast: those of two rounds are decided together.
+
+    One serves every run of a Trio run (`_TAKES`): installed the first time one is
+    needed, it removes itself once no run has asked for `_IDLE_ROUNDS` rounds, so that
+    runs one after the other do not each pay for installing it. (`after_io_wait` is
+    called once a round, before any task of the round runs.)
     """
 
-    __slots__ = ("run",)
+    __slots__ = ("due", "feed_later", "feed_next", "idle")
 
-    def __init__(self, run: Run) -> None:
-        self.run = run
+    def __init__(self) -> None:
+        self.due: list[Run] = []
+        # Runs whose failures are told to the core at the start of the next round, and of
+        # the round after (`Run._failed`; under fail-fast, `_NextRound` does it).
+        self.feed_next: list[Run] = []
+        self.feed_later: list[Run] = []
+        self.idle = 0
 
     def after_io_wait(self, timeout: float) -> None:
-        run = self.run
-        if run.take_due:
-            run._take_at_boundary()
+        due, feeds = self.due, self.feed_next
+        if due or feeds or self.feed_later:
+            self.due = []
+            self.feed_next, self.feed_later = self.feed_later, []
+            self.idle = 0
+            try:
+                for run in feeds:
+                    if run.feed_armed:  # (not if the run is over)
+                        run._feed_at_boundary()
+                for run in due:
+                    if run.take_due:  # (not if the run is over, or told its failures)
+                        run._take_at_boundary()
+            except BaseException:
+                _TAKES.set(None)  # (Trio drops an instrument that raised)
+                raise
+        else:
+            self.idle += 1
+            if self.idle >= _IDLE_ROUNDS:
+                _TAKES.set(None)
+                trio.lowlevel.remove_instrument(self)
+
+
+_TAKES: Final[trio.lowlevel.RunVar[_Takes | None]] = trio.lowlevel.RunVar(
+    "exegraph_trio.takes", default=None
+)
+"""The `_Takes` of the Trio run, if one is installed."""
+_IDLE_ROUNDS: Final = 1000
 
 
 class Run(_Facts):
@@ -293,7 +323,6 @@ class Run(_Facts):
         "stop_seen",
         "take_due",
         "taken",
-        "takes",
     )
 
     _Core: type[_core.Core] = _core.Core
@@ -387,12 +416,11 @@ class Run(_Facts):
         self.feed_armed = False
         self.fed: list[Sequence[_core.Skip]] = []
         # The dispatcher's decisions, taken between two rounds (`_Takes`): whether one is
-        # due at the start of the next round, the steps it took (the dispatcher starts
-        # them), and the instrument (once needed).
+        # due at the start of the next round, and the steps it took (the dispatcher
+        # starts them).
         self.take_due = False
         self.past_doomed = False
         self.taken: list[int] = []
-        self.takes: _Takes | None = None
 
         self.outer: trio.Nursery | None = None
         self.main: trio.Nursery | None = None
@@ -429,9 +457,7 @@ class Run(_Facts):
             if outside:
                 self._stop()  # nothing may start after an outside cancellation
         finally:
-            if self.takes is not None:
-                with contextlib.suppress(KeyError):  # (Trio drops an instrument that raised)
-                    trio.lowlevel.remove_instrument(self.takes)
+            self.take_due = self.feed_armed = False  # (the run is over)
             self.core.close()
             if self.core.running or self.core.retrying or self.resume:
                 self._sweep()
@@ -596,9 +622,29 @@ class Run(_Facts):
     def _arm_take(self) -> None:
         """Ask the core what starts at the start of the next round (`_Takes`)."""
         self.take_due = True
-        if self.takes is None:
-            self.takes = _Takes(self)
-            trio.lowlevel.add_instrument(self.takes)
+        self._boundaries().due.append(self)
+
+    @staticmethod
+    def _boundaries() -> _Takes:
+        """The `_Takes` of this Trio run, installed if it is not."""
+        takes = _TAKES.get()
+        if takes is None:
+            takes = _Takes()
+            _TAKES.set(takes)
+            trio.lowlevel.add_instrument(takes)
+        return takes
+
+    def _feed_at_boundary(self, *, cancel: bool = False) -> None:
+        """Between two rounds: tell the core the pending failures, then what may start.
+
+        `cancel` (fail-fast): cancel the steps in flight, after telling the core.
+        """
+        self.feed_armed = False
+        self.cancel_pending = False  # (the core is told now)
+        self._feed_core()
+        if cancel:
+            self._cancel()
+        self._take_at_boundary()  # what may start after the failures
 
     def _take_at_boundary(self) -> None:
         """Between two rounds: what the core says starts now, for the dispatcher to start.
@@ -1120,11 +1166,14 @@ class Run(_Facts):
             self.failed_pending.append(i)
             if not self.feed_armed:
                 self.feed_armed = True
-                stop = core.fail_fast and not self.cancel_pending and not self.stop_seen
-                if stop:
+                if core.fail_fast and not self.cancel_pending and not self.stop_seen:
                     self.cancel_pending = True
                     self._cancelled_now(outside=False)
-                trio.lowlevel.add_instrument(_NextRound(self, stop=stop, cancel=stop, feed=True))
+                    trio.lowlevel.add_instrument(
+                        _NextRound(self, stop=True, cancel=True, feed=True)
+                    )
+                else:  # (told in two rounds by the instrument every run shares)
+                    self._boundaries().feed_later.append(self)
             self._wake()
             return
         self._feed_failed()  # (an interrupt: the failures of this instant before it)
