@@ -236,7 +236,7 @@ class _Takes(trio.abc.Instrument):
     called once a round, before any task of the round runs.)
     """
 
-    __slots__ = ("due", "feed_later", "feed_next", "idle")
+    __slots__ = ("due", "feed_later", "feed_next", "idle", "removed")
 
     def __init__(self) -> None:
         self.due: list[Run] = []
@@ -245,6 +245,7 @@ class _Takes(trio.abc.Instrument):
         self.feed_next: list[Run] = []
         self.feed_later: list[Run] = []
         self.idle = 0
+        self.removed = False
 
     def after_io_wait(self, timeout: float) -> None:
         due, feeds = self.due, self.feed_next
@@ -260,11 +261,13 @@ class _Takes(trio.abc.Instrument):
                     if run.take_due:  # (not if the run is over, or told its failures)
                         run._take_at_boundary()
             except BaseException:
+                self.removed = True
                 _TAKES.set(None)  # (Trio drops an instrument that raised)
                 raise
         else:
             self.idle += 1
             if self.idle >= _IDLE_ROUNDS:
+                self.removed = True
                 _TAKES.set(None)
                 trio.lowlevel.remove_instrument(self)
 
@@ -323,6 +326,7 @@ class Run(_Facts):
         "stop_seen",
         "take_due",
         "taken",
+        "takes",
     )
 
     _Core: type[_core.Core] = _core.Core
@@ -421,6 +425,7 @@ class Run(_Facts):
         self.take_due = False
         self.past_doomed = False
         self.taken: list[int] = []
+        self.takes: _Takes | None = None  # (the Trio run's, once this run used it)
 
         self.outer: trio.Nursery | None = None
         self.main: trio.Nursery | None = None
@@ -615,14 +620,24 @@ class Run(_Facts):
         Decided then (`_Takes`), with every completion of this round, whichever Trio runs
         first; the dispatcher is woken then if a step may start.
         """
-        if not self.take_due:
-            self._arm_take()
-        self._wake()  # (a task runnable: there is a next round)
+        if not self.take_due:  # (`_arm_take`, inlined: once a completion, in many runs)
+            self.take_due = True
+            takes = self.takes
+            if takes is None or takes.removed:
+                takes = self.takes = self._boundaries()
+            takes.due.append(self)
+        if self.parked:  # (`_wake`: a task runnable, so there is a next round)
+            self.parked = False
+            assert self.dispatcher is not None
+            trio.lowlevel.reschedule(self.dispatcher)
 
     def _arm_take(self) -> None:
         """Ask the core what starts at the start of the next round (`_Takes`)."""
         self.take_due = True
-        self._boundaries().due.append(self)
+        takes = self.takes
+        if takes is None or takes.removed:
+            takes = self.takes = self._boundaries()
+        takes.due.append(self)
 
     @staticmethod
     def _boundaries() -> _Takes:
