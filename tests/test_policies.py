@@ -15,7 +15,7 @@ import trio
 import trio.lowlevel
 
 import exegraph_trio as exegraph
-from exegraph_trio import ErrorPolicy, Graph, RunOptions, StepStatus
+from exegraph_trio import ErrorPolicy, Graph, RunOptions, StepStatus, _driver
 from support import Recorder
 
 CONTINUE = RunOptions(error_policy=ErrorPolicy.CONTINUE_ON_ERROR)
@@ -455,6 +455,45 @@ def test_what_the_dispatcher_starts_does_not_depend_on_a_completion_of_its_round
     assert (status["a"], status["b"]) == (StepStatus.DONE, StepStatus.DONE)
     assert (status["x"], status["y"]) == (StepStatus.FAILED, StepStatus.SKIPPED)
     assert "step 'y' was skipped: the run stopped before it could start" in messages
+
+
+@pytest.mark.parametrize("where", ["_take_at_boundary", "_feed_at_boundary"])
+async def test_an_error_in_a_decision_between_two_rounds_reaches_the_caller(
+    where: str, autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Decisions taken between two rounds run in a Trio instrument, and Trio only logs an
+    # error raised there (and drops the instrument): the run waiting for the decision
+    # would spin forever. The error goes to the run's dispatcher instead, and from it to
+    # the caller, every step with its timing.
+    decide = getattr(_driver.Run, where)
+    calls: list[object] = []
+
+    def broken(self: _driver.Run, **kwargs: bool) -> None:
+        calls.append(self)
+        if len(calls) == 1:
+            raise RuntimeError("a bug in a decision")
+        decide(self, **kwargs)
+
+    monkeypatch.setattr(_driver.Run, where, broken)
+    steps = [exegraph.Step(f"s{i}", _sleeps) for i in range(6)]
+    steps += [exegraph.Step(f"t{i}", _sleeps, depends_on=[f"s{i}", f"s{i + 1}"]) for i in range(5)]
+    if where == "_feed_at_boundary":
+        steps.append(exegraph.Step("bad", _raises_at_once, depends_on=["s0"]))
+    graph = Graph(steps)
+    results: list[exegraph.RunResult] = []
+
+    class Last(exegraph.Instrument):
+        def run_done(self, run: exegraph.RunInfo, result: exegraph.RunResult) -> None:
+            results.append(result)
+
+    policy = ErrorPolicy.CONTINUE_ON_ERROR
+    with trio.fail_after(60), pytest.raises(RuntimeError, match="a bug in a decision"):
+        await exegraph.run(
+            graph, RunOptions(max_concurrency=3, error_policy=policy, instruments=[Last()])
+        )
+    assert calls
+    (result,) = results
+    assert sorted(t.name for t in result.steps) == sorted(graph.names)
 
 
 async def test_continue_on_error_runs_everything_not_downstream_of_a_failure(

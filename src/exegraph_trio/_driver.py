@@ -208,9 +208,9 @@ class _NextRound(trio.abc.Instrument):
             if self.cancel or self.feed:
                 return
         elif self.feed:
-            run._feed_at_boundary(cancel=self.cancel)
+            run._at_boundary(run._feed_at_boundary, cancel=self.cancel)
         elif self.cancel:
-            run._cancel()
+            run._at_boundary(run._cancel)
         trio.lowlevel.remove_instrument(self)
 
 
@@ -253,17 +253,12 @@ class _Takes(trio.abc.Instrument):
             self.due = []
             self.feed_next, self.feed_later = self.feed_later, []
             self.idle = 0
-            try:
-                for run in feeds:
-                    if run.feed_armed:  # (not if the run is over)
-                        run._feed_at_boundary()
-                for run in due:
-                    if run.take_due:  # (not if the run is over, or told its failures)
-                        run._take_at_boundary()
-            except BaseException:
-                self.removed = True
-                _TAKES.set(None)  # (Trio drops an instrument that raised)
-                raise
+            for run in feeds:
+                if run.feed_armed:  # (not if the run is over)
+                    run._at_boundary(run._feed_at_boundary)
+            for run in due:
+                if run.take_due:  # (not if the run is over, or told its failures)
+                    run._at_boundary(run._take_at_boundary)
         else:
             self.idle += 1
             if self.idle >= _IDLE_ROUNDS:
@@ -285,6 +280,7 @@ class Run(_Facts):
     # Slots, not a __dict__: with this many fields an instance dict stops sharing its keys
     # and every attribute read of the hot path gets slower (CPython's specialization).
     __slots__ = (
+        "boundary_error",
         "cancel_pending",
         "cancelled_at",
         "clock",
@@ -424,6 +420,8 @@ class Run(_Facts):
         # starts them).
         self.take_due = False
         self.past_doomed = False
+        # An error raised by a decision taken between two rounds (`_at_boundary`).
+        self.boundary_error: BaseException | None = None
         self.taken: list[int] = []
         self.takes: _Takes | None = None  # (the Trio run's, once this run used it)
 
@@ -521,6 +519,8 @@ class Run(_Facts):
             self._skipped(core.start())
             self._start_ready()
             while core.unsettled:
+                if self.boundary_error is not None:  # (decided between two rounds)
+                    raise self.boundary_error
                 if not (
                     self.cancel_pending
                     or self.failed_pending
@@ -648,6 +648,22 @@ class Run(_Facts):
             _TAKES.set(takes)
             trio.lowlevel.add_instrument(takes)
         return takes
+
+    def _at_boundary(self, decide: Callable[..., None], **kwargs: bool) -> None:
+        """Call `decide` between two rounds; an error there goes to the dispatcher.
+
+        (Trio would log an error raised by an instrument and drop the instrument, and the
+        runs waiting for its decisions would never get them. The dispatcher raises it
+        instead, as it raises an error of its own: the run is stopped, and the caller
+        gets the error.)
+        """
+        try:
+            decide(**kwargs)
+        except BaseException as exc:  # noqa: BLE001 - the dispatcher raises it
+            self.take_due = self.feed_armed = False
+            if self.boundary_error is None:
+                self.boundary_error = exc
+            self._wake()
 
     def _feed_at_boundary(self, *, cancel: bool = False) -> None:
         """Between two rounds: tell the core the pending failures, then what may start.
