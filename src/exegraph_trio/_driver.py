@@ -208,7 +208,8 @@ class _NextRound(trio.abc.Instrument):
             if self.cancel or self.feed:
                 return
         elif self.feed:
-            run._at_boundary(run._feed_at_boundary, cancel=self.cancel)
+            if run.feed_armed:  # (not if the run is over, or the dispatcher told the core)
+                run._at_boundary(run._feed_at_boundary, cancel=self.cancel)
         elif self.cancel:
             run._at_boundary(run._cancel)
         trio.lowlevel.remove_instrument(self)
@@ -322,6 +323,7 @@ class Run(_Facts):
         "stop_seen",
         "take_due",
         "taken",
+        "taken_waiting",
         "takes",
     )
 
@@ -423,6 +425,7 @@ class Run(_Facts):
         # An error raised by a decision taken between two rounds (`_at_boundary`).
         self.boundary_error: BaseException | None = None
         self.taken: list[int] = []
+        self.taken_waiting: set[int] = set()  # (those of `taken` that were retries waiting)
         self.takes: _Takes | None = None  # (the Trio run's, once this run used it)
 
         self.outer: trio.Nursery | None = None
@@ -690,14 +693,41 @@ class Run(_Facts):
         taken = self._take()
         if taken:
             self.taken += taken
+            resume = self.resume
+            if resume:  # (retries that wait for their slot, in their own task)
+                self.taken_waiting.update(i for i in taken if i in resume)
 
     def _spawn_taken(self) -> None:
-        """Start the steps taken at the start of this round (the dispatcher's turn)."""
+        """Start the steps taken at the start of this round (the dispatcher's turn).
+
+        Tasks of this round may have run since, before this one: a step settled (a retry
+        cancelled while it waited), a retry's waiting task ended (cancelled from outside:
+        it reports itself, maybe later, behind pending failures), or the run stopped
+        (cancelled from outside, and its steps' nursery maybe closed). A new task is then
+        not started: the step is withdrawn, as `_take` would not have taken it. A retry
+        still waiting is resumed (it withdraws itself if the run stopped).
+        """
         taken, self.taken = self.taken, []
-        if taken:
-            state = self.core.state
-            # (A retry given its slot then may have been cancelled since, in this round.)
-            self._spawn([i for i in taken if state[i] == _core.RUNNING])
+        if not taken:
+            return
+        waited, self.taken_waiting = self.taken_waiting, set()
+        core, resume = self.core, self.resume
+        state = core.state
+        stopped = self.cancelled_at != math.inf and (not self.split or self.outside_at != math.inf)
+        start: list[int] = []
+        for i in taken:
+            if state[i] != _core.RUNNING:
+                continue  # (settled since)
+            if i in resume:
+                start.append(i)  # (a retry that waited: resumed)
+            elif i in waited:
+                continue  # (its waiting task ended: it reports the step)
+            elif stopped:
+                self._skipped(core.withdraw(i))
+            else:
+                start.append(i)
+        if start:
+            self._spawn(start)
 
     def _start_ready(self) -> None:
         """Start every step the core says may start now, each in a new task.
@@ -1154,8 +1184,9 @@ class Run(_Facts):
     def _decide(self) -> None:
         """Start what may start now, or leave it to the dispatcher.
 
-        Other running steps may complete at this same instant: the dispatcher decides for
-        all of them together on its next turn, unless the core says no later completion
+        Other running steps may complete at this same instant: the core is asked for all
+        of them together at the start of the next round of Trio's scheduler (`_Takes`),
+        and the dispatcher starts what it took, unless the core says no later completion
         could change the choice (`Core.decide_now`): then this task decides at once.
         """
         core = self.core
@@ -1187,13 +1218,14 @@ class Run(_Facts):
         core = self.core
         interrupt = interrupt_in(error)
         if interrupt is None and not core.failing and not core.stopped:
-            # Told to the core on the dispatcher's next turn, after every task Trio runs
-            # in this batch: the steps that end at this same instant count as ended
-            # before the failure, whichever of them Trio happened to run first (as in
-            # `plan()`), and what several failures skip names the first in the graph.
-            # Under fail-fast that turn stops the run: the steps ending at this instant
-            # end as they would have (done, failed with their own error, or waiting to
-            # retry), and nothing starts meanwhile (`cancelled_at` is set).
+            # Told to the core at the start of the second round of Trio's scheduler after
+            # this one (`_NextRound`, `_Takes`), after every task of both has run: the
+            # steps that end at this same instant count as ended before the failure,
+            # whichever of them Trio happened to run first (as in `plan()`), and what
+            # several failures skip names the first in the graph. Under fail-fast the
+            # steps in flight are cancelled then: the steps ending at this instant end as
+            # they would have (done, failed with their own error, or waiting to retry),
+            # and nothing starts meanwhile (`cancelled_at` is set).
             self.failed_pending.append(i)
             if not self.feed_armed:
                 self.feed_armed = True

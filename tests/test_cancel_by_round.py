@@ -1,0 +1,192 @@
+"""Runs cancelled from outside at the start of each round of Trio's scheduler.
+
+Decisions are taken between two rounds (`_driver._Takes`) and acted on later in the round,
+by the dispatcher; an outside cancellation can land in between, from a task or from a
+Trio instrument that runs before or after exegraph's. The graphs are small random ones
+with every feature at once (pools, retries, trigger rules, resources, inputs), and each is
+cancelled at every round of its run. Whatever the round, the run must lose nothing: every
+step gets one timing, hooks and instruments are called in pairs, and no error of
+exegraph's own (a closed nursery) reaches the caller. Two of these graphs (seeds 0 and 58)
+made a run raise `RuntimeError('Nursery is closed to new arrivals')` and started a step
+twice before `_spawn_taken` looked again at what happened since the decision.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+import exegraph_trio as exegraph
+from exegraph_trio import ErrorPolicy, Graph, RunOptions, StepStatus, TriggerRule
+
+
+class _Log(exegraph.Instrument):
+    """Counts hooks and instrument calls per step, and keeps the run's result."""
+
+    def __init__(self) -> None:
+        self.calls: collections.Counter[tuple[str, str]] = collections.Counter()
+        self.result: exegraph.RunResult | None = None
+
+    def step_started(self, run: exegraph.RunInfo, step: exegraph.Step) -> None:
+        self.calls["started", step.name] += 1
+
+    def step_done(self, run: exegraph.RunInfo, step: exegraph.Step, timing: Any) -> None:
+        self.calls["done", step.name] += 1
+
+    def run_done(self, run: exegraph.RunInfo, result: exegraph.RunResult) -> None:
+        self.result = result
+
+    def on_start(self, name: str) -> None:
+        self.calls["hook-start", name] += 1
+
+    def on_done(self, name: str, error: BaseException | None) -> None:
+        self.calls["hook-done", name] += 1
+
+
+def _graph(seed: int) -> tuple[Graph, dict[str, Any]]:
+    """A random graph of 3-14 steps using every feature, and its run's options."""
+    rng = random.Random(seed)
+    n = rng.randint(3, 14)
+    calls: collections.Counter[str] = collections.Counter()
+    plans = {
+        f"s{i}": {
+            "pre": rng.choice([0, 0, 1, 2]),
+            "sleep": rng.choice([0, 0, 1, 1, 2]),
+            "post": rng.choice([0, 1, 2]),
+            "fails": rng.random() < 0.25,
+            "times": rng.choice([1, 1, 2, 99]),
+            "resource": rng.random() < 0.15,
+            "teardown_fails": rng.random() < 0.1,
+            "unused": rng.random(),  # (kept: the seeds below were found with this draw)
+        }
+        for i in range(n)
+    }
+
+    def action(name: str) -> Callable[..., Any]:
+        plan = plans[name]
+
+        async def body() -> str:
+            calls[name] += 1
+            for _ in range(plan["pre"]):
+                await trio.lowlevel.checkpoint()
+            if plan["sleep"]:
+                await trio.sleep(plan["sleep"])
+            for _ in range(plan["post"]):
+                await trio.lowlevel.checkpoint()
+            if plan["fails"] and calls[name] <= plan["times"]:
+                raise ValueError(name)
+            return name
+
+        if not plan["resource"]:
+            return body
+
+        @asynccontextmanager
+        async def resource() -> AsyncIterator[str]:
+            value = await body()
+            try:
+                yield value
+            finally:
+                await trio.lowlevel.checkpoint()
+                if plan["teardown_fails"]:
+                    raise OSError(f"teardown of {name}")
+
+        return resource
+
+    steps = []
+    for i in range(n):
+        name = f"s{i}"
+        deps = [f"s{j}" for j in range(i) if rng.random() < 0.3]
+        kw: dict[str, Any] = {}
+        if deps and rng.random() < 0.25:
+            kw["trigger_rule"] = rng.choice([TriggerRule.ALL_DONE, TriggerRule.ONE_FAILED])
+        if rng.random() < 0.3:
+            kw["retry"] = exegraph.Retry(attempts=rng.randint(2, 3), delay=rng.choice([0, 0, 1]))
+        if rng.random() < 0.2:
+            kw["timeout"] = rng.choice([1, 2, 0.5])
+        if rng.random() < 0.3:
+            kw["pools"] = {"p": 1}
+        wants_input = deps and rng.random() < 0.3 and "trigger_rule" not in kw
+        if wants_input and not plans[name]["resource"]:
+            inner: Callable[[], Awaitable[str]] = action(name)
+
+            async def taking(x: object, inner: Callable[[], Awaitable[str]] = inner) -> str:
+                return await inner()
+
+            steps.append(exegraph.Step(name, taking, depends_on=deps, inputs={"x": deps[0]}, **kw))
+            continue
+        steps.append(exegraph.Step(name, action(name), depends_on=deps, **kw))
+    options = {
+        "max_concurrency": rng.choice([1, 2, 4, 100]),
+        "pools": {"p": rng.choice([1, 2])},
+        "error_policy": rng.choice(
+            [ErrorPolicy.FAIL_FAST, ErrorPolicy.FAIL_FAST, ErrorPolicy.CONTINUE_ON_ERROR]
+        ),
+        "keep_values": rng.random() < 0.5,
+    }
+    return Graph(steps), options
+
+
+class _CancelAt(trio.abc.Instrument):
+    """Cancels `scope` at the start of round `k` (counted from when it is added)."""
+
+    def __init__(self, scope: trio.CancelScope, k: int) -> None:
+        self.scope, self.k, self.n = scope, k, 0
+
+    def after_io_wait(self, timeout: float) -> None:
+        self.n += 1
+        if self.n == self.k:
+            self.scope.cancel()
+            trio.lowlevel.remove_instrument(self)
+
+
+async def _cancelled_at(seed: int, k: int, how: str) -> _Log:
+    graph, options = _graph(seed)
+    log = _Log()
+    with trio.CancelScope() as scope:
+        if how == "instrument-first":
+            trio.lowlevel.add_instrument(_CancelAt(scope, k))
+        async with trio.open_nursery() as nursery:
+
+            async def cancel() -> None:
+                if how == "task":
+                    for _ in range(k):
+                        await trio.lowlevel.checkpoint()
+                    scope.cancel()
+                else:  # (after exegraph's own instrument, once it is installed)
+                    await trio.lowlevel.checkpoint()
+                    trio.lowlevel.add_instrument(_CancelAt(scope, k))
+
+            if how != "instrument-first":
+                nursery.start_soon(cancel)
+            run_options = RunOptions(
+                instruments=[log], on_step_start=log.on_start, on_step_done=log.on_done, **options
+            )
+            with contextlib.suppress(exegraph.RunError):  # (it may end any way but that)
+                await exegraph.run(graph, run_options)
+    result = log.result
+    assert result is not None
+    assert sorted(t.name for t in result.steps) == sorted(graph.names)
+    for step in graph:
+        name = step.name
+        assert log.calls["started", name] == log.calls["done", name], name
+        assert log.calls["hook-start", name] == log.calls["hook-done", name], name
+        skipped = result[name].status is StepStatus.SKIPPED
+        assert not (skipped and log.calls["hook-start", name]), name
+    return log
+
+
+@pytest.mark.parametrize("how", ["task", "instrument-first", "instrument-after"])
+@pytest.mark.parametrize("seed", [0, 58, 3, 17])
+def test_a_run_cancelled_at_any_round_loses_nothing(seed: int, how: str) -> None:
+    for k in range(1, 40):
+        for _ in range(5):  # (Trio runs a round's tasks in an order of its own choosing)
+            clock = trio.testing.MockClock(autojump_threshold=0)
+            trio.run(_cancelled_at, seed, k, how, clock=clock)
