@@ -56,7 +56,7 @@ def _graph(seed: int) -> tuple[Graph, dict[str, Any]]:
     rng = random.Random(seed)
     n = rng.randint(3, 14)
     calls: collections.Counter[str] = collections.Counter()
-    plans = {
+    plans: dict[str, dict[str, Any]] = {
         f"s{i}": {
             "pre": rng.choice([0, 0, 1, 2]),
             "sleep": rng.choice([0, 0, 1, 1, 2]),
