@@ -457,6 +457,41 @@ def test_what_the_dispatcher_starts_does_not_depend_on_a_completion_of_its_round
     assert "step 'y' was skipped: the run stopped before it could start" in messages
 
 
+@pytest.mark.parametrize("policy", list(ErrorPolicy))
+def test_a_timeout_at_the_outer_deadline_is_what_its_dependents_name(
+    policy: ErrorPolicy,
+) -> None:
+    # `a`'s own timeout expires with the caller's deadline, both at t=1: `a` fails (its
+    # own deadline came no later), `r` is cancelled. `b` needs both: it names `a`'s
+    # failure, whether Trio runs `r`'s task (reporting its cancellation) first or not.
+    async def hangs() -> None:
+        await trio.sleep_forever()
+
+    graph = Graph(
+        [
+            exegraph.Step("r", hangs),
+            exegraph.Step("a", hangs, timeout=1),
+            exegraph.Step("b", _returns, depends_on=["r", "a"]),
+        ]
+    )
+    results: list[exegraph.RunResult] = []
+    options = RunOptions(error_policy=policy, instruments=[Keep(results)])
+
+    async def within_a_second() -> None:
+        with trio.move_on_after(1):
+            await exegraph.run(graph, options)
+
+    reasons = set()
+    for _ in range(40):
+        results.clear()
+        trio.run(within_a_second, clock=trio.testing.MockClock(autojump_threshold=0))
+        (result,) = results
+        statuses = (result["r"].status, result["a"].status, result["b"].status)
+        assert statuses == (StepStatus.CANCELLED, StepStatus.FAILED, StepStatus.SKIPPED)
+        reasons.add(str(result["b"].error))
+    assert reasons == {"step 'b' was skipped: its dependency 'a' failed"}
+
+
 @pytest.mark.parametrize("where", ["_take_at_boundary", "_feed_at_boundary"])
 async def test_an_error_in_a_decision_between_two_rounds_reaches_the_caller(
     where: str, autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch

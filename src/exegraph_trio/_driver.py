@@ -800,12 +800,13 @@ class Run(_Facts):
         `_NextRound` between two rounds of Trio's scheduler (no task runs), or by
         `_feed_failed`.
         """
-        failed = self.failed_pending
-        if failed:
-            self.failed_pending = []
+        failed, deferred = self.failed_pending, self.deferred
+        if failed or deferred:
             fed = self.fed
-            fed.append(self.core.failed_together(sorted(failed)))
-            deferred, self.deferred = self.deferred, []
+            if failed:
+                self.failed_pending = []
+                fed.append(self.core.failed_together(sorted(failed)))
+            self.deferred = []
             for event in deferred:
                 skips = event()
                 if skips:
@@ -823,9 +824,13 @@ class Run(_Facts):
         """Tell the core `event` now, or after the failures fail-fast is deciding on.
 
         A step that reports cancelled or withdrawn while they are pending does so because
-        of them: what it skips names them, whichever task Trio ran first.
+        of them: what it skips names them, whichever task Trio ran first. So too while
+        the run is cancelled from outside and not yet stopped (`_stop`, on the
+        dispatcher's next turn): a step that failed at that same instant (its own timeout
+        expiring with the outer deadline) may report after this one, and what both skip
+        names the failure, whichever task Trio ran first.
         """
-        if self.failed_pending:
+        if self.failed_pending or (self.outside_at != math.inf and not self.core.stopped):
             self.deferred.append(event)
         else:
             self._feed_failed()  # (what the failures skipped is recorded first)
