@@ -713,7 +713,7 @@ class Run(_Facts):
         waited, self.taken_waiting = self.taken_waiting, set()
         core, resume = self.core, self.resume
         state = core.state
-        stopped = self.cancelled_at != math.inf and (not self.split or self.outside_at != math.inf)
+        stopped = self._refuses_starts()
         start: list[int] = []
         for i in taken:
             if state[i] != _core.RUNNING:
@@ -750,9 +750,19 @@ class Run(_Facts):
             return []
         if self.cancel_pending:  # a failure under fail-fast: decided with it
             return []
-        if self.cancelled_at != math.inf and (not self.split or self.outside_at != math.inf):
-            return []  # (cancelled from outside implies cancelled: `_cancelled_now`)
+        if self._refuses_starts():
+            return []
         return core.take()
+
+    def _refuses_starts(self) -> bool:
+        """Whether a cancellation of the run lets no more steps start.
+
+        Any cancellation, unless the run fails fast in a nursery of its own (`split`):
+        fail-fast's cancellation still lets steps with another trigger rule start, in the
+        outer nursery; one from outside does not. (Cancelled from outside implies
+        cancelled: `_cancelled_now`.)
+        """
+        return self.cancelled_at != math.inf and (not self.split or self.outside_at != math.inf)
 
     def _spawn(self, taken: list[int]) -> None:
         """Start a task for each step of `taken` (or resume it, a retry that waited)."""
