@@ -54,10 +54,8 @@ beside what exegraph costs:
 from __future__ import annotations
 
 import argparse
-import contextvars
 import functools
 import gc
-import heapq
 import os
 import sys
 from collections import deque
@@ -70,7 +68,7 @@ import shapes
 import trio
 import trio.testing
 from cachegrind import instructions_of
-from least import least_build, unchecked_build
+from least import _counted, least_build, least_job, ranks_of, required, unchecked_build
 from peers import noop
 
 import exegraph_trio as exegraph
@@ -89,16 +87,6 @@ async def floor(n: int) -> None:
     async with trio.open_nursery() as nursery:
         for _ in range(n):
             nursery.start_soon(noop)
-
-
-def _counted(deps: Sequence[Sequence[int]]) -> tuple[list[int], list[list[int]]]:
-    """Each step's number of dependencies (left to finish), and its dependents."""
-    waiting = [len(ds) for ds in deps]
-    dependents: list[list[int]] = [[] for _ in deps]
-    for i, ds in enumerate(deps):
-        for d in ds:
-            dependents[d].append(i)
-    return waiting, dependents
 
 
 async def minimal(deps: Sequence[Sequence[int]], bound: int) -> None:
@@ -129,107 +117,6 @@ async def minimal(deps: Sequence[Sequence[int]], bound: int) -> None:
         launch()
 
 
-def _prepared(
-    deps: Sequence[Sequence[int]],
-    rank: Sequence[int],
-    dependents: Sequence[Sequence[int]] | None = None,
-) -> tuple[list[int], Sequence[Sequence[int]], list[int], list[int]]:
-    """`required`'s state: dependencies left, dependents, the step of each rank, a heap."""
-    n = len(deps)
-    if dependents is None:
-        waiting, dependents = _counted(deps)
-    else:
-        waiting = [len(ds) for ds in deps]
-    by_rank = [0] * n
-    for i, r in enumerate(rank):
-        by_rank[r] = i
-    ready = [rank[i] for i in range(n) if not waiting[i]]
-    heapq.heapify(ready)
-    return waiting, dependents, by_rank, ready
-
-
-async def required(  # noqa: PLR0915 - one function, as a hand-written runner would be
-    deps: Sequence[Sequence[int]],
-    rank: Sequence[int],
-    names: Sequence[str],
-    bound: int,
-    action: Callable[[], Awaitable[object]] = noop,
-    *,
-    step_timeout: float | None = None,
-    dependents: Sequence[Sequence[int]] | None = None,
-) -> list[int]:
-    """The least runner keeping part 1's observable promises (see the module's docstring).
-
-    Every step runs `action`, inside a cancel scope with a deadline `step_timeout` seconds
-    after its start when it is given (`StepTimeoutError` if it passes: rule 5);
-    `dependents`, when given, are each step's dependents (a build made them already).
-    Returns the completion order (which `exegraph.run_with_result` gives too). `check()`
-    compares its starts with exegraph's.
-    """
-    n = len(deps)
-    waiting, dependents, by_rank, ready = _prepared(deps, rank, dependents)
-    starts = [0.0] * n
-    ends = [0.0] * n
-    order: list[int] = []
-    now = trio.lowlevel.current_clock().current_time  # (as exegraph: one call less)
-    context = contextvars.copy_context()
-    running = releasing = 0  # running steps, and those of them with a dependent
-    parked: list[trio.lowlevel.Task] = []
-
-    async with trio.open_nursery() as nursery:
-        start_soon: Callable[..., None] = nursery.start_soon
-
-        def launch() -> None:
-            nonlocal running, releasing
-            while ready and running < bound:
-                running += 1
-                i = by_rank[heapq.heappop(ready)]
-                if dependents[i]:
-                    releasing += 1
-                context.run(start_soon, task, i, name=names[i])
-
-        async def task(i: int) -> None:
-            nonlocal running, releasing
-            starts[i] = start = now()
-            try:
-                if step_timeout is None:
-                    await action()
-                else:
-                    with trio.CancelScope(deadline=start + step_timeout) as scope:
-                        await action()
-                    if scope.cancelled_caught:
-                        raise exegraph.StepTimeoutError(names[i], step_timeout)
-            except BaseException:
-                nursery.cancel_scope.cancel()
-                raise
-            ends[i] = now()
-            order.append(i)
-            running -= 1
-            below = dependents[i]
-            if below:
-                releasing -= 1
-                for j in below:
-                    waiting[j] -= 1
-                    if not waiting[j]:
-                        heapq.heappush(ready, rank[j])
-            if not running or not releasing or bound >= n - len(order):
-                launch()
-                if len(order) == n and parked:  # the last one: let `decide` end
-                    trio.lowlevel.reschedule(parked.pop())
-            elif ready and parked:
-                trio.lowlevel.reschedule(parked.pop())
-
-        async def decide() -> None:
-            while len(order) < n:
-                parked.append(trio.lowlevel.current_task())
-                await trio.lowlevel.wait_task_rescheduled(lambda _: trio.lowlevel.Abort.SUCCEEDED)
-                launch()
-
-        launch()
-        nursery.start_soon(decide)
-    return order
-
-
 def exegraph_steps(shape: shapes.Shape) -> list[exegraph.Step]:
     return [
         exegraph.Step(name, noop, depends_on=ds)
@@ -240,31 +127,6 @@ def exegraph_steps(shape: shapes.Shape) -> list[exegraph.Step]:
 def ranks(graph: exegraph.Graph) -> list[int]:
     """Each step's place in rule 3's order: higher priority first, then graph order."""
     return ranks_of([graph.priority(name) for name in graph.names])
-
-
-def ranks_of(priorities: Sequence[int]) -> list[int]:
-    """`ranks` from the priorities themselves (higher first, then position)."""
-    by_rank = sorted(range(len(priorities)), key=lambda i: -priorities[i])
-    rank = [0] * len(by_rank)
-    for place, i in enumerate(by_rank):
-        rank[i] = place
-    return rank
-
-
-async def least_job(
-    shape: shapes.Shape, bound: int, action: Callable[[], Awaitable[object]]
-) -> None:
-    """The least whole job keeping part 1's promises: `unchecked`, priorities, `required`.
-
-    The priorities are counted by exegraph's own function (the cheapest exact way known,
-    see `bench/README.md`), unless every step fits in the bound (exegraph does not count
-    them then either); the dependents it needs are made once and given to `required`.
-    No validation at all (a graph's checks are left out: this is a lower bound).
-    """
-    deps, frozen, priorities = least_build(shape, action, priorities=bound < len(shape))
-    # (when every step fits, rule 3 never decides, and no priority is needed)
-    rank = list(range(len(deps))) if priorities is None else ranks_of(priorities)
-    await required(deps, rank, shape.names, bound, action, dependents=frozen)
 
 
 async def exegraph_job(
@@ -294,9 +156,10 @@ def run_child(variant: str, kind: str, size: int, bound: int, runs: int = 1) -> 
     shape, graph, small, small_graph = _graphs(kind, size)
     options = exegraph.RunOptions(max_concurrency=bound)
     rank = ranks(graph)
+    actions = [noop] * size
     trio.run(floor, WARM_UP)
     trio.run(minimal, small.deps, bound)
-    trio.run(required, small.deps, ranks(small_graph), small.names, bound)
+    trio.run(required, small.deps, ranks(small_graph), small.names, bound, [noop] * WARM_UP)
     trio.run(exegraph.run, small_graph, options)
     gc.collect()
     for _ in range(runs):
@@ -305,7 +168,7 @@ def run_child(variant: str, kind: str, size: int, bound: int, runs: int = 1) -> 
         elif variant == "minimal":
             trio.run(minimal, shape.deps, bound)
         elif variant == "required":
-            trio.run(required, shape.deps, rank, shape.names, bound)
+            trio.run(required, shape.deps, rank, shape.names, bound, actions)
         elif variant == "run":
             trio.run(exegraph.run, graph, options)
 
@@ -318,14 +181,14 @@ def timeout_child(variant: str, kind: str, size: int, bound: int, runs: int = 1)
     actions = [noop] * size
     trio.run(peers.floor_scoped, actions[:WARM_UP], STEP_TIMEOUT)
     timed = functools.partial(required, step_timeout=STEP_TIMEOUT)
-    trio.run(timed, small.deps, ranks(small_graph), small.names, bound)
+    trio.run(timed, small.deps, ranks(small_graph), small.names, bound, actions[:WARM_UP])
     trio.run(exegraph.run, small_graph, options)
     gc.collect()
     for _ in range(runs):
         if variant == "floor_scope":
             trio.run(peers.floor_scoped, actions, STEP_TIMEOUT)
         elif variant == "required_timeout":
-            trio.run(timed, shape.deps, rank, shape.names, bound)
+            trio.run(timed, shape.deps, rank, shape.names, bound, actions)
         elif variant == "run_timeout":
             trio.run(exegraph.run, graph, options)
 
@@ -340,14 +203,14 @@ def job_child(  # noqa: PLR0917 - a cell's coordinates
     small = shapes.make(kind, WARM_UP)
     _ = small.dep_names
     trio.run(peers.graphlib_trio, small.deps, [action] * WARM_UP, bound)
-    trio.run(least_job, small, bound, action)
+    trio.run(least_job, small, bound, [action] * WARM_UP)
     trio.run(exegraph_job, small, bound, action)
     gc.collect()
     for _ in range(runs):
         if variant == "peer":
             trio.run(peers.graphlib_trio, shape.deps, [action] * size, bound)
         elif variant == "least":
-            trio.run(least_job, shape, bound, action)
+            trio.run(least_job, shape, bound, [action] * size)
         elif variant == "job":
             trio.run(exegraph_job, shape, bound, action)
 
@@ -405,13 +268,14 @@ def check(size: int = 300, bounds: Sequence[int] = (1, 2, 3, 4, 7)) -> int:
     for _ in range(20):
         started.clear()
         clock = trio.testing.MockClock(autojump_threshold=0)
-        trio.run(required, fork_deps, ranks(fork), names, 2, sleeper, clock=clock)
+        trio.run(required, fork_deps, ranks(fork), names, 2, [sleeper] * 7, clock=clock)
         assert (started["X"], started["Z"]) == (2, 1), f"required broke item 9: {started}"
     cells = 0
     for kind in shapes.SHAPE_NAMES:
         for seed in range(2):
             shape = shapes.make(kind, size, seed)
             durations = {name: i % 3 for i, name in enumerate(shape.names)}
+            sleepers = [sleeper] * len(shape)
             graph = exegraph.Graph(
                 exegraph.Step(name, sleeper, depends_on=ds)
                 for name, ds in zip(shape.names, shape.dep_names, strict=True)
@@ -423,12 +287,12 @@ def check(size: int = 300, bounds: Sequence[int] = (1, 2, 3, 4, 7)) -> int:
             for bound in bounds:
                 started.clear()
                 clock = trio.testing.MockClock(autojump_threshold=0)
-                trio.run(required, shape.deps, rank, shape.names, bound, sleeper, clock=clock)
+                trio.run(required, shape.deps, rank, shape.names, bound, sleepers, clock=clock)
                 least = dict(started)
                 started.clear()
                 clock = trio.testing.MockClock(autojump_threshold=0)
                 timed = functools.partial(required, step_timeout=100, dependents=dependents)
-                trio.run(timed, shape.deps, rank, shape.names, bound, sleeper, clock=clock)
+                trio.run(timed, shape.deps, rank, shape.names, bound, sleepers, clock=clock)
                 assert started == least, f"required with deadlines differs on {kind}, {bound}"
                 started.clear()
                 clock = trio.testing.MockClock(autojump_threshold=0)

@@ -1,24 +1,40 @@
-"""The least build of a graph that keeps part 1 of the spec: a lower bound on any build.
+"""The least build, run and job that keep part 1 of the spec: lower bounds on exegraph's.
 
-`unchecked_build` keeps one object per step (`Step`'s ten fields, set without a check), a
+Build: `unchecked_build` keeps one object per step (`Step`'s ten fields, set without a check), a
 name index and each step's dependencies as positions; `least_build` adds each step's
 dependents and every priority (rule 3's number of transitive dependents), counted by
 exegraph's own function, the cheapest exact way known (bitsets of the dependents; see
 `bench/README.md`). Each pass is made the way `Graph(...)` makes it, in C where it can be,
-with the garbage collector paused as there. No validation at all. `budget.py` counts its
-instructions, `building.py` times it.
+with the garbage collector paused as there. No validation at all.
+
+Run: `required`, the least task-per-step runner keeping part 1's observable promises,
+each the cheapest way known: rule 3's order (a heap of ranks made beforehand, as
+exegraph's are), each step's start and end on Trio's clock and the completion order,
+each task named after its step and spawned in the run's context, an action's exception
+cancelling the rest (fail-fast), a deadline on each step when asked (rule 5), and item 9
+of issue 8 (the choices of one instant taken together). `budget.check()` checks that it
+starts every step at the instant exegraph does. Job: `least_job`, `least_build` then
+`required`.
+
+`budget.py` counts their instructions; `building.py` and the suite (`runners.py`'s
+`required`, `required+timeout` and `least` columns) time them beside exegraph, so that a
+target one of them misses too is shown impossible in the same run.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import contextvars
+import heapq
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from itertools import compress, repeat
 from operator import attrgetter
 from typing import Final
 
 import shapes
+import trio
 from peers import noop
 
+import exegraph_trio as exegraph
 from exegraph_trio._collector import collector_paused
 from exegraph_trio._graph import _count_dependents
 
@@ -68,12 +84,15 @@ class Unchecked:
 
 
 def unchecked_build(
-    shape: shapes.Shape, action: Callable[[], Awaitable[object]] = noop
+    shape: shapes.Shape, actions: Iterable[Callable[[], Awaitable[object]]] = repeat(noop)
 ) -> tuple[list[Unchecked], list[tuple[int, ...]]]:
-    """The `unchecked` build: the objects, a name index, dependencies as positions."""
+    """The `unchecked` build: the objects, a name index, dependencies as positions.
+
+    Step `i` gets the `i`-th of `actions` (the same no-op for every step by default).
+    """
     steps = [
         Unchecked(name, action, depends_on=ds)
-        for name, ds in zip(shape.names, shape.dep_names, strict=True)
+        for name, action, ds in zip(shape.names, actions, shape.dep_names, strict=False)
     ]
     return steps, _positions(steps)
 
@@ -97,16 +116,154 @@ def least_build(
     shape: shapes.Shape,
     action: Callable[[], Awaitable[object]] = noop,
     *,
+    actions: Sequence[Callable[[], Awaitable[object]]] | None = None,
     priorities: bool = True,
 ) -> tuple[list[tuple[int, ...]], tuple[tuple[int, ...], ...], list[int] | None]:
     """The `least` build: `unchecked_build`, each step's dependents and every priority.
 
-    The priorities are counted unless `priorities` is false (a run where every step fits
-    in the bound never needs them). Returns the dependencies and the dependents as
+    Every step runs `action`, or step `i` runs `actions[i]` when `actions` is given. The
+    priorities are counted unless `priorities` is false (a run where every step fits in
+    the bound never needs them). Returns the dependencies and the dependents as
     positions, and the priorities or `None`.
     """
-    _steps, deps = unchecked_build(shape, action)
+    _steps, deps = unchecked_build(shape, repeat(action) if actions is None else actions)
     frozen = _dependents(deps)
     if not priorities:
         return deps, frozen, None
     return deps, frozen, _count_dependents(tuple(deps), frozen, range(len(deps)))
+
+
+def _counted(deps: Sequence[Sequence[int]]) -> tuple[list[int], list[list[int]]]:
+    """Each step's number of dependencies (left to finish), and its dependents."""
+    waiting = [len(ds) for ds in deps]
+    dependents: list[list[int]] = [[] for _ in deps]
+    for i, ds in enumerate(deps):
+        for d in ds:
+            dependents[d].append(i)
+    return waiting, dependents
+
+
+def _prepared(
+    deps: Sequence[Sequence[int]],
+    rank: Sequence[int],
+    dependents: Sequence[Sequence[int]] | None = None,
+) -> tuple[list[int], Sequence[Sequence[int]], list[int], list[int]]:
+    """`required`'s state: dependencies left, dependents, the step of each rank, a heap."""
+    n = len(deps)
+    if dependents is None:
+        waiting, dependents = _counted(deps)
+    else:
+        waiting = [len(ds) for ds in deps]
+    by_rank = [0] * n
+    for i, r in enumerate(rank):
+        by_rank[r] = i
+    ready = [rank[i] for i in range(n) if not waiting[i]]
+    heapq.heapify(ready)
+    return waiting, dependents, by_rank, ready
+
+
+async def required(  # noqa: PLR0915 - one function, as a hand-written runner would be
+    deps: Sequence[Sequence[int]],
+    rank: Sequence[int],
+    names: Sequence[str],
+    bound: int,
+    actions: Sequence[Callable[[], Awaitable[object]]],
+    *,
+    step_timeout: float | None = None,
+    dependents: Sequence[Sequence[int]] | None = None,
+) -> list[int]:
+    """The least runner keeping part 1's observable promises (see the module's docstring).
+
+    Step `i` runs `actions[i]`, inside a cancel scope with a deadline `step_timeout` seconds
+    after its start when it is given (`StepTimeoutError` if it passes: rule 5);
+    `dependents`, when given, are each step's dependents (a build made them already).
+    Returns the completion order (which `exegraph.run_with_result` gives too). `check()`
+    compares its starts with exegraph's.
+    """
+    n = len(deps)
+    waiting, dependents, by_rank, ready = _prepared(deps, rank, dependents)
+    starts = [0.0] * n
+    ends = [0.0] * n
+    order: list[int] = []
+    now = trio.lowlevel.current_clock().current_time  # (as exegraph: one call less)
+    context = contextvars.copy_context()
+    running = releasing = 0  # running steps, and those of them with a dependent
+    parked: list[trio.lowlevel.Task] = []
+
+    async with trio.open_nursery() as nursery:
+        start_soon: Callable[..., None] = nursery.start_soon
+
+        def launch() -> None:
+            nonlocal running, releasing
+            while ready and running < bound:
+                running += 1
+                i = by_rank[heapq.heappop(ready)]
+                if dependents[i]:
+                    releasing += 1
+                context.run(start_soon, task, i, name=names[i])
+
+        async def task(i: int) -> None:
+            nonlocal running, releasing
+            starts[i] = start = now()
+            try:
+                if step_timeout is None:
+                    await actions[i]()
+                else:
+                    with trio.CancelScope(deadline=start + step_timeout) as scope:
+                        await actions[i]()
+                    if scope.cancelled_caught:
+                        raise exegraph.StepTimeoutError(names[i], step_timeout)
+            except BaseException:
+                nursery.cancel_scope.cancel()
+                raise
+            ends[i] = now()
+            order.append(i)
+            running -= 1
+            below = dependents[i]
+            if below:
+                releasing -= 1
+                for j in below:
+                    waiting[j] -= 1
+                    if not waiting[j]:
+                        heapq.heappush(ready, rank[j])
+            if not running or not releasing or bound >= n - len(order):
+                launch()
+                if len(order) == n and parked:  # the last one: let `decide` end
+                    trio.lowlevel.reschedule(parked.pop())
+            elif ready and parked:
+                trio.lowlevel.reschedule(parked.pop())
+
+        async def decide() -> None:
+            while len(order) < n:
+                parked.append(trio.lowlevel.current_task())
+                await trio.lowlevel.wait_task_rescheduled(lambda _: trio.lowlevel.Abort.SUCCEEDED)
+                launch()
+
+        launch()
+        nursery.start_soon(decide)
+    return order
+
+
+def ranks_of(priorities: Sequence[int]) -> list[int]:
+    """`ranks` from the priorities themselves (higher first, then position)."""
+    by_rank = sorted(range(len(priorities)), key=lambda i: -priorities[i])
+    rank = [0] * len(by_rank)
+    for place, i in enumerate(by_rank):
+        rank[i] = place
+    return rank
+
+
+async def least_job(
+    shape: shapes.Shape, bound: int, actions: Sequence[Callable[[], Awaitable[object]]]
+) -> None:
+    """The least whole job keeping part 1's promises: `unchecked`, priorities, `required`.
+
+    The priorities are counted by exegraph's own function (the cheapest exact way known,
+    see `bench/README.md`), unless every step fits in the bound (exegraph does not count
+    them then either); the dependents it needs are made once and given to `required`.
+    No validation at all (a graph's checks are left out: this is a lower bound).
+    """
+    deps, frozen, priorities = least_build(shape, actions=actions, priorities=bound < len(shape))
+    # (when every step fits, rule 3 never decides, and no priority is needed)
+    rank = list(range(len(deps))) if priorities is None else ranks_of(priorities)
+    await required(deps, rank, shape.names, bound, actions, dependents=frozen)

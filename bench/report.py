@@ -62,17 +62,27 @@ class Target:
         met: `True`, `False`, or `None` when the run did not measure it.
         partial: judged on part of what the target covers (a `--quick` run, chosen sizes
             or shapes): the verdict is indicative only.
+        impossible: every cell that missed the target is one where the least runner
+            keeping part 1, timed in the same run, missed it too.
     """
 
     text: str
     measured: str
     met: bool | None
     partial: bool = False
+    impossible: bool = False
 
     @property
     def verdict(self) -> str:
-        """`met`, `**not met**` or `not measured`, marked when only partly measured."""
+        """`met`, `**not met**`, `impossible where not met` or `not measured`.
+
+        Marked when only partly measured. `impossible where not met`: every cell that
+        missed the target is one where the least runner keeping part 1 (`least.py`),
+        timed in the same run, misses it too.
+        """
         word = {True: "met", False: "**not met**", None: "not measured"}[self.met]
+        if self.met is False and self.impossible:
+            word = "impossible where not met"
         return f"{word} (partly measured)" if self.partial and self.met is not None else word
 
 
@@ -117,8 +127,16 @@ def _extreme(
     shapes: Sequence[str] = TARGET_SHAPES,
     actions: Sequence[str] = tuple(TIMINGS),
     sizes: Sequence[int] = TARGET_SIZES,
+    least: Callable[[Cell], float] | None = None,
+    least_key: str = "",
 ) -> Target:
-    """A target judged on the worst `value` over `cells` (`worst`: `max` or `min`)."""
+    """A target judged on the worst `value` over `cells` (`worst`: `max` or `min`).
+
+    `least`, when given, is the same measure of the least runner keeping part 1
+    (`least_key`, timed in the same cells): the cells that miss the target are told apart
+    by whether it misses the target too there (then no runner keeping part 1 is known to
+    meet it: impossible, measured) or leaves room.
+    """
     found = [(value(c), where(c), c) for c in cells if c.shape in shapes]
     found = [f for f in found if not math.isnan(f[0])]
     if not found:
@@ -127,7 +145,24 @@ def _extreme(
     x, at, _ = pick(found, key=lambda f: f[0])
     partial = _partial((c.size for _, _, c in found), (c.shape for _, _, c in found), shapes, sizes)
     partial |= not set(actions) <= {c.action for _, _, c in found}
-    return Target(text, f"worst {x:.2f}{unit} ({at})", ok(x), partial)
+    measured = f"worst {x:.2f}{unit} ({at})"
+    if least is None or ok(x):
+        return Target(text, measured, ok(x), partial)
+    # Where it is missed, is it missed by the least runner keeping part 1 too?
+    missed = [(v, a, c, least(c)) for v, a, c in found if not ok(v)]
+    bounded = [(v, a, lv) for v, a, _, lv in missed if not math.isnan(lv) and not ok(lv)]
+    open_ = [(v, a) for v, a, _, lv in missed if math.isnan(lv) or ok(lv)]
+    measured += f"; missed on {len(missed)} of {len(found)} cells"
+    if bounded:
+        measured += (
+            f"; the least runner keeping part 1 ({least_key}) misses it too on "
+            f"{len(bounded)} of them (impossible there): "
+            + ", ".join(f"{a}: {lv:.2f}{unit} against {v:.2f}{unit}" for v, a, lv in bounded)
+        )
+    if open_:
+        y, y_at = pick(open_, key=lambda f: f[0])
+        measured += f"; where it leaves room ({len(open_)} cells), worst {y:.2f}{unit} ({y_at})"
+    return Target(text, measured, False, partial, impossible=not open_)
 
 
 def _best_trio_peer(cell: Cell, base: str) -> float:
@@ -150,6 +185,8 @@ def targets(results: Results) -> list[Target]:
                 worst="max",
                 ok=lambda x: x <= 1.3,
                 actions=(action,),
+                least=lambda c: c.ratio("required", "floor"),
+                least_key="`required`",
             )
         )
         found.append(
@@ -161,6 +198,8 @@ def targets(results: Results) -> list[Target]:
                 worst="max",
                 ok=lambda x: x <= 1.3,
                 actions=(action,),
+                least=lambda c: c.ratio("required+timeout", "floor+scope"),
+                least_key="`required+timeout`",
             )
         )
 
@@ -176,6 +215,8 @@ def targets(results: Results) -> list[Target]:
             worst="min",
             ok=lambda x: x >= 1.3,
             shapes=all_shapes,
+            least=lambda c: _best_trio_peer(c, "least"),
+            least_key="the `least` job",
         )
     )
     found.append(
@@ -247,12 +288,20 @@ def build_target(builds: Sequence[BuildTimes]) -> Target:
         {f"{b.shape} {size_label(b.size)}" for b in builds if b.ratio > 1.2 and b.least_ratio > 1.2}
     )
     bound = f"; the `least` build is over 1.2× too on {', '.join(over)}" if over else ""
+    open_ = [b for b in builds if b.ratio > 1.2 and b.least_ratio <= 1.2]
+    if open_:
+        most = max(open_, key=lambda b: b.ratio)
+        bound += (
+            f"; where it leaves room, worst {most.ratio:.2f}× ({most.shape} "
+            f"{size_label(most.size)}, {most.action}; `least` {most.least_ratio:.2f}×)"
+        )
     return Target(
         text,
         f"worst {worst.ratio:.2f}× ({worst.shape} {size_label(worst.size)}, {worst.action}: "
         f"{worst.total * 1e3:.0f} ms against {worst.peer * 1e3:.0f} ms){bound}",
         worst.ratio <= 1.2,
         partial,
+        impossible=not open_,
     )
 
 
@@ -450,12 +499,13 @@ def overhead_tables(cells: Sequence[Cell]) -> list[str]:
     """
     action = cells[0].action
     shown = _timed(cells, ALL)
-    exegraph = [r for r in shown if r.kind == "exegraph"]
+    exegraph = [r for r in shown if r.kind in ("exegraph", "least")]
     peers = [r for r in shown if r.kind == "peer"]
     trio_peers = [p.key for p in peers if p.trio_peer]
+    least_job = any(c.has("least") for c in cells)
 
     def base(key: str) -> str:
-        return "floor+scope" if key == "run+timeout" else "floor"
+        return "floor+scope" if key.endswith("+timeout") else "floor"
 
     lines = [
         f"### Per-step cost, {ACTION_TITLES[action]} (time ÷ floor time, median of paired repeats)",
@@ -464,7 +514,9 @@ def overhead_tables(cells: Sequence[Cell]) -> list[str]:
         "floor running the same action (`run+timeout` to `floor+scope`): lower is better, "
         "1.00 = as cheap as a bare task. `run`, `run_with_result` and `run+timeout` run a "
         "prebuilt graph; `job` and the peers are whole jobs (what they build is inside their "
-        "time). `–`: not timed (see the README).",
+        "time). `required`, `required+timeout` and `least` are the least run and job keeping "
+        "part 1 (`least.py`): where they miss a target too, it is impossible. `–`: not timed "
+        "(see the README).",
         "",
     ]
     lines += _table(
@@ -499,7 +551,15 @@ def overhead_tables(cells: Sequence[Cell]) -> list[str]:
         "",
     ]
     lines += _table(
-        ["N", "shape", "bound", "job µs/step", *(p.key for p in peers), "best Trio peer"],
+        [
+            "N",
+            "shape",
+            "bound",
+            "job µs/step",
+            *(p.key for p in peers),
+            "best Trio peer",
+            *(["best Trio peer ÷ `least`"] if least_job else []),
+        ],
         (
             [
                 size_label(c.size),
@@ -508,6 +568,7 @@ def overhead_tables(cells: Sequence[Cell]) -> list[str]:
                 _fmt(c.per_step_us("job"), 1),
                 *(_fmt(c.ratio(p.key, "job")) for p in peers),
                 _fmt(min((c.ratio(k, "job") for k in trio_peers), default=math.nan)),
+                *([_fmt(_best_trio_peer(c, "least"))] if least_job else []),
             ]
             for c in cells
         ),

@@ -19,12 +19,14 @@ Two kinds of timed run:
 from __future__ import annotations
 
 import asyncio
+import functools
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Final, TypeVar
 
+import least
 import peers
 import trio
 from probe import Probe
@@ -92,7 +94,8 @@ class Runner:
         description: what it is, for the README.
         prepare: untimed set-up for a shape, with the probe's actions when verifying or the
             `Timing` actions otherwise; returns the `Go` that times one run.
-        kind: `floor`, `exegraph` (the subject) or `peer`.
+        kind: `floor`, `exegraph` (the subject), `least` (the least runners keeping part 1,
+            `least.py`) or `peer`.
         trio_peer: a hand-written Trio runner (the "best hand-written Trio runner" target).
         bounded: whether it honours the concurrency bound (the floors have none).
         every_bound: whether it depends on the bound at all; dask's synchronous scheduler
@@ -210,6 +213,44 @@ def _prepare_dask(shape: Shape, work: Work) -> Go:
         start = time.perf_counter()
         peers.dask_get(graph, keys)
         return time.perf_counter() - start
+
+    return go
+
+
+# -- the least runners keeping part 1 (`least.py`) ------------------------------------------
+
+
+def _least_run(*, step_timeout: float | None) -> Callable[[Shape, Work], Go]:
+    """`least.required` on a prebuilt graph: its dependents and ranks made beforehand."""
+
+    def prepare(shape: Shape, work: Work) -> Go:
+        actions = _trio_actions(shape, work)()  # (a prebuilt graph holds its actions)
+        _deps, dependents, priorities = least.least_build(shape)
+        assert priorities is not None
+        rank = least.ranks_of(priorities)
+        run = functools.partial(
+            least.required,
+            shape.deps,
+            rank,
+            shape.names,
+            actions=actions,
+            step_timeout=step_timeout,
+            dependents=dependents,
+        )
+
+        def go(limit: int) -> float:
+            return time_trio(lambda: run(limit))[0]
+
+        return go
+
+    return prepare
+
+
+def _prepare_least_job(shape: Shape, work: Work) -> Go:
+    make = _trio_actions(shape, work)
+
+    def go(limit: int) -> float:
+        return time_trio(lambda: least.least_job(shape, limit, make()))[0]
 
     return go
 
@@ -336,6 +377,31 @@ EXEGRAPH: Final = (
         whole_job=True,
     ),
 )
+LEAST: Final = (
+    Runner(
+        "required",
+        "`least.required` on the prebuilt graph: the least task-per-step runner keeping part "
+        "1's observable promises (rule 3's order, times, names, context, fail-fast, item 9)",
+        _least_run(step_timeout=None),
+        kind="least",
+        primary=True,
+    ),
+    Runner(
+        "required+timeout",
+        f"`least.required` with a deadline on every step (`step_timeout={STEP_TIMEOUT:g}`, rule 5)",
+        _least_run(step_timeout=STEP_TIMEOUT),
+        kind="least",
+        primary=True,
+    ),
+    Runner(
+        "least",
+        "the least whole job keeping part 1: `least.least_build` (no checks) then `least.required`",
+        _prepare_least_job,
+        kind="least",
+        whole_job=True,
+    ),
+)
+"""The least runners keeping part 1 (`least.py`): a target they miss too is impossible."""
 PEERS: Final = (
     Runner(
         "graphlib-trio",
@@ -373,5 +439,5 @@ PEERS: Final = (
         sync=True,
     ),
 )
-ALL: Final = (FLOOR, FLOOR_SCOPE, *EXEGRAPH, *PEERS)
+ALL: Final = (FLOOR, FLOOR_SCOPE, *EXEGRAPH, *LEAST, *PEERS)
 BY_KEY: Final = {runner.key: runner for runner in ALL}
