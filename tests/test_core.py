@@ -29,6 +29,7 @@ from exegraph_trio._core import (
     RUNNING,
     SKIPPED,
     Core,
+    FitCore,
     PlainCore,
     Skip,
 )
@@ -718,6 +719,7 @@ def simulate(
     *,
     core_class: type[Core] = Core,
     decide_now: list[bool] | None = None,
+    fused: bool = False,
 ) -> list[Event]:
     """Drive a core as the Trio driver does, on a simulated clock.
 
@@ -728,6 +730,8 @@ def simulate(
     has stopped (that, or a fail-fast failure) the steps still running are cancelled,
     except those taken at this very instant, which are withdrawn (their tasks never began).
     `decide_now`, when given, collects `Core.decide_now()` after every completion.
+    `fused` (a `PlainCore`): a success goes through `finish`, as `PlainRun._done` does,
+    and the steps it returns start at once.
     """
     dependents = case.dependents
     core = core_class(
@@ -767,6 +771,15 @@ def simulate(
                 log.append(Event("failed", (i,), now))
                 for j, cause in core.failed(i):
                     log.append(Event("skipped", (j,), now, cause))
+            elif fused:
+                assert isinstance(core, PlainCore)
+                log.append(Event("done", (i,), now))
+                taken = core.finish(i)
+                if taken:
+                    log.append(Event("take", tuple(taken), now))
+                    for j in taken:
+                        ends[j] = now + case.durations[j]
+                        began[j] = now
             else:
                 log.append(Event("done", (i,), now))
                 core.done(i)
@@ -994,6 +1007,19 @@ def _plain_run(case: Case, *, fused: bool) -> list[tuple[int, str, tuple[int, ..
 def test_finish_is_done_then_take_when_the_decision_may_be_taken_at_once(case: Case) -> None:
     # `PlainCore.finish` is the driver's one call for a success (`PlainRun._done`).
     assert _plain_run(case, fused=True) == _plain_run(case, fused=False)
+
+
+@_PROPERTY
+@given(cases(stop=True), st.integers(0, 3))
+def test_the_fit_core_decides_as_the_plain_core_does(case: Case, more: int) -> None:
+    # FitCore (a plain run whose bound holds every step) starts what a success frees in
+    # `finish` itself: every step starts when, and ends as, it would with a PlainCore.
+    # (Through `done` then `take`, it makes the same calls as a PlainCore.)
+    fit = attrs.evolve(case, limit=len(case.deps) + more or 1)
+    assert simulate(fit, core_class=FitCore) == simulate(fit, core_class=PlainCore)
+    assert simulate(fit, core_class=FitCore, fused=True) == simulate(
+        fit, core_class=PlainCore, fused=True
+    )
 
 
 def test_finish_does_not_take_once_the_run_is_being_cancelled() -> None:

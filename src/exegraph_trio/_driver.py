@@ -354,7 +354,10 @@ class Run(_Facts):
 
         demands, shared = demands_of(graph, options) if features.pooled else (None, frozenset())
         self.pooled = demands is not None
-        self.core = self._Core(
+        core_class = self._Core
+        if core_class is _core.PlainCore and options.concurrency_limit >= n:
+            core_class = _core.FitCore  # (every step fits: no choice to make)
+        self.core = core_class(
             graph._deps,
             graph._dependents,
             ranking,
