@@ -84,6 +84,7 @@ class _Lazy:
 
 
 _lifecycle_of: Final = operator.attrgetter("_lifecycle")
+_timeout_of: Final = operator.attrgetter("timeout")
 
 
 @final
@@ -104,9 +105,19 @@ class Features:
             has inputs.
         consumers: per step, how many inputs take its value; `None` likewise.
         pooled: whether some step takes pool slots.
+        timed: whether some step has a `timeout` of its own.
     """
 
-    __slots__ = ("consumers", "inputs", "pooled", "resources", "retries", "rules", "special")
+    __slots__ = (
+        "consumers",
+        "inputs",
+        "pooled",
+        "resources",
+        "retries",
+        "rules",
+        "special",
+        "timed",
+    )
 
     def __init__(self, steps: tuple[Step, ...], index: dict[str, int]) -> None:
         rule_codes = {TriggerRule.ALL_DONE: ALL_DONE, TriggerRule.ONE_FAILED: ONE_FAILED}
@@ -117,6 +128,7 @@ class Features:
         self.inputs: list[tuple[tuple[str, int], ...]] | None = None
         self.consumers: list[int] | None = None
         self.pooled = False
+        self.timed = any(map(operator.is_not, map(_timeout_of, steps), repeat(None)))  # (in C)
         n = len(steps)
         # The steps using some of it, found in C (a graph's first run pays this per step).
         for i in compress(range(n), map(_lifecycle_of, steps)):
