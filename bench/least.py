@@ -189,58 +189,93 @@ async def required(  # noqa: PLR0915 - one function, as a hand-written runner wo
     context = contextvars.copy_context()
     running = releasing = 0  # running steps, and those of them with a dependent
     parked: list[trio.lowlevel.Task] = []
+    due = False  # a completion left the choice to the start of the next round
+    taken: list[int] = []  # chosen then, for `decide` to start on its turn
 
-    async with trio.open_nursery() as nursery:
-        start_soon: Callable[..., None] = nursery.start_soon
+    class Boundary(trio.abc.Instrument):
+        """Chooses at the start of a round, before any of its tasks runs (as exegraph).
 
-        def launch() -> None:
-            nonlocal running, releasing
-            while ready and running < bound:
-                running += 1
-                i = by_rank[heapq.heappop(ready)]
-                if dependents[i]:
-                    releasing += 1
-                context.run(start_soon, task, i, name=names[i])
+        A completion that leaves the choice (item 9) counts every completion of its
+        round, whichever Trio ran first: the schedule does not depend on Trio's order.
+        """
 
-        async def task(i: int) -> None:
-            nonlocal running, releasing
-            starts[i] = start = now()
-            try:
-                if step_timeout is None:
-                    await actions[i]()
-                else:
-                    with trio.CancelScope(deadline=start + step_timeout) as scope:
+        def after_io_wait(self, timeout: float) -> None:
+            nonlocal due, running, releasing
+            if due:
+                due = False
+                while ready and running < bound:
+                    running += 1
+                    i = by_rank[heapq.heappop(ready)]
+                    if dependents[i]:
+                        releasing += 1
+                    taken.append(i)
+
+    boundary = Boundary()
+    trio.lowlevel.add_instrument(boundary)
+    try:
+        async with trio.open_nursery() as nursery:
+            start_soon: Callable[..., None] = nursery.start_soon
+
+            def launch() -> None:
+                nonlocal running, releasing
+                while ready and running < bound:
+                    running += 1
+                    i = by_rank[heapq.heappop(ready)]
+                    if dependents[i]:
+                        releasing += 1
+                    context.run(start_soon, task, i, name=names[i])
+
+            async def task(i: int) -> None:
+                nonlocal running, releasing, due
+                starts[i] = start = now()
+                try:
+                    if step_timeout is None:
                         await actions[i]()
-                    if scope.cancelled_caught:
-                        raise exegraph.StepTimeoutError(names[i], step_timeout)
-            except BaseException:
-                nursery.cancel_scope.cancel()
-                raise
-            ends[i] = now()
-            order.append(i)
-            running -= 1
-            below = dependents[i]
-            if below:
-                releasing -= 1
-                for j in below:
-                    waiting[j] -= 1
-                    if not waiting[j]:
-                        heapq.heappush(ready, rank[j])
-            if not running or not releasing or bound >= n - len(order):
-                launch()
-                if len(order) == n and parked:  # the last one: let `decide` end
-                    trio.lowlevel.reschedule(parked.pop())
-            elif ready and parked:
-                trio.lowlevel.reschedule(parked.pop())
+                    else:
+                        with trio.CancelScope(deadline=start + step_timeout) as scope:
+                            await actions[i]()
+                        if scope.cancelled_caught:
+                            raise exegraph.StepTimeoutError(names[i], step_timeout)
+                except BaseException:
+                    nursery.cancel_scope.cancel()
+                    raise
+                ends[i] = now()
+                order.append(i)
+                running -= 1
+                below = dependents[i]
+                if below:
+                    releasing -= 1
+                    for j in below:
+                        waiting[j] -= 1
+                        if not waiting[j]:
+                            heapq.heappush(ready, rank[j])
+                if not running or not releasing or bound >= n - len(order):
+                    launch()
+                    if len(order) == n and parked:  # the last one: let `decide` end
+                        trio.lowlevel.reschedule(parked.pop())
+                elif ready and not due:
+                    due = True
+                    if parked:  # (a task runnable: there is a next round, at this instant)
+                        trio.lowlevel.reschedule(parked.pop())
 
-        async def decide() -> None:
-            while len(order) < n:
-                parked.append(trio.lowlevel.current_task())
-                await trio.lowlevel.wait_task_rescheduled(lambda _: trio.lowlevel.Abort.SUCCEEDED)
-                launch()
+            async def decide() -> None:
+                while len(order) < n:
+                    if taken:
+                        for i in taken:
+                            context.run(start_soon, task, i, name=names[i])
+                        taken.clear()
+                    elif due:  # chosen at the start of the next round: wait for it
+                        await trio.lowlevel.cancel_shielded_checkpoint()
+                    else:
+                        parked.append(trio.lowlevel.current_task())
+                        await trio.lowlevel.wait_task_rescheduled(
+                            lambda _: trio.lowlevel.Abort.SUCCEEDED
+                        )
 
-        launch()
-        nursery.start_soon(decide)
+            launch()
+            nursery.start_soon(decide)
+    finally:
+        trio.lowlevel.remove_instrument(boundary)
     return order
 
 
