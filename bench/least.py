@@ -191,6 +191,7 @@ async def required(  # noqa: PLR0915 - one function, as a hand-written runner wo
     parked: list[trio.lowlevel.Task] = []
     due = False  # a completion left the choice to the start of the next round
     taken: list[int] = []  # chosen then, for `decide` to start on its turn
+    below_of: Sequence[Sequence[int]] = dependents
 
     class Boundary(trio.abc.Instrument):
         """Chooses at the start of a round, before any of its tasks runs (as exegraph).
@@ -206,7 +207,7 @@ async def required(  # noqa: PLR0915 - one function, as a hand-written runner wo
                 while ready and running < bound:
                     running += 1
                     i = by_rank[heapq.heappop(ready)]
-                    if dependents[i]:
+                    if below_of[i]:
                         releasing += 1
                     taken.append(i)
 

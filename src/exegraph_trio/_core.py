@@ -162,6 +162,7 @@ class Core:
         "limit",
         "queues",
         "random",
+        "ranked",
         "ranking",
         "readied",
         "ready",
@@ -225,6 +226,8 @@ class Core:
         """Heap key of each step: its position, or its rank once ranks matter."""
         self.by_rank: range | list[int] = range(n)
         """Step of each heap key."""
+        self.ranked = False
+        """Whether the heap keys are the ranks (`by_rank` a list), not the positions."""
         self.running = 0
         """Steps handed out by `take()` and not settled, waiting or withdrawn yet."""
         self.releasing = 0
@@ -256,6 +259,7 @@ class Core:
         quiet: list[int] = []
         if self.queues is not None:  # pools: priorities matter from the start
             self.key, self.by_rank = self.ranking()
+            self.ranked = True
         for i, count in enumerate(self.waiting):
             if not count and state[i] == PENDING:  # (not skipped by an early stop())
                 if rules is not None and rules[i] == ONE_FAILED:
@@ -790,6 +794,7 @@ class Core:
 
     def _rank_ready(self) -> None:
         rank, self.by_rank = self.ranking()
+        self.ranked = True
         self.key = rank
         self.ready = [rank[i] for i in self.ready]
         heapify(self.ready)
@@ -879,7 +884,7 @@ class PlainCore(Core):
         if not ready or free <= 0 or self.stopped:
             return []
         if len(ready) > free:
-            if isinstance(self.by_rank, range):
+            if not self.ranked:
                 self._rank_ready()
                 ready = self.ready
             count = free
@@ -919,7 +924,7 @@ class PlainCore(Core):
         """`Core.decide_now` for plain steps (nothing retries, no pool, no soft stop)."""
         return not self.running or self.limit >= self.unsettled or not self.releasing
 
-    def finish(self, i: int, *, take: bool = True) -> list[int] | None:
+    def finish(self, i: int, take: bool = True) -> list[int] | None:  # noqa: FBT001, FBT002 - one call a step
         """Step `i` succeeded: `done(i)`, then `take()` if `decide_now()`, in one call.
 
         What the driver calls for a success (`PlainCore.done` is this without the take).
@@ -949,7 +954,7 @@ class PlainCore(Core):
             return None
         if not ready or not take or self.stopped:
             return []
-        if len(ready) == 1 or (self.limit - running == 1 and not isinstance(self.by_rank, range)):
+        if (self.ranked and self.limit - running == 1) or len(ready) == 1:
             # One step ready (a slot is free: this one's), or one slot freed and the heap's
             # order is the ranks': `take()`'s short path, inlined, since this is what a
             # bounded run does for nearly every step.
@@ -974,7 +979,7 @@ class FitCore(PlainCore):
 
     __slots__ = ()
 
-    def finish(self, i: int, *, take: bool = True) -> list[int] | None:
+    def finish(self, i: int, take: bool = True) -> list[int] | None:  # noqa: FBT001, FBT002 - one call a step
         """`PlainCore.finish`: the steps freed by step `i`'s success, to start now.
 
         Args:
@@ -1022,7 +1027,7 @@ class RetryCore(Core):
 
     __slots__ = ()
 
-    def finish(self, i: int, *, take: bool = True) -> list[int] | None:
+    def finish(self, i: int, take: bool = True) -> list[int] | None:  # noqa: FBT001, FBT002 - one call a step
         """Step `i` succeeded: `done(i)`, then `take()` if `decide_now()`, in one call.
 
         Args:
@@ -1053,7 +1058,7 @@ class RetryCore(Core):
             return None
         if not ready or not take or self.stopped:
             return []
-        if self.limit - running == 1 and (len(ready) == 1 or not isinstance(self.by_rank, range)):
+        if self.limit - running == 1 and (self.ranked or len(ready) == 1):
             # One slot freed: `take()`'s short path, inlined (a step that is `AGAIN` goes
             # through `take()`, which asks whether it may run again).
             j = self.by_rank[ready[0]]

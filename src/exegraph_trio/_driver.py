@@ -1453,7 +1453,7 @@ class PlainRun(Run):
             self.observers.step_done(step, timing)
         self.order.append(i)
         core = self.core
-        taken = core.finish(i, take=self.cancelled_at == _INF)  # `done`, `_decide`
+        taken = core.finish(i, self.cancelled_at == _INF)  # `done`, `_decide`
         if taken is None:  # decided with the other completions of this instant
             if core.ready:
                 self._wake_to_decide()
@@ -1515,7 +1515,7 @@ class RetryRun(Run):
         """`Run._done` for a run with retries: `Run._decide` folded into the core's call."""
         self._succeeded(i, start, value)
         core = self.core
-        taken = core.finish(i, take=self.cancelled_at == math.inf)
+        taken = core.finish(i, self.cancelled_at == math.inf)
         if taken is None:  # decided with the other completions of this instant
             if core.ready:
                 self._wake_to_decide()
