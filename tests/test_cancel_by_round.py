@@ -25,7 +25,7 @@ import trio
 import trio.testing
 
 import exegraph_trio as exegraph
-from exegraph_trio import ErrorPolicy, Graph, RunOptions, StepStatus, TriggerRule
+from exegraph_trio import ErrorPolicy, Graph, RunOptions, StepStatus, TriggerRule, _driver
 
 
 class _Log(exegraph.Instrument):
@@ -190,3 +190,89 @@ def test_a_run_cancelled_at_any_round_loses_nothing(seed: int, how: str) -> None
         for _ in range(5):  # (Trio runs a round's tasks in an order of its own choosing)
             clock = trio.testing.MockClock(autojump_threshold=0)
             trio.run(_cancelled_at, seed, k, how, clock=clock)
+
+
+async def _begun_after_cancel(seed: int, k: int, how: str, hooks: bool) -> list[str]:
+    """Run a random bounded graph, cancelled from outside at round `k`.
+
+    Returns the steps whose action began after the cancellation.
+    """
+    rng = random.Random(seed)
+    n = rng.randint(6, 16)
+    cancelled = False
+    late: list[str] = []
+
+    def action(name: str, pre: int, sleep: int) -> Callable[[], Awaitable[None]]:
+        async def body() -> None:
+            if cancelled:
+                late.append(name)
+            for _ in range(pre):
+                await trio.lowlevel.checkpoint()
+            if sleep:
+                await trio.sleep(sleep)
+
+        return body
+
+    graph = Graph(
+        exegraph.Step(
+            f"s{i}",
+            action(f"s{i}", rng.choice([0, 0, 1, 2]), rng.choice([0, 0, 1])),
+            depends_on=[f"s{j}" for j in range(i) if rng.random() < 0.3],
+        )
+        for i in range(n)
+    )
+    options = RunOptions(
+        max_concurrency=rng.choice([1, 2, 3]),
+        error_policy=rng.choice([ErrorPolicy.FAIL_FAST, ErrorPolicy.CONTINUE_ON_ERROR]),
+        on_step_start=(lambda name: None) if hooks else None,
+    )
+
+    def cancel(scope: trio.CancelScope) -> None:
+        nonlocal cancelled
+        cancelled = True
+        scope.cancel()
+
+    class At(trio.abc.Instrument):
+        def __init__(self, scope: trio.CancelScope) -> None:
+            self.scope, self.n = scope, 0
+
+        def after_io_wait(self, timeout: float) -> None:
+            self.n += 1
+            if self.n == k:
+                cancel(self.scope)
+                trio.lowlevel.remove_instrument(self)
+
+    with trio.CancelScope() as scope:
+        async with trio.open_nursery() as nursery:
+            if how == "task":
+
+                async def canceller() -> None:
+                    for _ in range(k):
+                        await trio.lowlevel.checkpoint()
+                    cancel(scope)
+
+                nursery.start_soon(canceller)
+            else:
+                trio.lowlevel.add_instrument(At(scope))
+            await exegraph.run(graph, options)
+    return late
+
+
+@pytest.mark.parametrize("watched", [False, True])
+@pytest.mark.parametrize("hooks", [False, True])
+@pytest.mark.parametrize("how", ["task", "instrument"])
+def test_no_action_begins_after_the_run_is_cancelled_from_outside(
+    how: str, hooks: bool, watched: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A step task spawned before the cancellation but begun after it is withdrawn, its
+    # action never called, whether the dispatcher was waiting (its abort callback notes
+    # the cancellation) or awake (the run's watcher does, in a large bounded run; else
+    # the step asks Trio). `watched`: these small runs have a watcher too.
+    if watched:
+        monkeypatch.setattr(_driver, "_WATCH_FROM", 0)
+    for seed in range(12):
+        for k in range(1, 16):
+            for _ in range(3):  # (Trio runs a round's tasks in an order of its own choosing)
+                clock = trio.testing.MockClock(autojump_threshold=0)
+                late = trio.run(_begun_after_cancel, seed, k, how, hooks, clock=clock)
+                assert not late, f"seed {seed}, round {k}: {late} began after the cancellation"

@@ -275,6 +275,12 @@ _TAKES: Final[trio.lowlevel.RunVar[_Takes | None]] = trio.lowlevel.RunVar(
 )
 """The `_Takes` of the Trio run, if one is installed."""
 _IDLE_ROUNDS: Final = 1000
+_WATCH_FROM = 64
+"""A run of this many steps or more under a smaller bound has a watcher (`Run._watch`).
+
+Its task costs about what 1 or 2 steps' checkpoints cost (9 µs a run, measured); under a
+bound the dispatcher is often awake, and each step would ask Trio whether the run was
+cancelled before it begins. (Not `Final`: the tests lower it.)"""
 
 
 class Run(_Facts):
@@ -328,6 +334,9 @@ class Run(_Facts):
         "taken",
         "taken_waiting",
         "takes",
+        "watch_over",
+        "watcher",
+        "watching",
     )
 
     _Core: type[_core.Core] = _core.Core
@@ -449,6 +458,11 @@ class Run(_Facts):
         self.closing: trio.Event | None = None
         self.dispatcher: trio.lowlevel.Task | None = None
         self.parked = False
+        # The task that waits in the run's nursery for as long as the run lasts, so that
+        # a cancellation from outside is noted the moment it comes (`_watch`).
+        self.watcher: trio.lowlevel.Task | None = None
+        self.watching = False
+        self.watch_over = False
         self.resume: dict[int, trio.Event] = {}  # retried steps waiting for their slot
         self.due: dict[int, trio.Event] = {}  # resources waiting for their teardown
 
@@ -469,7 +483,12 @@ class Run(_Facts):
                         self.closing = trio.Event()
                         self.main = await nursery.start(self._hold_main)
                     self.start_soon = self.main.start_soon
-                    await self._dispatch_loop()
+                    if len(self.steps) >= _WATCH_FROM and self.core.limit < len(self.steps):
+                        nursery.start_soon(self._watch)
+                    try:
+                        await self._dispatch_loop()
+                    finally:
+                        self._unwatch()
                     if self.closing is not None:
                         self.closing.set()
             except (BaseExceptionGroup, trio.Cancelled) as exc:
@@ -511,6 +530,36 @@ class Run(_Facts):
             task_status.started(main)
             assert self.closing is not None
             await self.closing.wait()
+
+    @enable_ki_protection
+    async def _watch(self) -> None:
+        """Wait until the run is over; a cancellation reaching the run is noted at once.
+
+        A step task that begins after a cancellation from outside must not start its
+        action (`_step`); the dispatcher, when it waits, notes one in its abort callback,
+        but it is often awake. This task only ever waits: while it does, a step need not
+        ask Trio whether it was cancelled (a checkpoint a step). Trio calls the abort
+        callback the moment a scope around the run is cancelled or its deadline passes.
+        """
+        if self.watch_over:  # (the run ended before this task began)
+            return
+        self.watcher = trio.lowlevel.current_task()
+        self.watching = True
+        await trio.lowlevel.wait_task_rescheduled(self._watch_abort)
+
+    def _watch_abort(self, raise_cancel: object) -> trio.lowlevel.Abort:
+        """The run's nursery is cancelled while the watcher waits: note when (`_abort`)."""
+        self.watching = False
+        self._cancelled_now(outside=self.split or not self.failing_fast)
+        return trio.lowlevel.Abort.SUCCEEDED
+
+    def _unwatch(self) -> None:
+        """The dispatcher is done: let the watcher end (or never begin)."""
+        self.watch_over = True
+        if self.watching:
+            self.watching = False
+            assert self.watcher is not None
+            trio.lowlevel.reschedule(self.watcher)
 
     def _absorb(self, exc: BaseException) -> bool:
         """Take what the nursery raised; whether it was a cancellation from outside."""
@@ -986,7 +1035,7 @@ class Run(_Facts):
             if self.stop_seen or (self.outside_at != _INF and self.interrupt is None):
                 self._withdraw(i)
                 return
-            if not self.parked and self.cancelled_at == _INF:
+            if not (self.watching or self.parked) and self.cancelled_at == _INF:
                 try:
                     await trio.lowlevel.checkpoint_if_cancelled()
                 except trio.Cancelled:
@@ -1157,7 +1206,7 @@ class Run(_Facts):
             timed_out = StepTimeoutError(step.name, expired)
             timed_out.__context__ = exc  # the traceback shows where it was stuck
             return _core.FAILED, timed_out
-        if self.cancelled_at == math.inf and self.parked:
+        if self.cancelled_at == math.inf and (self.watching or self.parked):
             # Nothing cancelled the run: its dispatcher, inside every scope that could
             # (fail-fast's notes itself), still waits undisturbed. A scope of the step's
             # own that it never exited (an abandoned async generator's) did: that fails
