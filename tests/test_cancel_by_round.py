@@ -201,8 +201,9 @@ async def _begun_after_cancel(seed: int, k: int, how: str, hooks: bool) -> list[
     n = rng.randint(6, 16)
     cancelled = False
     late: list[str] = []
+    failed: list[str] = []
 
-    def action(name: str, pre: int, sleep: int) -> Callable[[], Awaitable[None]]:
+    def action(name: str, pre: int, sleep: int, fails: bool) -> Callable[[], Awaitable[None]]:
         async def body() -> None:
             if cancelled:
                 late.append(name)
@@ -210,13 +211,16 @@ async def _begun_after_cancel(seed: int, k: int, how: str, hooks: bool) -> list[
                 await trio.lowlevel.checkpoint()
             if sleep:
                 await trio.sleep(sleep)
+            if fails:
+                failed.append(name)
+                raise ValueError(name)
 
         return body
 
     graph = Graph(
         exegraph.Step(
             f"s{i}",
-            action(f"s{i}", rng.choice([0, 0, 1, 2]), rng.choice([0, 0, 1])),
+            action(f"s{i}", rng.choice([0, 0, 1, 2]), rng.choice([0, 0, 1]), rng.random() < 0.15),
             depends_on=[f"s{j}" for j in range(i) if rng.random() < 0.3],
         )
         for i in range(n)
@@ -242,6 +246,19 @@ async def _begun_after_cancel(seed: int, k: int, how: str, hooks: bool) -> list[
                 cancel(self.scope)
                 trio.lowlevel.remove_instrument(self)
 
+    class AfterFailure(trio.abc.Instrument):
+        """Cancels just before the `k`-th task step after a step failed."""
+
+        def __init__(self, scope: trio.CancelScope) -> None:
+            self.scope, self.n = scope, 0
+
+        def before_task_step(self, task: trio.lowlevel.Task) -> None:
+            if failed:
+                self.n += 1
+                if self.n == k:
+                    cancel(self.scope)
+                    trio.lowlevel.remove_instrument(self)
+
     with trio.CancelScope() as scope:
         async with trio.open_nursery() as nursery:
             if how == "task":
@@ -252,27 +269,97 @@ async def _begun_after_cancel(seed: int, k: int, how: str, hooks: bool) -> list[
                     cancel(scope)
 
                 nursery.start_soon(canceller)
-            else:
+            elif how == "instrument":
                 trio.lowlevel.add_instrument(At(scope))
-            await exegraph.run(graph, options)
+            else:
+                trio.lowlevel.add_instrument(AfterFailure(scope))
+            with contextlib.suppress(exegraph.RunError):  # (some steps fail)
+                await exegraph.run(graph, options)
     return late
 
 
 @pytest.mark.parametrize("watched", [False, True])
 @pytest.mark.parametrize("hooks", [False, True])
-@pytest.mark.parametrize("how", ["task", "instrument"])
+@pytest.mark.parametrize("how", ["task", "instrument", "after-failure"])
 def test_no_action_begins_after_the_run_is_cancelled_from_outside(
     how: str, hooks: bool, watched: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A step task spawned before the cancellation but begun after it is withdrawn, its
     # action never called, whether the dispatcher was waiting (its abort callback notes
     # the cancellation) or awake (the run's watcher does, in a large bounded run; else
-    # the step asks Trio). `watched`: these small runs have a watcher too.
+    # the step asks Trio, also once fail-fast is decided but not yet applied).
+    # `watched`: these small runs have a watcher too. ("after-failure": just before one
+    # of the task steps that follow a step's failure, as fail-fast is being decided.)
     if watched:
         monkeypatch.setattr(_driver, "_WATCH_FROM", 0)
-    for seed in range(12):
+    for seed in range(16):
         for k in range(1, 16):
             for _ in range(3):  # (Trio runs a round's tasks in an order of its own choosing)
                 clock = trio.testing.MockClock(autojump_threshold=0)
                 late = trio.run(_begun_after_cancel, seed, k, how, hooks, clock=clock)
                 assert not late, f"seed {seed}, round {k}: {late} began after the cancellation"
+
+
+@pytest.mark.parametrize("watched", [False, True])
+def test_no_action_begins_after_an_outside_cancellation_as_fail_fast_is_decided(
+    watched: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found by a review: `a` fails (fail-fast decided, not applied yet), then the caller's
+    # scope is cancelled, then the task of `b`, spawned with `a`, runs. Without a watcher
+    # `b` did not look (fail-fast had been decided) and its action began after the
+    # cancellation; with one it was withdrawn: the outcome depended on the graph's size.
+    if watched:
+        monkeypatch.setattr(_driver, "_WATCH_FROM", 0)
+    log: list[str] = []
+    cancelled = False
+
+    async def a() -> None:
+        log.append("a failed")
+        raise ValueError("a")
+
+    async def b() -> None:
+        log.append("b began after the cancellation" if cancelled else "b began")
+        await trio.sleep(1)
+
+    async def filler() -> None:
+        pass
+
+    class CancelBeforeB(trio.abc.Instrument):
+        def __init__(self, scope: trio.CancelScope) -> None:
+            self.scope = scope
+
+        def before_task_step(self, task: trio.lowlevel.Task) -> None:
+            nonlocal cancelled
+            if task.name == "b" and "a failed" in log and not cancelled:
+                cancelled = True
+                self.scope.cancel()
+
+    steps = [exegraph.Step("a", a), exegraph.Step("b", b)]
+    steps += [exegraph.Step(f"f{i}", filler, depends_on=["a"]) for i in range(8)]
+    graph = Graph(steps)
+
+    async def main() -> exegraph.RunResult:
+        result: list[exegraph.RunResult] = []
+
+        class Keep(exegraph.Instrument):
+            def run_done(self, run: exegraph.RunInfo, done: exegraph.RunResult) -> None:
+                result.append(done)
+
+        with trio.CancelScope() as scope:
+            instrument = CancelBeforeB(scope)
+            trio.lowlevel.add_instrument(instrument)
+            try:
+                await exegraph.run(graph, RunOptions(max_concurrency=2, instruments=[Keep()]))
+            finally:
+                trio.lowlevel.remove_instrument(instrument)
+        return result[0]
+
+    seen: collections.Counter[tuple[str, StepStatus]] = collections.Counter()
+    for _ in range(40):
+        log.clear()
+        cancelled = False
+        result = trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+        assert "b began after the cancellation" not in log, log
+        seen[log[0], result["b"].status] += 1
+    # Both orders happened: `b` begun before `a` failed (then cancelled), or withdrawn.
+    assert set(seen) == {("b began", StepStatus.CANCELLED), ("a failed", StepStatus.SKIPPED)}

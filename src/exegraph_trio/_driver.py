@@ -1030,12 +1030,16 @@ class Run(_Facts):
         try:
             # Stopped between this task's spawn and its start? (`_attempts._stopped_before`,
             # inlined.) The dispatcher's abort callback notes an outside cancellation at
-            # once if the dispatcher was waiting; else ask Trio (unless fail-fast or an
-            # interrupt came in this round: a step begun in it begins, as a Trio task would).
+            # once if the dispatcher was waiting, the run's watcher if it has one; else ask
+            # Trio (unless fail-fast cancelled the steps or an interrupt came in this round:
+            # a step begun in it begins, as a Trio task would; fail-fast decided but not
+            # applied yet leaves the steps' nursery alone, so Trio then says "outside").
             if self.stop_seen or (self.outside_at != _INF and self.interrupt is None):
                 self._withdraw(i)
                 return
-            if not (self.watching or self.parked) and self.cancelled_at == _INF:
+            if not (self.watching or self.parked) and (
+                self.cancelled_at == _INF or not (self.failing_fast or self.interrupt is not None)
+            ):
                 try:
                     await trio.lowlevel.checkpoint_if_cancelled()
                 except trio.Cancelled:
