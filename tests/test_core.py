@@ -1009,7 +1009,7 @@ def test_finish_is_done_then_take_when_the_decision_may_be_taken_at_once(case: C
     assert _plain_run(case, fused=True) == _plain_run(case, fused=False)
 
 
-@_PROPERTY
+@settings(max_examples=400, deadline=None)
 @given(cases(stop=True), st.integers(0, 3))
 def test_the_fit_core_decides_as_the_plain_core_does(case: Case, more: int) -> None:
     # FitCore (a plain run whose bound holds every step) starts what a success frees in
@@ -1020,6 +1020,21 @@ def test_the_fit_core_decides_as_the_plain_core_does(case: Case, more: int) -> N
     assert simulate(fit, core_class=FitCore, fused=True) == simulate(
         fit, core_class=PlainCore, fused=True
     )
+
+
+def test_the_fit_core_never_starts_a_step_skipped_after_a_failure() -> None:
+    # c needs a and b; a fails (continue-on-error: c is skipped), then b succeeds: c's
+    # last dependency is done, but it was skipped, and must not start.
+    deps = ((), (), (0, 1))
+    core = FitCore(
+        deps, _dependents_of(deps), _reference_ranking([1, 1, 0]), limit=3, fail_fast=False
+    )
+    core.start()
+    assert core.take() == [0, 1]
+    assert core.failed(0) == [(2, 0)]
+    assert core.finish(1) == []
+    assert core.state[2] == SKIPPED
+    assert not core.unsettled
 
 
 def test_finish_does_not_take_once_the_run_is_being_cancelled() -> None:
