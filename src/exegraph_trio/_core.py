@@ -850,6 +850,22 @@ class Core:
         return skips
 
 
+def _start_plain(core: Core) -> list[Skip]:
+    """`Core.start` for a core with no trigger rule and no pool: the roots become ready."""
+    state, ready, waiting = core.state, core.ready, core.waiting
+    if not core.stopped and not ready:
+        # Every step is `PENDING`: the states and the heap made in C, not a loop a step
+        # (a wide graph starts 10⁵ steps here). Positions in order: already a heap.
+        state[:] = bytes(map(_READY_UNLESS.__getitem__, map(bool, waiting)))
+        ready += compress(range(len(waiting)), map(not_, waiting))
+        return []
+    for i, count in enumerate(waiting):
+        if not count and state[i] == PENDING:  # (not skipped by an early stop())
+            state[i] = READY
+            ready.append(i)  # positions in order: already a heap
+    return []
+
+
 class PlainCore(Core):
     """The decisions of a run that uses none of the lifecycle: the common case, kept short.
 
@@ -864,18 +880,7 @@ class PlainCore(Core):
 
     def start(self) -> list[Skip]:
         """`Core.start` for plain steps: those without dependencies become ready."""
-        state, ready, waiting = self.state, self.ready, self.waiting
-        if not self.stopped and not ready:
-            # Every step is `PENDING`: the states and the heap made in C, not a loop a step
-            # (a wide graph starts 10⁵ steps here). Positions in order: already a heap.
-            state[:] = bytes(map(_READY_UNLESS.__getitem__, map(bool, waiting)))
-            ready += compress(range(len(waiting)), map(not_, waiting))
-            return []
-        for i, count in enumerate(waiting):
-            if not count and state[i] == PENDING:  # (not skipped by an early stop())
-                state[i] = READY
-                ready.append(i)  # positions in order: already a heap
-        return []
+        return _start_plain(self)
 
     def take(self) -> list[int]:
         """`Core.take` for plain steps: the best ready steps, as many as slots are free."""
@@ -1026,6 +1031,32 @@ class RetryCore(Core):
     """
 
     __slots__ = ()
+
+    def start(self) -> list[Skip]:
+        """`Core.start` for steps with no trigger rule and no pool: the roots become ready."""
+        return _start_plain(self)
+
+    def take(self) -> list[int]:
+        """`Core.take`; when every ready step fits and none waits to run again, in C.
+
+        The steps come in the heap's order (a sorted list is a heap), as `Core.take` pops
+        them; a step `AGAIN` goes through `Core.take`, which asks whether it may run.
+        """
+        ready = self.ready
+        if len(ready) > 1 and self.limit - self.running >= len(ready) and not self.stopped:
+            ready.sort()
+            taken = list(map(self.by_rank.__getitem__, ready)) if self.ranked else ready
+            state = self.state
+            if countOf(map(state.__getitem__, taken), READY) == len(taken):
+                self.ready = []
+                attempts = self.attempts
+                for i in taken:
+                    state[i] = RUNNING
+                    attempts[i] += 1
+                self.running += len(taken)
+                self.releasing += countOf(map(bool, map(self.dependents.__getitem__, taken)), True)
+                return taken
+        return Core.take(self)
 
     def finish(self, i: int, take: bool = True) -> list[int] | None:  # noqa: FBT001, FBT002 - one call a step
         """Step `i` succeeded: `done(i)`, then `take()` if `decide_now()`, in one call.
