@@ -850,6 +850,18 @@ class Core:
         return skips
 
 
+def _releasing(dependents: Sequence[Sequence[int]], steps: list[int]) -> int:
+    """How many of `steps` have dependents (counted in C: `Core.releasing`'s share)."""
+    return countOf(map(bool, map(dependents.__getitem__, steps)), True)
+
+
+def _in_heap_order(core: Core) -> list[int]:
+    """Every ready step, in the order the heap gives them (sorted in C: still a heap)."""
+    ready = core.ready
+    ready.sort()
+    return list(map(core.by_rank.__getitem__, ready)) if core.ranked else ready
+
+
 def _start_plain(core: Core) -> list[Skip]:
     """`Core.start` for a core with no trigger rule and no pool: the roots become ready."""
     state, ready, waiting = core.state, core.ready, core.waiting
@@ -906,15 +918,14 @@ class PlainCore(Core):
         if count == len(ready):
             # All of them (every step fits, as under no bound): in the order the heap
             # would give them, sorted in C rather than popped one by one.
-            ready.sort()
+            taken = _in_heap_order(self)
             self.ready = []
-            taken = ready if isinstance(by_rank, range) else list(map(by_rank.__getitem__, ready))
         else:
             taken = [by_rank[heappop(ready)] for _ in range(count)]
         for i in taken:
             state[i] = RUNNING
         self.running += count
-        self.releasing += countOf(map(bool, map(dependents.__getitem__, taken)), True)
+        self.releasing += _releasing(dependents, taken)
         return taken
 
     def done(self, i: int, *, resource: bool = False) -> Sequence[Skip]:
@@ -1014,9 +1025,9 @@ class FitCore(PlainCore):
         if taken:
             if len(taken) > 1:
                 key = self.key
-                taken.sort(key=None if isinstance(key, range) else key.__getitem__)
+                taken.sort(key=key.__getitem__ if self.ranked else None)
             self.running += len(taken)
-            self.releasing += countOf(map(bool, map(self.dependents.__getitem__, taken)), True)
+            self.releasing += _releasing(self.dependents, taken)
         return taken
 
 
@@ -1044,8 +1055,7 @@ class RetryCore(Core):
         """
         ready = self.ready
         if len(ready) > 1 and self.limit - self.running >= len(ready) and not self.stopped:
-            ready.sort()
-            taken = list(map(self.by_rank.__getitem__, ready)) if self.ranked else ready
+            taken = _in_heap_order(self)
             state = self.state
             if countOf(map(state.__getitem__, taken), READY) == len(taken):
                 self.ready = []
@@ -1054,7 +1064,7 @@ class RetryCore(Core):
                     state[i] = RUNNING
                     attempts[i] += 1
                 self.running += len(taken)
-                self.releasing += countOf(map(bool, map(self.dependents.__getitem__, taken)), True)
+                self.releasing += _releasing(self.dependents, taken)
                 return taken
         return Core.take(self)
 
