@@ -48,11 +48,7 @@ async def full_step(run: Run, i: int, late: bool) -> None:  # noqa: FBT001 - sta
         if _stopped_before(run, late=late):
             _not_begun(run, i, late=late)
             return
-        if not (run.watching or run.parked) and (
-            late
-            or run.cancelled_at == math.inf
-            or not (run.failing_fast or run.interrupt is not None)
-        ):
+        if run._asks_trio(late=late):
             try:
                 await trio.lowlevel.checkpoint_if_cancelled()
             except trio.Cancelled:

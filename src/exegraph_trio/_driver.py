@@ -1037,7 +1037,7 @@ class Run(_Facts):
             if self.stop_seen or (self.outside_at != _INF and self.interrupt is None):
                 self._withdraw(i)
                 return
-            if not (self.watching or self.parked) and (
+            if not (self.watching or self.parked) and (  # (`_asks_trio`, inlined)
                 self.cancelled_at == _INF or not (self.failing_fast or self.interrupt is not None)
             ):
                 try:
@@ -1106,6 +1106,22 @@ class Run(_Facts):
                 self._done(i, start, value)
         except BaseException as exc:  # noqa: BLE001 - escaped the bookkeeping
             self._escaped(i, exc)
+
+    def _asks_trio(self, *, late: bool) -> bool:
+        """Whether a step task about to begin must ask Trio if the run was cancelled.
+
+        Not while the dispatcher or the watcher waits: its abort callback notes a
+        cancellation from outside the moment it comes. Else yes, unless fail-fast has
+        cancelled the steps or an interrupt came (a step begun then begins, as a Trio task
+        would); fail-fast decided but not applied yet leaves the steps' nursery alone, so
+        what Trio reports there came from outside. `late`: a step spawned after fail-fast,
+        in the outer nursery, which fail-fast never cancels: it always asks.
+        """
+        return not (self.watching or self.parked) and (
+            late
+            or self.cancelled_at == math.inf
+            or not (self.failing_fast or self.interrupt is not None)
+        )
 
     def _interrupted_at_start(self, i: int, step: Step) -> bool:
         """Tell the observers step `i` starts; whether they were interrupted (Ctrl-C).
