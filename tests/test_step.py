@@ -184,7 +184,7 @@ def test_steps_are_values_that_compare_and_evolve() -> None:
     ],
 )
 def test_a_step_is_made_as_attrs_would_make_it_field_by_field(kwargs: dict[str, Any]) -> None:
-    # `Step.__init__` stores its fields while the instance is a writable `_Writable`.
+    # `Step.__new__` stores its fields while the instance is a writable `_Writable`.
     step = exegraph.Step("s", greet, **kwargs)
     assert type(step) is exegraph.Step
     by_hand = object.__new__(exegraph.Step)
@@ -216,11 +216,36 @@ def test_a_subclass_of_step_keeps_its_class_and_its_fields() -> None:
     assert copied == step
 
 
+def test_a_subclass_with_fields_of_its_own_is_made_by_its_own_init() -> None:
+    # `Step.__new__` takes `Step`'s arguments only: a subclass is made by `__new__` then
+    # its own `__init__` (attrs' generated one here, which takes `note` too).
+    @attrs.frozen
+    class Noted(exegraph.Step):  # type: ignore[misc]  # `@final`, but Python allows it
+        note: str = ""
+
+    step = Noted("s", noop, depends_on=("a",), note="why")
+    assert type(step) is Noted
+    assert (step.name, step.depends_on, step.note) == ("s", ("a",), "why")
+    assert copy.copy(step) == step
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        step.note = "t"  # type: ignore[misc]
+
+
+def test_a_subclass_without_an_init_is_checked_as_a_step_is() -> None:
+    class Named(exegraph.Step):  # type: ignore[misc]  # `@final`, but Python allows it
+        __slots__ = ()
+
+    with pytest.raises(ValueError, match="depends on itself"):
+        Named("s", noop, depends_on=["s"])
+    with pytest.raises(TypeError, match="depends_on must be an iterable of names"):
+        Named("s", noop, depends_on="a")
+
+
 def test_an_exception_while_the_fields_are_stored_leaves_a_frozen_step() -> None:
-    # `Step.__init__` makes the instance a writable `_Writable` for its stores; whatever
+    # `Step.__new__` makes the instance a writable `_Writable` for its stores; whatever
     # lands in that window (here raised by a trace function at its first line, as a
     # signal handler could), the instance is a frozen `Step` again afterwards.
-    init = exegraph.Step.__init__.__code__
+    init = exegraph.Step.__new__.__code__
     seen: list[object] = []
 
     def tracer(frame: FrameType, event: str, arg: object) -> Any:

@@ -405,7 +405,7 @@ def _with_depends_on(step: Step, depends_on: tuple[str, ...]) -> Step:
 
     The same as `attrs.evolve(step, depends_on=depends_on)` at a third of the cost: a step
     was checked when it was made, and fewer dependencies (none of them an input's, which
-    `_assemble` refused) keep it valid, so `Step.__init__` need not check it again.
+    `_assemble` refused) keep it valid, so `Step.__new__` need not check it again.
     """
     copy = object.__new__(Step)
     set_ = object.__setattr__

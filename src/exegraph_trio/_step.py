@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copyreg
 import functools
 import inspect
 import keyword
@@ -10,7 +9,7 @@ import math
 import types
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
-from typing import Any, Final, TypeAlias, final
+from typing import TYPE_CHECKING, Any, Final, TypeAlias, final
 
 import attrs
 
@@ -26,6 +25,7 @@ arguments its step's `inputs` name), an async generator function, or a callable 
 an async context manager (a resource step)."""
 
 _CO_COROUTINE: Final = inspect.CO_COROUTINE
+_new: Final = object.__new__
 
 COROUTINE: Final = 0
 """`Step._kind` of an ordinary step: its action returns an awaitable."""
@@ -238,7 +238,7 @@ def _convert_pools(name: str, value: Any) -> Mapping[str, int]:
     return types.MappingProxyType(items) if items else _NO_POOLS
 
 
-def _lifecycle_parts(  # noqa: PLR0917 - `Step.__init__`'s arguments, in order
+def _lifecycle_parts(  # noqa: PLR0917 - `Step.__new__`'s arguments, in order
     name: str,
     kind: int,
     inputs: Any,
@@ -435,13 +435,16 @@ class Step:
     # loops, and the common step (a coroutine function, a tuple of names, no timeout, no
     # inputs) is checked on a fast path at a third of the cost of attrs' converters and
     # validators. Everything else goes through the same checks as before. The checked
-    # values are then stored while the instance is a `_Writable` (the same object, its
-    # class changed for the ten stores, as `_result._timing` does for a `StepTiming`): ten
-    # `object.__setattr__` calls (what attrs does for a frozen class) cost twice the rest
-    # of a common step's construction (each makes a bound wrapper and walks the class's
-    # bases); one call, two `__class__` assignments and ten plain stores cost a third.
-    def __init__(
-        self,
+    # values are then stored into a new `_Writable` (a `Step`'s layout with plain slot
+    # stores), whose class then becomes `Step`, as `_result._timing` does for a
+    # `StepTiming`: eleven `object.__setattr__` calls (what attrs does for a frozen class)
+    # cost twice the rest of a common step's construction (each makes a bound wrapper and
+    # walks the class's bases); eleven plain stores and one `__class__` assignment cost a
+    # tenth. It is `__new__` rather than `__init__`, so that the instance is made writable
+    # to begin with: turning a `Step` into a `_Writable` took an `object.__setattr__` call,
+    # an eighth of a common step's construction.
+    def __new__(
+        cls,
         name: str,
         action: Action,
         *,
@@ -452,7 +455,7 @@ class Step:
         retry: Retry | None = None,
         trigger_rule: TriggerRule = TriggerRule.ALL_SUCCESS,
         pools: Iterable[str] | Mapping[str, int] | None = None,
-    ) -> None:
+    ) -> Step:
         if type(name) is not str or not name:
             _check_name(name)
         if type(action) is types.FunctionType and action.__code__.co_flags & _CO_COROUTINE:
@@ -479,33 +482,55 @@ class Step:
             takes, slots, lifecycle = parts
         if name in needs:
             raise ValueError(f"step {name!r} depends on itself; remove it from depends_on")
-        made: type[object] = type(self)
-        if made is Step:
-            writable: Any = self  # (a `_Writable` for the stores; mypy's attrs plugin cannot see)
-            try:  # (an exception landing anywhere in the window still finds a `Step`)
-                object.__setattr__(self, "__class__", _Writable)
-                writable.name = name
-                writable.action = action
-                writable.depends_on = needs
-                writable.tags = labels
-                writable.timeout = seconds
-                writable.inputs = takes
-                writable.retry = retry
-                writable.trigger_rule = trigger_rule
-                writable.pools = slots
-                writable._kind = kind
-                writable._lifecycle = lifecycle
-            finally:
-                writable.__class__ = Step
-        else:  # a subclass (`@final` says there is none; Python does not forbid one)
-            values = (
-                *(name, action, needs, labels, seconds, takes, retry, trigger_rule, slots),
-                *(kind, lifecycle),
-            )
-            for field, value in zip(_FIELDS, values, strict=True):
-                object.__setattr__(self, field, value)
+        # (a `_Writable` for the stores: mypy's attrs plugin cannot see it is a `Step`'s)
+        self: Any = None
+        try:  # (an exception landing anywhere in the window still leaves a `Step`)
+            self = _new(_Writable)
+            self.name = name
+            self.action = action
+            self.depends_on = needs
+            self.tags = labels
+            self.timeout = seconds
+            self.inputs = takes
+            self.retry = retry
+            self.trigger_rule = trigger_rule
+            self.pools = slots
+            self._kind = kind
+            self._lifecycle = lifecycle
+        finally:
+            if self is not None:
+                self.__class__ = Step
         if takes:
             self._take_inputs()
+        return self  # type: ignore[no-any-return]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A subclass (`@final` says there is none; Python does not forbid one).
+
+        Its instances are made as any class's are, `__new__` then `__init__`: `_new_bare`,
+        then its own `__init__` if it has one (attrs' generated one, when it has fields of
+        its own, stores them unchecked); else `_new_bare` stores what `Step` checked.
+        """
+        super().__init_subclass__(**kwargs)
+        made: Any = cls
+        made.__new__ = staticmethod(_new_bare)
+
+    if TYPE_CHECKING:  # what type checkers see: `Step(...)` and `attrs.evolve(step, ...)`
+        # are checked against `__init__`'s signature (mypy's attrs plugin reads it there);
+        # at run time `object.__init__` does nothing, `__new__` did it all.
+        def __init__(
+            self,
+            name: str,
+            action: Action,
+            *,
+            depends_on: Iterable[str] = (),
+            tags: Iterable[str] = (),
+            timeout: float | None = None,
+            inputs: Mapping[str, str] | None = None,
+            retry: Retry | None = None,
+            trigger_rule: TriggerRule = TriggerRule.ALL_SUCCESS,
+            pools: Iterable[str] | Mapping[str, int] | None = None,
+        ) -> None: ...
 
     def _take_inputs(self) -> None:
         inputs = self.inputs
@@ -529,7 +554,8 @@ class Step:
         """
         made: type[object] = type(self)
         if made is not Step:
-            return (copyreg.__newobj__, (made,), self.__getstate__())  # type: ignore[attr-defined]
+            # (`object.__new__`: `Step.__new__` takes the fields, the state gives them)
+            return (_new, (made,), self.__getstate__())
         return (
             _remade,
             (
@@ -551,9 +577,25 @@ class Step:
         return self._kind != COROUTINE
 
 
+def _new_bare(cls: type[Step], *args: Any, **kwargs: Any) -> Step:
+    """A subclass's `__new__`: its instance, filled by `Step`'s checks unless its `__init__` will.
+
+    A subclass with an `__init__` of its own (attrs' generated one, when it has fields of
+    its own) stores its fields itself, unchecked; else what `Step(*args, **kwargs)` makes
+    is stored into the instance.
+    """
+    made: Step = _new(cls)
+    init: object = cls.__init__
+    if init is object.__init__:
+        checked = Step(*args, **kwargs)
+        for field in _FIELDS:
+            object.__setattr__(made, field, getattr(checked, field))
+    return made
+
+
 @final
 class _Writable(Step):  # type: ignore[misc]  # (only ever a `Step` being initialised)
-    """A `Step` whose slots can be set: what a `Step` is during its `__init__`'s stores.
+    """A `Step` whose slots can be set: what a `Step` is during its `__new__`'s stores.
 
     The same layout (no slot of its own), so CPython allows the `__class__` assignments
     there. With `object`'s own `__setattr__` and `__delattr__` (CPython fills one C slot
@@ -592,4 +634,4 @@ def _remade(  # noqa: PLR0917 - `Step.__reduce__`'s fields, in order
 
 
 _FIELDS: Final = tuple(field.name for field in attrs.fields(Step))
-"""`Step`'s fields, in the order `__init__` takes them (`_kind` and `_lifecycle` last)."""
+"""`Step`'s fields, in the order `__new__` takes them (`_kind` and `_lifecycle` last)."""
