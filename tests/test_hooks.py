@@ -127,6 +127,37 @@ async def test_a_context_variable_set_in_run_started_is_seen_by_every_step_only(
     assert var.get() == "unset"
 
 
+async def test_run_done_gets_every_timing_though_nothing_else_observes(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # A `run` that nobody observes keeps no step's times (`Run.recording`); an instrument
+    # with `run_done` alone is an observer: its result has them all, as `run_with_result`'s.
+    class AtTheEnd(exegraph.Instrument):
+        results: list[RunResult]
+
+        def __init__(self) -> None:
+            self.results = []
+
+        def run_done(self, run: RunInfo, result: RunResult) -> None:
+            self.results.append(result)
+
+    async def one_second() -> str:
+        await trio.sleep(1)
+        return "made"
+
+    graph = Graph([Step("a", one_second), Step("b", one_second, depends_on=["a"])])
+    instrument = AtTheEnd()
+    await exegraph.run(graph, RunOptions(instruments=[instrument]))
+    [result] = instrument.results
+    assert [(t.name, t.start, t.end, t.value) for t in result.steps] == [
+        ("a", 0.0, 1.0, "made"),
+        ("b", 1.0, 2.0, "made"),
+    ]
+    assert result.total_duration == 2.0
+    alone = await exegraph.run_with_result(graph)
+    assert [(t.name, t.duration) for t in alone.steps] == [("a", 1.0), ("b", 1.0)]
+
+
 async def test_one_instrument_keeps_concurrent_runs_apart(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

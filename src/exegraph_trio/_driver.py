@@ -321,6 +321,7 @@ class Run(_Facts):
         "parked",
         "past_doomed",
         "pooled",
+        "recording",
         "resources",
         "resume",
         "retries",
@@ -401,6 +402,11 @@ class Run(_Facts):
             or features.timed
             or (timeout and timeout != math.inf)
         )
+        # Whether a step's success keeps its times, value and place in the completion
+        # order: only what reads them needs them, the result and the observers
+        # (`execute`); a `run` with neither keeps none, nothing could read them. A
+        # failure always does (it is rare), and so does a value that an input takes.
+        self.recording = True
         self.clock = trio.lowlevel.current_clock()
 
         self.now = self.clock.current_time
@@ -473,6 +479,7 @@ class Run(_Facts):
         """Run the graph; the `RunResult` (`want_result`), else the `RunError` or `None`."""
         outside = False
         result: RunResult | None = None
+        self.recording = want_result or self.observed
         try:
             self.observers.run_started()
             try:
@@ -1052,7 +1059,7 @@ class Run(_Facts):
             # `given`: 304 bytes a coroutine, with no partial made for a step's inputs).
             value: Any = step.action
             if self.bare:  # the common case: the action called, nothing else
-                start = self.now()
+                start = self.now() if self.recording else 0.0  # (0: never read)
                 try:
                     value = await value()
                 except BaseException as exc:  # noqa: BLE001 - classified by _ended
@@ -1185,12 +1192,15 @@ class Run(_Facts):
         """
         if self.fed:  # skips decided between two rounds (`_NextRound`) come first
             self._feed_failed()
-        self.starts[i] = start
-        self.ends[i] = self.now()
-        self.values[i] = value
-        if self.observed:
-            self._tell_done(i, self.steps[i], _DONE)
-        self.order.append(i)
+        if self.recording:
+            self.starts[i] = start
+            self.ends[i] = self.now()
+            self.values[i] = value
+            if self.observed:
+                self._tell_done(i, self.steps[i], _DONE)
+            self.order.append(i)
+        elif self.inputs is not None:  # (an input may take it)
+            self.values[i] = value
         if self.left is not None:
             self._drop_unwanted(i)
             self._release_values(i)
@@ -1512,15 +1522,18 @@ class PlainRun(Run):
         """`Run._done` for plain steps: its success never skips anything."""
         if self.fed:  # skips decided between two rounds (`_NextRound`) come first
             self._feed_failed()
-        self.starts[i] = start
-        self.ends[i] = end = self.now()
-        self.values[i] = value
-        if self.observed and self.observers.want_step_done:  # `_tell_done`, for a success:
-            # one attempt, no earlier errors, no teardown, no pool (as `_timing` would find)
-            step = self.steps[i]
-            timing = _timing(step.name, _DONE, start, end, None, value, 1, (), None, None)
-            self.observers.step_done(step, timing)
-        self.order.append(i)
+        if self.recording:  # (see `Run.recording`)
+            self.starts[i] = start
+            self.ends[i] = end = self.now()
+            self.values[i] = value
+            if self.observed and self.observers.want_step_done:  # `_tell_done`, for a success:
+                # one attempt, no earlier errors, no teardown, no pool (as `_timing` finds)
+                step = self.steps[i]
+                timing = _timing(step.name, _DONE, start, end, None, value, 1, (), None, None)
+                self.observers.step_done(step, timing)
+            self.order.append(i)
+        elif self.inputs is not None:  # (an input may take it)
+            self.values[i] = value
         core = self.core
         taken = core.finish(i, self.cancelled_at == _INF)  # `done`, `_decide`
         if taken is None:  # decided with the other completions of this instant
