@@ -160,7 +160,8 @@ def run_child(variant: str, kind: str, size: int, bound: int, runs: int = 1) -> 
     actions = [noop] * size
     trio.run(floor, WARM_UP)
     trio.run(minimal, small.deps, bound)
-    trio.run(required, small.deps, ranks(small_graph), small.names, bound, [noop] * WARM_UP)
+    plain = functools.partial(required, record=False)  # (as `exegraph.run` keeps no times)
+    trio.run(plain, small.deps, ranks(small_graph), small.names, bound, [noop] * WARM_UP)
     trio.run(exegraph.run, small_graph, options)
     gc.collect()
     for _ in range(runs):
@@ -169,7 +170,7 @@ def run_child(variant: str, kind: str, size: int, bound: int, runs: int = 1) -> 
         elif variant == "minimal":
             trio.run(minimal, shape.deps, bound)
         elif variant == "required":
-            trio.run(required, shape.deps, rank, shape.names, bound, actions)
+            trio.run(plain, shape.deps, rank, shape.names, bound, actions)
         elif variant == "run":
             trio.run(exegraph.run, graph, options)
 
@@ -181,7 +182,7 @@ def timeout_child(variant: str, kind: str, size: int, bound: int, runs: int = 1)
     rank = ranks(graph)
     actions = [noop] * size
     trio.run(peers.floor_scoped, actions[:WARM_UP], STEP_TIMEOUT)
-    timed = functools.partial(required, step_timeout=STEP_TIMEOUT)
+    timed = functools.partial(required, step_timeout=STEP_TIMEOUT, record=False)
     trio.run(timed, small.deps, ranks(small_graph), small.names, bound, actions[:WARM_UP])
     trio.run(exegraph.run, small_graph, options)
     gc.collect()

@@ -9,12 +9,13 @@ with the garbage collector paused as there. No validation at all.
 
 Run: `required`, the least task-per-step runner keeping part 1's observable promises,
 each the cheapest way known: rule 3's order (a heap of ranks made beforehand, as
-exegraph's are), each step's start and end on Trio's clock and the completion order,
-each task named after its step and spawned in the run's context, an action's exception
-cancelling the rest (fail-fast), a deadline on each step when asked (rule 5), and item 9
-of issue 8 (the choices of one instant taken together). `budget.check()` checks that it
-starts every step at the instant exegraph does. Job: `least_job`, `least_build` then
-`required`.
+exegraph's are), each step's start and end on Trio's clock and the completion order
+(unless nothing reads them: `record=False`, the least `exegraph.run` with no observer,
+which keeps none either), each task named after its step and spawned in the run's
+context, an action's exception cancelling the rest (fail-fast), a deadline on each step
+when asked (rule 5), and item 9 of issue 8 (the choices of one instant taken together).
+`budget.check()` checks that it starts every step at the instant exegraph does. Job:
+`least_job`, `least_build` then `required`.
 
 `budget.py` counts their instructions; `building.py` and the suite (`runners.py`'s
 `required`, `required+timeout` and `least` columns) time them beside exegraph, so that a
@@ -171,20 +172,23 @@ async def required(  # noqa: PLR0915 - one function, as a hand-written runner wo
     *,
     step_timeout: float | None = None,
     dependents: Sequence[Sequence[int]] | None = None,
+    record: bool = True,
 ) -> list[int]:
     """The least runner keeping part 1's observable promises (see the module's docstring).
 
     Step `i` runs `actions[i]`, inside a cancel scope with a deadline `step_timeout` seconds
     after its start when it is given (`StepTimeoutError` if it passes: rule 5);
     `dependents`, when given, are each step's dependents (a build made them already).
-    Returns the completion order (which `exegraph.run_with_result` gives too). `check()`
-    compares its starts with exegraph's.
+    Returns the completion order (which `exegraph.run_with_result` gives too), or `[]`
+    with `record=False`: no step's times nor the order are kept then (as `exegraph.run`
+    keeps none when nothing observes it). `check()` compares its starts with exegraph's.
     """
     n = len(deps)
     waiting, dependents, by_rank, ready = _prepared(deps, rank, dependents)
     starts = [0.0] * n
     ends = [0.0] * n
     order: list[int] = []
+    settled = 0  # steps completed
     now = trio.lowlevel.current_clock().current_time  # (as exegraph: one call less)
     context = contextvars.copy_context()
     running = releasing = 0  # running steps, and those of them with a dependent
@@ -227,8 +231,10 @@ async def required(  # noqa: PLR0915 - one function, as a hand-written runner wo
                     context.run(start_soon, task, i, name=names[i])
 
             async def task(i: int) -> None:
-                nonlocal running, releasing, due
-                starts[i] = start = now()
+                nonlocal running, releasing, due, settled
+                start = 0.0  # (read by a deadline, and by a record, only)
+                if record or step_timeout is not None:
+                    starts[i] = start = now()
                 try:
                     if step_timeout is None:
                         await actions[i]()
@@ -240,8 +246,10 @@ async def required(  # noqa: PLR0915 - one function, as a hand-written runner wo
                 except BaseException:
                     nursery.cancel_scope.cancel()
                     raise
-                ends[i] = now()
-                order.append(i)
+                if record:
+                    ends[i] = now()
+                    order.append(i)
+                settled += 1
                 running -= 1
                 below = dependents[i]
                 if below:
@@ -250,9 +258,9 @@ async def required(  # noqa: PLR0915 - one function, as a hand-written runner wo
                         waiting[j] -= 1
                         if not waiting[j]:
                             heapq.heappush(ready, rank[j])
-                if not running or not releasing or bound >= n - len(order):
+                if not running or not releasing or bound >= n - settled:
                     launch()
-                    if len(order) == n and parked:  # the last one: let `decide` end
+                    if settled == n and parked:  # the last one: let `decide` end
                         trio.lowlevel.reschedule(parked.pop())
                 elif ready and not due:
                     due = True
@@ -260,7 +268,7 @@ async def required(  # noqa: PLR0915 - one function, as a hand-written runner wo
                         trio.lowlevel.reschedule(parked.pop())
 
             async def decide() -> None:
-                while len(order) < n:
+                while settled < n:
                     if taken:
                         for i in taken:
                             context.run(start_soon, task, i, name=names[i])
@@ -296,10 +304,12 @@ async def least_job(
 
     The priorities are counted by exegraph's own function (the cheapest exact way known,
     see `bench/README.md`), unless every step fits in the bound (exegraph does not count
-    them then either); the dependents it needs are made once and given to `required`.
-    No validation at all (a graph's checks are left out: this is a lower bound).
+    them then either); the dependents it needs are made once and given to `required`,
+    which keeps no step's times (the `job` it is timed beside is an `exegraph.run` with
+    no observer, which keeps none). No validation at all (a graph's checks are left out:
+    this is a lower bound).
     """
     deps, frozen, priorities = least_build(shape, actions=actions, priorities=bound < len(shape))
     # (when every step fits, rule 3 never decides, and no priority is needed)
     rank = list(range(len(deps))) if priorities is None else ranks_of(priorities)
-    await required(deps, rank, shape.names, bound, actions, dependents=frozen)
+    await required(deps, rank, shape.names, bound, actions, dependents=frozen, record=False)

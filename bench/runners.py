@@ -221,7 +221,10 @@ def _prepare_dask(shape: Shape, work: Work) -> Go:
 
 
 def _least_run(*, step_timeout: float | None) -> Callable[[Shape, Work], Go]:
-    """`least.required` on a prebuilt graph: its dependents and ranks made beforehand."""
+    """`least.required` on a prebuilt graph: its dependents and ranks made beforehand.
+
+    Timed beside `exegraph.run` with no observer, it keeps no step's times (`record=False`).
+    """
 
     def prepare(shape: Shape, work: Work) -> Go:
         actions = _trio_actions(shape, work)()  # (a prebuilt graph holds its actions)
@@ -236,6 +239,7 @@ def _least_run(*, step_timeout: float | None) -> Callable[[Shape, Work], Go]:
             actions=actions,
             step_timeout=step_timeout,
             dependents=dependents,
+            record=False,  # (timed beside `exegraph.run`, which keeps no times either)
         )
 
         def go(limit: int) -> float:
