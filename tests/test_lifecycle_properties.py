@@ -1083,6 +1083,28 @@ def test_the_retry_core_decides_as_the_full_core_does(cc: CoreCase) -> None:
     assert (sim.core.running, sim.core.retrying, sim.core.unsettled) == (0, 0, 0)
 
 
+@settings(_PROPERTY, max_examples=1000)  # (a retry ready again as a step ends: rare)
+@given(core_cases())
+def test_the_fit_retry_core_decides_as_the_retry_core_does(cc: CoreCase) -> None:
+    # `FitRetryCore` (a run with retries whose bound holds every step) starts what a
+    # success frees in `finish` itself: the same run, event for event, as `RetryCore`'s,
+    # with retries that wait and retries ready again at once, failures and fail-fast.
+    case = attrs.evolve(
+        cc.case,
+        rules=(TriggerRule.ALL_SUCCESS,) * cc.case.n,
+        teardowns=(None,) * cc.case.n,
+        teardown_fails=frozenset(),
+        bound=cc.case.n + cc.case.bound,  # (at least the number of steps)
+    )
+    if case.default_retry is None and not any(case.retries):
+        case = attrs.evolve(case, default_retry=Retry(attempts=2, delay=1))
+    fit = attrs.evolve(cc, case=case)
+    expected, _ = simulate(fit, _core.RetryCore)
+    got, sim = simulate(fit, _core.FitRetryCore)
+    assert got == expected
+    assert (sim.core.running, sim.core.retrying, sim.core.unsettled) == (0, 0, 0)
+
+
 @_PROPERTY
 @given(core_cases())
 def test_core_never_hands_out_a_step_that_is_running_or_settled(cc: CoreCase) -> None:

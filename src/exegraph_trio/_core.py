@@ -87,6 +87,7 @@ __all__ = [
     "WAITING",
     "Core",
     "FitCore",
+    "FitRetryCore",
     "PlainCore",
     "RetryCore",
     "Skip",
@@ -211,8 +212,10 @@ class Core:
         """Per step: dependencies not done (or, with a trigger rule, not settled) yet."""
         self.bad: list[int] = [0] * n if rules is not None else []
         """Per step with a trigger rule: dependencies settled without succeeding."""
-        self.attempts: list[int] = [0] * n if retries is not None else []
-        """Per step (when some step retries): attempts handed out so far."""
+        self.attempts: list[int] = [1] * n if retries is not None else []
+        """Per step (when some step retries): the attempt it is on, or begins when taken.
+
+        1 from the start: a step's first `take()` leaves it; each one `AGAIN` adds one."""
         self.holders: list[int] = [len(d) for d in dependents] if resources else []
         """Per step (when there are resources): dependents still holding it."""
         self.up: bytearray = bytearray(n if resources else 0)
@@ -294,23 +297,22 @@ class Core:
             i = by_rank[ready[0]]
             if state[i] == READY:
                 heappop(ready)
-                state[i] = RUNNING  # (`_started`, inlined)
+                state[i] = RUNNING  # (`_started`, inlined; its first attempt: counted)
                 self.running += 1
                 if self.dependents[i]:
                     self.releasing += 1
-                if self.retries is not None:
-                    self.attempts[i] += 1
                 return [i]
         taken: list[int] = []
-        dependents, retries, attempts = self.dependents, self.retries, self.attempts
+        dependents, attempts = self.dependents, self.attempts
         releasing = 0
         while ready and len(taken) < free:
             i = by_rank[heappop(ready)]
-            if state[i] == READY or (state[i] == AGAIN and self._may_run_again(i)):
+            before = state[i]
+            if before == READY or (before == AGAIN and self._may_run_again(i)):
                 state[i] = RUNNING  # (`_started`, inlined)
                 if dependents[i]:
                     releasing += 1
-                if retries is not None:
+                if before == AGAIN:  # its next attempt
                     attempts[i] += 1
                 taken.append(i)
             # else: an AGAIN step the run is cancelling; its driver reports it
@@ -531,12 +533,12 @@ class Core:
         return not (self.failing and (self._rule(i) == ALL_SUCCESS or i in self.doomed))
 
     def _started(self, i: int) -> None:
+        if self.state[i] == AGAIN:  # its next attempt (a first one is counted already)
+            self.attempts[i] += 1
         self.state[i] = RUNNING
         self.running += 1
         if self.dependents[i]:
             self.releasing += 1
-        if self.retries is not None:
-            self.attempts[i] += 1
 
     def _ended(self, i: int, state: int) -> None:
         """Step `i`, handed out by `take()`, ends in `state` without releasing anything."""
@@ -1007,28 +1009,37 @@ class FitCore(PlainCore):
         """
         if self.ready or not take or self.stopped:  # (none is ready after a take)
             return PlainCore.finish(self, i, take=take)
-        state = self.state
-        state[i] = DONE
-        self.running -= 1
-        self.unsettled -= 1
-        dependents = self.dependents[i]
-        if not dependents:
-            return []
-        self.releasing -= 1
-        waiting = self.waiting
-        taken = []
-        for j in dependents:
-            waiting[j] -= 1
-            if not waiting[j] and state[j] == PENDING:
-                state[j] = RUNNING
-                taken.append(j)
-        if taken:
-            if len(taken) > 1:
-                key = self.key
-                taken.sort(key=key.__getitem__ if self.ranked else None)
-            self.running += len(taken)
-            self.releasing += _releasing(self.dependents, taken)
-        return taken
+        return _fit_finish(self, i)
+
+
+def _fit_finish(core: Core, i: int) -> list[int]:
+    """Step `i` succeeded and every step fits: the steps it frees, started (`RUNNING`).
+
+    What `finish` then decides, with no heap: nothing is ready (every step ready was
+    taken), and a freed step starts at once, in the order `take()` would give (its key).
+    """
+    state = core.state
+    state[i] = DONE
+    core.running -= 1
+    core.unsettled -= 1
+    dependents = core.dependents[i]
+    if not dependents:
+        return []
+    core.releasing -= 1
+    waiting = core.waiting
+    taken = []
+    for j in dependents:
+        waiting[j] -= 1
+        if not waiting[j] and state[j] == PENDING:
+            state[j] = RUNNING
+            taken.append(j)
+    if taken:
+        if len(taken) > 1:
+            key = core.key
+            taken.sort(key=key.__getitem__ if core.ranked else None)
+        core.running += len(taken)
+        core.releasing += _releasing(core.dependents, taken)
+    return taken
 
 
 class RetryCore(Core):
@@ -1048,24 +1059,42 @@ class RetryCore(Core):
         return _start_plain(self)
 
     def take(self) -> list[int]:
-        """`Core.take`; when every ready step fits and none waits to run again, in C.
+        """`Core.take`; when the steps it takes are all `READY`, mostly in C.
 
-        The steps come in the heap's order (a sorted list is a heap), as `Core.take` pops
-        them; a step `AGAIN` goes through `Core.take`, which asks whether it may run.
+        Every ready step, when all fit: in the heap's order (a sorted list is a heap), as
+        `Core.take` pops them. Else the best as many as slots are free, popped as
+        `PlainCore.take` pops them. When one of those is `AGAIN` (it must be asked whether
+        it may run again), they go back on the heap, and `Core.take` decides.
         """
         ready = self.ready
-        if len(ready) > 1 and self.limit - self.running >= len(ready) and not self.stopped:
+        free = self.limit - self.running
+        if len(ready) < 2 or free <= 0 or self.stopped:
+            return Core.take(self)
+        state = self.state
+        if free >= len(ready):
             taken = _in_heap_order(self)
-            state = self.state
             if countOf(map(state.__getitem__, taken), READY) == len(taken):
                 self.ready = []
-                attempts = self.attempts
-                for i in taken:
+                for i in taken:  # (each on its first attempt: counted already)
                     state[i] = RUNNING
-                    attempts[i] += 1
                 self.running += len(taken)
                 self.releasing += _releasing(self.dependents, taken)
                 return taken
+            return Core.take(self)
+        if not self.ranked:
+            self._rank_ready()
+            ready = self.ready
+        by_rank = self.by_rank
+        taken = [by_rank[heappop(ready)] for _ in range(free)]
+        if countOf(map(state.__getitem__, taken), READY) == free:
+            for i in taken:
+                state[i] = RUNNING
+            self.running += free
+            self.releasing += _releasing(self.dependents, taken)
+            return taken
+        key = self.key
+        for i in taken:  # (as they were: the heap holds the same keys)
+            heappush(ready, key[i])
         return Core.take(self)
 
     def finish(self, i: int, take: bool = True) -> list[int] | None:  # noqa: FBT001, FBT002 - one call a step
@@ -1095,13 +1124,17 @@ class RetryCore(Core):
                 if not waiting[j] and state[j] == PENDING:
                     state[j] = READY
                     heappush(ready, key[j])
-        if not self.decide_now():
+        # `decide_now()`, inlined (no pool in such a run)
+        if self.doomed_left:  # fail-fast is cancelling steps: decide once they reported
+            return None
+        if (self.retrying or (running and self.releasing)) and self.limit < self.unsettled:
             return None
         if not ready or not take or self.stopped:
             return []
-        if self.limit - running == 1 and (self.ranked or len(ready) == 1):
-            # One slot freed: `take()`'s short path, inlined (a step that is `AGAIN` goes
-            # through `take()`, which asks whether it may run again).
+        if (self.ranked and self.limit - running == 1) or len(ready) == 1:
+            # One step ready (a slot is free: this one's), or one slot freed and the heap's
+            # order is the ranks': `take()`'s short path, inlined (a step that is `AGAIN`
+            # goes through `take()`, which asks whether it may run again).
             j = self.by_rank[ready[0]]
             if state[j] == READY:
                 heappop(ready)
@@ -1109,6 +1142,32 @@ class RetryCore(Core):
                 self.running = running + 1
                 if self.dependents[j]:
                     self.releasing += 1
-                self.attempts[j] += 1
-                return [j]
+                return [j]  # (its first attempt: counted already)
         return self.take()
+
+
+@final
+class FitRetryCore(RetryCore):
+    """A `RetryCore` whose bound is at least the number of steps: every step fits.
+
+    As `FitCore` is to `PlainCore`: a success starts the steps it frees itself, with no
+    heap, unless a step is ready (a retry ready again) or fail-fast is stopping the run.
+    The driver picks it for a run with retries under no bound (or one as large as the
+    graph); tests/test_lifecycle_properties.py checks it decides as `RetryCore` does.
+    """
+
+    __slots__ = ()
+
+    def finish(self, i: int, take: bool = True) -> list[int] | None:  # noqa: FBT001, FBT002 - one call a step
+        """`RetryCore.finish`: the steps freed by step `i`'s success, to start now.
+
+        Args:
+            i: the step that succeeded.
+            take: whether steps may start (false once the run is being cancelled).
+
+        Returns:
+            The steps to start now, in `take()`'s order (maybe none).
+        """
+        if self.ready or not take or self.stopped or self.doomed_left:
+            return RetryCore.finish(self, i, take=take)
+        return _fit_finish(self, i)  # (first attempts: counted already)
