@@ -193,6 +193,43 @@ async def test_a_step_leaving_a_cancel_scope_open_under_a_deadline_fails_only_it
 
 @pytest.mark.filterwarnings("ignore::ResourceWarning")  # the generator is abandoned on purpose
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.parametrize("shape", ["a retry alone", "with a trigger rule"])
+async def test_an_attempt_leaving_a_cancel_scope_open_is_retried_as_any_failure(
+    autojump_clock: trio.testing.MockClock, shape: str
+) -> None:
+    # The scope's exit fails that attempt alone: a retry on `RuntimeError` makes another,
+    # whether the first attempt was the plain path's (`Run._step`) or `full_step`'s.
+    async def agen() -> AsyncIterator[int]:
+        with trio.move_on_after(10):
+            yield 1
+
+    calls: list[float] = []
+
+    async def bad_once() -> str:
+        calls.append(trio.current_time())
+        if len(calls) == 1:
+            generator = agen()
+            await generator.__anext__()  # its cancel scope is now entered in this task
+        await trio.sleep(0.5)
+        return "made"
+
+    rule = exegraph.TriggerRule.ALL_DONE if shape == "with a trigger rule" else None
+    step = Step(
+        "bad",
+        bad_once,
+        timeout=5,
+        retry=exegraph.Retry(attempts=2, delay=1, on=RuntimeError),
+        trigger_rule=rule or exegraph.TriggerRule.ALL_SUCCESS,
+    )
+    result = await exegraph.run_with_result(Graph([step]))
+    timing = result["bad"]
+    assert (timing.status, timing.value, timing.attempts) == (StepStatus.DONE, "made", 2)
+    assert calls == [0, 1.5]
+    assert (timing.start, timing.end) == (0, 2)
+
+
+@pytest.mark.filterwarnings("ignore::ResourceWarning")  # the generator is abandoned on purpose
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 @pytest.mark.parametrize("retry", [None, exegraph.Retry(attempts=2, delay=0)])
 async def test_an_interrupt_wins_over_a_cancel_scope_left_open_under_a_deadline(
     retry: exegraph.Retry | None,

@@ -30,7 +30,7 @@ from ._step import COROUTINE, Step
 if TYPE_CHECKING:
     from ._driver import Run
 
-__all__ = ["full_step", "kwargs_of"]
+__all__ = ["full_step", "kwargs_of", "retried"]
 
 _NO_KWARGS: Final[Mapping[str, Any]] = MappingProxyType({})
 _UNSET: Final = object()
@@ -57,16 +57,56 @@ async def full_step(run: Run, i: int, late: bool) -> None:  # noqa: FBT001 - sta
         step = run.steps[i]
         if run.observe_start and run._interrupted_at_start(i, step):
             return
-        timeout = step.timeout
-        if timeout is None:
-            timeout = run.step_timeout
-        if timeout == math.inf:
-            timeout = None
-        inputs = run.inputs is not None and run.inputs[i]
-        first = start = run.now()
-        attempt = 1
-        while True:
-            cut = False
+        await _attempts(run, i, step, _how(run, i, step, late=late), run.now())
+    except BaseException as exc:  # noqa: BLE001 - escaped the bookkeeping
+        run._escaped(i, exc)
+
+
+async def retried(run: Run, i: int, first: float, error: BaseException, *, cut: bool) -> None:
+    """Step `i`'s first attempt, made by `Run._step`, failed with `error`: the rest of it.
+
+    `Run._step` makes the first attempt of a step whose only part 2 feature is a retry
+    (and inputs), as cheaply as a plain step's; when it fails, its later attempts are
+    `full_step`'s. `first` is when it began; `cut`: its own deadline ended it. Its task's
+    bookkeeping escapes are `Run._step`'s to settle.
+    """
+    step = run.steps[i]
+    how = _how(run, i, step, late=False)
+    await _attempts(run, i, step, how, first, failed=(error, cut))
+
+
+def _how(run: Run, i: int, step: Step, *, late: bool) -> tuple[float | None, bool, bool]:
+    """`_attempts`' `how` for step `i`: its deadline in seconds or None, inputs, `late`."""
+    timeout = step.timeout
+    if timeout is None:
+        timeout = run.step_timeout
+    if timeout == math.inf:
+        timeout = None
+    return timeout, bool(run.inputs is not None and run.inputs[i]), late
+
+
+async def _attempts(
+    run: Run,
+    i: int,
+    step: Step,
+    how: tuple[float | None, bool, bool],
+    first: float,
+    *,
+    failed: tuple[BaseException, bool] | None = None,
+) -> None:
+    """Step `i`'s attempts until one is reported: from the first, or after it `failed`.
+
+    `how` is `(its deadline in seconds or None, whether it has inputs, late)`; `first`
+    when its first attempt began; `failed`, when the first attempt was made already (by
+    `Run._step`), is `(its error, whether its own deadline cut it)`.
+    """
+    timeout, inputs, late = how
+    start = first
+    attempt = 1
+    error: BaseException | None
+    error, cut = (None, False) if failed is None else failed
+    while True:
+        if error is None:  # an attempt
             if not timeout and step._kind == COROUTINE:  # no scope needed: as cheap as _step
                 try:
                     if inputs:
@@ -74,7 +114,7 @@ async def full_step(run: Run, i: int, late: bool) -> None:  # noqa: FBT001 - sta
                     else:
                         value = await step.action()  # type: ignore[misc]
                 except BaseException as exc:  # noqa: BLE001 - classified below
-                    error: BaseException | None = exc
+                    error = exc
                 else:
                     run._done(i, first, value)
                     return
@@ -86,19 +126,17 @@ async def full_step(run: Run, i: int, late: bool) -> None:  # noqa: FBT001 - sta
                 if attempted is None:
                     return
                 error, cut = attempted
-            assert error is not None
-            state, error = run._classify(step, error, timeout if cut else None, late=late)
-            ended = run.now()
-            if not await _after_attempt(run, i, step, (first, attempt), (state, error), late=late):
-                return
-            attempt += 1
-            run.attempts[i] = attempt  # attempts begun (StepTiming.attempts; 1 by default)
-            start = run.now()
-            _attempt_began(run, i, (first, ended, start))
-            if run.observed:
-                run.observers.attempt_started(step, attempt)
-    except BaseException as exc:  # noqa: BLE001 - escaped the bookkeeping
-        run._escaped(i, exc)
+        state, error = run._classify(step, error, timeout if cut else None, late=late)
+        ended = run.now()
+        if not await _after_attempt(run, i, step, (first, attempt), (state, error), late=late):
+            return
+        attempt += 1
+        run.attempts[i] = attempt  # attempts begun (StepTiming.attempts; 1 by default)
+        start = run.now()
+        _attempt_began(run, i, (first, ended, start))
+        if run.observed:
+            run.observers.attempt_started(step, attempt)
+        error, cut = None, False
 
 
 async def _scoped_attempt(

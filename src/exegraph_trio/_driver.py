@@ -44,7 +44,7 @@ import trio
 from trio.lowlevel import enable_ki_protection
 
 from . import _core
-from ._attempts import full_step, kwargs_of
+from ._attempts import full_step, kwargs_of, retried
 from ._errors import (
     RunError,
     StepCancelledError,
@@ -89,6 +89,13 @@ def _times_of(times: list[float], end: float | None) -> tuple[float, ...]:
     `times` ends with the last attempt's start (`_attempts.full_step` records them).
     """
     return (*times, end if end is not None else times[-1])
+
+
+_FITS: Final[dict[type[_core.Core], type[_core.Core]]] = {
+    _core.PlainCore: _core.FitCore,
+    _core.RetryCore: _core.FitRetryCore,
+}
+"""The core a run uses in place of its own when every step fits in the bound."""
 
 
 def new_run(graph: Graph, options: RunOptions) -> Run:
@@ -368,8 +375,8 @@ class Run(_Facts):
         demands, shared = demands_of(graph, options) if features.pooled else (None, frozenset())
         self.pooled = demands is not None
         core_class = self._Core
-        if core_class is _core.PlainCore and options.concurrency_limit >= n:
-            core_class = _core.FitCore  # (every step fits: no choice to make)
+        if options.concurrency_limit >= n:  # (every step fits: no choice to make)
+            core_class = _FITS.get(core_class, core_class)
         self.core = core_class(
             graph._deps,
             graph._dependents,
@@ -1025,7 +1032,7 @@ class Run(_Facts):
 
     # -- one step --------------------------------------------------------------------------
 
-    async def _step(self, i: int) -> None:  # noqa: PLR0915 - one task a step: one frame
+    async def _step(self, i: int) -> None:  # noqa: PLR0911, PLR0915 - one task a step: one frame
         """The task of a plain step `i`: hooks, the action, its outcome reported to the core.
 
         A plain step has no retries, no trigger rule, no pool and is no resource: the
@@ -1063,9 +1070,14 @@ class Run(_Facts):
                 try:
                     value = await value()
                 except BaseException as exc:  # noqa: BLE001 - classified by _ended
-                    self._ended(i, start, exc, None)
+                    if self.retries is None:
+                        self._ended(i, start, exc, None)
+                        return
+                    value = exc  # (its later attempts: below, out of this handler)
                 else:
                     self._done(i, start, value)
+                    return
+                await retried(self, i, start, value, cut=False)
                 return
             if self.observe_start and self._interrupted_at_start(i, step):
                 return
@@ -1087,20 +1099,21 @@ class Run(_Facts):
                 except BaseException as exc:  # noqa: BLE001 - raised by the scope's exit
                     given = None
                     # A scope the action left open (an abandoned async generator's): Trio
-                    # says its stack is corrupted, here. That fails this step alone, unless
-                    # the action was interrupted: the interrupt goes on. (Worked out first,
-                    # into `exc`: a shallower stack and one local fewer, as above.)
-                    exc = over_scope_error(exc, error)
-                    self._ended(i, start, exc, None)
-                    return
-                # Its own deadline is the cause only if it came no later than any other
-                # cancellation of the run (fail-fast, an enclosing scope).
-                if error is None:
-                    self._done(i, start, value)
-                elif scope.cancel_called and start + timeout <= self.cancelled_at:
-                    self._ended(i, start, error, timeout)
+                    # says its stack is corrupted, here. That fails this attempt alone,
+                    # unless the action was interrupted: the interrupt goes on. (Worked
+                    # out first, into `exc`: a shallower stack and one local fewer.)
+                    error, cut = over_scope_error(exc, error), False
                 else:
-                    self._ended(i, start, error, None)
+                    if error is None:
+                        self._done(i, start, value)
+                        return
+                    # Its own deadline is the cause only if it came no later than any
+                    # other cancellation of the run (fail-fast, an enclosing scope).
+                    cut = scope.cancel_called and start + timeout <= self.cancelled_at
+                if self.retries is None:
+                    self._ended(i, start, error, timeout if cut else None)
+                    return
+                await retried(self, i, start, error, cut=cut)  # (out of the handler)
                 return
             try:
                 value = await (value() if given is None else value(**given))
@@ -1108,9 +1121,14 @@ class Run(_Facts):
                 # The error's traceback holds this frame, and the error may live as long as
                 # the result: it must not hold the values too (`keep_values=False`).
                 given = None
-                self._ended(i, start, exc, None)
+                if self.retries is None:
+                    self._ended(i, start, exc, None)
+                    return
+                value = exc  # (its later attempts: below, out of this handler)
             else:
                 self._done(i, start, value)
+                return
+            await retried(self, i, start, value, cut=False)
         except BaseException as exc:  # noqa: BLE001 - escaped the bookkeeping
             self._escaped(i, exc)
 
@@ -1592,17 +1610,39 @@ class RetryRun(Run):
     _Core = _core.RetryCore
     core: _core.RetryCore
 
+    def _spawn(self, taken: list[int]) -> None:
+        """Start a task for each step of `taken` (or resume it, a retry that waited).
+
+        Every step runs `Run._step`, whose first attempt is a plain step's; an attempt
+        that fails goes on in `_attempts.retried`. (`Run._spawn`, which starts
+        `full_step`, after fail-fast: nothing starts then in such a run, but a step
+        spawned late must know it.)
+        """
+        if self.failing_fast or self.core.failing:
+            Run._spawn(self, taken)
+            return
+        resume, steps, start_soon = self.resume, self.steps, self.start_soon
+        enter, spawn = self.context.run, self._step
+        for i in taken:
+            if resume and i in resume:  # a retry that waited for its slot
+                resume.pop(i).set()
+            else:  # (spawned inside the run's context: Trio gives the task a copy of it)
+                enter(start_soon, spawn, i, name=steps[i].name)
+
     @enable_ki_protection
     def _done(self, i: int, start: float, value: object, *, resource: bool = False) -> None:
         """`Run._done` for a run with retries: `Run._decide` folded into the core's call."""
         self._succeeded(i, start, value)
         core = self.core
-        taken = core.finish(i, self.cancelled_at == math.inf)
+        taken = core.finish(i, self.cancelled_at == _INF)
         if taken is None:  # decided with the other completions of this instant
             if core.ready:
                 self._wake_to_decide()
             return
-        if taken:
+        if len(taken) == 1 and not (self.resume or self.failing_fast or core.failing):
+            j = taken[0]  # one slot freed, a new task (`_spawn`, inlined)
+            self.context.run(self.start_soon, self._step, j, name=self.steps[j].name)
+        elif taken:
             self._spawn(taken)
         if not core.unsettled:
             self._wake()
