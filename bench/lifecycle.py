@@ -4,7 +4,8 @@ Per step (`measure` of `overhead.py`, the same cells, verification and pairing):
 
 - `run`: `exegraph.run` of a prebuilt graph, as in the overhead section (the baseline);
 - `run+retry`: the same graph run with `RunOptions(retry=Retry(attempts=3))`: every step
-  has a `Retry` (so every step takes the driver's full path), none ever fails;
+  has a `Retry`, none ever fails (each first attempt takes the plain path, `Run._step`;
+  one that failed would go on in the retry loop, `_attempts.retried`);
 - `run+inputs`: the same shape with `inputs` on every edge (step `s7` depending on `s3`
   takes `s3=` the value of `s3`), run with `RunOptions(keep_values=False)`: every value is
   passed, and released as soon as its last consumer settled. The actions take the values

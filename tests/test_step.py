@@ -231,6 +231,21 @@ def test_a_subclass_with_fields_of_its_own_is_made_by_its_own_init() -> None:
         step.note = "t"  # type: ignore[misc]
 
 
+@pytest.mark.parametrize("method", ["__init__", "__new__"])
+def test_a_subclass_defining_init_or_new_is_refused_where_it_is_defined(method: str) -> None:
+    # `Step` makes its fields in `__new__` and has no `__init__` for `super()` to call:
+    # such a subclass could only fail later, obscurely; it is refused with what to do.
+    def init(self: exegraph.Step, name: str, action: Any, **kwargs: Any) -> None:
+        super(type(self), self).__init__(name, action, **kwargs)  # type: ignore[call-arg]
+
+    def new(cls: type[exegraph.Step], *args: Any, **kwargs: Any) -> exegraph.Step:
+        return super(cls, cls).__new__(cls, *args, **kwargs)
+
+    body = {"__init__": init} if method == "__init__" else {"__new__": new}
+    with pytest.raises(TypeError, match=f"Tagged defines {method}, which a subclass of Step"):
+        type("Tagged", (exegraph.Step,), {"__slots__": (), **body})
+
+
 def test_a_subclass_without_an_init_is_checked_as_a_step_is() -> None:
     class Named(exegraph.Step):  # type: ignore[misc]  # `@final`, but Python allows it
         __slots__ = ()

@@ -508,10 +508,29 @@ class Step:
         """A subclass (`@final` says there is none; Python does not forbid one).
 
         Its instances are made as any class's are, `__new__` then `__init__`: `_new_bare`,
-        then its own `__init__` if it has one (attrs' generated one, when it has fields of
-        its own, stores them unchecked); else `_new_bare` stores what `Step` checked.
+        then attrs' generated `__init__` if it has fields of its own (stored unchecked);
+        else `_new_bare` stores what `Step` checked.
+
+        Raises:
+            TypeError: the subclass defines `__new__` or `__init__` itself: `Step` makes
+                its fields in `__new__`, and has no `__init__` for `super()` to call.
         """
         super().__init_subclass__(**kwargs)
+        own = cls.__dict__
+        new, init = own.get("__new__"), own.get("__init__")
+        if new is not None and getattr(new, "__func__", None) is not _new_bare:
+            defined = "__new__"
+        elif init is not None and not _made_by_attrs(init):
+            defined = "__init__"
+        else:
+            defined = ""
+        if defined:
+            raise TypeError(
+                f"{cls.__qualname__} defines {defined}, which a subclass of Step cannot: "
+                "Step is final and makes its fields in __new__ (it has no __init__ for "
+                "super() to call). Add fields with attrs (its generated __init__ stores "
+                "them), or hold a Step in a class of your own."
+            )
         made: Any = cls
         made.__new__ = staticmethod(_new_bare)
 
@@ -575,6 +594,12 @@ class Step:
     def is_resource(self) -> bool:
         """Whether this is a resource step (its action has a teardown after its `yield`)."""
         return self._kind != COROUTINE
+
+
+def _made_by_attrs(function: object) -> bool:
+    """Whether `function` is one attrs generated (its code's file names attrs)."""
+    code = getattr(function, "__code__", None)
+    return code is not None and code.co_filename.startswith("<attrs generated")
 
 
 def _new_bare(cls: type[Step], *args: Any, **kwargs: Any) -> Step:
