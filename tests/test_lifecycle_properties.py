@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 import attrs
 import trio
@@ -1062,21 +1062,27 @@ def test_core_counters_agree_with_its_states_and_every_step_settles_once(cc: Cor
     assert not sim.resuming
 
 
+def _retries_only(cc: CoreCase, **changes: Any) -> CoreCase:
+    """`cc` as a run with retries alone: no trigger rule, no resource, some step retrying."""
+    case = attrs.evolve(
+        cc.case,
+        rules=(TriggerRule.ALL_SUCCESS,) * cc.case.n,
+        teardowns=(None,) * cc.case.n,
+        teardown_fails=frozenset(),
+        **changes,
+    )
+    if case.default_retry is None and not any(case.retries):
+        case = attrs.evolve(case, default_retry=Retry(attempts=2, delay=1))
+    return attrs.evolve(cc, case=case)
+
+
 @_PROPERTY
 @given(core_cases())
 def test_the_retry_core_decides_as_the_full_core_does(cc: CoreCase) -> None:
     # `RetryCore.finish` (what `RetryRun` calls for a success) is `done`, `decide_now`
     # and `take`: on a case without trigger rules or resources, the same run, event for
     # event, as `Core` deciding after each success.
-    case = attrs.evolve(
-        cc.case,
-        rules=(TriggerRule.ALL_SUCCESS,) * cc.case.n,
-        teardowns=(None,) * cc.case.n,
-        teardown_fails=frozenset(),
-    )
-    if case.default_retry is None and not any(case.retries):
-        case = attrs.evolve(case, default_retry=Retry(attempts=2, delay=1))
-    plain = attrs.evolve(cc, case=case)
+    plain = _retries_only(cc)
     full, _ = simulate(plain, eager=True)
     fused, sim = simulate(plain, _core.RetryCore)
     assert fused == full
@@ -1089,16 +1095,7 @@ def test_the_fit_retry_core_decides_as_the_retry_core_does(cc: CoreCase) -> None
     # `FitRetryCore` (a run with retries whose bound holds every step) starts what a
     # success frees in `finish` itself: the same run, event for event, as `RetryCore`'s,
     # with retries that wait and retries ready again at once, failures and fail-fast.
-    case = attrs.evolve(
-        cc.case,
-        rules=(TriggerRule.ALL_SUCCESS,) * cc.case.n,
-        teardowns=(None,) * cc.case.n,
-        teardown_fails=frozenset(),
-        bound=cc.case.n + cc.case.bound,  # (at least the number of steps)
-    )
-    if case.default_retry is None and not any(case.retries):
-        case = attrs.evolve(case, default_retry=Retry(attempts=2, delay=1))
-    fit = attrs.evolve(cc, case=case)
+    fit = _retries_only(cc, bound=cc.case.n + cc.case.bound)  # (every step fits)
     expected, _ = simulate(fit, _core.RetryCore)
     got, sim = simulate(fit, _core.FitRetryCore)
     assert got == expected

@@ -150,6 +150,21 @@ async def test_an_abandoned_generator_holding_a_cancel_scope_damages_only_its_st
     assert result["c"].status is StepStatus.DONE
 
 
+async def _leave_a_scope_open() -> AsyncIterator[int]:
+    """Enter a cancel scope (an async generator's, 10 s) in this task and leave it open.
+
+    Returns the generator, suspended inside its scope, for the caller to hold.
+    """
+
+    async def agen() -> AsyncIterator[int]:
+        with trio.move_on_after(10):
+            yield 1
+
+    generator = agen()
+    await generator.__anext__()
+    return generator
+
+
 @pytest.mark.filterwarnings("ignore::ResourceWarning")  # the generator is abandoned on purpose
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 @pytest.mark.parametrize("deadline", ["own timeout", "run's step_timeout", "with a retry"])
@@ -158,13 +173,8 @@ async def test_a_step_leaving_a_cancel_scope_open_under_a_deadline_fails_only_it
 ) -> None:
     # Its deadline's scope cannot close over the generator's: Trio raises that its stack
     # is corrupted, at that scope's exit. That is this step's failure, nobody else's.
-    async def agen() -> AsyncIterator[int]:
-        with trio.move_on_after(10):
-            yield 1
-
     async def bad() -> str:
-        generator = agen()
-        await generator.__anext__()  # its cancel scope is now entered in this task
+        generator = await _leave_a_scope_open()  # noqa: F841 - held while the step runs
         await trio.sleep(0.5)
         return "abandoned"
 
@@ -199,17 +209,11 @@ async def test_an_attempt_leaving_a_cancel_scope_open_is_retried_as_any_failure(
 ) -> None:
     # The scope's exit fails that attempt alone: a retry on `RuntimeError` makes another,
     # whether the first attempt was the plain path's (`Run._step`) or `full_step`'s.
-    async def agen() -> AsyncIterator[int]:
-        with trio.move_on_after(10):
-            yield 1
-
     calls: list[float] = []
 
     async def bad_once() -> str:
         calls.append(trio.current_time())
-        if len(calls) == 1:
-            generator = agen()
-            await generator.__anext__()  # its cancel scope is now entered in this task
+        generator = await _leave_a_scope_open() if len(calls) == 1 else None  # noqa: F841 - held
         await trio.sleep(0.5)
         return "made"
 

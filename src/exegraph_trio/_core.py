@@ -1159,14 +1159,9 @@ class FitRetryCore(RetryCore):
     __slots__ = ()
 
     def finish(self, i: int, take: bool = True) -> list[int] | None:  # noqa: FBT001, FBT002 - one call a step
-        """`RetryCore.finish`: the steps freed by step `i`'s success, to start now.
+        """`RetryCore.finish`, as `FitCore.finish` is `PlainCore.finish`.
 
-        Args:
-            i: the step that succeeded.
-            take: whether steps may start (false once the run is being cancelled).
-
-        Returns:
-            The steps to start now, in `take()`'s order (maybe none).
+        (`RetryCore`'s while fail-fast cancels steps: it decides once they reported.)
         """
         if self.ready or not take or self.stopped or self.doomed_left:
             return RetryCore.finish(self, i, take=take)

@@ -1035,11 +1035,13 @@ class Run(_Facts):
     async def _step(self, i: int) -> None:  # noqa: PLR0911, PLR0915 - one task a step: one frame
         """The task of a plain step `i`: hooks, the action, its outcome reported to the core.
 
-        A plain step has no retries, no trigger rule, no pool and is no resource: the
-        common case, kept short (`_attempts.full_step` does the rest). In a `PlainRun` it
-        may have inputs: its action is then called with them. The bookkeeping (`_done`,
-        `_ended`, `_withdraw`) is KI-protected, so that a `KeyboardInterrupt` never tears
-        it; the action, hooks and instruments run unprotected, as Trio users expect.
+        A plain step has no trigger rule, no pool and is no resource: the common case,
+        kept short (`_attempts.full_step` does the rest). It may have inputs: its action
+        is then called with them. In a `RetryRun` it may have a retry: this makes its
+        first attempt, and one that failed goes on in `_attempts.retried`. The
+        bookkeeping (`_done`, `_ended`, `_withdraw`) is KI-protected, so that a
+        `KeyboardInterrupt` never tears it; the action, hooks and instruments run
+        unprotected, as Trio users expect.
         """
         try:
             # Stopped between this task's spawn and its start? (`_attempts._stopped_before`,
