@@ -12,11 +12,14 @@ from __future__ import annotations
 import contextvars
 import dataclasses
 import functools
+import linecache
 import signal
 import subprocess
 import sys
 import textwrap
+import types
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import trio
@@ -24,7 +27,7 @@ import trio.lowlevel
 import trio.testing
 
 import exegraph_trio as exegraph
-from exegraph_trio import Graph, RunOptions, Step, StepStatus
+from exegraph_trio import Graph, RunOptions, Step, StepStatus, _attempts, _driver
 from exegraph_trio._observers import protected
 from support import Recorder
 
@@ -655,6 +658,77 @@ def test_ctrl_c_while_the_run_waits_propagates_from_run_with_every_timing() -> N
         )
     (result,) = results.results
     assert sorted(str(t.status) for t in result) == ["Cancelled", "Cancelled"]
+
+
+class _Pairs(exegraph.Instrument):
+    """Records the per-step calls of one run, and its result."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+        self.results: list[exegraph.RunResult] = []
+
+    def step_started(self, run: exegraph.RunInfo, step: Step) -> None:
+        self.calls.append(("started", step.name))
+
+    def step_done(self, run: exegraph.RunInfo, step: Step, timing: exegraph.StepTiming) -> None:
+        self.calls.append(("done", step.name))
+
+    def step_skipped(self, run: exegraph.RunInfo, step: Step, timing: exegraph.StepTiming) -> None:
+        self.calls.append(("skipped", step.name))
+
+    def run_done(self, run: exegraph.RunInfo, result: exegraph.RunResult) -> None:
+        self.results.append(result)
+
+
+@pytest.mark.parametrize("path", ["plain", "with a retry", "with a trigger rule"])
+def test_ctrl_c_before_a_step_is_told_started_tells_it_skipped_not_done(path: str) -> None:
+    # A real SIGINT landing in a step's task before its `step_started` (in `Run._step`,
+    # or `full_step` for a trigger rule): the step never started, so it gets no
+    # `step_done` (the spec: exactly once for every step that started) but
+    # `step_skipped`, and the run's result still has a timing for every step.
+    code = (_attempts.full_step if path == "with a trigger rule" else _driver.Run._step).__code__
+    fired: list[str] = []  # the step it landed in
+
+    def local(frame: types.FrameType, event: str, arg: object) -> object:
+        line = linecache.getline(frame.f_code.co_filename, frame.f_lineno)
+        if event == "line" and not fired and "_interrupted_at_start(i, step)" in line:
+            fired.append(graph.steps[frame.f_locals["i"]].name)
+            signal.raise_signal(signal.SIGINT)  # handled by Trio's handler, here and now
+        return local
+
+    def tracer(frame: types.FrameType, event: str, arg: object) -> object:
+        return local if frame.f_code is code else None
+
+    async def sleeper() -> None:
+        await trio.sleep(1)
+
+    extra: dict[str, Any] = {}
+    if path == "with a retry":
+        extra["retry"] = exegraph.Retry(attempts=2)
+    elif path == "with a trigger rule":
+        extra["trigger_rule"] = exegraph.TriggerRule.ALL_DONE
+    graph = Graph([Step("first", sleeper, **extra), Step("second", sleeper, **extra)])
+    pairs = _Pairs()
+    sys.settrace(tracer)  # type: ignore[arg-type]
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            trio.run(
+                exegraph.run,
+                graph,
+                RunOptions(instruments=[pairs]),
+                clock=trio.testing.MockClock(autojump_threshold=0),
+            )
+    finally:
+        sys.settrace(None)
+    [interrupted] = fired
+    started = [name for kind, name in pairs.calls if kind == "started"]
+    done = [name for kind, name in pairs.calls if kind == "done"]
+    assert interrupted not in started
+    assert sorted(done) == sorted(started)
+    assert ("skipped", interrupted) in pairs.calls
+    (result,) = pairs.results
+    assert sorted(t.name for t in result) == ["first", "second"]
+    assert result[interrupted].status is StepStatus.SKIPPED
 
 
 def test_sys_exit_in_a_hook_ends_the_process_with_its_status(tmp_path: object) -> None:

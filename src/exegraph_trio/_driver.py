@@ -342,6 +342,7 @@ class Run(_Facts):
         "taken",
         "taken_waiting",
         "takes",
+        "told",
         "watch_over",
         "watcher",
         "watching",
@@ -398,8 +399,11 @@ class Run(_Facts):
         self.step_timeout = options.step_timeout
         self.observers = Observers(self.info, options, self.context, self._interrupted)
         self.observed = bool(self.observers)
-        # Whether to call `step_started` (a hook disabled later is skipped by `Observers`).
+        # Whether to call `step_started` (a hook disabled later is skipped by `Observers`),
+        # and then, per step, whether it was called: a step interrupted before is skipped,
+        # never told done (`_escaped`).
         self.observe_start = self.observers.want_step_started
+        self.told = bytearray(n) if self.observe_start else None
         # A step of this run calls its action bare: no start to tell, no inputs, no
         # deadline of its own or the run's (`_step`'s short path).
         timeout = options.step_timeout
@@ -1150,13 +1154,18 @@ class Run(_Facts):
             or not (self.failing_fast or self.interrupt is not None)
         )
 
+    @enable_ki_protection
     def _interrupted_at_start(self, i: int, step: Step) -> bool:
         """Tell the observers step `i` starts; whether they were interrupted (Ctrl-C).
 
         The step then ends cancelled, its action never begun. An interrupt that came from
         another task before (in this round) does not count: this step is in flight.
+        KI-protected (the observers themselves run unprotected): every observer told, and
+        the step marked told, or none.
         """
         before = self.interrupt
+        assert self.told is not None
+        self.told[i] = 1
         self.observers.step_started(step)
         if self.interrupt is before:
             return False
@@ -1446,11 +1455,14 @@ class Run(_Facts):
     def _escaped(self, i: int, exc: BaseException) -> None:
         """Something escaped step `i`'s task: settle the step, then interrupt the run.
 
-        Only a `KeyboardInterrupt` landing between an action and its (protected) report
+        Only a `KeyboardInterrupt` landing in the task outside its (protected) bookkeeping
         can: the step is settled as cancelled, so that nothing waits for it (a resource's
-        teardown). Anything else is raised.
+        teardown); or, landing before its observers were told it started, withdrawn (it
+        never started: they are told it is skipped, not done). Anything else is raised.
         """
-        if self.core.state[i] in (_core.RUNNING, _core.WAITING, _core.AGAIN):
+        if self.told is not None and not self.told[i] and self.core.state[i] == _core.RUNNING:
+            self._withdraw(i)
+        elif self.core.state[i] in (_core.RUNNING, _core.WAITING, _core.AGAIN):
             step = self.steps[i]
             start = self.starts[i]
             self._report(
