@@ -289,7 +289,7 @@ class Core:
         free = self.limit - self.running
         if not ready or free <= 0 or self.stopped:
             return []
-        if len(ready) > free and isinstance(self.by_rank, range):
+        if len(ready) > free and not self.ranked:
             self._rank_ready()
             ready = self.ready
         by_rank, state = self.by_rank, self.state
