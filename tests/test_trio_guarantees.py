@@ -731,6 +731,55 @@ def test_ctrl_c_before_a_step_is_told_started_tells_it_skipped_not_done(path: st
     assert result[interrupted].status is StepStatus.SKIPPED
 
 
+@pytest.mark.parametrize("path", ["plain", "with a retry"])
+def test_ctrl_c_after_a_failure_was_reported_does_not_report_it_again(path: str) -> None:
+    # A real SIGINT landing in a failed step's task after its failure was reported (the
+    # core is told with the other failures of that instant, so the step still looks
+    # in flight): the step was reported once, told done once, and is in the result once.
+    # Before, it was settled again as cancelled: two `step_done`, two timings.
+    if path == "plain":
+        code, before = _driver.Run._step.__code__, "self._ended(i, start, exc, None)"
+    else:
+        code, before = _attempts._after_attempt.__code__, "run._report(i, step, first, state,"
+    fired: list[bool] = []
+
+    def local(frame: types.FrameType, event: str, arg: object) -> object:
+        here = linecache.getline(frame.f_code.co_filename, frame.f_lineno).strip()
+        previous = linecache.getline(frame.f_code.co_filename, frame.f_lineno - 1)
+        if event == "line" and not fired and here.startswith("return") and before in previous:
+            fired.append(True)
+            signal.raise_signal(signal.SIGINT)  # handled by Trio's handler, here and now
+        return local
+
+    def tracer(frame: types.FrameType, event: str, arg: object) -> object:
+        return local if frame.f_code is code else None
+
+    async def bad() -> None:
+        await trio.sleep(1)
+        raise ValueError("bad")
+
+    retry = exegraph.Retry(attempts=2) if path == "with a retry" else None
+    graph = Graph([Step("bad", bad, retry=retry)])
+    pairs = _Pairs()
+    keep_going = exegraph.ErrorPolicy.CONTINUE_ON_ERROR
+    sys.settrace(tracer)  # type: ignore[arg-type]
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            trio.run(
+                exegraph.run,
+                graph,
+                RunOptions(instruments=[pairs], error_policy=keep_going),
+                clock=trio.testing.MockClock(autojump_threshold=0),
+            )
+    finally:
+        sys.settrace(None)
+    assert fired
+    assert pairs.calls == [("started", "bad"), ("done", "bad")]
+    (result,) = pairs.results
+    assert [(t.name, t.status) for t in result] == [("bad", StepStatus.FAILED)]
+    assert isinstance(result["bad"].error, ValueError)
+
+
 def test_sys_exit_in_a_hook_ends_the_process_with_its_status(tmp_path: object) -> None:
     script = textwrap.dedent(
         """

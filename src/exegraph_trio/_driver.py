@@ -1460,9 +1460,12 @@ class Run(_Facts):
         teardown); or, landing before its observers were told it started, withdrawn (it
         never started: they are told it is skipped, not done). Anything else is raised.
         """
-        if self.told is not None and not self.told[i] and self.core.state[i] == _core.RUNNING:
+        state = self.core.state[i]
+        if i in self.errors or state not in (_core.RUNNING, _core.WAITING, _core.AGAIN):
+            pass  # reported already (a failure is told to the core with its instant's others)
+        elif self.told is not None and not self.told[i] and state == _core.RUNNING:
             self._withdraw(i)
-        elif self.core.state[i] in (_core.RUNNING, _core.WAITING, _core.AGAIN):
+        else:
             step = self.steps[i]
             start = self.starts[i]
             self._report(
