@@ -69,7 +69,15 @@ import shapes
 import trio
 import trio.testing
 from cachegrind import instructions_of
-from least import _counted, least_build, least_job, ranks_of, required, unchecked_build
+from least import (
+    _counted,
+    least_build,
+    least_job,
+    ranks_of,
+    required,
+    required_core,
+    unchecked_build,
+)
 from peers import noop
 
 import exegraph_trio as exegraph
@@ -245,7 +253,8 @@ def check(size: int = 300, bounds: Sequence[int] = (1, 2, 3, 4, 7)) -> int:
     """Assert that `required` starts every step when `exegraph.run` does; the cells checked.
 
     (`required` with a deadline on every step and the dependents given, as the timeout
-    and job parts run it, too; and `least_job`'s ranks are exegraph's.)
+    and job parts run it, too; `required_core`, its decisions in a core object; and
+    `least_job`'s ranks are exegraph's.)
 
     Under `MockClock`, each step sleeping 1, 2 or 3 s (by its position), on every shape
     and bound: the same start time for every step means the same decisions (rule 3 and
@@ -272,6 +281,10 @@ def check(size: int = 300, bounds: Sequence[int] = (1, 2, 3, 4, 7)) -> int:
         clock = trio.testing.MockClock(autojump_threshold=0)
         trio.run(required, fork_deps, ranks(fork), names, 2, [sleeper] * 7, clock=clock)
         assert (started["X"], started["Z"]) == (2, 1), f"required broke item 9: {started}"
+        started.clear()
+        clock = trio.testing.MockClock(autojump_threshold=0)
+        trio.run(required_core, fork_deps, ranks(fork), names, 2, [sleeper] * 7, clock=clock)
+        assert (started["X"], started["Z"]) == (2, 1), f"required_core broke item 9: {started}"
     cells = _check_rounds()
     for kind in shapes.SHAPE_NAMES:
         for seed in range(2):
@@ -298,6 +311,11 @@ def check(size: int = 300, bounds: Sequence[int] = (1, 2, 3, 4, 7)) -> int:
                 assert started == least, f"required with deadlines differs on {kind}, {bound}"
                 started.clear()
                 clock = trio.testing.MockClock(autojump_threshold=0)
+                cored = functools.partial(required_core, dependents=dependents)
+                trio.run(cored, shape.deps, rank, shape.names, bound, sleepers, clock=clock)
+                assert started == least, f"required_core differs from required on {kind}, {bound}"
+                started.clear()
+                clock = trio.testing.MockClock(autojump_threshold=0)
                 trio.run(
                     exegraph.run, graph, exegraph.RunOptions(max_concurrency=bound), clock=clock
                 )
@@ -316,7 +334,7 @@ def check(size: int = 300, bounds: Sequence[int] = (1, 2, 3, 4, 7)) -> int:
 
 
 def _check_rounds(seeds: int = 10, repeats: int = 5) -> int:
-    """Assert that `required` keeps one schedule, exegraph's, when an instant spans rounds.
+    """Assert that the least runners keep one schedule, exegraph's, when an instant spans rounds.
 
     Rule of part 1 (same-instant completions): under `MockClock` the same graph with the
     same durations always starts its steps in the same order. Here the steps of an instant
@@ -324,7 +342,8 @@ def _check_rounds(seeds: int = 10, repeats: int = 5) -> int:
     checkpoints), and each run is repeated (Trio runs the tasks of a round in a random
     order): every start time must be the same in every run, and the same as exegraph's.
     (A `required` deciding on its dispatcher's turn, not between two rounds, kept more
-    than one schedule on 18 of 80 such cells.) Returns the cells checked.
+    than one schedule on 18 of 80 such cells.) `required_core` too. Returns the cells
+    checked.
     """
     started: dict[str, float] = {}
 
@@ -350,20 +369,20 @@ def _check_rounds(seeds: int = 10, repeats: int = 5) -> int:
         for bound in (2, 3):
             schedules = set()
             for _ in range(repeats):
-                for runner in ("required", "exegraph"):
+                for runner in ("required", "required_core", "exegraph"):
                     started.clear()
                     clock = trio.testing.MockClock(autojump_threshold=0)
-                    if runner == "required":
-                        trio.run(
-                            required, shape.deps, rank, shape.names, bound, actions, clock=clock
-                        )
+                    if runner != "exegraph":
+                        least = required if runner == "required" else required_core
+                        trio.run(least, shape.deps, rank, shape.names, bound, actions, clock=clock)
                     else:
                         options = exegraph.RunOptions(max_concurrency=bound)
                         trio.run(exegraph.run, graph, options, clock=clock)
                     schedules.add(tuple(sorted(started.items())))
             assert len(schedules) == 1, (
-                f"required or exegraph kept {len(schedules)} schedules on random[40] seed "
-                f"{seed}, bound {bound}, where steps of an instant end in different rounds"
+                f"required, required_core or exegraph kept {len(schedules)} schedules on "
+                f"random[40] seed {seed}, bound {bound}, where steps of an instant end in "
+                "different rounds"
             )
             cells += 1
     return cells

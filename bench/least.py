@@ -28,7 +28,7 @@ import contextvars
 import heapq
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from itertools import compress, repeat
-from operator import attrgetter
+from operator import attrgetter, countOf
 from typing import Final
 
 import shapes
@@ -282,6 +282,195 @@ async def required(  # noqa: PLR0915 - one function, as a hand-written runner wo
                         )
 
             launch()
+            nursery.start_soon(decide)
+    finally:
+        trio.lowlevel.remove_instrument(boundary)
+    return order
+
+
+class LeastCore:
+    """The least scheduling core: `required`'s decisions as plain data and methods, no Trio.
+
+    What issue 8 asks exegraph's core to be (a sans-IO state machine: events in, decisions
+    out, no Trio import), holding only what `required` keeps: each step's dependencies left,
+    its dependents, the heap of ready ranks, the steps running and those of them with a
+    dependent. No step states, no skips, no hooks: a run of steps that all succeed needs
+    none. `required_core` is its driver.
+    """
+
+    __slots__ = (
+        "by_rank",
+        "dependents",
+        "limit",
+        "rank",
+        "ready",
+        "releasing",
+        "running",
+        "unsettled",
+        "waiting",
+    )
+
+    def __init__(
+        self,
+        deps: Sequence[Sequence[int]],
+        rank: Sequence[int],
+        limit: int,
+        dependents: Sequence[Sequence[int]] | None = None,
+    ) -> None:
+        self.waiting, self.dependents, self.by_rank, self.ready = _prepared(deps, rank, dependents)
+        self.rank = rank
+        self.limit = limit
+        self.running = self.releasing = 0
+        self.unsettled = len(deps)
+
+    def take(self) -> list[int]:
+        """The best ready steps, as many as slots are free: they start now.
+
+        (Each pass in C where exegraph's core makes it so: one step popped on its own,
+        more by a list comprehension, the releasing ones counted by `map`.)
+        """
+        ready = self.ready
+        count = min(len(ready), self.limit - self.running)
+        if count <= 0:
+            return []
+        by_rank, dependents = self.by_rank, self.dependents
+        if count == 1:
+            i = by_rank[heapq.heappop(ready)]
+            self.running += 1
+            if dependents[i]:
+                self.releasing += 1
+            return [i]
+        taken = [by_rank[heapq.heappop(ready)] for _ in range(count)]
+        self.running += count
+        self.releasing += countOf(map(bool, map(dependents.__getitem__, taken)), True)
+        return taken
+
+    def finish(self, i: int) -> list[int] | None:
+        """Step `i` succeeded: the steps to start now, or `None` to decide with the round.
+
+        `None` (item 9): other running steps could still make steps ready at this instant,
+        and not every unsettled step fits in the bound.
+        """
+        self.unsettled -= 1
+        self.running = running = self.running - 1
+        below = self.dependents[i]
+        if below:
+            self.releasing -= 1
+            waiting, ready, rank = self.waiting, self.ready, self.rank
+            for j in below:
+                waiting[j] -= 1
+                if not waiting[j]:
+                    heapq.heappush(ready, rank[j])
+        if running and self.releasing and self.limit < self.unsettled:
+            return None
+        return self.take()
+
+    def failed(self, i: int) -> bool:
+        """Step `i` failed: whether the run stops (fail-fast: always)."""
+        self.unsettled -= 1
+        self.running -= 1
+        return True
+
+
+async def required_core(  # noqa: PLR0915 - one function, as `required`
+    deps: Sequence[Sequence[int]],
+    rank: Sequence[int],
+    names: Sequence[str],
+    bound: int,
+    actions: Sequence[Callable[[], Awaitable[object]]],
+    *,
+    dependents: Sequence[Sequence[int]] | None = None,
+    record: bool = True,
+) -> list[int]:
+    """`required` built the way issue 8 asks exegraph to be: a sans-IO core and a driver.
+
+    The decisions are `LeastCore`'s, each event one method call; the driver is Trio's
+    side: a task a step, named after it and spawned in the run's context, the choices of
+    one instant taken at the start of the next round (item 9) as `required` takes them.
+    A step's bookkeeping after its action (its times, telling the core, starting what
+    the core says) runs in a KI-protected function of its own, so that a Ctrl-C never
+    leaves a step taken but not started, or ended without a timing (items 7 and 10):
+    Trio protects code objects (`enable_ki_protection`, free to call), and the step's
+    task runs its action unprotected, so the bookkeeping is a separate call. Everything
+    else is `required`'s: the least driver of the least core, the lower bound on any
+    runner built as the issue asks. Returns the completion order (`[]` with
+    `record=False`).
+    """
+    n = len(deps)
+    core = LeastCore(deps, rank, bound, dependents)
+    starts = [0.0] * n
+    ends = [0.0] * n
+    order: list[int] = []
+    now = trio.lowlevel.current_clock().current_time
+    context = contextvars.copy_context()
+    parked: list[trio.lowlevel.Task] = []
+    due = False  # a completion left the choice to the start of the next round
+    taken: list[int] = []  # chosen then, for `decide` to start on its turn
+
+    class Boundary(trio.abc.Instrument):
+        """Asks the core at the start of a round, before any of its tasks runs."""
+
+        def after_io_wait(self, timeout: float) -> None:
+            nonlocal due
+            if due:
+                due = False
+                taken.extend(core.take())
+
+    boundary = Boundary()
+    trio.lowlevel.add_instrument(boundary)
+    try:
+        async with trio.open_nursery() as nursery:
+            start_soon: Callable[..., None] = nursery.start_soon
+
+            async def task(i: int) -> None:
+                start = now() if record else 0.0
+                try:
+                    await actions[i]()
+                except BaseException:
+                    failed(i)
+                    raise
+                done(i, start)
+
+            @trio.lowlevel.enable_ki_protection
+            def done(i: int, start: float) -> None:
+                nonlocal due
+                if record:
+                    starts[i] = start
+                    ends[i] = now()
+                    order.append(i)
+                chosen = core.finish(i)
+                if chosen is None:
+                    if core.ready and not due:
+                        due = True
+                        if parked:  # (a task runnable: there is a next round, at this instant)
+                            trio.lowlevel.reschedule(parked.pop())
+                    return
+                for j in chosen:
+                    context.run(start_soon, task, j, name=names[j])
+                if not core.unsettled and parked:  # the last one: let `decide` end
+                    trio.lowlevel.reschedule(parked.pop())
+
+            @trio.lowlevel.enable_ki_protection
+            def failed(i: int) -> None:
+                if core.failed(i):
+                    nursery.cancel_scope.cancel()
+
+            async def decide() -> None:
+                while core.unsettled:
+                    if taken:
+                        for i in taken:
+                            context.run(start_soon, task, i, name=names[i])
+                        taken.clear()
+                    elif due:  # chosen at the start of the next round: wait for it
+                        await trio.lowlevel.cancel_shielded_checkpoint()
+                    else:
+                        parked.append(trio.lowlevel.current_task())
+                        await trio.lowlevel.wait_task_rescheduled(
+                            lambda _: trio.lowlevel.Abort.SUCCEEDED
+                        )
+
+            for j in core.take():
+                context.run(start_soon, task, j, name=names[j])
             nursery.start_soon(decide)
     finally:
         trio.lowlevel.remove_instrument(boundary)

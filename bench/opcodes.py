@@ -4,6 +4,7 @@
 python bench/opcodes.py --base /tmp/exegraph-8a1c272             # plain run: base → head
 python bench/opcodes.py --feature retry                          # head: run → run+retry
 python bench/opcodes.py --feature inputs --shapes chain --limit 4
+python bench/opcodes.py --least required_core --shapes layered,random  # least → head
 ```
 
 A `sys.settrace` hook with `f_trace_opcodes` counts every opcode the interpreter executes
@@ -15,16 +16,19 @@ time, so they say *where* a change adds work, not how many microseconds it costs
 that, `ab.py`, `instructions.py`). The tracer slows the run down about 50 times: 2 000
 steps (the default) are enough, the counts per step barely depend on the size.
 
-Two comparisons: `--base CHECKOUT` runs the same plain graph with that checkout's
+Three comparisons: `--base CHECKOUT` runs the same plain graph with that checkout's
 `exegraph_trio` and this one's (`ab.py` imports both); `--feature retry|inputs|pools` runs this
-checkout's plain graph against the same run with the lifecycle feature (`lifecycle.py`).
-Functions are matched by file and name across the two package copies.
+checkout's plain graph against the same run with the lifecycle feature (`lifecycle.py`);
+`--least required|required_core` runs that least runner (`least.py`, no times kept) against
+this checkout's plain run. Functions are matched by file and name across the two package
+copies.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import functools
 import gc
 import sys
 from collections.abc import Callable, Sequence
@@ -118,6 +122,25 @@ def _featured(
     return lambda: trio.run(lib.run, graph, options)
 
 
+def _least(runner: str, shape: shapes.Shape, action: str, limit: int) -> Callable[[], object]:
+    """`least.required` or `least.required_core` on the prebuilt shape, no times kept."""
+    import least  # (imports `exegraph_trio`: only when asked for)
+
+    _deps, dependents, priorities = least.least_build(shape)
+    assert priorities is not None
+    go = functools.partial(
+        least.required if runner == "required" else least.required_core,
+        shape.deps,
+        least.ranks_of(priorities),
+        shape.names,
+        limit,
+        [ACTIONS[action]] * len(shape),
+        dependents=dependents,
+        record=False,  # (as `exegraph.run` with no observer keeps none)
+    )
+    return lambda: trio.run(go)
+
+
 def compare(
     before: Callable[[], object], after: Callable[[], object], n: int, title: str, top: int
 ) -> str:
@@ -156,6 +179,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--feature", choices=("retry", "inputs", "pools"), help="or run → run+FEATURE"
     )
+    parser.add_argument(
+        "--least",
+        choices=("required", "required_core"),
+        help="or that least runner (least.py) → this checkout's plain run",
+    )
     parser.add_argument("--shapes", default="chain,random")
     parser.add_argument("--n", type=int, default=2_000)
     parser.add_argument("--limit", default="4", help="max_concurrency: a number, or n")
@@ -163,8 +191,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--top", type=int, default=15, help="functions to list")
     parser.add_argument("--out", type=Path, help="also write the report to this file")
     args = parser.parse_args(argv)
-    if (args.base is None) == (args.feature is None):
-        parser.error("give one of --base CHECKOUT and --feature retry|inputs|pools")
+    if sum(x is not None for x in (args.base, args.feature, args.least)) != 1:
+        parser.error("give one of --base CHECKOUT, --feature FEATURE and --least RUNNER")
     head = load(args.head.resolve() / "src", "exegraph_head")
     base = load(args.base.resolve() / "src", "exegraph_base") if args.base else None
     parts = []
@@ -172,7 +200,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         shape = shapes.make(kind, args.n)
         limit = args.n if args.limit == "n" else int(args.limit)
         where = f"{kind}[{args.n}], max_concurrency={limit}, {args.action} actions"
-        if base is not None:
+        if args.least is not None:
+            before = _least(args.least, shape, args.action, limit)
+            title = f"{args.least} → run: {where}"
+            after = _plain(head, shape, args.action, limit)
+        elif base is not None:
             before = _plain(base, shape, args.action, limit)
             title = f"plain run, {args.base.name} → {args.head.resolve().name}: {where}"
             after = _plain(head, shape, args.action, limit)
