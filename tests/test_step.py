@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import math
 import pickle
 import sys
+from collections.abc import AsyncIterator
 from types import FrameType
 from typing import Any
 
@@ -123,6 +125,79 @@ def test_a_lambda_returning_a_coroutine_is_refused_with_advice_on_partial() -> N
         exegraph.Step("a", lambda: greet("x"))
 
 
+async def _deploy(image: str, *, region: str) -> str:
+    return f"{image}@{region}"
+
+
+class _Deployer:
+    async def deploy(self, image: str) -> str:
+        return image
+
+    async def __call__(self, image: str) -> str:
+        return image
+
+
+async def _needs_one(image: str) -> AsyncIterator[str]:
+    yield image
+
+
+@pytest.mark.parametrize(
+    ("action", "missing"),
+    [
+        (_deploy, "'image', 'region'"),
+        (functools.partial(_deploy, "app:1"), "'region'"),
+        (functools.partial(_deploy, region="eu"), "'image'"),
+        (_Deployer().deploy, "'image'"),
+        (_Deployer(), "'image'"),
+        (_needs_one, "'image'"),  # (a resource step's action too)
+    ],
+)
+def test_an_action_needing_arguments_is_refused_without_inputs(action: Any, missing: str) -> None:
+    # Spec, part 1: the action is "an async callable taking no arguments"; a step without
+    # inputs calls it with none, and a run would fail only when it reached the step.
+    with pytest.raises(TypeError, match="called with no arguments") as info:
+        exegraph.Step("deploy", action)
+    assert "'deploy'" in str(info.value)
+    assert f"it needs {missing}" in str(info.value)
+    assert "inputs=" in str(info.value)
+    builder = exegraph.GraphBuilder()
+    with pytest.raises(TypeError, match="called with no arguments"):
+        builder.step(name="deploy")(action)
+
+
+@pytest.mark.parametrize(
+    "action",
+    [
+        functools.partial(_deploy, "app:1", region="eu"),
+        functools.partial(functools.partial(_deploy, "app:1"), region="eu"),
+        functools.partial(_Deployer().deploy, "app:1"),  # (a bound method: `self` given)
+        functools.partial(_Deployer(), image="app:1"),
+    ],
+)
+def test_an_action_whose_arguments_are_all_bound_is_accepted(action: Any) -> None:
+    assert exegraph.Step("deploy", action).action is action
+
+
+def test_defaults_varargs_and_unreadable_signatures_are_accepted() -> None:
+    async def defaults(image: str = "app:1", *, region: str = "eu") -> None:
+        pass
+
+    async def forwarding(*args: object, **kwargs: object) -> None:
+        pass
+
+    @contextlib.asynccontextmanager
+    async def resource(name: str) -> AsyncIterator[str]:  # (its wrapper takes *args: run time)
+        yield name
+
+    for action in (defaults, forwarding, resource):
+        exegraph.Step("s", action)
+    # With inputs, the signature is checked against them instead (issue 10).
+    assert exegraph.Step("d", _deploy, inputs={"image": "b", "region": "c"}).inputs == {
+        "image": "b",
+        "region": "c",
+    }
+
+
 @pytest.mark.parametrize("action", [None, 42, "noop"])
 def test_a_non_callable_action_is_refused(action: Any) -> None:
     with pytest.raises(TypeError, match="async callable"):
@@ -185,7 +260,7 @@ def test_steps_are_values_that_compare_and_evolve() -> None:
 )
 def test_a_step_is_made_as_attrs_would_make_it_field_by_field(kwargs: dict[str, Any]) -> None:
     # `Step.__new__` stores its fields while the instance is a writable `_Writable`.
-    step = exegraph.Step("s", greet, **kwargs)
+    step = exegraph.Step("s", greet if "inputs" in kwargs else noop, **kwargs)
     assert type(step) is exegraph.Step
     by_hand = object.__new__(exegraph.Step)
     for field in attrs.fields(exegraph.Step):

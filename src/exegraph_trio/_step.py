@@ -9,7 +9,7 @@ import math
 import types
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
-from typing import TYPE_CHECKING, Any, Final, TypeAlias, final
+from typing import TYPE_CHECKING, Any, Final, TypeAlias, cast, final
 
 import attrs
 
@@ -280,6 +280,66 @@ def _check_rule(name: str, value: object) -> None:
         )
 
 
+def _check_called_bare(name: str, action: object) -> None:
+    """Refuse an action that a call with no arguments would leave without one.
+
+    A step without `inputs` calls its action with none (part 1 of the spec: "an async
+    callable taking no arguments"); one that needs some would fail only when the run
+    reaches it. Read from code objects, not `inspect.signature` (30 µs for a
+    `functools.partial`, and graphs of 10⁵ steps are made in loops): plain functions,
+    partials of them, bound methods and objects whose class defines `__call__`; any
+    other callable is found out at run time.
+    """
+    missing = _missing_arguments(action)
+    if missing:
+        raise TypeError(
+            f"the action of step {name!r} is called with no arguments, but it needs "
+            f"{_repr_list(missing)}: bind {'them' if len(missing) > 1 else 'it'} with "
+            f"`functools.partial({_callable_name(action)}, {missing[0]}=...)`, give "
+            f"{'them' if len(missing) > 1 else 'it'} a default, or pass another step's value "
+            f"with `inputs={{{missing[0]!r}: 'step-name'}}`"
+        )
+
+
+def _missing_arguments(action: object) -> list[str]:
+    """The parameters a call `action()` leaves without a value (see `_check_called_bare`).
+
+    `[]` when they cannot be read from code objects: a builtin, a class, a wrapper taking
+    `*args, **kwargs` (what it forwards is not known: `__wrapped__` is not followed, as a
+    decorator may supply some of them itself).
+    """
+    given = 0  # positional arguments bound (partials, `self`)
+    named: set[str] = set()
+    while type(action) is functools.partial:  # (a partial of a partial: inner ones first)
+        given += len(action.args)
+        named.update(action.keywords)
+        action = action.func
+    if type(action) is types.MethodType:
+        given += 1
+        action = action.__func__
+    elif type(action) is not types.FunctionType:
+        call = getattr(type(action), "__call__", None)  # noqa: B004 - the class attribute
+        if type(call) is not types.FunctionType:
+            return []
+        given += 1
+        action = call
+    function = cast("types.FunctionType", action)
+    code = function.__code__
+    count = code.co_argcount
+    defaults = function.__defaults__ or ()
+    positional = code.co_varnames[:count]
+    # (a keyword binds a parameter that is not positional-only, by its name)
+    missing = [
+        parameter
+        for place, parameter in enumerate(positional[: count - len(defaults)])
+        if place >= given and (parameter not in named or place < code.co_posonlyargcount)
+    ]
+    keyword_only = code.co_varnames[count : count + code.co_kwonlyargcount]
+    filled = function.__kwdefaults__ or {}
+    missing += [p for p in keyword_only if p not in filled and p not in named]
+    return missing
+
+
 def _check_signature(step: Step) -> None:
     """Refuse inputs the action cannot take, when its signature can be read."""
     try:
@@ -410,8 +470,10 @@ class Step:
         TypeError: a field has the wrong type (a sync `action`, a `str` for `depends_on`,
             `tags`, `inputs` or `pools`, a name that is not a `str`, a `timeout` that is
             not a number, a `retry` that is not a `Retry`, a `trigger_rule` that is not a
-            `TriggerRule`, a pool's slots that are not an `int`), or `inputs` names
-            keywords the action cannot take.
+            `TriggerRule`, a pool's slots that are not an `int`), `inputs` names
+            keywords the action cannot take, or a step without `inputs` has an action
+            that needs arguments (read from its code: a function, a `functools.partial`
+            of one, a bound method or an object with `async def __call__`).
         ValueError: an empty name, a negative or NaN timeout, a step depending on itself
             or taking its own value, an `inputs` key that is not an identifier, a pool
             named twice in a list, or fewer than 1 slot of a pool.
@@ -458,10 +520,17 @@ class Step:
     ) -> Step:
         if type(name) is not str or not name:
             _check_name(name)
-        if type(action) is types.FunctionType and action.__code__.co_flags & _CO_COROUTINE:
+        if (
+            type(action) is types.FunctionType
+            and (code := action.__code__).co_flags & _CO_COROUTINE
+        ):
             kind = COROUTINE
+            if (code.co_argcount or code.co_kwonlyargcount) and not inputs:
+                _check_called_bare(name, action)  # (parameters: may need an argument)
         else:
             kind = _kind_of(name, action)
+            if not inputs:
+                _check_called_bare(name, action)
         needs: tuple[str, ...]
         if type(depends_on) is tuple and (
             not depends_on
