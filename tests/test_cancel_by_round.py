@@ -147,12 +147,30 @@ class _CancelAt(trio.abc.Instrument):
             trio.lowlevel.remove_instrument(self)
 
 
+class _CancelBeforeIoWait(trio.abc.Instrument):
+    """Cancels `scope` at the end of round `k`, before Trio waits for I/O.
+
+    Where exegraph starts the steps a round's completions freed (`_driver._Takes`): just
+    before them, or just after them, by the order the instruments were added in.
+    """
+
+    def __init__(self, scope: trio.CancelScope, k: int) -> None:
+        self.scope, self.k, self.n = scope, k, 0
+
+    def before_io_wait(self, timeout: float) -> None:
+        self.n += 1
+        if self.n == self.k:
+            self.scope.cancel()
+            trio.lowlevel.remove_instrument(self)
+
+
 async def _cancelled_at(seed: int, k: int, how: str) -> _Log:
     graph, options = _graph(seed)
     log = _Log()
+    at = _CancelBeforeIoWait if how.endswith("-io") else _CancelAt
     with trio.CancelScope() as scope:
-        if how == "instrument-first":
-            trio.lowlevel.add_instrument(_CancelAt(scope, k))
+        if how.startswith("instrument-first"):
+            trio.lowlevel.add_instrument(at(scope, k))
         async with trio.open_nursery() as nursery:
 
             async def cancel() -> None:
@@ -162,9 +180,9 @@ async def _cancelled_at(seed: int, k: int, how: str) -> _Log:
                     scope.cancel()
                 else:  # (after exegraph's own instrument, once it is installed)
                     await trio.lowlevel.checkpoint()
-                    trio.lowlevel.add_instrument(_CancelAt(scope, k))
+                    trio.lowlevel.add_instrument(at(scope, k))
 
-            if how != "instrument-first":
+            if not how.startswith("instrument-first"):
                 nursery.start_soon(cancel)
             run_options = RunOptions(
                 instruments=[log], on_step_start=log.on_start, on_step_done=log.on_done, **options
@@ -183,9 +201,14 @@ async def _cancelled_at(seed: int, k: int, how: str) -> _Log:
     return log
 
 
-@pytest.mark.parametrize("how", ["task", "instrument-first", "instrument-after"])
+@pytest.mark.parametrize(
+    "how",
+    ["task", "instrument-first", "instrument-after", "instrument-first-io", "instrument-after-io"],
+)
 @pytest.mark.parametrize("seed", [0, 58, 3, 17])
 def test_a_run_cancelled_at_any_round_loses_nothing(seed: int, how: str) -> None:
+    # (`-io`: cancelled at the end of a round, where exegraph starts the steps that the
+    # round's completions freed; the others at the start of the next.)
     for k in range(1, 40):
         for _ in range(5):  # (Trio runs a round's tasks in an order of its own choosing)
             clock = trio.testing.MockClock(autojump_threshold=0)
@@ -246,6 +269,18 @@ async def _begun_after_cancel(seed: int, k: int, how: str, hooks: bool) -> list[
                 cancel(self.scope)
                 trio.lowlevel.remove_instrument(self)
 
+    class AtEnd(trio.abc.Instrument):
+        """At the end of round `k`, where exegraph starts the steps it freed."""
+
+        def __init__(self, scope: trio.CancelScope) -> None:
+            self.scope, self.n = scope, 0
+
+        def before_io_wait(self, timeout: float) -> None:
+            self.n += 1
+            if self.n == k:
+                cancel(self.scope)
+                trio.lowlevel.remove_instrument(self)
+
     class AfterFailure(trio.abc.Instrument):
         """Cancels just before the `k`-th task step after a step failed."""
 
@@ -271,6 +306,8 @@ async def _begun_after_cancel(seed: int, k: int, how: str, hooks: bool) -> list[
                 nursery.start_soon(canceller)
             elif how == "instrument":
                 trio.lowlevel.add_instrument(At(scope))
+            elif how == "instrument-end":
+                trio.lowlevel.add_instrument(AtEnd(scope))
             else:
                 trio.lowlevel.add_instrument(AfterFailure(scope))
             with contextlib.suppress(exegraph.RunError):  # (some steps fail)
@@ -280,7 +317,7 @@ async def _begun_after_cancel(seed: int, k: int, how: str, hooks: bool) -> list[
 
 @pytest.mark.parametrize("watched", [False, True])
 @pytest.mark.parametrize("hooks", [False, True])
-@pytest.mark.parametrize("how", ["task", "instrument", "after-failure"])
+@pytest.mark.parametrize("how", ["task", "instrument", "instrument-end", "after-failure"])
 def test_no_action_begins_after_the_run_is_cancelled_from_outside(
     how: str, hooks: bool, watched: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Awaitable, Callable
+from functools import partial
 
 import attrs
 import pytest
@@ -492,25 +493,39 @@ def test_a_timeout_at_the_outer_deadline_is_what_its_dependents_name(
     assert reasons == {"step 'b' was skipped: its dependency 'a' failed"}
 
 
-@pytest.mark.parametrize("where", ["_take_at_boundary", "_feed_at_boundary"])
+@pytest.mark.parametrize(
+    ("where", "plain"),
+    [("_take_now", True), ("_take_at_boundary", False), ("_feed_at_boundary", False)],
+)
 async def test_an_error_in_a_decision_between_two_rounds_reaches_the_caller(
-    where: str, autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+    where: str,
+    plain: bool,
+    autojump_clock: trio.testing.MockClock,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Decisions taken between two rounds run in a Trio instrument, and Trio only logs an
     # error raised there (and drops the instrument): the run waiting for the decision
     # would spin forever. The error goes to the run's dispatcher instead, and from it to
-    # the caller, every step with its timing.
-    decide = getattr(_driver.Run, where)
+    # the caller, every step with its timing. (`plain`: a `PlainRun`, whose decision at
+    # the end of a round is `_take_now` of its own; else a pool makes it a `Run`.)
+    cls = _driver.PlainRun if plain else _driver.Run
+    decide = getattr(cls, where)
     calls: list[object] = []
 
-    def broken(self: _driver.Run, **kwargs: bool) -> None:
+    def broken(self: _driver.Run, **kwargs: bool) -> object:
         calls.append(self)
         if len(calls) == 1:
             raise RuntimeError("a bug in a decision")
-        decide(self, **kwargs)
+        return decide(self, **kwargs)
 
-    monkeypatch.setattr(_driver.Run, where, broken)
-    steps = [exegraph.Step(f"s{i}", _sleeps) for i in range(6)]
+    monkeypatch.setattr(cls, where, broken)
+    pools = None if plain else ["p"]
+    # (1 s or 2 s: at t=1 the ends leave a decision to the end of the round, as steps
+    # still running could free others)
+    steps = [
+        exegraph.Step(f"s{i}", partial(trio.sleep, 1 + i % 2), pools=pools if i == 0 else None)
+        for i in range(6)
+    ]
     steps += [exegraph.Step(f"t{i}", _sleeps, depends_on=[f"s{i}", f"s{i + 1}"]) for i in range(5)]
     if where == "_feed_at_boundary":
         steps.append(exegraph.Step("bad", _raises_at_once, depends_on=["s0"]))
@@ -524,7 +539,13 @@ async def test_an_error_in_a_decision_between_two_rounds_reaches_the_caller(
     policy = ErrorPolicy.CONTINUE_ON_ERROR
     with trio.fail_after(60), pytest.raises(RuntimeError, match="a bug in a decision"):
         await exegraph.run(
-            graph, RunOptions(max_concurrency=3, error_policy=policy, instruments=[Last()])
+            graph,
+            RunOptions(
+                max_concurrency=3,
+                error_policy=policy,
+                instruments=[Last()],
+                pools=None if plain else {"p": 1},
+            ),
         )
     assert calls
     (result,) = results

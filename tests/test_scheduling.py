@@ -1,7 +1,8 @@
 """The scheduling rules of the spec, one test (or a few) per rule, in virtual time.
 
 Charter: every test uses the `autojump_clock` fixture, so `trio.sleep` costs nothing and
-every time asserted is exact. Steps that end at the same virtual instant may wake in any
+every time asserted is exact (but the few that test what the clock cannot show: Trio's
+wait for I/O, steps that never suspend). Steps that end at the same virtual instant may wake in any
 order, so wherever order matters, durations differ.
 """
 
@@ -321,6 +322,48 @@ async def test_a_100_000_step_chain_runs(autojump_clock: trio.testing.MockClock)
     result = await exegraph.run_with_result(graph)
     assert count == n
     assert [t.name for t in result.steps[:3]] == ["n0", "n1", "n2"]
+
+
+@pytest.mark.parametrize("failing", [False, True])
+async def test_a_step_freed_while_every_other_step_waits_starts_without_waiting_for_them(
+    failing: bool,
+) -> None:
+    # Real time, on purpose: what is tested is that Trio's wait for I/O does not hold it.
+    # Under a bound of 2, `a` and `b` start; `a`'s end leaves the choice to the end of its
+    # round (`b` could still free a step at that instant), and `c` is started there. No
+    # task is runnable then (`b` waits for `c`): Trio was about to wait for I/O with no
+    # deadline, and `c` would never have run (the virtual clock's autojump, at threshold
+    # 0, never waits, so it cannot show this). `failing`: `a` fails under
+    # CONTINUE_ON_ERROR, so the decision waits for the failure to be told to the core.
+    go = trio.Event()
+
+    async def a() -> None:
+        if failing:
+            raise ValueError("a")
+
+    async def b() -> None:
+        await go.wait()
+
+    async def c() -> None:
+        go.set()
+
+    async def d() -> None:
+        pass
+
+    graph = Graph(
+        [
+            exegraph.Step("a", a),
+            exegraph.Step("b", b),
+            exegraph.Step("c", c),
+            exegraph.Step("d", d, depends_on=["b"]),
+        ]
+    )
+    policy = exegraph.ErrorPolicy.CONTINUE_ON_ERROR
+    with trio.fail_after(20):  # (it takes milliseconds; without the wake-up, forever)
+        result = await exegraph.run_with_result(
+            graph, RunOptions(max_concurrency=2, error_policy=policy)
+        )
+    assert [t.name for t in result.steps] == ["a", "c", "b", "d"]
 
 
 async def test_a_long_run_of_steps_that_never_suspend_still_lets_other_tasks_run() -> None:

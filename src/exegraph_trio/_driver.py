@@ -10,16 +10,16 @@ core's (`_core.py`). One run is:
   action (inside a cancel scope of its own when the step has a deadline, started when the
   action starts), classifies the outcome and reports it to the core.
 
-Completions are decided together: a step task reports its outcome and wakes the
-dispatcher; the core is asked what to start at the start of the next round of Trio's
-scheduler, before any task of it runs (`_Takes`, an instrument), after every task that
-Trio ran in the round before (every completion of that clock instant so far) has
-reported, and the dispatcher starts those steps on its turn. Asking in the middle of a
-round would count the completions of that round that Trio happened to run first. When the
-core says no other completion could change the choice (`Core.decide_now`: no other step
-running, as in a chain, or none that could release a step), the step task asks the core
-itself and saves the dispatcher a turn. Failures are told to the core between two rounds
-too (`_NextRound`).
+Completions are decided together: a step task reports its outcome; the core is asked
+what to start at the end of the round of Trio's scheduler, before Trio waits for I/O
+(`_Takes`, an instrument), after every task that Trio ran in the round (every completion
+of that clock instant so far) has reported, and those steps are started there; when the
+run has failures, an interrupt or a cancellation to deal with, its dispatcher starts them
+on its turn in the next round instead. Asking in the middle of a round would count the
+completions of that round that Trio happened to run first. When the core says no other
+completion could change the choice (`Core.decide_now`: no other step running, as in a
+chain, or none that could release a step), the step task asks the core itself. Failures
+are told to the core between two rounds too (`_NextRound`).
 
 The observers (hooks and instruments) live in `_observers.py`, the reading of exceptions
 in `_outcomes.py`, and the entry points `run` and `run_with_result` in `_run.py`.
@@ -226,15 +226,30 @@ class _NextRound(trio.abc.Instrument):
 
 @final
 class _Takes(trio.abc.Instrument):
-    """Decides what starts between two rounds of Trio's scheduler, for the dispatcher.
+    """Decides what starts between two rounds of Trio's scheduler.
 
-    A step task whose completion needs the dispatcher's decision (`Core.decide_now` is
-    false) sets `run.take_due` and wakes it. The core is asked what starts at the start
-    of the next round, before any task of it runs (`Run._take_at_boundary`), and the
-    dispatcher starts those steps on its turn in that round. Had the dispatcher asked
-    on its turn, a completion of that same round would count or not depending on
-    whether Trio ran its task first: the steps it releases would start a round earlier
-    or later, and a failure of that instant find them in flight or not begun.
+    A step task whose completion leaves the decision to the end of its round
+    (`Core.decide_now` is false) sets `run.take_due`. Once every task of the round has
+    run, before Trio waits for I/O (`before_io_wait`, once between two rounds, before
+    any task of the next runs), the core is asked what starts, and those steps are
+    started there (`Run._take_now`); unless the run has a cancellation, failures or an
+    interrupt to deal with first: then the core is asked there too
+    (`Run._take_at_boundary`), and the run's dispatcher, woken, starts those steps on
+    its turn in the next round, after dealing with the rest. Either way every
+    completion of the round counts: had the dispatcher asked on its turn, a completion
+    of that same round would count or not depending on whether Trio ran its task
+    first, the steps it releases would start a round earlier or later, and a failure
+    of that instant find them in flight or not begun.
+
+    Starting the steps there costs no task of its own: waking the dispatcher for it
+    cost a trip through Trio's run queue at every decision (its wake, its turn, its
+    wait again: about 4 % of the opcodes of a run of no-op steps under a bound of 4),
+    and the steps began a round later than those a completion starts at once (in the
+    next round: so do these now).
+    Trio computes how long to wait for I/O before it calls `before_io_wait`: when that
+    is not zero (no task was runnable, as when the steps in flight all sleep), a task
+    started or woken there would wait with it, so the wait is cut short
+    (`TrioToken.run_sync_soon`, which wakes Trio's I/O wait).
 
     It also tells the core the failures of a run not failing fast (or failing fast
     already) at the start of the second round after theirs, as `_NextRound` does for
@@ -242,13 +257,13 @@ class _Takes(trio.abc.Instrument):
 
     One serves every run of a Trio run (`_TAKES`): installed the first time one is
     needed, it removes itself once no run has asked for `_IDLE_ROUNDS` rounds, so that
-    runs one after the other do not each pay for installing it. (`after_io_wait` is
-    called once a round, before any task of the round runs.)
+    runs one after the other do not each pay for installing it.
     """
 
-    __slots__ = ("due", "feed_later", "feed_next", "idle", "removed")
+    __slots__ = ("due", "feed_later", "feed_next", "idle", "removed", "token")
 
     def __init__(self) -> None:
+        self.token = trio.lowlevel.current_trio_token()
         self.due: list[Run] = []
         # Runs whose failures are told to the core at the start of the next round, and of
         # the round after (`Run._failed`; under fail-fast, `_NextRound` does it).
@@ -257,24 +272,50 @@ class _Takes(trio.abc.Instrument):
         self.idle = 0
         self.removed = False
 
-    def after_io_wait(self, timeout: float) -> None:
+    def before_io_wait(self, timeout: float) -> None:
         due, feeds = self.due, self.feed_next
         if due or feeds or self.feed_later:
             self.due = []
             self.feed_next, self.feed_later = self.feed_later, []
             self.idle = 0
+            runnable = False  # a task started or woken here
             for run in feeds:
                 if run.feed_armed:  # (not if the run is over)
                     run._at_boundary(run._feed_at_boundary)
+                    runnable = True  # (its dispatcher records what was skipped)
             for run in due:
-                if run.take_due:  # (not if the run is over, or told its failures)
+                if not run.take_due:  # (the run is over, told its failures, or decided)
+                    continue
+                # Quiet: no cancellation noted (fail-fast decided, or from outside), no
+                # failure to tell the core, no skip it decided left to record, no
+                # interrupt: nothing for the dispatcher to deal with first.
+                if (
+                    run.cancelled_at == _INF
+                    and not (run.feed_armed or run.fed)
+                    and run.interrupt is None
+                    and run.boundary_error is None
+                ):
+                    try:
+                        runnable = run._take_now() or runnable
+                    except BaseException as exc:  # noqa: BLE001 - the dispatcher raises it
+                        run._boundary_failed(exc)
+                        runnable = True
+                else:  # its dispatcher starts what is taken, on its turn in the next round
                     run._at_boundary(run._take_at_boundary)
+                    run._wake()
+                    runnable = True
+            if runnable and timeout:
+                self.token.run_sync_soon(_nothing)
         else:
             self.idle += 1
             if self.idle >= _IDLE_ROUNDS:
                 self.removed = True
                 _TAKES.set(None)
                 trio.lowlevel.remove_instrument(self)
+
+
+def _nothing() -> None:
+    """What `_Takes.before_io_wait` has Trio run: its wake-up alone is the point."""
 
 
 _TAKES: Final[trio.lowlevel.RunVar[_Takes | None]] = trio.lowlevel.RunVar(
@@ -458,9 +499,9 @@ class Run(_Facts):
         # what they skipped, for the dispatcher to record (`_feed_failed`).
         self.feed_armed = False
         self.fed: list[Sequence[_core.Skip]] = []
-        # The dispatcher's decisions, taken between two rounds (`_Takes`): whether one is
-        # due at the start of the next round, and the steps it took (the dispatcher
-        # starts them).
+        # The decisions taken between two rounds (`_Takes`): whether one is due at the
+        # end of this round, and the steps taken there for the dispatcher to start (when
+        # `_Takes` does not start them itself).
         self.take_due = False
         self.past_doomed = False
         # An error raised by a decision taken between two rounds (`_at_boundary`).
@@ -642,12 +683,13 @@ class Run(_Facts):
                     if core.running >= core.limit or not (core.ready or core.queues):
                         # Nothing may start, whatever the rest of this round does without
                         # asking for a decision again (what frees a slot or makes a step
-                        # ready asks): nothing to decide at the start of the next.
+                        # ready asks): nothing to decide at the end of this one.
                         self.take_due = False
                         continue
-                    # Asked for in this round, before this turn: decided at the start of
-                    # the next (`_Takes`) with every completion of this one, whichever
-                    # task Trio runs first. (Waking up makes sure there is a next round.)
+                    # Asked for in this round, before this turn: decided at its end
+                    # (`_Takes`) with every completion of it, whichever task Trio runs
+                    # first; what was taken then, if `_Takes` left it, starts on the turn
+                    # after this one.
                     await trio.lowlevel.cancel_shielded_checkpoint()
                     self._spawn_taken()
         except trio.Cancelled:
@@ -700,24 +742,28 @@ class Run(_Facts):
             trio.lowlevel.reschedule(self.dispatcher)
 
     def _wake_to_decide(self) -> None:
-        """Have the dispatcher start what the core says at the start of the next round.
+        """Have what the core says start at the end of this round (`_Takes`).
 
-        Decided then (`_Takes`), with every completion of this round, whichever Trio runs
-        first; the dispatcher is woken then if a step may start.
+        Decided then, with every completion of this round, whichever Trio runs first.
+        (`_arm_take`, inlined: it is called once a completion, in many runs.)
         """
-        if not self.take_due:  # (`_arm_take`, inlined: once a completion, in many runs)
+        if not self.take_due:
             self.take_due = True
             takes = self.takes
             if takes is None or takes.removed:
                 takes = self.takes = self._boundaries()
             takes.due.append(self)
-        if self.parked:  # (`_wake`: a task runnable, so there is a next round)
-            self.parked = False
-            assert self.dispatcher is not None
-            trio.lowlevel.reschedule(self.dispatcher)
+
+    def _take_now(self) -> bool:
+        """At the end of a round (`_Takes`): start what the core says; whether any did."""
+        self._take_at_boundary()
+        if not self.taken:
+            return False
+        self._spawn_taken()
+        return True
 
     def _arm_take(self) -> None:
-        """Ask the core what starts at the start of the next round (`_Takes`)."""
+        """Ask the core what starts at the end of this round (`_Takes`)."""
         self.take_due = True
         takes = self.takes
         if takes is None or takes.removed:
@@ -745,10 +791,14 @@ class Run(_Facts):
         try:
             decide(**kwargs)
         except BaseException as exc:  # noqa: BLE001 - the dispatcher raises it
-            self.take_due = self.feed_armed = False
-            if self.boundary_error is None:
-                self.boundary_error = exc
-            self._wake()
+            self._boundary_failed(exc)
+
+    def _boundary_failed(self, exc: BaseException) -> None:
+        """A decision between two rounds raised `exc`: the dispatcher raises it."""
+        self.take_due = self.feed_armed = False
+        if self.boundary_error is None:
+            self.boundary_error = exc
+        self._wake()
 
     def _feed_at_boundary(self, *, cancel: bool = False) -> None:
         """Between two rounds: tell the core the pending failures, then what may start.
@@ -1332,9 +1382,9 @@ class Run(_Facts):
         """Start what may start now, or leave it to the dispatcher.
 
         Other running steps may complete at this same instant: the core is asked for all
-        of them together at the start of the next round of Trio's scheduler (`_Takes`),
-        and the dispatcher starts what it took, unless the core says no later completion
-        could change the choice (`Core.decide_now`): then this task decides at once.
+        of them together at the end of this round of Trio's scheduler (`_Takes`), which
+        starts what it took, unless the core says no later completion could change the
+        choice (`Core.decide_now`): then this task decides at once.
         """
         core = self.core
         if self.resources:
@@ -1542,6 +1592,23 @@ class PlainRun(Run):
             return []
         return core.take()
 
+    def _take_now(self) -> bool:
+        """`Run._take_now` for plain steps: the core's take, started at once.
+
+        (`_Takes` calls it only for a quiet run: no cancellation, no failure pending, so
+        nothing the dispatcher left to start, and no step cancelled by fail-fast.)
+        """
+        self.take_due = False
+        core = self.core
+        if self.taken or not core.ready or core.running >= core.limit:
+            if self.taken:  # (never seen: left by the dispatcher's boundary; it starts them)
+                self._take_at_boundary()
+                self._wake()
+                return True
+            return False
+        self._spawn(core.take())
+        return True
+
     def _spawn(self, taken: list[int]) -> None:
         """Start a task for each step of `taken`, in the run's nursery."""
         nursery, steps, spawn = self.main, self.steps, self._step
@@ -1579,6 +1646,10 @@ class PlainRun(Run):
             j = taken[0]
             self.context.run(self.start_soon, self._step, j, name=self.steps[j].name)
         elif taken:
+            # Decided now, with every completion of this round before it: a decision asked
+            # for at its end would take nothing more (a later completion asks again).
+            # (Where a round's last completion takes several steps, as under a bound.)
+            self.take_due = False
             self._spawn(taken)
         if not core.unsettled:
             self._wake()
@@ -1660,6 +1731,7 @@ class RetryRun(Run):
             j = taken[0]  # one slot freed, a new task (`_spawn`, inlined)
             self.context.run(self.start_soon, self._step, j, name=self.steps[j].name)
         elif taken:
+            self.take_due = False  # (decided now: as in `PlainRun._done`)
             self._spawn(taken)
         if not core.unsettled:
             self._wake()
