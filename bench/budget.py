@@ -21,8 +21,9 @@ beside what exegraph costs:
     completion order, each task named after its step and spawned in the run's context,
     an action's exception cancelling the rest (fail-fast), and item 9 of issue 8 (while
     other running steps could still make steps ready at this instant, and not every
-    unfinished step fits in the bound, a completion leaves the choice to one waiting
-    task, woken once for all the completions of the batch: exegraph's rule);
+    unfinished step fits in the bound, a completion leaves the choice to the end of
+    its round of Trio's scheduler, taken once for all the completions of the round, the
+    steps chosen started there: exegraph's rule);
   - `run`: `exegraph.run` of the same graph, built (priorities too) beforehand.
 - run with a deadline on every step (`--part timeout`): `floor_scope` (each bare task in
   its own `trio.CancelScope(deadline=...)`), `required_timeout` (`required`, each action in

@@ -191,29 +191,26 @@ async def required(  # noqa: PLR0915 - one function, as a hand-written runner wo
     settled = 0  # steps completed
     now = trio.lowlevel.current_clock().current_time  # (as exegraph: one call less)
     context = contextvars.copy_context()
+    token = trio.lowlevel.current_trio_token()
     running = releasing = 0  # running steps, and those of them with a dependent
     parked: list[trio.lowlevel.Task] = []
-    due = False  # a completion left the choice to the start of the next round
-    taken: list[int] = []  # chosen then, for `decide` to start on its turn
-    below_of: Sequence[Sequence[int]] = dependents
+    due = False  # a completion left the choice to the end of its round
 
     class Boundary(trio.abc.Instrument):
-        """Chooses at the start of a round, before any of its tasks runs (as exegraph).
+        """Chooses at the end of a round, once all of its tasks ran (as exegraph).
 
         A completion that leaves the choice (item 9) counts every completion of its
         round, whichever Trio ran first: the schedule does not depend on Trio's order.
+        The steps chosen are started there, and Trio's wait for I/O cut short if it was
+        to wait (`_driver._Takes`).
         """
 
-        def after_io_wait(self, timeout: float) -> None:
-            nonlocal due, running, releasing
+        def before_io_wait(self, timeout: float) -> None:
+            nonlocal due
             if due:
                 due = False
-                while ready and running < bound:
-                    running += 1
-                    i = by_rank[heapq.heappop(ready)]
-                    if below_of[i]:
-                        releasing += 1
-                    taken.append(i)
+                if launch() and timeout:
+                    token.run_sync_soon(_nothing)
 
     boundary = Boundary()
     trio.lowlevel.add_instrument(boundary)
@@ -221,14 +218,17 @@ async def required(  # noqa: PLR0915 - one function, as a hand-written runner wo
         async with trio.open_nursery() as nursery:
             start_soon: Callable[..., None] = nursery.start_soon
 
-            def launch() -> None:
+            def launch() -> bool:
                 nonlocal running, releasing
+                launched = False
                 while ready and running < bound:
                     running += 1
                     i = by_rank[heapq.heappop(ready)]
                     if dependents[i]:
                         releasing += 1
                     context.run(start_soon, task, i, name=names[i])
+                    launched = True
+                return launched
 
             async def task(i: int) -> None:
                 nonlocal running, releasing, due, settled
@@ -260,29 +260,21 @@ async def required(  # noqa: PLR0915 - one function, as a hand-written runner wo
                             heapq.heappush(ready, rank[j])
                 if not running or not releasing or bound >= n - settled:
                     launch()
-                    if settled == n and parked:  # the last one: let `decide` end
+                    if settled == n and parked:  # the last one: let `wait` end
                         trio.lowlevel.reschedule(parked.pop())
-                elif ready and not due:
-                    due = True
-                    if parked:  # (a task runnable: there is a next round, at this instant)
-                        trio.lowlevel.reschedule(parked.pop())
+                elif ready:
+                    due = True  # (chosen at the end of this round: `Boundary`)
 
-            async def decide() -> None:
-                while settled < n:
-                    if taken:
-                        for i in taken:
-                            context.run(start_soon, task, i, name=names[i])
-                        taken.clear()
-                    elif due:  # chosen at the start of the next round: wait for it
-                        await trio.lowlevel.cancel_shielded_checkpoint()
-                    else:
-                        parked.append(trio.lowlevel.current_task())
-                        await trio.lowlevel.wait_task_rescheduled(
-                            lambda _: trio.lowlevel.Abort.SUCCEEDED
-                        )
+            async def wait() -> None:
+                """Hold the nursery open until every step settled (nothing else)."""
+                if settled < n:
+                    parked.append(trio.lowlevel.current_task())
+                    await trio.lowlevel.wait_task_rescheduled(
+                        lambda _: trio.lowlevel.Abort.SUCCEEDED
+                    )
 
             launch()
-            nursery.start_soon(decide)
+            nursery.start_soon(wait)
     finally:
         trio.lowlevel.remove_instrument(boundary)
     return order
@@ -386,7 +378,7 @@ async def required_core(  # noqa: PLR0915 - one function, as `required`
 
     The decisions are `LeastCore`'s, each event one method call; the driver is Trio's
     side: a task a step, named after it and spawned in the run's context, the choices of
-    one instant taken at the start of the next round (item 9) as `required` takes them.
+    one instant taken at the end of their round (item 9) as `required` takes them.
     A step's bookkeeping after its action (its times, telling the core, starting what
     the core says) runs in a KI-protected function of its own, so that a Ctrl-C never
     leaves a step taken but not started, or ended without a timing (items 7 and 10):
@@ -403,18 +395,22 @@ async def required_core(  # noqa: PLR0915 - one function, as `required`
     order: list[int] = []
     now = trio.lowlevel.current_clock().current_time
     context = contextvars.copy_context()
+    token = trio.lowlevel.current_trio_token()
     parked: list[trio.lowlevel.Task] = []
-    due = False  # a completion left the choice to the start of the next round
-    taken: list[int] = []  # chosen then, for `decide` to start on its turn
+    due = False  # a completion left the choice to the end of its round
 
     class Boundary(trio.abc.Instrument):
-        """Asks the core at the start of a round, before any of its tasks runs."""
+        """Asks the core at the end of a round, and starts what it says (as exegraph)."""
 
-        def after_io_wait(self, timeout: float) -> None:
+        def before_io_wait(self, timeout: float) -> None:
             nonlocal due
             if due:
                 due = False
-                taken.extend(core.take())
+                chosen = core.take()
+                for j in chosen:
+                    context.run(start_soon, task, j, name=names[j])
+                if chosen and timeout:  # (Trio was to wait for I/O: cut it short)
+                    token.run_sync_soon(_nothing)
 
     boundary = Boundary()
     trio.lowlevel.add_instrument(boundary)
@@ -440,14 +436,12 @@ async def required_core(  # noqa: PLR0915 - one function, as `required`
                     order.append(i)
                 chosen = core.finish(i)
                 if chosen is None:
-                    if core.ready and not due:
-                        due = True
-                        if parked:  # (a task runnable: there is a next round, at this instant)
-                            trio.lowlevel.reschedule(parked.pop())
+                    if core.ready:
+                        due = True  # (chosen at the end of this round: `Boundary`)
                     return
                 for j in chosen:
                     context.run(start_soon, task, j, name=names[j])
-                if not core.unsettled and parked:  # the last one: let `decide` end
+                if not core.unsettled and parked:  # the last one: let `wait` end
                     trio.lowlevel.reschedule(parked.pop())
 
             @trio.lowlevel.enable_ki_protection
@@ -455,26 +449,24 @@ async def required_core(  # noqa: PLR0915 - one function, as `required`
                 if core.failed(i):
                     nursery.cancel_scope.cancel()
 
-            async def decide() -> None:
-                while core.unsettled:
-                    if taken:
-                        for i in taken:
-                            context.run(start_soon, task, i, name=names[i])
-                        taken.clear()
-                    elif due:  # chosen at the start of the next round: wait for it
-                        await trio.lowlevel.cancel_shielded_checkpoint()
-                    else:
-                        parked.append(trio.lowlevel.current_task())
-                        await trio.lowlevel.wait_task_rescheduled(
-                            lambda _: trio.lowlevel.Abort.SUCCEEDED
-                        )
+            async def wait() -> None:
+                """Hold the nursery open until every step settled (nothing else)."""
+                if core.unsettled:
+                    parked.append(trio.lowlevel.current_task())
+                    await trio.lowlevel.wait_task_rescheduled(
+                        lambda _: trio.lowlevel.Abort.SUCCEEDED
+                    )
 
             for j in core.take():
                 context.run(start_soon, task, j, name=names[j])
-            nursery.start_soon(decide)
+            nursery.start_soon(wait)
     finally:
         trio.lowlevel.remove_instrument(boundary)
     return order
+
+
+def _nothing() -> None:
+    """What a `Boundary` has Trio run: its wake-up of Trio's I/O wait alone is the point."""
 
 
 def ranks_of(priorities: Sequence[int]) -> list[int]:
