@@ -195,22 +195,33 @@ async def required(  # noqa: PLR0915 - one function, as a hand-written runner wo
     running = releasing = 0  # running steps, and those of them with a dependent
     parked: list[trio.lowlevel.Task] = []
     due = False  # a completion left the choice to the end of its round
+    taken: list[int] = []  # chosen then, for `decide` to start on its turn
+    below_of: Sequence[Sequence[int]] = dependents
 
     class Boundary(trio.abc.Instrument):
         """Chooses at the end of a round, once all of its tasks ran (as exegraph).
 
         A completion that leaves the choice (item 9) counts every completion of its
         round, whichever Trio ran first: the schedule does not depend on Trio's order.
-        The steps chosen are started there, and Trio's wait for I/O cut short if it was
-        to wait (`_driver._Takes`).
+        `decide` (a task: Trio spawns tasks from tasks) is woken to start the steps
+        chosen, if any, and Trio's wait for I/O cut short if it was to wait
+        (`_driver._Takes`).
         """
 
         def before_io_wait(self, timeout: float) -> None:
-            nonlocal due
+            nonlocal due, running, releasing
             if due:
                 due = False
-                if launch() and timeout:
-                    token.run_sync_soon(_nothing)
+                while ready and running < bound:
+                    running += 1
+                    i = by_rank[heapq.heappop(ready)]
+                    if below_of[i]:
+                        releasing += 1
+                    taken.append(i)
+                if taken and parked:
+                    trio.lowlevel.reschedule(parked.pop())
+                    if timeout:
+                        token.run_sync_soon(_nothing)
 
     boundary = Boundary()
     trio.lowlevel.add_instrument(boundary)
@@ -218,17 +229,14 @@ async def required(  # noqa: PLR0915 - one function, as a hand-written runner wo
         async with trio.open_nursery() as nursery:
             start_soon: Callable[..., None] = nursery.start_soon
 
-            def launch() -> bool:
+            def launch() -> None:
                 nonlocal running, releasing
-                launched = False
                 while ready and running < bound:
                     running += 1
                     i = by_rank[heapq.heappop(ready)]
                     if dependents[i]:
                         releasing += 1
                     context.run(start_soon, task, i, name=names[i])
-                    launched = True
-                return launched
 
             async def task(i: int) -> None:
                 nonlocal running, releasing, due, settled
@@ -260,21 +268,26 @@ async def required(  # noqa: PLR0915 - one function, as a hand-written runner wo
                             heapq.heappush(ready, rank[j])
                 if not running or not releasing or bound >= n - settled:
                     launch()
-                    if settled == n and parked:  # the last one: let `wait` end
+                    if settled == n and parked:  # the last one: let `decide` end
                         trio.lowlevel.reschedule(parked.pop())
                 elif ready:
                     due = True  # (chosen at the end of this round: `Boundary`)
 
-            async def wait() -> None:
-                """Hold the nursery open until every step settled (nothing else)."""
-                if settled < n:
-                    parked.append(trio.lowlevel.current_task())
-                    await trio.lowlevel.wait_task_rescheduled(
-                        lambda _: trio.lowlevel.Abort.SUCCEEDED
-                    )
+            async def decide() -> None:
+                """Start what `Boundary` chose, when it wakes this task; end with the run."""
+                while settled < n:
+                    if taken:
+                        for i in taken:
+                            context.run(start_soon, task, i, name=names[i])
+                        taken.clear()
+                    else:
+                        parked.append(trio.lowlevel.current_task())
+                        await trio.lowlevel.wait_task_rescheduled(
+                            lambda _: trio.lowlevel.Abort.SUCCEEDED
+                        )
 
             launch()
-            nursery.start_soon(wait)
+            nursery.start_soon(decide)
     finally:
         trio.lowlevel.remove_instrument(boundary)
     return order
@@ -398,19 +411,20 @@ async def required_core(  # noqa: PLR0915 - one function, as `required`
     token = trio.lowlevel.current_trio_token()
     parked: list[trio.lowlevel.Task] = []
     due = False  # a completion left the choice to the end of its round
+    taken: list[int] = []  # chosen then, for `decide` to start on its turn
 
     class Boundary(trio.abc.Instrument):
-        """Asks the core at the end of a round, and starts what it says (as exegraph)."""
+        """Asks the core at the end of a round; wakes `decide` to start it (as exegraph)."""
 
         def before_io_wait(self, timeout: float) -> None:
             nonlocal due
             if due:
                 due = False
-                chosen = core.take()
-                for j in chosen:
-                    context.run(start_soon, task, j, name=names[j])
-                if chosen and timeout:  # (Trio was to wait for I/O: cut it short)
-                    token.run_sync_soon(_nothing)
+                taken.extend(core.take())
+                if taken and parked:
+                    trio.lowlevel.reschedule(parked.pop())
+                    if timeout:  # (Trio was to wait for I/O: cut it short)
+                        token.run_sync_soon(_nothing)
 
     boundary = Boundary()
     trio.lowlevel.add_instrument(boundary)
@@ -441,7 +455,7 @@ async def required_core(  # noqa: PLR0915 - one function, as `required`
                     return
                 for j in chosen:
                     context.run(start_soon, task, j, name=names[j])
-                if not core.unsettled and parked:  # the last one: let `wait` end
+                if not core.unsettled and parked:  # the last one: let `decide` end
                     trio.lowlevel.reschedule(parked.pop())
 
             @trio.lowlevel.enable_ki_protection
@@ -449,24 +463,29 @@ async def required_core(  # noqa: PLR0915 - one function, as `required`
                 if core.failed(i):
                     nursery.cancel_scope.cancel()
 
-            async def wait() -> None:
-                """Hold the nursery open until every step settled (nothing else)."""
-                if core.unsettled:
-                    parked.append(trio.lowlevel.current_task())
-                    await trio.lowlevel.wait_task_rescheduled(
-                        lambda _: trio.lowlevel.Abort.SUCCEEDED
-                    )
+            async def decide() -> None:
+                """Start what `Boundary` took, when it wakes this task; end with the run."""
+                while core.unsettled:
+                    if taken:
+                        for i in taken:
+                            context.run(start_soon, task, i, name=names[i])
+                        taken.clear()
+                    else:
+                        parked.append(trio.lowlevel.current_task())
+                        await trio.lowlevel.wait_task_rescheduled(
+                            lambda _: trio.lowlevel.Abort.SUCCEEDED
+                        )
 
             for j in core.take():
                 context.run(start_soon, task, j, name=names[j])
-            nursery.start_soon(wait)
+            nursery.start_soon(decide)
     finally:
         trio.lowlevel.remove_instrument(boundary)
     return order
 
 
 def _nothing() -> None:
-    """What a `Boundary` has Trio run: its wake-up of Trio's I/O wait alone is the point."""
+    """What a `Boundary` has Trio run: its wake-up of Trio's I/O wait is the point."""
 
 
 def ranks_of(priorities: Sequence[int]) -> list[int]:

@@ -495,7 +495,7 @@ def test_a_timeout_at_the_outer_deadline_is_what_its_dependents_name(
 
 @pytest.mark.parametrize(
     ("where", "plain"),
-    [("_take_now", True), ("_take_at_boundary", False), ("_feed_at_boundary", False)],
+    [("_take_at_boundary", True), ("_take_at_boundary", False), ("_feed_at_boundary", False)],
 )
 async def test_an_error_in_a_decision_between_two_rounds_reaches_the_caller(
     where: str,
@@ -506,9 +506,9 @@ async def test_an_error_in_a_decision_between_two_rounds_reaches_the_caller(
     # Decisions taken between two rounds run in a Trio instrument, and Trio only logs an
     # error raised there (and drops the instrument): the run waiting for the decision
     # would spin forever. The error goes to the run's dispatcher instead, and from it to
-    # the caller, every step with its timing. (`plain`: a `PlainRun`, whose decision at
-    # the end of a round is `_take_now` of its own; else a pool makes it a `Run`.)
-    cls = _driver.PlainRun if plain else _driver.Run
+    # the caller, every step with its timing. (`plain`: a `PlainRun`; else a pool makes
+    # it a `Run`.)
+    cls = _driver.Run
     decide = getattr(cls, where)
     calls: list[object] = []
 

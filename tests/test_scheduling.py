@@ -9,6 +9,7 @@ order, so wherever order matters, durations differ.
 from __future__ import annotations
 
 import contextvars
+import functools
 import os
 
 import pytest
@@ -330,11 +331,12 @@ async def test_a_step_freed_while_every_other_step_waits_starts_without_waiting_
 ) -> None:
     # Real time, on purpose: what is tested is that Trio's wait for I/O does not hold it.
     # Under a bound of 2, `a` and `b` start; `a`'s end leaves the choice to the end of its
-    # round (`b` could still free a step at that instant), and `c` is started there. No
-    # task is runnable then (`b` waits for `c`): Trio was about to wait for I/O with no
-    # deadline, and `c` would never have run (the virtual clock's autojump, at threshold
-    # 0, never waits, so it cannot show this). `failing`: `a` fails under
-    # CONTINUE_ON_ERROR, so the decision waits for the failure to be told to the core.
+    # round (`b` could still free a step at that instant), where `c` is taken and the
+    # dispatcher woken to start it. No task is runnable then (`b` waits for `c`): Trio was
+    # about to wait for I/O with no deadline, and `c` would never have run (the virtual
+    # clock's autojump, at threshold 0, never waits, so it cannot show this). `failing`:
+    # `a` fails under CONTINUE_ON_ERROR, so the decision waits for the failure to be told
+    # to the core.
     go = trio.Event()
 
     async def a() -> None:
@@ -364,6 +366,42 @@ async def test_a_step_freed_while_every_other_step_waits_starts_without_waiting_
             graph, RunOptions(max_concurrency=2, error_policy=policy)
         )
     assert [t.name for t in result.steps] == ["a", "c", "b", "d"]
+
+
+async def test_every_step_task_is_spawned_by_a_task(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # Trio spawns tasks from tasks, and a Trio instrument's `task_spawned` may ask which
+    # one (`current_task()`): were a step spawned between two rounds (where the decisions
+    # of an instant are taken), it would raise, and Trio would disable the instrument for
+    # the rest of the program. Here decisions are left to the end of a round (`a` ends
+    # while `b`, which frees `after_b`, still runs) and taken there.
+    parents: dict[str, str] = {}
+
+    class Parents(trio.abc.Instrument):
+        def task_spawned(self, task: trio.lowlevel.Task) -> None:
+            parents[task.name] = trio.lowlevel.current_task().name
+
+    async def sleeps(seconds: float) -> None:
+        await trio.sleep(seconds)
+
+    graph = Graph(
+        [
+            exegraph.Step("a", functools.partial(sleeps, 1)),
+            exegraph.Step("b", functools.partial(sleeps, 3)),
+            exegraph.Step("after_b", functools.partial(sleeps, 0), depends_on=["b"]),
+            exegraph.Step("c", functools.partial(sleeps, 0)),
+            exegraph.Step("d", functools.partial(sleeps, 1)),
+        ]
+    )
+    instrument = Parents()
+    trio.lowlevel.add_instrument(instrument)
+    try:
+        result = await exegraph.run_with_result(graph, RunOptions(max_concurrency=2))
+    finally:
+        trio.lowlevel.remove_instrument(instrument)  # (raises if Trio disabled it)
+    assert result.ok
+    assert set(graph.names) <= set(parents)
 
 
 async def test_a_long_run_of_steps_that_never_suspend_still_lets_other_tasks_run() -> None:

@@ -13,9 +13,9 @@ core's (`_core.py`). One run is:
 Completions are decided together: a step task reports its outcome; the core is asked
 what to start at the end of the round of Trio's scheduler, before Trio waits for I/O
 (`_Takes`, an instrument), after every task that Trio ran in the round (every completion
-of that clock instant so far) has reported, and those steps are started there; when the
-run has failures, an interrupt or a cancellation to deal with, its dispatcher starts them
-on its turn in the next round instead. Asking in the middle of a round would count the
+of that clock instant so far) has reported, and the dispatcher, woken if the core took
+something, starts those steps on its turn in the next round. Asking in the middle of a
+round would count the
 completions of that round that Trio happened to run first. When the core says no other
 completion could change the choice (`Core.decide_now`: no other step running, as in a
 chain, or none that could release a step), the step task asks the core itself. Failures
@@ -226,30 +226,29 @@ class _NextRound(trio.abc.Instrument):
 
 @final
 class _Takes(trio.abc.Instrument):
-    """Decides what starts between two rounds of Trio's scheduler.
+    """Decides what starts between two rounds of Trio's scheduler, for the dispatcher.
 
     A step task whose completion leaves the decision to the end of its round
     (`Core.decide_now` is false) sets `run.take_due`. Once every task of the round has
-    run, before Trio waits for I/O (`before_io_wait`, once between two rounds, before
-    any task of the next runs), the core is asked what starts, and those steps are
-    started there (`Run._take_now`); unless the run has a cancellation, failures or an
-    interrupt to deal with first: then the core is asked there too
-    (`Run._take_at_boundary`), and the run's dispatcher, woken, starts those steps on
-    its turn in the next round, after dealing with the rest. Either way every
-    completion of the round counts: had the dispatcher asked on its turn, a completion
-    of that same round would count or not depending on whether Trio ran its task
-    first, the steps it releases would start a round earlier or later, and a failure
-    of that instant find them in flight or not begun.
+    run, before Trio waits for I/O (`before_io_wait`: once between two rounds, before
+    any task of the next runs), the core is asked what starts (`Run._take_at_boundary`),
+    and the run's dispatcher, woken if it took something, starts those steps on its turn
+    in the next round. Had the dispatcher asked on its turn, a completion of that same
+    round would count or not depending on whether Trio ran its task first: the steps it
+    releases would start a round earlier or later, and a failure of that instant find
+    them in flight or not begun. The steps are started by the dispatcher, a task, not
+    here: Trio spawns tasks from tasks (an instrument's `task_spawned` may ask for the
+    current task), and a step's task is spawned as any task is.
 
-    Starting the steps there costs no task of its own: waking the dispatcher for it
-    cost a trip through Trio's run queue at every decision (its wake, its turn, its
-    wait again: about 4 % of the opcodes of a run of no-op steps under a bound of 4),
-    and the steps began a round later than those a completion starts at once (in the
-    next round: so do these now).
-    Trio computes how long to wait for I/O before it calls `before_io_wait`: when that
-    is not zero (no task was runnable, as when the steps in flight all sleep), a task
-    started or woken there would wait with it, so the wait is cut short
-    (`TrioToken.run_sync_soon`, which wakes Trio's I/O wait).
+    The dispatcher is woken only when the core took something: a decision that takes
+    nothing (as when the round's last completion had already decided: it clears
+    `take_due`) costs it no trip through Trio's run queue (its wake, its turn, its wait
+    again: about 4 % of the opcodes of a run of no-op steps under a bound of 4, when it
+    was woken for every decision to make sure that a next round came). Trio computes how
+    long to wait for I/O before it calls `before_io_wait`: when that is not zero (no task
+    runnable, as when the steps in flight all sleep), the dispatcher woken here would
+    wait with it, so the wait is cut short (`TrioToken.run_sync_soon`, which wakes
+    Trio's I/O wait).
 
     It also tells the core the failures of a run not failing fast (or failing fast
     already) at the start of the second round after theirs, as `_NextRound` does for
@@ -278,33 +277,29 @@ class _Takes(trio.abc.Instrument):
             self.due = []
             self.feed_next, self.feed_later = self.feed_later, []
             self.idle = 0
-            runnable = False  # a task started or woken here
+            woken = False  # a dispatcher woken here (Trio may be about to wait)
             for run in feeds:
                 if run.feed_armed:  # (not if the run is over)
+                    parked = run.parked
                     run._at_boundary(run._feed_at_boundary)
-                    runnable = True  # (its dispatcher records what was skipped)
+                    woken = woken or (parked and not run.parked)
             for run in due:
                 if not run.take_due:  # (the run is over, told its failures, or decided)
                     continue
-                # Quiet: no cancellation noted (fail-fast decided, or from outside), no
-                # failure to tell the core, no skip it decided left to record, no
-                # interrupt: nothing for the dispatcher to deal with first.
-                if (
+                parked = run.parked
+                run._at_boundary(run._take_at_boundary)
+                # Its dispatcher starts what was taken; nothing else is left for it to do
+                # unless the run is being cancelled, has failures to tell the core or
+                # skips to record, or was interrupted (as when steps fail-fast cancelled
+                # must report before the core takes anything).
+                if run.taken or not (
                     run.cancelled_at == _INF
                     and not (run.feed_armed or run.fed)
                     and run.interrupt is None
-                    and run.boundary_error is None
                 ):
-                    try:
-                        runnable = run._take_now() or runnable
-                    except BaseException as exc:  # noqa: BLE001 - the dispatcher raises it
-                        run._boundary_failed(exc)
-                        runnable = True
-                else:  # its dispatcher starts what is taken, on its turn in the next round
-                    run._at_boundary(run._take_at_boundary)
                     run._wake()
-                    runnable = True
-            if runnable and timeout:
+                woken = woken or (parked and not run.parked)
+            if woken and timeout:
                 self.token.run_sync_soon(_nothing)
         else:
             self.idle += 1
@@ -500,8 +495,7 @@ class Run(_Facts):
         self.feed_armed = False
         self.fed: list[Sequence[_core.Skip]] = []
         # The decisions taken between two rounds (`_Takes`): whether one is due at the
-        # end of this round, and the steps taken there for the dispatcher to start (when
-        # `_Takes` does not start them itself).
+        # end of this round, and the steps taken there (the dispatcher starts them).
         self.take_due = False
         self.past_doomed = False
         # An error raised by a decision taken between two rounds (`_at_boundary`).
@@ -688,8 +682,7 @@ class Run(_Facts):
                         continue
                     # Asked for in this round, before this turn: decided at its end
                     # (`_Takes`) with every completion of it, whichever task Trio runs
-                    # first; what was taken then, if `_Takes` left it, starts on the turn
-                    # after this one.
+                    # first; what was taken then starts on the turn after this one.
                     await trio.lowlevel.cancel_shielded_checkpoint()
                     self._spawn_taken()
         except trio.Cancelled:
@@ -742,10 +735,11 @@ class Run(_Facts):
             trio.lowlevel.reschedule(self.dispatcher)
 
     def _wake_to_decide(self) -> None:
-        """Have what the core says start at the end of this round (`_Takes`).
+        """Have the core asked what starts at the end of this round (`_Takes`).
 
-        Decided then, with every completion of this round, whichever Trio runs first.
-        (`_arm_take`, inlined: it is called once a completion, in many runs.)
+        Decided then, with every completion of this round, whichever Trio runs first;
+        the dispatcher is woken then if the core took something. (`_arm_take`, inlined:
+        it is called once a completion, in many runs.)
         """
         if not self.take_due:
             self.take_due = True
@@ -753,14 +747,6 @@ class Run(_Facts):
             if takes is None or takes.removed:
                 takes = self.takes = self._boundaries()
             takes.due.append(self)
-
-    def _take_now(self) -> bool:
-        """At the end of a round (`_Takes`): start what the core says; whether any did."""
-        self._take_at_boundary()
-        if not self.taken:
-            return False
-        self._spawn_taken()
-        return True
 
     def _arm_take(self) -> None:
         """Ask the core what starts at the end of this round (`_Takes`)."""
@@ -1382,9 +1368,9 @@ class Run(_Facts):
         """Start what may start now, or leave it to the dispatcher.
 
         Other running steps may complete at this same instant: the core is asked for all
-        of them together at the end of this round of Trio's scheduler (`_Takes`), which
-        starts what it took, unless the core says no later completion could change the
-        choice (`Core.decide_now`): then this task decides at once.
+        of them together at the end of this round of Trio's scheduler (`_Takes`), and the
+        dispatcher starts what it took, unless the core says no later completion could
+        change the choice (`Core.decide_now`): then this task decides at once.
         """
         core = self.core
         if self.resources:
@@ -1591,23 +1577,6 @@ class PlainRun(Run):
         if not core.ready or self.cancelled_at != _INF:
             return []
         return core.take()
-
-    def _take_now(self) -> bool:
-        """`Run._take_now` for plain steps: the core's take, started at once.
-
-        (`_Takes` calls it only for a quiet run: no cancellation, no failure pending, so
-        nothing the dispatcher left to start, and no step cancelled by fail-fast.)
-        """
-        self.take_due = False
-        core = self.core
-        if self.taken or not core.ready or core.running >= core.limit:
-            if self.taken:  # (never seen: left by the dispatcher's boundary; it starts them)
-                self._take_at_boundary()
-                self._wake()
-                return True
-            return False
-        self._spawn(core.take())
-        return True
 
     def _spawn(self, taken: list[int]) -> None:
         """Start a task for each step of `taken`, in the run's nursery."""
