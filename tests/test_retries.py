@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 import pytest
 import trio
+import trio.testing
 
 import exegraph_trio as exegraph
 from exegraph_trio import ErrorPolicy, Graph, Retry, RunOptions, Step, StepStatus
@@ -757,3 +758,54 @@ async def test_a_step_cancelled_while_waiting_to_retry_ends_at_its_last_attempts
     assert timing.attempts == 1
     # SPEC 2.1: "`start` is the first attempt's start, `end` the last one's end".
     assert (timing.start, timing.end) == (0, 1)
+
+
+def test_no_retry_attempt_begins_after_the_run_is_cancelled_from_outside() -> None:
+    # A retry given its slot back at the instant the caller cancels the run, while the
+    # dispatcher is busy (another step's failure of that instant) and no watcher runs:
+    # the next attempt must not begin (spec: a run cancelled from outside cancels every
+    # step in flight; cancellation is never retried). It asks Trio first, as a first
+    # attempt does. (A pool sends the retries through `full_step`. Trio runs a round's
+    # tasks in an order of its own choosing, hence the repeats: 14 of 160 such runs
+    # began an attempt before.)
+    log: list[tuple[str, float]] = []
+
+    async def flaky() -> None:  # cut by its own deadline at t=2, retried at once
+        log.append(("attempt", trio.current_time()))
+        await trio.sleep(5)
+
+    async def slow() -> None:  # fails at t=2 too: the dispatcher tells the core
+        await trio.sleep(5)
+
+    async def after() -> None:
+        pass
+
+    graph = Graph(
+        [
+            Step("flaky", flaky, retry=Retry(attempts=3, delay=0)),
+            Step("slow", slow),
+            Step("after", after, depends_on=["flaky"], pools=["p"]),
+        ]
+    )
+    options = RunOptions(error_policy=ErrorPolicy.CONTINUE_ON_ERROR, step_timeout=2, pools={"p": 1})
+
+    async def main(k: int) -> None:
+        with trio.CancelScope() as scope:
+
+            async def canceller() -> None:
+                await trio.sleep(2)
+                for _ in range(k):
+                    await trio.lowlevel.checkpoint()
+                log.append(("cancel", trio.current_time()))
+                scope.cancel()
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(canceller)
+                nursery.start_soon(exegraph.run, graph, options)
+
+    for k in range(4):
+        for _ in range(50):
+            log.clear()
+            trio.run(main, k, clock=trio.testing.MockClock(autojump_threshold=0))
+            cancelled = log.index(("cancel", 2))
+            assert ("attempt", 2) not in log[cancelled:], (k, log)

@@ -387,4 +387,10 @@ async def _wait_to_retry(
         # Given its slot after the run began stopping: no attempt begins after that.
         run._ended(i, first, None, None, late=late, end=ended)
         return False
+    if run._asks_trio(late=late):  # (as before a first attempt: `full_step`)
+        try:
+            await trio.lowlevel.checkpoint_if_cancelled()
+        except trio.Cancelled:  # cancelled from outside as it was given its slot
+            run._ended(i, first, None, None, late=late, end=ended)
+            return False
     return True
