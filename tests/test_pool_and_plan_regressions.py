@@ -104,3 +104,70 @@ def test_what_fail_fast_starts_after_a_failure_does_not_depend_on_trio_batch_ord
 @given(plan_cases(failures=True, rules_after_fail_fast=True))
 def test_a_plan_with_failures_and_trigger_rules_under_fail_fast(case: PlanCase) -> None:
     check_plan_equals_run(case)
+
+
+Starts = dict[str, tuple[exegraph.StepStatus, float | None]]
+
+
+def _starts_of_plan_and_run(
+    graph: Graph, options: RunOptions, fail: list[str]
+) -> tuple[Starts, list[Starts]]:
+    """The plan's (status, start) of each step, and those of 10 runs under a MockClock."""
+    plan = exegraph.plan(graph, options, fail=fail)
+
+    async def main() -> exegraph.RunResult:
+        return await exegraph.run_with_result(graph, options)
+
+    planned = {s.name: (s.status, s.start) for s in plan.steps}
+    runs = [trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0)) for _ in range(10)]
+    return planned, [{t.name: (t.status, t.start) for t in r.steps} for r in runs]
+
+
+def test_continue_on_error_decides_a_failure_with_the_successes_of_its_instant() -> None:
+    # At 1 s 'f' fails and 'c' succeeds. 'r1' and 'r2' (released by the failure) outrank
+    # 'w' (ready since 0): decided together, they take the two freed slots. The run used
+    # to take 'w' with 'c's completion a round before it told the core 'f' failed.
+    graph = Graph(
+        [
+            Step("f", sleeping(1, fails=True)),
+            Step("c", sleeping(1)),
+            Step("r1", sleeping(1), depends_on=["f"], trigger_rule=TriggerRule.ONE_FAILED),
+            Step("r2", sleeping(1), depends_on=["f"], trigger_rule=TriggerRule.ALL_DONE),
+            Step("w", sleeping(1)),
+        ]
+    )
+    options = RunOptions(max_concurrency=2, error_policy=exegraph.ErrorPolicy.CONTINUE_ON_ERROR)
+    planned, runs = _starts_of_plan_and_run(graph, options, ["f"])
+    assert {name: start for name, (_, start) in planned.items()} == {
+        "f": 0.0,
+        "c": 0.0,
+        "r1": 1.0,
+        "r2": 1.0,
+        "w": 2.0,
+    }
+    for run in runs:
+        assert run == planned
+
+
+def test_continue_on_error_frees_a_failed_steps_pool_slots_with_its_instant() -> None:
+    # At 1 s 'f' (pool p) fails and 'c' succeeds, releasing 'w' (pool q). 'hi' (p and q,
+    # ready since 0) outranks 'w': it takes both pools; 'w' waits for q.
+    graph = Graph(
+        [
+            Step("f", sleeping(1, fails=True), pools=["p"]),
+            Step("c", sleeping(1)),
+            Step("d", sleeping(1), depends_on=["f"]),
+            Step("hi", sleeping(1), pools=["p", "q"]),
+            Step("w", sleeping(1), depends_on=["c"], pools=["q"]),
+        ]
+    )
+    options = RunOptions(
+        max_concurrency=3,
+        error_policy=exegraph.ErrorPolicy.CONTINUE_ON_ERROR,
+        pools={"p": 1, "q": 1},
+    )
+    planned, runs = _starts_of_plan_and_run(graph, options, ["f"])
+    assert planned["hi"][1] == 1.0
+    assert planned["w"][1] == 2.0
+    for run in runs:
+        assert run == planned

@@ -866,7 +866,11 @@ class Run(_Facts):
             self._stamp_ready()
         elif not core.ready:
             return []
-        if self.cancel_pending:  # a failure under fail-fast: decided with it
+        if self.cancel_pending or self.feed_armed:
+            # Failures of this instant are not told to the core yet (`_failed`): what
+            # they release (a trigger-rule step) and free (a slot, pool slots) competes
+            # with the rest by rule 3, so the take waits for them; telling them takes
+            # (`_feed_at_boundary`), as `plan()` decides after every end of the instant.
             return []
         if self._refuses_starts():
             return []
