@@ -15,11 +15,10 @@ what to start at the end of the round of Trio's scheduler, before Trio waits for
 (`_Takes`, an instrument), after every task that Trio ran in the round (every completion
 of that clock instant so far) has reported, and the dispatcher, woken if the core took
 something, starts those steps on its turn in the next round. Asking in the middle of a
-round would count the
-completions of that round that Trio happened to run first. When the core says no other
-completion could change the choice (`Core.decide_now`: no other step running, as in a
-chain, or none that could release a step), the step task asks the core itself. Failures
-are told to the core between two rounds too (`_NextRound`).
+round would count the completions of that round that Trio happened to run first. When the
+core says no other completion could change the choice (`Core.decide_now`: no other step
+running, as in a chain, or none that could release a step), the step task asks the core
+itself. Failures are told to the core between two rounds too (`_NextRound`).
 
 The observers (hooks and instruments) live in `_observers.py`, the reading of exceptions
 in `_outcomes.py`, and the entry points `run` and `run_with_result` in `_run.py`.
@@ -777,14 +776,10 @@ class Run(_Facts):
         try:
             decide(**kwargs)
         except BaseException as exc:  # noqa: BLE001 - the dispatcher raises it
-            self._boundary_failed(exc)
-
-    def _boundary_failed(self, exc: BaseException) -> None:
-        """A decision between two rounds raised `exc`: the dispatcher raises it."""
-        self.take_due = self.feed_armed = False
-        if self.boundary_error is None:
-            self.boundary_error = exc
-        self._wake()
+            self.take_due = self.feed_armed = False
+            if self.boundary_error is None:
+                self.boundary_error = exc
+            self._wake()
 
     def _feed_at_boundary(self, *, cancel: bool = False) -> None:
         """Between two rounds: tell the core the pending failures, then what may start.
