@@ -24,7 +24,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 import least
 import peers
@@ -234,28 +234,13 @@ def _least_run(*, step_timeout: float | None, core: bool = False) -> Callable[[S
         assert priorities is not None
         rank = least.ranks_of(priorities)
         # (no step's times kept: timed beside `exegraph.run`, which keeps none either)
-        run: Callable[[int], Awaitable[list[int]]]
-        if core:
-            run = functools.partial(
-                least.required_core,
-                shape.deps,
-                rank,
-                shape.names,
-                actions=actions,
-                dependents=dependents,
-                record=False,
-            )
-        else:
-            run = functools.partial(
-                least.required,
-                shape.deps,
-                rank,
-                shape.names,
-                actions=actions,
-                step_timeout=step_timeout,
-                dependents=dependents,
-                record=False,
-            )
+        given: dict[str, Any] = {"actions": actions, "dependents": dependents, "record": False}
+        if not core:
+            given["step_timeout"] = step_timeout
+        runner: Callable[..., Awaitable[list[int]]] = (
+            least.required_core if core else least.required
+        )
+        run = functools.partial(runner, shape.deps, rank, shape.names, **given)
 
         def go(limit: int) -> float:
             return time_trio(lambda: run(limit))[0]

@@ -134,40 +134,46 @@ def _graph(seed: int) -> tuple[Graph, dict[str, Any]]:
     return Graph(steps), options
 
 
-class _CancelAt(trio.abc.Instrument):
-    """Cancels `scope` at the start of round `k` (counted from when it is added)."""
+class _Canceller(trio.abc.Instrument):
+    """Cancels `scope` at round `k` (counted from when it is added), by `cancel`."""
 
-    def __init__(self, scope: trio.CancelScope, k: int) -> None:
-        self.scope, self.k, self.n = scope, k, 0
+    def __init__(
+        self,
+        scope: trio.CancelScope,
+        k: int,
+        cancel: Callable[[trio.CancelScope], None] = trio.CancelScope.cancel,
+    ) -> None:
+        self.scope, self.k, self.n, self.cancel = scope, k, 0, cancel
+
+    def _round(self) -> None:
+        self.n += 1
+        if self.n == self.k:
+            self.cancel(self.scope)
+            trio.lowlevel.remove_instrument(self)
+
+
+class _CancelAt(_Canceller):
+    """Cancels at the start of round `k`, before any task of it runs."""
 
     def after_io_wait(self, timeout: float) -> None:
-        self.n += 1
-        if self.n == self.k:
-            self.scope.cancel()
-            trio.lowlevel.remove_instrument(self)
+        self._round()
 
 
-class _CancelBeforeIoWait(trio.abc.Instrument):
-    """Cancels `scope` at the end of round `k`, before Trio waits for I/O.
+class _CancelAtEnd(_Canceller):
+    """Cancels at the end of round `k`, before Trio waits for I/O.
 
-    Where exegraph starts the steps a round's completions freed (`_driver._Takes`): just
-    before them, or just after them, by the order the instruments were added in.
+    Where exegraph decides what the round's completions freed (`_driver._Takes`): just
+    before, or just after, by the order the instruments were added in.
     """
 
-    def __init__(self, scope: trio.CancelScope, k: int) -> None:
-        self.scope, self.k, self.n = scope, k, 0
-
     def before_io_wait(self, timeout: float) -> None:
-        self.n += 1
-        if self.n == self.k:
-            self.scope.cancel()
-            trio.lowlevel.remove_instrument(self)
+        self._round()
 
 
 async def _cancelled_at(seed: int, k: int, how: str) -> _Log:
     graph, options = _graph(seed)
     log = _Log()
-    at = _CancelBeforeIoWait if how.endswith("-io") else _CancelAt
+    at = _CancelAtEnd if how.endswith("-io") else _CancelAt
     with trio.CancelScope() as scope:
         if how.startswith("instrument-first"):
             trio.lowlevel.add_instrument(at(scope, k))
@@ -259,28 +265,6 @@ async def _begun_after_cancel(seed: int, k: int, how: str, hooks: bool) -> list[
         cancelled = True
         scope.cancel()
 
-    class At(trio.abc.Instrument):
-        def __init__(self, scope: trio.CancelScope) -> None:
-            self.scope, self.n = scope, 0
-
-        def after_io_wait(self, timeout: float) -> None:
-            self.n += 1
-            if self.n == k:
-                cancel(self.scope)
-                trio.lowlevel.remove_instrument(self)
-
-    class AtEnd(trio.abc.Instrument):
-        """At the end of round `k`, where exegraph starts the steps it freed."""
-
-        def __init__(self, scope: trio.CancelScope) -> None:
-            self.scope, self.n = scope, 0
-
-        def before_io_wait(self, timeout: float) -> None:
-            self.n += 1
-            if self.n == k:
-                cancel(self.scope)
-                trio.lowlevel.remove_instrument(self)
-
     class AfterFailure(trio.abc.Instrument):
         """Cancels just before the `k`-th task step after a step failed."""
 
@@ -305,9 +289,9 @@ async def _begun_after_cancel(seed: int, k: int, how: str, hooks: bool) -> list[
 
                 nursery.start_soon(canceller)
             elif how == "instrument":
-                trio.lowlevel.add_instrument(At(scope))
+                trio.lowlevel.add_instrument(_CancelAt(scope, k, cancel))
             elif how == "instrument-end":
-                trio.lowlevel.add_instrument(AtEnd(scope))
+                trio.lowlevel.add_instrument(_CancelAtEnd(scope, k, cancel))
             else:
                 trio.lowlevel.add_instrument(AfterFailure(scope))
             with contextlib.suppress(exegraph.RunError):  # (some steps fail)
