@@ -9,7 +9,7 @@ import math
 import types
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
-from typing import TYPE_CHECKING, Any, Final, TypeAlias, cast, final
+from typing import TYPE_CHECKING, Any, Final, TypeAlias, final
 
 import attrs
 
@@ -308,22 +308,9 @@ def _missing_arguments(action: object) -> list[str]:
     `*args, **kwargs` (what it forwards is not known: `__wrapped__` is not followed, as a
     decorator may supply some of them itself).
     """
-    given = 0  # positional arguments bound (partials, `self`)
-    named: set[str] = set()
-    while type(action) is functools.partial:  # (a partial of a partial: inner ones first)
-        given += len(action.args)
-        named.update(action.keywords)
-        action = action.func
-    if type(action) is types.MethodType:
-        given += 1
-        action = action.__func__
-    elif type(action) is not types.FunctionType:
-        call = getattr(type(action), "__call__", None)  # noqa: B004 - the class attribute
-        if type(call) is not types.FunctionType:
-            return []
-        given += 1
-        action = call
-    function = cast("types.FunctionType", action)
+    function, given, named = _beneath(action)
+    if type(function) is not types.FunctionType:
+        return []
     code = function.__code__
     count = code.co_argcount
     defaults = function.__defaults__ or ()
@@ -338,6 +325,33 @@ def _missing_arguments(action: object) -> list[str]:
     filled = function.__kwdefaults__ or {}
     missing += [p for p in keyword_only if p not in filled and p not in named]
     return missing
+
+
+def _beneath(action: object) -> tuple[object, int, set[str]]:
+    """What calling `action` calls, and what it is already given.
+
+    Beneath `functools.partial`s, a bound method or a callable object (its class's
+    `__call__`), the function called (else `action` itself: a builtin, a class, an object
+    that gives its own `__signature__`, as `in_thread(fn)` does), how many of its leading
+    positional parameters are given (a partial's arguments, `self`), and the keywords a
+    partial gives.
+    """
+    given = 0
+    named: set[str] = set()
+    while isinstance(action, functools.partial):  # (a partial of a partial: inner ones first)
+        given += len(action.args)
+        named.update(action.keywords)
+        action = action.func
+    if inspect.ismethod(action):
+        return action.__func__, given + 1, named
+    if (
+        not inspect.isroutine(action)
+        and not isinstance(action, type)
+        and getattr(action, "__signature__", None) is None
+    ):
+        call = getattr(type(action), "__call__", None)  # noqa: B004 - the class attribute
+        return call, given + 1, named
+    return action, given, named
 
 
 def _check_signature(step: Step) -> None:
@@ -377,22 +391,12 @@ def _bound_already(action: object) -> set[str]:
     `f`'s first one), and the `self` of a bound method or a callable object. A signature
     with `**kwargs` accepts these names as keywords, but the call would give them twice.
     """
-    bound = 0
-    while isinstance(action, functools.partial):
-        bound += len(action.args)
-        action = action.func
-    if inspect.ismethod(action):
-        action, bound = action.__func__, bound + 1
-    elif not inspect.isroutine(action) and not isinstance(action, type):
-        if getattr(action, "__signature__", None) is not None:
-            return set()  # (it says what it takes: `in_thread(fn)` gives `fn`'s)
-        action = getattr(type(action), "__call__", None)  # noqa: B004 - the class attribute
-        bound += 1
-    if not bound or not inspect.isfunction(action):
-        return set()
+    function, bound, _ = _beneath(action)
+    if not bound or not inspect.isfunction(function):
+        return set()  # (nothing given, or unread: `in_thread(fn)` gives `fn`'s signature)
     positional = [
         parameter.name
-        for parameter in inspect.signature(action).parameters.values()
+        for parameter in inspect.signature(function).parameters.values()
         if parameter.kind in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD)
     ]
     return set(positional[:bound])
