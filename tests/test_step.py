@@ -383,6 +383,41 @@ def test_a_step_pickles_and_deep_copies_as_an_equal_step(kwargs: dict[str, Any])
         ]
 
 
+class Labelled(exegraph.Step):  # type: ignore[misc]  # `@final`, but Python allows it
+    __slots__ = ()
+
+
+@attrs.frozen
+class Owned(exegraph.Step):  # type: ignore[misc]  # `@final`, but Python allows it
+    owner: str = ""
+
+
+@pytest.mark.parametrize("kind", ["plain", "attrs"])
+def test_a_subclass_of_step_pickles_and_deep_copies_with_its_read_only_mappings(
+    kind: str,
+) -> None:
+    # Its `inputs` and `pools` are read-only views, which cannot be pickled themselves.
+    kwargs: dict[str, Any] = {"inputs": {"who": "a"}, "pools": {"db": 2}, "tags": ["x"]}
+    step = (
+        Labelled("s", greet, **kwargs)
+        if kind == "plain"
+        else Owned("s", greet, **kwargs, owner="me")
+    )
+    bare = Labelled("t", noop) if kind == "plain" else Owned("t", noop)
+    for original in (step, bare):
+        for again in (pickle.loads(pickle.dumps(original)), copy.deepcopy(original)):
+            assert type(again) is type(original)
+            assert again == original
+            assert [getattr(again, f.name) for f in attrs.fields(type(original))] == [
+                getattr(original, f.name) for f in attrs.fields(type(original))
+            ]
+            with pytest.raises(TypeError):
+                again.inputs["other"] = "b"  # type: ignore[index]
+            with pytest.raises(TypeError):
+                again.pools["net"] = 1  # type: ignore[index]
+    assert pickle.loads(pickle.dumps(bare)).inputs is bare.inputs  # (the shared empty view)
+
+
 async def test_a_pickled_graph_runs_as_the_original(autojump_clock: object) -> None:
     graph = exegraph.Graph(
         [

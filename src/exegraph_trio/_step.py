@@ -9,7 +9,7 @@ import math
 import types
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
-from typing import TYPE_CHECKING, Any, Final, TypeAlias, final
+from typing import TYPE_CHECKING, Any, Final, TypeAlias, cast, final
 
 import attrs
 
@@ -188,6 +188,7 @@ def _convert_inputs(name: str, value: Any) -> Mapping[str, str]:
 _ALL_SUCCESS: Final = TriggerRule.ALL_SUCCESS
 _NO_INPUTS: Final[Mapping[str, str]] = types.MappingProxyType({})
 _NO_POOLS: Final[Mapping[str, int]] = types.MappingProxyType({})
+_EMPTY: Final[Mapping[str, Mapping[str, Any]]] = {"inputs": _NO_INPUTS, "pools": _NO_POOLS}
 
 
 def _dict_repr(mapping: Mapping[str, object]) -> str:
@@ -642,12 +643,14 @@ class Step:
         Its `inputs` and `pools` are read-only views (`types.MappingProxyType`), which
         cannot be pickled themselves; the step is made again from plain dicts, through
         the same checks. The action must be picklable (a module-level function). A
-        subclass is pickled as Python pickles any object (its fields as its state).
+        subclass is pickled as its class and its fields (its own too), those views as
+        dicts, and made again unchecked (`_remade_as`), as its checked fields were.
         """
         made: type[object] = type(self)
         if made is not Step:
-            # (`object.__new__`: `Step.__new__` takes the fields, the state gives them)
-            return (_new, (made,), self.__getstate__())
+            state = cast("dict[str, Any]", self.__getstate__()).copy()  # (attrs': a dict)
+            state["inputs"], state["pools"] = dict(self.inputs), dict(self.pools)
+            return (_remade_as, (made, state))
         return (
             _remade,
             (
@@ -729,6 +732,19 @@ def _remade(  # noqa: PLR0917 - `Step.__reduce__`'s fields, in order
         trigger_rule=trigger_rule,
         pools=pools or None,
     )
+
+
+def _remade_as(cls: type[Step], state: dict[str, Any]) -> Step:
+    """An instance of the subclass `cls` of `Step` with the fields of `state` (pickled).
+
+    `inputs` and `pools` come as dicts and are stored as read-only views again.
+    """
+    made: Step = _new(cls)
+    for field, value in state.items():
+        if field in ("inputs", "pools"):
+            value = types.MappingProxyType(value) if value else _EMPTY[field]  # noqa: PLW2901
+        object.__setattr__(made, field, value)
+    return made
 
 
 _FIELDS: Final = tuple(field.name for field in attrs.fields(Step))
