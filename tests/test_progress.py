@@ -394,6 +394,7 @@ async def test_the_live_area_escapes_line_breaks_and_control_characters_in_names
     # As the plain lines do: a name never moves the cursor, clears the screen or colours.
     release = trio.Event()
     seen: list[str] = []
+    seen_flaky: list[bool] = []
 
     async def running() -> None:
         await release.wait()
@@ -405,6 +406,13 @@ async def test_the_live_area_escapes_line_breaks_and_control_characters_in_names
     async def resource() -> AsyncIterator[int]:
         yield 1
         raise ValueError("td")
+
+    async def flaky() -> None:  # (its retry waits, with no deadline the clock could jump to)
+        if not seen_flaky:
+            seen_flaky.append(True)
+            await trio.sleep(0.1)
+            raise RuntimeError("nope")
+        await release.wait()
 
     async def watch() -> None:
         await trio.sleep(2.0)
@@ -422,6 +430,7 @@ async def test_the_live_area_escapes_line_breaks_and_control_characters_in_names
             Step("two\nlines", failing),
             Step("\x1b[32mres", resource),
             Step("after", noop, depends_on=["\x1b[32mres"]),
+            Step("re\ntry", flaky, retry=Retry(attempts=2, delay=0)),
         ]
     )
     progress = Progress(console=terminal(screen))
@@ -429,7 +438,8 @@ async def test_the_live_area_escapes_line_breaks_and_control_characters_in_names
     await exegraph.run_with_result(graph, options)
     lines = seen[0].splitlines()
     assert lines[0] == "✗ \\x1b[32mres: teardown failed: ValueError: td"
-    assert lines[1] == "✗ two\\nlines failed after 0.5s: ValueError: oops"
+    assert lines[1] == "↻ re\\ntry: attempt 1 failed, retrying in 0.000 s: RuntimeError: nope"
+    assert lines[2] == "✗ two\\nlines failed after 0.5s: ValueError: oops"
     assert "  \\x1b[2Jrunning  2.0s" in lines
 
 

@@ -304,7 +304,7 @@ class Progress(Instrument):
         if self._live_mode:
             state.notes[step.name] = "waiting to retry"
             if self._screen is not None:
-                self._screen.say(state.label, "↻", "yellow", f"{step.name}: {text}")
+                self._screen.say(state.label, "↻", "yellow", f"{state.show(step.name)}: {text}")
         else:
             self._write(state, f"{state.show(step.name)}: {text}")
 
