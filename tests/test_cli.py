@@ -277,6 +277,32 @@ def test_ctrl_c_tears_the_resources_down_and_exits_130(entry: str, tmp_path: Pat
     )
 
 
+@both_entry_points
+def test_a_second_ctrl_c_ends_the_process_at_once_by_the_signal(entry: str, tmp_path: Path) -> None:
+    # The first Ctrl-C stops the run, whose resource's teardown never ends; a user
+    # pressing Ctrl-C again ends the process there (command-line guide), as SIGINT's
+    # default action does. (Without it, this would wait for TIMEOUT and fail.)
+    process = subprocess.Popen(
+        _command(entry, ("run", "cli_pipeline:stubborn")),
+        cwd=GRAPHS,
+        env=_environment({"CLI_TEST_DIR": str(tmp_path)}),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=_restore_default_sigint,  # noqa: PLW1509 - no threads in this process
+    )
+    try:
+        _read_until(process, b"waiting for Ctrl-C\n")
+        process.send_signal(signal.SIGINT)
+        _read_until(process, b"tearing down, forever\n")
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=TIMEOUT)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == -signal.SIGINT, err
+
+
 def test_ctrl_c_exits_130_even_when_standard_error_is_gone(tmp_path: Path) -> None:
     # Progress lines and `exegraph: interrupted` go to a pipe nobody reads any more (a
     # `head` that exited): the teardown still runs and the status still says interrupted.

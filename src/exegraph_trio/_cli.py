@@ -28,11 +28,13 @@ import importlib.util
 import inspect
 import io
 import os
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from types import ModuleType
+from types import FrameType, ModuleType
 from typing import Final
 
 import attrs
@@ -529,7 +531,7 @@ def _run(args: argparse.Namespace) -> int:
         instruments.append(progress)
     options = attrs.evolve(options, instruments=instruments)
     try:
-        result = trio.run(run_with_result, graph, options)
+        result = trio.run(_run_until_interrupted_twice, graph, options)
     except (KeyboardInterrupt, SystemExit):  # Ctrl-C, or a step called sys.exit()
         if keeper.result is not None:
             unwritten = _report(keeper.result, trace)
@@ -543,6 +545,36 @@ def _run(args: argparse.Namespace) -> int:
         unwritten.status = EXIT_IO_ERROR if result.ok else EXIT_STEP_FAILED
         raise unwritten
     return EXIT_OK if result.ok else EXIT_STEP_FAILED
+
+
+async def _run_until_interrupted_twice(graph: Graph, options: RunOptions) -> RunResult:
+    """`run_with_result`, where a second Ctrl-C ends the process at once.
+
+    The first Ctrl-C is Trio's: a `KeyboardInterrupt` that stops the run, which tears its
+    resources down and waits for its threads before the command reports. Trio's handler
+    handles that one, and the default action is restored as it does: a second Ctrl-C
+    kills the process by the signal itself, as a user pressing it again expects (the
+    command-line guide), and as it would during the imports, before Trio ran.
+    """
+    handler = signal.getsignal(signal.SIGINT)
+    if (
+        not callable(handler)
+        or handler is signal.default_int_handler  # (Trio installed none: not the main thread)
+        or threading.current_thread() is not threading.main_thread()
+    ):
+        return await run_with_result(graph, options)
+    trio_handler = handler
+
+    def first_ctrl_c(signum: int, frame: FrameType | None) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        trio_handler(signum, frame)
+
+    signal.signal(signal.SIGINT, first_ctrl_c)
+    try:
+        return await run_with_result(graph, options)
+    finally:
+        if signal.getsignal(signal.SIGINT) is first_ctrl_c:  # (no Ctrl-C came)
+            signal.signal(signal.SIGINT, trio_handler)  # Trio puts back what it replaced
 
 
 def _check_trace_path(trace: str) -> None:

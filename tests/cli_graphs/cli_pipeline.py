@@ -138,6 +138,22 @@ interruptible = Graph(
     ]
 )
 
+
+async def stubborn_scratch() -> AsyncIterator[Path]:
+    """A resource step whose teardown never ends (the cue for a second Ctrl-C)."""
+    yield Path(os.environ["CLI_TEST_DIR"])
+    print("tearing down, forever", flush=True)
+    await trio.sleep_forever()
+
+
+stubborn = Graph(
+    [
+        Step("scratch", stubborn_scratch),
+        Step("wait", wait_for_ctrl_c, inputs={"folder": "scratch"}),
+    ]
+)
+"""`interruptible`, but its teardown never ends: only a second Ctrl-C stops it."""
+
 # Not graphs, each in its own way.
 not_a_graph = 42
 steps = [Step("fetch", nothing), Step("build", nothing, depends_on=["fetch"])]
