@@ -779,14 +779,16 @@ def test_a_py_file_imports_its_neighbours_as_python_file_py_would(tmp_path: Path
     assert done.stdout == "from-the-neighbour\n"
 
 
-@pytest.mark.parametrize("stem", ["cpu_pipe", "textwrap"])
+@pytest.mark.parametrize("stem", ["cpu_pipe", "textwrap", "deploy.prod"])
 def test_a_file_named_like_a_module_already_imported_runs_its_process_steps(
     stem: str, tmp_path: Path
 ) -> None:
     # `textwrap.py` is imported under another name (the standard library's `textwrap` is
     # taken): a worker process cannot import that name, so what it defines is sent by
     # value. (A worker that imports the module it hides, as every one does `json`, still
-    # fails: the warning says so.)
+    # fails: the warning says so.) So is `deploy.prod.py`, which pickle would take for
+    # the module `prod` of a package `deploy`, even where it is made (`in_process(work)`
+    # checks that `work` can be sent), with no warning: nothing is hidden.
     (tmp_path / f"{stem}.py").write_text(
         textwrap.dedent(
             """\

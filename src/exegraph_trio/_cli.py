@@ -323,21 +323,31 @@ def _import_file(path: Path) -> ModuleType:
     path = path.resolve()
     # Imported as `python path/to/file.py` would see it, its folder first on sys.path, but
     # under its own name rather than __main__, so its `if __name__ == "__main__":` does
-    # not run.
-    name = path.stem if path.stem not in sys.modules else f"_exegraph_file_{path.stem}"
+    # not run. A name with a dot (`deploy.prod.py`) would be a package's module to pickle:
+    # such a file is imported under another name, as one named like a module imported.
+    stem = path.stem
+    clash = stem in sys.modules
+    name = f"_exegraph_file_{stem.replace('.', '_')}" if clash or "." in stem else stem
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise _CommandError(f"cannot import {given!r}: not a Python module")
     sys.path.insert(0, str(path.parent))
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
+    # (before its code runs: `in_process(fn)` checks there that `fn` can be sent)
+    by_value = name != stem and _pickled_by_value(module)
     try:
         spec.loader.exec_module(module)
     except (Exception, SystemExit) as exc:  # `sys.exit()` at import: not a success
         del sys.modules[name]
         raise _CommandError(f"cannot import {given!r}: {_describe(exc)}") from exc
-    if name != path.stem:
-        _pickled_by_value(module)
+    if name != stem and not clash and not by_value:
+        _complain(
+            f"exegraph: warning: {given} has a dot in its name: a worker process "
+            "(in_process, on_cluster) cannot import it, and cloudpickle, which would send "
+            "its functions instead, is not installed: rename it if its steps fail there"
+        )
+    if clash:
         _complain(
             f"exegraph: warning: {given} is named like the module {path.stem}, already "
             f"imported: it is imported as {name}; a worker process (in_process, "
@@ -347,7 +357,7 @@ def _import_file(path: Path) -> ModuleType:
     return module
 
 
-def _pickled_by_value(module: ModuleType) -> None:
+def _pickled_by_value(module: ModuleType) -> bool:
     """Have cloudpickle send what `module` defines by value, when it is installed.
 
     A file imported under a name other than its own (`_exegraph_file_json` for a `json.py`,
@@ -355,13 +365,14 @@ def _pickled_by_value(module: ModuleType) -> None:
     name by a worker process: its functions, sent by reference, would fail every
     `in_process` or `on_cluster` step there with a `ModuleNotFoundError`. (Without
     cloudpickle, which trio-parallel uses when it is installed and distributed always
-    does, they still do: the file must then be renamed.)
+    does, they still do: the file must then be renamed.) Returns whether it will.
     """
     try:
         cloudpickle = importlib.import_module("cloudpickle")
     except ImportError:
-        return
+        return False
     cloudpickle.register_pickle_by_value(module)
+    return True
 
 
 def _as_graph(value: object, target: str) -> Graph:
