@@ -722,6 +722,13 @@ def test_a_selector_that_matches_nothing_is_a_one_line_error() -> None:
     assert_one_line_error(done, "--select: ", "'lnit'", "(did you mean 'lint'?)")
 
 
+def test_a_removal_a_kept_step_needs_suggests_only_what_the_command_line_offers() -> None:
+    # `Graph.select` also suggests `with_dependencies=False`, which is no flag here.
+    done = exegraph("list", "cli_pipeline:graph", "--select", "!fetch")
+    line = assert_one_line_error(done, "--select: ", "depends on 'fetch'", "'!fetch+'")
+    assert "with_dependencies" not in line
+
+
 # -- MODULE:ATTR -----------------------------------------------------------------------------
 
 

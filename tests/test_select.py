@@ -329,6 +329,15 @@ def test_removing_a_step_a_kept_step_needs_names_both() -> None:
     assert "with_dependencies=False" in str(info.value)
 
 
+def test_the_way_out_of_a_removal_is_a_selector_that_parses() -> None:
+    # A name with a space would be two terms: the suggestion writes it as a glob.
+    graph = Graph([s("db setup"), s("app", "db setup"), s("docs")])
+    with pytest.raises(ValueError, match="'app' depends on 'db setup'") as info:
+        graph.select("!db?setup")
+    assert "'!db?setup+'" in str(info.value)
+    assert graph.select("!db?setup+").names == ("docs",)
+
+
 def test_removing_a_dependency_of_the_whole_graph_names_every_kept_dependent() -> None:
     with pytest.raises(ValueError, match="would remove steps that kept steps need") as info:
         PIPELINE.select("!build")

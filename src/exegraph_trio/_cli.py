@@ -48,6 +48,7 @@ from ._options import ErrorPolicy, RunOptions
 from ._plan import plan
 from ._result import RunResult, _describe, printable
 from ._run import run_with_result
+from ._select import RemovalError
 from ._step import Step
 from ._version import __version__
 
@@ -272,6 +273,8 @@ def _load_graph(target: str, selector: str | None) -> Graph:
         return graph
     try:
         return graph.select(selector)
+    except RemovalError as exc:  # (its way out with `with_dependencies=False` is no flag here)
+        raise _CommandError(f"--select: {exc.without_keyword}") from exc
     except ValueError as exc:
         raise _CommandError(f"--select: {exc}") from exc
 

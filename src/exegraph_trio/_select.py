@@ -330,11 +330,24 @@ def _check_removals(
     ]
     if pairs:
         listed = _listed([f"{kept!r} depends on {dep!r}" for kept, dep in pairs])
-        raise ValueError(
+        raise RemovalError(
             f"selector {_echo(selector)} would remove steps that kept steps need: {listed}; "
-            f"remove their dependents too (a trailing '+', like '!{pairs[0][1]}+'), or pass "
-            "with_dependencies=False to drop those dependencies instead"
+            "remove their dependents too (a trailing '+', like "
+            f"'!{_as_glob(pairs[0][1], tag=False)}+')",
+            " or pass with_dependencies=False to drop those dependencies instead",
         )
+
+
+class RemovalError(ValueError):
+    """A selector removes a step that a kept step needs (a `ValueError`, as SPEC 2.2 says).
+
+    Its message ends with the two ways out; `without_keyword` is the message without the
+    second (`with_dependencies=False`), for the command line, which has no such flag.
+    """
+
+    def __init__(self, first: str, keyword: str) -> None:
+        super().__init__(f"{first},{keyword}")
+        self.without_keyword = first
 
 
 def _assemble(graph: Graph, keep: bytearray, *, cut: bool) -> Graph:
