@@ -465,6 +465,18 @@ def test_output_that_cannot_be_written_is_a_one_line_error_with_status_74(comman
     ]
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full on this system")
+def test_a_step_exit_status_stands_when_the_table_cannot_be_written() -> None:
+    # As when the --trace file cannot be written: the run's own status (a step's
+    # `sys.exit(5)` here, Ctrl-C's 130 alike) is not replaced by 74; one line says why.
+    with open("/dev/full", "w", encoding="utf-8") as full:
+        done = exegraph_writing_to(full, "run", "cli_pipeline:exiting", "--no-progress")
+    assert done.returncode == 5, done.stderr
+    assert done.stderr.splitlines() == [
+        "exegraph: error: cannot write the output: OSError: [Errno 28] No space left on device"
+    ]
+
+
 _TRACE_LOST = """\
 import shutil, sys
 import exegraph_trio as exegraph

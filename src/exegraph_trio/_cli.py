@@ -548,8 +548,15 @@ def _run(args: argparse.Namespace) -> int:
         result = trio.run(_run_until_interrupted_twice, graph, options)
     except (KeyboardInterrupt, SystemExit):  # Ctrl-C, or a step called sys.exit()
         if keeper.result is not None:
-            unwritten = _report(keeper.result, trace)
-            if unwritten is not None:  # said; the interrupt's status stands
+            try:
+                unwritten = _report(keeper.result, trace)
+            except BrokenPipeError:  # (`| head`): nothing to say
+                _drop_stdout()
+                unwritten = None
+            except OSError as exc:  # the table could not be printed (a full disk)
+                _drop_stdout()
+                unwritten = _CommandError(f"cannot write the output: {_describe(exc)}")
+            if unwritten is not None:  # said; the interrupt's or the exit's status stands
                 _complain(f"{args.prog}: error: {unwritten}")
         raise
     except Exception as exc:
