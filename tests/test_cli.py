@@ -896,7 +896,7 @@ def test_attr_is_a_graph_a_builder_or_a_function_returning_one(
             "cli_pipeline:pipeline",
             "cli_pipeline has no attribute 'pipeline' (its graphs: 'broken_builder', "
             "'builder', 'empty', 'exiting', 'failing', 'graph', 'hanging', 'interruptible', "
-            "'pooled', 'wide')",
+            "'pooled', 'stubborn', 'wide')",
         ),
         (
             "cli_pipeline:not_a_graph",
@@ -936,6 +936,15 @@ def test_a_target_that_is_not_a_graph_is_a_one_line_error(target: str, message: 
     done = exegraph("list", target)
     line = assert_one_line_error(done)
     assert line.removeprefix("exegraph: error: ").startswith(message), line
+
+
+def test_a_file_path_in_an_error_is_written_on_one_line(tmp_path: Path) -> None:
+    # The path is the user's: a line break or an escape code in it is escaped, as in names.
+    path = tmp_path / "new\nline\x1b[31m.py"
+    path.write_text("x = 1\n", encoding="utf-8")
+    line = assert_one_line_error(exegraph("list", f"{path}:graph"))
+    assert "\x1b" not in line
+    assert "new\\nline\\x1b[31m.py has no attribute 'graph'" in line
 
 
 @pytest.mark.parametrize(

@@ -708,9 +708,11 @@ def _drop_stdout() -> None:
 
 
 def _complain(text: str) -> None:
-    """Say `text` on standard error, unless it is gone (a pipe closed by `head`).
+    """Say `text` on standard error, on one line, unless it is gone (a pipe closed by `head`).
 
-    A pipe nobody reads blocks the write: a Ctrl-C then ends it (the exit status says it).
+    What it quotes (a file's path, a module's name) may hold line breaks or escape codes:
+    they are written as Python escapes them (`printable`), as names are everywhere. A pipe
+    nobody reads blocks the write: a Ctrl-C then ends it (the exit status says it).
     """
     with contextlib.suppress(OSError, KeyboardInterrupt):
-        print(text, file=sys.stderr, flush=True)
+        print(printable(text), file=sys.stderr, flush=True)
