@@ -71,3 +71,8 @@ def current_span_ids() -> tuple[str, str, bool]:
 def submit_words(key: str, priority: int, *, pure: bool, workers: str) -> str:
     """Parameters named like `Client.submit`'s own: they must reach the function."""
     return f"{key}/{priority}/{pure}/{workers}"
+
+
+def stop(message: str) -> None:
+    """Raise `StopIteration`, which no coroutine can pass on (PEP 479)."""
+    raise StopIteration(message)

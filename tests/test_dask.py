@@ -146,6 +146,14 @@ def test_an_async_function_is_refused() -> None:
         on_cluster(resize)
 
 
+def test_a_generator_function_is_refused_as_in_thread_and_in_process_refuse_it() -> None:
+    def frames() -> Iterator[int]:
+        yield 1
+
+    with pytest.raises(TypeError, match="frames is a generator function: calling it only"):
+        on_cluster(frames)
+
+
 def test_an_object_with_an_async_call_is_refused() -> None:
     class Resize:
         async def __call__(self, width: int) -> None: ...
@@ -391,6 +399,19 @@ async def test_an_exception_on_the_worker_fails_the_step_with_its_type_and_trace
     assert str(error) == "bad frame 3"
     frames = [frame.name for frame in traceback.extract_tb(error.__traceback__)]
     assert "fail" in frames  # the worker's frame, raised where it was raised
+
+
+async def test_a_stop_iteration_on_the_worker_fails_the_step_saying_so(
+    client: distributed.Client,
+) -> None:
+    # Python turns it into a RuntimeError naming neither the function nor the step
+    # (PEP 479), as for `in_thread` and `in_process`, which say it the same way.
+    graph = exegraph.Graph([Step("stop", on_cluster(fns.stop, "no more", client=client))])
+    error = (await exegraph.run_with_result(graph))["stop"].error
+    assert isinstance(error, RuntimeError)
+    assert str(error).startswith("step 'stop': on_cluster(stop) raised StopIteration")
+    assert isinstance(error.__cause__, StopIteration)
+    assert str(error.__cause__) == "no more"
 
 
 async def test_an_input_repeating_a_bound_keyword_fails_the_step_saying_which(

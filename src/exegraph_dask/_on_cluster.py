@@ -29,6 +29,8 @@ import trio
 from dask.utils import funcname
 from distributed.client import ClosedClientError
 
+from exegraph_trio._offload import is_stop_iteration as _is_stop_iteration
+
 from ._worker import call
 
 _inject: Callable[[dict[str, str]], None] | None
@@ -136,13 +138,16 @@ def on_cluster(
     Raises:
         TypeError: `fn` is not callable or returns an awaitable (an `async def`
             function, an object with an `async def __call__`, or an exegraph action made
-            by `on_cluster`, `in_thread` or `in_process`: pass the plain function); `fn`
+            by `on_cluster`, `in_thread` or `in_process`: pass the plain function), or is
+            a generator function (as `in_thread` and `in_process` refuse it); `fn`
             has a parameter named `client` not given positionally here (it could never be
             given: rename it); `args` and `kwargs` do not fit `fn`'s signature; `client` is
             not a `distributed.Client`.
             When the step runs: an input repeats a keyword given here, or the input
             `client` is not a `distributed.Client` or comes with a `client` given here.
-        RuntimeError: when the step runs: no client was given and there is no default
+        RuntimeError: when the step runs: `fn` raised `StopIteration` (the `RuntimeError`
+            says so, with it as its `__cause__`: it cannot pass through an async action);
+            no client was given and there is no default
             client (the message says how to make one).
     """
     if not callable(fn):
@@ -198,6 +203,13 @@ def _refuse_async(fn: Callable[..., object]) -> None:
         raise TypeError(
             f"on_cluster runs a sync function on a worker, but {funcname(fn)} is async; "
             "write it as a plain `def` (a worker runs it in a thread of its own)"
+        )
+    if inspect.isgeneratorfunction(fn):  # (as in_thread and in_process refuse it)
+        raise TypeError(
+            f"on_cluster runs a function and returns what it returns, but {funcname(fn)} is "
+            "a generator function: calling it only makes a generator, which cannot be sent "
+            "back, and none of its code runs. Give it a function that runs the generator, "
+            "like `def collect(): return list(gen())`"
         )
     call = getattr(type(fn), "__call__", None)  # noqa: B004 - the class attribute
     if not inspect.isroutine(fn) and (
@@ -340,7 +352,17 @@ class _OnCluster(Generic[T]):
             future = client.submit(call, carrier, self._fn, self._args, kwargs, key=key, pure=False)
         else:  # nothing to attach on the worker: the task is fn itself, as by hand
             future = client.submit(self._fn, *self._args, key=key, pure=False, **kwargs)
-        return await _result_of(client, future)
+        try:
+            return await _result_of(client, future)
+        except RuntimeError as exc:
+            if not _is_stop_iteration(exc):
+                raise
+            # (Python turned it into "coroutine raised StopIteration", naming nothing)
+            raise RuntimeError(
+                f"step {trio.lowlevel.current_task().name!r}: {self.__name__} raised "
+                "StopIteration (its __cause__), which cannot pass through an async action; "
+                "catch it in the function and return or raise something else"
+            ) from exc.__cause__
 
     def _input_client(self, given: object) -> distributed.Client | None:
         if self._client is not None:

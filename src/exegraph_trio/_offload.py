@@ -251,7 +251,7 @@ class _InThread(_Offloaded[T]):
                     abandon_on_cancel=self._abandon,
                 )
         except RuntimeError as exc:
-            if not _is_stop_iteration(exc):
+            if not is_stop_iteration(exc):
                 raise
             raise self._stop_iteration() from exc.__cause__
         # A cancellation that came while the thread ran (a deadline, fail-fast) ends the
@@ -304,7 +304,7 @@ class _InProcess(_Offloaded[T]):
                 exc.code = exc.args[0]  # without calling `__init__`, which sets `code`)
             raise
         except Exception as exc:
-            if isinstance(exc, RuntimeError) and _is_stop_iteration(exc):
+            if isinstance(exc, RuntimeError) and is_stop_iteration(exc):
                 raise self._stop_iteration() from exc.__cause__
             where = _where_pickling_failed(exc)
             if where is None:  # the function's own, or trio-parallel's (a broken worker)
@@ -357,7 +357,7 @@ _PICKLE_ADVICE: Final = (
 )
 
 
-def _is_stop_iteration(error: RuntimeError) -> bool:
+def is_stop_iteration(error: RuntimeError) -> bool:
     """Whether `error` is how a coroutine passed on a `StopIteration` raised in it.
 
     A `StopIteration` cannot leave a coroutine (PEP 479): Trio's own coroutine turns the
