@@ -458,6 +458,43 @@ async def test_a_run_cancelled_from_outside_is_not_ok_even_if_its_steps_finished
     assert not result.ok
 
 
+@pytest.mark.parametrize("observer", ["hook", "instrument"])
+@pytest.mark.parametrize("retry", [None, exegraph.Retry(attempts=1)])
+async def test_a_failure_whose_observer_cancels_the_run_is_a_failure_before_the_cancel(
+    autojump_clock: trio.abc.Clock, observer: str, retry: exegraph.Retry | None
+) -> None:
+    # The action raised before anything cancelled the run: its error is in the result,
+    # and the caller's scope gets its Cancelled, as when the cancel comes from anywhere
+    # else at that instant. (Hooks never change an outcome; a RunError was raised here.)
+    log = Log()
+
+    async def boom() -> None:
+        await trio.sleep(1)
+        raise ValueError("boom")
+
+    with trio.CancelScope() as scope:
+
+        def cancel(name: str, error: BaseException | None) -> None:
+            if name == "boom":
+                scope.cancel()
+
+        class Cancels(exegraph.Instrument):
+            def step_done(self, run: RunInfo, step: Step, timing: StepTiming) -> None:
+                cancel(step.name, timing.error)
+
+        options = (
+            RunOptions(on_step_done=cancel, instruments=[log])
+            if observer == "hook"
+            else RunOptions(instruments=[log, Cancels()])
+        )
+        graph = Graph([Step("boom", boom, retry=retry), Recorder().step("long", 10)])
+        await exegraph.run(graph, options)
+    assert scope.cancelled_caught
+    (result,) = log.results
+    assert isinstance(result["boom"].error, ValueError)
+    assert str(result["long"].status) == "Cancelled"
+
+
 @pytest.mark.parametrize("retry", [None, exegraph.Retry(attempts=3)])
 async def test_a_step_whose_action_an_interrupt_kept_from_beginning_made_no_attempt(
     autojump_clock: trio.abc.Clock, retry: exegraph.Retry | None

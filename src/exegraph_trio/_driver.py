@@ -1352,13 +1352,16 @@ class Run(_Facts):
         self.starts[i] = start
         self.ends[i] = self.now() if end is None else end
         self.errors[i] = error
+        # Whether its task was being cancelled as its action raised: asked before its
+        # observers run, which may cancel the run themselves (hooks never change an outcome).
+        cancelled = trio.current_effective_deadline() == -math.inf
         if self.observed:
             self._tell_done(i, step, _STATUS[state])
         self.order.append(i)
         if state == _core.CANCELLED:
             self._after_failures(partial(self.core.cancelled, i))
         else:
-            self._failed(i, error)
+            self._failed(i, error, cancelled=cancelled)
         if self.left is not None:
             self._release_values(i)
         self._decide()
@@ -1381,14 +1384,15 @@ class Run(_Facts):
         elif core.ready or self.pooled:
             self._wake_to_decide()
 
-    def _failed(self, i: int, error: BaseException) -> None:
+    def _failed(self, i: int, error: BaseException, *, cancelled: bool) -> None:
+        """Step `i` failed with `error`; `cancelled`: its task was being cancelled then."""
         raised_by = f"exegraph: raised by step {self.steps[i].name!r}"
         note(error, raised_by)
         if isinstance(error, Exception):
             self.members.append(error)
             if (
-                not isinstance(error, StepTimeoutError)
-                and trio.current_effective_deadline() == -math.inf
+                cancelled
+                and not isinstance(error, StepTimeoutError)
                 and not (self.failing_fast and self.outside_at == math.inf)
             ):
                 # Raised by a step while it was being cancelled from outside (its cleanup
