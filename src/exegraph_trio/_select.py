@@ -330,11 +330,13 @@ def _check_removals(
     ]
     if pairs:
         listed = _listed([f"{kept!r} depends on {dep!r}" for kept, dep in pairs])
-        raise RemovalError(
+        plus = (
             f"selector {_echo(selector)} would remove steps that kept steps need: {listed}; "
             "remove their dependents too (a trailing '+', like "
-            f"'!{_as_glob(pairs[0][1], tag=False)}+')",
-            " or pass with_dependencies=False to drop those dependencies instead",
+            f"'!{_as_glob(pairs[0][1], tag=False)}+')"
+        )
+        raise RemovalError(
+            f"{plus}, or pass with_dependencies=False to drop those dependencies instead", plus
         )
 
 
@@ -343,11 +345,12 @@ class RemovalError(ValueError):
 
     Its message ends with the two ways out; `without_keyword` is the message without the
     second (`with_dependencies=False`), for the command line, which has no such flag.
+    (Pickled, it is made again from its message alone: then that is both.)
     """
 
-    def __init__(self, first: str, keyword: str) -> None:
-        super().__init__(f"{first},{keyword}")
-        self.without_keyword = first
+    def __init__(self, message: str, without_keyword: str | None = None) -> None:
+        super().__init__(message)
+        self.without_keyword = message if without_keyword is None else without_keyword
 
 
 def _assemble(graph: Graph, keep: bytearray, *, cut: bool) -> Graph:
