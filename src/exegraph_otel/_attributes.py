@@ -183,18 +183,17 @@ def run_result(result: RunResult) -> tuple[str, BaseException | None]:
 
     A run with a failed (or timed-out) step or a failed teardown is a `failure`, reported
     with the `RunError` (or, when a `KeyboardInterrupt`-like exception stopped it, that
-    exception); a run with no failure but steps cancelled or skipped was cancelled from
-    outside (a `ONE_FAILED` step skipped because nothing failed does not count: such a
-    run returns normally); else it is a `success`.
+    exception); a run with no failure that was stopped is a `cancellation`: steps
+    cancelled or skipped, or every step done but the run cancelled from outside or
+    interrupted afterwards (by a hook, during a teardown: `RunResult.ok` is false). A
+    `ONE_FAILED` step skipped because nothing failed does not count (such a run returns
+    normally). Else it is a `success`.
     """
     failed = [t.error for t in result.steps if t.status is StepStatus.FAILED]
     failed += [t.teardown_error for t in result.steps if t.teardown_error is not None]
     if failed:
         interrupt = next((e for e in failed if not isinstance(e, Exception)), None)
         return RESULT_FAILURE, interrupt or result.error or failed[0]
-    if any(
-        t.status is StepStatus.CANCELLED or (t.status is StepStatus.SKIPPED and t.error is not None)
-        for t in result.steps
-    ):
+    if not result.ok:
         return RESULT_CANCELLATION, None
     return RESULT_SUCCESS, None

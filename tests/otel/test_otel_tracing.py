@@ -445,6 +445,35 @@ async def test_a_run_cancelled_from_outside_ends_its_spans_with_result_cancellat
     assert links(spans) == {"b": [("a", DEPENDS)], "c": [("b", DEPENDS)]}
 
 
+@pytest.mark.parametrize("how", ["cancelled during a teardown", "interrupted by a hook"])
+async def test_a_run_stopped_after_its_steps_all_succeeded_is_a_cancellation(
+    autojump_clock: trio.testing.MockClock,
+    instrument: exegraph_otel.OtelInstrument,
+    span_exporter: InMemorySpanExporter,
+    how: str,
+) -> None:
+    # `RunResult.ok` is false for such a run: the run span must not say success.
+    async def db() -> Any:
+        yield "conn"
+        await trio.sleep(5)  # a slow teardown, cancelled from outside
+
+    if how == "cancelled during a teardown":
+        graph = Graph([exegraph.Step("db", db), step("use", 1, depends_on=["db"])])
+        with trio.move_on_after(3) as scope:
+            await exegraph.run(graph, options(instrument))
+        assert scope.cancelled_caught
+    else:
+
+        def interrupt(name: str, error: BaseException | None) -> None:
+            raise KeyboardInterrupt
+
+        with pytest.raises(KeyboardInterrupt):
+            await exegraph.run(Graph([step("use", 1)]), options(instrument, on_step_done=interrupt))
+    spans = by_name(span_exporter.get_finished_spans())
+    assert (spans[RUN].attributes or {})["cicd.pipeline.result"] == "cancellation"
+    assert (spans["use"].attributes or {})["cicd.pipeline.task.run.result"] == "success"
+
+
 async def test_exception_events_are_recorded_only_when_asked(
     autojump_clock: trio.testing.MockClock,
     tracer_provider: TracerProvider,
