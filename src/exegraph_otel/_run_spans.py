@@ -93,6 +93,7 @@ class RunSpans:
         "clock",
         "contexts",
         "first_failure",
+        "first_interrupt",
         "forgotten",
         "parent",
         "running",
@@ -111,6 +112,8 @@ class RunSpans:
         # The span contexts of ended and skipped steps, for links from dependents.
         self.contexts: dict[str, SpanContext] = {}
         self.first_failure: Failure | None = None
+        # (the first step that raised `KeyboardInterrupt` or the like: it stops any run)
+        self.first_interrupt: Failure | None = None
         self.forgotten = False  # the tracer failed: end nothing more, only restore contexts
 
 
@@ -120,7 +123,7 @@ def abandon(state: RunSpans) -> None:
         return
     state.forgotten = True
     state.contexts.clear()
-    state.first_failure = None
+    state.first_failure = state.first_interrupt = None
     end: int | None
     try:
         end = state.clock.now()

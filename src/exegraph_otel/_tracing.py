@@ -277,6 +277,9 @@ class Tracing:
                 state.contexts[step.name] = valid
             if error is not None and state.first_failure is None:
                 state.first_failure = Failure(step.name, error, valid)
+            if error is not None and state.first_interrupt is None:
+                if not isinstance(error, Exception):
+                    state.first_interrupt = Failure(step.name, error, valid)
         finally:
             entry.detach()
 
@@ -439,17 +442,13 @@ def _stopped_by(state: RunSpans, run: RunInfo) -> Failure | None:
     """The failed step that stopped the run, when a step skipped with no cause tells of one.
 
     An interrupt (`KeyboardInterrupt`, ...) stops any run; an ordinary failure stops a
-    `FAIL_FAST` run only: under `CONTINUE_ON_ERROR` such a skip means the run was
-    cancelled from outside.
+    `FAIL_FAST` run only (the first failure, whichever kind, stopped it): under
+    `CONTINUE_ON_ERROR` the first interrupt did, after any number of failures, and
+    without one such a skip means the run was cancelled from outside.
     """
-    failure = state.first_failure
-    if failure is None:
-        return None
-    if isinstance(failure.error, Exception) and (
-        run.options.error_policy is not exegraph_trio.ErrorPolicy.FAIL_FAST
-    ):
-        return None
-    return failure
+    if run.options.error_policy is exegraph_trio.ErrorPolicy.FAIL_FAST:
+        return state.first_failure
+    return state.first_interrupt
 
 
 def _describe(error: BaseException) -> str:

@@ -351,13 +351,18 @@ async def test_steps_skipped_because_the_run_was_cancelled_from_outside_say_canc
     assert links(spans)["late"] == [("slow", DEPENDS)]
 
 
+@pytest.mark.parametrize("failed_before", [False, True])
 async def test_steps_skipped_after_a_step_raised_keyboard_interrupt_say_interrupted(
     autojump_clock: trio.testing.MockClock,
     instrument: exegraph_otel.OtelInstrument,
     span_exporter: InMemorySpanExporter,
+    failed_before: bool,
 ) -> None:
+    # Under ContinueOnError an earlier ordinary failure stops nothing: the interrupt does.
+    earlier = [step("bad", 0.5, error=ValueError("bad"))] if failed_before else []
     graph = Graph(
         [
+            *earlier,
             step("stop", 1, error=KeyboardInterrupt()),
             step("slow", 3),
             step("late", 1, depends_on=["slow"]),
