@@ -277,9 +277,8 @@ class Tracing:
                 state.contexts[step.name] = valid
             if error is not None and state.first_failure is None:
                 state.first_failure = Failure(step.name, error, valid)
-            if error is not None and state.first_interrupt is None:
-                if not isinstance(error, Exception):
-                    state.first_interrupt = Failure(step.name, error, valid)
+            if state.first_interrupt is None and not isinstance(error, Exception | None):
+                state.first_interrupt = Failure(step.name, error, valid)
         finally:
             entry.detach()
 
