@@ -18,6 +18,7 @@ route), while run ids, tags and error messages stay on spans.
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Final
 
 import trio
@@ -60,12 +61,15 @@ DURATION_BUCKETS: Final = (
 class _Measures:
     """What one run needs remembered between calls."""
 
-    __slots__ = ("start", "teardowns", "waiting")
+    __slots__ = ("active", "start", "teardowns", "waiting")
 
     def __init__(self, start: float) -> None:
         self.start = start
         self.waiting: set[str] = set()  # steps waiting to be retried (not active)
         self.teardowns: dict[str, float] = {}  # when each teardown under way started
+        # The steps counted in `exegraph.step.active` now, with their attributes: given
+        # back (-1) if the run is forgotten, so that the counter does not stay up.
+        self.active: dict[str, dict[str, str]] = {}
 
 
 class Metrics:
@@ -119,8 +123,18 @@ class Metrics:
         self._runs: dict[RunInfo, _Measures] = {}
 
     def forget(self, run: RunInfo) -> None:
-        """Stop measuring `run` (after an error)."""
-        self._runs.pop(run, None)
+        """Stop measuring `run` (after an error); the steps it counted active are not.
+
+        Each is taken off `exegraph.step.active` (unless the meter fails again: then as
+        many as it allows), so that the counter goes back down as the steps end.
+        """
+        measures = self._runs.pop(run, None)
+        if measures is None:
+            return
+        for attributes in measures.active.values():
+            with contextlib.suppress(Exception):
+                self._step_active.add(-1, attributes)
+        measures.active.clear()
 
     def run_started(self, run: RunInfo) -> None:
         self._runs[run] = _Measures(trio.current_time())
@@ -139,8 +153,9 @@ class Metrics:
         self._run_duration.record(trio.current_time() - measures.start, attributes)
 
     def step_started(self, run: RunInfo, step: Step) -> None:
-        if run in self._runs:
-            self._step_active.add(1, self._step_attributes(step))
+        measures = self._runs.get(run)
+        if measures is not None:
+            self._active(measures, step)
 
     def step_retrying(
         self, run: RunInfo, step: Step, attempt: int, error: BaseException, delay: float
@@ -148,9 +163,8 @@ class Metrics:
         measures = self._runs.get(run)
         if measures is None:
             return
-        attributes = self._step_attributes(step)
         measures.waiting.add(step.name)
-        self._step_active.add(-1, attributes)
+        attributes = dict(self._inactive(measures, step))
         attributes[attr.ERROR_TYPE] = attr.error_type(error)
         self._step_retries.add(1, attributes)
 
@@ -158,17 +172,17 @@ class Metrics:
         measures = self._runs.get(run)
         if measures is not None and step.name in measures.waiting:
             measures.waiting.discard(step.name)
-            self._step_active.add(1, self._step_attributes(step))
+            self._active(measures, step)
 
     def step_done(self, run: RunInfo, step: Step, timing: StepTiming) -> None:
         measures = self._runs.get(run)
         if measures is None:
             return
-        attributes = self._step_attributes(step)
         if step.name in measures.waiting:  # cancelled while it waited: not active
             measures.waiting.discard(step.name)
+            attributes = self._step_attributes(step)
         else:
-            self._step_active.add(-1, attributes)
+            attributes = self._inactive(measures, step)
         attributes = self._with_outcome(attributes, timing)
         self._step_duration.record(timing.duration, attributes)
         self._step_outcomes.add(1, attributes)
@@ -194,6 +208,20 @@ class Metrics:
         if run in self._runs:
             attributes = self._with_outcome(self._step_attributes(step), timing)
             self._step_outcomes.add(1, attributes)
+
+    def _active(self, measures: _Measures, step: Step) -> None:
+        """Count `step` in `exegraph.step.active`, and remember it counted."""
+        attributes = self._step_attributes(step)
+        self._step_active.add(1, attributes)
+        measures.active[step.name] = attributes
+
+    def _inactive(self, measures: _Measures, step: Step) -> dict[str, str]:
+        """Take `step` off `exegraph.step.active` (as counted); its attributes, to reuse."""
+        attributes = measures.active.pop(step.name, None)
+        if attributes is None:  # (never counted: its start's add failed, or before)
+            return self._step_attributes(step)
+        self._step_active.add(-1, attributes)
+        return dict(attributes)
 
     def _step_attributes(self, step: Step) -> dict[str, str]:
         return {

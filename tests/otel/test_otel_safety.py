@@ -384,6 +384,64 @@ async def test_a_meter_that_raises_stops_metrics_for_the_run_but_not_tracing(
     assert len(outline(span_exporter.get_finished_spans())) == 6
 
 
+class _Delegating:
+    """Everything of `inner`, through `__getattr__`."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+class _HistogramFailingFor(_Delegating):
+    def __init__(self, inner: Any, step: str) -> None:
+        super().__init__(inner)
+        self._step = step
+
+    def record(self, value: float, attributes: Any = None, **kwargs: Any) -> None:
+        if (attributes or {}).get("cicd.pipeline.task.name") == self._step:
+            raise RuntimeError("histogram down")
+        self._inner.record(value, attributes, **kwargs)
+
+
+class _MeterProviderWhoseHistogramsFailFor(_Delegating):
+    def __init__(self, inner: MeterProvider, step: str) -> None:
+        super().__init__(inner)
+        self._step = step
+
+    def get_meter(self, *args: Any, **kwargs: Any) -> Any:
+        meter = self._inner.get_meter(*args, **kwargs)
+        step = self._step
+
+        class Meter(_Delegating):
+            def create_histogram(self, *args: Any, **kwargs: Any) -> Any:
+                return _HistogramFailingFor(meter.create_histogram(*args, **kwargs), step)
+
+        return Meter(meter)
+
+
+async def test_a_meter_failing_mid_run_leaves_no_step_counted_active(
+    autojump_clock: trio.testing.MockClock,
+    caplog: pytest.LogCaptureFixture,
+    meter_provider: MeterProvider,
+    metric_reader: InMemoryMetricReader,
+) -> None:
+    # `a` ends first, and its duration cannot be recorded: metrics stop for the run while
+    # `b` still runs, counted in `exegraph.step.active`, which must come back down.
+    instrument = exegraph_otel.OtelInstrument(
+        tracer_provider=trace.NoOpTracerProvider(),
+        meter_provider=_MeterProviderWhoseHistogramsFailFor(meter_provider, "a"),  # type: ignore[arg-type]
+    )
+    await exegraph.run(Graph([step("a", 1), step("b", 3)]), RunOptions(instruments=[instrument]))
+    active = metric_points(metric_reader, "exegraph.step.active")
+    counted = {dict(k)["cicd.pipeline.task.name"]: point for k, point in active.items()}
+    assert {name: point.value for name, point in counted.items()} == {"a": 0, "b": 0}  # type: ignore[union-attr]
+    (message,) = complaints(caplog, "exegraph_otel")
+    assert message.startswith("exegraph_otel: metrics raised in step_done; no more metrics")
+    caplog.clear()
+
+
 async def test_an_exporter_that_raises_changes_nothing(
     autojump_clock: trio.testing.MockClock,
     caplog: pytest.LogCaptureFixture,
