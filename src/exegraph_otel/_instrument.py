@@ -109,7 +109,9 @@ class OtelInstrument(exegraph_trio.Instrument):
 
     Times are the Trio clock (`trio.current_time()`, which `StepTiming` uses) placed on the
     wall clock at the start of each run, so spans and metrics agree exactly with the
-    [`RunResult`][exegraph_trio.RunResult] (and show virtual time under a mock clock).
+    [`RunResult`][exegraph_trio.RunResult] (and show virtual time under a mock clock: there
+    every run of one `trio.run` is placed from the first one's start, so that a run nested
+    in a step lies inside it).
 
     Args:
         tracer_provider: where spans go; the global tracer provider when `None` (set it

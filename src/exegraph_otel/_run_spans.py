@@ -34,11 +34,36 @@ class Clock:
         self.wall_origin = time.time_ns()
         self.trio_origin = trio.current_time()
 
+    @classmethod
+    def for_run(cls) -> Clock:
+        """The clock of a run starting now.
+
+        Under Trio's own clock, anchored now: a long-lived process whose wall clock drifts
+        from the monotonic one (NTP) places each run right. Under another clock (a
+        `MockClock`: virtual time), every run of this `trio.run` shares the first one's
+        anchor, so that a run nested in a step, anchored seconds of virtual time later
+        while no wall-clock time passed, is still placed inside that step.
+        """
+        running = trio.lowlevel.current_clock()
+        kind = type(running)
+        if kind.__name__ == "SystemClock" and kind.__module__.startswith("trio."):
+            return cls()
+        shared = _SHARED.get(None)
+        if shared is None:
+            shared = cls()
+            _SHARED.set(shared)
+        return shared
+
+
     def ns(self, trio_time: float) -> int:
         return self.wall_origin + round((trio_time - self.trio_origin) * 1e9)
 
     def now(self) -> int:
         return self.ns(trio.current_time())
+
+
+_SHARED: trio.lowlevel.RunVar[Clock] = trio.lowlevel.RunVar("exegraph_otel_clock")
+"""The anchor every run of one `trio.run` shares under a clock other than Trio's own."""
 
 
 class Running:

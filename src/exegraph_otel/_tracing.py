@@ -17,8 +17,8 @@ of a resource step is a `teardown {step}` span, a child of the run span linked t
 step's span, attached in the resource's task while the teardown runs.
 
 Span times are the Trio clock (`trio.current_time()`, the clock `StepTiming` uses) placed
-on the wall clock once per run: spans agree exactly with the `RunResult`, and under a mock
-clock they show virtual time.
+on the wall clock once per run (`Clock.for_run`): spans agree exactly with the `RunResult`,
+and under a mock clock they show virtual time.
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ class Tracing:
     # -- the run -------------------------------------------------------------------------------
 
     def run_started(self, run: RunInfo) -> None:
-        clock = Clock()
+        clock = Clock.for_run()
         options = run.options
         span = self._tracer.start_span(
             f"{attr.ACTION_RUN} {self._pipeline_name}",
@@ -104,7 +104,7 @@ class Tracing:
                 attr.EXEGRAPH_RUN_MAX_CONCURRENCY: options.concurrency_limit,
                 attr.EXEGRAPH_GRAPH_STEPS: len(run.graph),
             },
-            start_time=clock.wall_origin,
+            start_time=clock.now(),
             record_exception=False,
             set_status_on_exception=False,
         )

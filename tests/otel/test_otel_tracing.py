@@ -647,6 +647,7 @@ async def test_a_run_inside_a_step_is_a_subtree_of_that_step(
     inner = Graph([step("migrate", 1), step("seed", 1, depends_on=["migrate"])])
 
     async def provision() -> None:
+        await trio.sleep(5)  # (virtual time: the inner run starts 5 s into the step)
         await exegraph.run(inner, options(instrument))
 
     outer = Graph(
@@ -670,6 +671,20 @@ async def test_a_run_inside_a_step_is_a_subtree_of_that_step(
         ("seed", inner_run),
     }
     assert len({span.context.trace_id for span in spans if span.context}) == 1
+    # Placed in virtual time as they ran: the inner run inside the step that made it.
+    origin = min(span.start_time or 0 for span in spans)
+    placed = sorted(
+        (span.name, ((span.start_time or 0) - origin) / 1e9, ((span.end_time or 0) - origin) / 1e9)
+        for span in spans
+    )
+    assert placed == [
+        (RUN, 0, 8),
+        (RUN, 5, 7),
+        ("migrate", 5, 6),
+        ("provision", 0, 7),
+        ("seed", 6, 7),
+        ("serve", 7, 8),
+    ]
 
 
 # -- one instrument, many runs ------------------------------------------------------------------
