@@ -48,12 +48,11 @@ class Clock:
         kind = type(running)
         if kind.__name__ == "SystemClock" and kind.__module__.startswith("trio."):
             return cls()
-        shared = _SHARED.get(None)
+        shared = _SHARED.get()
         if shared is None:
             shared = cls()
             _SHARED.set(shared)
         return shared
-
 
     def ns(self, trio_time: float) -> int:
         return self.wall_origin + round((trio_time - self.trio_origin) * 1e9)
@@ -62,7 +61,9 @@ class Clock:
         return self.ns(trio.current_time())
 
 
-_SHARED: trio.lowlevel.RunVar[Clock] = trio.lowlevel.RunVar("exegraph_otel_clock")
+_SHARED: trio.lowlevel.RunVar[Clock | None] = trio.lowlevel.RunVar(
+    "exegraph_otel_clock", default=None
+)
 """The anchor every run of one `trio.run` shares under a clock other than Trio's own."""
 
 
