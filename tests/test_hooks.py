@@ -423,6 +423,23 @@ async def test_an_interrupt_in_run_started_reaches_the_run_after_every_run_start
         ]
 
 
+async def test_an_instrument_listed_twice_is_told_of_each_event_once(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    # It keys its state by run (a tracer's open spans): a second `run_started` of the same
+    # run would overwrite it, and what was started under the first would never end.
+    log, other = Log("log"), Log("other")
+    graph = Graph([Recorder().step("a", 1)])
+    await exegraph.run(graph, RunOptions(instruments=[log, other, log]))
+    assert [call[:2] for call in log.calls] == [
+        ("log", "run_started"),
+        ("log", "step_started"),
+        ("log", "step_done"),
+        ("log", "run_done"),
+    ]
+    assert len(other.calls) == 4
+
+
 async def test_a_run_interrupted_after_its_last_step_is_not_ok(
     autojump_clock: trio.abc.Clock,
 ) -> None:

@@ -45,7 +45,8 @@ class Instrument:
     """Observe runs: subclass it and override the methods you need; the rest do nothing.
 
     Like `trio.abc.Instrument`: attach any number through `RunOptions.instruments`
-    (tracing, metrics, a progress display and logging can watch one run together).
+    (tracing, metrics, a progress display and logging can watch one run together); one
+    listed twice is called once.
     Instruments observe, they never change an outcome: a method that raises is logged with
     its traceback (logger `exegraph_trio`) and that instrument is not called again during
     that run.

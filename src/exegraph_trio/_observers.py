@@ -84,7 +84,11 @@ class Observers:
         self.interrupted = interrupted
         self.on_start = options.on_step_start
         self.on_done = options.on_step_done
-        self.instruments: tuple[Instrument, ...] = tuple(options.instruments)
+        # Each instrument once, however often it is listed: one serves any number of
+        # runs, but it is told of each event of a run once (it keys its state by run).
+        self.instruments: tuple[Instrument, ...] = tuple(
+            {id(instrument): instrument for instrument in options.instruments}.values()
+        )
         self.disabled: set[int] = set()  # ids of the instruments that raised
         # Per method, the instruments that implement it (as Trio's own instruments do: a
         # method inherited unchanged from `Instrument` is never called), each with its
