@@ -41,10 +41,15 @@ class OtelInstrument(exegraph_trio.Instrument):
     await exegraph.run(graph, exegraph.RunOptions(instruments=[otel]))
     ```
 
-    **Spans.** The run gets a span named `RUN {pipeline_name}`, a child of the span that
-    is current where `run` is called. Each step that starts gets a span named after the
-    step, a child of the run span, from the moment its action starts to the moment it
-    ends; it is the current span inside the action, so spans the action makes (also in
+    **Spans.** The run gets a span named `RUN {pipeline_name}` (kind `SERVER`, as the
+    CI/CD conventions ask of a pipeline run; `cicd.pipeline.run.id` a random UUID), a
+    child of the span that is current where `run` is called. Each step that starts gets a
+    span named after the step, a child of the run span, from the moment this instrument
+    is told it starts to the moment it ends: instruments are told first, in the order
+    given, then `on_step_start`, then the action begins, so the span also covers what
+    the instruments after this one and that hook take (none under a mock clock; the
+    step's `StepTiming` and `exegraph.step.duration` start with the action). It is the
+    current span inside the action, so spans the action makes (also in
     tasks it spawns in its own nurseries, and nested exegraph runs) are its children. Each
     step span links to the spans of the steps it depends on. A skipped step gets a
     zero-length span at the moment the skip is decided, also linked to the spans its
@@ -108,8 +113,9 @@ class OtelInstrument(exegraph_trio.Instrument):
     that moment; the run goes on as if it were not there.
 
     Times are the Trio clock (`trio.current_time()`, which `StepTiming` uses) placed on the
-    wall clock at the start of each run, so spans and metrics agree exactly with the
-    [`RunResult`][exegraph_trio.RunResult] (and show virtual time under a mock clock: there
+    wall clock at the start of each run, so spans (but a step span's start, above) and
+    metrics agree exactly with the [`RunResult`][exegraph_trio.RunResult] (and show
+    virtual time under a mock clock: there
     every run of one `trio.run` is placed from the first one's start, so that a run nested
     in a step lies inside it).
 

@@ -122,14 +122,16 @@ class RunSpans:
         "first_interrupt",
         "forgotten",
         "parent",
+        "run_id",
         "running",
         "span",
         "teardowns",
         "token",
     )
 
-    def __init__(self, span: Span, parent: Context, clock: Clock) -> None:
+    def __init__(self, span: Span, parent: Context, clock: Clock, run_id: str) -> None:
         self.span = span
+        self.run_id = run_id  # `cicd.pipeline.run.id`: unique beyond the process
         self.parent = parent  # a context whose current span is the run span
         self.token: Token[Context] | None = None
         self.clock = clock

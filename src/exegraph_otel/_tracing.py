@@ -17,14 +17,17 @@ of a resource step is a `teardown {step}` span, a child of the run span linked t
 step's span, attached in the resource's task while the teardown runs.
 
 Span times are the Trio clock (`trio.current_time()`, the clock `StepTiming` uses) placed
-on the wall clock once per run (`Clock.for_run`): spans agree exactly with the `RunResult`,
-and under a mock clock they show virtual time.
+on the wall clock once per run (`Clock.for_run`): spans agree exactly with the `RunResult`
+(a step span starts when `step_started` is called, before `on_step_start` and the
+instruments listed after this one; the `StepTiming` when the action starts), and under a
+mock clock they show virtual time.
 """
 
 from __future__ import annotations
 
 import math
 import traceback
+import uuid
 from typing import TYPE_CHECKING, Final
 
 import trio
@@ -92,13 +95,14 @@ class Tracing:
     def run_started(self, run: RunInfo) -> None:
         clock = Clock.for_run()
         options = run.options
+        run_id = uuid.uuid4().hex  # (`RunInfo.run_id` is unique within the process only)
         span = self._tracer.start_span(
             f"{attr.ACTION_RUN} {self._pipeline_name}",
-            kind=SpanKind.INTERNAL,
+            kind=SpanKind.SERVER,  # (the conventions' kind for a pipeline run)
             attributes={
                 attr.CICD_PIPELINE_NAME: self._pipeline_name,
                 attr.CICD_PIPELINE_ACTION_NAME: attr.ACTION_RUN,
-                attr.CICD_PIPELINE_RUN_ID: str(run.run_id),
+                attr.CICD_PIPELINE_RUN_ID: run_id,
                 attr.EXEGRAPH_RUN_ID: run.run_id,
                 attr.EXEGRAPH_RUN_ERROR_POLICY: str(options.error_policy),
                 attr.EXEGRAPH_RUN_MAX_CONCURRENCY: options.concurrency_limit,
@@ -109,7 +113,7 @@ class Tracing:
             set_status_on_exception=False,
         )
         parent = trace.set_span_in_context(span)
-        state = RunSpans(span, parent, clock)
+        state = RunSpans(span, parent, clock, run_id)
         self._runs[run] = state
         # We are in the run's own context: every step context is copied from it later.
         state.token = otel_context.attach(parent)
@@ -157,7 +161,7 @@ class Tracing:
             step.name,
             context=state.parent,
             kind=SpanKind.INTERNAL,
-            attributes=self._step_attributes(run, step),
+            attributes=self._step_attributes(run, state, step),
             links=links,
             start_time=state.clock.now(),
             record_exception=False,
@@ -184,7 +188,7 @@ class Tracing:
         self, run: RunInfo, step: Step, state: RunSpans, entry: Running, attempt: int
     ) -> None:
         """Start the span of attempt number `attempt`, a child of the step span, and attach it."""
-        attributes = self._step_attributes(run, step)
+        attributes = self._step_attributes(run, state, step)
         attributes[attr.EXEGRAPH_STEP_ATTEMPT] = attempt
         span = self._tracer.start_span(
             f"attempt {attempt}",
@@ -287,7 +291,7 @@ class Tracing:
         if state is None or state.forgotten:
             return
         links = [Link(context, _DEPENDS_ON_LINK) for context in _dependencies(state, step)]
-        attributes: dict[str, str | int] = dict(self._step_attributes(run, step))
+        attributes: dict[str, str | int] = dict(self._step_attributes(run, state, step))
         attributes[attr.CICD_PIPELINE_TASK_RUN_RESULT] = attr.RESULT_SKIP
         attributes[attr.EXEGRAPH_STEP_ATTEMPTS] = timing.attempts
         names: dict[str, str] = {}  # which steps caused the skip, for recorded spans
@@ -346,7 +350,7 @@ class Tracing:
             f"teardown {step.name}",
             context=state.parent,
             kind=SpanKind.INTERNAL,
-            attributes=self._step_attributes(run, step),
+            attributes=self._step_attributes(run, state, step),
             links=[] if setup is None else [Link(setup, _TEARDOWN_OF_LINK)],
             start_time=state.clock.now(),
             record_exception=False,
@@ -378,12 +382,12 @@ class Tracing:
         finally:
             entry.detach()
 
-    def _step_attributes(self, run: RunInfo, step: Step) -> dict[str, str | int]:
+    def _step_attributes(self, run: RunInfo, state: RunSpans, step: Step) -> dict[str, str | int]:
         """The cheap, sampling-relevant attributes, given when the span starts."""
         return {
             attr.CICD_PIPELINE_NAME: self._pipeline_name,
             attr.CICD_PIPELINE_TASK_NAME: step.name,
-            attr.CICD_PIPELINE_TASK_RUN_ID: f"{run.run_id}/{step.name}",
+            attr.CICD_PIPELINE_TASK_RUN_ID: f"{state.run_id}/{step.name}",
             attr.EXEGRAPH_RUN_ID: run.run_id,
         }
 

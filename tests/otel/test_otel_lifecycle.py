@@ -118,10 +118,11 @@ async def test_a_retried_step_has_a_span_per_attempt_and_a_retry_event_per_wait(
     assert attributes(deploy)["exegraph.step.attempts"] == 3
     assert attributes(span(spans, "notify"))["exegraph.step.attempts"] == 1
     run_id = attributes(run)["exegraph.run.id"]
+    unique = attributes(run)["cicd.pipeline.run.id"]
     assert attributes(span(spans, "attempt 1")) == {
         "cicd.pipeline.name": "exegraph",
         "cicd.pipeline.task.name": "deploy",
-        "cicd.pipeline.task.run.id": f"{run_id}/deploy",
+        "cicd.pipeline.task.run.id": f"{unique}/deploy",
         "cicd.pipeline.task.run.result": "failure",
         "exegraph.run.id": run_id,
         "exegraph.step.attempt": 1,
@@ -454,10 +455,11 @@ async def test_a_teardown_is_a_span_under_the_run_linked_to_its_step(
         "teardown db": [("db", TEARDOWN_OF)],
     }
     run_id = attributes(span(spans, RUN))["exegraph.run.id"]
+    unique = attributes(span(spans, RUN))["cicd.pipeline.run.id"]
     assert attributes(span(spans, "teardown db")) == {
         "cicd.pipeline.name": "exegraph",
         "cicd.pipeline.task.name": "db",
-        "cicd.pipeline.task.run.id": f"{run_id}/db",
+        "cicd.pipeline.task.run.id": f"{unique}/db",
         "exegraph.run.id": run_id,
     }
     assert attributes(span(spans, "db"))["exegraph.step.attempts"] == 1

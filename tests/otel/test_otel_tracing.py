@@ -9,6 +9,7 @@ names, parents, results, status, links and attributes. No test may leave a
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -66,7 +67,11 @@ async def test_a_run_is_one_trace_with_a_child_span_per_step(
     ]
     assert len({span.context.trace_id for span in spans if span.context}) == 1
     assert {span.status.status_code for span in spans} == {StatusCode.UNSET}
-    assert {span.kind for span in spans} == {SpanKind.INTERNAL}
+    # A pipeline run is a SERVER span (the CI/CD conventions), its steps INTERNAL ones.
+    assert {span.name: span.kind for span in spans} == {
+        RUN: SpanKind.SERVER,
+        **dict.fromkeys("abcd", SpanKind.INTERNAL),
+    }
 
 
 async def test_step_spans_have_the_steps_real_start_and_end(
@@ -122,10 +127,14 @@ async def test_spans_carry_the_ci_cd_and_exegraph_attributes(
     run_attributes = dict(spans[RUN].attributes or {})
     run_id = run_attributes["exegraph.run.id"]
     assert isinstance(run_id, int)
+    # (unique beyond the process, as the conventions ask: a random UUID's 32 hex digits)
+    unique = run_attributes["cicd.pipeline.run.id"]
+    assert isinstance(unique, str)
+    assert re.fullmatch("[0-9a-f]{32}", unique)
     assert run_attributes == {
         "cicd.pipeline.name": "exegraph",
         "cicd.pipeline.action.name": "RUN",
-        "cicd.pipeline.run.id": str(run_id),
+        "cicd.pipeline.run.id": unique,
         "cicd.pipeline.result": "success",
         "exegraph.run.id": run_id,
         "exegraph.run.error_policy": "FailFast",
@@ -135,7 +144,7 @@ async def test_spans_carry_the_ci_cd_and_exegraph_attributes(
     assert dict(spans["fetch"].attributes or {}) == {
         "cicd.pipeline.name": "exegraph",
         "cicd.pipeline.task.name": "fetch",
-        "cicd.pipeline.task.run.id": f"{run_id}/fetch",
+        "cicd.pipeline.task.run.id": f"{unique}/fetch",
         "cicd.pipeline.task.run.result": "success",
         "exegraph.run.id": run_id,
         "exegraph.step.priority": 1,
@@ -147,7 +156,7 @@ async def test_spans_carry_the_ci_cd_and_exegraph_attributes(
     assert dict(spans["build"].attributes or {}) == {
         "cicd.pipeline.name": "exegraph",
         "cicd.pipeline.task.name": "build",
-        "cicd.pipeline.task.run.id": f"{run_id}/build",
+        "cicd.pipeline.task.run.id": f"{unique}/build",
         "cicd.pipeline.task.run.result": "success",
         "exegraph.run.id": run_id,
         "exegraph.step.priority": 0,

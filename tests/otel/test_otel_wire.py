@@ -104,10 +104,11 @@ async def test_a_run_exported_over_otlp_http_arrives_as_the_same_tree(
 
     named = {span.name: span for span in spans}
     run_id = named["RUN wire"].attributes["exegraph.run.id"]
+    unique = named["RUN wire"].attributes["cicd.pipeline.run.id"]
     assert named["fetch"].attributes == {
         "cicd.pipeline.name": "wire",
         "cicd.pipeline.task.name": "fetch",
-        "cicd.pipeline.task.run.id": f"{run_id}/fetch",
+        "cicd.pipeline.task.run.id": f"{unique}/fetch",
         "cicd.pipeline.task.run.result": "success",
         "exegraph.run.id": run_id,
         "exegraph.step.priority": 3,
@@ -121,6 +122,7 @@ async def test_a_run_exported_over_otlp_http_arrives_as_the_same_tree(
     assert not named["fetch"].events
     assert named["fetch"].scope == "exegraph_otel"
     assert named["fetch"].kind == 1  # SPAN_KIND_INTERNAL
+    assert named["RUN wire"].kind == 2  # SPAN_KIND_SERVER
     assert named["fetch"].end - named["fetch"].start == 1_000_000_000
     assert named["publish"].end == named["publish"].start
     assert named["publish"].attributes["exegraph.step.skip_reason"] == "failed_dependency"
