@@ -89,7 +89,7 @@ class Metrics:
         self._step_duration = meter.create_histogram(
             STEP_DURATION,
             unit="s",
-            description="How long step actions ran, by step and result.",
+            description="How long steps took, retry waits included, by step and result.",
             explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
         )
         self._step_active = meter.create_up_down_counter(
