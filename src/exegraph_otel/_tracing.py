@@ -148,7 +148,13 @@ class Tracing:
             if error is not None:
                 span.set_attribute(attr.ERROR_TYPE, attr.error_type(error))
                 span.set_status(Status(StatusCode.ERROR, _describe(error)))
-        span.end(end_time=end)
+        try:
+            span.end(end_time=end)
+        except BaseException:
+            # Ended (its processor raised), or as ended as it will be: `abandon` must not
+            # end it again (the SDK would warn of a span ended twice).
+            state.forgotten = True
+            raise
 
     # -- steps ---------------------------------------------------------------------------------
 

@@ -576,6 +576,34 @@ async def test_a_run_span_whose_result_cannot_be_set_is_still_ended(
     caplog.clear()
 
 
+async def test_a_run_span_whose_processor_raises_as_it_ends_is_ended_once(
+    autojump_clock: trio.testing.MockClock,
+    caplog: pytest.LogCaptureFixture,
+    span_exporter: InMemorySpanExporter,
+    no_meter: metrics.MeterProvider,
+) -> None:
+    # The span ended before its processor raised: ending it again as the run is
+    # abandoned made the SDK warn of a span ended twice (this fixture fails on it).
+    class Raising(SpanProcessor):
+        def on_end(self, span: ReadableSpan) -> None:
+            if span.name.startswith("RUN "):
+                raise RuntimeError("processor down")
+
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(SimpleSpanProcessor(span_exporter))
+    provider.add_span_processor(Raising())
+    instrument = exegraph_otel.OtelInstrument(tracer_provider=provider, meter_provider=no_meter)
+    await exegraph.run(Graph([step("a", 1)]), RunOptions(instruments=[instrument]))
+    assert outline(span_exporter.get_finished_spans()) == [
+        "RUN exegraph <- -: success",
+        "a <- RUN exegraph: success",
+    ]
+    assert not [r for r in caplog.get_records("call") if r.name.startswith("opentelemetry")]
+    (message,) = complaints(caplog, "exegraph_otel")
+    assert message.startswith("exegraph_otel: tracing raised in run_done; no more tracing")
+    caplog.clear()
+
+
 # -- retries, trigger rules, resources ----------------------------------------------------------
 
 
