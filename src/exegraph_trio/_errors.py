@@ -340,7 +340,9 @@ class RunError(ExceptionGroup[Exception]):
     An `ExceptionGroup` whose direct members are each failed step's own exception (the
     original object, with a note naming the step) and one
     [`StepSkippedError`][exegraph_trio.StepSkippedError] for each step that never ran, in
-    the order their outcomes were known. Handle them with `except*`:
+    the order their outcomes were known. One exception object raised by several steps (a
+    cached error, or one a trigger-rule step re-raised from its input) is a member once,
+    with a note for each step. Handle them with `except*`:
 
     ```python
     try:

@@ -335,7 +335,8 @@ class RunResult:
         Columns: name, status, start (seconds after the first step started), duration and
         error (for a resource step whose teardown raised, `teardown failed: ` and that
         error); a character of a name or an error that is not printable (a line break, an
-        escape code) is escaped as Python would (`\n`, `\x1b`). The name column is as wide
+        escape code) is escaped as Python would (`\n`, `\x1b`), except that an error's line
+        breaks become ` ⏎ ` (a traceback-like message stays readable). The name column is as wide
         as the longest name up to 40 characters; a longer name overflows its row. The last
         line counts the steps by status, as in
         `13 steps in 0.110 s: 10 done, 1 failed, 2 skipped` (or `…: all done`), and the
