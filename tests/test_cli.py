@@ -17,6 +17,7 @@ Testing charter:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -301,6 +302,62 @@ def test_a_second_ctrl_c_ends_the_process_at_once_by_the_signal(entry: str, tmp_
             process.kill()
             process.communicate()
     assert process.returncode == -signal.SIGINT, err
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="pseudo-terminals are POSIX")
+def test_a_second_ctrl_c_leaves_the_terminal_its_cursor(tmp_path: Path) -> None:
+    # The live progress area hides the cursor while it draws; killed during the teardown,
+    # the process shows it again first. (What the steps print goes through the area.)
+    import pty  # POSIX only
+
+    controller, terminal = pty.openpty()
+    try:
+        process = subprocess.Popen(
+            _command("exegraph", ("run", "cli_pipeline:stubborn")),
+            cwd=GRAPHS,
+            env=_environment({"CLI_TEST_DIR": str(tmp_path), "TERM": "xterm-256color"}),
+            stdout=subprocess.DEVNULL,
+            stderr=terminal,
+            preexec_fn=_restore_default_sigint,  # noqa: PLW1509 - no threads in this process
+        )
+        os.close(terminal)
+        drawn = b""
+
+        def draw_until(marker: bytes) -> None:
+            nonlocal drawn
+            deadline = time.monotonic() + TIMEOUT
+            with selectors.DefaultSelector() as selector:
+                selector.register(controller, selectors.EVENT_READ)
+                while marker not in drawn:
+                    left = deadline - time.monotonic()
+                    if left <= 0 or not selector.select(left):
+                        pytest.fail(f"no {marker!r} within {TIMEOUT} s; drawn {drawn!r}")
+                    try:
+                        chunk = os.read(controller, 65536)
+                    except OSError:  # EIO: the child closed the terminal
+                        chunk = b""
+                    if not chunk:
+                        pytest.fail(f"the terminal closed before {marker!r}; drawn {drawn!r}")
+                    drawn += chunk
+
+        try:
+            draw_until(b"waiting for Ctrl-C")
+            process.send_signal(signal.SIGINT)
+            draw_until(b"tearing down, forever")
+            assert drawn.rfind(b"\x1b[?25l") > drawn.rfind(b"\x1b[?25h")  # hidden now
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=TIMEOUT)
+            with contextlib.suppress(OSError):
+                while chunk := os.read(controller, 65536):
+                    drawn += chunk
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    finally:
+        os.close(controller)
+    assert process.returncode == -signal.SIGINT
+    assert drawn.rfind(b"\x1b[?25h") > drawn.rfind(b"\x1b[?25l")  # shown again
 
 
 def test_ctrl_c_exits_130_even_when_standard_error_is_gone(tmp_path: Path) -> None:

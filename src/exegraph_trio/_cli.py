@@ -573,9 +573,9 @@ async def _run_until_interrupted_twice(graph: Graph, options: RunOptions) -> Run
 
     The first Ctrl-C is Trio's: a `KeyboardInterrupt` that stops the run, which tears its
     resources down and waits for its threads before the command reports. Trio's handler
-    handles that one, and the default action is restored as it does: a second Ctrl-C
-    kills the process by the signal itself, as a user pressing it again expects (the
-    command-line guide), and as it would during the imports, before Trio ran.
+    handles that one, and `_second_ctrl_c` is put in its place as it does: a second
+    Ctrl-C kills the process by the signal itself, as a user pressing it again expects
+    (the command-line guide), and as it would during the imports, before Trio ran.
     """
     handler = signal.getsignal(signal.SIGINT)
     if (
@@ -587,7 +587,7 @@ async def _run_until_interrupted_twice(graph: Graph, options: RunOptions) -> Run
     trio_handler = handler
 
     def first_ctrl_c(signum: int, frame: FrameType | None) -> None:
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, _second_ctrl_c)
         trio_handler(signum, frame)
 
     signal.signal(signal.SIGINT, first_ctrl_c)
@@ -596,6 +596,20 @@ async def _run_until_interrupted_twice(graph: Graph, options: RunOptions) -> Run
     finally:
         if signal.getsignal(signal.SIGINT) is first_ctrl_c:  # (no Ctrl-C came)
             signal.signal(signal.SIGINT, trio_handler)  # Trio puts back what it replaced
+
+
+def _second_ctrl_c(signum: int, frame: FrameType | None) -> None:
+    """End the process by SIGINT itself, the terminal's cursor shown again.
+
+    The live progress area hides the cursor while it draws; a process killed then would
+    leave the user's terminal without one. (`os.write`: no buffered stream, which the
+    interrupted code may be in the middle of.)
+    """
+    with contextlib.suppress(OSError):
+        if os.isatty(2):
+            os.write(2, b"\x1b[?25h\n")
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGINT)
 
 
 def _check_trace_path(trace: str) -> None:
