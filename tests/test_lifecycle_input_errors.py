@@ -198,6 +198,14 @@ def test_inputs_naming_a_keyword_the_action_cannot_take_are_refused() -> None:
     assert "async def nothing(image): ..." in message  # what to write instead
 
 
+def test_an_inputs_key_close_to_a_parameter_is_suggested() -> None:
+    # The likely mistake is the key, not the function's parameter: say both ways out.
+    with pytest.raises(TypeError) as caught:
+        Step("deploy", takes_image, inputs={"img": "build"})
+    message = str(caught.value)
+    assert "did you mean the input 'image' (not 'img'); or give it parameters" in message
+
+
 def test_inputs_naming_one_keyword_too_many_are_refused() -> None:
     with pytest.raises(TypeError, match=r"step 'deploy' cannot be called.*'image', 'tag'"):
         Step("deploy", takes_image, inputs={"image": "build", "tag": "version"})

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeAlias, cast, final
 
 import attrs
 
+from ._errors import close_names
 from ._lifecycle import Retry, TriggerRule, to_float
 
 __all__ = ["Action", "Step", "is_async_callable"]
@@ -366,12 +367,14 @@ def _check_signature(step: Step) -> None:
     except TypeError as exc:
         # An action that gives its own signature (`in_thread(fn, ...)`: fn's, less what is
         # bound) says what is wrong itself; the advice to write an `async def` is not for it.
+        misspelled = _misspelled_inputs(step, signature)
         advice = (
-            f"; give it parameters with those names, like `async def "
-            f"{_callable_name(step.action)}({', '.join(step.inputs)}): ...`"
+            f"{'; or' if misspelled else ';'} give it parameters with those names, like "
+            f"`async def {_callable_name(step.action)}({', '.join(step.inputs)}): ...`"
             if type(signature) is inspect.Signature
             else ""
         )
+        advice = misspelled + advice
         raise TypeError(
             f"the action of step {step.name!r} cannot be called with the keyword arguments "
             f"its inputs name ({_repr_list(step.inputs)}): {exc}{advice}"
@@ -383,6 +386,22 @@ def _check_signature(step: Step) -> None:
             "bound by a functools.partial or as the instance of a method or callable object: "
             "its inputs cannot give it again; name the input after another parameter"
         )
+
+
+def _misspelled_inputs(step: Step, signature: inspect.Signature) -> str:
+    """`"; did you mean the input 'image' (not 'img')"` for input keys close to parameters.
+
+    Or `""`: every key names a parameter, or none is close to one.
+    """
+    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    parameters = [p.name for p in signature.parameters.values() if p.kind in named]
+    fixes = []
+    for key in step.inputs:
+        if key not in parameters:
+            close = close_names(key, [p for p in parameters if p not in step.inputs])
+            if close:
+                fixes.append(f"the input {close[0]!r} (not {key!r})")
+    return f"; did you mean {' and '.join(fixes)}" if fixes else ""
 
 
 def _bound_already(action: object) -> set[str]:
