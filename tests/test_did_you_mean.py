@@ -53,6 +53,20 @@ def test_the_error_keeps_every_edge_and_suggests_only_where_a_name_is_close() ->
     assert "'test' depends on 'buidl' (did you mean 'build'?)" in message
 
 
+def test_a_misspelt_input_is_said_to_be_an_input() -> None:
+    # The name is in the step's `inputs`, not in the depends_on the user wrote.
+    async def deploy(image: str) -> None: ...
+
+    with pytest.raises(MissingDependencyError) as info:
+        Graph([s("build"), Step("deploy", deploy, inputs={"image": "biuld"}), s("x", "y")])
+    assert info.value.inputs == {("deploy", "biuld"): "image"}
+    assert str(info.value) == (
+        "missing dependencies: 'deploy' takes its input 'image' from 'biuld' "
+        "(did you mean 'build'?); 'x' depends on 'y'; add the missing steps or remove these "
+        "names from depends_on or inputs"
+    )
+
+
 def test_up_to_three_close_names_are_offered_best_first() -> None:
     with pytest.raises(MissingDependencyError) as info:
         Graph([s("commit"), s("compute"), s("compiler"), s("comply"), s("deploy", "compile")])
@@ -84,14 +98,16 @@ def test_close_names_are_looked_for_only_for_the_first_few_missing_names() -> No
     [
         MissingDependencyError([("build", "fecth")], {"fecth": ["fetch"]}),
         MissingDependencyError([("build", "fecth")]),
+        MissingDependencyError([("build", "fecth")], {}, {("build", "fecth"): "source"}),
     ],
-    ids=["with-suggestions", "without"],
+    ids=["with-suggestions", "without", "from-inputs"],
 )
 def test_the_error_pickles_and_copies_with_its_suggestions(error: MissingDependencyError) -> None:
     for clone in (pickle.loads(pickle.dumps(error)), copy.copy(error)):
         assert type(clone) is MissingDependencyError
         assert str(clone) == str(error)
         assert (clone.edges, clone.suggestions) == (error.edges, error.suggestions)
+        assert clone.inputs == error.inputs
 
 
 LOOKUPS: dict[str, Callable[[Graph, str], object]] = {

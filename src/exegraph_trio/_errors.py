@@ -182,27 +182,35 @@ class MissingDependencyError(GraphError):
         edges: every `(step, missing_dependency)` pair, in graph order.
         suggestions: close names of the graph for some missing names (see
             [`among`][exegraph_trio.MissingDependencyError.among]), best first.
+        inputs: for the edges that come from a step's `inputs`, the input's keyword.
 
     Attributes:
         edges: every `(step, missing_dependency)` pair, in graph order.
         suggestions: for each missing name that has close names in the graph, those
             names, best first.
+        inputs: for each edge of `edges` that a step's `inputs` made, its keyword (the
+            message says `'deploy' takes its input 'image' from 'biuld'`).
     """
 
     def __init__(
         self,
         edges: Sequence[tuple[str, str]],
         suggestions: Mapping[str, Sequence[str]] | Iterable[tuple[str, Sequence[str]]] = (),
+        inputs: Mapping[tuple[str, str], str] | Iterable[tuple[tuple[str, str], str]] = (),
     ) -> None:
         self.edges: tuple[tuple[str, str], ...] = tuple(edges)
         self.suggestions: dict[str, tuple[str, ...]] = {
             name: tuple(close) for name, close in dict(suggestions).items() if close
         }
-        super().__init__(self.edges, tuple(self.suggestions.items()))
+        self.inputs: dict[tuple[str, str], str] = dict(inputs)
+        super().__init__(self.edges, tuple(self.suggestions.items()), tuple(self.inputs.items()))
 
     @classmethod
     def among(
-        cls, edges: Sequence[tuple[str, str]], names: Collection[str]
+        cls,
+        edges: Sequence[tuple[str, str]],
+        names: Collection[str],
+        inputs: Mapping[tuple[str, str], str] | None = None,
     ) -> MissingDependencyError:
         """The error for `edges` in a graph of `names`, with close names suggested.
 
@@ -212,9 +220,10 @@ class MissingDependencyError(GraphError):
         Args:
             edges: every `(step, missing_dependency)` pair, in graph order.
             names: the names of the graph's steps.
+            inputs: the keyword of each edge that a step's `inputs` made, if any.
         """
         missing = list(dict.fromkeys(dep for _, dep in edges))[:MAX_SUGGESTED]
-        return cls(edges, {name: close_names(name, names) for name in missing})
+        return cls(edges, {name: close_names(name, names) for name in missing}, inputs or {})
 
     @property
     def missing(self) -> tuple[str, ...]:
@@ -222,17 +231,24 @@ class MissingDependencyError(GraphError):
         return tuple(dict.fromkeys(dep for _, dep in self.edges))
 
     def __str__(self) -> str:
+        inputs = self.inputs
         edges = listed(
             [
-                f"{step!r} depends on {dep!r}{did_you_mean(self.suggestions.get(dep, ()))}"
+                (
+                    f"{step!r} takes its input {inputs[step, dep]!r} from {dep!r}"
+                    if (step, dep) in inputs
+                    else f"{step!r} depends on {dep!r}"
+                )
+                + did_you_mean(self.suggestions.get(dep, ()))
                 for step, dep in self.edges[:LISTED]
             ],
             len(self.edges),
             "; ",
         )
+        where = "depends_on or inputs" if inputs else "depends_on"
         return (
             f"missing dependenc{'ies' if len(self.missing) > 1 else 'y'}: {edges}; "
-            "add the missing steps or remove these names from depends_on"
+            f"add the missing steps or remove these names from {where}"
         )
 
 

@@ -218,7 +218,13 @@ class Graph:
             missing = [
                 (step.name, dep) for step in steps for dep in step.depends_on if dep not in index
             ]
-            raise MissingDependencyError.among(missing, index)
+            from_inputs = {
+                (step.name, dep): keyword
+                for step in steps
+                for keyword, dep in step.inputs.items()
+                if dep not in index
+            }
+            raise MissingDependencyError.among(missing, index, from_inputs)
         dependents: list[list[int]] = [[] for _ in range(n)]
         later = False  # a step depends on one added after it (or on itself)
         for i in compress(range(n), deps):  # (the steps without dependencies skipped in C)
