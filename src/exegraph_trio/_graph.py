@@ -62,7 +62,12 @@ def _as_steps(value: Iterable[Step]) -> tuple[Step, ...]:
         ) from None
     if not all(map(isinstance, steps, repeat(Step))):  # (the loop in C)
         bad = [f"#{i}: {item!r}" for i, item in enumerate(steps) if not isinstance(item, Step)]
-        raise TypeError(f"Graph takes only Step items, got {', '.join(bad)}")
+        hint = (
+            " (a mapping gives its keys: pass its .values())"
+            if isinstance(value, Mapping) and all(map(isinstance, value.values(), repeat(Step)))
+            else ""
+        )
+        raise TypeError(f"Graph takes only Step items, got {', '.join(bad)}{hint}")
     return cast("tuple[Step, ...]", steps)
 
 
