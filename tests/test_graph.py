@@ -67,7 +67,7 @@ def test_non_step_items_are_a_type_error_naming_each() -> None:
 
 def test_a_mapping_of_steps_is_told_to_give_its_values() -> None:
     with pytest.raises(TypeError, match=r"#0: 'a' \(a mapping gives its keys: pass its "):
-        Graph({"a": s("a")})  # type: ignore[arg-type]
+        Graph({"a": s("a")})  # type: ignore[dict-item]
 
 
 def test_a_single_step_instead_of_an_iterable_is_a_type_error() -> None:
