@@ -392,18 +392,36 @@ class Owned(exegraph.Step):  # type: ignore[misc]  # `@final`, but Python allows
     owner: str = ""
 
 
-@pytest.mark.parametrize("kind", ["plain", "attrs"])
+@attrs.frozen(slots=False)
+class OwnedInDict(exegraph.Step):  # type: ignore[misc]  # `@final`, but Python allows it
+    owner: str = ""
+
+
+class Noted(exegraph.Step):  # type: ignore[misc]  # no __slots__: a __dict__ of its own
+    pass
+
+
+class Named(exegraph.Step):  # type: ignore[misc]  # its own way to pickle
+    __slots__ = ()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"name": self.name}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        object.__setattr__(self, "name", state["name"])
+
+
+@pytest.mark.parametrize("kind", ["plain", "attrs", "attrs without slots"])
 def test_a_subclass_of_step_pickles_and_deep_copies_with_its_read_only_mappings(
     kind: str,
 ) -> None:
-    # Its `inputs` and `pools` are read-only views, which cannot be pickled themselves.
+    # Its `inputs` and `pools` are read-only views, which cannot be pickled themselves;
+    # its own fields go along, in slots or in a `__dict__`.
     kwargs: dict[str, Any] = {"inputs": {"who": "a"}, "pools": {"db": 2}, "tags": ["x"]}
-    step = (
-        Labelled("s", greet, **kwargs)
-        if kind == "plain"
-        else Owned("s", greet, **kwargs, owner="me")
-    )
-    bare = Labelled("t", noop) if kind == "plain" else Owned("t", noop)
+    subclass: Any = {"plain": Labelled, "attrs": Owned, "attrs without slots": OwnedInDict}[kind]
+    own = {} if kind == "plain" else {"owner": "me"}
+    step = subclass("s", greet, **kwargs, **own)
+    bare = subclass("t", noop)
     for original in (step, bare):
         for again in (pickle.loads(pickle.dumps(original)), copy.deepcopy(original)):
             assert type(again) is type(original)
@@ -412,10 +430,19 @@ def test_a_subclass_of_step_pickles_and_deep_copies_with_its_read_only_mappings(
                 getattr(original, f.name) for f in attrs.fields(type(original))
             ]
             with pytest.raises(TypeError):
-                again.inputs["other"] = "b"  # type: ignore[index]
+                again.inputs["other"] = "b"
             with pytest.raises(TypeError):
-                again.pools["net"] = 1  # type: ignore[index]
+                again.pools["net"] = 1
     assert pickle.loads(pickle.dumps(bare)).inputs is bare.inputs  # (the shared empty view)
+
+
+def test_a_subclass_keeps_what_its_dict_holds_and_its_own_way_to_pickle() -> None:
+    noted = Noted("n", noop)
+    noted.__dict__["note"] = "kept"
+    again = pickle.loads(pickle.dumps(noted))
+    assert (type(again), again, again.note) == (Noted, noted, "kept")
+    named = pickle.loads(pickle.dumps(Named("m", noop)))  # (its __setstate__ ran)
+    assert (type(named), named.name) == (Named, "m")
 
 
 async def test_a_pickled_graph_runs_as_the_original(autojump_clock: object) -> None:

@@ -9,7 +9,7 @@ import math
 import types
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
-from typing import TYPE_CHECKING, Any, Final, TypeAlias, cast, final
+from typing import TYPE_CHECKING, Any, Final, TypeAlias, final
 
 import attrs
 
@@ -662,12 +662,20 @@ class Step:
         Its `inputs` and `pools` are read-only views (`types.MappingProxyType`), which
         cannot be pickled themselves; the step is made again from plain dicts, through
         the same checks. The action must be picklable (a module-level function). A
-        subclass is pickled as its class and its fields (its own too), those views as
-        dicts, and made again unchecked (`_remade_as`), as its checked fields were.
+        subclass is pickled as its class and its state: every field (its own too, in
+        slots or in its `__dict__`) and whatever else its `__dict__` holds, those views as
+        dicts, and made again unchecked (`_remade_as`), as its checked fields were; one
+        with a `__getstate__` or `__setstate__` of its own, by them (the views are then
+        its to turn into something that pickles).
         """
-        made: type[object] = type(self)
+        made: type[Any] = type(self)  # (`Step` is final to type checkers: not to Python)
         if made is not Step:
-            state = cast("dict[str, Any]", self.__getstate__()).copy()  # (attrs': a dict)
+            if _own_state(made):
+                return (_new, (made,), self.__getstate__())
+            state = {field.name: getattr(self, field.name) for field in attrs.fields(made)}
+            extra = getattr(self, "__dict__", None)  # (a subclass without __slots__)
+            if extra:
+                state = {**extra, **state}
             state["inputs"], state["pools"] = dict(self.inputs), dict(self.pools)
             return (_remade_as, (made, state))
         return (
@@ -751,6 +759,22 @@ def _remade(  # noqa: PLR0917 - `Step.__reduce__`'s fields, in order
         trigger_rule=trigger_rule,
         pools=pools or None,
     )
+
+
+def _own_state(cls: type[Step]) -> bool:
+    """Whether the subclass `cls` pickles its state its own way (not attrs' way).
+
+    (attrs gives each slotted class a `__getstate__` and `__setstate__` of its own, made
+    in its module `attr._make`.)
+    """
+    for klass in cls.__mro__:
+        if klass is Step:
+            return False
+        for name in ("__getstate__", "__setstate__"):
+            method = klass.__dict__.get(name)
+            if method is not None and getattr(method, "__module__", None) != "attr._make":
+                return True
+    return False
 
 
 def _remade_as(cls: type[Step], state: dict[str, Any]) -> Step:
