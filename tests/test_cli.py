@@ -360,6 +360,70 @@ def test_a_second_ctrl_c_leaves_the_terminal_its_cursor(tmp_path: Path) -> None:
     assert drawn.rfind(b"\x1b[?25h") > drawn.rfind(b"\x1b[?25l")  # shown again
 
 
+def test_a_sigint_handler_of_the_program_s_own_is_left_alone(tmp_path: Path) -> None:
+    # Trio installs no handler where the program has one: neither does the command.
+    (tmp_path / "counting.py").write_text(
+        textwrap.dedent(
+            """\
+            import os, signal
+            import trio
+            import exegraph_trio as exegraph
+
+            caught = []
+            signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+
+            async def signal_twice() -> None:
+                for _ in range(2):
+                    os.kill(os.getpid(), signal.SIGINT)
+                    await trio.sleep(0.01)
+                print(f"caught {len(caught)}", flush=True)
+
+            graph = exegraph.Graph([exegraph.Step("twice", signal_twice)])
+            """
+        ),
+        encoding="utf-8",
+    )
+    done = exegraph("run", f"{tmp_path / 'counting.py'}:graph", "--no-progress", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("caught 2\n")
+
+
+def test_main_called_in_a_program_gives_ctrl_c_back_to_python(tmp_path: Path) -> None:
+    # After an interrupted run, Ctrl-C raises KeyboardInterrupt again (not the second
+    # Ctrl-C's end of the process) in a program that called `main` and goes on.
+    from exegraph_trio import _cli
+
+    (tmp_path / "interrupted.py").write_text(
+        textwrap.dedent(
+            """\
+            import signal
+            import exegraph_trio as exegraph
+
+            async def ctrl_c() -> None:
+                signal.raise_signal(signal.SIGINT)  # handled by Trio's handler, as a user's
+
+            graph = exegraph.Graph([exegraph.Step("stop", ctrl_c)])
+            """
+        ),
+        encoding="utf-8",
+    )
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    try:
+        status = _cli.main(["run", f"{tmp_path / 'interrupted.py'}:graph", "--no-progress"])
+        assert status == 130
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def test_a_usage_error_quoting_the_command_line_is_one_escaped_line() -> None:
+    done = exegraph("list", "cli_pipeline:graph", "evil\n\x1b[31mred")
+    assert done.returncode == 2
+    assert done.stderr.splitlines()[-1] == (
+        "exegraph: error: unrecognized arguments: evil\\n\\x1b[31mred"
+    )
+
+
 def test_ctrl_c_exits_130_even_when_standard_error_is_gone(tmp_path: Path) -> None:
     # Progress lines and `exegraph: interrupted` go to a pipe nobody reads any more (a
     # `head` that exited): the teardown still runs and the status still says interrupted.
@@ -579,6 +643,27 @@ def test_a_trace_that_cannot_be_written_is_said_and_a_failed_run_keeps_its_statu
         f"[Errno 2] No such file or directory: {str(trace)!r}"
     )
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full on this system")
+@pytest.mark.parametrize(("attr", "status"), [("ok", 74), ("exiting", 3)])
+def test_a_lost_trace_and_a_lost_table_are_both_said(
+    tmp_path: Path, attr: str, status: int
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (tmp_path / "lost.py").write_text(_TRACE_LOST.format(out=str(out)), encoding="utf-8")
+    trace = out / "run.json"
+    with open("/dev/full", "w", encoding="utf-8") as full:  # every write: ENOSPC
+        done = exegraph_writing_to(
+            full, "run", f"{tmp_path / 'lost.py'}:{attr}", "--no-progress", "--trace", str(trace)
+        )
+    assert done.returncode == status, done.stderr
+    assert done.stderr.splitlines() == [
+        f"exegraph: error: --trace {str(trace)!r} was not written: FileNotFoundError: "
+        f"[Errno 2] No such file or directory: {str(trace)!r}",
+        "exegraph: error: cannot write the output: OSError: [Errno 28] No space left on device",
+    ]
 
 
 def test_a_trace_in_a_missing_folder_is_refused_before_running(tmp_path: Path) -> None:

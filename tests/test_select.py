@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import functools
+import pickle
 import re
 from collections.abc import AsyncIterator
 
@@ -336,6 +337,8 @@ def test_the_way_out_of_a_removal_is_a_selector_that_parses() -> None:
         graph.select("!db?setup")
     assert "'!db?setup+'" in str(info.value)
     assert graph.select("!db?setup+").names == ("docs",)
+    again = pickle.loads(pickle.dumps(info.value))  # (both messages kept)
+    assert (str(again), again.without_keyword) == (str(info.value), info.value.without_keyword)  # type: ignore[attr-defined]
 
 
 def test_removing_a_dependency_of_the_whole_graph_names_every_kept_dependent() -> None:

@@ -35,7 +35,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType, ModuleType
-from typing import Final
+from typing import Final, NoReturn
 
 import attrs
 import trio
@@ -113,6 +113,18 @@ def _pool(text: str) -> tuple[str, int]:
     return name.strip(), _jobs(size)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, whose usage errors are written on one line, escaped.
+
+    (They quote the command line: an argument holding a line break or an escape code
+    would otherwise reach the terminal as it is.) Its subcommands' parsers are of this
+    class too: argparse makes them of their parent's.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        super().error(printable(message))
+
+
 def _parser(prog: str) -> argparse.ArgumentParser:
     def command(
         name: str, summary: str, description: str, *parents: argparse.ArgumentParser
@@ -126,7 +138,7 @@ def _parser(prog: str) -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
 
-    parser = argparse.ArgumentParser(
+    parser: argparse.ArgumentParser = _Parser(
         prog=prog,
         description="Run, plan, list or draw a graph of exegraph steps defined in Python.",
         epilog=_EPILOG,
@@ -135,7 +147,7 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
 
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("target", metavar="MODULE:ATTR", help="the graph (see below)")
     common.add_argument(
         "--select",
@@ -150,7 +162,7 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         help="show the traceback of an error loading the graph, not only its message",
     )
 
-    schedule = argparse.ArgumentParser(add_help=False)
+    schedule = _Parser(add_help=False)
     schedule.add_argument(
         "-j",
         "--jobs",
@@ -544,20 +556,32 @@ def _run(args: argparse.Namespace) -> int:
     if progress is not None:
         instruments.append(progress)
     options = attrs.evolve(options, instruments=instruments)
+    # Trio handles Ctrl-C only where Python's own handler is in place (not one the graph's
+    # module installed), in the main thread.
+    trio_handles_ctrl_c = (
+        threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    )
     try:
-        result = trio.run(_run_until_interrupted_twice, graph, options)
+        result = trio.run(_run_until_interrupted_twice, graph, options, trio_handles_ctrl_c)
     except (KeyboardInterrupt, SystemExit):  # Ctrl-C, or a step called sys.exit()
-        if keeper.result is not None:
-            try:
-                unwritten = _report(keeper.result, trace)
-            except BrokenPipeError:  # (`| head`): nothing to say
-                _drop_stdout()
-                unwritten = None
-            except OSError as exc:  # the table could not be printed (a full disk)
-                _drop_stdout()
-                unwritten = _CommandError(f"cannot write the output: {_describe(exc)}")
-            if unwritten is not None:  # said; the interrupt's or the exit's status stands
-                _complain(f"{args.prog}: error: {unwritten}")
+        try:
+            if keeper.result is not None:
+                try:
+                    unwritten = _report(keeper.result, trace)
+                except BrokenPipeError:  # (`| head`): nothing to say
+                    _drop_stdout()
+                    unwritten = None
+                except OSError as exc:  # the table could not be printed (a full disk)
+                    _drop_stdout()
+                    unwritten = _CommandError(f"cannot write the output: {_describe(exc)}")
+                if unwritten is not None:  # said; the interrupt's or the exit's status stands
+                    _complain(f"{args.prog}: error: {unwritten}")
+        finally:
+            # Reported: a Ctrl-C raises KeyboardInterrupt again (`main` may be called by a
+            # program that goes on).
+            if signal.getsignal(signal.SIGINT) is _second_ctrl_c:
+                signal.signal(signal.SIGINT, signal.default_int_handler)
         raise
     except Exception as exc:
         raise _refused("run", args.target, graph, exc) from exc
@@ -568,21 +592,23 @@ def _run(args: argparse.Namespace) -> int:
     return EXIT_OK if result.ok else EXIT_STEP_FAILED
 
 
-async def _run_until_interrupted_twice(graph: Graph, options: RunOptions) -> RunResult:
+async def _run_until_interrupted_twice(
+    graph: Graph,
+    options: RunOptions,
+    trio_handles_ctrl_c: bool,  # noqa: FBT001 - `trio.run` passes positional arguments only
+) -> RunResult:
     """`run_with_result`, where a second Ctrl-C ends the process at once.
 
     The first Ctrl-C is Trio's: a `KeyboardInterrupt` that stops the run, which tears its
     resources down and waits for its threads before the command reports. Trio's handler
     handles that one, and `_second_ctrl_c` is put in its place as it does: a second
     Ctrl-C kills the process by the signal itself, as a user pressing it again expects
-    (the command-line guide), and as it would during the imports, before Trio ran.
+    (the command-line guide), and as it would during the imports, before Trio ran. Only
+    when `trio_handles_ctrl_c` (Trio installed its handler): a handler of the program's
+    own is left alone.
     """
     handler = signal.getsignal(signal.SIGINT)
-    if (
-        not callable(handler)
-        or handler is signal.default_int_handler  # (Trio installed none: not the main thread)
-        or threading.current_thread() is not threading.main_thread()
-    ):
+    if not trio_handles_ctrl_c or not callable(handler):
         return await run_with_result(graph, options)
     trio_handler = handler
 
@@ -635,11 +661,16 @@ def _report(result: RunResult, trace: str | None) -> _CommandError | None:
             Path(trace).write_text(result.to_chrome_trace(), encoding="utf-8")
         except OSError as exc:
             failed = exc
-    print(result.table(), flush=True)
-    if failed is None:
-        return None
-    unwritten = _CommandError(f"--trace {trace!r} was not written: {_describe(failed)}")
-    unwritten.__cause__ = failed
+    unwritten = None
+    if failed is not None:
+        unwritten = _CommandError(f"--trace {trace!r} was not written: {_describe(failed)}")
+        unwritten.__cause__ = failed
+    try:
+        print(result.table(), flush=True)
+    except OSError:
+        if unwritten is not None:  # said now: the table's error is what the caller says
+            _complain(f"exegraph: error: {unwritten}")
+        raise
     return unwritten
 
 

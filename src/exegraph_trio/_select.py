@@ -345,7 +345,8 @@ class RemovalError(ValueError):
 
     Its message ends with the two ways out; `without_keyword` is the message without the
     second (`with_dependencies=False`), for the command line, which has no such flag.
-    (Pickled, it is made again from its message alone: then that is both.)
+    (Pickled, it is made again from its message, and `without_keyword` comes back with
+    its `__dict__`, as any exception's attributes do.)
     """
 
     def __init__(self, message: str, without_keyword: str | None = None) -> None:
