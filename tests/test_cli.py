@@ -30,7 +30,7 @@ import sys
 import sysconfig
 import textwrap
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO
 
@@ -228,6 +228,34 @@ def _restore_default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+@contextlib.contextmanager
+def _running(
+    entry: str,
+    args: tuple[str, ...],
+    tmp_path: Path,
+    *,
+    stdout: int = subprocess.PIPE,
+    stderr: int = subprocess.PIPE,
+    env: Mapping[str, str] | None = None,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """The command started in the background, as a user's terminal starts it; killed if
+    it is still running when the block ends (a hang fails the test, never the suite)."""
+    process = subprocess.Popen(
+        _command(entry, args),
+        cwd=GRAPHS,
+        env=_environment({"CLI_TEST_DIR": str(tmp_path), **(env or {})}),
+        stdout=stdout,
+        stderr=stderr,
+        preexec_fn=_restore_default_sigint,  # noqa: PLW1509 - no threads in this process
+    )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
 def _read_until(process: subprocess.Popen[bytes], marker: bytes) -> bytes:
     """What `process` printed until (and with) `marker`; fails after TIMEOUT seconds."""
     assert process.stdout is not None
@@ -248,23 +276,11 @@ def _read_until(process: subprocess.Popen[bytes], marker: bytes) -> bytes:
 
 @both_entry_points
 def test_ctrl_c_tears_the_resources_down_and_exits_130(entry: str, tmp_path: Path) -> None:
-    process = subprocess.Popen(
-        _command(entry, ("run", "cli_pipeline:interruptible")),
-        cwd=GRAPHS,
-        env=_environment({"CLI_TEST_DIR": str(tmp_path)}),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        preexec_fn=_restore_default_sigint,  # noqa: PLW1509 - no threads in this process
-    )
-    try:
+    with _running(entry, ("run", "cli_pipeline:interruptible"), tmp_path) as process:
         printed = _read_until(process, b"waiting for Ctrl-C\n")
         assert not (tmp_path / "torn-down").exists()
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=TIMEOUT)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
     assert process.returncode == 130, err
     assert (tmp_path / "torn-down").read_text(encoding="utf-8") == "the teardown ran\n"
     assert err.decode() == f"{entry}: interrupted\n"
@@ -283,24 +299,12 @@ def test_a_second_ctrl_c_ends_the_process_at_once_by_the_signal(entry: str, tmp_
     # The first Ctrl-C stops the run, whose resource's teardown never ends; a user
     # pressing Ctrl-C again ends the process there (command-line guide), as SIGINT's
     # default action does. (Without it, this would wait for TIMEOUT and fail.)
-    process = subprocess.Popen(
-        _command(entry, ("run", "cli_pipeline:stubborn")),
-        cwd=GRAPHS,
-        env=_environment({"CLI_TEST_DIR": str(tmp_path)}),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        preexec_fn=_restore_default_sigint,  # noqa: PLW1509 - no threads in this process
-    )
-    try:
+    with _running(entry, ("run", "cli_pipeline:stubborn"), tmp_path) as process:
         _read_until(process, b"waiting for Ctrl-C\n")
         process.send_signal(signal.SIGINT)
         _read_until(process, b"tearing down, forever\n")
         process.send_signal(signal.SIGINT)
         _, err = process.communicate(timeout=TIMEOUT)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
     assert process.returncode == -signal.SIGINT, err
 
 
@@ -311,36 +315,35 @@ def test_a_second_ctrl_c_leaves_the_terminal_its_cursor(tmp_path: Path) -> None:
     import pty  # POSIX only
 
     controller, terminal = pty.openpty()
+    drawn = b""
+
+    def draw_until(marker: bytes) -> None:
+        nonlocal drawn
+        deadline = time.monotonic() + TIMEOUT
+        with selectors.DefaultSelector() as selector:
+            selector.register(controller, selectors.EVENT_READ)
+            while marker not in drawn:
+                left = deadline - time.monotonic()
+                if left <= 0 or not selector.select(left):
+                    pytest.fail(f"no {marker!r} within {TIMEOUT} s; drawn {drawn!r}")
+                try:
+                    chunk = os.read(controller, 65536)
+                except OSError:  # EIO: the child closed the terminal
+                    chunk = b""
+                if not chunk:
+                    pytest.fail(f"the terminal closed before {marker!r}; drawn {drawn!r}")
+                drawn += chunk
+
     try:
-        process = subprocess.Popen(
-            _command("exegraph", ("run", "cli_pipeline:stubborn")),
-            cwd=GRAPHS,
-            env=_environment({"CLI_TEST_DIR": str(tmp_path), "TERM": "xterm-256color"}),
+        with _running(
+            "exegraph",
+            ("run", "cli_pipeline:stubborn"),
+            tmp_path,
             stdout=subprocess.DEVNULL,
             stderr=terminal,
-            preexec_fn=_restore_default_sigint,  # noqa: PLW1509 - no threads in this process
-        )
-        os.close(terminal)
-        drawn = b""
-
-        def draw_until(marker: bytes) -> None:
-            nonlocal drawn
-            deadline = time.monotonic() + TIMEOUT
-            with selectors.DefaultSelector() as selector:
-                selector.register(controller, selectors.EVENT_READ)
-                while marker not in drawn:
-                    left = deadline - time.monotonic()
-                    if left <= 0 or not selector.select(left):
-                        pytest.fail(f"no {marker!r} within {TIMEOUT} s; drawn {drawn!r}")
-                    try:
-                        chunk = os.read(controller, 65536)
-                    except OSError:  # EIO: the child closed the terminal
-                        chunk = b""
-                    if not chunk:
-                        pytest.fail(f"the terminal closed before {marker!r}; drawn {drawn!r}")
-                    drawn += chunk
-
-        try:
+            env={"TERM": "xterm-256color"},
+        ) as process:
+            os.close(terminal)  # (the child's now: its end closes the terminal)
             draw_until(b"waiting for Ctrl-C")
             process.send_signal(signal.SIGINT)
             draw_until(b"tearing down, forever")
@@ -350,10 +353,6 @@ def test_a_second_ctrl_c_leaves_the_terminal_its_cursor(tmp_path: Path) -> None:
             with contextlib.suppress(OSError):
                 while chunk := os.read(controller, 65536):
                     drawn += chunk
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
     finally:
         os.close(controller)
     assert process.returncode == -signal.SIGINT
@@ -429,25 +428,12 @@ def test_ctrl_c_exits_130_even_when_standard_error_is_gone(tmp_path: Path) -> No
     # `head` that exited): the teardown still runs and the status still says interrupted.
     gone, stderr = os.pipe()
     os.close(gone)
-    try:
-        process = subprocess.Popen(
-            _command("exegraph", ("run", "cli_pipeline:interruptible", "--progress")),
-            cwd=GRAPHS,
-            env=_environment({"CLI_TEST_DIR": str(tmp_path)}),
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            preexec_fn=_restore_default_sigint,  # noqa: PLW1509 - no threads in this process
-        )
-    finally:
-        os.close(stderr)
-    try:
+    args = ("run", "cli_pipeline:interruptible", "--progress")
+    with _running("exegraph", args, tmp_path, stderr=stderr) as process:
+        os.close(stderr)  # (the child's now)
         _read_until(process, b"waiting for Ctrl-C\n")
         process.send_signal(signal.SIGINT)
         process.communicate(timeout=TIMEOUT)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
     assert process.returncode == 130
     assert (tmp_path / "torn-down").read_text(encoding="utf-8") == "the teardown ran\n"
 
