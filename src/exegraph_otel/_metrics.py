@@ -164,7 +164,7 @@ class Metrics:
         if measures is None:
             return
         measures.waiting.add(step.name)
-        attributes = dict(self._inactive(measures, step))
+        attributes = self._inactive(measures, step)
         attributes[attr.ERROR_TYPE] = attr.error_type(error)
         self._step_retries.add(1, attributes)
 
