@@ -568,7 +568,7 @@ def _run(args: argparse.Namespace) -> int:
         try:
             if keeper.result is not None:
                 try:
-                    unwritten = _report(keeper.result, trace)
+                    unwritten = _report(keeper.result, trace, args.prog)
                 except BrokenPipeError:  # (`| head`): nothing to say
                     _drop_stdout()
                     unwritten = None
@@ -585,7 +585,7 @@ def _run(args: argparse.Namespace) -> int:
         raise
     except Exception as exc:
         raise _refused("run", args.target, graph, exc) from exc
-    unwritten = _report(result, trace)
+    unwritten = _report(result, trace, args.prog)
     if unwritten is not None:  # a failed run keeps its status; else the output's error
         unwritten.status = EXIT_IO_ERROR if result.ok else EXIT_STEP_FAILED
         raise unwritten
@@ -649,11 +649,12 @@ def _check_trace_path(trace: str) -> None:
         raise _CommandError(f"--trace {trace!r}: {str(folder)!r} cannot be written to")
 
 
-def _report(result: RunResult, trace: str | None) -> _CommandError | None:
+def _report(result: RunResult, trace: str | None, prog: str) -> _CommandError | None:
     """Write the `--trace` file, then print the table (a closed stdout loses no trace).
 
     Returns what to say if the trace could not be written (its folder checked beforehand,
-    a full disk or a file system refusing it can still fail the write).
+    a full disk or a file system refusing it can still fail the write); says it itself
+    (as `prog`) if the table cannot be printed either, whose error it raises.
     """
     failed: OSError | None = None
     if trace is not None:
@@ -669,7 +670,7 @@ def _report(result: RunResult, trace: str | None) -> _CommandError | None:
         print(result.table(), flush=True)
     except OSError:
         if unwritten is not None:  # said now: the table's error is what the caller says
-            _complain(f"exegraph: error: {unwritten}")
+            _complain(f"{prog}: error: {unwritten}")
         raise
     return unwritten
 
