@@ -193,6 +193,33 @@ def test_the_critical_path_follows_the_last_finishing_dependency() -> None:
     assert plan.makespan == 7.0
 
 
+@pytest.mark.parametrize("rule", [ONE_FAILED, ALL_DONE])
+async def test_the_critical_path_goes_through_a_skipped_dependency_to_the_failure(
+    autojump_clock: trio.testing.MockClock, rule: TriggerRule
+) -> None:
+    # `notify` started when `migrate` failed (its dependency `deploy`, skipped then, took
+    # no time), not when the run began; `ok`, which ended earlier, does not decide it
+    # either. The plan (every step 1 s: no estimates) and the run say so alike.
+    def graph(migrate: exegraph.Action) -> Graph:
+        return Graph(
+            [
+                Step("checkout", sleeping(1)),
+                Step("migrate", migrate, depends_on=["checkout"]),
+                Step("deploy", sleeping(1), depends_on=["migrate"]),
+                Step("ok", sleeping(1)),
+                Step("notify", sleeping(1), depends_on=["deploy", "ok"], trigger_rule=rule),
+            ]
+        )
+
+    options = RunOptions(error_policy=CONTINUE, max_concurrency=4)
+    planned = exegraph.plan(graph(sleeping(2)), options, fail=["migrate"])
+    assert planned.critical_path == ("checkout", "migrate", "notify")
+    assert planned.makespan == 3.0
+    result = await exegraph.run_with_result(graph(sleeping(2, fails=True)), options)
+    assert result.critical_path() == ("checkout", "migrate", "notify")
+    assert result.total_duration == 4.0
+
+
 # -- fail= -------------------------------------------------------------------------------------
 
 

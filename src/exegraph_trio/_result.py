@@ -309,9 +309,12 @@ class RunResult:
         """The chain of steps that decided the run's total duration, first to last.
 
         From the step that ended last, each step's last-finishing dependency, back to a
-        step with none that ran (SPEC 2.2). Among steps that ended at the same time, the
-        one furthest downstream (latest in the graph's topological order) is taken, so
-        that zero-second steps at the end of a chain stay on it. Empty when no step ran.
+        step with none that ran (SPEC 2.2); through a dependency that was skipped, what
+        ended above it (a `ONE_FAILED` step's chain goes on to the failure that made it
+        run; skipped steps take no time and are not named). Among steps that ended at the
+        same time, the one furthest downstream (latest in the graph's topological order)
+        is taken, so that zero-second steps at the end of a chain stay on it. Empty when
+        no step ran.
 
         Raises:
             ValueError: the result was made by hand, without its `graph`.
@@ -520,17 +523,44 @@ def critical_path(graph: Graph, ends: Sequence[float | None]) -> tuple[str, ...]
     """The names of the chain that decided the makespan, given each step's end (or `None`).
 
     Shared by `RunResult.critical_path` and `Plan.critical_path`; ties go to the step
-    latest in topological order. O(V + E).
+    latest in topological order. A dependency that never ran (skipped) passes on what
+    ended before it: a `ONE_FAILED` or `ALL_DONE` step whose dependency was skipped
+    because a step further up failed started when that failure ended, and the chain goes
+    on through it (the skipped steps, which took no time, are not named). O(V + E) when
+    no step was skipped.
     """
     order = graph._places()
+    deps = graph._deps
     ended = [i for i, end in enumerate(ends) if end is not None]
     if not ended:
         return ()
     last = max(ended, key=lambda i: (ends[i], order[i]))
     path = [last]
     while True:
-        before = [d for d in graph._deps[path[-1]] if ends[d] is not None]
+        before = [d for d in deps[path[-1]] if ends[d] is not None]
+        if len(before) < len(deps[path[-1]]):  # (some never ran: what ended above them too)
+            before += _ended_above_skips(deps, ends, path[-1])
         if not before:
             break
         path.append(max(before, key=lambda d: (ends[d], order[d])))
     return tuple(graph.steps[i].name for i in reversed(path))
+
+
+def _ended_above_skips(
+    deps: Sequence[Sequence[int]], ends: Sequence[float | None], step: int
+) -> list[int]:
+    """The steps that ended and that `step` depends on through steps that did not only."""
+    found: list[int] = []
+    seen: set[int] = set()
+    stack = [d for d in deps[step] if ends[d] is None]
+    while stack:
+        d = stack.pop()
+        if d in seen:
+            continue
+        seen.add(d)
+        for above in deps[d]:
+            if ends[above] is not None:
+                found.append(above)
+            elif above not in seen:
+                stack.append(above)
+    return found
