@@ -220,6 +220,46 @@ async def test_the_critical_path_goes_through_a_skipped_dependency_to_the_failur
     assert result.total_duration == 4.0
 
 
+async def test_the_critical_path_never_takes_a_step_that_ended_after_the_next_one_started(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # `skipped` was skipped when `fail` failed at 1 s, though `long` ran on to 10 s:
+    # `handler` (ALL_DONE) started at 1 s, so `long` decided nothing of it.
+    graph = Graph(
+        [
+            Step("fail", sleeping(1, fails=True)),
+            Step("long", sleeping(10)),
+            Step("skipped", sleeping(1), depends_on=["fail", "long"]),
+            Step("handler", sleeping(20), depends_on=["skipped"], trigger_rule=ALL_DONE),
+        ]
+    )
+    durations = {"fail": 1.0, "long": 10.0, "skipped": 1.0, "handler": 20.0}
+    options = RunOptions(error_policy=CONTINUE, durations=durations)
+    assert exegraph.plan(graph, options, fail=["fail"]).critical_path == ("fail", "handler")
+    result = await exegraph.run_with_result(graph, options)
+    assert result.critical_path() == ("fail", "handler")
+    assert result.total_duration == 21.0
+
+
+def test_the_critical_path_through_a_long_skipped_chain_is_found_once_for_all() -> None:
+    # Every `c` depends on the end of one skipped chain: what ended above it (`F`) is
+    # worked out once, not once per `c` (which was quadratic).
+    n = 2_000
+    steps = [Step("F", sleeping(0))]
+    steps += [Step(f"s{j}", sleeping(0), depends_on=[f"s{j - 1}" if j else "F"]) for j in range(n)]
+    steps += [
+        Step(
+            f"c{i}",
+            sleeping(0),
+            depends_on=[f"s{n - 1}", *([f"c{i - 1}"] if i else [])],
+            trigger_rule=ALL_DONE,
+        )
+        for i in range(n)
+    ]
+    planned = exegraph.plan(Graph(steps), RunOptions(error_policy=CONTINUE), fail=["F"])
+    assert planned.critical_path == ("F", *(f"c{i}" for i in range(n)))
+
+
 # -- fail= -------------------------------------------------------------------------------------
 
 

@@ -318,4 +318,4 @@ def _plan_of(
     began = [t for t in starts if t is not None]
     ended = [t for t in ends if t is not None]
     makespan = max(ended) - min(began) if began else 0.0
-    return Plan(planned, makespan, critical_path(graph, ends), graph)
+    return Plan(planned, makespan, critical_path(graph, starts, ends), graph)

@@ -308,25 +308,27 @@ class RunResult:
     def critical_path(self) -> tuple[str, ...]:
         """The chain of steps that decided the run's total duration, first to last.
 
-        From the step that ended last, each step's last-finishing dependency, back to a
-        step with none that ran (SPEC 2.2); through a dependency that was skipped, what
-        ended above it (a `ONE_FAILED` step's chain goes on to the failure that made it
-        run; skipped steps take no time and are not named). Among steps that ended at the
-        same time, the one furthest downstream (latest in the graph's topological order)
-        is taken, so that zero-second steps at the end of a chain stay on it. Empty when
-        no step ran.
+        From the step that ended last, each step's dependency that ended last no later
+        than the step started, back to a step with none that ran (SPEC 2.2); through a
+        dependency that was skipped, what ended above it (a `ONE_FAILED` step's chain goes
+        on to the failure that made it run; skipped steps take no time and are not named).
+        Among steps that ended at the same time, the one furthest downstream (latest in
+        the graph's topological order) is taken, so that zero-second steps at the end of
+        a chain stay on it. Empty when no step ran.
 
         Raises:
             ValueError: the result was made by hand, without its `graph`.
         """
         if self.graph is None:
             raise ValueError("critical_path needs the graph that ran; this RunResult has none")
+        starts: list[float | None] = [None] * len(self.graph)
         ends: list[float | None] = [None] * len(self.graph)
         position = self.graph._index
         for timing in self.steps:
             if timing.end is not None and timing.name in position:
+                starts[position[timing.name]] = timing.start
                 ends[position[timing.name]] = timing.end
-        return critical_path(self.graph, ends)
+        return critical_path(self.graph, starts, ends)
 
     def with_status(self, status: StepStatus) -> tuple[StepTiming, ...]:
         """The timings of the steps that ended with `status`, in completion order."""
@@ -519,15 +521,19 @@ def printable(text: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
-def critical_path(graph: Graph, ends: Sequence[float | None]) -> tuple[str, ...]:
-    """The names of the chain that decided the makespan, given each step's end (or `None`).
+def critical_path(
+    graph: Graph, starts: Sequence[float | None], ends: Sequence[float | None]
+) -> tuple[str, ...]:
+    """The names of the chain that decided the makespan, given each step's start and end.
 
-    Shared by `RunResult.critical_path` and `Plan.critical_path`; ties go to the step
-    latest in topological order. A dependency that never ran (skipped) passes on what
-    ended before it: a `ONE_FAILED` or `ALL_DONE` step whose dependency was skipped
-    because a step further up failed started when that failure ended, and the chain goes
-    on through it (the skipped steps, which took no time, are not named). O(V + E) when
-    no step was skipped.
+    Shared by `RunResult.critical_path` and `Plan.critical_path` (`None` for a step that
+    never ran); ties go to the step latest in topological order. Before each step of the
+    chain comes the dependency that ended last no later than it started: a `ONE_FAILED`
+    step starts at a failure, before its other dependencies end. A dependency that was
+    skipped passes on what ended above it (through skipped steps only): a trigger-rule
+    step whose dependency was skipped because a step further up failed started when that
+    failure ended, and the chain goes on to it, naming no skipped step. O(V + E), the
+    steps above each skipped one worked out once (a set each).
     """
     order = graph._places()
     deps = graph._deps
@@ -535,32 +541,42 @@ def critical_path(graph: Graph, ends: Sequence[float | None]) -> tuple[str, ...]
     if not ended:
         return ()
     last = max(ended, key=lambda i: (ends[i], order[i]))
+    above: dict[int, frozenset[int]] = {}  # a skipped step's ended steps above it
     path = [last]
     while True:
-        before = [d for d in deps[path[-1]] if ends[d] is not None]
-        if len(before) < len(deps[path[-1]]):  # (some never ran: what ended above them too)
-            before += _ended_above_skips(deps, ends, path[-1])
-        if not before:
+        step = path[-1]
+        start = starts[step]
+        before: set[int] = set()
+        for d in deps[step]:
+            before.update((d,) if ends[d] is not None else _ended_above(deps, ends, d, above))
+        found = [
+            d for d in before if start is None or ((end := ends[d]) is not None and end <= start)
+        ]
+        if not found:
             break
-        path.append(max(before, key=lambda d: (ends[d], order[d])))
+        path.append(max(found, key=lambda d: (ends[d], order[d])))
     return tuple(graph.steps[i].name for i in reversed(path))
 
 
-def _ended_above_skips(
-    deps: Sequence[Sequence[int]], ends: Sequence[float | None], step: int
-) -> list[int]:
-    """The steps that ended and that `step` depends on through steps that did not only."""
-    found: list[int] = []
-    seen: set[int] = set()
-    stack = [d for d in deps[step] if ends[d] is None]
-    while stack:
-        d = stack.pop()
-        if d in seen:
+def _ended_above(
+    deps: Sequence[Sequence[int]],
+    ends: Sequence[float | None],
+    skipped: int,
+    above: dict[int, frozenset[int]],
+) -> frozenset[int]:
+    """The steps that ended above `skipped` through skipped steps only (kept in `above`)."""
+    stack = [skipped]
+    while stack:  # (depth-first, each skipped step once: its own after those above it)
+        d = stack[-1]
+        if d in above:
+            stack.pop()
             continue
-        seen.add(d)
-        for above in deps[d]:
-            if ends[above] is not None:
-                found.append(above)
-            elif above not in seen:
-                stack.append(above)
-    return found
+        waiting = [a for a in deps[d] if ends[a] is None and a not in above]
+        if waiting:
+            stack.extend(waiting)
+            continue
+        stack.pop()
+        parts = [frozenset((a,)) if ends[a] is not None else above[a] for a in deps[d]]
+        # (one part, the usual case in a skipped chain: shared, not copied)
+        above[d] = parts[0] if len(parts) == 1 else frozenset().union(*parts)
+    return above[skipped]
