@@ -129,8 +129,11 @@ class Metrics:
         many as it allows), so that the counter goes back down as the steps end.
         """
         measures = self._runs.pop(run, None)
-        if measures is None:
-            return
+        if measures is not None:
+            self._give_back(measures)
+
+    def _give_back(self, measures: _Measures) -> None:
+        """Take the steps still counted active off `exegraph.step.active`, each guarded."""
         for attributes in measures.active.values():
             with contextlib.suppress(Exception):
                 self._step_active.add(-1, attributes)
@@ -143,6 +146,8 @@ class Metrics:
         measures = self._runs.pop(run, None)
         if measures is None:
             return
+        if measures.active:  # (a Ctrl-C in a step's own `-1`: none after a whole run)
+            self._give_back(measures)
         outcome, error = attr.run_result(result)
         attributes = {
             attr.CICD_PIPELINE_NAME: self._pipeline_name,
@@ -216,11 +221,16 @@ class Metrics:
         measures.active[step.name] = attributes
 
     def _inactive(self, measures: _Measures, step: Step) -> dict[str, str]:
-        """Take `step` off `exegraph.step.active` (as counted); its attributes, to reuse."""
-        attributes = measures.active.pop(step.name, None)
+        """Take `step` off `exegraph.step.active` (as counted); its attributes, to reuse.
+
+        It is forgotten as counted only once the `-1` is made: a meter raising there
+        (or a Ctrl-C) leaves it for `forget` or `run_done` to give back.
+        """
+        attributes = measures.active.get(step.name)
         if attributes is None:  # (never counted: its start's add failed, or before)
             return self._step_attributes(step)
         self._step_active.add(-1, attributes)
+        del measures.active[step.name]
         return dict(attributes)
 
     def _step_attributes(self, step: Step) -> dict[str, str]:

@@ -442,6 +442,51 @@ async def test_a_meter_failing_mid_run_leaves_no_step_counted_active(
     caplog.clear()
 
 
+class _CounterFailingAt(_Delegating):
+    """An up-down counter whose `add` number `at` (from 0) raises, once."""
+
+    def __init__(self, inner: Any, at: int) -> None:
+        super().__init__(inner)
+        self._left = at
+
+    def add(self, amount: int, attributes: Any = None, **kwargs: Any) -> None:
+        self._left -= 1
+        if self._left == -1:
+            raise RuntimeError("counter down")
+        self._inner.add(amount, attributes, **kwargs)
+
+
+@pytest.mark.parametrize("at", range(8))
+async def test_a_counter_failing_at_any_add_leaves_no_step_counted_active(
+    autojump_clock: trio.testing.MockClock,
+    caplog: pytest.LogCaptureFixture,
+    meter_provider: MeterProvider,
+    metric_reader: InMemoryMetricReader,
+    at: int,
+) -> None:
+    # Whichever +1 or -1 fails (a retried step makes several), what was counted is given
+    # back: a -1 that failed leaves its step counted, for the run's end to give back.
+    real = meter_provider.get_meter("exegraph_otel")
+
+    class Meter(_Delegating):
+        def create_up_down_counter(self, *args: Any, **kwargs: Any) -> Any:
+            return _CounterFailingAt(real.create_up_down_counter(*args, **kwargs), at)
+
+    class Provider(_Delegating):
+        def get_meter(self, *args: Any, **kwargs: Any) -> Any:
+            return Meter(real)
+
+    instrument = exegraph_otel.OtelInstrument(
+        tracer_provider=trace.NoOpTracerProvider(),
+        meter_provider=Provider(meter_provider),  # type: ignore[arg-type]
+    )
+    graph = Graph([flaky("flaky", 1, 2, retry=Retry(attempts=3, delay=1)), step("slow", 5)])
+    await exegraph.run(graph, RunOptions(instruments=[instrument]))
+    active = metric_points(metric_reader, "exegraph.step.active")
+    assert {point.value for point in active.values()} <= {0}  # type: ignore[union-attr]
+    caplog.clear()  # (the failing call is logged, and metrics stop for that run)
+
+
 async def test_an_exporter_that_raises_changes_nothing(
     autojump_clock: trio.testing.MockClock,
     caplog: pytest.LogCaptureFixture,
