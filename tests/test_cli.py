@@ -387,9 +387,13 @@ def test_a_sigint_handler_of_the_program_s_own_is_left_alone(tmp_path: Path) -> 
     assert done.stdout.startswith("caught 2\n")
 
 
-def test_main_called_in_a_program_gives_ctrl_c_back_to_python(tmp_path: Path) -> None:
-    # After an interrupted run, Ctrl-C raises KeyboardInterrupt again (not the second
-    # Ctrl-C's end of the process) in a program that called `main` and goes on.
+@pytest.mark.parametrize("swallowed", [False, True])
+def test_main_called_in_a_program_gives_ctrl_c_back_to_python(
+    tmp_path: Path, swallowed: bool
+) -> None:
+    # After a run a Ctrl-C came to, a Ctrl-C raises KeyboardInterrupt again (not the
+    # second Ctrl-C's end of the process) in a program that called `main` and goes on:
+    # also when the step caught the interrupt and the run ended well.
     from exegraph_trio import _cli
 
     (tmp_path / "interrupted.py").write_text(
@@ -401,15 +405,23 @@ def test_main_called_in_a_program_gives_ctrl_c_back_to_python(tmp_path: Path) ->
             async def ctrl_c() -> None:
                 signal.raise_signal(signal.SIGINT)  # handled by Trio's handler, as a user's
 
+            async def caught() -> None:
+                try:
+                    signal.raise_signal(signal.SIGINT)  # raised here: this code runs
+                except KeyboardInterrupt:
+                    pass
+
             graph = exegraph.Graph([exegraph.Step("stop", ctrl_c)])
+            swallowed = exegraph.Graph([exegraph.Step("caught", caught)])
             """
         ),
         encoding="utf-8",
     )
+    attr = "swallowed" if swallowed else "graph"
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     try:
-        status = _cli.main(["run", f"{tmp_path / 'interrupted.py'}:graph", "--no-progress"])
-        assert status == 130
+        status = _cli.main(["run", f"{tmp_path / 'interrupted.py'}:{attr}", "--no-progress"])
+        assert status == (0 if swallowed else 130)
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     finally:
         signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -563,25 +563,38 @@ def _run(args: argparse.Namespace) -> int:
         and signal.getsignal(signal.SIGINT) is signal.default_int_handler
     )
     try:
-        result = trio.run(_run_until_interrupted_twice, graph, options, trio_handles_ctrl_c)
+        return _run_and_report(args, graph, options, keeper, trio_handles=trio_handles_ctrl_c)
+    finally:
+        # Reported, or not: a Ctrl-C raises KeyboardInterrupt again, not the second
+        # Ctrl-C's end of the process (`main` may be called by a program that goes on).
+        if signal.getsignal(signal.SIGINT) is _second_ctrl_c:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def _run_and_report(
+    args: argparse.Namespace,
+    graph: Graph,
+    options: RunOptions,
+    keeper: _Keeper,
+    *,
+    trio_handles: bool,
+) -> int:
+    """Run the graph, print the table (and write `--trace`); the exit status."""
+    trace: str | None = args.trace
+    try:
+        result = trio.run(_run_until_interrupted_twice, graph, options, trio_handles)
     except (KeyboardInterrupt, SystemExit):  # Ctrl-C, or a step called sys.exit()
-        try:
-            if keeper.result is not None:
-                try:
-                    unwritten = _report(keeper.result, trace, args.prog)
-                except BrokenPipeError:  # (`| head`): nothing to say
-                    _drop_stdout()
-                    unwritten = None
-                except OSError as exc:  # the table could not be printed (a full disk)
-                    _drop_stdout()
-                    unwritten = _CommandError(f"cannot write the output: {_describe(exc)}")
-                if unwritten is not None:  # said; the interrupt's or the exit's status stands
-                    _complain(f"{args.prog}: error: {unwritten}")
-        finally:
-            # Reported: a Ctrl-C raises KeyboardInterrupt again (`main` may be called by a
-            # program that goes on).
-            if signal.getsignal(signal.SIGINT) is _second_ctrl_c:
-                signal.signal(signal.SIGINT, signal.default_int_handler)
+        if keeper.result is not None:
+            try:
+                unwritten = _report(keeper.result, trace, args.prog)
+            except BrokenPipeError:  # (`| head`): nothing to say
+                _drop_stdout()
+                unwritten = None
+            except OSError as exc:  # the table could not be printed (a full disk)
+                _drop_stdout()
+                unwritten = _CommandError(f"cannot write the output: {_describe(exc)}")
+            if unwritten is not None:  # said; the interrupt's or the exit's status stands
+                _complain(f"{args.prog}: error: {unwritten}")
         raise
     except Exception as exc:
         raise _refused("run", args.target, graph, exc) from exc
