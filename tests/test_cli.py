@@ -622,24 +622,34 @@ exiting = exegraph.Graph([lose, exegraph.Step("leave", leave, depends_on=["lose"
 """
 
 
+def _losing_the_trace(tmp_path: Path) -> tuple[Path, Path]:
+    """A module of `_TRACE_LOST`'s graphs, and the `--trace` file their run cannot write."""
+    out = tmp_path / "out"
+    out.mkdir()
+    module = tmp_path / "lost.py"
+    module.write_text(_TRACE_LOST.format(out=str(out)), encoding="utf-8")
+    return module, out / "run.json"
+
+
+def _trace_lost_line(trace: Path) -> str:
+    """The line that says `trace` could not be written (its folder is gone)."""
+    return (
+        f"exegraph: error: --trace {str(trace)!r} was not written: FileNotFoundError: "
+        f"[Errno 2] No such file or directory: {str(trace)!r}"
+    )
+
+
 @pytest.mark.parametrize(("attr", "status"), [("ok", 74), ("failing", 1), ("exiting", 3)])
 def test_a_trace_that_cannot_be_written_is_said_and_a_failed_run_keeps_its_status(
     tmp_path: Path, attr: str, status: int
 ) -> None:
     # A failed step (1), a step's sys.exit(N) or a Ctrl-C (130) is what the status says;
     # a run that succeeded but whose trace was lost exits 74, as for lost output.
-    out = tmp_path / "out"
-    out.mkdir()
-    (tmp_path / "lost.py").write_text(_TRACE_LOST.format(out=str(out)), encoding="utf-8")
-    trace = out / "run.json"
-    done = exegraph("run", f"{tmp_path / 'lost.py'}:{attr}", "--no-progress", "--trace", str(trace))
+    module, trace = _losing_the_trace(tmp_path)
+    done = exegraph("run", f"{module}:{attr}", "--no-progress", "--trace", str(trace))
     assert done.returncode == status, done.stderr
     assert statuses(done.stdout)["lose"] == "Done"  # the table is printed
-    lines = done.stderr.splitlines()
-    assert lines[-1] == (
-        f"exegraph: error: --trace {str(trace)!r} was not written: FileNotFoundError: "
-        f"[Errno 2] No such file or directory: {str(trace)!r}"
-    )
+    assert done.stderr.splitlines()[-1] == _trace_lost_line(trace)
     assert "Traceback" not in done.stderr
 
 
@@ -648,18 +658,14 @@ def test_a_trace_that_cannot_be_written_is_said_and_a_failed_run_keeps_its_statu
 def test_a_lost_trace_and_a_lost_table_are_both_said(
     tmp_path: Path, attr: str, status: int
 ) -> None:
-    out = tmp_path / "out"
-    out.mkdir()
-    (tmp_path / "lost.py").write_text(_TRACE_LOST.format(out=str(out)), encoding="utf-8")
-    trace = out / "run.json"
+    module, trace = _losing_the_trace(tmp_path)
     with open("/dev/full", "w", encoding="utf-8") as full:  # every write: ENOSPC
         done = exegraph_writing_to(
-            full, "run", f"{tmp_path / 'lost.py'}:{attr}", "--no-progress", "--trace", str(trace)
+            full, "run", f"{module}:{attr}", "--no-progress", "--trace", str(trace)
         )
     assert done.returncode == status, done.stderr
     assert done.stderr.splitlines() == [
-        f"exegraph: error: --trace {str(trace)!r} was not written: FileNotFoundError: "
-        f"[Errno 2] No such file or directory: {str(trace)!r}",
+        _trace_lost_line(trace),
         "exegraph: error: cannot write the output: OSError: [Errno 28] No space left on device",
     ]
 
