@@ -30,6 +30,7 @@ import html
 import importlib.util
 import itertools
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -38,7 +39,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from types import ModuleType
-from typing import Any, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 
 import attrs
 import pytest
@@ -329,6 +330,7 @@ class Drawing:
     tasks: dict[str, dict[str, str]]  # t0 -> {"text", "classes"}
     sections: list[str]
     title: str | None
+    ticks: list[tuple[float, str]]  # the time axis: (x, label) of each tick
 
 
 _HARNESS = """
@@ -340,7 +342,7 @@ _HARNESS = """
     try {
       const parsed = await mermaid.parse(text);
       const drawing = {kind: parsed.diagramType, error: null, nodes: {}, edges: {},
-                       edge_labels: [], tasks: {}, sections: [], title: null};
+                       edge_labels: [], tasks: {}, sections: [], title: null, ticks: []};
       if (RENDER) {
         const {svg} = await mermaid.render("p" + i, text);
         const box = document.createElement("div");
@@ -363,6 +365,9 @@ _HARNESS = """
         }
         drawing.sections = [...box.querySelectorAll("text.sectionTitle")]
           .map((s) => s.textContent);
+        drawing.ticks = [...box.querySelectorAll("g.grid g.tick")].map((t) => [
+          parseFloat(/translate\\(([-\\d.e]+)/.exec(t.getAttribute("transform"))[1]),
+          t.textContent]);
         const title = box.querySelector("text.titleText");
         drawing.title = title ? title.textContent : null;
       }
@@ -408,14 +413,15 @@ def chromium() -> Path:
     return CHROMIUM
 
 
-DrawFn = Callable[[list[str], bool], list[Drawing]]
+class DrawFn(Protocol):
+    def __call__(self, diagrams: list[str], render: bool, *, tz: str = "UTC") -> list[Drawing]: ...
 
 
 @pytest.fixture(scope="module")
 def draw(mermaid_js: Path, chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> DrawFn:
     """Parse (and, with `render`, draw) Mermaid sources in Chromium; what each became."""
 
-    def run(diagrams: list[str], render: bool) -> list[Drawing]:
+    def run(diagrams: list[str], render: bool, *, tz: str = "UTC") -> list[Drawing]:
         folder = tmp_path_factory.mktemp("mermaid")
         page = folder / "pictures.html"
         data = json.dumps(diagrams).replace("</", "<\\/")
@@ -446,6 +452,7 @@ def draw(mermaid_js: Path, chromium: Path, tmp_path_factory: pytest.TempPathFact
             text=True,
             timeout=600,
             check=False,
+            env={**os.environ, "TZ": tz},  # (the reader's time zone: Mermaid draws in it)
         )
         found = re.search(r'<pre id="results">(.*?)</pre>', done.stdout, flags=re.S)
         assert found is not None, f"Chromium said:\n{done.stderr[-3000:]}"
@@ -461,6 +468,7 @@ def draw(mermaid_js: Path, chromium: Path, tmp_path_factory: pytest.TempPathFact
                 tasks=d.get("tasks", {}),
                 sections=d.get("sections", []),
                 title=d.get("title"),
+                ticks=[tuple(tick) for tick in d.get("ticks", [])],
             )
             for d in json.loads(text)
         ]
@@ -683,6 +691,44 @@ def test_ten_thousand_steps_are_drawn_fast_and_parse(scenes: Scenes, draw: DrawF
         ("gantt", None),
     ]
     assert pictures[0].count(" --> ") == 2 * len(scenes.big) - 8
+
+
+def _seconds_read(label: str) -> float:
+    """The time a tick's label reads: `250 ms`, `1.500 s`, `3600 s`."""
+    number, unit = label.split()
+    return float(number) / 1000 if unit == "ms" else float(number)
+
+
+AXIS_SPANS: Final = (0.4, 3, 40, 170, 300, 1_500, 3_000, 20_000, 200_000, 2_000_000)
+"""Makespans (seconds) whose Gantt axes are checked: every kind of interval, 25 s, 50 s."""
+
+
+@pytest.mark.parametrize("tz", ["UTC", "Africa/Monrovia", "Asia/Kolkata", "America/St_Johns"])
+def test_a_gantt_axis_ticks_evenly_and_reads_the_time_since_the_start(
+    draw: DrawFn, tz: str
+) -> None:
+    # Ticks every 25 s or 50 s were put at 0, 25, 50, 60, 85 s… (d3 counts seconds within
+    # the minute); in Monrovia's 1970 time zone (−0:44:30) the seconds read 30 s at 0.
+    async def act() -> None:
+        pass
+
+    graph = Graph([Step("a", act), Step("b", act, depends_on=["a"])])
+    charts = [
+        exegraph.plan(graph, RunOptions(durations={"a": span / 2, "b": span / 2})).to_gantt()
+        for span in AXIS_SPANS
+    ]
+    for span, drawing in zip(AXIS_SPANS, draw(charts, True, tz=tz), strict=True):
+        assert drawing.error is None
+        xs = [x for x, _ in drawing.ticks]
+        reads = [_seconds_read(label) for _, label in drawing.ticks]
+        assert 3 <= len(xs) <= 9, (span, drawing.ticks)
+        assert abs(xs[0]) <= 1, (span, drawing.ticks)  # (d3 draws lines half a pixel in)
+        assert reads[0] == 0, (span, drawing.ticks)
+        step, gap = reads[1], (xs[-1] - xs[0]) / (len(xs) - 1)
+        for k in range(1, len(xs)):
+            assert reads[k] == pytest.approx(k * step), (span, drawing.ticks)
+            assert xs[k] - xs[0] == pytest.approx(k * gap, abs=1), (span, drawing.ticks)
+        assert reads[-1] <= span < reads[-1] + step, (span, drawing.ticks)
 
 
 def test_a_hand_made_result_has_no_flowchart_but_a_gantt_chart_and_a_trace() -> None:

@@ -379,15 +379,32 @@ def _ran(bars: Iterable[B]) -> list[B]:
     return [bar for bar in bars if bar.start is not None and bar.end is not None]
 
 
+_TICKS_MS: Final = (
+    *(1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500),
+    *(1000 * step for step in (1, 2, 5, 10, 15, 20, 30)),
+    *(60_000 * step for step in (1, 2, 5, 10, 15, 20, 30)),
+    *(3_600_000 * step for step in (1, 2, 3, 6, 12)),
+)
+"""The intervals between the axis's ticks, in milliseconds: round in the unit they are read
+in (seconds and minutes divide a minute and an hour, hours a day)."""
+
+
 def _tick_interval(span_ms: int, *, most: int = 8) -> tuple[int, str]:
-    """A round interval between the axis's ticks: at most `most` of them over `span_ms`."""
+    """A round interval between the axis's ticks: at most `most` of them over `span_ms`.
+
+    Given to Mermaid in milliseconds, whatever its size: d3 spaces ticks of milliseconds
+    evenly from the epoch, where the chart's times start; ticks of seconds, minutes or
+    hours it puts at the multiples of the interval *within* the minute, hour or day (every
+    25 s: 0, 25, 50, 60, 85 s…), and ticks of minutes and hours where the reader's time
+    zone has them (in one whose offset in 1970 was not whole minutes, half a minute off).
+    """
     span_ms = max(span_ms, 1)
-    for unit, size in (("millisecond", 1), ("second", 1000), ("minute", 60_000)):
-        for step in (1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500):
-            if step * size * most >= span_ms and (unit != "second" or step < 60):
-                return step * size, f"{step}{unit}"
-    hours = math.ceil(span_ms / (3_600_000 * most))
-    return hours * 3_600_000, f"{hours}hour"
+    for size in _TICKS_MS:
+        if size * most >= span_ms:
+            break
+    else:  # (days: any number of them is evenly spaced in milliseconds)
+        size = 86_400_000 * math.ceil(span_ms / (86_400_000 * most))
+    return size, f"{size}millisecond"
 
 
 def _axis_format(span_ms: int, interval_ms: int) -> str:
@@ -395,13 +412,13 @@ def _axis_format(span_ms: int, interval_ms: int) -> str:
 
     The times are milliseconds after the start, which Mermaid draws as dates of 1970 in
     the reader's time zone: only the fields that do not depend on it are shown (`%s`, the
-    seconds since the epoch, is the elapsed time in seconds).
+    seconds since the epoch, is the elapsed time in seconds; `%L`, the milliseconds of
+    the second). The seconds of the minute (`%S`) do: in a time zone whose offset in 1970
+    was not whole minutes (Monrovia's, −0:44:30), 0 s reads `30 s`.
     """
     if span_ms < 1000 and interval_ms < 1000:
         return "%-L ms"
-    if span_ms < 60_000:
-        return "%-S.%L s" if interval_ms < 1000 else "%-S s"
-    return "%s s"
+    return "%s.%L s" if interval_ms < 1000 else "%s s"
 
 
 def gantt(bars: Iterable[_Bar], *, title: str) -> str:
