@@ -20,9 +20,10 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager
 from functools import partial
+from pathlib import Path
 
 import pyte
 import pytest
@@ -175,28 +176,39 @@ def pipeline(watch: Callable[[], Awaitable[None]], release: trio.Event) -> Graph
 
 
 async def run_pipeline(
-    screen: Screen, *, in_options: bool = False, durations: bool = True
+    screen: Screen,
+    *,
+    in_options: bool = False,
+    durations: bool = True,
+    estimates: Mapping[str, float] = DURATIONS,
+    eta: str | None = "3.0s",
 ) -> tuple[str, exegraph.RunResult]:
-    """Run `pipeline` and return what the screen showed at 2 s, and the result."""
+    """Run `pipeline` and return what the screen showed at 2 s, and the result.
+
+    `estimates` are the durations given (to `Progress`, or with `in_options` to the run);
+    the screen is expected to show `eta` then, or no ETA if it is `None` (or without
+    `durations`).
+    """
+    shown = f" · ETA {eta}" if durations and eta is not None else ""
     release = trio.Event()
     seen: list[str] = []
 
     async def watch() -> None:
         await trio.sleep(2.0)
-        expected = MID_RUN if durations else MID_RUN.replace(" · ETA 3.0s", "")
+        expected = MID_RUN.replace(" · ETA 3.0s", shown)
         try:
             seen.append(await screen.shows(expected))
         finally:
             release.set()
 
     progress = Progress(
-        console=terminal(screen), durations=DURATIONS if durations and not in_options else None
+        console=terminal(screen), durations=estimates if durations and not in_options else None
     )
     options = RunOptions(
         instruments=[progress],
         max_concurrency=4,
         error_policy=CONTINUE,
-        durations=DURATIONS if in_options else None,
+        durations=estimates if in_options else None,
     )
     result = await exegraph.run_with_result(pipeline(watch, release), options)
     if result["watch"].error is not None:
@@ -233,6 +245,35 @@ async def test_without_durations_there_is_no_eta(
 ) -> None:
     seen, _ = await run_pipeline(screen, durations=False)
     assert "ETA" not in seen
+
+
+@pytest.mark.parametrize("in_options", [False, True])
+@pytest.mark.parametrize("known", ["empty", "other steps", "a new log"])
+async def test_durations_that_know_no_step_of_the_graph_show_no_eta(
+    autojump_clock: trio.testing.MockClock,
+    screen: Screen,
+    tmp_path: Path,
+    known: str,
+    in_options: bool,
+) -> None:
+    # They gave every step the default estimate (1 s): an ETA made up (observing.md: "the
+    # ETA is shown when there are estimates").
+    estimates: Mapping[str, float] = {
+        "empty": {},
+        "other steps": {"deploy": 30.0},
+        "a new log": exegraph.DurationLog(tmp_path / "durations.json"),
+    }[known]
+    seen, _ = await run_pipeline(screen, in_options=in_options, estimates=estimates, eta=None)
+    assert "ETA" not in seen
+
+
+async def test_durations_that_know_one_step_show_an_eta(
+    autojump_clock: trio.testing.MockClock, screen: Screen
+) -> None:
+    # Every other step counts the median of the known estimates (3 s): compile's 2 s left
+    # and package's 3 s after it.
+    seen, _ = await run_pipeline(screen, estimates={"compile": 3.0}, eta="5.0s")
+    assert "ETA 5.0s" in seen
 
 
 async def test_when_the_run_ends_the_area_goes_and_its_printed_lines_stay(

@@ -141,7 +141,8 @@ class Progress(Instrument):
             a live area would be cursor codes instead of lines).
         durations: estimated seconds per step name (a `dict`, an
             [`exegraph.DurationLog`][exegraph_trio.DurationLog]) for the ETA. `None`: the
-            run's own `RunOptions.durations`; with neither, no ETA is shown.
+            run's own `RunOptions.durations`; with neither, or when they know none of the
+            graph's steps (an empty log), no ETA is shown.
 
     Raises:
         ImportError: `rich` is not installed (`pip install 'exegraph-trio[progress]'`),
@@ -504,8 +505,8 @@ class _RunState:
         self.seen: set[str] | None = None
         self.file: Writer = sys.stdout
         """Where plain lines go: the console's file, looked up once per run."""
-        if durations is None:
-            return
+        if durations is None or not any(map(durations.__contains__, graph.names)):
+            return  # (none of its steps known: every estimate would be the 1 s default)
         estimates = graph._estimates(durations)
         paths = graph._path_lengths(estimates)
         names = graph.names
