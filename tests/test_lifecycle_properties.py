@@ -12,7 +12,7 @@ event. Examples are derandomized and few enough for the module to run in seconds
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, Final, TypeVar
 
 import attrs
@@ -240,11 +240,11 @@ def planned(case: Case, i: int) -> tuple[StepStatus, int]:
     return FAILED, most
 
 
-def reference(case: Case, quiet: Callable[[int], bool]) -> list[tuple[StepStatus, int, bool]]:
+def reference(case: Case) -> list[tuple[StepStatus, int, bool]]:
     """Each step's status, attempts and quietness when nothing stops the run.
 
-    An `ALL_SUCCESS` step skipped because of a quiet skip *and* a failure is skipped by
-    whichever reached it first, which the reference cannot tell: `quiet(i)` says.
+    An `ALL_SUCCESS` step skipped because of a quiet skip *and* a failure is skipped for
+    the failure, whichever reached it first.
     """
     ended: list[tuple[StepStatus, int, bool]] = []
     for i, deps in enumerate(case.deps):
@@ -255,8 +255,7 @@ def reference(case: Case, quiet: Callable[[int], bool]) -> list[tuple[StepStatus
         elif rule is ONE_FAILED:  # nothing failed
             ended.append((SKIPPED, 0, True))
         else:
-            causes = {is_quiet for status, is_quiet in before if status is not DONE}
-            ended.append((SKIPPED, 0, quiet(i) if len(causes) > 1 else causes.pop()))
+            ended.append((SKIPPED, 0, all(quiet for status, quiet in before if status is not DONE)))
     return ended
 
 
@@ -495,7 +494,7 @@ def test_continue_on_error_runs_exactly_the_steps_whose_rule_holds_with_the_atte
 ) -> None:
     seen = run_case(case)
     assert seen.result is not None
-    expected = reference(case, seen.quiet)
+    expected = reference(case)
     assert seen.decided() == expected
     failed = any(status is FAILED for status, _, _ in expected)
     torn = any(t.teardown_error is not None for t in seen.result.steps)
@@ -510,7 +509,7 @@ def test_fail_fast_starts_no_all_success_step_after_the_first_failure_but_runs_t
     seen = run_case(case)
     failures = [seen.settle(i).seq for i in range(case.n) if seen.status(i) is FAILED]
     if not failures:  # nothing stopped the run: it went as under continue-on-error
-        assert seen.decided() == reference(case, seen.quiet)
+        assert seen.decided() == reference(case)
         return
     first = min(failures)
     # KNOWN BUG (reported): a retry woken for its slot just before the failure still
@@ -1152,7 +1151,7 @@ def test_core_decides_as_the_reference_when_nothing_stops_the_run(cc: CoreCase) 
         (_STATUS[state], attempts, quiet(i))
         for i, (state, attempts) in enumerate(zip(sim.core.state, sim.attempts, strict=True))
     ]
-    assert decided == reference(cc.case, quiet)
+    assert decided == reference(cc.case)
 
 
 @_PROPERTY

@@ -14,6 +14,7 @@ import signal
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import ParamSpec
 
+import attrs
 import outcome
 import pytest
 import trio
@@ -250,6 +251,48 @@ async def test_what_needs_a_quietly_skipped_handler_is_skipped_quietly_too(
     assert result["after-alert"].error is None
     assert result.ok
     assert await run_returning(graph) is None
+
+
+def needing_a_failure_and_a_quiet_skip(rec: Recorder, fails_at: float) -> Graph:
+    """`deploy` needs `migrate` (fails at `fails_at`) and `rollback-build`, a handler of
+    `build` skipped quietly at 2; `page` handles `deploy`'s failure."""
+    return Graph(
+        [
+            rec.step("migrate", fails_at, error=ValueError("migrate failed")),
+            rec.step("build", 2),
+            ruled(rec, "rollback-build", 1, ONE_FAILED, depends_on=["build"]),
+            rec.step("deploy", 1, depends_on=["migrate", "rollback-build"]),
+            ruled(rec, "page", 1, ONE_FAILED, depends_on=["deploy"]),
+        ]
+    )
+
+
+@pytest.mark.parametrize("options", [CONTINUE, FAIL_FAST], ids=["continue", "fail-fast"])
+@pytest.mark.parametrize("fails_at", [1, 3], ids=["failure-first", "quiet-skip-first"])
+async def test_a_step_needing_a_failed_step_and_a_quietly_skipped_one_is_skipped_for_the_failure(
+    autojump_clock: trio.testing.MockClock, fails_at: float, options: RunOptions
+) -> None:
+    # It was skipped by whichever reached it first: after the quiet skip, quietly, out
+    # of the `RunError`, and its own on-failure handler never ran.
+    rec = Recorder()
+    graph = needing_a_failure_and_a_quiet_skip(rec, fails_at)
+    result = await exegraph.run_with_result(graph, options)
+    deploy = result["deploy"]
+    assert deploy.status is StepStatus.SKIPPED
+    assert isinstance(deploy.error, exegraph.StepSkippedError)
+    assert deploy.error.failed_dependency == "migrate"
+    assert result.error is not None
+    assert deploy.error in result.error.exceptions
+    assert result["page"].status is StepStatus.DONE
+    assert rec.times("start")["page"] == fails_at  # (as `deploy` is skipped: at the failure)
+    planned = exegraph.plan(
+        graph,
+        attrs.evolve(options, durations={"migrate": fails_at, "build": 2, "page": 1}),
+        fail=["migrate"],
+    )
+    assert {t.name: (t.status, t.start) for t in planned.steps} == {
+        t.name: (t.status, t.start) for t in result.steps
+    }
 
 
 async def test_a_step_skipped_because_of_a_failure_is_a_skipped_error_in_the_run_error(

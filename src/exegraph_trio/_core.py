@@ -34,13 +34,15 @@ PENDING ─(rule holds)─> READY ─take()─> RUNNING ──> DONE / FAILED / 
 ```
 
 **Trigger rules** (`TriggerRule`). An `ALL_SUCCESS` step waits for each dependency to be
-done and is skipped, with the failure that caused it, as soon as one is not. Any other
-step waits for each dependency to *settle* and counts those that did not succeed; once
-all have settled an `ALL_DONE` step is ready, and a `ONE_FAILED` step is ready if one did
-not succeed, else skipped *quietly* (cause `QUIET`: not a failure). Under fail-fast the
-first failure skips every `ALL_SUCCESS` step not started, and steps with other rules still
-run once their dependencies settle; `stop()` (an outside cancellation, an interrupt)
-skips everything not started.
+done and is skipped, with the failure that caused it, as soon as one is not. A dependency
+skipped quietly dooms it too, but then it waits for the others to settle: it is skipped
+for a failure if one of them brings one, else quietly (the same whichever settles first).
+Any other step waits for each dependency to *settle* and counts those that did not
+succeed; once all have settled an `ALL_DONE` step is ready, and a `ONE_FAILED` step is
+ready if one did not succeed, else skipped *quietly* (cause `QUIET`: not a failure).
+Under fail-fast the first failure skips every `ALL_SUCCESS` step not started, and steps
+with other rules still run once their dependencies settle; `stop()` (an outside
+cancellation, an interrupt) skips everything not started.
 
 **Retries.** `retry(i, error)` decides whether attempt `k` of `i` is tried again (the
 step's `Retry` allows it, the run is not stopping) and returns the wait; the step gives up
@@ -211,7 +213,9 @@ class Core:
         self.waiting = list(map(len, deps))
         """Per step: dependencies not done (or, with a trigger rule, not settled) yet."""
         self.bad: list[int] = [0] * n if rules is not None else []
-        """Per step with a trigger rule: dependencies settled without succeeding."""
+        """Per step with a trigger rule: dependencies settled without succeeding. Per
+        `ALL_SUCCESS` step (in a run with trigger rules): 1 once a dependency of it was
+        skipped quietly (it waits for the others: one may fail)."""
         self.attempts: list[int] = [1] * n if retries is not None else []
         """Per step (when some step retries): the attempt it is on, or begins when taken.
 
@@ -580,26 +584,31 @@ class Core:
 
     def _notify(self, j: int, cause: int | None, *, ok: bool) -> Skip | None:
         """A dependency of `j` settled (`ok`: it succeeded); the skip of `j` this makes."""
-        state = self.state
-        if state[j] != PENDING:
+        if self.state[j] != PENDING:
             return None
         rules = self.rules
         rule = ALL_SUCCESS if rules is None else rules[j]
-        waiting = self.waiting
-        if rule == ALL_SUCCESS:
-            if not ok:
-                return self._skip_one(j, cause)
-            waiting[j] -= 1
-        else:
-            waiting[j] -= 1
-            if not ok and cause != QUIET:  # a quiet skip is no failure: it does not count
+        if not ok:
+            if cause != QUIET:  # a failure, or what one skipped or cancelled
+                if rule == ALL_SUCCESS:
+                    return self._skip_one(j, cause)
                 self.bad[j] += 1
-            if waiting[j]:
-                return None
-            if rule == ONE_FAILED and not self.bad[j]:
-                return self._skip_one(j, QUIET)
-        if not waiting[j]:
-            self._push(j, READY)
+            elif rule == ALL_SUCCESS:
+                # `j` will never run, but why is not known yet: a dependency of it that
+                # fails later makes it a skip for that failure, whichever settles first.
+                self.bad[j] += 1  # (a quiet skip comes with trigger rules: `bad` is there)
+            # (a quiet skip is no failure to the other rules: it does not count)
+        waiting = self.waiting
+        waiting[j] -= 1
+        if waiting[j]:
+            return None
+        if rule == ALL_SUCCESS:  # skipped quietly if a dependency was, and none failed
+            quiet = rules is not None and self.bad[j] > 0
+        else:  # an `ALL_DONE` step runs; a `ONE_FAILED` one if something failed
+            quiet = rule == ONE_FAILED and not self.bad[j]
+        if quiet:
+            return self._skip_one(j, QUIET)
+        self._push(j, READY)
         return None
 
     def _skip_one(self, j: int, cause: int | None) -> Skip:
