@@ -368,6 +368,19 @@ def test_a_suggestion_keeps_the_terms_bang_and_plus() -> None:
         PIPELINE.select("!pakage+")
 
 
+@pytest.mark.parametrize(
+    ("name", "suggested"), [("!notify", "?notify"), ("!x+", "?x[+]"), ("!tag:y", "?tag:y")]
+)
+def test_a_removal_term_written_as_a_steps_name_suggests_selecting_that_step(
+    name: str, suggested: str
+) -> None:
+    # It suggested the removal term '!?notify', which removes the step and selects the rest.
+    graph = Graph([Step(name, noop), Step("build", noop)])
+    with pytest.raises(ValueError, match=re.escape(f"(did you mean {suggested!r}?)")):
+        graph.select(name)
+    assert graph.select(suggested).names == (name,)
+
+
 def test_a_tag_term_matching_no_tag_suggests_close_tags() -> None:
     with pytest.raises(ValueError, match=r"'tag:relase' matches no tag of any step") as info:
         PIPELINE.select("tag:relase")

@@ -182,8 +182,13 @@ class _Matcher:
         """
         other = attrs.evolve(term, tag=not term.tag)
         first = (term.spelled(term.glob, tag=other.tag),) if self.matches(other) else ()
+        written = term.spelled(term.glob, tag=term.tag)
+        if term.remove and written in self._index:
+            # A step whose name is the term as written (`!notify`, `!x+`): the glob that
+            # selects it, rather than a removal term that would remove it.
+            first = (*first, _as_glob(written, tag=False))
         there: Iterable[str] = self.tags if term.tag else self._index
-        close = close_names(term.glob, list(there))
+        close = [name for name in close_names(term.glob, list(there)) if name != written]
         return (
             *first,
             *(term.spelled(_as_glob(name, tag=term.tag), tag=term.tag) for name in close),
