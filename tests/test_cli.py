@@ -1183,6 +1183,35 @@ def test_a_reader_that_stops_early_ends_the_command_quietly_with_141(command: st
     assert (done.returncode, done.stderr) == (141, "")
 
 
+@pytest.mark.parametrize("picture", ["mermaid", "dot"])
+def test_a_reader_that_stops_after_a_line_of_a_large_picture_ends_the_command_with_141(
+    tmp_path: Path, picture: str
+) -> None:
+    # `exegraph graph BIG | head -1`: the picture was one write, which the reader's exit
+    # cut short; Python then lost the rest without an error, and the status was 0.
+    (tmp_path / "big.py").write_text(
+        "import exegraph_trio as exegraph\n"
+        "async def s(): pass\n"
+        "graph = exegraph.Graph(exegraph.Step(f's{i}', s, depends_on=[f's{i-1}'] if i % 50 else"
+        " []) for i in range(20_000))\n",
+        encoding="utf-8",
+    )
+    process = subprocess.Popen(
+        _command("exegraph", ("graph", "big.py:graph", "--format", picture)),
+        cwd=tmp_path,
+        env=_environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    assert process.stderr is not None
+    with process:
+        assert process.stdout.readline()  # (the picture is more than a pipe holds: ~0.7 MB)
+        process.stdout.close()
+        errors = process.stderr.read()
+    assert (process.returncode, errors) == (141, b"")
+
+
 def test_an_output_encoding_without_the_characters_gets_escapes_not_a_crash(
     tmp_path: Path,
 ) -> None:

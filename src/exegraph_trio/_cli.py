@@ -523,7 +523,12 @@ def _list(args: argparse.Namespace) -> int:
 def _graph(args: argparse.Namespace) -> int:
     graph = _load_graph(args.target, args.select)
     picture = graph.to_dot() if args.format == "dot" else graph.to_mermaid()
-    print(picture, end="" if picture.endswith("\n") else "\n")
+    # Line by line, in the stream's blocks: one large write cut short by a reader that
+    # stopped (`| head -1`) returns what it wrote, and Python loses the rest without an
+    # error; a next write then raises `BrokenPipeError` (status 141).
+    sys.stdout.writelines(picture.splitlines(keepends=True))
+    if not picture.endswith("\n"):
+        sys.stdout.write("\n")
     return EXIT_OK
 
 
@@ -742,7 +747,8 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "exegraph") -> int:
     handler: Callable[[argparse.Namespace], int] = args.handler
     args.prog = prog
     try:
-        return handler(args)
+        status = handler(args)
+        sys.stdout.flush()  # (here, where a closed pipe is caught, not at exit)
     except _CommandError as exc:
         if args.traceback and exc.__cause__ is not None:
             traceback.print_exception(exc.__cause__)
@@ -758,6 +764,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "exegraph") -> int:
         _drop_stdout()
         _complain(f"{prog}: error: cannot write the output: {_describe(exc)}")
         return EXIT_IO_ERROR
+    return status
 
 
 def _drop_stdout() -> None:
