@@ -739,6 +739,24 @@ def test_progress_without_rich_says_what_to_install(tmp_path: Path) -> None:
     )
 
 
+def test_progress_made_without_rich_says_how_to_install_it_from_a_clone_too(
+    tmp_path: Path,
+) -> None:
+    # It said only `pip install 'exegraph-trio[progress]'`, which PyPI cannot serve yet.
+    done = subprocess.run(
+        [sys.executable, "-c", "import exegraph_trio as exegraph; exegraph.Progress()"],
+        env=_environment(_hide_rich(tmp_path)),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("ImportError: exegraph.Progress draws with rich, which is not"), last
+    assert "pip install 'exegraph-trio[progress]'" in last
+    assert "in a clone of the repository: pip install -e '.[progress]'" in last
+
+
 def _run_on_a_terminal(*args: str, env: Mapping[str, str] | None = None) -> tuple[int, str, str]:
     """Run with stderr on a pseudo-terminal: the exit status, stdout, what stderr drew."""
     import pty  # POSIX only

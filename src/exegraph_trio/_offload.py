@@ -36,7 +36,10 @@ __all__ = ["in_process", "in_thread"]
 
 T = TypeVar("T")
 
-_INSTALL: Final = "pip install 'exegraph-trio[process]'"
+_INSTALL: Final = (
+    "pip install 'exegraph-trio[process]' (or, in a clone of the repository: "
+    "pip install -e '.[process]')"
+)
 _PICKLING_ERRORS: Final = (pickle.PicklingError, TypeError, AttributeError, RecursionError)
 """What pickling an object that cannot be pickled raises (pickle's and cloudpickle's)."""
 

@@ -41,7 +41,10 @@ __all__ = ["Progress"]
 
 logger: Final = logging.getLogger("exegraph_trio")
 
-_INSTALL: Final = "pip install 'exegraph-trio[progress]'"
+_INSTALL: Final = (
+    "pip install 'exegraph-trio[progress]' (or, in a clone of the repository: "
+    "pip install -e '.[progress]')"
+)
 _RUNNING_SHOWN: Final = 10
 """Running steps listed per run in the live area, longest-running first; then `… N more`."""
 _BAR_WIDTH: Final = 24
