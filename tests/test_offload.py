@@ -692,6 +692,10 @@ def test_without_trio_parallel_in_process_says_which_extra_to_install(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setitem(sys.modules, "trio_parallel", None)
-    with pytest.raises(ImportError, match=r"pip install 'exegraph-trio\[process\]'"):
+    with pytest.raises(
+        ImportError,
+        match=r"pip install 'exegraph-trio\[process\]' \(or, in a clone of the repository: "
+        r"pip install -e '\.\[process\]'\)",
+    ):
         exegraph.in_process(fns.add, 1, 2)
     exegraph.in_thread(fns.add, 1, 2)  # threads need nothing more
