@@ -100,8 +100,8 @@ def terminal(screen: Screen) -> Console:
     return Console(
         file=screen,
         force_terminal=True,
-        width=100,
-        height=30,
+        width=screen.screen.columns,
+        height=screen.screen.lines,
         color_system="standard",
         legacy_windows=False,
     )
@@ -221,6 +221,48 @@ async def test_the_live_area_shows_counts_running_steps_elapsed_times_and_eta(
 ) -> None:
     seen, _ = await run_pipeline(screen)
     assert seen == MID_RUN
+
+
+@pytest.mark.parametrize(
+    ("columns", "header"),
+    [
+        (60, "━━──── 2/6 · 1 done · 1 failed · 3 running · 2.0s · ETA 3.0s"),
+        (40, "2/6 · 1 done · 1 failed · 3 running · 2…"),
+        (20, "2/6 · 1 done · 1 fa…"),
+    ],
+)
+async def test_on_a_narrow_terminal_the_bar_gives_way_to_the_counts(
+    autojump_clock: trio.testing.MockClock,
+    monkeypatch: pytest.MonkeyPatch,
+    columns: int,
+    header: str,
+) -> None:
+    # The bar took its 24 cells whatever the width: at 20 columns it was all there was.
+    monkeypatch.setenv("TERM", "xterm-256color")
+    screen = Screen(columns=columns)
+    release = trio.Event()
+    seen: list[str] = []
+
+    async def watch() -> None:
+        await trio.sleep(2.0)
+        try:
+            seen.append(
+                await trio.to_thread.run_sync(
+                    screen.wait_for, lambda text: header in text.splitlines()
+                )
+            )
+        finally:
+            release.set()
+
+    options = RunOptions(
+        instruments=[Progress(console=terminal(screen), durations=DURATIONS)],
+        max_concurrency=4,
+        error_policy=CONTINUE,
+    )
+    result = await exegraph.run_with_result(pipeline(watch, release), options)
+    if result["watch"].error is not None:
+        raise result["watch"].error
+    assert all(len(line) <= columns for line in seen[0].splitlines())
 
 
 async def test_a_failure_is_printed_above_the_live_area_while_the_run_goes_on(

@@ -62,7 +62,7 @@ class Screen:
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         for state in list(self._runs.values()):
-            yield from state.render()
+            yield from state.render(options.max_width)
 
     def say(self, label: str, mark: str, style: str, text: str) -> None:
         """Queue a line to print above the area at the next redraw."""

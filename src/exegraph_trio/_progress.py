@@ -48,6 +48,9 @@ _INSTALL: Final = (
 _RUNNING_SHOWN: Final = 10
 """Running steps listed per run in the live area, longest-running first; then `… N more`."""
 _BAR_WIDTH: Final = 24
+"""Cells of the live area's bar, at most (fewer on a narrow terminal)."""
+_BAR_LEAST: Final = 6
+"""Cells of the bar below which it is left out, for the counts."""
 _DONE: Final = StepStatus.DONE
 _FAILED: Final = StepStatus.FAILED
 _SKIPPED: Final = StepStatus.SKIPPED
@@ -572,18 +575,20 @@ class _RunState:
             longest = max(longest, by_path[self.next_unstarted][0])
         return max(longest, max(0.0, work) / self.slots)
 
-    def render(self) -> list[Text]:
-        """The lines of this run in the live area."""
-        from rich.text import Text  # noqa: PLC0415 - rich is an optional extra
+    def render(self, width: int) -> list[Text]:
+        """The lines of this run in the live area, `width` cells wide at most.
+
+        The bar takes what the label and the counts leave of `width`, up to `_BAR_WIDTH`
+        cells, and is left out when under `_BAR_LEAST`: on a narrow terminal the counts
+        come first (they are cut at the end, the ETA first).
+        """
+        from rich.cells import cell_len  # noqa: PLC0415 - rich is an optional extra
+        from rich.text import Text  # noqa: PLC0415
 
         now = self.clock.current_time()
         running = self.running.copy()
         notes = self.notes.copy()
         settled = self.settled
-        filled = _BAR_WIDTH if not self.total else _BAR_WIDTH * settled // self.total
-        header = Text(self.label, style="bold", no_wrap=True, overflow="ellipsis")
-        header.append("━" * filled, style="green" if not self.failed else "red")
-        header.append("─" * (_BAR_WIDTH - filled), style="bright_black")
         parts = [f"{settled}/{self.total}", f"{self.done} done"]
         for count, word in (
             (self.failed, "failed"),
@@ -602,7 +607,15 @@ class _RunState:
         eta = self.eta(now, running, notes)
         if eta is not None:
             parts.append(f"ETA {_clock(eta)}")
-        header.append(" " + " · ".join(parts))
+        summary = " · ".join(parts)
+        header = Text(self.label, style="bold", no_wrap=True, overflow="ellipsis")
+        bar = min(_BAR_WIDTH, width - cell_len(self.label) - 1 - len(summary))
+        if bar >= _BAR_LEAST:
+            filled = bar if not self.total else bar * settled // self.total
+            header.append("━" * filled, style="green" if not self.failed else "red")
+            header.append("─" * (bar - filled), style="bright_black")
+            header.append(" ")
+        header.append(summary)
         lines = [header]
         names = [self.show(name) for name, _ in shown]  # (escaped)
         width = max(map(len, names), default=0)
