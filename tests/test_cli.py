@@ -1188,6 +1188,19 @@ def test_a_hint_for_a_missing_attribute_runs_no_property(tmp_path: Path) -> None
     assert_one_line_error(done, "holder.py:holder has no attribute 'grahp'")
 
 
+def test_list_pads_names_and_tags_by_the_cells_a_terminal_gives_them(tmp_path: Path) -> None:
+    (tmp_path / "wide.py").write_text(
+        "import exegraph_trio as exegraph\n"
+        "async def s(): pass\n"
+        "graph = exegraph.Graph([exegraph.Step('日本語 🚀', s, tags=['デプロイ']),\n"
+        "    exegraph.Step('build', s, tags=['x'], depends_on=['日本語 🚀'])])\n",
+        encoding="utf-8",
+    )
+    done = exegraph("list", "wide.py:graph", cwd=tmp_path, env={"PYTHONIOENCODING": "utf-8"})
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout == "日本語 🚀  [デプロイ]\nbuild      [x]         <- 日本語 🚀\n"
+
+
 def test_list_of_an_empty_graph_prints_nothing() -> None:
     done = exegraph("list", "cli_pipeline:empty")
     assert (done.returncode, done.stdout, done.stderr) == (0, "", "")

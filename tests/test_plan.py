@@ -172,6 +172,22 @@ def test_the_table_escapes_names_that_are_not_printable() -> None:
     )
 
 
+def test_the_table_pads_names_by_the_cells_a_terminal_gives_them() -> None:
+    # Padded by characters, a name of wide characters (CJK, emoji: two cells each) or
+    # with a combining accent (none) pushed its row's columns out of line.
+    graph = chain_graph({"日本語": [], "build": ["日本語"], "e\u0301": []})
+    durations = {"日本語": 1, "build": 1, "e\u0301": 1}
+    assert exegraph.plan(graph, RunOptions(durations=durations)).table() == "\n".join(
+        [
+            "step    status        start       end  duration",
+            "日本語  Done          0.000     1.000     1.000",
+            "e\u0301       Done          0.000     1.000     1.000",
+            "build   Done          1.000     2.000     1.000",
+            "makespan 2.000 s; critical path: 日本語 → build",
+        ]
+    )
+
+
 def test_the_table_of_an_empty_graph() -> None:
     plan = exegraph.plan(Graph([]))
     assert (plan.steps, plan.makespan, plan.critical_path) == ((), 0.0, ())

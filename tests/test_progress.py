@@ -643,6 +643,28 @@ async def test_off_a_terminal_each_settled_step_is_one_plain_line(
     )
 
 
+async def test_plain_lines_pad_names_by_the_cells_a_terminal_gives_them(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # Two cells for a wide character (CJK, most emoji), none for a combining accent; the
+    # step done at once has its line made another way (`ljust`), padded the same.
+    progress, out = plain()
+    graph = Graph(
+        [
+            Step("日本語 🚀", partial(sleep_then, 1.0)),
+            Step("e\u0301clair", noop),
+            Step("build", partial(sleep_then, 1.0), depends_on=["日本語 🚀"]),
+        ]
+    )
+    await exegraph.run(graph, RunOptions(instruments=[progress]))
+    assert out.getvalue() == (
+        "[1/3] e\u0301clair     Done        0.000 s\n"
+        "[2/3] 日本語 🚀  Done        1.000 s\n"
+        "[3/3] build      Done        1.000 s\n"
+        "3 steps in 2.000 s: all done\n"
+    )
+
+
 async def test_a_name_of_a_str_subclass_is_printed_as_str_prints_it_however_long_its_step(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
@@ -969,7 +991,7 @@ async def test_plain_lines_escape_line_breaks_and_control_characters_in_names(
         "[1/4] a\\nb             Done        1.000 s",
         "[2/4] cr\\rname         Done        1.000 s",
         "[3/4] ansi\\x1b[31mred  Done        1.000 s",
-        "[4/4] café-🚀           Done        1.000 s",
+        "[4/4] café-🚀          Done        1.000 s",  # (🚀 takes two cells)
         "4 steps in 4.000 s: all done",
     ]
 

@@ -75,6 +75,19 @@ async def test_the_table_lists_every_step(autojump_clock: trio.testing.MockClock
     assert lines[3] == "2 steps in 3.000 s: 1 done, 1 failed"
 
 
+async def test_the_table_pads_names_by_the_cells_a_terminal_gives_them(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # Two cells for a wide character (CJK, most emoji), none for a combining accent.
+    rec = Recorder()
+    graph = Graph([rec.step("🚀 日本", 1), rec.step("build", 1, depends_on=["🚀 日本"])])
+    assert (await exegraph.run_with_result(graph)).table().splitlines()[:3] == [
+        "step     status        start  duration  error",
+        "🚀 日本  Done          0.000     1.000",
+        "build    Done          1.000     1.000",
+    ]
+
+
 async def test_the_table_shows_what_a_teardown_raised(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

@@ -46,7 +46,7 @@ from ._graph import Graph, GraphBuilder
 from ._instrument import Instrument, RunInfo
 from ._options import ErrorPolicy, RunOptions
 from ._plan import plan
-from ._result import RunResult, _describe, printable
+from ._result import RunResult, _describe, cells, pad, printable
 from ._run import run_with_result
 from ._select import RemovalError
 from ._step import Step
@@ -513,10 +513,10 @@ def _list(args: argparse.Namespace) -> int:
         )
         for step in graph
     ]
-    name_width = max((len(name) for name, _, _ in rows), default=0)
-    tags_width = max((len(tags) for _, tags, _ in rows), default=0)
+    name_width = max((cells(name) for name, _, _ in rows), default=0)
+    tags_width = max((cells(tags) for _, tags, _ in rows), default=0)
     for name, tags, after in rows:
-        print(f"{name:<{name_width}}  {tags:<{tags_width}}  {after}".rstrip())
+        print(f"{pad(name, name_width)}  {pad(tags, tags_width)}  {after}".rstrip())
     return EXIT_OK
 
 

@@ -23,7 +23,7 @@ from ._graph import Graph
 from ._options import ErrorPolicy, RunOptions
 from ._pictures import plan_gantt
 from ._pools import demands_of
-from ._result import StepStatus, critical_path, name_width, printable
+from ._result import StepStatus, critical_path, name_width, pad, printable
 
 __all__ = ["Plan", "PlannedStep", "plan"]
 
@@ -126,7 +126,7 @@ class Plan:
         Columns: name, status, start, end and duration (seconds); a last line gives the
         makespan and the critical path. A character of a name that is not printable (a
         line break, an escape code) is escaped as Python would (`\n`, `\x1b`), and the name
-        column is at most 40 characters wide, as in
+        column is at most 40 cells wide, as in
         [`RunResult.table`][exegraph_trio.RunResult.table].
         """
         names = [printable(step.name) for step in self.steps]
@@ -136,7 +136,8 @@ class Plan:
             start = "-" if step.start is None else f"{step.start:8.3f}"
             end = "-" if step.end is None else f"{step.end:8.3f}"
             lines.append(
-                f"{name:<{width}}  {step.status!s:<9}  {start:>8}  {end:>8}  {step.duration:8.3f}"
+                f"{pad(name, width)}  {step.status!s:<9}  {start:>8}  {end:>8}  "
+                f"{step.duration:8.3f}"
             )
         path = " → ".join(map(printable, self.critical_path)) or "(none)"
         lines.append(f"makespan {self.makespan:.3f} s; critical path: {path}")

@@ -29,7 +29,7 @@ from ._instrument import Instrument, RunInfo
 from ._lines import BATCH, INTERVAL, LINES, Writer
 from ._live import Screen
 from ._observers import protected
-from ._result import RunResult, StepStatus, StepTiming, printable, summary
+from ._result import RunResult, StepStatus, StepTiming, cells, pad, printable, summary
 from ._result import _describe as _type_and_message
 from ._step import Step
 
@@ -267,7 +267,7 @@ class Progress(Instrument):
             return
         # The common case, kept short: `settle` and `_line` inlined.
         state.settled += 1
-        name = timing.name if not state.shown else state.show(timing.name)
+        name = timing.name if not state.plain else state.plain.get(timing.name, timing.name)
         if end - start < _UNDER_A_MILLISECOND:  # it reads 0.000: no float to format
             # (`state.done_line` with `0.000`: `rjust` and `ljust` cost less than `%`.)
             line = (
@@ -392,7 +392,7 @@ class Progress(Instrument):
             duration = "-" if start is None or end is None else f"{end - start:.3f} s"
             line = (
                 f"[{state.settled:>{state.count_width}}/{state.total}] "
-                f"{state.show(timing.name):<{state.name_width}}  "
+                f"{state.plain.get(timing.name, timing.name):<{state.name_width}}  "
                 f"{timing.status!s:<9} {duration:>9}  {why}"
             ).rstrip() + "\n"
         self._write(state, line)
@@ -491,8 +491,18 @@ class _RunState:
         }
         """Names with a line break or a control character, or of a subclass of `str` (an
         `enum` member: printed as `str()` gives it), as plain lines show them."""
-        shown = (self.shown.get(name, name) for name in graph.names) if self.shown else graph.names
-        self.name_width = min(_NAME_WIDTH, max(map(len, shown), default=0))
+        shown = [self.shown.get(name, name) for name in graph.names] if self.shown else graph.names
+        self.plain = self.shown
+        """Names as plain lines show them, `shown`'s; padded to the name column's width in
+        cells (`name_width` is then 0) when some name has characters two cells wide or
+        none (East Asian ones, most emoji, combining marks): `%-Ns` counts characters."""
+        if all(map(str.isascii, shown)) or all(cells(name) == len(name) for name in shown):
+            self.name_width = min(_NAME_WIDTH, max(map(len, shown), default=0))
+        else:
+            width = min(_NAME_WIDTH, max(map(cells, shown), default=0))
+            named = zip(graph.names, shown, strict=True)
+            self.plain = {name: pad(seen, width) for name, seen in named}
+            self.name_width = 0
         count_and_name = f"[%{self.count_width}d/{self.total}] %-{self.name_width}s  "
         self.line = count_and_name + "%-9s %7.3f s\n"
         """The plain line of a step that ran without error: settled count, name, status, seconds."""
@@ -618,10 +628,12 @@ class _RunState:
         header.append(summary)
         lines = [header]
         names = [self.show(name) for name, _ in shown]  # (escaped)
-        width = max(map(len, names), default=0)
+        width = max(map(cells, names), default=0)
         for (name, start), seen_as in zip(shown, names, strict=True):
             line = Text(
-                f"  {seen_as:<{width}}  {_clock(now - start)}", no_wrap=True, overflow="ellipsis"
+                f"  {pad(seen_as, width)}  {_clock(now - start)}",
+                no_wrap=True,
+                overflow="ellipsis",
             )
             if name in notes:
                 line.append(f"  {notes[name]}", style="yellow")

@@ -6,6 +6,7 @@ import collections
 import enum
 import os
 import threading
+import unicodedata
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Final, Literal, final
 
@@ -342,7 +343,8 @@ class RunResult:
         error); a character of a name or an error that is not printable (a line break, an
         escape code) is escaped as Python would (`\n`, `\x1b`), except that an error's line
         breaks become ` ⏎ ` (a traceback-like message stays readable). The name column is as wide
-        as the longest name up to 40 characters; a longer name overflows its row. The last
+        as the longest name up to 40 cells of a terminal (a CJK character or an emoji takes
+        two, a combining accent none); a longer name overflows its row. The last
         line counts the steps by status, as in
         `13 steps in 0.110 s: 10 done, 1 failed, 2 skipped` (or `…: all done`), and the
         teardowns that failed.
@@ -358,7 +360,7 @@ class RunResult:
                 error = f"{error}; " if error else ""
                 error += f"teardown failed: {_describe(timing.teardown_error)}"
             lines.append(
-                f"{name:<{width}}  {timing.status!s:<9}  {start:>8}  "
+                f"{pad(name, width)}  {timing.status!s:<9}  {start:>8}  "
                 f"{timing.duration:8.3f}  {error}".rstrip()
             )
         lines.append(self._summary())
@@ -507,7 +509,34 @@ def name_width(names: Sequence[str]) -> int:
     (Padding every row to one very long name made tables of gigabytes: 10⁴ steps and a
     name of 10⁵ characters.)
     """
-    return min(max(4, max(map(len, names), default=4)), NAME_WIDTH)
+    return min(max(4, max(map(cells, names), default=4)), NAME_WIDTH)
+
+
+def cells(text: str) -> int:
+    """How many cells of a terminal `text` takes (printable text: see `printable`).
+
+    A wide character (East Asian wide or full-width: CJK, most emoji) takes two, a
+    combining mark or a format character (a zero-width joiner, a variation selector)
+    none, any other one: the rule of `wcwidth`, from the Unicode data Python has.
+    """
+    if text.isascii():
+        return len(text)
+    return sum(map(_cells_of, text))
+
+
+def _cells_of(char: str) -> int:
+    if unicodedata.category(char) in _ZERO_WIDTH:
+        return 0
+    return 2 if unicodedata.east_asian_width(char) in "WF" else 1
+
+
+_ZERO_WIDTH: Final = frozenset({"Mn", "Me", "Cf"})
+"""Unicode categories that take no cell: marks that combine, format characters."""
+
+
+def pad(text: str, width: int) -> str:
+    """`text` and spaces after it up to `width` cells (`cells`): a column of a table."""
+    return text + " " * (width - cells(text))
 
 
 def printable(text: str) -> str:
