@@ -573,9 +573,11 @@ def test_the_trace_is_written_though_standard_output_is_closed(tmp_path: Path) -
 
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full on this system")
-@pytest.mark.parametrize("command", ["list", "run"])
+@pytest.mark.parametrize("command", ["list", "run", "graph", "plan", "--help", "--version"])
 def test_output_that_cannot_be_written_is_a_one_line_error_with_status_74(command: str) -> None:
-    args = [command, "cli_pipeline:graph", *(["--no-progress"] if command == "run" else [])]
+    # (`--help` and `--version` exited 0: argparse drops the error of its write.)
+    args = [command] if command.startswith("-") else [command, "cli_pipeline:graph"]
+    args += ["--no-progress"] if command == "run" else []
     with open("/dev/full", "w", encoding="utf-8") as full:  # every write: ENOSPC
         done = exegraph_writing_to(full, *args)
     assert done.returncode == 74, done.stderr
@@ -1206,12 +1208,34 @@ def test_list_of_an_empty_graph_prints_nothing() -> None:
     assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
 
 
-@pytest.mark.parametrize("command", ["list", "plan", "graph", "run"])
+@pytest.mark.parametrize("command", ["list", "plan", "graph", "run", "--help", "--version"])
 def test_a_reader_that_stops_early_ends_the_command_quietly_with_141(command: str) -> None:
     # `exegraph list ... | head -1`: stdout is a pipe whose reader is gone.
-    args = [command, "cli_pipeline:wide", *(["--no-progress"] if command == "run" else [])]
+    args = [command] if command.startswith("-") else [command, "cli_pipeline:wide"]
+    args += ["--no-progress"] if command == "run" else []
     done = exegraph_into_a_closed_pipe(*args)
     assert (done.returncode, done.stderr) == (141, "")
+
+
+@pytest.mark.parametrize("command", ["list", "plan", "graph", "run"])
+def test_a_command_whose_stdout_was_closed_at_start_runs_without_a_traceback(
+    command: str,
+) -> None:
+    # `exegraph list ... >&-`: Python's `sys.stdout` is `None` (as under pythonw), and
+    # `print` writes nothing; the output's flush and the picture's lines must not fail.
+    args = [command, "cli_pipeline:graph", *(["--no-progress"] if command == "run" else [])]
+    done = subprocess.run(
+        _command("exegraph", tuple(args)),
+        cwd=GRAPHS,
+        env=_environment(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+        preexec_fn=lambda: os.close(1),  # (in the child: its own descriptor)
+    )
+    assert (done.returncode, done.stderr) == (0, "")
 
 
 @pytest.mark.parametrize("picture", ["mermaid", "dot"])

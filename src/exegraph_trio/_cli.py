@@ -35,7 +35,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType, ModuleType
-from typing import Final, NoReturn
+from typing import TYPE_CHECKING, Final, NoReturn
 
 import attrs
 import trio
@@ -51,6 +51,9 @@ from ._run import run_with_result
 from ._select import RemovalError
 from ._step import Step
 from ._version import __version__
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsWrite
 
 __all__ = ["main"]
 
@@ -123,6 +126,15 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         super().error(printable(message))
+
+    def _print_message(self, message: str, file: SupportsWrite[str] | None = None) -> None:
+        # argparse drops an error writing `--help` or `--version`, and exits 0: on stdout
+        # it propagates, to `main`, which says it (141, 74). (Usage errors, on stderr,
+        # are dropped as argparse drops them: their status, 2, stands.)
+        if message and file is not None and file is sys.stdout:
+            file.write(message)
+        else:
+            super()._print_message(message, file)
 
 
 def _parser(prog: str) -> argparse.ArgumentParser:
@@ -526,9 +538,12 @@ def _graph(args: argparse.Namespace) -> int:
     # Line by line, in the stream's blocks: one large write cut short by a reader that
     # stopped (`| head -1`) returns what it wrote, and Python loses the rest without an
     # error; a next write then raises `BrokenPipeError` (status 141).
-    sys.stdout.writelines(picture.splitlines(keepends=True))
+    out = sys.stdout
+    if out is None:  # (closed as the process began, `>&-`: `print` writes nothing then)
+        return EXIT_OK
+    out.writelines(picture.splitlines(keepends=True))
     if not picture.endswith("\n"):
-        sys.stdout.write("\n")
+        out.write("\n")
     return EXIT_OK
 
 
@@ -740,17 +755,22 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "exegraph") -> int:
         if isinstance(stream, io.TextIOWrapper):
             stream.reconfigure(errors="backslashreplace")
     parser = _parser(prog)
+    args: argparse.Namespace | None = None
     try:
-        args = parser.parse_args(argv)
-    except SystemExit as exit_:  # --help, --version, or a usage error (already printed)
-        return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
-    handler: Callable[[argparse.Namespace], int] = args.handler
-    args.prog = prog
-    try:
-        status = handler(args)
-        sys.stdout.flush()  # (here, where a closed pipe is caught, not at exit)
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exit_:  # --help, --version, or a usage error (already printed)
+            status = exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
+        else:
+            handler: Callable[[argparse.Namespace], int] = args.handler
+            args.prog = prog
+            status = handler(args)
+        # What is buffered is written here, where a closed pipe or a full disk is caught:
+        # at exit Python would only print the error (and exit 120, or even 0).
+        if sys.stdout is not None:  # (None when closed as the process began: `>&-`)
+            sys.stdout.flush()
     except _CommandError as exc:
-        if args.traceback and exc.__cause__ is not None:
+        if args is not None and args.traceback and exc.__cause__ is not None:
             traceback.print_exception(exc.__cause__)
         _complain(f"{prog}: error: {exc}")
         return exc.status
