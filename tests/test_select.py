@@ -381,6 +381,16 @@ def test_a_removal_term_written_as_a_steps_name_suggests_selecting_that_step(
     assert graph.select(suggested).names == (name,)
 
 
+@pytest.mark.parametrize(("name", "suggested"), [("c++", "c[+][+]+"), ("x+", "x[+]+")])
+def test_a_term_written_as_a_steps_name_ending_in_plus_still_suggests_it(
+    name: str, suggested: str
+) -> None:
+    # (The suggestion for a removal term written as a name must not take this one away.)
+    graph = Graph([Step(name, noop), Step("lint", noop, depends_on=[name])])
+    with pytest.raises(ValueError, match=re.escape(f"(did you mean {suggested!r}?)")):
+        graph.select(name)
+
+
 def test_a_tag_term_matching_no_tag_suggests_close_tags() -> None:
     with pytest.raises(ValueError, match=r"'tag:relase' matches no tag of any step") as info:
         PIPELINE.select("tag:relase")

@@ -178,17 +178,22 @@ class _Matcher:
     def suggestions(self, term: Term) -> tuple[str, ...]:
         """Terms like `term` that would match something, as the user would write them.
 
-        A name glob that matches a tag suggests `tag:GLOB` first, and the other way round.
+        A name glob that matches a tag suggests `tag:GLOB` first, and the other way round;
+        a removal term that is, as written, a step's name (`!notify`) suggests the glob
+        that selects that step (`?notify`).
         """
         other = attrs.evolve(term, tag=not term.tag)
         first = (term.spelled(term.glob, tag=other.tag),) if self.matches(other) else ()
         written = term.spelled(term.glob, tag=term.tag)
-        if term.remove and written in self._index:
+        selects_it = term.remove and written in self._index
+        if selects_it:
             # A step whose name is the term as written (`!notify`, `!x+`): the glob that
             # selects it, rather than a removal term that would remove it.
             first = (*first, _as_glob(written, tag=False))
         there: Iterable[str] = self.tags if term.tag else self._index
-        close = [name for name in close_names(term.glob, list(there)) if name != written]
+        close = close_names(term.glob, list(there))
+        if selects_it:
+            close = [name for name in close if name != written]
         return (
             *first,
             *(term.spelled(_as_glob(name, tag=term.tag), tag=term.tag) for name in close),
