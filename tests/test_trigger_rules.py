@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import inspect
 import signal
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
 from typing import ParamSpec
 
 import attrs
@@ -293,6 +293,36 @@ async def test_a_step_needing_a_failed_step_and_a_quietly_skipped_one_is_skipped
     assert {t.name: (t.status, t.start) for t in planned.steps} == {
         t.name: (t.status, t.start) for t in result.steps
     }
+
+
+async def test_a_step_doomed_by_a_quiet_skip_holds_no_resource_while_it_waits(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # `deploy` waits for `long` to know why it is skipped (a failure may come), but it
+    # will never run: `db` is torn down when `rollback` is skipped, not when `long` ends.
+    rec = Recorder()
+    teardowns: list[float] = []
+
+    async def db() -> AsyncIterator[str]:
+        yield "connection"
+        teardowns.append(trio.current_time())
+
+    graph = Graph(
+        [
+            rec.step("build", 1),
+            ruled(rec, "rollback", 1, ONE_FAILED, depends_on=["build"]),
+            Step("db", db),
+            rec.step("long", 10),
+            rec.step("deploy", 1, depends_on=["rollback", "db", "long"]),
+            ruled(rec, "report", 1, ALL_DONE, depends_on=["deploy"]),
+        ]
+    )
+    result = await exegraph.run_with_result(graph, CONTINUE)
+    assert teardowns == [1]
+    assert result["deploy"].status is StepStatus.SKIPPED
+    assert result["deploy"].error is None  # (nothing failed)
+    assert rec.times("start")["report"] == 10  # (it waits for `deploy` to settle)
+    assert result.ok
 
 
 async def test_a_step_skipped_because_of_a_failure_is_a_skipped_error_in_the_run_error(

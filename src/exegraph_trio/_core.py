@@ -36,7 +36,8 @@ PENDING ─(rule holds)─> READY ─take()─> RUNNING ──> DONE / FAILED / 
 **Trigger rules** (`TriggerRule`). An `ALL_SUCCESS` step waits for each dependency to be
 done and is skipped, with the failure that caused it, as soon as one is not. A dependency
 skipped quietly dooms it too, but then it waits for the others to settle: it is skipped
-for a failure if one of them brings one, else quietly (the same whichever settles first).
+for a failure if one of them brings one, else quietly (the same whichever settles first),
+and holds no resource meanwhile.
 Any other step waits for each dependency to *settle* and counts those that did not
 succeed; once all have settled an `ALL_DONE` step is ready, and a `ONE_FAILED` step is
 ready if one did not succeed, else skipped *quietly* (cause `QUIET`: not a failure).
@@ -214,8 +215,8 @@ class Core:
         """Per step: dependencies not done (or, with a trigger rule, not settled) yet."""
         self.bad: list[int] = [0] * n if rules is not None else []
         """Per step with a trigger rule: dependencies settled without succeeding. Per
-        `ALL_SUCCESS` step (in a run with trigger rules): 1 once a dependency of it was
-        skipped quietly (it waits for the others: one may fail)."""
+        `ALL_SUCCESS` step (in a run with trigger rules): its dependencies skipped quietly
+        so far (from the first it never runs, and waits for the others: one may fail)."""
         self.attempts: list[int] = [1] * n if retries is not None else []
         """Per step (when some step retries): the attempt it is on, or begins when taken.
 
@@ -333,7 +334,8 @@ class Core:
                 dependents release it (at once when it has none).
 
         Returns the steps skipped as a result (a `ONE_FAILED` dependent whose other
-        dependencies all succeeded, and what needed it).
+        dependencies all succeeded, an `ALL_SUCCESS` one a quiet skip doomed, and what
+        needed them).
         """
         state = self.state
         state[i] = DONE
@@ -596,6 +598,9 @@ class Core:
             elif rule == ALL_SUCCESS:
                 # `j` will never run, but why is not known yet: a dependency of it that
                 # fails later makes it a skip for that failure, whichever settles first.
+                # Meanwhile it holds nothing: the resources it needs may go.
+                if not self.bad[j] and self.up:
+                    self._unhold(j)
                 self.bad[j] += 1  # (a quiet skip comes with trigger rules: `bad` is there)
             # (a quiet skip is no failure to the other rules: it does not count)
         waiting = self.waiting
@@ -614,9 +619,16 @@ class Core:
     def _skip_one(self, j: int, cause: int | None) -> Skip:
         self.state[j] = SKIPPED
         self.unsettled -= 1
-        if self.up:
+        if self.up and self._holds(j):
             self._unhold(j)
         return (j, cause)
+
+    def _holds(self, j: int) -> bool:
+        """Whether step `j`, not started, still holds its dependencies (resources).
+
+        Not once a quiet skip doomed it (`_notify` let go of them then).
+        """
+        return self.rules is None or self.rules[j] != ALL_SUCCESS or not self.bad[j]
 
     def _unhold(self, j: int) -> None:
         """Step `j` settled (or was torn down): it no longer holds its dependencies."""
@@ -852,7 +864,8 @@ class Core:
         self.unsettled -= len(skips)
         if self.up:
             for j, _ in skips:
-                self._unhold(j)
+                if self._holds(j):
+                    self._unhold(j)
         if unready and self.queues is None:  # drop the skipped steps from the heap
             by_rank = self.by_rank
             self.ready = [k for k in self.ready if state[by_rank[k]] in (READY, AGAIN)]
