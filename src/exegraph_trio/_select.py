@@ -191,7 +191,7 @@ class _Matcher:
             # selects it, rather than a removal term that would remove it.
             first = (*first, _as_glob(written, tag=False))
         there: Iterable[str] = self.tags if term.tag else self._index
-        close = close_names(term.glob, list(there))
+        close: Iterable[str] = close_names(term.glob, list(there))
         if selects_it:
             close = [name for name in close if name != written]
         return (
