@@ -265,6 +265,37 @@ async def test_on_a_narrow_terminal_the_bar_gives_way_to_the_counts(
     assert all(len(line) <= columns for line in seen[0].splitlines())
 
 
+async def test_a_very_long_running_name_does_not_push_the_others_elapsed_times_off(
+    autojump_clock: trio.testing.MockClock, screen: Screen
+) -> None:
+    # Running names were padded to the longest: one of 120 cells cut every row's time.
+    release = trio.Event()
+    seen: list[str] = []
+    long = "x" * 120
+
+    async def watch() -> None:
+        await trio.sleep(2.0)
+        try:
+            seen.append(
+                await trio.to_thread.run_sync(
+                    screen.wait_for,
+                    lambda text: any(
+                        line.startswith("  watch ") and line.endswith("  2.0s")
+                        for line in text.splitlines()
+                    ),
+                )
+            )
+        finally:
+            release.set()
+
+    graph = Graph([Step("watch", watch), Step(long, release.wait)])
+    options = RunOptions(instruments=[Progress(console=terminal(screen))])
+    result = await exegraph.run_with_result(graph, options)
+    if result["watch"].error is not None:
+        raise result["watch"].error
+    assert f"  watch{' ' * 35}  2.0s" in seen[0].splitlines()
+
+
 async def test_a_failure_is_printed_above_the_live_area_while_the_run_goes_on(
     autojump_clock: trio.testing.MockClock, screen: Screen
 ) -> None:

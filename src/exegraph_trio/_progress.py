@@ -29,7 +29,16 @@ from ._instrument import Instrument, RunInfo
 from ._lines import BATCH, INTERVAL, LINES, Writer
 from ._live import Screen
 from ._observers import protected
-from ._result import RunResult, StepStatus, StepTiming, cells, pad, printable, summary
+from ._result import (
+    RunResult,
+    StepStatus,
+    StepTiming,
+    cells,
+    one_cell_each,
+    pad,
+    printable,
+    summary,
+)
 from ._result import _describe as _type_and_message
 from ._step import Step
 
@@ -496,7 +505,7 @@ class _RunState:
         """Names as plain lines show them, `shown`'s; padded to the name column's width in
         cells (`name_width` is then 0) when some name has characters two cells wide or
         none (East Asian ones, most emoji, combining marks): `%-Ns` counts characters."""
-        if all(map(str.isascii, shown)) or all(cells(name) == len(name) for name in shown):
+        if one_cell_each(shown):
             self.name_width = min(_NAME_WIDTH, max(map(len, shown), default=0))
         else:
             width = min(_NAME_WIDTH, max(map(cells, shown), default=0))
@@ -592,8 +601,7 @@ class _RunState:
         cells, and is left out when under `_BAR_LEAST`: on a narrow terminal the counts
         come first (they are cut at the end, the ETA first).
         """
-        from rich.cells import cell_len  # noqa: PLC0415 - rich is an optional extra
-        from rich.text import Text  # noqa: PLC0415
+        from rich.text import Text  # noqa: PLC0415 - rich is an optional extra
 
         now = self.clock.current_time()
         running = self.running.copy()
@@ -619,7 +627,7 @@ class _RunState:
             parts.append(f"ETA {_clock(eta)}")
         summary = " · ".join(parts)
         header = Text(self.label, style="bold", no_wrap=True, overflow="ellipsis")
-        bar = min(_BAR_WIDTH, width - cell_len(self.label) - 1 - len(summary))
+        bar = min(_BAR_WIDTH, width - cells(self.label) - 1 - len(summary))
         if bar >= _BAR_LEAST:
             filled = bar if not self.total else bar * settled // self.total
             header.append("━" * filled, style="green" if not self.failed else "red")
@@ -628,7 +636,7 @@ class _RunState:
         header.append(summary)
         lines = [header]
         names = [self.show(name) for name, _ in shown]  # (escaped)
-        width = max(map(cells, names), default=0)
+        width = min(_NAME_WIDTH, max(map(cells, names), default=0))  # (a longer one: cut)
         for (name, start), seen_as in zip(shown, names, strict=True):
             line = Text(
                 f"  {pad(seen_as, width)}  {_clock(now - start)}",
