@@ -47,7 +47,7 @@ mermaid: $(STAMP)
 	@echo "==> Checking the docs' copy of Mermaid (fetched with npm the first time)"
 	$(BIN)/python docs/_vendor_mermaid.py
 
-## bench: the whole benchmark (~10 min); writes bench/results/ and the table in bench/README.md
+## bench: the whole benchmark (~30 min); writes bench/results/ and the table in bench/README.md
 bench: $(STAMP)
 	$(BIN)/python bench/run.py --update-readme
 

@@ -390,7 +390,7 @@ in (seconds and minutes divide a minute and an hour, hours a day)."""
 
 
 def _tick_interval(span_ms: int, *, most: int = 8) -> tuple[int, str]:
-    """A round interval between the axis's ticks: at most `most` of them over `span_ms`.
+    """A round interval between the axis's ticks: at most `most` intervals over `span_ms`.
 
     Given to Mermaid in milliseconds, whatever its size: d3 spaces ticks of milliseconds
     evenly from the epoch, where the chart's times start; ticks of seconds, minutes or
