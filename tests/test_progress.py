@@ -20,10 +20,11 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pyte
 import pytest
@@ -651,21 +652,23 @@ def plain() -> tuple[Progress, io.StringIO]:
     return Progress(console=Console(file=out, force_terminal=False, width=100)), out
 
 
+async def plain_lines(steps: Iterable[Step], **options: Any) -> str:
+    """What `Progress` writes off a terminal for a run of `steps` with `options`."""
+    progress, out = plain()
+    await exegraph.run_with_result(Graph(steps), RunOptions(instruments=[progress], **options))
+    return out.getvalue()
+
+
 async def test_off_a_terminal_each_settled_step_is_one_plain_line(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    progress, out = plain()
-    graph = Graph(
-        [
-            Step("fetch", partial(sleep_then, 1.0)),
-            Step("lint", partial(sleep_then, 1.5, error=RuntimeError("E501 line too long"))),
-            Step("compile", partial(sleep_then, 2.0), depends_on=["fetch"]),
-            Step("package", partial(sleep_then, 1.0), depends_on=["compile", "lint"]),
-        ]
-    )
-    options = RunOptions(instruments=[progress], error_policy=CONTINUE, durations=DURATIONS)
-    await exegraph.run_with_result(graph, options)
-    assert out.getvalue() == (
+    steps = [
+        Step("fetch", partial(sleep_then, 1.0)),
+        Step("lint", partial(sleep_then, 1.5, error=RuntimeError("E501 line too long"))),
+        Step("compile", partial(sleep_then, 2.0), depends_on=["fetch"]),
+        Step("package", partial(sleep_then, 1.0), depends_on=["compile", "lint"]),
+    ]
+    assert await plain_lines(steps, error_policy=CONTINUE, durations=DURATIONS) == (
         "[1/4] fetch    Done        1.000 s\n"
         "[2/4] lint     Failed      1.500 s  RuntimeError: E501 line too long\n"
         "[3/4] package  Skipped           -  its dependency 'lint' failed\n"
@@ -679,16 +682,12 @@ async def test_plain_lines_pad_names_by_the_cells_a_terminal_gives_them(
 ) -> None:
     # Two cells for a wide character (CJK, most emoji), none for a combining accent; the
     # step done at once has its line made another way (`ljust`), padded the same.
-    progress, out = plain()
-    graph = Graph(
-        [
-            Step("日本語 🚀", partial(sleep_then, 1.0)),
-            Step("e\u0301clair", noop),
-            Step("build", partial(sleep_then, 1.0), depends_on=["日本語 🚀"]),
-        ]
-    )
-    await exegraph.run(graph, RunOptions(instruments=[progress]))
-    assert out.getvalue() == (
+    steps = [
+        Step("日本語 🚀", partial(sleep_then, 1.0)),
+        Step("e\u0301clair", noop),
+        Step("build", partial(sleep_then, 1.0), depends_on=["日本語 🚀"]),
+    ]
+    assert await plain_lines(steps) == (
         "[1/3] e\u0301clair     Done        0.000 s\n"
         "[2/3] 日本語 🚀  Done        1.000 s\n"
         "[3/3] build      Done        1.000 s\n"
@@ -705,15 +704,11 @@ async def test_a_name_of_a_str_subclass_is_printed_as_str_prints_it_however_long
         FETCH = "fetch"
         BUILD = "build"
 
-    progress, out = plain()
-    graph = Graph(
-        [
-            Step(Stage.FETCH, noop),
-            Step(Stage.BUILD, partial(sleep_then, 1.0), depends_on=[Stage.FETCH]),
-        ]
-    )
-    await exegraph.run(graph, RunOptions(instruments=[progress]))
-    assert out.getvalue() == (
+    steps = [
+        Step(Stage.FETCH, noop),
+        Step(Stage.BUILD, partial(sleep_then, 1.0), depends_on=[Stage.FETCH]),
+    ]
+    assert await plain_lines(steps) == (
         "[1/2] Stage.FETCH  Done        0.000 s\n"
         "[2/2] Stage.BUILD  Done        1.000 s\n"
         "2 steps in 1.000 s: all done\n"
@@ -1004,21 +999,17 @@ async def test_a_closed_file_stops_the_lines_too(
 
 
 async def test_plain_lines_have_no_ansi_codes(autojump_clock: trio.testing.MockClock) -> None:
-    progress, out = plain()
-    graph = Graph([Step("fail", partial(sleep_then, 1.0, error=RuntimeError("boom")))])
-    await exegraph.run_with_result(graph, RunOptions(instruments=[progress]))
-    assert "\x1b" not in out.getvalue()
-    assert out.getvalue().endswith("1 step in 1.000 s: 1 failed\n")
+    lines = await plain_lines([Step("fail", partial(sleep_then, 1.0, error=RuntimeError("boom")))])
+    assert "\x1b" not in lines
+    assert lines.endswith("1 step in 1.000 s: 1 failed\n")
 
 
 async def test_plain_lines_escape_line_breaks_and_control_characters_in_names(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    progress, out = plain()
     names = ["a\nb", "cr\rname", "ansi\x1b[31mred", "café-🚀"]
-    graph = Graph([Step(name, partial(sleep_then, 1.0)) for name in names])
-    await exegraph.run(graph, RunOptions(instruments=[progress], max_concurrency=1))
-    assert out.getvalue().splitlines() == [
+    steps = [Step(name, partial(sleep_then, 1.0)) for name in names]
+    assert (await plain_lines(steps, max_concurrency=1)).splitlines() == [
         "[1/4] a\\nb             Done        1.000 s",
         "[2/4] cr\\rname         Done        1.000 s",
         "[3/4] ansi\\x1b[31mred  Done        1.000 s",
@@ -1031,11 +1022,9 @@ async def test_durations_round_to_the_millisecond_as_printf_does_short_ones_incl
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     # A step under half a millisecond reads 0.000 without a float being formatted.
-    progress, out = plain()
     seconds = [0.0, 0.0004999, 0.0005, 0.0015, 2.0625]
-    graph = Graph([Step(f"s{i}", partial(sleep_then, t)) for i, t in enumerate(seconds)])
-    await exegraph.run(graph, RunOptions(instruments=[progress], max_concurrency=1))
-    lines = out.getvalue().splitlines()[:-1]
+    steps = [Step(f"s{i}", partial(sleep_then, t)) for i, t in enumerate(seconds)]
+    lines = (await plain_lines(steps, max_concurrency=1)).splitlines()[:-1]
     assert [line.split()[-2] for line in lines] == [f"{t:.3f}" for t in seconds]
     assert [line.split()[-2] for line in lines] == ["0.000", "0.000", "0.001", "0.002", "2.062"]
 
