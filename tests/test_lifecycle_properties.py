@@ -589,9 +589,19 @@ def test_every_resource_set_up_is_torn_down_once_as_soon_as_its_dependents_relea
         if case.resource(j) and seen.status(j) is DONE:
             (end,) = seen.of("teardown-end", j)
             return end
+        return let_go(j)
+
+    def let_go(j: int) -> Note:
+        """When step `j`, not a resource set up, stopped holding: when it settled, or, for
+        an `ALL_SUCCESS` step that never ran, when a dependency was skipped quietly or
+        let go (it needs that one to succeed)."""
         notes = [seen.settle(j)]
-        if case.rules[j] is ALL_SUCCESS:
-            notes += [seen.settle(d) for d in case.deps[j] if seen.quiet(d)]
+        if case.rules[j] is ALL_SUCCESS and seen.status(j) is SKIPPED:
+            for d in case.deps[j]:
+                if seen.quiet(d):
+                    notes.append(seen.settle(d))
+                if case.rules[d] is ALL_SUCCESS and seen.status(d) is SKIPPED:
+                    notes.append(let_go(d))
         return min(notes, key=lambda note: note.seq)
 
     for i in range(case.n):
@@ -831,11 +841,10 @@ class Simulation:
         return self.core.state[i] == _core.DONE
 
     def quietly_doomed(self, j: int) -> bool:
-        """Whether `ALL_SUCCESS` step `j` will never run for a dependency skipped quietly
-        (it holds nothing from then on), as the core counts them (`check` runs before the
-        skips of an event are recorded here)."""
-        core = self.core
-        return self.case.rules[j] is TriggerRule.ALL_SUCCESS and bool(core.rules and core.bad[j])
+        """Whether `ALL_SUCCESS` step `j` will never run for a dependency skipped quietly,
+        or needs one that will not (it holds nothing from then on), as the core marks
+        them (`check` runs before the skips of an event are recorded here)."""
+        return bool(self.core.let_go and self.core.let_go[j])
 
     # -- events --------------------------------------------------------------------------
 

@@ -325,6 +325,34 @@ async def test_a_step_doomed_by_a_quiet_skip_holds_no_resource_while_it_waits(
     assert result.ok
 
 
+async def test_a_step_needing_a_doomed_step_holds_no_resource_while_it_waits_either(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # `smoke` needs `deploy`, doomed at 1 (it waits for `long`): `smoke` will never run
+    # either, and `db` goes at 1, not when `long` ends.
+    rec = Recorder()
+    teardowns: list[float] = []
+
+    async def db() -> AsyncIterator[str]:
+        yield "connection"
+        teardowns.append(trio.current_time())
+
+    graph = Graph(
+        [
+            rec.step("build", 1),
+            ruled(rec, "rollback", 1, ONE_FAILED, depends_on=["build"]),
+            Step("db", db),
+            rec.step("long", 10),
+            rec.step("deploy", 1, depends_on=["rollback", "long"]),
+            rec.step("smoke", 1, depends_on=["deploy", "db"]),
+        ]
+    )
+    result = await exegraph.run_with_result(graph, CONTINUE)
+    assert teardowns == [1]
+    assert result["smoke"].status is StepStatus.SKIPPED
+    assert result.ok
+
+
 async def test_a_step_skipped_because_of_a_failure_is_a_skipped_error_in_the_run_error(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

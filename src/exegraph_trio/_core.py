@@ -37,7 +37,7 @@ PENDING ─(rule holds)─> READY ─take()─> RUNNING ──> DONE / FAILED / 
 done and is skipped, with the failure that caused it, as soon as one is not. A dependency
 skipped quietly dooms it too, but then it waits for the others to settle: it is skipped
 for a failure if one of them brings one, else quietly (the same whichever settles first),
-and holds no resource meanwhile.
+and holds no resource meanwhile, nor do the `ALL_SUCCESS` steps that need it.
 Any other step waits for each dependency to *settle* and counts those that did not
 succeed; once all have settled an `ALL_DONE` step is ready, and a `ONE_FAILED` step is
 ready if one did not succeed, else skipped *quietly* (cause `QUIET`: not a failure).
@@ -163,6 +163,7 @@ class Core:
         "failing",
         "holders",
         "key",
+        "let_go",
         "limit",
         "queues",
         "random",
@@ -226,6 +227,9 @@ class Core:
         self.up: bytearray = bytearray(n if resources else 0)
         """Per step (when there are resources): 1 while it is a resource set up and not
         torn down yet."""
+        self.let_go: bytearray = bytearray(n if resources else 0)
+        """Per step (when there are resources): 1 once it let go of its dependencies
+        before it settled: an `ALL_SUCCESS` step a quiet skip doomed (`_let_go`)."""
         self._teardowns: list[int] = []
         self.state = bytearray(n)
         self.ready: list[int] = []
@@ -599,8 +603,8 @@ class Core:
                 # `j` will never run, but why is not known yet: a dependency of it that
                 # fails later makes it a skip for that failure, whichever settles first.
                 # Meanwhile it holds nothing: the resources it needs may go.
-                if not self.bad[j] and self.up:
-                    self._unhold(j)
+                if self.up:
+                    self._let_go(j)
                 self.bad[j] += 1  # (a quiet skip comes with trigger rules: `bad` is there)
             # (a quiet skip is no failure to the other rules: it does not count)
         waiting = self.waiting
@@ -619,16 +623,29 @@ class Core:
     def _skip_one(self, j: int, cause: int | None) -> Skip:
         self.state[j] = SKIPPED
         self.unsettled -= 1
-        if self.up and self._holds(j):
+        if self.up and not self.let_go[j]:
             self._unhold(j)
         return (j, cause)
 
-    def _holds(self, j: int) -> bool:
-        """Whether step `j`, not started, still holds its dependencies (resources).
+    def _let_go(self, j: int) -> None:
+        """`ALL_SUCCESS` step `j`, not started, will never run: it holds nothing now.
 
-        Not once a quiet skip doomed it (`_notify` let go of them then).
+        Nor does any `ALL_SUCCESS` step not started below it through `ALL_SUCCESS` steps
+        (it needs `j` to succeed). Each lets go once; their skips come when they settle.
         """
-        return self.rules is None or self.rules[j] != ALL_SUCCESS or not self.bad[j]
+        rules, state, let_go, dependents = self.rules, self.state, self.let_go, self.dependents
+        todo = [j]
+        while todo:
+            k = todo.pop()
+            if let_go[k]:
+                continue
+            let_go[k] = 1
+            self._unhold(k)
+            todo.extend(
+                d
+                for d in dependents[k]
+                if state[d] == PENDING and (rules is None or rules[d] == ALL_SUCCESS)
+            )
 
     def _unhold(self, j: int) -> None:
         """Step `j` settled (or was torn down): it no longer holds its dependencies."""
@@ -863,8 +880,9 @@ class Core:
             state[j] = SKIPPED
         self.unsettled -= len(skips)
         if self.up:
+            let_go = self.let_go
             for j, _ in skips:
-                if self._holds(j):
+                if not let_go[j]:
                     self._unhold(j)
         if unready and self.queues is None:  # drop the skipped steps from the heap
             by_rank = self.by_rank

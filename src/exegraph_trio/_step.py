@@ -457,8 +457,8 @@ class Step:
     An action that is an async generator function yielding once, or an
     `@asynccontextmanager` function, makes a *resource step*: the part up to the `yield`
     is the step's action and the yielded value its value; the part after it is its
-    teardown, run as soon as every step depending on it has settled (see the guide
-    "Recovering and cleaning up").
+    teardown, run as soon as every step depending on it has settled or is known never to
+    run (see the guide "Recovering and cleaning up").
 
     Args:
         name: a non-empty name, unique within its graph.
