@@ -147,7 +147,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument(
         "--build-repeats",
         type=int,
-        help="paired repeats of the build section (default 3)",
+        help="paired repeats of the build section (default 5)",
     )
     parser.add_argument(
         "--makespan-seeds", type=int, help="instances per family and P (default 20)"

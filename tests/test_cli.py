@@ -1203,6 +1203,20 @@ def test_list_pads_names_and_tags_by_the_cells_a_terminal_gives_them(tmp_path: P
     assert done.stdout == "日本語 🚀  [デプロイ]\nbuild      [x]         <- 日本語 🚀\n"
 
 
+def test_list_pads_names_to_40_cells_at_most(tmp_path: Path) -> None:
+    # One name of 10 000 characters padded every row to it (10 MB for 1 000 steps).
+    (tmp_path / "long.py").write_text(
+        "import exegraph_trio as exegraph\n"
+        "async def s(): pass\n"
+        "graph = exegraph.Graph([exegraph.Step('x' * 100, s),\n"
+        "    exegraph.Step('build', s, depends_on=['x' * 100])])\n",
+        encoding="utf-8",
+    )
+    done = exegraph("list", "long.py:graph", cwd=tmp_path)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout.splitlines()[1] == f"build{' ' * 35}    <- {'x' * 100}"
+
+
 def test_list_of_an_empty_graph_prints_nothing() -> None:
     done = exegraph("list", "cli_pipeline:empty")
     assert (done.returncode, done.stdout, done.stderr) == (0, "", "")

@@ -191,14 +191,17 @@ def test_the_table_pads_names_by_the_cells_a_terminal_gives_them() -> None:
 def test_the_table_pads_emoji_with_a_variation_selector_or_a_skin_tone_as_two_cells() -> None:
     # `⚠️` is `⚠` and U+FE0F (drawn as an emoji: two cells), `👍🏽` an emoji and a skin
     # tone (which joins it), `각` three Hangul jamo (one syllable): two cells each.
-    names = ["⚠️ alert", "👍🏽 ok", "\u1100\u1161\u11a8 x", "build"]
+    # A skin tone alone takes two cells, and U+FE0F after a letter none (as wcwidth says).
+    names = ["⚠️ alert", "👍🏽 ok", "\u1100\u1161\u11a8 x", "build", "🏽 tone", "a\ufe0f b"]
     graph = chain_graph({name: [] for name in names})
-    table = exegraph.plan(graph, RunOptions(durations=dict.fromkeys(names, 1))).table()
-    assert table.splitlines()[1:5] == [
+    options = RunOptions(durations=dict.fromkeys(names, 1), max_concurrency=8)
+    assert exegraph.plan(graph, options).table().splitlines()[1:7] == [
         "⚠️ alert  Done          0.000     1.000     1.000",
         "👍🏽 ok     Done          0.000     1.000     1.000",
         "\u1100\u1161\u11a8 x      Done          0.000     1.000     1.000",
         "build     Done          0.000     1.000     1.000",
+        "🏽 tone   Done          0.000     1.000     1.000",
+        "a\ufe0f b       Done          0.000     1.000     1.000",
     ]
 
 

@@ -46,7 +46,7 @@ from ._graph import Graph, GraphBuilder
 from ._instrument import Instrument, RunInfo
 from ._options import ErrorPolicy, RunOptions
 from ._plan import plan
-from ._result import RunResult, _describe, cells, pad, printable
+from ._result import NAME_WIDTH, RunResult, _describe, cells, pad, printable
 from ._run import run_with_result
 from ._select import RemovalError
 from ._step import Step
@@ -525,8 +525,9 @@ def _list(args: argparse.Namespace) -> int:
         )
         for step in graph
     ]
-    name_width = max((cells(name) for name, _, _ in rows), default=0)
-    tags_width = max((cells(tags) for _, tags, _ in rows), default=0)
+    # (at most `NAME_WIDTH` cells, as in tables: one long name does not pad every row)
+    name_width = min(NAME_WIDTH, max((cells(name) for name, _, _ in rows), default=0))
+    tags_width = min(NAME_WIDTH, max((cells(tags) for _, tags, _ in rows), default=0))
     for name, tags, after in rows:
         print(f"{pad(name, name_width)}  {pad(tags, tags_width)}  {after}".rstrip())
     return EXIT_OK

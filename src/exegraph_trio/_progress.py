@@ -66,7 +66,8 @@ _SKIPPED: Final = StepStatus.SKIPPED
 _UNDER_A_MILLISECOND: Final = 0.0005
 """Seconds under which `%7.3f` reads `  0.000` (a float costs more to format than a step)."""
 _NAME_WIDTH: Final = 40
-"""Plain lines pad step names to the graph's longest name, up to this many characters."""
+"""Plain lines pad step names to the graph's longest name, and the live area to the longest
+running one, up to this many cells of a terminal (`cells`)."""
 
 
 @final
@@ -636,7 +637,7 @@ class _RunState:
         header.append(summary)
         lines = [header]
         names = [self.show(name) for name, _ in shown]  # (escaped)
-        width = min(_NAME_WIDTH, max(map(cells, names), default=0))  # (a longer one: cut)
+        width = min(_NAME_WIDTH, max(map(cells, names), default=0))  # (longer: its row runs on)
         for (name, start), seen_as in zip(shown, names, strict=True):
             line = Text(
                 f"  {pad(seen_as, width)}  {_clock(now - start)}",

@@ -518,33 +518,39 @@ def cells(text: str) -> int:
 
     Close to `wcwidth`'s rule, from the Unicode data Python has: a wide character (East
     Asian wide or full-width: CJK, most emoji) takes two; a combining mark, a format
-    character, an emoji skin-tone modifier or a Hangul vowel or final consonant (jamo
-    after the first) none; a variation selector 16 (`U+FE0F`, emoji presentation) makes
-    the character before it two; any other one. (Sequences joined by a zero-width joiner
-    do not reach it: `printable` escapes the joiner.)
+    character or a Hangul vowel or final consonant (jamo after the first) none; after a
+    symbol (an emoji, `⚠`) or a keycap's digit, a variation selector 16 (`U+FE0F`, emoji
+    presentation) makes it two and a skin-tone modifier joins it (none); any other one.
+    (Sequences joined by a zero-width joiner do not reach it: `printable` escapes it.)
     """
     if text.isascii():
         return len(text)
-    if "\ufe0f" not in text:
+    if "\ufe0f" not in text and not any(map(_SKIN_TONES.__contains__, text)):
         return sum(map(_cells_of, text))
     total = last = 0
+    symbol = False  # (the character before: a symbol or a keycap's, which these change)
     for char in text:
-        if char == "\ufe0f":
-            if last == 1:  # (an emoji drawn as one: `❤️`)
-                total += 1
-            last = 0
+        if symbol and char == "\ufe0f":
+            total += 2 - last  # (an emoji drawn as one: `❤️`)
+            last, symbol = 2, False
             continue
+        if symbol and char in _SKIN_TONES:
+            continue  # (it joins the emoji before it: `👍🏽`)
         last = _cells_of(char)
         total += last
+        symbol = unicodedata.category(char) == "So" or char in "0123456789#*"
     return total
 
 
-@functools.lru_cache(maxsize=4096)
+_SKIN_TONES: Final = frozenset(map(chr, range(0x1F3FB, 0x1F400)))
+"""The emoji modifiers: a skin tone joins the emoji before it (alone, two cells)."""
+
+
+@functools.cache
 def _cells_of(char: str) -> int:
-    """The cells of one character (`cells`), remembered: names reuse few characters."""
+    """The cells of one character alone (`cells`), remembered: few distinct characters."""
     if (
         unicodedata.category(char) in _ZERO_WIDTH
-        or "\U0001f3fb" <= char <= "\U0001f3ff"  # skin tones: they join the emoji before
         or "\u1160" <= char <= "\u11ff"  # Hangul jamo after the first
         or "\ud7b0" <= char <= "\ud7ff"
     ):
@@ -565,7 +571,11 @@ def one_cell_each(texts: Iterable[str]) -> bool:
     if all(map(str.isascii, texts)):
         return True
     used = set().union(*texts)
-    return "\ufe0f" not in used and all(_cells_of(char) == 1 for char in used)
+    return (
+        "\ufe0f" not in used
+        and used.isdisjoint(_SKIN_TONES)
+        and all(_cells_of(char) == 1 for char in used)
+    )
 
 
 def pad(text: str, width: int) -> str:
