@@ -1190,29 +1190,31 @@ def test_a_hint_for_a_missing_attribute_runs_no_property(tmp_path: Path) -> None
     assert_one_line_error(done, "holder.py:holder has no attribute 'grahp'")
 
 
-def test_list_pads_names_and_tags_by_the_cells_a_terminal_gives_them(tmp_path: Path) -> None:
-    (tmp_path / "wide.py").write_text(
-        "import exegraph_trio as exegraph\n"
-        "async def s(): pass\n"
-        "graph = exegraph.Graph([exegraph.Step('日本語 🚀', s, tags=['デプロイ']),\n"
-        "    exegraph.Step('build', s, tags=['x'], depends_on=['日本語 🚀'])])\n",
+def list_of_steps(tmp_path: Path, steps: str) -> subprocess.CompletedProcess[str]:
+    """`exegraph list` of a graph of `steps` (source; each step's action is `s`)."""
+    (tmp_path / "listed.py").write_text(
+        f"import exegraph_trio as exegraph\nasync def s(): pass\ngraph = exegraph.Graph({steps})\n",
         encoding="utf-8",
     )
-    done = exegraph("list", "wide.py:graph", cwd=tmp_path, env={"PYTHONIOENCODING": "utf-8"})
+    return exegraph("list", "listed.py:graph", cwd=tmp_path, env={"PYTHONIOENCODING": "utf-8"})
+
+
+def test_list_pads_names_and_tags_by_the_cells_a_terminal_gives_them(tmp_path: Path) -> None:
+    done = list_of_steps(
+        tmp_path,
+        "[exegraph.Step('日本語 🚀', s, tags=['デプロイ']),"
+        " exegraph.Step('build', s, tags=['x'], depends_on=['日本語 🚀'])]",
+    )
     assert (done.returncode, done.stderr) == (0, "")
     assert done.stdout == "日本語 🚀  [デプロイ]\nbuild      [x]         <- 日本語 🚀\n"
 
 
 def test_list_pads_names_to_40_cells_at_most(tmp_path: Path) -> None:
     # One name of 10 000 characters padded every row to it (10 MB for 1 000 steps).
-    (tmp_path / "long.py").write_text(
-        "import exegraph_trio as exegraph\n"
-        "async def s(): pass\n"
-        "graph = exegraph.Graph([exegraph.Step('x' * 100, s),\n"
-        "    exegraph.Step('build', s, depends_on=['x' * 100])])\n",
-        encoding="utf-8",
+    done = list_of_steps(
+        tmp_path,
+        "[exegraph.Step('x' * 100, s), exegraph.Step('build', s, depends_on=['x' * 100])]",
     )
-    done = exegraph("list", "long.py:graph", cwd=tmp_path)
     assert (done.returncode, done.stderr) == (0, "")
     assert done.stdout.splitlines()[1] == f"build{' ' * 35}    <- {'x' * 100}"
 

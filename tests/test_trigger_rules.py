@@ -295,12 +295,11 @@ async def test_a_step_needing_a_failed_step_and_a_quietly_skipped_one_is_skipped
     }
 
 
-async def test_a_step_doomed_by_a_quiet_skip_holds_no_resource_while_it_waits(
-    autojump_clock: trio.testing.MockClock,
-) -> None:
-    # `deploy` waits for `long` to know why it is skipped (a failure may come), but it
-    # will never run: `db` is torn down when `rollback` is skipped, not when `long` ends.
-    rec = Recorder()
+async def run_beside_a_quiet_skip_and_a_resource(
+    rec: Recorder, *steps: Step
+) -> tuple[exegraph.RunResult, list[float]]:
+    """Run `steps` after `build` (1 s), `rollback` (its handler, skipped quietly at 1), a
+    resource `db` and `long` (10 s), continuing on errors; the result, when `db` went."""
     teardowns: list[float] = []
 
     async def db() -> AsyncIterator[str]:
@@ -313,11 +312,23 @@ async def test_a_step_doomed_by_a_quiet_skip_holds_no_resource_while_it_waits(
             ruled(rec, "rollback", 1, ONE_FAILED, depends_on=["build"]),
             Step("db", db),
             rec.step("long", 10),
-            rec.step("deploy", 1, depends_on=["rollback", "db", "long"]),
-            ruled(rec, "report", 1, ALL_DONE, depends_on=["deploy"]),
+            *steps,
         ]
     )
-    result = await exegraph.run_with_result(graph, CONTINUE)
+    return await exegraph.run_with_result(graph, CONTINUE), teardowns
+
+
+async def test_a_step_doomed_by_a_quiet_skip_holds_no_resource_while_it_waits(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # `deploy` waits for `long` to know why it is skipped (a failure may come), but it
+    # will never run: `db` is torn down when `rollback` is skipped, not when `long` ends.
+    rec = Recorder()
+    result, teardowns = await run_beside_a_quiet_skip_and_a_resource(
+        rec,
+        rec.step("deploy", 1, depends_on=["rollback", "db", "long"]),
+        ruled(rec, "report", 1, ALL_DONE, depends_on=["deploy"]),
+    )
     assert teardowns == [1]
     assert result["deploy"].status is StepStatus.SKIPPED
     assert result["deploy"].error is None  # (nothing failed)
@@ -331,23 +342,11 @@ async def test_a_step_needing_a_doomed_step_holds_no_resource_while_it_waits_eit
     # `smoke` needs `deploy`, doomed at 1 (it waits for `long`): `smoke` will never run
     # either, and `db` goes at 1, not when `long` ends.
     rec = Recorder()
-    teardowns: list[float] = []
-
-    async def db() -> AsyncIterator[str]:
-        yield "connection"
-        teardowns.append(trio.current_time())
-
-    graph = Graph(
-        [
-            rec.step("build", 1),
-            ruled(rec, "rollback", 1, ONE_FAILED, depends_on=["build"]),
-            Step("db", db),
-            rec.step("long", 10),
-            rec.step("deploy", 1, depends_on=["rollback", "long"]),
-            rec.step("smoke", 1, depends_on=["deploy", "db"]),
-        ]
+    result, teardowns = await run_beside_a_quiet_skip_and_a_resource(
+        rec,
+        rec.step("deploy", 1, depends_on=["rollback", "long"]),
+        rec.step("smoke", 1, depends_on=["deploy", "db"]),
     )
-    result = await exegraph.run_with_result(graph, CONTINUE)
     assert teardowns == [1]
     assert result["smoke"].status is StepStatus.SKIPPED
     assert result.ok
