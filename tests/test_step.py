@@ -198,6 +198,53 @@ def test_defaults_varargs_and_unreadable_signatures_are_accepted() -> None:
     }
 
 
+def _signatures() -> list[str]:
+    """Parameter lists of every shape the quick reads of an action meet."""
+    positional = ["", "a", "a, b", "a, b=1", "a=1, b=2", "a, /", "a, /, b=1", "a, b, /, c"]
+    rest = ["", "*args", "*, k", "*, k=1", "*args, k=1", "**kw", "*, k, **kw"]
+    return [", ".join(part for part in (p, r) if part) for p in positional for r in rest]
+
+
+def _made(kind: str, parameters: str) -> Any:
+    body = {"async": "pass", "gen": "yield", "sync": "pass"}[kind]
+    namespace: dict[str, Any] = {}
+    exec(  # (functions of every signature, made from their source)
+        f"{'def' if kind == 'sync' else 'async def'} f({parameters}):\n    {body}\n", namespace
+    )
+    return namespace["f"]
+
+
+def test_the_quick_reads_of_functions_and_partials_agree_with_inspect() -> None:
+    # `Step` reads a function and a `functools.partial` of one from their code objects
+    # before it asks `inspect` (`_kind_read`, `_missing_beneath`): both ways must agree.
+    from exegraph_trio._step import (  # (internals, for this test alone)
+        _kind_of,
+        _kind_read,
+        _missing_arguments,
+        _missing_beneath,
+    )
+
+    def either(read: Any, action: Any) -> object:
+        try:
+            return read(action)
+        except TypeError as exc:  # (a sync function: the same refusal both ways)
+            return str(exc)
+
+    actions = []
+    for kind in ("async", "gen", "sync"):
+        for parameters in _signatures():
+            f = _made(kind, parameters)
+            actions += [f, functools.partial(f), functools.partial(f, 0)]
+            actions += [functools.partial(f, 0, 1), functools.partial(f, 0, 1, 2)]
+            actions += [functools.partial(f, b=0), functools.partial(f, 0, k=0)]
+            actions.append(functools.partial(functools.partial(f, 0), 1))
+    assert len(actions) > 1000
+    for action in actions:
+        assert _missing_arguments(action) == _missing_beneath(action), action
+        quick = either(functools.partial(_kind_of, "s"), action)
+        assert quick == either(functools.partial(_kind_read, "s"), action), action
+
+
 @pytest.mark.parametrize("action", [None, 42, "noop"])
 def test_a_non_callable_action_is_refused(action: Any) -> None:
     with pytest.raises(TypeError, match="async callable"):

