@@ -79,3 +79,33 @@ def test_an_async_hook_is_refused_because_nothing_would_await_it(hook: str) -> N
 
     with pytest.raises(TypeError, match=rf"{hook} must be a plain \(sync\) function"):
         RunOptions(**{hook: never_awaited})  # type: ignore[arg-type]
+
+
+def test_an_instrument_with_async_methods_is_refused_because_nothing_would_await_them() -> None:
+    # A run calls an instrument's methods on the scheduler's path: an `async def` one
+    # made a coroutine that was never awaited (a RuntimeWarning) and never ran.
+    class Late(exegraph.Instrument):
+        async def step_started(self, run: object, step: object) -> None:  # type: ignore[override]
+            pass
+
+        async def run_done(self, run: object, result: object) -> None:  # type: ignore[override]
+            pass
+
+    with pytest.raises(TypeError, match="never awaited") as info:
+        RunOptions(instruments=[exegraph.Instrument(), Late()])
+    assert "Late.step_started and Late.run_done are async functions" in str(info.value)
+    assert "send_nowait" in str(info.value)
+    one = exegraph.Instrument()
+    one.step_done = Late().run_done  # type: ignore[method-assign,assignment]
+    with pytest.raises(TypeError, match=r"Instrument\.step_done is an async function"):
+        RunOptions(instruments=one)
+    assert "Instrument" not in _hint_of_an_async_hook()
+
+
+def _hint_of_an_async_hook() -> str:
+    async def hook(name: str) -> None:
+        pass
+
+    with pytest.raises(TypeError) as info:
+        RunOptions(on_step_start=hook)
+    return str(info.value)

@@ -72,7 +72,8 @@ class Instrument:
       or a step raised `KeyboardInterrupt` (it then reports the unfinished steps as
       cancelled or skipped before the exception propagates).
 
-    All methods are synchronous and must not block: they run on the scheduler's path.
+    All methods are synchronous and must not block: they run on the scheduler's path
+    (`RunOptions` refuses an instrument with an `async def` one: a `TypeError`).
 
     ```python
     class PrintProgress(exegraph.Instrument):

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import enum
+import inspect
 import math
 import os
 import types
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, final
+from typing import Any, Final, final
 
 import attrs
 
@@ -75,26 +76,54 @@ def _check_hook(options: RunOptions, attribute: attrs.Attribute[Any], value: Any
     if is_async_callable(value):
         raise TypeError(
             f"{attribute.name} must be a plain (sync) function: hooks run on the scheduler's "
-            f"path and are never awaited, so {value!r} would never run; use an "
-            "Instrument, or do async work in the step's action"
+            f"path and are never awaited, so {value!r} would never run; do async work in "
+            "the step's action, or hand it to a task of your own (send it on a Trio "
+            "memory channel with `send_nowait`)"
         )
 
 
 def _convert_instruments(value: Any) -> tuple[Instrument, ...]:
     if value is None:
         return ()
-    if isinstance(value, Instrument):
-        return (value,)
-    if not isinstance(value, Iterable):
+    if not isinstance(value, Iterable | Instrument):
         raise TypeError(f"instruments must be a sequence of Instrument, not {value!r}")
-    items = tuple(value)
+    items = (value,) if isinstance(value, Instrument) else tuple(value)
     bad = [item for item in items if not isinstance(item, Instrument)]
     if bad:
         raise TypeError(
             "instruments must be exegraph_trio.Instrument instances (subclass it and override "
             f"the methods you need), got {', '.join(repr(item) for item in bad)}"
         )
+    for item in items:
+        _check_sync_methods(item)
     return items
+
+
+_INSTRUMENT_METHODS: Final = tuple(
+    name for name, value in vars(Instrument).items() if inspect.isfunction(value)
+)
+"""The methods of `Instrument` that a run calls (`run_started`, `step_done`, ...)."""
+
+
+def _check_sync_methods(instrument: Instrument) -> None:
+    """Refuse an instrument with an `async def` method: a run calls them and never awaits."""
+    cls = type(instrument).__name__
+    awaited = [
+        f"{cls}.{name}"
+        for name in _INSTRUMENT_METHODS
+        if is_async_callable(getattr(instrument, name))
+    ]
+    if awaited:
+        named = " and ".join([", ".join(awaited[:-1]), awaited[-1]] if awaited[1:] else awaited)
+        raise TypeError(
+            f"{named} "
+            f"{'is an async function' if len(awaited) == 1 else 'are async functions'}: "
+            "an Instrument's methods run on the scheduler's path and are never awaited, so "
+            f"{'it' if len(awaited) == 1 else 'they'} would never run; make "
+            f"{'it a plain def' if len(awaited) == 1 else 'them plain defs'}, and hand async "
+            "work to a task of your own (send it on a Trio memory channel with "
+            "`send_nowait`)"
+        )
 
 
 def _check_retry(options: RunOptions, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -224,9 +253,9 @@ class RunOptions:
         TypeError: a field has the wrong type: `max_concurrency` not an `int` (a `bool`
             or a `float` is refused too), `step_timeout` not a number or `None`,
             `error_policy` not an `ErrorPolicy`, a hook not a plain (sync) callable,
-            an instrument not an `Instrument`, `retry` not a `Retry` or `None`,
-            `keep_values` not a `bool`, `pools` not a mapping of names to an `int` or a
-            `Pool`, `durations` not a mapping or a `DurationLog`.
+            an instrument not an `Instrument` or with an `async def` method, `retry` not
+            a `Retry` or `None`, `keep_values` not a `bool`, `pools` not a mapping of
+            names to an `int` or a `Pool`, `durations` not a mapping or a `DurationLog`.
         ValueError: a negative or NaN `step_timeout`, a pool size below 1, or one `Pool`
             object under two names.
     """
