@@ -605,6 +605,24 @@ async def test_run_error_members_are_the_original_exceptions_with_a_note(
     assert boom.__notes__ == ["exegraph: raised by step 'deploy'"]
 
 
+async def test_one_exception_object_raised_by_two_steps_is_one_member_with_two_notes(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # docs/guides/errors.md: a cached error raised by several steps is a member once,
+    # with a note for each step; the message counts the steps.
+    breaker = ConnectionError("breaker open")
+    rec = Recorder()
+    graph = Graph([rec.step("a", 1, error=breaker), rec.step("b", 2, error=breaker)])
+    with pytest.raises(exegraph.RunError) as info:
+        await exegraph.run(graph, CONTINUE)
+    assert info.value.exceptions == (breaker,)
+    assert str(info.value) == "2 of 2 steps failed (1 sub-exception)"
+    assert breaker.__notes__ == [
+        "exegraph: raised by step 'a'",
+        "exegraph: raised by step 'b'",
+    ]
+
+
 async def test_except_star_picks_failures_by_type(autojump_clock: trio.testing.MockClock) -> None:
     rec = Recorder()
     graph = Graph(

@@ -341,6 +341,26 @@ def test_the_way_out_of_a_removal_is_a_selector_that_parses() -> None:
     assert (str(again), again.without_keyword) == (str(info.value), info.value.without_keyword)  # type: ignore[attr-defined]
 
 
+async def _deploy(image: str) -> None:
+    pass
+
+
+def test_a_removal_whose_dependent_takes_its_value_offers_no_with_dependencies_false() -> None:
+    # Dropping `build` from `deploy`'s dependencies would leave its input without a
+    # value, which `with_dependencies=False` refuses: the message must not offer it.
+    graph = Graph([s("build"), Step("deploy", _deploy, inputs={"image": "build"}), s("docs")])
+    with pytest.raises(select_module.RemovalError, match="'deploy' depends on 'build'") as info:
+        graph.select("!build")
+    message = str(info.value)
+    assert "or pass with_dependencies=False" not in message
+    assert "would not do either, as kept steps take their values" in message
+    assert "'deploy' takes input 'image' from 'build'" in message
+    assert info.value.without_keyword.endswith("like '!build+')")
+    with pytest.raises(ValueError, match="takes input 'image' from 'build'"):
+        graph.select("deploy", with_dependencies=False)  # (what it would have led to)
+    assert graph.select("!build+").names == ("docs",)
+
+
 def test_removing_a_dependency_of_the_whole_graph_names_every_kept_dependent() -> None:
     with pytest.raises(ValueError, match="would remove steps that kept steps need") as info:
         PIPELINE.select("!build")

@@ -312,7 +312,8 @@ class Graph:
         With `with_dependencies=True` (the default), the transitive dependencies of the
         selected steps are added, so that the result can run on its own; then the removals
         are applied. Removing a step that a kept step depends on is an error: remove its
-        dependents too (`!build+`), or pass `with_dependencies=False`.
+        dependents too (`!build+`), or pass `with_dependencies=False` (unless a kept step
+        takes its value as an input, see below).
 
         With `with_dependencies=False`, only the selected steps are kept, and their
         dependencies on the steps left out are dropped from their `depends_on` (every other

@@ -345,6 +345,19 @@ def _check_removals(
             "remove their dependents too (a trailing '+', like "
             f"'!{_as_glob(pairs[0][1], tag=False)}+')"
         )
+        by_name = graph._index
+        taken = [
+            f"{kept!r} takes input {keyword!r} from {dep!r}"
+            for kept, dep in pairs
+            for keyword, name in steps[by_name[kept]].inputs.items()
+            if name == dep
+        ]
+        if taken:  # (dropping those dependencies would leave the inputs without a value)
+            other = (
+                "; passing with_dependencies=False would not do either, as kept steps take "
+                f"their values: {_listed(taken)}"
+            )
+            raise RemovalError(plus + other, plus)
         raise RemovalError(
             f"{plus}, or pass with_dependencies=False to drop those dependencies instead", plus
         )
