@@ -24,6 +24,7 @@ ERRORS = [
     StepSkippedError("deploy"),
     StepTimeoutError("fetch", 2.5),
     StepCancelledError("slow"),
+    StepCancelledError("db", in_use=True),
     DuplicateStepError(["a", "b"]),
     MissingDependencyError([("a", "x")]),
     CycleError(["a", "b", "a"]),

@@ -1241,7 +1241,10 @@ async def test_a_context_manager_exits_with_a_step_cancelled_error_when_cancelle
     graph = Graph([res.step(ACM, "db", setup=1), res.rec.step("use", 10, depends_on=["db"])])
     with trio.move_on_after(3):
         await exegraph.run(graph)
-    assert isinstance(res.given["db"], exegraph.StepCancelledError)
+    given = res.given["db"]
+    assert isinstance(given, exegraph.StepCancelledError)
+    assert (given.step_name, given.in_use) == ("db", True)  # (its setup had finished)
+    assert str(given) == "the run was cancelled while resource step 'db' was in use"
 
 
 async def test_a_context_manager_exits_with_the_earlier_failure_when_cancelled_from_outside(

@@ -337,15 +337,23 @@ class StepCancelledError(Exception):
     [`StepTiming`][exegraph_trio.StepTiming] has status `CANCELLED`. It is never a member of a
     [`RunError`][exegraph_trio.RunError].
 
+    It is also what a resource step's `__aexit__` is given when the run is cancelled from
+    outside while the resource is in use (its setup had finished): `in_use` is then true.
+
     Attributes:
         step_name: the step that was cancelled.
+        in_use: whether the step is a resource whose setup had finished, so that the run
+            was cancelled while its value was in use, not the step itself.
     """
 
-    def __init__(self, step_name: str) -> None:
-        super().__init__(step_name)
+    def __init__(self, step_name: str, in_use: bool = False) -> None:  # noqa: FBT001, FBT002 - as pickling calls it
+        super().__init__(*((step_name, True) if in_use else (step_name,)))
         self.step_name = step_name
+        self.in_use = in_use
 
     def __str__(self) -> str:
+        if self.in_use:
+            return f"the run was cancelled while resource step {self.step_name!r} was in use"
         return f"step {self.step_name!r} was cancelled while it ran"
 
 

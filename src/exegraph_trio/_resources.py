@@ -174,5 +174,5 @@ def _teardown_exception(run: Run, step: Step) -> BaseException | None:
         if not isinstance(member, StepSkippedError) and id(member) not in torn:
             return member
     if run.outside_at != math.inf:
-        return StepCancelledError(step.name)
+        return StepCancelledError(step.name, in_use=True)
     return None
