@@ -54,7 +54,7 @@ async def run_and_handle(graph: exegraph.Graph) -> None:
     try:
         await exegraph.run(graph, OPTIONS)
     except exegraph.RunError as error:
-        print(f"run failed: {error}")  # "1 of 5 steps failed, 3 skipped"
+        print(f"run failed: {error}")  # "1 of 5 steps failed, 3 skipped (4 sub-exceptions)"
         for failure in error.failures:  # each step's own exception, in order
             print(f"  {type(failure).__name__}: {failure}")
         print(f"  never ran: {', '.join(skip.step_name for skip in error.skipped)}")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -420,3 +421,19 @@ def test_inputs_for_a_parameter_already_bound_are_refused(action: Any, keyword: 
     with pytest.raises(TypeError, match=rf"step 'deploy' already has '{keyword}', bound by"):
         Step("deploy", action, inputs={keyword: "build"})
     assert Step("deploy", action, inputs={"other": "build"}).inputs == {"other": "build"}
+
+
+def test_the_message_quoted_by_the_guide_is_the_one_raised() -> None:
+    # docs/guides/recovering.md quotes the error for an input the action cannot take.
+    async def deploy(image: str) -> None:
+        pass
+
+    guide = Path(__file__).parents[1] / "docs" / "guides" / "recovering.md"
+    quoted = [
+        line
+        for line in guide.read_text(encoding="utf-8").splitlines()
+        if line.startswith("TypeError: the action of step 'deploy'")
+    ]
+    with pytest.raises(TypeError) as info:
+        Step("deploy", deploy, inputs={"img": "build"})
+    assert quoted == [f"TypeError: {info.value}"]
