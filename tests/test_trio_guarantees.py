@@ -370,6 +370,49 @@ async def test_ctrl_c_during_cleanup_under_an_outer_cancellation_reaches_the_cal
 
 
 @pytest.mark.parametrize("entry", [exegraph.run, exegraph.run_with_result])
+def test_ctrl_c_after_an_outer_cancellation_wins_over_a_late_error(entry: object) -> None:
+    # The outer scope is cancelled while a step shields its cleanup; a Ctrl-C comes while
+    # the run waits for it (from another thread, as a terminal's does: Trio's handler
+    # runs in the main thread, which is waiting), and then the cleanup fails. Trio aborts
+    # a wait once: the cancellation had, so the Ctrl-C stayed pending and went off at
+    # the caller's next checkpoint, after `run` raised the `RunError`. The interrupt
+    # wins over both (SPEC, part 1).
+    def ctrl_c_then_fail() -> None:
+        signal.raise_signal(signal.SIGINT)  # (in this thread: Trio's handler delivers it)
+        raise OSError("cleanup failed")
+
+    async def cleanup_in_a_thread() -> None:
+        try:
+            await trio.sleep(1)
+        finally:
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(ctrl_c_then_fail)
+
+    raised: list[str] = []
+
+    async def main() -> None:  # (Trio's main task: the one a Ctrl-C is delivered to)
+        for where in ("run", "after"):  # (what each raised, if anything)
+            try:
+                if where == "run":
+                    with trio.move_on_after(0.1):
+                        await entry(graph, RunOptions(instruments=[results]))  # type: ignore[operator]
+                else:
+                    await trio.sleep(1)
+            except BaseException as exc:  # (recorded, asserted below)
+                raised.append(f"{where}: {type(exc).__name__}")
+
+    results = Results()
+    graph = Graph([Step("a", cleanup_in_a_thread), Step("b", sleeper)])
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    assert raised == ["run: KeyboardInterrupt"]
+    (result,) = results.results
+    assert {t.name: t.status for t in result} == {
+        "a": StepStatus.FAILED,
+        "b": StepStatus.CANCELLED,
+    }
+
+
+@pytest.mark.parametrize("entry", [exegraph.run, exegraph.run_with_result])
 async def test_a_real_error_during_an_outer_cancellation_is_raised_as_a_run_error(
     autojump_clock: trio.testing.MockClock, entry: object
 ) -> None:

@@ -548,6 +548,7 @@ class Run(_Facts):
             outside = outside or trio.current_effective_deadline() == -math.inf
             if outside:
                 self._stop()  # nothing may start after an outside cancellation
+                await self._take_late_interrupt()
         finally:
             self.take_due = self.feed_armed = False  # (the run is over)
             self.core.close()
@@ -567,6 +568,25 @@ class Run(_Facts):
         if result is not None:
             return result if want_result else result.error
         return RunError(self._message(), self._members()) if self.members else None
+
+    async def _take_late_interrupt(self) -> None:
+        """Take a Ctrl-C that Trio could not deliver while the run's nursery waited.
+
+        Trio delivers a Ctrl-C to the main task by aborting the wait it is blocked in, but
+        tries only once per wait: once a cancellation from outside has tried to abort the
+        nursery's wait for the steps in flight (a thread it must wait for, a shielded
+        cleanup), a Ctrl-C arriving later stays pending until the task's next checkpoint,
+        which would be the caller's, after the run. A shielded checkpoint takes it here
+        (and only lets other tasks run when none is pending: a run in another task than
+        Trio's main task has none), so that the interrupt wins (SPEC, part 1).
+        """
+        if self.interrupt is not None:
+            return
+        try:
+            with trio.CancelScope(shield=True):
+                await trio.lowlevel.checkpoint()
+        except KeyboardInterrupt as exc:
+            self._interrupted(exc)
 
     @enable_ki_protection
     async def _hold_main(
