@@ -775,6 +775,36 @@ async def test_a_teardown_that_raises_after_an_outside_cancellation_is_logged_an
     assert record.exc_info[1] is leak
 
 
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_teardown_begun_before_an_outside_cancellation_that_raises_after_it_is_logged(
+    autojump_clock: trio.testing.MockClock, kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Its teardown begins at 2 (the run is going well), the run is cancelled at 2.5 while
+    # it runs (shielded), and it raises at 3: the run propagates `Cancelled`, so nothing
+    # raises the error; it was in `run_done`'s result only, and not logged.
+    res = Resources()
+    watch = Watch()
+    leak = OSError("leak")
+    graph = Graph(
+        [
+            res.step(kind, "db", setup=1, teardown=1, teardown_error=leak),
+            res.rec.step("use", 1, depends_on=["db"]),
+        ]
+    )
+    with trio.move_on_after(2.5) as scope:
+        await exegraph.run(graph, RunOptions(instruments=[watch]))
+    assert scope.cancelled_caught
+    assert res.rec.times("teardown") == {"db": 2}
+    (result,) = watch.results
+    assert result["db"].teardown_error is leak
+    records = [r for r in caplog.records if r.name == "exegraph_trio"]
+    assert [(r.levelno, r.exc_info[1] if r.exc_info else None) for r in records] == [
+        (logging.ERROR, leak)
+    ]
+    assert "while run" in records[0].getMessage()
+    assert "was being cancelled" in records[0].getMessage()
+
+
 # -- torn down whatever stops the run --------------------------------------------------------
 
 

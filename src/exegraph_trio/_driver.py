@@ -352,6 +352,7 @@ class Run(_Facts):
         "inputs",
         "interrupt",
         "left",
+        "logged",
         "main",
         "members",
         "now",
@@ -474,6 +475,7 @@ class Run(_Facts):
         self.attempts = {}
         self.attempt_times = {}
         self.teardown_errors = {}
+        self.logged: dict[int, BaseException] = {}  # teardown errors logged (not raised)
         self.members: list[Exception] = []
         self.errors_while_cancelled = False
         self.interrupt: BaseException | None = None
@@ -560,10 +562,12 @@ class Run(_Facts):
                 result = self._result(stopped=outside or self.interrupt is not None)
                 self.observers.run_done(result)
         if self.interrupt is not None:
+            self._log_unraised_teardown_errors()
             raise self.interrupt
         if outside:
             if self.errors_while_cancelled:
                 raise RunError(self._message(), self._failures())
+            self._log_unraised_teardown_errors()
             await trio.lowlevel.checkpoint()  # raises the enclosing scope's Cancelled
         if result is not None:
             return result if want_result else result.error
@@ -1554,17 +1558,35 @@ class Run(_Facts):
             elif isinstance(error, Exception):
                 self.members.append(error)
                 if self.outside_at != math.inf:  # the run will not raise it: say it here
-                    logger.error(
-                        "the teardown of step %r raised while run %d was being %s",
-                        step.name,
-                        self.info.run_id,
-                        "cancelled" if self.interrupt is None else "interrupted",
-                        exc_info=error,
-                    )
+                    self._log_teardown_error(i)
         if self.observed:
             self.observers.teardown_done(step, error)
         self.core.torn_down(i)
         self._tear_down_due()
+
+    def _log_teardown_error(self, i: int) -> None:
+        """Log the error of step `i`'s teardown, which the run will not raise (once)."""
+        if i in self.logged:
+            return
+        self.logged[i] = error = self.teardown_errors[i]
+        logger.error(
+            "the teardown of step %r raised while run %d was being %s",
+            self.steps[i].name,
+            self.info.run_id,
+            "cancelled" if self.interrupt is None else "interrupted",
+            exc_info=error,
+        )
+
+    def _log_unraised_teardown_errors(self) -> None:
+        """The run ends interrupted or cancelled from outside: log what its teardowns raised.
+
+        Those that raised once the cancellation was known are logged already; one that
+        began before it (a shielded teardown) and raised after, before the run knew, is
+        logged here. (Either way `run_done`'s `RunResult` has them.)
+        """
+        for i, error in list(self.teardown_errors.items()):
+            if i not in self.logged and isinstance(error, Exception):
+                self._log_teardown_error(i)
 
     def _tear_down_due(self) -> None:
         """Let every resource the core says is released begin its teardown."""
