@@ -1,9 +1,15 @@
-"""Suite-wide guard: a `trio.Cancelled` escaping a test fails it.
+"""Suite-wide guards: a `trio.Cancelled` escaping a test fails it, and so does a run whose
+core is left counting steps started in a round of Trio's scheduler that never ended.
 
 pytest-trio runs each async test inside its own nursery, which cancels its own scope on
 the way out; that scope absorbs a `Cancelled` escaping the test body, so a test whose run
 leaked one would pass with its remaining asserts skipped. Every async test is wrapped so
 that such a `Cancelled` becomes an `AssertionError` instead.
+
+The driver counts, in `Core.fresh`, the steps it started (or retries it resumed) in the
+current round, and sets the count back to 0 between two rounds. A run's nursery waits for
+the tasks it started, which begin in a later round, so the count is 0 when a run ends,
+however it ends. Every run of every test is checked.
 """
 
 from __future__ import annotations
@@ -14,6 +20,9 @@ from collections.abc import Callable, Coroutine, Generator
 
 import pytest
 import trio
+from trio.lowlevel import enable_ki_protection
+
+from exegraph_trio import _driver
 
 
 def _fail_on_stray_cancelled(
@@ -40,3 +49,21 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     ):
         item.obj = _fail_on_stray_cancelled(item.obj)
     yield
+
+
+@pytest.fixture(autouse=True)
+def _no_round_is_left_counting(monkeypatch: pytest.MonkeyPatch) -> Generator[None, None, None]:
+    left: list[int] = []
+    execute = _driver.Run.execute
+
+    @enable_ki_protection
+    async def counted(self: _driver.Run, *, want_result: bool) -> object:
+        try:
+            return await execute(self, want_result=want_result)
+        finally:
+            if self.core.fresh:
+                left.append(self.core.fresh)
+
+    monkeypatch.setattr(_driver.Run, "execute", counted)
+    yield
+    assert not left, f"runs ended counting steps started in a round not over: {left}"

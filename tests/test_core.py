@@ -1059,3 +1059,30 @@ def test_the_plain_core_decides_as_the_full_core_does(case: Case, shuffle: rando
     plain = simulate(case, random.Random(seed), core_class=PlainCore, decide_now=plain_decisions)
     assert plain == full
     assert plain_decisions == full_decisions
+
+
+@pytest.mark.parametrize("core_class", [Core, PlainCore])
+def test_a_step_started_in_this_round_does_not_hold_a_decision_back(
+    core_class: type[Core],
+) -> None:
+    # a -> c -> e and b -> d under a bound of 2, x waiting. `a` ends while `b` runs:
+    # `b`'s end could make `d` ready, to compete with `c` and `x`, so the decision waits
+    # for the round's end and takes `c`, whose task the driver starts in the next round
+    # (`fresh`). When `b` ends in that round, `c` cannot have ended (its task begins a
+    # round later): that decision is taken at once, not a round later than the steps
+    # it competes with.
+    deps = [(), (), (0,), (1,), (), (2,)]  # a, b, c, d, x, e
+    dependents = [(2,), (3,), (5,), (), (), ()]
+    ranking = _reference_ranking([2, 1, 1, 0, 0, 0])
+    core = core_class(deps, dependents, ranking, limit=2, fail_fast=True)
+    core.start()
+    assert core.take() == [0, 1]
+    core.done(0)
+    assert not core.decide_now()  # (`b` may end in this round too)
+    assert core.take() == [2]  # (at the round's end)
+    core.fresh += 1  # the driver started `c`'s task in this round
+    core.done(1)
+    assert core.releasing == 1
+    assert core.decide_now()
+    core.fresh -= 1  # had it started `c` a round before, `c` might end in this one:
+    assert not core.decide_now()

@@ -326,6 +326,9 @@ def _run_late(run: Run, i: int) -> bool:
     run._after_failures(partial(run.core.spare, i))
     start_soon: Callable[..., None] = run.outer.start_soon
     run.context.run(start_soon, full_step, run, i, True, name=run.steps[i].name)
+    core = run.core
+    if core.running > 1 and core.limit < core.unsettled:
+        run._started_fresh([i])
     return True
 
 

@@ -161,6 +161,7 @@ class Core:
         "doomed_left",
         "fail_fast",
         "failing",
+        "fresh",
         "holders",
         "key",
         "let_go",
@@ -242,8 +243,21 @@ class Core:
         """Whether the heap keys are the ranks (`by_rank` a list), not the positions."""
         self.running = 0
         """Steps handed out by `take()` and not settled, waiting or withdrawn yet."""
-        self.releasing = 0
-        """Running steps that have dependents (whose completion may make steps ready)."""
+        self.releasing = self.fresh = 0
+        """`releasing`: running steps that have dependents (whose completion may make
+        steps ready). `fresh`: those of them handed to a task in this round of Trio's
+        scheduler.
+
+        `fresh` is kept by the driver, which starts the tasks: it adds the steps it starts
+        (and the retries it resumes), and sets it back to 0 between two rounds. A task
+        started in a round begins in the next one at the earliest, so such a step cannot
+        end in this round, and a completion of this round need not wait for it
+        (`decide_now`). Counted, a completion that came after another one's decision in
+        the same round waited for the step that decision had just started, so what the
+        two took began a round apart, and a failure at that instant found one in flight
+        and not the other: which, Trio's order decided. `plan()` decides instant by
+        instant and leaves it at 0.
+        """
         self.retrying = 0
         """Steps waiting out a retry's delay (`WAITING`)."""
         self.unsettled = n
@@ -515,7 +529,8 @@ class Core:
         running or waiting to retry, when every step left fits in the free slots, or when
         no running step has a dependent and none waits to retry (the ready steps are all
         there will be, so taking the best now and the next best after each later
-        completion takes the same steps).
+        completion takes the same steps). A step started in this round of Trio's
+        scheduler (`fresh`) cannot end in it, so it does not count.
         """
         if self.doomed_left:  # fail-fast is cancelling steps: decide once they reported
             return False
@@ -523,7 +538,7 @@ class Core:
             return not self.running and not self.retrying
         if self.retrying:
             return self.limit >= self.unsettled
-        return not self.running or self.limit >= self.unsettled or not self.releasing
+        return not self.running or self.limit >= self.unsettled or self.releasing <= self.fresh
 
     def settled(self, i: int) -> bool:
         """Whether step `i` has its final state."""
@@ -892,7 +907,7 @@ class Core:
         return skips
 
 
-def _releasing(dependents: Sequence[Sequence[int]], steps: list[int]) -> int:
+def releasing_among(dependents: Sequence[Sequence[int]], steps: list[int]) -> int:
     """How many of `steps` have dependents (counted in C: `Core.releasing`'s share)."""
     return countOf(map(bool, map(dependents.__getitem__, steps)), True)
 
@@ -967,7 +982,7 @@ class PlainCore(Core):
         for i in taken:
             state[i] = RUNNING
         self.running += count
-        self.releasing += _releasing(dependents, taken)
+        self.releasing += releasing_among(dependents, taken)
         return taken
 
     def done(self, i: int, *, resource: bool = False) -> Sequence[Skip]:
@@ -980,7 +995,7 @@ class PlainCore(Core):
 
     def decide_now(self) -> bool:
         """`Core.decide_now` for plain steps (nothing retries, no pool, no soft stop)."""
-        return not self.running or self.limit >= self.unsettled or not self.releasing
+        return not self.running or self.limit >= self.unsettled or self.releasing <= self.fresh
 
     def finish(self, i: int, take: bool = True) -> list[int] | None:  # noqa: FBT001, FBT002 - one call a step
         """Step `i` succeeded: `done(i)`, then `take()` if `decide_now()`, in one call.
@@ -1008,7 +1023,7 @@ class PlainCore(Core):
                 if not waiting[j] and state[j] == PENDING:
                     state[j] = READY
                     heappush(ready, key[j])
-        if running and self.releasing and self.limit < self.unsettled:
+        if running and self.releasing > self.fresh and self.limit < self.unsettled:
             return None
         if not ready or not take or self.stopped:
             return []
@@ -1078,7 +1093,7 @@ def _fit_finish(core: Core, i: int) -> list[int]:
             key = core.key
             taken.sort(key=key.__getitem__ if core.ranked else None)
         core.running += len(taken)
-        core.releasing += _releasing(core.dependents, taken)
+        core.releasing += releasing_among(core.dependents, taken)
     return taken
 
 
@@ -1118,7 +1133,7 @@ class RetryCore(Core):
                 for i in taken:  # (each on its first attempt: counted already)
                     state[i] = RUNNING
                 self.running += len(taken)
-                self.releasing += _releasing(self.dependents, taken)
+                self.releasing += releasing_among(self.dependents, taken)
                 return taken
             return Core.take(self)
         if not self.ranked:
@@ -1130,7 +1145,7 @@ class RetryCore(Core):
             for i in taken:
                 state[i] = RUNNING
             self.running += free
-            self.releasing += _releasing(self.dependents, taken)
+            self.releasing += releasing_among(self.dependents, taken)
             return taken
         key = self.key
         for i in taken:  # (as they were: the heap holds the same keys)
@@ -1167,7 +1182,7 @@ class RetryCore(Core):
         # `decide_now()`, inlined (no pool in such a run)
         if self.doomed_left:  # fail-fast is cancelling steps: decide once they reported
             return None
-        if (self.retrying or (running and self.releasing)) and self.limit < self.unsettled:
+        if (self.retrying or self.releasing > self.fresh) and self.limit < self.unsettled:
             return None
         if not ready or not take or self.stopped:
             return []

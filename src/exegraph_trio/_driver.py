@@ -258,7 +258,7 @@ class _Takes(trio.abc.Instrument):
     runs one after the other do not each pay for installing it.
     """
 
-    __slots__ = ("due", "feed_later", "feed_next", "idle", "removed", "token")
+    __slots__ = ("due", "feed_later", "feed_next", "fresh", "idle", "removed", "token")
 
     def __init__(self) -> None:
         self.token = trio.lowlevel.current_trio_token()
@@ -267,10 +267,18 @@ class _Takes(trio.abc.Instrument):
         # the round after (`Run._failed`; under fail-fast, `_NextRound` does it).
         self.feed_next: list[Run] = []
         self.feed_later: list[Run] = []
+        # Runs whose cores count steps started in this round (`Core.fresh`): set back to
+        # 0 before the next round, before anything else here is decided.
+        self.fresh: list[Run] = []
         self.idle = 0
         self.removed = False
 
     def before_io_wait(self, timeout: float) -> None:
+        fresh = self.fresh
+        if fresh:
+            self.fresh = []
+            for run in fresh:
+                run.core.fresh = 0
         due, feeds = self.due, self.feed_next
         if due or feeds or self.feed_later:
             self.due = []
@@ -300,7 +308,7 @@ class _Takes(trio.abc.Instrument):
                 woken = woken or (parked and not run.parked)
             if woken and timeout:
                 self.token.run_sync_soon(_nothing)
-        else:
+        elif not fresh:
             self.idle += 1
             if self.idle >= _IDLE_ROUNDS:
                 self.removed = True
@@ -866,6 +874,26 @@ class Run(_Facts):
         if start:
             self._spawn(start)
 
+    def _started_fresh(self, taken: list[int]) -> None:
+        """Tell the core which of `taken` it counts in `Core.fresh`, till the round ends.
+
+        Called when other steps run (else no other completion of this round could ask
+        for a decision) and some step may have to wait for a slot (else none does).
+        """
+        core = self.core
+        count = _core.releasing_among(core.dependents, taken)
+        if count:
+            if not core.fresh:
+                self._fresh_until_the_round_ends()
+            core.fresh += count
+
+    def _fresh_until_the_round_ends(self) -> None:
+        """Have `Core.fresh` set back to 0 between this round and the next (`_Takes`)."""
+        takes = self.takes
+        if takes is None or takes.removed:
+            takes = self.takes = self._boundaries()
+        takes.fresh.append(self)
+
     def _start_ready(self) -> None:
         """Start every step the core says may start now, each in a new task.
 
@@ -921,6 +949,9 @@ class Run(_Facts):
                 enter(start_soon, plain, i, name=steps[i].name)
             else:
                 enter(start_soon, full_step, self, i, late, name=steps[i].name)
+        core = self.core
+        if core.running > len(taken) and core.limit < core.unsettled:
+            self._started_fresh(taken)
 
     def _stamp_ready(self) -> None:
         """Note when each step the core made ready first became so (its wait for slots)."""
@@ -1632,6 +1663,9 @@ class PlainRun(Run):
         for i in taken:
             # Spawned inside the run's context: Trio gives the task a copy of it.
             enter(start_soon, spawn, i, name=steps[i].name)
+        core = self.core
+        if core.running > len(taken) and core.limit < core.unsettled:
+            self._started_fresh(taken)
 
     @enable_ki_protection
     def _done(self, i: int, start: float, value: object, *, resource: bool = False) -> None:
@@ -1659,6 +1693,10 @@ class PlainRun(Run):
         if len(taken) == 1:  # one slot freed: `_spawn`, inlined
             j = taken[0]
             self.context.run(self.start_soon, self._step, j, name=self.steps[j].name)
+            if core.running > 1 and core.dependents[j] and core.limit < core.unsettled:
+                if not core.fresh:  # (`_started_fresh`, inlined)
+                    self._fresh_until_the_round_ends()
+                core.fresh += 1
         elif taken:
             # Decided now, with every completion of this round before it: a decision asked
             # for at its end would take nothing more (a later completion asks again).
@@ -1730,6 +1768,9 @@ class RetryRun(Run):
                 resume.pop(i).set()
             else:  # (spawned inside the run's context: Trio gives the task a copy of it)
                 enter(start_soon, spawn, i, name=steps[i].name)
+        core = self.core
+        if core.running > len(taken) and core.limit < core.unsettled:
+            self._started_fresh(taken)
 
     @enable_ki_protection
     def _done(self, i: int, start: float, value: object, *, resource: bool = False) -> None:
@@ -1744,6 +1785,10 @@ class RetryRun(Run):
         if len(taken) == 1 and not (self.resume or self.failing_fast or core.failing):
             j = taken[0]  # one slot freed, a new task (`_spawn`, inlined)
             self.context.run(self.start_soon, self._step, j, name=self.steps[j].name)
+            if core.running > 1 and core.dependents[j] and core.limit < core.unsettled:
+                if not core.fresh:  # (`_started_fresh`, inlined)
+                    self._fresh_until_the_round_ends()
+                core.fresh += 1
         elif taken:
             self.take_due = False  # (decided now: as in `PlainRun._done`)
             self._spawn(taken)
