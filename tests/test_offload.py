@@ -303,6 +303,22 @@ def test_the_action_is_named_after_fn_and_its_repr_shows_the_call() -> None:
     assert repr(exegraph.in_process(fns.add, y=2)) == "in_process(add, y=2)"
 
 
+def test_big_bytes_arguments_are_cut_short_in_the_repr_without_being_written_out() -> None:
+    # reprlib has no case for bytes: it wrote out the whole repr (400 MB for 100 MB of
+    # bytes, a second to make an action) before cutting it; nor was a repr needed at all
+    # unless a message showed it.
+    payload = bytes(range(256)) * 4000  # (1 MB)
+    action = exegraph.in_thread(fns.add, payload, bytearray(payload))
+    shown = repr(action)
+    assert shown.startswith(r"in_thread(add, b'\x00\x01\x02")
+    assert "...', bytearray(b'" in shown
+    assert shown.endswith("...'))")
+    assert len(shown) < 400  # (the first 40 bytes of each, escaped: 4 characters a byte)
+    assert repr(exegraph.in_thread(fns.add, b"ab", bytearray(b"c"))) == (
+        "in_thread(add, b'ab', bytearray(b'c'))"
+    )
+
+
 def test_graph_builder_names_the_step_after_fn() -> None:
     builder = exegraph.GraphBuilder()
     builder.step(exegraph.in_thread(add, 1, 2))

@@ -43,7 +43,29 @@ _INSTALL: Final = (
 _PICKLING_ERRORS: Final = (pickle.PicklingError, TypeError, AttributeError, RecursionError)
 """What pickling an object that cannot be pickled raises (pickle's and cloudpickle's)."""
 
-_short: Final = reprlib.Repr()
+
+class _Short(reprlib.Repr):
+    """`reprlib.Repr` that cuts `bytes` and `bytearray` before it writes them out.
+
+    (`reprlib` has no case of its own for them: it made the whole repr, four times the
+    size of 100 MB of bytes, and then cut it.)
+    """
+
+    def repr_bytes(self, value: bytes, level: int) -> str:
+        return self._cut(value)
+
+    def repr_bytearray(self, value: bytearray, level: int) -> str:
+        return self._cut(value)
+
+    def _cut(self, value: bytes | bytearray) -> str:
+        shown = repr(value[: self.maxstring])
+        if len(value) <= self.maxstring:
+            return shown
+        end = 1 if isinstance(value, bytes) else 2  # (the closing quote, and parenthesis)
+        return f"{shown[:-end]}...{shown[-end:]}"
+
+
+_short: Final = _Short()
 _short.maxstring = 40
 _short.maxother = 40
 
@@ -158,7 +180,7 @@ class _RemainingSignature(inspect.Signature):
     """
 
     _bound: frozenset[str] = frozenset()
-    _owner = ""
+    _action: object = None
 
     def bind(self, /, *args: object, **kwargs: object) -> inspect.BoundArguments:
         clash = [name for name in kwargs if name in self._bound]
@@ -166,7 +188,7 @@ class _RemainingSignature(inspect.Signature):
             names = ", ".join(repr(name) for name in clash)
             raise TypeError(
                 f"{names} {'is' if len(clash) == 1 else 'are'} already bound by "
-                f"{self._owner}: drop {'it' if len(clash) == 1 else 'them'} from the step's "
+                f"{self._action!r}: drop {'it' if len(clash) == 1 else 'them'} from the step's "
                 "inputs or from the bound arguments"
             )
         return super().bind(*args, **kwargs)
@@ -212,7 +234,7 @@ def _remaining_signature(
         if name in bound.arguments and parameter.kind not in variadic
     }
     remaining._bound = frozenset(taken | kwargs.keys())
-    remaining._owner = repr(action)
+    remaining._action = action  # (its repr, for a message, only when one is raised)
     return remaining
 
 
