@@ -129,6 +129,14 @@ def test_a_step_refuses_a_misspelled_input_at_construction() -> None:
         Step("resize", on_cluster(fns.describe, "a.png"), inputs={"widht": "size"})
 
 
+def test_a_step_refuses_an_action_missing_an_argument_without_inputs_at_construction() -> None:
+    # As a step of an `async def` needing an argument is: the action's signature says
+    # what the call with no arguments leaves without a value.
+    with pytest.raises(TypeError, match="called with no arguments, but it needs 'path'"):
+        Step("resize", on_cluster(fns.describe, width=3))
+    Step("resize", on_cluster(fns.describe, width=3), inputs={"path": "fetch"})
+
+
 def test_a_step_refuses_an_input_that_repeats_a_bound_keyword_at_construction() -> None:
     with pytest.raises(TypeError, match="'width'"):
         Step("resize", on_cluster(fns.describe, "a.png", width=3), inputs={"width": "size"})

@@ -319,6 +319,21 @@ def test_big_bytes_arguments_are_cut_short_in_the_repr_without_being_written_out
     )
 
 
+@pytest.mark.parametrize("offload", [exegraph.in_thread, exegraph.in_process])
+def test_a_step_refuses_an_action_missing_an_argument_without_inputs(
+    offload: Callable[..., Callable[..., Awaitable[object]]],
+) -> None:
+    # As a step of an `async def` needing an argument is: the action's signature (fn's,
+    # less what it binds) says what the call with no arguments leaves without a value.
+    with pytest.raises(TypeError, match="called with no arguments, but it needs 'x'"):
+        exegraph.Step("add", offload(fns.add, y=2))
+    with pytest.raises(TypeError, match="it needs 'y'"):
+        exegraph.Step("add", functools.partial(offload(fns.add), 1))
+    for action in (offload(fns.add, 1, 2), functools.partial(offload(fns.add, 1), y=2)):
+        exegraph.Step("add", action)
+    exegraph.Step("add", offload(fns.add, y=2), inputs={"x": "one"})
+
+
 def test_graph_builder_names_the_step_after_fn() -> None:
     builder = exegraph.GraphBuilder()
     builder.step(exegraph.in_thread(add, 1, 2))

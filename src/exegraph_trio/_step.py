@@ -344,6 +344,9 @@ def _missing_beneath(action: object) -> list[str]:
     """`_missing_arguments` for any action, read beneath partials, methods and objects."""
     function, given, named = _beneath(action)
     if type(function) is not types.FunctionType:
+        signature = getattr(function, "__signature__", None)
+        if isinstance(signature, inspect.Signature):  # (`in_thread(fn)` gives `fn`'s, less
+            return _missing_in(signature, given, named)  # what it binds)
         return []
     code = function.__code__
     count = code.co_argcount
@@ -358,6 +361,29 @@ def _missing_beneath(action: object) -> list[str]:
     keyword_only = code.co_varnames[count : count + code.co_kwonlyargcount]
     filled = function.__kwdefaults__ or {}
     missing += [p for p in keyword_only if p not in filled and p not in named]
+    return missing
+
+
+def _missing_in(signature: inspect.Signature, given: int, named: set[str]) -> list[str]:
+    """The parameters of `signature` that a call leaves without a value.
+
+    That is, those without a default that neither `given` leading positional arguments
+    nor the keywords `named` fill.
+    """
+    missing = []
+    place = 0
+    for parameter in signature.parameters.values():
+        kind = parameter.kind
+        if kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+            continue
+        positional = kind in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD)
+        if positional:
+            place += 1
+            if place <= given:
+                continue
+        by_name = parameter.name in named and kind != parameter.POSITIONAL_ONLY
+        if parameter.default is parameter.empty and not by_name:
+            missing.append(parameter.name)
     return missing
 
 
