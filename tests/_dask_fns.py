@@ -7,6 +7,7 @@ which has `tests/` on it while pytest runs.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from pathlib import Path
@@ -76,3 +77,8 @@ def submit_words(key: str, priority: int, *, pure: bool, workers: str) -> str:
 def stop(message: str) -> None:
     """Raise `StopIteration`, which no coroutine can pass on (PEP 479)."""
     raise StopIteration(message)
+
+
+def cancel_itself(message: str) -> None:
+    """Raise `asyncio.CancelledError`, as a library's own cancelled request may."""
+    raise asyncio.CancelledError(message)

@@ -422,6 +422,18 @@ async def test_a_stop_iteration_on_the_worker_fails_the_step_saying_so(
     assert str(error.__cause__) == "no more"
 
 
+async def test_an_asyncio_cancelled_error_raised_on_the_worker_is_that_error(
+    client: distributed.Client,
+) -> None:
+    # `gather` raises the function's exception here; this one was taken for the client's
+    # loop shutting down, and the step failed saying the client had closed (it had not).
+    # A `BaseException`, it propagates as from `in_thread` or an `async def`.
+    graph = exegraph.Graph([Step("s", on_cluster(fns.cancel_itself, "its own", client=client))])
+    with pytest.raises(asyncio.CancelledError, match="its own"):
+        await exegraph.run(graph)
+    assert client.status == "running"
+
+
 async def test_an_input_repeating_a_bound_keyword_fails_the_step_saying_which(
     client: distributed.Client,
 ) -> None:

@@ -467,13 +467,24 @@ async def _settle(
     """On the client's event loop: wait for `future`, fetch its result, deliver it."""
     try:
         value = await client.gather(future, asynchronous=True)  # type: ignore[no-untyped-call]
-    except asyncio.CancelledError as exc:  # the client's loop is shutting down
-        waiter.deliver(outcome.Error(_closed(future, "waiting for")))
-        raise exc from None
+    except asyncio.CancelledError as exc:
+        if _cancelled_here():  # the client's loop is shutting down, or the client closed
+            waiter.deliver(outcome.Error(_closed(future, "waiting for")))
+            raise exc from None
+        waiter.deliver(outcome.Error(exc))  # what the function raised (a library's own)
     except BaseException as exc:  # noqa: BLE001 - every error is the step's to raise
         waiter.deliver(outcome.Error(exc))
     else:
         waiter.deliver(outcome.Value(value))
+
+
+def _cancelled_here() -> bool:
+    """Whether the `asyncio.CancelledError` being handled cancels this task.
+
+    Else a function run on the cluster raised it, and `gather` raised it again here.
+    """
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 class _Fetcher:
@@ -568,11 +579,14 @@ class _Fetcher:
                 batch, self._ready = self._ready, []
                 futures = [future for future, _ in batch]
                 values = await self._client.gather(futures, asynchronous=True)  # type: ignore[no-untyped-call]
-            except asyncio.CancelledError:  # the client's loop is shutting down
-                for future, waiter in [*batch, *self._ready]:
-                    waiter.deliver(outcome.Error(_closed(future, "fetching")))
-                self._ready = []
-                raise
+            except asyncio.CancelledError:
+                if _cancelled_here():  # the client's loop is shutting down
+                    for future, waiter in [*batch, *self._ready]:
+                        waiter.deliver(outcome.Error(_closed(future, "fetching")))
+                    self._ready = []
+                    raise
+                for future, waiter in batch:  # (a function raised it: one by one)
+                    await _settle(self._client, future, waiter)
             except Exception:  # noqa: BLE001 - one of them failed after all: one by one
                 for future, waiter in batch:
                     await _settle(self._client, future, waiter)
