@@ -82,3 +82,21 @@ def stop(message: str) -> None:
 def cancel_itself(message: str) -> None:
     """Raise `asyncio.CancelledError`, as a library's own cancelled request may."""
     raise asyncio.CancelledError(message)
+
+
+def _rebuilt_only_in(pid: int) -> BuiltThere:
+    if os.getpid() != pid:
+        raise ValueError(f"made in process {pid}: cannot be rebuilt in another")
+    return BuiltThere()
+
+
+class BuiltThere:
+    """An object that can be unpickled only in the process that pickled it."""
+
+    def __reduce__(self) -> tuple[object, tuple[int]]:
+        return _rebuilt_only_in, (os.getpid(),)
+
+
+def return_built_there() -> BuiltThere:
+    """Return what cannot be unpickled where it is sent."""
+    return BuiltThere()

@@ -118,3 +118,21 @@ class Box:
     def scaled(self, factor: int) -> int:
         """`size * factor`."""
         return self.size * factor
+
+
+def _rebuilt_only_in(pid: int) -> BuiltHere:
+    if os.getpid() != pid:
+        raise ValueError(f"made in process {pid}: cannot be rebuilt in another")
+    return BuiltHere()
+
+
+class BuiltHere:
+    """An object that can be unpickled only in the process that pickled it."""
+
+    def __reduce__(self) -> tuple[object, tuple[int]]:
+        return _rebuilt_only_in, (os.getpid(),)
+
+
+def take(value: object) -> str:
+    """Take anything, return a word."""
+    return "ran"

@@ -434,6 +434,23 @@ async def test_an_asyncio_cancelled_error_raised_on_the_worker_is_that_error(
     assert client.status == "running"
 
 
+async def test_a_value_that_cannot_be_unpickled_here_fails_the_step_and_is_not_retried(
+    client: distributed.Client,
+) -> None:
+    # The function returned on the worker; its value's ValueError while being unpickled
+    # here came out as the function's own, and `Retry(on=ValueError)` ran it again.
+    retry = Retry(attempts=3, delay=0, on=ValueError)
+    action = on_cluster(fns.return_built_there, client=client)
+    timing = (await exegraph.run_with_result(exegraph.Graph([Step("v", action, retry=retry)])))["v"]
+    assert timing.attempts == 1
+    assert isinstance(timing.error, TypeError)
+    assert str(timing.error).startswith(
+        "step 'v': on_cluster(return_built_there) ran on the cluster, but its return value "
+        "could not be fetched and unpickled here: ValueError: made in process"
+    )
+    assert isinstance(timing.error.__cause__, ValueError)
+
+
 async def test_an_input_repeating_a_bound_keyword_fails_the_step_saying_which(
     client: distributed.Client,
 ) -> None:

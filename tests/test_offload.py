@@ -689,6 +689,23 @@ async def test_a_value_that_cannot_be_unpickled_here_fails_the_step_saying_so() 
     assert isinstance(error.__cause__, TypeError)
 
 
+async def test_an_argument_the_worker_cannot_unpickle_fails_the_step_and_is_not_retried() -> None:
+    # It pickles here and fails to unpickle in the worker (the job runner's `loads`, so
+    # the function never ran): its ValueError came out as the function's own, and
+    # `Retry(on=ValueError)` ran the step again and again.
+    retry = exegraph.Retry(attempts=3, delay=0, on=ValueError)
+    action = exegraph.in_process(fns.take, fns.BuiltHere())
+    timing = (await exegraph.run_with_result(Graph([Step("f", action, retry=retry)])))["f"]
+    assert timing.attempts == 1
+    assert isinstance(timing.error, TypeError)
+    assert str(timing.error).startswith(
+        "step 'f': in_process(take) did not run: the worker process "
+        "could not unpickle the function or its arguments, pickled here: ValueError: made "
+        "in process"
+    )
+    assert isinstance(timing.error.__cause__, ValueError)
+
+
 def test_a_script_function_using_an_unpicklable_global_is_refused_advising_a_module() -> None:
     pytest.importorskip("cloudpickle")
     namespace: dict[str, object] = {"__name__": "__main__", "lock": threading.Lock()}

@@ -354,6 +354,13 @@ class _OnCluster(Generic[T]):
             future = client.submit(self._fn, *self._args, key=key, pure=False, **kwargs)
         try:
             return await _result_of(client, future)
+        except _Unfetched as exc:
+            error = exc.error
+            raise TypeError(
+                f"step {trio.lowlevel.current_task().name!r}: {self.__name__} ran on the "
+                "cluster, but its return value could not be fetched and unpickled here: "
+                f"{type(error).__name__}: {error}. Return plain data"
+            ) from error
         except RuntimeError as exc:
             if not _is_stop_iteration(exc):
                 raise
@@ -473,9 +480,19 @@ async def _settle(
             raise exc from None
         waiter.deliver(outcome.Error(exc))  # what the function raised (a library's own)
     except BaseException as exc:  # noqa: BLE001 - every error is the step's to raise
+        if future.status == "finished" and isinstance(exc, Exception):
+            exc = _Unfetched(exc)  # (the function returned: its value did not come back)
         waiter.deliver(outcome.Error(exc))
     else:
         waiter.deliver(outcome.Value(value))
+
+
+class _Unfetched(Exception):  # (a marker, never raised out of `__call__`)
+    """The function returned on the cluster, but its value could not be had here (`error`)."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(error)
+        self.error = error
 
 
 def _cancelled_here() -> bool:

@@ -335,6 +335,12 @@ class _InProcess(_Offloaded[T]):
             if where is None:  # the function's own, or trio-parallel's (a broken worker)
                 raise
             step = trio.lowlevel.current_task().name
+            if where == "rebuild":
+                raise TypeError(
+                    f"step {step!r}: {self._label()} did not run: the worker process could "
+                    "not unpickle the function or its arguments, pickled here: "
+                    f"{type(exc).__name__}: {exc}. {_PICKLE_ADVICE}"
+                ) from exc
             if where == "back":
                 raise TypeError(
                     f"step {step!r}: {self._label()} ran in the worker, but its return value "
@@ -399,13 +405,15 @@ def _described(value: object) -> str:
     return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
 
 
-def _where_pickling_failed(exc: Exception) -> Literal["send", "back"] | None:
+def _where_pickling_failed(exc: Exception) -> Literal["send", "rebuild", "back"] | None:
     """Where pickling failed, if `exc`, raised by trio-parallel's `run_sync`, says it did.
 
     Read from its traceback:
 
     - `None`: the function raised it in the worker (a frame of the worker's job runner),
       or nothing shows that pickling failed (trio-parallel's own errors);
+    - `"rebuild"`: the worker could not unpickle the job pickled here (the job runner's
+      `loads`): an argument whose `__reduce__` works here and fails there;
     - `"send"`: pickling the job here failed (trio-parallel's `dumps` of the call);
     - `"back"`: the value or exception could not be pickled in the worker (trio-parallel
       then sends the error alone, without a frame: it is raised by unwrapping its outcome
@@ -416,18 +424,21 @@ def _where_pickling_failed(exc: Exception) -> Literal["send", "back"] | None:
     `PicklingError`, …) count as `"back"` also without a sign, as before.
     """
     tb = exc.__traceback__
-    where: Literal["send", "back"] | None = None
+    where: Literal["send", "rebuild", "back"] | None = None
     innermost = None
+    job_line: str | None = None  # (the job runner's innermost line: it re-raises too)
     while tb is not None:
         frame = tb.tb_frame
         module = frame.f_globals.get("__name__")
         if module == "_trio_parallel_workers" and frame.f_code.co_name == "handle_job":
-            return None
+            job_line = linecache.getline(frame.f_code.co_filename, tb.tb_lineno)
         if module == "trio_parallel._proc":
             line = linecache.getline(frame.f_code.co_filename, tb.tb_lineno)
             where = "back" if "loads(" in line else "send"
         innermost = frame
         tb = tb.tb_next
+    if job_line is not None:  # raised in the worker, unpickling the job or by the function
+        return "rebuild" if "loads(" in job_line else None
     if where is None and innermost is not None:
         unwrapped = (
             innermost.f_globals.get("__name__") == "outcome._impl"
