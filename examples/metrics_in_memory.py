@@ -3,9 +3,10 @@
 Run it with `python examples/metrics_in_memory.py` (needs `pip install -e '.[otlp]'`
 for the OpenTelemetry SDK).
 
-`exegraph_otel.OtelInstrument` records four metrics for every run it watches:
+`exegraph_otel.OtelInstrument` records six metrics for every run it watches, among them
 `exegraph.step.duration` and `exegraph.run.duration` (histograms, in seconds),
-`exegraph.step.active` (steps running now) and `exegraph.step.outcomes` (steps by result).
+`exegraph.step.active` (steps running now) and `exegraph.step.outcomes` (steps by result);
+`exegraph.step.retries` and `exegraph.teardown.duration` count retries and time teardowns.
 Here the SDK's `InMemoryMetricReader` collects them after three runs of the demo
 pipeline, and the script prints a summary; in production you would attach a
 `PeriodicExportingMetricReader` with an OTLP or Prometheus exporter instead.

@@ -595,6 +595,20 @@ def test_a_read_only_file_is_not_replaced(
     assert names_in(tmp_path) == ["durations.json"]
 
 
+def test_a_file_no_one_may_write_is_not_replaced_even_by_root(tmp_path: pathlib.Path) -> None:
+    # `os.access` says root may write anything (CI containers run as root): a file made
+    # read-only with `chmod 444` was replaced there.
+    path = tmp_path / "durations.json"
+    path.write_text('{"version": 1, "durations": {"a": 1}}')
+    path.chmod(0o444)
+    log = DurationLog(path)
+    log._learn("b", 2.0)
+    with pytest.raises(PermissionError, match="it is read-only; make it writable"):
+        log.save()
+    assert read(path) == {"version": 1, "durations": {"a": 1}}
+    assert names_in(tmp_path) == ["durations.json"]
+
+
 @pytest.mark.skipif(
     not hasattr(os, "geteuid") or os.geteuid() != 0, reason="only root may give a file away"
 )

@@ -429,7 +429,8 @@ def _write_atomically(path: Path, text: str) -> None:
         before: os.stat_result | None = target.stat()
     except OSError:
         before = None
-    if before is not None and not os.access(target, os.W_OK):
+    # (mode bits too: root may write any file, but a file no one may write is meant so)
+    if before is not None and not (os.access(target, os.W_OK) and before.st_mode & 0o222):
         raise PermissionError(
             f"DurationLog does not replace {str(path)!r}: it is read-only; make it "
             "writable, or choose another path"

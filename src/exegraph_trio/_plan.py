@@ -5,7 +5,7 @@ The planner is the core's second driver (the Trio driver is the first): it feeds
 on a simulated clock, and no action, hook or instrument is called. Completions at one
 instant are reported together and decided together, as the Trio driver does, so a plan's
 start times are those of a real run under `trio.testing.MockClock` whose actions sleep
-exactly their estimates (and that starts at clock time 0: see `plan`).
+exactly their estimates (up to floating point: see `plan`).
 """
 
 from __future__ import annotations
@@ -173,10 +173,10 @@ def plan(graph: Graph, options: RunOptions | None = None, *, fail: Iterable[str]
     estimates, 1 s each when there are none), honouring the bound, pools, priorities and
     trigger rules, every step succeeding. No action, hook or instrument is called. The
     start times equal a real run's under `trio.testing.MockClock` with actions that sleep
-    exactly their estimates, when that run starts at clock time 0 (the plan's own start):
-    started at another time, the same sums of estimates that are not whole numbers can
-    round differently (floating point), so two steps the plan ends at one instant may end
-    1e-16 s apart, and what is decided at that instant may differ.
+    exactly their estimates, up to floating point: exactly when the estimates are whole
+    numbers or binary fractions (2, 0.5); with others (0.6, 3.3) the clock's sums can round
+    differently (3.9 against 3.9000000000000004), so two steps the plan ends at one instant
+    may end 1e-16 s apart, and what is decided at that instant may differ.
 
     ```python
     preview = exegraph.plan(graph, RunOptions(max_concurrency=2, durations=log))
