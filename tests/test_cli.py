@@ -308,6 +308,62 @@ def test_a_second_ctrl_c_ends_the_process_at_once_by_the_signal(entry: str, tmp_
     assert process.returncode == -signal.SIGINT, err
 
 
+@both_entry_points
+def test_sigterm_tears_the_resources_down_and_exits_143(entry: str, tmp_path: Path) -> None:
+    # What `kill`, `docker stop` and a cancelled CI job send: it ended the process at
+    # once, no teardown run, and in_process workers left spinning (below).
+    with _running(entry, ("run", "cli_pipeline:interruptible"), tmp_path) as process:
+        printed = _read_until(process, b"waiting for Ctrl-C\n")
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=TIMEOUT)
+    assert process.returncode == 143, err
+    assert (tmp_path / "torn-down").read_text(encoding="utf-8") == "the teardown ran\n"
+    assert err.decode() == f"{entry}: terminated\n"
+    table = (printed + out).decode().split("waiting for Ctrl-C\n", 1)[1]
+    assert statuses(table) == {"scratch": "Done", "wait": "Cancelled"}
+    assert table.splitlines()[-1].endswith("1 done, 1 cancelled; the run was stopped")
+
+
+def test_a_second_sigterm_ends_the_process_at_once_by_the_signal(tmp_path: Path) -> None:
+    with _running("exegraph", ("run", "cli_pipeline:stubborn"), tmp_path) as process:
+        _read_until(process, b"waiting for Ctrl-C\n")
+        process.send_signal(signal.SIGTERM)
+        _read_until(process, b"tearing down, forever\n")
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=TIMEOUT)
+    assert process.returncode == -signal.SIGTERM, err
+
+
+def test_sigterm_kills_the_worker_process_of_an_in_process_step(tmp_path: Path) -> None:
+    pytest.importorskip("trio_parallel")
+    pid_file = tmp_path / "worker.pid"
+    with _running("exegraph", ("run", "cli_pipeline:spinning"), tmp_path) as process:
+        deadline = time.monotonic() + TIMEOUT
+        while not pid_file.exists() or not pid_file.read_text(encoding="utf-8"):
+            assert time.monotonic() < deadline, "the worker never started"
+            time.sleep(0.05)
+        worker = int(pid_file.read_text(encoding="utf-8"))
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=TIMEOUT)
+    assert process.returncode == 143, err
+    assert not _alive(worker)  # (killed with the step)
+
+
+def _alive(pid: int) -> bool:
+    """Whether process `pid` runs (a zombie that nothing has reaped yet does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8").rsplit(")", 1)[1]
+    except FileNotFoundError:
+        return False
+    except OSError:  # (no /proc: ask the system)
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    return state.split()[0] != "Z"
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="pseudo-terminals are POSIX")
 def test_a_second_ctrl_c_leaves_the_terminal_its_cursor(tmp_path: Path) -> None:
     # The live progress area hides the cursor while it draws; killed during the teardown,

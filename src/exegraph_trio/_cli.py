@@ -11,8 +11,8 @@ $ python -m exegraph_trio plan pipelines.deploy:build_graph
 was interrupted (Ctrl-C: the engine tears the held resources down first), 141 standard
 output was closed before everything was printed (`exegraph list ... | head -1`), as a
 process killed by `SIGPIPE` would end, 74 what is printed could not be written (a full
-disk; `EX_IOERR`). A step that calls `sys.exit(N)` ends the command with `N`, after
-the table.
+disk; `EX_IOERR`), 143 the run was terminated (SIGTERM, handled as Ctrl-C is). A step
+that calls `sys.exit(N)` ends the command with `N`, after the table.
 
 Output: what a command is for goes to stdout (the result table of `run`, the plan, the
 list, the picture), so it can be redirected or piped; errors, the interruption notice and
@@ -41,7 +41,7 @@ import attrs
 import trio
 
 from ._durations import DurationLog, names_no_file, read_log_file
-from ._errors import close_names, did_you_mean
+from ._errors import RunError, close_names, did_you_mean
 from ._graph import Graph, GraphBuilder
 from ._instrument import Instrument, RunInfo
 from ._options import ErrorPolicy, RunOptions
@@ -64,6 +64,8 @@ EXIT_IO_ERROR: Final = 74
 """The output could not be written (`EX_IOERR` of BSD's sysexits.h)."""
 EXIT_INTERRUPTED: Final = 130
 EXIT_BROKEN_PIPE: Final = 141
+EXIT_TERMINATED: Final = 143
+"""SIGTERM (`kill`, `docker stop`, a CI job cancelled) stopped the run: 128 + 15, as shells say."""
 
 _EPILOG: Final = """\
 MODULE:ATTR names the graph. MODULE is a dotted module name found from the
@@ -74,7 +76,8 @@ current directory or on sys.path (pipelines.deploy), or the path of a .py file
 exit status: 0 success, 1 a step failed, 2 a usage or graph error,
 74 the output could not be written (a full disk), 130 interrupted (Ctrl-C;
 held resources are torn down first), 141 standard output closed early
-(| head); a step calling sys.exit(N) ends the command with N.
+(| head), 143 terminated (SIGTERM; as Ctrl-C, the run is cancelled and its
+resources torn down); a step calling sys.exit(N) ends the command with N.
 """
 
 
@@ -579,12 +582,20 @@ def _run(args: argparse.Namespace) -> int:
     options = attrs.evolve(options, instruments=instruments)
     # Trio handles Ctrl-C only where Python's own handler is in place (not one the graph's
     # module installed), in the main thread.
-    trio_handles_ctrl_c = (
-        threading.current_thread() is threading.main_thread()
-        and signal.getsignal(signal.SIGINT) is signal.default_int_handler
-    )
+    main_thread = threading.current_thread() is threading.main_thread()
+    ctrl_c = signal.getsignal(signal.SIGINT)
+    trio_handles_ctrl_c = main_thread and ctrl_c is signal.default_int_handler
+    # And SIGTERM, unless the graph's module handles it (or it is ignored).
+    watch_sigterm = main_thread and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
     try:
-        return _run_and_report(args, graph, options, keeper, trio_handles=trio_handles_ctrl_c)
+        return _run_and_report(
+            args,
+            graph,
+            options,
+            keeper,
+            trio_handles=trio_handles_ctrl_c,
+            watch_sigterm=watch_sigterm,
+        )
     finally:
         # Reported, or not: a Ctrl-C raises KeyboardInterrupt again, not the second
         # Ctrl-C's end of the process (`main` may be called by a program that goes on).
@@ -599,12 +610,13 @@ def _run_and_report(
     keeper: _Keeper,
     *,
     trio_handles: bool,
+    watch_sigterm: bool,
 ) -> int:
     """Run the graph, print the table (and write `--trace`); the exit status."""
     trace: str | None = args.trace
     try:
-        result = trio.run(_run_until_interrupted_twice, graph, options, trio_handles)
-    except (KeyboardInterrupt, SystemExit):  # Ctrl-C, or a step called sys.exit()
+        result = trio.run(_run_until_interrupted_twice, graph, options, trio_handles, watch_sigterm)
+    except (KeyboardInterrupt, SystemExit, _Terminated) as stopped:  # Ctrl-C, SIGTERM, exit
         if keeper.result is not None:
             try:
                 unwritten = _report(keeper.result, trace, args.prog)
@@ -616,6 +628,9 @@ def _run_and_report(
                 unwritten = _CommandError(f"cannot write the output: {_describe(exc)}")
             if unwritten is not None:  # said; the interrupt's or the exit's status stands
                 _complain(f"{args.prog}: error: {unwritten}")
+        if isinstance(stopped, _Terminated):
+            _complain(f"{args.prog}: terminated")
+            return EXIT_TERMINATED
         raise
     except Exception as exc:
         raise _refused("run", args.target, graph, exc) from exc
@@ -626,12 +641,21 @@ def _run_and_report(
     return EXIT_OK if result.ok else EXIT_STEP_FAILED
 
 
+class _Terminated(Exception):  # (no error: SIGTERM stopped the run)
+    """SIGTERM came: the run was cancelled (`_watch_sigterm`), and is over."""
+
+
 async def _run_until_interrupted_twice(
     graph: Graph,
     options: RunOptions,
     trio_handles_ctrl_c: bool,  # noqa: FBT001 - `trio.run` passes positional arguments only
+    watch_sigterm: bool = False,  # noqa: FBT001, FBT002 - as above
 ) -> RunResult:
     """`run_with_result`, where a second Ctrl-C ends the process at once.
+
+    With `watch_sigterm`, a SIGTERM cancels the run as a scope around it would (steps
+    cancelled, in_process workers killed, resources torn down), and the command then
+    exits 143 (`_Terminated`); a second SIGTERM ends the process by the signal itself.
 
     The first Ctrl-C is Trio's: a `KeyboardInterrupt` that stops the run, which tears its
     resources down and waits for its threads before the command reports. Trio's handler
@@ -641,6 +665,16 @@ async def _run_until_interrupted_twice(
     when `trio_handles_ctrl_c` (Trio installed its handler): a handler of the program's
     own is left alone.
     """
+    if watch_sigterm:
+        terminating = trio.CancelScope()
+        trio.lowlevel.spawn_system_task(_watch_sigterm, terminating)
+        try:
+            with terminating:
+                return await _run_until_interrupted_twice(graph, options, trio_handles_ctrl_c)
+        except RunError:  # (a step's cleanup failed as SIGTERM cancelled it: in the table)
+            if not terminating.cancel_called:
+                raise
+        raise _Terminated
     handler = signal.getsignal(signal.SIGINT)
     if not trio_handles_ctrl_c or not callable(handler):
         return await run_with_result(graph, options)
@@ -658,8 +692,20 @@ async def _run_until_interrupted_twice(
             signal.signal(signal.SIGINT, trio_handler)  # Trio puts back what it replaced
 
 
+async def _watch_sigterm(run: trio.CancelScope) -> None:
+    """A Trio system task, till the run is over: the first SIGTERM cancels `run`.
+
+    A second one ends the process by the signal itself, as a second Ctrl-C does.
+    """
+    with trio.open_signal_receiver(signal.SIGTERM) as received:
+        async for _ in received:
+            if run.cancel_called:
+                _second_ctrl_c(signal.SIGTERM, None)
+            run.cancel()
+
+
 def _second_ctrl_c(signum: int, frame: FrameType | None) -> None:
-    """End the process by SIGINT itself, the terminal's cursor shown again.
+    """End the process by the signal itself (SIGINT, SIGTERM), the cursor shown again.
 
     The live progress area hides the cursor while it draws; a process killed then would
     leave the user's terminal without one. (`os.write`: no buffered stream, which the
@@ -668,8 +714,8 @@ def _second_ctrl_c(signum: int, frame: FrameType | None) -> None:
     with contextlib.suppress(OSError):
         if os.isatty(2):
             os.write(2, b"\x1b[?25h\n")
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    os.kill(os.getpid(), signal.SIGINT)
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
 
 
 def _check_trace_path(trace: str) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import trio
 
-from exegraph_trio import Graph, GraphBuilder, Step
+from exegraph_trio import Graph, GraphBuilder, Step, in_process
 
 
 async def nothing() -> None:
@@ -185,3 +185,16 @@ broken_builder.add_step(Step("build", nothing))
 
 if __name__ == "__main__":
     raise SystemExit("imported as __main__: the command line must not run this block")
+
+
+def spin(pid_file: str) -> None:
+    """Write this worker process's id, then keep a CPU busy for ever."""
+    Path(pid_file).write_text(str(os.getpid()), encoding="utf-8")
+    while True:
+        pass
+
+
+def spinning() -> Graph:
+    """A step whose worker process spins until it is killed (`in_process`: its extra)."""
+    pid_file = str(Path(os.environ["CLI_TEST_DIR"]) / "worker.pid")
+    return Graph([Step("spin", in_process(spin, pid_file))])
