@@ -303,7 +303,10 @@ def _check_called_bare(name: str, action: object) -> None:
     partials of them, bound methods and objects whose class defines `__call__`; any
     other callable is found out at run time.
     """
-    missing = _missing_arguments(action)
+    try:
+        missing = _missing_arguments(action)
+    except _SurplusError as exc:
+        raise exc.for_step(name, action) from None
     if missing:
         raise TypeError(
             f"the action of step {name!r} is called with no arguments, but it needs "
@@ -334,8 +337,9 @@ def _missing_arguments(action: object) -> list[str]:
         inner = action.func
         if type(inner) is types.FunctionType:
             code = inner.__code__
-            given = len(action.args) + len(inner.__defaults__ or ())
-            if not code.co_kwonlyargcount and code.co_argcount <= given:
+            given = len(action.args)
+            filled = given + len(inner.__defaults__ or ())
+            if not code.co_kwonlyargcount and given <= code.co_argcount <= filled:
                 return []
     return _missing_beneath(action)
 
@@ -343,6 +347,11 @@ def _missing_arguments(action: object) -> list[str]:
 def _missing_beneath(action: object) -> list[str]:
     """`_missing_arguments` for any action, read beneath partials, methods and objects."""
     function, given, named = _beneath(action)
+    if type(function) is types.FunctionType:
+        code = function.__code__
+        if given > code.co_argcount and not code.co_flags & inspect.CO_VARARGS:
+            bound_self = given - _partial_arguments(action)  # (a method's `self`: 1)
+            raise _SurplusError(given - bound_self, code.co_argcount - bound_self)
     if type(function) is not types.FunctionType:
         signature = getattr(function, "__signature__", None)
         if isinstance(signature, inspect.Signature):  # (`in_thread(fn)` gives `fn`'s, less
@@ -362,6 +371,32 @@ def _missing_beneath(action: object) -> list[str]:
     filled = function.__kwdefaults__ or {}
     missing += [p for p in keyword_only if p not in filled and p not in named]
     return missing
+
+
+class _SurplusError(TypeError):
+    """`functools.partial`s give an action's function more positional arguments than it takes."""
+
+    def __init__(self, given: int, takes: int) -> None:
+        super().__init__(f"given {given} positional arguments, takes {takes}")
+        self.given = given
+        self.takes = takes
+
+    def for_step(self, name: str, action: object) -> TypeError:
+        """The error `Step` raises, naming the step and the function."""
+        return TypeError(
+            f"the action of step {name!r} is given {self.given} positional "
+            f"argument{'s' if self.given != 1 else ''} by functools.partial, but "
+            f"{_callable_name(action)} takes {self.takes}: drop the extra ones"
+        )
+
+
+def _partial_arguments(action: object) -> int:
+    """How many positional arguments the `functools.partial`s around `action` give."""
+    count = 0
+    while isinstance(action, functools.partial):
+        count += len(action.args)
+        action = action.func
+    return count
 
 
 def _missing_in(signature: inspect.Signature, given: int, named: set[str]) -> list[str]:
@@ -419,6 +454,10 @@ def _check_signature(step: Step) -> None:
     try:
         signature = inspect.signature(step.action)
     except (TypeError, ValueError):  # a builtin or a C callable: find out at run time
+        try:  # (or a partial giving too many arguments, which inspect cannot read)
+            _missing_beneath(step.action)
+        except _SurplusError as exc:
+            raise exc.for_step(step.name, step.action) from None
         return
     try:
         signature.bind(**dict.fromkeys(step.inputs))
