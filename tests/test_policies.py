@@ -280,6 +280,48 @@ def test_steps_two_completions_of_one_round_take_begin_together_whatever_trio_ru
     assert statuses["after"] is after
 
 
+async def _returns_at_once() -> None:  # (ends in the round it begins: no checkpoint)
+    pass
+
+
+async def _raises_without_a_checkpoint() -> None:
+    raise ValueError("bad")
+
+
+def test_steps_taken_at_a_rounds_end_count_as_started_for_the_next_rounds_completions() -> None:
+    # Under a bound of 2, `a` ends in the round it begins while `b` runs: the decision
+    # waits for the round's end and takes `fails`, which the dispatcher starts on its
+    # turn in the next round. `b` ends in that round, freeing `after`: if Trio ran the
+    # dispatcher first, `fails` counted as just started and `b` decided at once, so
+    # `after` began with `fails` and was in flight when it failed (cancelled); else `b`
+    # waited for `fails`, taken but not started, and `after` began a round after the
+    # failure (skipped). `plan()` says cancelled. (A random graph a fuzzer found.)
+    graph = Graph(
+        [
+            exegraph.Step("a", _returns_at_once),
+            exegraph.Step("b", partial(_sleeps_for, 0)),
+            exegraph.Step("after", partial(_sleeps_for, 1), depends_on=["b", "a"]),
+            exegraph.Step("other", partial(_sleeps_for, 0.5)),
+            exegraph.Step("g", _fails_after_a_checkpoint, depends_on=["other", "after", "b"]),
+            exegraph.Step("fails", _raises_without_a_checkpoint),
+            exegraph.Step("h", _fails_after_a_checkpoint, depends_on=["b", "fails"]),
+            exegraph.Step("i", partial(_sleeps_for, 0.5), depends_on=["h", "fails"]),
+            exegraph.Step("j", partial(_sleeps_for, 1), depends_on=["a", "fails"]),
+        ]
+    )
+    options = RunOptions(max_concurrency=2)
+    estimates = {"a": 0, "b": 0, "after": 1, "other": 0.5, "g": 0, "fails": 0, "h": 0.5}
+    planned = exegraph.plan(
+        graph,
+        attrs.evolve(options, durations={**estimates, "i": 0.5, "j": 1}),
+        fail=["g", "fails", "h"],
+    )
+    (outcome,) = _distinct_outcomes(graph, options)
+    statuses = {name: status for name, status, _ in outcome}
+    assert statuses == {p.name: p.status for p in planned.steps}
+    assert statuses["after"] is StepStatus.CANCELLED
+
+
 def test_another_tasks_interrupt_does_not_stop_a_step_after_its_start_hook() -> None:
     # The check after `on_step_start` is for a Ctrl-C raised by the hook itself: an
     # interrupt from a step Trio ran just before leaves this one in flight.

@@ -838,6 +838,12 @@ class Run(_Facts):
         taken = self._take()
         if taken:
             self.taken += taken
+            core = self.core
+            if core.running > len(taken) and core.limit < core.unsettled:
+                # Started by the dispatcher in the next round, they begin in the one
+                # after: a completion of the next round, before its turn or after it,
+                # cannot wait for them to end (`Core.fresh`).
+                self._started_fresh(taken)
             resume = self.resume
             if resume:  # (retries that wait for their slot, in their own task)
                 self.taken_waiting.update(i for i in taken if i in resume)
@@ -872,7 +878,7 @@ class Run(_Facts):
             else:
                 start.append(i)
         if start:
-            self._spawn(start)
+            self._spawn(start, counted=True)  # (counted when taken: `_take_at_boundary`)
 
     def _started_fresh(self, taken: list[int]) -> None:
         """Tell the core which of `taken` it counts in `Core.fresh`, till the round ends.
@@ -933,7 +939,7 @@ class Run(_Facts):
         """
         return self.cancelled_at != math.inf and (not self.split or self.outside_at != math.inf)
 
-    def _spawn(self, taken: list[int]) -> None:
+    def _spawn(self, taken: list[int], *, counted: bool = False) -> None:
         """Start a task for each step of `taken` (or resume it, a retry that waited)."""
         steps, resume, special = self.steps, self.resume, self.special
         late = self.failing_fast or self.core.failing  # (the cancel may be pending)
@@ -950,7 +956,7 @@ class Run(_Facts):
             else:
                 enter(start_soon, full_step, self, i, late, name=steps[i].name)
         core = self.core
-        if core.running > len(taken) and core.limit < core.unsettled:
+        if not counted and core.running > len(taken) and core.limit < core.unsettled:
             self._started_fresh(taken)
 
     def _stamp_ready(self) -> None:
@@ -1654,7 +1660,7 @@ class PlainRun(Run):
             return []
         return core.take()
 
-    def _spawn(self, taken: list[int]) -> None:
+    def _spawn(self, taken: list[int], *, counted: bool = False) -> None:
         """Start a task for each step of `taken`, in the run's nursery."""
         nursery, steps, spawn = self.main, self.steps, self._step
         assert nursery is not None
@@ -1664,7 +1670,7 @@ class PlainRun(Run):
             # Spawned inside the run's context: Trio gives the task a copy of it.
             enter(start_soon, spawn, i, name=steps[i].name)
         core = self.core
-        if core.running > len(taken) and core.limit < core.unsettled:
+        if not counted and core.running > len(taken) and core.limit < core.unsettled:
             self._started_fresh(taken)
 
     @enable_ki_protection
@@ -1750,7 +1756,7 @@ class RetryRun(Run):
     _Core = _core.RetryCore
     core: _core.RetryCore
 
-    def _spawn(self, taken: list[int]) -> None:
+    def _spawn(self, taken: list[int], *, counted: bool = False) -> None:
         """Start a task for each step of `taken` (or resume it, a retry that waited).
 
         Every step runs `Run._step`, whose first attempt is a plain step's; an attempt
@@ -1759,7 +1765,7 @@ class RetryRun(Run):
         spawned late must know it.)
         """
         if self.failing_fast or self.core.failing:
-            Run._spawn(self, taken)
+            Run._spawn(self, taken, counted=counted)
             return
         resume, steps, start_soon = self.resume, self.steps, self.start_soon
         enter, spawn = self.context.run, self._step
@@ -1769,7 +1775,7 @@ class RetryRun(Run):
             else:  # (spawned inside the run's context: Trio gives the task a copy of it)
                 enter(start_soon, spawn, i, name=steps[i].name)
         core = self.core
-        if core.running > len(taken) and core.limit < core.unsettled:
+        if not counted and core.running > len(taken) and core.limit < core.unsettled:
             self._started_fresh(taken)
 
     @enable_ki_protection
