@@ -22,6 +22,7 @@ import inspect
 import linecache
 import pickle
 import reprlib
+import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final, Generic, Literal, TypeVar, final
 
@@ -180,7 +181,7 @@ class _RemainingSignature(inspect.Signature):
     """
 
     _bound: frozenset[str] = frozenset()
-    _action: object = None
+    _action: Callable[[], object] = staticmethod(lambda: None)
 
     def bind(self, /, *args: object, **kwargs: object) -> inspect.BoundArguments:
         clash = [name for name in kwargs if name in self._bound]
@@ -188,7 +189,7 @@ class _RemainingSignature(inspect.Signature):
             names = ", ".join(repr(name) for name in clash)
             raise TypeError(
                 f"{names} {'is' if len(clash) == 1 else 'are'} already bound by "
-                f"{self._action!r}: drop {'it' if len(clash) == 1 else 'them'} from the step's "
+                f"{self._action()!r}: drop {'it' if len(clash) == 1 else 'them'} from the step's "
                 "inputs or from the bound arguments"
             )
         return super().bind(*args, **kwargs)
@@ -234,7 +235,9 @@ def _remaining_signature(
         if name in bound.arguments and parameter.kind not in variadic
     }
     remaining._bound = frozenset(taken | kwargs.keys())
-    remaining._action = action  # (its repr, for a message, only when one is raised)
+    # (its repr, for a message, only when one is raised; a weak reference: the action
+    # holds this signature, and a cycle would keep a big argument until the collector ran)
+    remaining._action = weakref.ref(action)
     return remaining
 
 
