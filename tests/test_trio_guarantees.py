@@ -389,6 +389,7 @@ def test_ctrl_c_after_an_outer_cancellation_wins_over_a_late_error(entry: object
                 await trio.to_thread.run_sync(ctrl_c_then_fail)
 
     raised: list[str] = []
+    hidden: list[BaseException | None] = []
 
     async def main() -> None:  # (Trio's main task: the one a Ctrl-C is delivered to)
         for where in ("run", "after"):  # (what each raised, if anything)
@@ -400,11 +401,16 @@ def test_ctrl_c_after_an_outer_cancellation_wins_over_a_late_error(entry: object
                     await trio.sleep(1)
             except BaseException as exc:  # (recorded, asserted below)
                 raised.append(f"{where}: {type(exc).__name__}")
+                hidden.append(exc.__context__)
 
     results = Results()
     graph = Graph([Step("a", cleanup_in_a_thread), Step("b", sleeper)])
     trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
     assert raised == ["run: KeyboardInterrupt"]
+    # What a nursery would have raised beside it is its context, not lost.
+    (context,) = hidden
+    assert isinstance(context, exegraph.RunError)
+    assert [str(e) for e in context.exceptions] == ["cleanup failed"]
     (result,) = results.results
     assert {t.name: t.status for t in result} == {
         "a": StepStatus.FAILED,

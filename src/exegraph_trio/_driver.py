@@ -570,8 +570,7 @@ class Run(_Facts):
                 result = self._result(stopped=outside or self.interrupt is not None)
                 self.observers.run_done(result)
         if self.interrupt is not None:
-            self._log_unraised_teardown_errors()
-            raise self.interrupt
+            raise self._interrupt_with_what_it_hides()
         if outside:
             if self.errors_while_cancelled:
                 raise RunError(self._message(), self._failures())
@@ -1600,6 +1599,27 @@ class Run(_Facts):
             self.observers.teardown_done(step, error)
         self.core.torn_down(i)
         self._tear_down_due()
+
+    def _interrupt_with_what_it_hides(self) -> BaseException:
+        """The interrupt to raise, and what the run would have raised instead kept.
+
+        The interrupt wins (SPEC, part 1), so the errors steps raised while the run was
+        being cancelled, which a nursery would raise beside it, become its `__context__`
+        (unless it has one), as a group's other errors do (`_failed`); the teardowns'
+        errors are logged (`_log_unraised_teardown_errors`). Both are in the result too.
+        """
+        interrupt = self.interrupt
+        assert interrupt is not None
+        self._log_unraised_teardown_errors()
+        if self.errors_while_cancelled and interrupt.__context__ is None:
+            torn = self._torn_ids()
+            failures = [m for m in self._failures() if id(m) not in torn]
+            if failures:
+                interrupt.__context__ = RunError(self._message(), failures)
+        return interrupt
+
+    def _torn_ids(self) -> set[int]:
+        return {id(error) for error in self.teardown_errors.values()}
 
     def _log_teardown_error(self, i: int) -> None:
         """Log the error of step `i`'s teardown, which the run will not raise (once)."""
