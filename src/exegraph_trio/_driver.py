@@ -939,7 +939,11 @@ class Run(_Facts):
         return self.cancelled_at != math.inf and (not self.split or self.outside_at != math.inf)
 
     def _spawn(self, taken: list[int], *, counted: bool = False) -> None:
-        """Start a task for each step of `taken` (or resume it, a retry that waited)."""
+        """Start a task for each step of `taken` (or resume it, a retry that waited).
+
+        Those with dependents count in `Core.fresh` for this round, unless `counted`
+        (taken between two rounds: `_take_at_boundary` counted them for this one).
+        """
         steps, resume, special = self.steps, self.resume, self.special
         late = self.failing_fast or self.core.failing  # (the cancel may be pending)
         nursery = self.outer if late else self.main
@@ -1681,7 +1685,7 @@ class PlainRun(Run):
         return core.take()
 
     def _spawn(self, taken: list[int], *, counted: bool = False) -> None:
-        """Start a task for each step of `taken`, in the run's nursery."""
+        """Start a task for each step of `taken`, in the run's nursery (`Run._spawn`)."""
         nursery, steps, spawn = self.main, self.steps, self._step
         assert nursery is not None
         start_soon: Callable[..., None] = nursery.start_soon
