@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Awaitable, Callable
 from functools import partial
+from typing import cast
 
 import attrs
 import pytest
@@ -210,6 +211,12 @@ def _distinct_outcomes(graph: Graph, options: RunOptions) -> set[tuple[object, .
     return outcomes
 
 
+def _statuses(outcome: tuple[object, ...]) -> dict[str, StepStatus]:
+    """Each step's status in one of `_distinct_outcomes`."""
+    rows = cast("tuple[tuple[str, StepStatus, int], ...]", outcome)
+    return {name: status for name, status, _ in rows}
+
+
 async def _yields_once() -> None:
     await trio.lowlevel.checkpoint()
 
@@ -274,7 +281,7 @@ def test_steps_two_completions_of_one_round_take_begin_together_whatever_trio_ru
     estimates = {"long": 2, "other": 2, "fails": 0, "quick": 0, "after": 0.5}
     planned = exegraph.plan(graph, attrs.evolve(options, durations=estimates), fail=["fails"])
     (outcome,) = _distinct_outcomes(graph, options)
-    statuses = {name: status for name, status, _ in outcome}
+    statuses = _statuses(outcome)
     assert statuses == {p.name: p.status for p in planned.steps}
     after = StepStatus.SKIPPED if rule is exegraph.TriggerRule.ALL_SUCCESS else StepStatus.DONE
     assert statuses["after"] is after
@@ -317,7 +324,7 @@ def test_steps_taken_at_a_rounds_end_count_as_started_for_the_next_rounds_comple
         fail=["g", "fails", "h"],
     )
     (outcome,) = _distinct_outcomes(graph, options)
-    statuses = {name: status for name, status, _ in outcome}
+    statuses = _statuses(outcome)
     assert statuses == {p.name: p.status for p in planned.steps}
     assert statuses["after"] is StepStatus.CANCELLED
 
