@@ -483,7 +483,7 @@ class Run(_Facts):
         self.attempts = {}
         self.attempt_times = {}
         self.teardown_errors = {}
-        self.logged: dict[int, BaseException] = {}  # teardown errors logged (not raised)
+        self.logged: set[int] = set()  # steps whose teardown error was logged (not raised)
         self.members: list[Exception] = []
         self.errors_while_cancelled = False
         self.interrupt: BaseException | None = None
@@ -1629,7 +1629,8 @@ class Run(_Facts):
         """Log the error of step `i`'s teardown, which the run will not raise (once)."""
         if i in self.logged:
             return
-        self.logged[i] = error = self.teardown_errors[i]
+        self.logged.add(i)
+        error = self.teardown_errors[i]
         logger.error(
             "the teardown of step %r raised while run %d was being %s",
             self.steps[i].name,
@@ -1645,8 +1646,8 @@ class Run(_Facts):
         began before it (a shielded teardown) and raised after, before the run knew, is
         logged here. (Either way `run_done`'s `RunResult` has them.)
         """
-        for i, error in list(self.teardown_errors.items()):
-            if i not in self.logged and isinstance(error, Exception):
+        for i, error in self.teardown_errors.items():
+            if isinstance(error, Exception):
                 self._log_teardown_error(i)
 
     def _tear_down_due(self) -> None:
