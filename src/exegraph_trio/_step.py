@@ -347,11 +347,6 @@ def _missing_arguments(action: object) -> list[str]:
 def _missing_beneath(action: object) -> list[str]:
     """`_missing_arguments` for any action, read beneath partials, methods and objects."""
     function, given, named = _beneath(action)
-    if type(function) is types.FunctionType:
-        code = function.__code__
-        if given > code.co_argcount and not code.co_flags & inspect.CO_VARARGS:
-            bound_self = given - _partial_arguments(action)  # (a method's `self`: 1)
-            raise _SurplusError(given - bound_self, code.co_argcount - bound_self)
     if type(function) is not types.FunctionType:
         signature = getattr(function, "__signature__", None)
         if isinstance(signature, inspect.Signature):  # (`in_thread(fn)` gives `fn`'s, less
@@ -359,6 +354,9 @@ def _missing_beneath(action: object) -> list[str]:
         return []
     code = function.__code__
     count = code.co_argcount
+    if given > count and not code.co_flags & inspect.CO_VARARGS:
+        bound_self = given - _partial_arguments(action)  # (a method's `self`: 1)
+        raise _SurplusError(given - bound_self, count - bound_self)
     defaults = function.__defaults__ or ()
     positional = code.co_varnames[:count]
     # (a keyword binds a parameter that is not positional-only, by its name)
