@@ -596,16 +596,13 @@ class _Fetcher:
                 batch, self._ready = self._ready, []
                 futures = [future for future, _ in batch]
                 values = await self._client.gather(futures, asynchronous=True)  # type: ignore[no-untyped-call]
-            except asyncio.CancelledError:
-                if _cancelled_here():  # the client's loop is shutting down
-                    for future, waiter in [*batch, *self._ready]:
+            except (asyncio.CancelledError, Exception) as exc:
+                if isinstance(exc, asyncio.CancelledError) and _cancelled_here():
+                    for future, waiter in [*batch, *self._ready]:  # (the loop is closing)
                         waiter.deliver(outcome.Error(_closed(future, "fetching")))
                     self._ready = []
                     raise
-                for future, waiter in batch:  # (a function raised it: one by one)
-                    await _settle(self._client, future, waiter)
-            except Exception:  # noqa: BLE001 - one of them failed after all: one by one
-                for future, waiter in batch:
+                for future, waiter in batch:  # one of them failed after all: one by one
                     await _settle(self._client, future, waiter)
             else:
                 for (_, waiter), value in zip(batch, values, strict=True):
