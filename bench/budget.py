@@ -42,6 +42,9 @@ beside what exegraph costs:
   - `least`: `unchecked`, each step's dependents, and every priority counted by
     exegraph's own function: a lower bound on any build keeping rule 3 (the cheapest
     exact way known to count them, see `bench/README.md`);
+  - `checked`: `least` with what part 1 of the spec has `Step(...)` and `Graph(...)`
+    refuse, each checked the cheapest way (`least.checked_build`): a lower bound on any
+    build keeping rule 3 and the spec's checks;
   - `steps`, `graph`, `priorities`: exegraph's `Step`s, then `Graph(...)`, then the first
     `priority()`, each counted on its own (the difference from the step before).
 
@@ -63,7 +66,7 @@ import sys
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Final
+from typing import Final, cast
 
 import peers
 import shapes
@@ -71,7 +74,10 @@ import trio
 import trio.testing
 from cachegrind import instructions_of
 from least import (
+    Checked,
     _counted,
+    checked_build,
+    checked_graph,
     least_build,
     least_job,
     ranks_of,
@@ -88,7 +94,16 @@ TIMEOUT_VARIANTS: Final = ("none", "floor_scope", "required_timeout", "run_timeo
 JOB_VARIANTS: Final = ("none", "peer", "least", "job")
 STEP_TIMEOUT: Final = 3600.0
 """The deadline of every step in the timeout part (as `runners.STEP_TIMEOUT`: never reached)."""
-BUILD_VARIANTS: Final = ("none", "graphlib", "unchecked", "least", "steps", "graph", "priorities")
+BUILD_VARIANTS: Final = (
+    "none",
+    "graphlib",
+    "unchecked",
+    "least",
+    "checked",
+    "steps",
+    "graph",
+    "priorities",
+)
 WARM_UP: Final = 50
 
 
@@ -235,6 +250,7 @@ def build_child(variant: str, kind: str, size: int) -> None:
     peers.graphlib_build(small.deps, noop)
     unchecked_build(small)
     least_build(small)
+    checked_build(small)
     gc.collect()
     if variant == "graphlib":
         peers.graphlib_build(shape.deps, noop)
@@ -242,6 +258,8 @@ def build_child(variant: str, kind: str, size: int) -> None:
         unchecked_build(shape)
     elif variant == "least":
         least_build(shape)
+    elif variant == "checked":
+        checked_build(shape)
     elif variant in ("steps", "graph", "priorities"):
         steps = exegraph_steps(shape)
         if variant != "steps":
@@ -286,7 +304,7 @@ def check(size: int = 300, bounds: Sequence[int] = (1, 2, 3, 4, 7)) -> int:
         clock = trio.testing.MockClock(autojump_threshold=0)
         trio.run(required_core, fork_deps, ranks(fork), names, 2, [sleeper] * 7, clock=clock)
         assert (started["X"], started["Z"]) == (2, 1), f"required_core broke item 9: {started}"
-    cells = _check_rounds()
+    cells = _check_rounds() + _check_refusals()
     for kind in shapes.SHAPE_NAMES:
         for seed in range(2):
             shape = shapes.make(kind, size, seed)
@@ -300,6 +318,9 @@ def check(size: int = 300, bounds: Sequence[int] = (1, 2, 3, 4, 7)) -> int:
             _, dependents, counted = least_build(shape)
             assert counted is not None
             assert ranks_of(counted) == rank, f"least_build ranks {kind} unlike exegraph"
+            checked = checked_build(shape)
+            assert checked[1] == dependents, f"checked_build's dependents of {kind} differ"
+            assert checked[2] == counted, f"checked_build's priorities of {kind} differ"
             for bound in bounds:
                 started.clear()
                 clock = trio.testing.MockClock(autojump_threshold=0)
@@ -332,6 +353,54 @@ def check(size: int = 300, bounds: Sequence[int] = (1, 2, 3, 4, 7)) -> int:
                 )
                 cells += 1
     return cells
+
+
+def _check_refusals() -> int:
+    """Assert that the `checked` build refuses what part 1 of the spec has a build refuse.
+
+    (Else it would be no lower bound on a build keeping those checks.) Returns the number
+    of inputs checked.
+    """
+
+    def sync() -> None: ...
+
+    bad_steps: list[tuple[Callable[[], object], type[Exception]]] = [
+        (lambda: Checked("", noop), TypeError),
+        (lambda: Checked(cast("str", 7), noop), TypeError),
+        (lambda: Checked("a", cast("Callable[[], object]", None)), TypeError),
+        (lambda: Checked("a", sync), TypeError),
+        (lambda: Checked("a", noop, depends_on="b"), TypeError),
+        (lambda: Checked("a", noop, tags="t"), TypeError),
+        (lambda: Checked("a", noop, depends_on=["b", "a"]), ValueError),
+    ]
+    bad_graphs: list[tuple[list[object], type[Exception]]] = [
+        ([Checked("a", noop), "b"], TypeError),
+        ([Checked("a", noop), Checked("a", noop)], exegraph.DuplicateStepError),
+        ([Checked("a", noop, depends_on=["b"])], exegraph.MissingDependencyError),
+        (
+            [Checked("a", noop, depends_on=["b"]), Checked("b", noop, depends_on=("a",))],
+            exegraph.CycleError,
+        ),
+    ]
+    cases: list[tuple[Callable[[], object], type[Exception]]] = [
+        *bad_steps,
+        *(
+            (functools.partial(checked_graph, cast("list[Checked]", steps)), error)
+            for steps, error in bad_graphs
+        ),
+    ]
+    for make, error in cases:
+        try:
+            make()
+        except error:
+            continue
+        raise AssertionError(f"the checked build took what the spec refuses ({error.__name__})")
+    # (and takes what it does not refuse: any iterable of names, steps in any order)
+    deps, _ = checked_graph(
+        [Checked("b", noop, depends_on=iter(["a"]), tags=["t"]), Checked("a", noop)]
+    )
+    assert deps == ((1,), ()), f"the checked build misread a graph: {deps}"
+    return len(cases) + 1
 
 
 def _check_rounds(seeds: int = 10, repeats: int = 5) -> int:
@@ -488,8 +557,9 @@ def _print_build(
 ) -> None:
     print(f"build: {args.size} steps; k instructions per step")
     print(
-        f"{'shape':<8} {'graphlib':>8} {'unchecked':>9} {'least':>6} {'Steps':>6} {'Graph':>6}"
-        f" {'prio':>6} {'exegraph':>8}   unchecked÷graphlib  least÷graphlib  exegraph÷graphlib"
+        f"{'shape':<8} {'graphlib':>8} {'unchecked':>9} {'least':>6} {'checked':>7} {'Steps':>6}"
+        f" {'Graph':>6} {'prio':>6} {'exegraph':>8}   unchecked÷graphlib  least÷graphlib"
+        "  checked÷graphlib  exegraph÷graphlib"
     )
     for kind in kinds:
         c = {v: counts[kind, v] / args.size / 1000 for v in BUILD_VARIANTS}
@@ -500,10 +570,11 @@ def _print_build(
         lib = c["graphlib"] - c["none"]
         bare = c["unchecked"] - c["none"]
         least = c["least"] - c["none"]
+        checked = c["checked"] - c["none"]
         print(
-            f"{kind:<8} {lib:>8.1f} {bare:>9.1f} {least:>6.1f} {steps:>6.1f} {graph:>6.1f}"
-            f" {prio:>6.1f} {total:>8.1f}   {bare / lib:>18.2f}  {least / lib:>14.2f}"
-            f"  {total / lib:>17.2f}"
+            f"{kind:<8} {lib:>8.1f} {bare:>9.1f} {least:>6.1f} {checked:>7.1f} {steps:>6.1f}"
+            f" {graph:>6.1f} {prio:>6.1f} {total:>8.1f}   {bare / lib:>18.2f}"
+            f"  {least / lib:>14.2f}  {checked / lib:>16.2f}  {total / lib:>17.2f}"
         )
 
 

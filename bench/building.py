@@ -7,9 +7,11 @@ with every node added and `prepare()` called (which checks for cycles). Each sid
 from its input made beforehand (`Shape.dep_names` for exegraph, `Shape.deps` for the peer).
 Beside them, the `least` build (`least.least_build`: one unchecked object per step, the
 index, dependencies and dependents as positions, and every priority): a lower bound on any
-build that keeps rule 3.
+build that keeps rule 3; and the `checked` build (`least.checked_build`: `least` with what
+part 1 of the spec has `Step(...)` and `Graph(...)` refuse, each checked the cheapest way):
+a lower bound on any build that keeps rule 3 and those checks.
 
-At every repeat the three are built afresh, one after the other, the order rotating, after
+At every repeat the four are built afresh, one after the other, the order rotating, after
 a `gc.collect()`; the ratios exegraph ÷ peer and least ÷ peer are taken within each repeat
 (the sides saw the same machine weather) and their medians reported, like the per-step
 ratios of `overhead.py`.
@@ -24,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import peers
-from least import least_build
+from least import checked_build, least_build
 from runners import Timing, build_steps
 from shapes import Shape
 
@@ -49,6 +51,9 @@ class BuildTimes:
         least: the `least` build (`least.least_build`), a lower bound on any build
             keeping rule 3's priorities.
         least_ratio: median over repeats of `least ÷ peer`, paired within each repeat.
+        checked: the `checked` build (`least.checked_build`), a lower bound on any build
+            keeping rule 3 and refusing what part 1 of the spec has a build refuse.
+        checked_ratio: median over repeats of `checked ÷ peer`, paired within each repeat.
     """
 
     size: int
@@ -63,6 +68,8 @@ class BuildTimes:
     ratio: float
     least: float
     least_ratio: float
+    checked: float
+    checked_ratio: float
 
     @property
     def graph_and_priority(self) -> float:
@@ -91,11 +98,12 @@ def _seconds_of(build: Callable[[], object]) -> float:
 
 
 def measure_build(shape: Shape, timing: Timing, repeats: int) -> BuildTimes:
-    """Build `shape` with exegraph, the graphlib peer and `least`, `repeats` times, paired."""
+    """Build `shape` with exegraph, the peer, `least` and `checked`, `repeats` times, paired."""
     phases: list[tuple[float, float, float]] = []
     peer: list[float] = []
     least: list[float] = []
-    sides = ("exegraph", "peer", "least")
+    checked: list[float] = []
+    sides = ("exegraph", "peer", "least", "checked")
     for repeat in range(max(repeats, 1)):
         for k in range(len(sides)):
             side = sides[(repeat + k) % len(sides)]
@@ -104,8 +112,10 @@ def measure_build(shape: Shape, timing: Timing, repeats: int) -> BuildTimes:
                 phases.append(_exegraph_phases(shape, timing))
             elif side == "peer":
                 peer.append(_seconds_of(lambda: peers.graphlib_build(shape.deps, timing.trio)))
-            else:
+            elif side == "least":
                 least.append(_seconds_of(lambda: least_build(shape, timing.trio)))
+            else:
+                checked.append(_seconds_of(lambda: checked_build(shape, timing.trio)))
     totals = [sum(p) for p in phases]
     steps_s, graph_s, priority_s = (
         statistics.median(column) for column in zip(*phases, strict=True)
@@ -123,4 +133,6 @@ def measure_build(shape: Shape, timing: Timing, repeats: int) -> BuildTimes:
         ratio=statistics.median(t / p for t, p in zip(totals, peer, strict=True)),
         least=statistics.median(least),
         least_ratio=statistics.median(x / p for x, p in zip(least, peer, strict=True)),
+        checked=statistics.median(checked),
+        checked_ratio=statistics.median(x / p for x, p in zip(checked, peer, strict=True)),
     )

@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import contextvars
 import heapq
+import inspect
+import types
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from itertools import compress, repeat
 from operator import attrgetter, countOf
@@ -37,7 +39,7 @@ from peers import noop
 
 import exegraph_trio as exegraph
 from exegraph_trio._collector import collector_paused
-from exegraph_trio._graph import _count_dependents
+from exegraph_trio._graph import _count_dependents, _find_cycle, _topological_order
 
 _name_of: Final = attrgetter("name")
 _needs: Final = attrgetter("depends_on")
@@ -105,12 +107,135 @@ def _positions(steps: list[Unchecked]) -> list[tuple[int, ...]]:
 
 
 @collector_paused
-def _dependents(deps: list[tuple[int, ...]]) -> tuple[tuple[int, ...], ...]:
+def _dependents(deps: Sequence[tuple[int, ...]]) -> tuple[tuple[int, ...], ...]:
     dependents: list[list[int]] = [[] for _ in deps]
     for i in compress(range(len(deps)), deps):  # (the steps without a dependency skipped)
         for d in deps[i]:
             dependents[d].append(i)
     return tuple(map(tuple, dependents))
+
+
+class Checked(Unchecked):
+    """`Unchecked`, with what the spec has `Step(...)` refuse, each checked the cheapest way.
+
+    Part 1 of the spec: a name that is not a non-empty `str`, an action that is not async
+    (a plain function's code flags read directly, anything else through `inspect`), a bare
+    `str` for `depends_on` or `tags` (any other iterable is stored as a tuple), a step
+    depending on itself. Part 2's fields are checked only for being absent (the suite never
+    gives them; a build taking them would check more). No more than that: repeats are kept,
+    a dependency that is not a `str` is left for the graph to miss, a `timeout` is stored
+    as given (exegraph checks each of those too).
+    """
+
+    __slots__ = ()
+
+    def __init__(
+        self,
+        name: str,
+        action: Callable[[], object],
+        *,
+        depends_on: Iterable[str] = (),
+        tags: Iterable[str] = (),
+        timeout: float | None = None,
+        inputs: object = None,
+        retry: object = None,
+        trigger_rule: object = None,
+        pools: object = None,
+    ) -> None:
+        if type(name) is not str or not name:
+            raise TypeError(f"a step's name must be a non-empty str, not {name!r}")
+        if (
+            type(action) is not types.FunctionType
+            or not action.__code__.co_flags & inspect.CO_COROUTINE
+        ) and not inspect.iscoroutinefunction(action):
+            raise TypeError(f"the action of step {name!r} is not async: {action!r}")
+        if type(depends_on) is not tuple:
+            depends_on = _stored(depends_on, "depends_on")
+        if name in depends_on:
+            raise ValueError(f"step {name!r} depends on itself")
+        if type(tags) is not tuple:
+            tags = _stored(tags, "tags")
+        if inputs is not None or retry is not None or trigger_rule is not None or pools is not None:
+            raise NotImplementedError("the least checked step takes none of part 2's fields")
+        self.name = name
+        self.action = action
+        self.depends_on = depends_on
+        self.tags = tags
+        self.timeout = timeout
+        self.inputs = inputs
+        self.retry = retry
+        self.trigger_rule = trigger_rule
+        self.pools = pools
+        self._kind = 0
+
+
+def _stored(names: Iterable[str], field: str) -> tuple[str, ...]:
+    """`names` as a tuple; a bare `str` refused (it would be read as characters)."""
+    if isinstance(names, str):
+        raise TypeError(f"{field} takes an iterable of names, not a bare str: {names!r}")
+    return tuple(names)
+
+
+@collector_paused  # (as `Graph(...)`)
+def checked_graph(
+    steps: Iterable[Checked],
+) -> tuple[tuple[tuple[int, ...], ...], tuple[tuple[int, ...], ...]]:
+    """What the spec has `Graph(...)` refuse, each checked the cheapest way, and its passes.
+
+    Any iterable of steps, each a `Checked` (`TypeError`), no name twice
+    (`DuplicateStepError`), no dependency on a missing name (`MissingDependencyError`), no
+    cycle (`CycleError`: Kahn's algorithm, only when a step depends on one given after it,
+    as `Graph(...)` does, told while the dependents are made). Returns the dependencies and the
+    dependents as positions (`least`'s passes).
+    """
+    given = tuple(steps)
+    n = len(given)
+    if not all(map(isinstance, given, repeat(Checked))):
+        raise TypeError("a graph takes only steps")
+    index = dict(zip(map(_name_of, given), range(n), strict=True))
+    if len(index) < n:  # (the errors' details are worked out only when one is raised)
+        names = list(map(_name_of, given))
+        raise exegraph.DuplicateStepError(sorted({x for x in names if countOf(names, x) > 1}))
+    try:
+        deps = tuple(map(tuple, map(map, repeat(index.__getitem__), map(_needs, given))))
+    except KeyError:
+        missing = [(s.name, d) for s in given for d in s.depends_on if d not in index]
+        raise exegraph.MissingDependencyError(missing) from None
+    lists: list[list[int]] = [[] for _ in range(n)]
+    later = False  # (a cycle needs a step depending on one given at or after it)
+    for i in compress(range(n), deps):  # (`Graph(...)`'s loop: cheaper than a C-level `max`)
+        for d in deps[i]:
+            lists[d].append(i)
+            if d >= i:
+                later = True
+    dependents = tuple(map(tuple, lists))
+    if later:
+        order = _topological_order(deps, dependents)
+        if len(order) < n:
+            raise exegraph.CycleError([given[i].name for i in _find_cycle(deps, order)])
+    return deps, dependents
+
+
+def checked_build(
+    shape: shapes.Shape,
+    action: Callable[[], Awaitable[object]] = noop,
+    *,
+    priorities: bool = True,
+) -> tuple[tuple[tuple[int, ...], ...], tuple[tuple[int, ...], ...], list[int] | None]:
+    """The `checked` build: `least_build` with what the spec has a build refuse.
+
+    `Checked` steps, `checked_graph`'s checks and passes, and every priority (as in
+    `least_build`): a lower bound on any build that keeps rule 3 and refuses what part 1
+    of the spec says a `Step` and a `Graph` refuse. Returns what `least_build` returns.
+    """
+    steps = [
+        Checked(name, action, depends_on=ds)
+        for name, ds in zip(shape.names, shape.dep_names, strict=True)
+    ]
+    deps, dependents = checked_graph(steps)
+    if not priorities:
+        return deps, dependents, None
+    return deps, dependents, _count_dependents(deps, dependents, range(len(deps)))
 
 
 def least_build(
