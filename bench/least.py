@@ -220,17 +220,24 @@ def checked_build(
     shape: shapes.Shape,
     action: Callable[[], Awaitable[object]] = noop,
     *,
+    actions: Sequence[Callable[[], Awaitable[object]]] | None = None,
     priorities: bool = True,
 ) -> tuple[tuple[tuple[int, ...], ...], tuple[tuple[int, ...], ...], list[int] | None]:
     """The `checked` build: `least_build` with what the spec has a build refuse.
 
     `Checked` steps, `checked_graph`'s checks and passes, and every priority (as in
-    `least_build`): a lower bound on any build that keeps rule 3 and refuses what part 1
-    of the spec says a `Step` and a `Graph` refuse. Returns what `least_build` returns.
+    `least_build`, and with the same arguments): a lower bound on any build that keeps
+    rule 3 and refuses what part 1 of the spec says a `Step` and a `Graph` refuse.
+    Returns what `least_build` returns.
     """
     steps = [
         Checked(name, action, depends_on=ds)
-        for name, ds in zip(shape.names, shape.dep_names, strict=True)
+        for name, action, ds in zip(
+            shape.names,
+            repeat(action) if actions is None else actions,
+            shape.dep_names,
+            strict=False,
+        )
     ]
     deps, dependents = checked_graph(steps)
     if not priorities:
@@ -631,16 +638,18 @@ async def least_job(
 ) -> None:
     """The least whole job keeping part 1's promises: `unchecked`, priorities, `required`.
 
-    With `core`, `required_core` runs it instead: the least job built as issue 8 asks.
+    With `core`, the least job built as issue 8 asks: `checked_build` (the spec's checks
+    of a build; the least run's promises include none), then `required_core`.
 
     The priorities are counted by exegraph's own function (the cheapest exact way known,
     see `bench/README.md`), unless every step fits in the bound (exegraph does not count
     them then either); the dependents it needs are made once and given to `required`,
     which keeps no step's times (the `job` it is timed beside is an `exegraph.run` with
-    no observer, which keeps none). No validation at all (a graph's checks are left out:
-    this is a lower bound).
+    no observer, which keeps none). Without `core`, no validation at all (a graph's checks
+    are left out: this is a lower bound).
     """
-    deps, frozen, priorities = least_build(shape, actions=actions, priorities=bound < len(shape))
+    build = checked_build if core else least_build
+    deps, frozen, priorities = build(shape, actions=actions, priorities=bound < len(shape))
     # (when every step fits, rule 3 never decides, and no priority is needed)
     rank = list(range(len(deps))) if priorities is None else ranks_of(priorities)
     runner = required_core if core else required

@@ -565,7 +565,8 @@ def overhead_tables(cells: Sequence[Cell]) -> list[str]:
         "time). `required`, `required+timeout` and `least` are the least run and job keeping "
         "part 1 (`least.py`): where they miss a target too, it is impossible; "
         "`required+core` and `least+core` are `required` and `least` built as issue 8 asks "
-        "(a sans-IO core object): where they miss too, it is impossible for that design. "
+        "(a sans-IO core object; `least+core` also refuses what the spec has a build refuse: "
+        "`least.checked_build`): where they miss too, it is impossible for that design. "
         "`–`: not timed (see the README).",
         "",
     ]

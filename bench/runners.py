@@ -420,8 +420,8 @@ LEAST: Final = (
     ),
     Runner(
         "least+core",
-        "the least whole job built as issue 8 asks: `least.least_build` (no checks) then "
-        "`least.required_core`",
+        "the least whole job built as issue 8 and the spec ask: `least.checked_build` (what "
+        "the spec has a build refuse, checked) then `least.required_core`",
         _least_job(core=True),
         kind="least",
         whole_job=True,
