@@ -7,9 +7,11 @@ leaked one would pass with its remaining asserts skipped. Every async test is wr
 that such a `Cancelled` becomes an `AssertionError` instead.
 
 The driver counts, in `Core.fresh`, the steps it started (or retries it resumed) in the
-current round, and sets the count back to 0 between two rounds. A run's nursery waits for
-the tasks it started, which begin in a later round, so the count is 0 when a run ends,
-however it ends. Every run of every test is checked.
+current round, and lists in `Core.new_waits` the steps that began waiting out a retry's
+delay in it; it sets both back between two rounds. A run's nursery waits for the tasks it
+started, which begin in a later round, and for every retry's wait, which ends in a later
+round, so both are empty when a run ends, however it ends. Every run of every test is
+checked.
 """
 
 from __future__ import annotations
@@ -61,8 +63,8 @@ def _no_round_is_left_counting(monkeypatch: pytest.MonkeyPatch) -> Generator[Non
         try:
             return await execute(self, want_result=want_result)
         finally:
-            if self.core.fresh:
-                left.append(self.core.fresh)
+            if self.core.fresh or self.core.new_waits:
+                left.append(self.core.fresh + len(self.core.new_waits))
 
     monkeypatch.setattr(_driver.Run, "execute", counted)
     yield

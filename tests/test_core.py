@@ -19,7 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exegraph_trio import Graph, Step
+from exegraph_trio import Graph, Retry, Step
 from exegraph_trio._core import (
     CANCELLED,
     DONE,
@@ -31,6 +31,7 @@ from exegraph_trio._core import (
     Core,
     FitCore,
     PlainCore,
+    RetryCore,
     Skip,
 )
 
@@ -1086,3 +1087,33 @@ def test_a_step_started_in_this_round_does_not_hold_a_decision_back(
     assert core.decide_now()
     core.fresh -= 1  # had it started `c` a round before, `c` might end in this one:
     assert not core.decide_now()
+
+
+@pytest.mark.parametrize("core_class", [Core, RetryCore])
+def test_a_retry_that_began_waiting_in_this_round_does_not_hold_a_decision_back(
+    core_class: type[Core],
+) -> None:
+    # a -> c, b retried after a delay, x waiting; a bound of 2. `b` fails and waits out
+    # its delay in the round in which `a` ends. Its wait ends in a later round at the
+    # earliest (`new_waits`), so `a`'s end is decided at once, whether Trio ran `b`'s
+    # task or `a`'s first; had `b` begun waiting a round before, it might be ready again
+    # in this one, and the decision would wait for the round's end.
+    deps = [(), (), (0,), ()]  # a, b, c, x
+    dependents = [(2,), (), (), ()]
+    retries = [None, Retry(attempts=2, delay=1.0), None, None]
+    ranking = _reference_ranking([1, 0, 0, 0])
+
+    def ends_a(new_waits: list[int]) -> list[int] | None:
+        """The steps `a`'s end takes at once, or `None`: left to the round's end."""
+        core = core_class(deps, dependents, ranking, limit=2, fail_fast=True, retries=retries)
+        core.start()
+        assert core.take() == [0, 1]
+        assert core.retry(1, ValueError("b")) == 1.0
+        core.new_waits[:] = new_waits  # (as the driver lists it)
+        if isinstance(core, RetryCore):
+            return core.finish(0)
+        assert core.done(0) == []
+        return core.take() if core.decide_now() else None
+
+    assert ends_a([1]) == [2, 3]
+    assert ends_a([]) is None

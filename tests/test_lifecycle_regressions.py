@@ -277,3 +277,59 @@ def test_continue_on_error_a_skip_after_failures_of_one_instant_names_the_first_
         error = result["after"].error
         assert isinstance(error, exegraph.StepSkippedError)
         assert error.failed_dependency == "f1"
+
+
+def test_a_retry_that_waits_out_a_delay_holds_back_no_decision_of_its_own_round() -> None:
+    # Found by a review's fuzzer. `eager` fails at once and is retried at once; `late`
+    # fails in the round of `eager`'s second failure and waits a second before its retry.
+    # Once, a completion of that round waited for the round's end when `late`'s failure
+    # came first in Trio's order (a step waiting to retry might be ready again), and
+    # decided at once when it came second: `last` began a round later or not, and
+    # `eager`'s final failure found it in flight (cancelled) or not begun (skipped), in
+    # about half of the runs each. `late` cannot be ready again in the round it began
+    # waiting in (`Core.new_waits`): `last` is always in flight.
+    attempts: dict[str, int] = {}
+
+    def failing(name: str, *, first_only: bool, checkpoint: bool) -> exegraph.Action:
+        async def act() -> None:
+            attempts[name] = attempts.get(name, 0) + 1
+            if checkpoint:
+                await trio.lowlevel.checkpoint()
+            if attempts[name] == 1 or not first_only:
+                raise ValueError(name)
+
+        return act
+
+    async def slow() -> None:
+        await trio.sleep(1)
+        raise ValueError("slow")
+
+    graph = Graph(
+        [
+            Step("slow", slow),
+            Step(
+                "eager",
+                failing("eager", first_only=False, checkpoint=False),
+                retry=Retry(attempts=3, delay=0),
+            ),
+            Step(
+                "late",
+                failing("late", first_only=True, checkpoint=True),
+                retry=Retry(attempts=2, delay=1),
+            ),
+            Step(
+                "last",
+                failing("last", first_only=True, checkpoint=True),
+                retry=Retry(attempts=2, delay=0),
+            ),
+        ]
+    )
+    options = RunOptions(max_concurrency=3, error_policy=ErrorPolicy.FAIL_FAST)
+    for _ in range(40):
+        attempts.clear()
+        result = _run(graph, options)
+        assert result["eager"].status is StepStatus.FAILED
+        assert result["eager"].attempts == 3
+        assert result["last"].status is StepStatus.CANCELLED
+        assert result["last"].attempts == 1
+        assert result["late"].status is StepStatus.CANCELLED

@@ -166,6 +166,7 @@ class Core:
         "key",
         "let_go",
         "limit",
+        "new_waits",
         "queues",
         "random",
         "ranked",
@@ -259,17 +260,30 @@ class Core:
         instant and leaves it at 0.
         """
         self.retrying = 0
-        """Steps waiting out a retry's delay (`WAITING`)."""
+        self.new_waits: list[int] = []
+        """`retrying`: steps waiting out a retry's delay (`WAITING`). `new_waits`: those of
+        them that began waiting in this round of Trio's scheduler.
+
+        `new_waits` is kept by the driver, as `fresh` is: it adds each step whose retry
+        waits (a delay over 0; with none, the step is ready again at once), and empties it
+        between two rounds. Such a step waits in a sleep, which ends in a later round at
+        the earliest, so a completion of this round need not wait for it to be ready again
+        (`decide_now`); one that began waiting in an earlier round may be ready again in
+        this one (at this instant). Counted, a completion in the round of a retry's
+        failure waited for the end of the round if that failure came first in Trio's
+        order, and decided at once if it came second: what it took began a round later
+        or not, and a failure at that instant found it in flight or not begun. `plan()`
+        leaves it empty.
+        """
         self.unsettled = n
         """Steps not done, failed, cancelled or skipped yet."""
-        self.failing = False
-        """True once fail-fast stopped the `ALL_SUCCESS` steps (others may still start)."""
+        self.failing = self.stopped = False
+        """`failing`: true once fail-fast stopped the `ALL_SUCCESS` steps (others may still
+        start). `stopped`: true once the run starts no more steps (`stop()`)."""
         self.doomed: set[int] = set()
         """The steps in flight when the run began failing fast (they are being cancelled)."""
         self.doomed_left = 0
         """How many of `doomed` have not reported yet."""
-        self.stopped = False
-        """True once the run starts no more steps (`stop()`)."""
         self._use_pools(demands, shared, woken)
 
     # -- events ----------------------------------------------------------------------------
@@ -431,6 +445,8 @@ class Core:
         if self.state[i] != WAITING:  # cancelled while it waited
             return
         self.retrying -= 1
+        if self.new_waits and i in self.new_waits:
+            self.new_waits.remove(i)
         self._push(i, AGAIN)
 
     def failed(self, i: int) -> list[Skip]:
@@ -530,13 +546,15 @@ class Core:
         no running step has a dependent and none waits to retry (the ready steps are all
         there will be, so taking the best now and the next best after each later
         completion takes the same steps). A step started in this round of Trio's
-        scheduler (`fresh`) cannot end in it, so it does not count.
+        scheduler (`fresh`) cannot end in it, and one that began waiting to retry in it
+        (`new_waits`) cannot be ready again in it: they do not count.
         """
         if self.doomed_left:  # fail-fast is cancelling steps: decide once they reported
             return False
+        waits = self.retrying and self.retrying > len(self.new_waits)  # (may end now)
         if self.queues is not None:  # every completion frees pool slots: decide together
-            return not self.running and not self.retrying
-        if self.retrying:
+            return not self.running and not waits
+        if waits:
             return self.limit >= self.unsettled
         return not self.running or self.limit >= self.unsettled or self.releasing <= self.fresh
 
@@ -574,6 +592,8 @@ class Core:
             self.doomed_left -= 1
         if before == WAITING:
             self.retrying -= 1
+            if self.new_waits and i in self.new_waits:
+                self.new_waits.remove(i)
         elif before == RUNNING:
             self.running -= 1
             if self.dependents[i]:
@@ -1182,7 +1202,10 @@ class RetryCore(Core):
         # `decide_now()`, inlined (no pool in such a run)
         if self.doomed_left:  # fail-fast is cancelling steps: decide once they reported
             return None
-        if (self.retrying or self.releasing > self.fresh) and self.limit < self.unsettled:
+        retrying = self.retrying
+        if (
+            (retrying and retrying > len(self.new_waits)) or self.releasing > self.fresh
+        ) and self.limit < self.unsettled:
             return None
         if not ready or not take or self.stopped:
             return []

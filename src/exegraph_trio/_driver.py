@@ -267,8 +267,9 @@ class _Takes(trio.abc.Instrument):
         # the round after (`Run._failed`; under fail-fast, `_NextRound` does it).
         self.feed_next: list[Run] = []
         self.feed_later: list[Run] = []
-        # Runs whose cores count steps started in this round (`Core.fresh`): set back to
-        # 0 before the next round, before anything else here is decided.
+        # Runs whose cores count steps started in this round (`Core.fresh`) or retries
+        # that began waiting in it (`Core.new_waits`): set back before the next round,
+        # before anything else here is decided.
         self.fresh: list[Run] = []
         self.idle = 0
         self.removed = False
@@ -279,6 +280,7 @@ class _Takes(trio.abc.Instrument):
             self.fresh = []
             for run in fresh:
                 run.core.fresh = 0
+                run.core.new_waits.clear()
         due, feeds = self.due, self.feed_next
         if due or feeds or self.feed_later:
             self.due = []
@@ -893,7 +895,10 @@ class Run(_Facts):
             core.fresh += count
 
     def _fresh_until_the_round_ends(self) -> None:
-        """Have `Core.fresh` set back to 0 between this round and the next (`_Takes`)."""
+        """Have `Core.fresh` and `Core.new_waits` set back between this round and the next.
+
+        (`_Takes`; a run listed twice in a round is set back twice.)
+        """
         takes = self.takes
         if takes is None or takes.removed:
             takes = self.takes = self._boundaries()
@@ -1293,6 +1298,10 @@ class Run(_Facts):
         if self.observers.instruments:
             self.observers.step_retrying(step, attempt, error, delay)
         if again is None:
+            waits = self.core.new_waits  # (`Core.new_waits`: not ready again in this round)
+            if not waits:
+                self._fresh_until_the_round_ends()
+            waits.append(i)
             self._decide()  # its slot is free
         else:
             self._again(i, again)  # ready again, for the slot it freed
