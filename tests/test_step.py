@@ -7,6 +7,7 @@ import copy
 import functools
 import math
 import pickle
+import re
 import sys
 from collections.abc import AsyncIterator
 from types import FrameType
@@ -109,6 +110,19 @@ def test_an_empty_name_is_a_value_error_and_a_non_str_a_type_error() -> None:
         exegraph.Step("", noop)
     with pytest.raises(TypeError, match="must be a str"):
         exegraph.Step(None, noop)  # type: ignore[arg-type]
+
+
+def test_fields_after_the_action_given_by_position_are_refused_with_the_keywords_to_write() -> None:
+    # (Python's own message named `Step.__new__` and counted `cls`: "takes 3 positional
+    # arguments but 4 were given" for `Step("a", noop, ["b"])`.)
+    with pytest.raises(TypeError, match=re.escape("write Step('a', action, depends_on=['b'])")):
+        exegraph.Step("a", noop, ["b"])  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match=re.escape("depends_on=['b'], tags=['t'])")) as info:
+        exegraph.Step("a", noop, ["b"], ["t"])  # type: ignore[call-arg]
+    assert "2 more positional arguments for step 'a'" in str(info.value)
+    many = ["b", "t", 1, None, None, None, None, "extra"]
+    with pytest.raises(TypeError, match="7 other fields: depends_on, tags, timeout"):
+        exegraph.Step("a", noop, *many)
 
 
 def test_a_sync_function_is_refused_with_advice_on_blocking_code() -> None:

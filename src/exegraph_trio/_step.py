@@ -51,6 +51,24 @@ def is_async_callable(action: object) -> bool:
     return not inspect.isroutine(inner) and inspect.iscoroutinefunction(call)
 
 
+def _positional_error(name: object, more: tuple[object, ...]) -> TypeError:
+    """What `Step(name, action, *more)` is told: the fields after the action are keywords."""
+    fields = ("depends_on", "tags", "timeout", "inputs", "retry", "trigger_rule", "pools")
+    given = len(more)
+    said = (
+        f"Step takes its name and its action by position, and every other field by "
+        f"keyword; got {given} more positional argument{'s' if given > 1 else ''} for step "
+        f"{name!r}"
+    )
+    if given > len(fields):
+        return TypeError(f"{said}, and it has {len(fields)} other fields: {', '.join(fields)}")
+    guesses = ", ".join(f"{field}={value!r}" for field, value in zip(fields, more, strict=False))
+    return TypeError(
+        f"{said}: write Step({name!r}, action, {guesses}) if that is what "
+        f"{'they are' if given > 1 else 'it is'}"
+    )
+
+
 def _check_name(value: object) -> None:
     if not isinstance(value, str):
         raise TypeError(f"Step name must be a str, not {type(value).__name__}: {value!r}")
@@ -592,7 +610,9 @@ class Step:
             `TriggerRule`, a pool's slots that are not an `int`), `inputs` names
             keywords the action cannot take, or a step without `inputs` has an action
             that needs arguments (read from its code: a function, a `functools.partial`
-            of one, a bound method or an object with `async def __call__`).
+            of one, a bound method or an object with `async def __call__`), or a field
+            after the action is given by position (they are keywords: the message says
+            what to write).
         ValueError: an empty name, a negative or NaN timeout, a step depending on itself
             or taking its own value, an `inputs` key that is not an identifier, a pool
             named twice in a list, or fewer than 1 slot of a pool.
@@ -628,7 +648,7 @@ class Step:
         cls,
         name: str,
         action: Action,
-        *,
+        *more: object,  # (only to say what to write instead: the fields are keywords)
         depends_on: Iterable[str] = (),
         tags: Iterable[str] = (),
         timeout: float | None = None,
@@ -637,6 +657,8 @@ class Step:
         trigger_rule: TriggerRule = TriggerRule.ALL_SUCCESS,
         pools: Iterable[str] | Mapping[str, int] | None = None,
     ) -> Step:
+        if more:
+            raise _positional_error(name, more)
         if type(name) is not str or not name:
             _check_name(name)
         if (
