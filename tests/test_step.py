@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
+import inspect
 import math
 import pickle
 import re
@@ -123,6 +124,10 @@ def test_fields_after_the_action_given_by_position_are_refused_with_the_keywords
     many = ["b", "t", 1, None, None, None, None, "extra"]
     with pytest.raises(TypeError, match="7 other fields: depends_on, tags, timeout"):
         exegraph.Step("a", noop, *many)
+    # (what `inspect`, `help` and editors show has no `*more`: it only catches the mistake)
+    parameters = inspect.signature(exegraph.Step).parameters
+    assert list(parameters)[:3] == ["name", "action", "depends_on"]
+    assert all(p.kind is not p.VAR_POSITIONAL for p in parameters.values())
 
 
 def test_a_sync_function_is_refused_with_advice_on_blocking_code() -> None:

@@ -909,3 +909,17 @@ def _remade_as(cls: type[Step], state: dict[str, Any]) -> Step:
 
 _FIELDS: Final = tuple(field.name for field in attrs.fields(Step))
 """`Step`'s fields, in the order `__new__` takes them (`_kind` and `_lifecycle` last)."""
+
+
+def _call_signature() -> inspect.Signature:
+    """`Step(...)` as callers write it: `__new__`'s parameters without `cls` and `*more`.
+
+    (`*more` is there only to tell a caller who gave the fields by position what to write;
+    `inspect.signature(Step)`, `help(Step)` and editors read this one.)
+    """
+    signature = inspect.signature(Step.__new__)
+    kept = [p for p in signature.parameters.values() if p.kind is not p.VAR_POSITIONAL]
+    return signature.replace(parameters=kept[1:], return_annotation=inspect.Signature.empty)
+
+
+Step.__signature__ = _call_signature()  # type: ignore[attr-defined]
