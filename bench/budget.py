@@ -396,11 +396,19 @@ def _check_refusals() -> int:
             continue
         raise AssertionError(f"the checked build took what the spec refuses ({error.__name__})")
     # (and takes what it does not refuse: any iterable of names, steps in any order)
-    deps, _ = checked_graph(
+    deps, _, _ = checked_graph(
         [Checked("b", noop, depends_on=iter(["a"]), tags=["t"]), Checked("a", noop)]
     )
     assert deps == ((1,), ()), f"the checked build misread a graph: {deps}"
-    return len(cases) + 1
+    # (and counts the priorities of steps given dependents first as exegraph does)
+    shape = shapes.Shape("chain", ((1,), (2,), ()))
+    counted = checked_build(shape)[2]
+    graph = exegraph.Graph(
+        exegraph.Step(name, noop, depends_on=ds)
+        for name, ds in zip(shape.names, shape.dep_names, strict=True)
+    )
+    assert counted == [graph.priority(name) for name in shape.names], counted
+    return len(cases) + 2
 
 
 def _check_rounds(seeds: int = 10, repeats: int = 5) -> int:

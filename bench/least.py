@@ -179,14 +179,14 @@ def _stored(names: Iterable[str], field: str) -> tuple[str, ...]:
 @collector_paused  # (as `Graph(...)`)
 def checked_graph(
     steps: Iterable[Checked],
-) -> tuple[tuple[tuple[int, ...], ...], tuple[tuple[int, ...], ...]]:
+) -> tuple[tuple[tuple[int, ...], ...], tuple[tuple[int, ...], ...], Sequence[int]]:
     """What the spec has `Graph(...)` refuse, each checked the cheapest way, and its passes.
 
     Any iterable of steps, each a `Checked` (`TypeError`), no name twice
     (`DuplicateStepError`), no dependency on a missing name (`MissingDependencyError`), no
     cycle (`CycleError`: Kahn's algorithm, only when a step depends on one given after it,
     as `Graph(...)` does, told while the dependents are made). Returns the dependencies and the
-    dependents as positions (`least`'s passes).
+    dependents as positions (`least`'s passes), and a topological order.
     """
     given = tuple(steps)
     n = len(given)
@@ -209,11 +209,12 @@ def checked_graph(
             if d >= i:
                 later = True
     dependents = tuple(map(tuple, lists))
+    order: Sequence[int] = range(n)  # (steps given dependencies first: in order already)
     if later:
         order = _topological_order(deps, dependents)
         if len(order) < n:
             raise exegraph.CycleError([given[i].name for i in _find_cycle(deps, order)])
-    return deps, dependents
+    return deps, dependents, order
 
 
 def checked_build(
@@ -239,10 +240,10 @@ def checked_build(
             strict=False,
         )
     ]
-    deps, dependents = checked_graph(steps)
+    deps, dependents, order = checked_graph(steps)
     if not priorities:
         return deps, dependents, None
-    return deps, dependents, _count_dependents(deps, dependents, range(len(deps)))
+    return deps, dependents, _count_dependents(deps, dependents, order)
 
 
 def least_build(
