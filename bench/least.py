@@ -157,6 +157,8 @@ class Checked(Unchecked):
             tags = _stored(tags, "tags")
         if inputs is not None or retry is not None or trigger_rule is not None or pools is not None:
             raise NotImplementedError("the least checked step takes none of part 2's fields")
+        # `Unchecked.__init__`'s stores, written out: calling it would add a call a step to
+        # a bound that must cost no more than it has to.
         self.name = name
         self.action = action
         self.depends_on = depends_on
