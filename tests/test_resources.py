@@ -1532,3 +1532,59 @@ def _fail_on_stray_cancelled(
 for _name, _test in list(globals().items()):
     if _name.startswith("test_") and inspect.iscoroutinefunction(_test):
         globals()[_name] = _fail_on_stray_cancelled(_test)
+
+
+_WITHDRAWN_HOLDER = """
+import contextlib, trio, trio.testing
+from trio._core import _run as trio_run_mod
+import exegraph_trio as exegraph
+from exegraph_trio import ErrorPolicy, Graph, RunOptions, Step
+
+@contextlib.asynccontextmanager
+async def resource():
+    yield "r"
+
+async def ok(): pass
+async def fails(): raise ValueError("x")
+async def interrupts():
+    await trio.lowlevel.checkpoint()
+    raise KeyboardInterrupt
+async def fails_later():
+    await trio.sleep(1)
+    raise ValueError("later")
+
+graph = Graph([
+    Step("r", resource), Step("a", ok), Step("c", fails, depends_on=["r"]),
+    Step("k", interrupts), Step("f", fails, depends_on=["a"]),
+    Step("g", fails, depends_on=["f"]), Step("h", fails_later, depends_on=["k"]),
+])
+options = RunOptions(max_concurrency=4, error_policy=ErrorPolicy.CONTINUE_ON_ERROR)
+for seed in range(20):
+    trio_run_mod._r.seed(seed)
+    try:
+        trio.run(exegraph.run, graph, options, clock=trio.testing.MockClock(autojump_threshold=0))
+    except KeyboardInterrupt:
+        pass
+    else:
+        raise AssertionError("the step's KeyboardInterrupt was not raised")
+print("every run ended")
+"""
+
+
+def test_a_step_withdrawn_as_an_interrupt_stops_the_run_lets_its_resource_be_torn_down() -> None:
+    # Found by a review's fuzzer. `c`, which needs the resource `r`, is taken between two
+    # rounds; `k`'s KeyboardInterrupt stops the run before the dispatcher starts it, and
+    # it is withdrawn: `r` is then due for teardown. It was never told so, and waited,
+    # shielded, for ever, and the run with it (Ctrl-C could not end it), in about half
+    # of Trio's orders. A subprocess, so that a hang fails the test instead of the suite.
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, "-c", _WITHDRAWN_HOLDER],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "every run ended" in done.stdout

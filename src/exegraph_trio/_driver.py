@@ -876,6 +876,8 @@ class Run(_Facts):
                 continue  # (its waiting task ended: it reports the step)
             elif stopped:
                 self._skipped(core.withdraw(i))
+                if self.resources:  # (a resource it held may be due: else it waits for ever)
+                    self._tear_down_due()
             else:
                 start.append(i)
         if start:
