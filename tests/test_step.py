@@ -118,16 +118,42 @@ def test_fields_after_the_action_given_by_position_are_refused_with_the_keywords
     # arguments but 4 were given" for `Step("a", noop, ["b"])`.)
     with pytest.raises(TypeError, match=re.escape("write Step('a', action, depends_on=['b'])")):
         exegraph.Step("a", noop, ["b"])  # type: ignore[call-arg]
-    with pytest.raises(TypeError, match=re.escape("depends_on=['b'], tags=['t'])")) as info:
+    with pytest.raises(TypeError, match=re.escape("depends_on=['b']) if those")) as info:
         exegraph.Step("a", noop, ["b"], ["t"])  # type: ignore[call-arg]
-    assert "2 more positional arguments for step 'a'" in str(info.value)
+    assert "every other field by keyword (depends_on=, tags=, timeout=" in str(info.value)
+    assert "step 'a' was given ['b'] by position after its action" in str(info.value)
+    # (a bare str would be refused: the advice is a list)
+    with pytest.raises(TypeError, match=re.escape("write Step('a', action, depends_on=['b'])")):
+        exegraph.Step("a", noop, "b")  # type: ignore[call-arg]
     many = ["b", "t", 1, None, None, None, None, "extra"]
-    with pytest.raises(TypeError, match="7 other fields: depends_on, tags, timeout"):
+    with pytest.raises(TypeError, match="every other field by keyword"):
         exegraph.Step("a", noop, *many)
-    # (what `inspect`, `help` and editors show has no `*more`: it only catches the mistake)
+    # None of the fields is bound by position, whatever is given there:
+    given: Any
+    for given in (None, (), 0, noop):
+        with pytest.raises(TypeError, match="by position after its action"):
+            exegraph.Step("a", noop, given)  # type: ignore[call-arg]
+    # (what `inspect`, `help` and editors show: the fields after the action are keywords)
     parameters = inspect.signature(exegraph.Step).parameters
-    assert list(parameters)[:3] == ["name", "action", "depends_on"]
-    assert all(p.kind is not p.VAR_POSITIONAL for p in parameters.values())
+    assert list(parameters) == [
+        "name",
+        "action",
+        "depends_on",
+        "tags",
+        "timeout",
+        "inputs",
+        "retry",
+        "trigger_rule",
+        "pools",
+    ]
+    assert [p.kind for p in parameters.values()][1:3] == [
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        inspect.Parameter.KEYWORD_ONLY,
+    ]
+    assert all(p.kind is p.KEYWORD_ONLY for p in list(parameters.values())[2:])
+    # Every field can still be given by keyword, the name and the action too.
+    step = exegraph.Step(name="a", action=noop, depends_on=["b"], tags=["t"], timeout=1)
+    assert (step.depends_on, step.tags, step.timeout) == (("b",), ("t",), 1.0)
 
 
 def test_a_sync_function_is_refused_with_advice_on_blocking_code() -> None:

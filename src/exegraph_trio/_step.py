@@ -27,6 +27,8 @@ an async context manager (a resource step)."""
 
 _CO_COROUTINE: Final = inspect.CO_COROUTINE
 _new: Final = object.__new__
+_NOT_GIVEN: Final = object()
+"""`Step.__new__`'s `_by_position` when nothing is given by position after the action."""
 
 COROUTINE: Final = 0
 """`Step._kind` of an ordinary step: its action returns an awaitable."""
@@ -51,21 +53,15 @@ def is_async_callable(action: object) -> bool:
     return not inspect.isroutine(inner) and inspect.iscoroutinefunction(call)
 
 
-def _positional_error(name: object, more: tuple[object, ...]) -> TypeError:
-    """What `Step(name, action, *more)` is told: the fields after the action are keywords."""
-    fields = ("depends_on", "tags", "timeout", "inputs", "retry", "trigger_rule", "pools")
-    given = len(more)
-    said = (
-        f"Step takes its name and its action by position, and every other field by "
-        f"keyword; got {given} more positional argument{'s' if given > 1 else ''} for step "
-        f"{name!r}"
-    )
-    if given > len(fields):
-        return TypeError(f"{said}, and it has {len(fields)} other fields: {', '.join(fields)}")
-    guesses = ", ".join(f"{field}={value!r}" for field, value in zip(fields, more, strict=False))
+def _positional_error(name: object, value: object) -> TypeError:
+    """What `Step(name, action, value, ...)` is told: the fields after the action are keywords."""
+    fields = "depends_on=, tags=, timeout=, inputs=, retry=, trigger_rule=, pools="
+    names = [value] if isinstance(value, str) else value  # (a bare `str` is refused)
     return TypeError(
-        f"{said}: write Step({name!r}, action, {guesses}) if that is what "
-        f"{'they are' if given > 1 else 'it is'}"
+        f"Step takes its name and its action by position, and every other field by keyword "
+        f"({fields}); step {name!r} was given {value!r} by position after its action: write "
+        f"Step({name!r}, action, depends_on={names!r}) if those are its dependencies, and "
+        "give any field after them by keyword too"
     )
 
 
@@ -644,11 +640,19 @@ class Step:
     # tenth. It is `__new__` rather than `__init__`, so that the instance is made writable
     # to begin with: turning a `Step` into a `_Writable` took an `object.__setattr__` call,
     # an eighth of a common step's construction.
-    def __new__(
+    #
+    # The fields after the action are keywords (the spec), yet not keyword-only here: a
+    # call leaves most of them out, and CPython fills each keyword-only parameter left out
+    # with a dict lookup of `__kwdefaults__` (80 instructions each: six of them were 7 % of
+    # a common step), a positional one from `__defaults__` by place. `_by_position` takes
+    # any argument given by position after the action, so that none binds a field; it is
+    # refused with what to write instead. (`__signature__` and type checkers, which read
+    # `__init__` below, show the fields as keyword-only.)
+    def __new__(  # noqa: PLR0917 - keywords to callers (see above)
         cls,
         name: str,
         action: Action,
-        *more: object,  # (only to say what to write instead: the fields are keywords)
+        _by_position: object = _NOT_GIVEN,
         depends_on: Iterable[str] = (),
         tags: Iterable[str] = (),
         timeout: float | None = None,
@@ -657,8 +661,8 @@ class Step:
         trigger_rule: TriggerRule = TriggerRule.ALL_SUCCESS,
         pools: Iterable[str] | Mapping[str, int] | None = None,
     ) -> Step:
-        if more:
-            raise _positional_error(name, more)
+        if _by_position is not _NOT_GIVEN:
+            raise _positional_error(name, _by_position)
         if type(name) is not str or not name:
             _check_name(name)
         if (
@@ -710,7 +714,7 @@ class Step:
         finally:
             if self is not None:
                 self.__class__ = Step
-        if takes:
+        if takes is not _NO_INPUTS:  # (a mapping's truth costs a tenth of the fast path)
             self._take_inputs()
         return self  # type: ignore[no-any-return]
 
@@ -912,14 +916,16 @@ _FIELDS: Final = tuple(field.name for field in attrs.fields(Step))
 
 
 def _call_signature() -> inspect.Signature:
-    """`Step(...)` as callers write it: `__new__`'s parameters without `cls` and `*more`.
+    """`Step(...)` as callers write it: `__new__`'s parameters without `cls` and `_by_position`.
 
-    (`*more` is there only to tell a caller who gave the fields by position what to write;
-    `inspect.signature(Step)`, `help(Step)` and editors read this one.)
+    (`_by_position` is there only to tell a caller who gave the fields by position what to
+    write, and the fields are keywords: `inspect.signature(Step)`, `help(Step)` and
+    editors read this one.)
     """
-    signature = inspect.signature(Step.__new__)
-    kept = [p for p in signature.parameters.values() if p.kind is not p.VAR_POSITIONAL]
-    return signature.replace(parameters=kept[1:], return_annotation=inspect.Signature.empty)
+    parameters = list(inspect.signature(Step.__new__).parameters.values())
+    name, action, _by_position, *fields = parameters[1:]
+    keywords = [field.replace(kind=field.KEYWORD_ONLY) for field in fields]
+    return inspect.Signature([name, action, *keywords])
 
 
 Step.__signature__ = _call_signature()  # type: ignore[attr-defined]
