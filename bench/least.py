@@ -42,6 +42,9 @@ from exegraph_trio._collector import collector_paused
 from exegraph_trio._graph import _count_dependents, _find_cycle, _topological_order
 
 _name_of: Final = attrgetter("name")
+_FUNCTION: Final = types.FunctionType
+_coroutine_code: types.CodeType | None = None
+"""The code of the last plain function `Checked` found to be a coroutine function's."""
 _needs: Final = attrgetter("depends_on")
 
 
@@ -119,7 +122,8 @@ class Checked(Unchecked):
     """`Unchecked`, with what the spec has `Step(...)` refuse, each checked the cheapest way.
 
     Part 1 of the spec: a name that is not a non-empty `str`, an action that is not async
-    (a plain function's code flags read directly, anything else through `inspect`), a bare
+    (a plain function's code flags read directly, unless its code is the last code found to
+    be a coroutine function's, as `Step` does; anything else through `inspect`), a bare
     `str` for `depends_on` or `tags` (any other iterable is stored as a tuple), a step
     depending on itself. Part 2's fields are checked only for being absent (the suite never
     gives them; a build taking them would check more). No more than that: repeats are kept,
@@ -142,12 +146,14 @@ class Checked(Unchecked):
         trigger_rule: object = None,
         pools: object = None,
     ) -> None:
+        global _coroutine_code  # noqa: PLW0603 - a one-entry cache, as `Step` keeps one
         if type(name) is not str or not name:
             raise TypeError(f"a step's name must be a non-empty str, not {name!r}")
-        if (
-            type(action) is not types.FunctionType
-            or not action.__code__.co_flags & inspect.CO_COROUTINE
-        ) and not inspect.iscoroutinefunction(action):
+        if type(action) is _FUNCTION and (code := action.__code__) is _coroutine_code:
+            pass  # (this code was checked before: a coroutine function's)
+        elif type(action) is _FUNCTION and code.co_flags & inspect.CO_COROUTINE:
+            _coroutine_code = code
+        elif not inspect.iscoroutinefunction(action):
             raise TypeError(f"the action of step {name!r} is not async: {action!r}")
         if type(depends_on) is not tuple:
             depends_on = _stored(depends_on, "depends_on")

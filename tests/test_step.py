@@ -18,6 +18,7 @@ import attrs
 import pytest
 
 import exegraph_trio as exegraph
+from exegraph_trio import _step
 
 
 async def noop() -> None:
@@ -168,6 +169,43 @@ def test_a_sync_function_is_refused_with_advice_on_blocking_code() -> None:
 def test_a_lambda_returning_a_coroutine_is_refused_with_advice_on_partial() -> None:
     with pytest.raises(TypeError, match=r"functools\.partial"):
         exegraph.Step("a", lambda: greet("x"))
+
+
+def test_the_code_of_the_last_action_checked_is_checked_again_in_another_function() -> None:
+    # `Step` keeps the code of the last coroutine function it found to take no parameter,
+    # to skip reading it again for the next step: only that code object is let through.
+    def closure(i: int) -> Any:
+        async def action() -> int:
+            return i
+
+        return action
+
+    first, second = closure(1), closure(2)
+    assert first.__code__ is second.__code__
+    assert exegraph.Step("a", first).action is first
+    assert exegraph.Step("b", second).action is second  # (the same code: let through)
+    assert _step._bare_code is first.__code__
+
+    def blocking() -> None:
+        pass
+
+    with pytest.raises(TypeError, match=r"plain \(sync\) callable"):
+        exegraph.Step("c", blocking)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"needs 'who'"):
+        exegraph.Step("d", greet)
+
+    # A function whose code is swapped for another's is read anew, whatever it was.
+    async def swapped() -> None:
+        pass
+
+    exegraph.Step("e", swapped)
+    swapped.__code__ = greet.__code__
+    with pytest.raises(TypeError, match=r"needs 'who'"):
+        exegraph.Step("f", swapped)
+    swapped.__code__ = blocking.__code__
+    with pytest.raises(TypeError, match=r"plain \(sync\) callable"):
+        exegraph.Step("g", swapped)
+    assert exegraph.Step("h", first, inputs=None).action is first
 
 
 async def _deploy(image: str, *, region: str) -> str:
