@@ -127,8 +127,13 @@ def test_fields_after_the_action_given_by_position_are_refused_with_the_keywords
     with pytest.raises(TypeError, match=re.escape("write Step('a', action, depends_on=['b'])")):
         exegraph.Step("a", noop, "b")  # type: ignore[call-arg]
     many = ["b", "t", 1, None, None, None, None, "extra"]
-    with pytest.raises(TypeError, match="every other field by keyword"):
-        exegraph.Step("a", noop, *many)
+    for count in (1, 2, 7, 8, 9, 20):  # (past the fields too: not Python's message)
+        with pytest.raises(TypeError, match="step 'a' was given 'b' by position after its"):
+            exegraph.Step("a", noop, *many[:count], *["x"] * (count - len(many)))
+    # A second argument by position binds `depends_on`: given by keyword too, it is
+    # refused by Python ("got multiple values for argument 'depends_on'").
+    with pytest.raises(TypeError, match="depends_on"):
+        exegraph.Step("a", noop, ["b"], ["t"], depends_on=["c"])  # type: ignore[call-arg, misc]
     # None of the fields is bound by position, whatever is given there:
     given: Any
     for given in (None, (), 0, noop):

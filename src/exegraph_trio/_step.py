@@ -649,9 +649,13 @@ class Step:
     # call leaves most of them out, and CPython fills each keyword-only parameter left out
     # with a dict lookup of `__kwdefaults__` (80 instructions each: six of them were 7 % of
     # a common step), a positional one from `__defaults__` by place. `_by_position` takes
-    # any argument given by position after the action, so that none binds a field; it is
-    # refused with what to write instead. (`__signature__` and type checkers, which read
-    # `__init__` below, show the fields as keyword-only.)
+    # the first argument given by position after the action, and the call is refused with
+    # what to write instead (`*more` takes what the fields cannot, so that Python's own
+    # message, naming `__new__` and counting `cls`, is not what a caller sees). A second
+    # argument by position binds `depends_on`: given by keyword too, Python says it got
+    # two values for it. A parameter per field instead would cost 20 instructions each a
+    # step. (`__signature__` and type checkers, which read `__init__` below, show the
+    # fields as keyword-only.)
     #
     # Large graphs are made in loops, their steps running a few functions (one function,
     # or closures of one `async def`, share a code object): the code of the last plain
@@ -671,6 +675,7 @@ class Step:
         retry: Retry | None = None,
         trigger_rule: TriggerRule = TriggerRule.ALL_SUCCESS,
         pools: Iterable[str] | Mapping[str, int] | None = None,
+        *more: object,  # (past the fields: only to say what to write instead)
     ) -> Step:
         global _bare_code  # noqa: PLW0603 - a one-entry cache (see above)
         if _by_position is not _NOT_GIVEN:
@@ -930,14 +935,14 @@ _FIELDS: Final = tuple(field.name for field in attrs.fields(Step))
 
 
 def _call_signature() -> inspect.Signature:
-    """`Step(...)` as callers write it: `__new__`'s parameters without `cls` and `_by_position`.
+    """`Step(...)` as callers write it: `__new__`'s parameters but `cls`, `_by_position`, `*more`.
 
-    (`_by_position` is there only to tell a caller who gave the fields by position what to
-    write, and the fields are keywords: `inspect.signature(Step)`, `help(Step)` and
-    editors read this one.)
+    (Those are there only to tell a caller who gave the fields by position what to write,
+    and the fields are keywords: `inspect.signature(Step)`, `help(Step)` and editors read
+    this one.)
     """
     parameters = list(inspect.signature(Step.__new__).parameters.values())
-    name, action, _by_position, *fields = parameters[1:]
+    name, action, _by_position, *fields, _more = parameters[1:]
     keywords = [field.replace(kind=field.KEYWORD_ONLY) for field in fields]
     return inspect.Signature([name, action, *keywords])
 
