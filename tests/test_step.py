@@ -101,6 +101,45 @@ def test_a_tuple_of_a_few_names_holding_a_non_name_is_refused(given: tuple[Any, 
         exegraph.Step("z", noop, depends_on=given)
 
 
+class _Unhashable:
+    def __hash__(self) -> int:
+        raise ValueError("no hash")
+
+
+class _Name(str):
+    __slots__ = ()
+
+
+@pytest.mark.parametrize(
+    "odd",
+    ["", 1, None, b"x", ["a"], _Unhashable()],
+    ids=["empty", "int", "None", "bytes", "unhashable", "hash-raises"],
+)
+@pytest.mark.parametrize("where", [0, 3, 99])
+def test_four_names_or_more_holding_a_non_name_are_refused(odd: object, where: int) -> None:
+    # (four names or more are checked in C, `set` and `str.join`; any failure there falls
+    # back to the plain check, which names what is wrong)
+    names: list[Any] = [f"n{i}" for i in range(100)]
+    names[where] = odd
+    with pytest.raises(TypeError, match="non-empty str names only"):
+        exegraph.Step("z", noop, depends_on=tuple(names))
+    with pytest.raises(TypeError, match="non-empty str names only"):
+        exegraph.Step("z", noop, tags=tuple(names))
+
+
+def test_four_names_or_more_keep_their_first_of_each_and_str_subclasses() -> None:
+    names = tuple(f"n{i}" for i in range(50))
+    assert exegraph.Step("z", noop, depends_on=names).depends_on is names  # (no copy)
+    repeated = (*names, "n7", *names[:3])
+    assert exegraph.Step("z", noop, depends_on=repeated).depends_on == names
+    subclassed = (_Name("a"), "b", _Name("c"), "d")
+    stored = exegraph.Step("z", noop, depends_on=subclassed).depends_on
+    assert stored == ("a", "b", "c", "d")
+    assert [type(name) for name in stored] == [_Name, str, _Name, str]
+    with pytest.raises(ValueError, match="depends on itself"):
+        exegraph.Step("n9", noop, depends_on=names)
+
+
 @pytest.mark.parametrize("name", ["", None, 3])
 def test_a_name_must_be_a_non_empty_str(name: Any) -> None:
     with pytest.raises((TypeError, ValueError), match="name"):
