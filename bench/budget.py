@@ -31,8 +31,11 @@ beside what exegraph costs:
   and `run_timeout` (`exegraph.run` with `step_timeout`);
 - whole jobs, build and run (`--part job`, `--actions noop|yield`): `peer` (the
   graphlib-trio peer, `peers.graphlib_trio`), `least` (`unchecked`, the priorities counted
-  by exegraph's own function, then `required`: a lower bound on any job keeping part 1)
-  and `job` (exegraph's `Step`s, `Graph(...)` and `run`);
+  by exegraph's own function, then `required`: a lower bound on any job keeping part 1),
+  `core` (`least_job(core=True)`, run.py's `least+core`: the `checked` build, then
+  `required` split into a sans-IO core and a driver as issue 8 asks: a lower bound on any
+  job keeping part 1, the spec's checks of a build and issue 8's design) and `job`
+  (exegraph's `Step`s, `Graph(...)` and `run`);
 - build (`--part build`), instructions per step of making the graph from its names:
   - `graphlib`: the peer's build (`peers.graphlib_build`: its actions and a prepared
     `TopologicalSorter`);
@@ -91,7 +94,7 @@ import exegraph_trio as exegraph
 
 RUN_VARIANTS: Final = ("none", "floor", "minimal", "required", "run")
 TIMEOUT_VARIANTS: Final = ("none", "floor_scope", "required_timeout", "run_timeout")
-JOB_VARIANTS: Final = ("none", "peer", "least", "job")
+JOB_VARIANTS: Final = ("none", "peer", "least", "core", "job")
 STEP_TIMEOUT: Final = 3600.0
 """The deadline of every step in the timeout part (as `runners.STEP_TIMEOUT`: never reached)."""
 BUILD_VARIANTS: Final = (
@@ -230,6 +233,7 @@ def job_child(  # noqa: PLR0917 - a cell's coordinates
     _ = small.dep_names
     trio.run(peers.graphlib_trio, small.deps, [action] * WARM_UP, bound)
     trio.run(least_job, small, bound, [action] * WARM_UP)
+    trio.run(functools.partial(least_job, core=True), small, bound, [action] * WARM_UP)
     trio.run(exegraph_job, small, bound, action)
     gc.collect()
     for _ in range(runs):
@@ -237,6 +241,8 @@ def job_child(  # noqa: PLR0917 - a cell's coordinates
             trio.run(peers.graphlib_trio, shape.deps, [action] * size, bound)
         elif variant == "least":
             trio.run(least_job, shape, bound, [action] * size)
+        elif variant == "core":
+            trio.run(functools.partial(least_job, core=True), shape, bound, [action] * size)
         elif variant == "job":
             trio.run(exegraph_job, shape, bound, action)
 
@@ -527,8 +533,8 @@ _TABLES: Final = {
     ),
     "job": (
         "job (build + run): {size} steps, {actions} actions, bound {bound}",
-        {"peer": "graphlib-trio", "least": "least", "job": "job"},
-        (("peer", "least"), ("peer", "job")),
+        {"peer": "graphlib-trio", "least": "least", "core": "least+core", "job": "job"},
+        (("peer", "least"), ("peer", "core"), ("peer", "job")),
     ),
 }
 """Each counted part's table: its title, its variants' column labels, the ratios shown."""
