@@ -110,12 +110,12 @@ def _positions(steps: list[Unchecked]) -> list[tuple[int, ...]]:
 
 
 @collector_paused
-def _dependents(deps: Sequence[tuple[int, ...]]) -> tuple[tuple[int, ...], ...]:
+def _dependents(deps: Sequence[tuple[int, ...]]) -> tuple[list[int], ...]:
     dependents: list[list[int]] = [[] for _ in deps]
     for i in compress(range(len(deps)), deps):  # (the steps without a dependency skipped)
         for d in deps[i]:
             dependents[d].append(i)
-    return tuple(map(tuple, dependents))
+    return tuple(dependents)  # (the lists kept, as `Graph(...)` keeps them)
 
 
 class Checked(Unchecked):
@@ -187,7 +187,7 @@ def _stored(names: Iterable[str], field: str) -> tuple[str, ...]:
 @collector_paused  # (as `Graph(...)`)
 def checked_graph(
     steps: Iterable[Checked],
-) -> tuple[tuple[tuple[int, ...], ...], tuple[tuple[int, ...], ...], Sequence[int]]:
+) -> tuple[tuple[tuple[int, ...], ...], tuple[list[int], ...], Sequence[int]]:
     """What the spec has `Graph(...)` refuse, each checked the cheapest way, and its passes.
 
     Any iterable of steps, each a `Checked` (`TypeError`), no name twice
@@ -216,7 +216,7 @@ def checked_graph(
             lists[d].append(i)
             if d >= i:
                 later = True
-    dependents = tuple(map(tuple, lists))
+    dependents = tuple(lists)  # (the lists kept, as `Graph(...)` keeps them)
     order: Sequence[int] = range(n)  # (steps given dependencies first: in order already)
     if later:
         order = _topological_order(deps, dependents)
@@ -231,7 +231,7 @@ def checked_build(
     *,
     actions: Sequence[Callable[[], Awaitable[object]]] | None = None,
     priorities: bool = True,
-) -> tuple[tuple[tuple[int, ...], ...], tuple[tuple[int, ...], ...], list[int] | None]:
+) -> tuple[tuple[tuple[int, ...], ...], tuple[list[int], ...], list[int] | None]:
     """The `checked` build: `least_build` with what the spec has a build refuse.
 
     `Checked` steps, `checked_graph`'s checks and passes, and every priority (as in
@@ -260,7 +260,7 @@ def least_build(
     *,
     actions: Sequence[Callable[[], Awaitable[object]]] | None = None,
     priorities: bool = True,
-) -> tuple[list[tuple[int, ...]], tuple[tuple[int, ...], ...], list[int] | None]:
+) -> tuple[list[tuple[int, ...]], tuple[list[int], ...], list[int] | None]:
     """The `least` build: `unchecked_build`, each step's dependents and every priority.
 
     Every step runs `action`, or step `i` runs `actions[i]` when `actions` is given. The

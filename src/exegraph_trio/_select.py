@@ -421,7 +421,7 @@ def _assemble(graph: Graph, keep: bytearray, *, cut: bool) -> Graph:
     index = dict(zip(compress(graph._index, keep), range(len(new_steps)), strict=True))
     new_deps = tuple([tuple(map(at, d)) if d else () for d in kept_deps])
     new_dependents = tuple(
-        [tuple(map(at, filter(kept, d))) if d else () for d in compress(dependents, keep)]
+        [list(map(at, filter(kept, d))) if d else [] for d in compress(dependents, keep)]
     )
     # Kept steps in the parent's topological order are in a topological order of the part.
     # Kahn's order, as ever: critical-path ties go by it (`Graph._places`).
