@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import random
+import sys
 from typing import Any
 
 import attrs
@@ -321,6 +322,41 @@ def test_priority_of_a_graph_whose_unions_would_fill_the_memory_is_counted_in_wi
     assert len(windows) > 3
     assert all(width < 6_000 for _, width in windows)
     assert sorted({lo for lo, _ in windows}) == [lo for lo, _ in windows]  # (one walk each)
+
+
+def test_priority_of_steps_added_dependents_first_is_counted_in_windows_too() -> None:
+    # The same kind of graph added in reverse: the walk's order is Kahn's, not the
+    # positions; the unions it weighs are those of the steps it has not walked yet, and
+    # the windows give the counts of one walk.
+    rng = random.Random(5)
+    steps = [
+        s(
+            f"n{i}",
+            *(f"n{j}" for j in ({i - 1, *(rng.randrange(i) for _ in range(3))} if i else ())),
+        )
+        for i in range(3_000)
+    ]
+    expected = [Graph(steps).priority(f"n{i}") for i in range(3_000)]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(exegraph_graph, "_ALIVE_BITS", 20_000)
+        patch.setattr(exegraph_graph, "_LEAST_WINDOW", 64)
+        patch.setattr(exegraph_graph, "_LOOK_EVERY", 1)
+        walks = _walks(patch)
+        weighed: list[tuple[int, int]] = []
+        real = exegraph_graph._bits_alive
+
+        def weigh(given: list[Any]) -> tuple[int, int]:
+            # (what the walk gave, against every union its list holds at that moment)
+            held = [union for union in sys._getframe(1).f_locals["unions"] if union]
+            weighed.append((real(given)[1], real(held)[1]))
+            return real(given)
+
+        patch.setattr(exegraph_graph, "_bits_alive", weigh)
+        graph = Graph(steps[::-1])
+        assert [graph.priority(f"n{i}") for i in range(3_000)] == expected
+    assert len(walks) > 1  # (windowed, as the same steps added in order are)
+    assert weighed
+    assert all(seen == alive for seen, alive in weighed)
 
 
 def _walks(patch: pytest.MonkeyPatch) -> list[tuple[int, int]]:

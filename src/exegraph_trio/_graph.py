@@ -710,21 +710,26 @@ def _count_by_bitsets(
     """
     n = len(deps)
     hanging = [0] * n
+    natural = isinstance(order, range)  # (place i is step i)
     order = list(order)  # (CPython specialises indexing a list, not a `range`: −400 a step)
-    alive = _bitset_walk(deps, order, counts, hanging, hanging, n - 1, 0, 0, n + 1)
+    alive = _bitset_walk(deps, order, counts, hanging, hanging, n - 1, 0, 0, n + 1, natural=natural)
     while alive:
         # Too many bits alive at once: windows of bits that many unions can hold.
         width = max(_LEAST_WINDOW, _ALIVE_BITS // (2 * alive))
         hanging = [0] * n
         starts: list[tuple[int, int, int]] = []  # (first place, its block's bit, window)
-        alive = _bitset_walk(deps, order, counts, hanging, hanging, n - 1, 0, 0, width, starts)
+        alive = _bitset_walk(
+            deps, order, counts, hanging, hanging, n - 1, 0, 0, width, starts, natural=natural
+        )
         scratch = [0] * n  # (a later walk's sums of what hangs: complete already)
         for first, given, lo in starts:
             if alive:
                 break
             # (the walk stores each step's count there: what hangs below it plus its bits)
             more = hanging.copy()
-            alive = _bitset_walk(deps, order, more, hanging, scratch, first, given, lo, width)
+            alive = _bitset_walk(
+                deps, order, more, hanging, scratch, first, given, lo, width, natural=natural
+            )
             counts[:] = map(operator.add, counts, map(operator.sub, more, hanging))
 
 
@@ -739,6 +744,8 @@ def _bitset_walk(  # noqa: PLR0915, PLR0917 - one loop, merges written out
     lo: int,
     width: int,
     starts: list[tuple[int, int, int]] | None = None,
+    *,
+    natural: bool = False,
 ) -> int:
     """One walk of `_count_by_bitsets`, keeping the bits `lo … lo + width - 1`.
 
@@ -788,7 +795,10 @@ def _bitset_walk(  # noqa: PLR0915, PLR0917 - one loop, merges written out
         if watch and (high + 1) * min(bit, end) > _ALIVE_BITS:  # (at most that many)
             after -= look
             if after <= 0:
-                alive, bits = _bits_alive(list(filter(None, unions[: high + 1])))
+                # (the unions of the steps at places 0 … high: by position when place i
+                # is step i, else through the order)
+                left = unions[: high + 1] if natural else map(unions.__getitem__, order[: high + 1])
+                alive, bits = _bits_alive(list(filter(None, left)))
                 if bits > _ALIVE_BITS:
                     return alive
                 # (weighing costs a pass in C over the places not walked and a look at each
