@@ -917,7 +917,7 @@ def _marked(  # noqa: PLR0917 - the walk's state
 
 
 def _bits_alive(unions: list[int | tuple[int, int]]) -> tuple[int, int]:
-    """How many distinct bitsets the unions held (none 0) hold, and their bits together.
+    """How many distinct bitsets the given unions (none of them 0) hold, and their bits.
 
     (Many steps may hold the same bitset: the first push of one shares it.)
     """
